@@ -1,0 +1,62 @@
+"""Engine speed on this machine: one ``name: value`` line per measurement.
+
+    python bench/engine.py
+
+machine_build_ms               building the machine for scenarios/getpid.toml (Unicorn, memory,
+                               page tables, GDT, MSRs), the kernel image already assembled
+image_assemble_ms              expanding and assembling entry_64.S once (Keystone + Capstone)
+recorded_round_trip_ms         one fully recorded trace of getpid (every step a record)
+unrecorded_round_trips_per_s   the same round trip without per-step records, one core
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import Session, load_scenario  # noqa: E402
+from engine.kernel.image import build_image  # noqa: E402
+from engine.kernel.macros import Features  # noqa: E402
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "getpid.toml"
+
+
+def median_ms(fn: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    sc = load_scenario(SCENARIO)
+    t = time.perf_counter()
+    build_image.cache_clear()
+    build_image(Features(pti=True, pcid=True, la57=False))
+    image_ms = (time.perf_counter() - t) * 1e3
+    build_ms = median_ms(lambda: Session(sc), 20)
+    session = Session(sc)
+    session.run(True)
+    recorded_ms = median_ms(lambda: session.run(True), 50)
+    session.run(False)
+    n = 2000
+    t = time.perf_counter()
+    for _ in range(n):
+        session.run(False)
+    per_s = n / (time.perf_counter() - t)
+    steps = len(session.run(True).steps)
+    print(f"machine_build_ms: {build_ms:.1f}")
+    print(f"image_assemble_ms: {image_ms:.1f}")
+    print(f"recorded_round_trip_ms: {recorded_ms:.2f}")
+    print(f"recorded_steps: {steps}")
+    print(f"unrecorded_round_trips_per_s: {per_s:.0f}")
+
+
+if __name__ == "__main__":
+    main()

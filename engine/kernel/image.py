@@ -1,0 +1,137 @@
+"""Parse the entry_64.S rendition, expand its macros and assemble it at kernel addresses."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from engine.asm import Assembled, Item, Label, assemble
+from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
+from engine.layout import DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
+from engine.trace import SourceInstruction, SourceLine
+
+
+@dataclass(frozen=True, slots=True)
+class LineMeta:
+    """What rides on each assembled instruction: where it came from."""
+
+    line: int  # 1-based display line
+    macro: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelImage:
+    """The assembled entry text plus the modelled C function and the launch stub."""
+
+    features: Features
+    entry: tuple[Assembled, ...]
+    entry_code: bytes
+    do_syscall_64: Assembled
+    launch: Assembled
+    symbols: dict[str, int]  # public labels and external symbols
+    labels: dict[str, int]  # every label, the macros' local .L ones too
+    source: tuple[SourceLine, ...]
+    by_address: dict[int, Assembled]
+
+    def label_at(self, address: int) -> str:
+        """The nearest public symbol at or before *address* in the kernel."""
+        best, best_addr = "", -1
+        for name, addr in self.symbols.items():
+            if best_addr < addr <= address and not name.startswith("."):
+                best, best_addr = name, addr
+        return best
+
+
+_LABEL_MACRO = re.compile(r"^SYM_(?:CODE_START|CODE_START_LOCAL|INNER_LABEL(?:_ALIGN)?)\((\w+)")
+
+
+def source_text() -> str:
+    return resources.files("engine.kernel").joinpath("entry_64.S").read_text()
+
+
+def _strip_comment(line: str) -> str:
+    return re.sub(r"/\*.*?\*/", "", line).strip()
+
+
+@functools.lru_cache(maxsize=16)
+def build_image(features: Features) -> KernelImage:
+    """Expand and assemble the rendition for *features* (cached: it does not change)."""
+    expander = Expander(features)
+    items: list[Item | Label] = []
+    shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
+    note: list[str] = []
+    in_comment = False
+    for raw in source_text().splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("///"):
+            note.append(stripped[3:].strip())
+            continue
+        line_no = len(shown) + 1
+        label: str | None = None
+        code = "" if in_comment else _strip_comment(raw)
+        if "/*" in raw and "*/" not in raw.split("/*", 1)[1]:
+            in_comment = True
+            code = "" if raw.strip().startswith("/*") else _strip_comment(raw.split("/*")[0])
+        elif in_comment and "*/" in raw:
+            in_comment = False
+            code = ""
+        if code:
+            m = _LABEL_MACRO.match(code)
+            if m:
+                label = m.group(1)
+                items.append(Label(label))
+            elif re.match(r"^[\w.]+:$", code):
+                label = code[:-1]
+                items.append(Label(label))
+            elif code.startswith("SYM_CODE_END"):
+                pass
+            else:
+                word, _, args = code.partition(" ")
+                word = word.strip()
+                if "\t" in word:
+                    word, _, rest = word.partition("\t")
+                    args = rest + " " + args
+                if word in MACROS:
+                    for it in expander.expand(word, args.strip()):
+                        if isinstance(it, Item):
+                            it = Item(it.text, it.asm, LineMeta(line_no, word))
+                        items.append(it)
+                else:
+                    text = resolve_operands(re.sub(r"\s+", " ", code))
+                    mnem, _, ops = text.partition(" ")
+                    items.append(Item(f"{mnem} {ops}".strip(), None, LineMeta(line_no, None)))
+        shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
+        if code:
+            note = []
+
+    externals = {"do_syscall_64": DO_SYSCALL_64}
+    entry, labels = assemble(items, ENTRY_TEXT, externals)
+    (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)
+    (launch,), _ = assemble([Item("iretq", None, LineMeta(0, None))], LAUNCH_STUB)
+
+    per_line: dict[int, list[SourceInstruction]] = {}
+    for a in entry:
+        meta = a.item.meta
+        assert isinstance(meta, LineMeta)
+        per_line.setdefault(meta.line, []).append(
+            SourceInstruction(a.address, a.code, a.text, meta.macro)
+        )
+    source = tuple(
+        SourceLine(i + 1, text, n, lab, tuple(per_line.get(i + 1, ())))
+        for i, (text, n, lab) in enumerate(shown)
+    )
+    public = {k: v for k, v in labels.items() if not k.startswith(".")}
+    image_code = b"".join(a.code for a in entry)
+    return KernelImage(
+        features=features,
+        entry=tuple(entry),
+        entry_code=image_code,
+        do_syscall_64=do_sys,
+        launch=launch,
+        symbols=public,
+        labels=dict(labels),
+        source=source,
+        by_address={a.address: a for a in (*entry, do_sys, launch)},
+    )

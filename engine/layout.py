@@ -1,0 +1,85 @@
+"""Where things live, virtually and physically, on the emulated machine.
+
+Addresses follow a v5.8 kernel without KASLR: text near 0xffffffff81000000, the
+per-CPU area in the direct map (0xffff888000000000 + phys), the task stack in
+vmalloc space (0xffffc90000000000), the cpu_entry_area at 0xfffffe0000000000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAGE = 0x1000
+
+DIRECT_MAP = 0xFFFF888000000000
+DIRECT_MAP_LA57 = 0xFF11000000000000
+
+# Physical memory, mapped sparsely into Unicorn.
+PHYS_PAGE_TABLES = 0x00100000  # bump allocator for page-table pages
+PHYS_PAGE_TABLES_SIZE = 0x00100000
+PHYS_KERNEL_TEXT = 0x01000000
+PHYS_ENTRY_TEXT = 0x01A00000
+PHYS_TASK_STACK = 0x02000000
+PHYS_CEA = 0x02100000  # cpu_entry_area: GDT page, entry stack page
+PHYS_USER = 0x04000000  # user pages, allocated in order
+PHYS_PERCPU = 0x1F400000
+
+KERNEL_TEXT = 0xFFFFFFFF81000000
+KERNEL_TEXT_SIZE = 0x4000
+DO_SYSCALL_64 = 0xFFFFFFFF810025F0
+ENTRY_TEXT = 0xFFFFFFFF81A00000
+ENTRY_TEXT_SIZE = 0x2000
+LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode
+
+THREAD_SIZE = 0x4000
+TASK_STACK_BASE = 0xFFFFC90000010000
+TASK_STACK_TOP = TASK_STACK_BASE + THREAD_SIZE
+
+CEA_BASE = 0xFFFFFE0000001000  # per-CPU cpu_entry_area of CPU 0
+CEA_GDT = CEA_BASE
+CEA_ENTRY_STACK = CEA_BASE + PAGE  # entry_stack_page
+ENTRY_STACK_TOP = CEA_ENTRY_STACK + PAGE  # TSS.sp0
+
+PERCPU_SIZE = 0x8000
+PERCPU_TLBSTATE = 0x2C00  # cpu_tlbstate: not in the user page tables
+PERCPU_TSS = 0x6000  # cpu_tss_rw: page-aligned, cloned into the user page tables
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Addresses that depend on the paging mode."""
+
+    paging: int
+
+    @property
+    def direct_map(self) -> int:
+        return DIRECT_MAP_LA57 if self.paging == 5 else DIRECT_MAP
+
+    @property
+    def percpu_base(self) -> int:
+        return self.direct_map + PHYS_PERCPU
+
+    @property
+    def tss(self) -> int:
+        return self.percpu_base + PERCPU_TSS
+
+    @property
+    def tlbstate(self) -> int:
+        return self.percpu_base + PERCPU_TLBSTATE
+
+    @property
+    def task_size_max(self) -> int:
+        return (1 << (56 if self.paging == 5 else 47)) - PAGE
+
+    @property
+    def task_stack_base(self) -> int:
+        # vmalloc space starts at 0xffffc90000000000 (4-level), 0xffa0000000000000 (5-level).
+        return TASK_STACK_BASE if self.paging == 4 else 0xFFA0000000010000
+
+    @property
+    def task_stack_top(self) -> int:
+        return self.task_stack_base + THREAD_SIZE
+
+    @property
+    def entry_stack_top(self) -> int:
+        return ENTRY_STACK_TOP

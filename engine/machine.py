@@ -1,0 +1,362 @@
+"""The emulated x86-64 machine: Unicorn with real paging, a GDT, MSRs and a per-CPU area.
+
+Built once per (CPU, paging, PTI, PCID, user memory) and reset cheaply between
+runs: every physical region keeps a pristine copy, and the CPU state at CPL 0 is
+kept as a Unicorn context.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass, field
+
+from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
+from unicorn import x86_const as X
+
+from engine import layout as L
+from engine.constants import (
+    CR0_ET,
+    CR0_MP,
+    CR0_NE,
+    CR0_PE,
+    CR0_PG,
+    CR0_WP,
+    CR4_LA57,
+    CR4_PAE,
+    CR4_PCIDE,
+    EFER_LMA,
+    EFER_LME,
+    EFER_NXE,
+    EFER_SCE,
+    KERNEL_CS,
+    KERNEL_DS,
+    KERNEL_PCID,
+    MSR_CSTAR,
+    MSR_EFER,
+    MSR_LSTAR,
+    MSR_STAR,
+    MSR_SYSCALL_MASK,
+    PTI_USER_PCID_MASK,
+    PTI_USER_PGTABLE_MASK,
+    STAR_VALUE,
+    SYSCALL_MASK_V58,
+    TSS_sp0,
+    TSS_sp1,
+)
+from engine.kernel.image import KernelImage, build_image
+from engine.kernel.macros import Features
+from engine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
+from engine.regfile import MsrAccess, RegisterFile
+from engine.trace import MappedRegion, RootSummary
+
+# GDT (arch/x86/kernel/cpu/common.c, gdt_page): flat descriptors, accessed bit preset
+# so that loading a selector never writes the (read-only mapped) GDT.
+GDT_DESCRIPTORS: tuple[int, ...] = (
+    0x0000000000000000,  # 0x00 null
+    0x00CF9B000000FFFF,  # 0x08 __KERNEL32_CS
+    0x00AF9B000000FFFF,  # 0x10 __KERNEL_CS (L=1, DPL 0)
+    0x00CF93000000FFFF,  # 0x18 __KERNEL_DS
+    0x00CFFB000000FFFF,  # 0x23 __USER32_CS (DPL 3)
+    0x00CFF3000000FFFF,  # 0x2b __USER_DS (DPL 3)
+    0x00AFFB000000FFFF,  # 0x33 __USER_CS (L=1, DPL 3)
+    0x0000000000000000,
+)
+
+GPRS: dict[str, int] = {
+    "rax": X.UC_X86_REG_RAX, "rbx": X.UC_X86_REG_RBX, "rcx": X.UC_X86_REG_RCX,
+    "rdx": X.UC_X86_REG_RDX, "rsi": X.UC_X86_REG_RSI, "rdi": X.UC_X86_REG_RDI,
+    "rbp": X.UC_X86_REG_RBP, "rsp": X.UC_X86_REG_RSP, "r8": X.UC_X86_REG_R8,
+    "r9": X.UC_X86_REG_R9, "r10": X.UC_X86_REG_R10, "r11": X.UC_X86_REG_R11,
+    "r12": X.UC_X86_REG_R12, "r13": X.UC_X86_REG_R13, "r14": X.UC_X86_REG_R14,
+    "r15": X.UC_X86_REG_R15,
+}  # fmt: skip
+
+#: Register ids read for every recorded step, in :data:`engine.trace.REG_NAMES` order
+#: (kernel_gs_base, an MSR, is read separately and goes before cr3).
+STEP_REG_IDS: tuple[int, ...] = (
+    *GPRS.values(),
+    X.UC_X86_REG_RIP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_SS,
+    X.UC_X86_REG_FS_BASE, X.UC_X86_REG_GS_BASE, X.UC_X86_REG_CR3,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MachineConfig:
+    """What the scenario's [machine] table chooses."""
+
+    cpu: str = "intel"
+    paging: int = 4
+    pti: bool = True
+    pcid: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UserMapping:
+    """A range of user memory: page-aligned, with its initial contents."""
+
+    name: str
+    vaddr: int
+    size: int
+    writable: bool
+    executable: bool
+    data: bytes = b""
+    data_offset: int = 0
+
+
+@dataclass
+class _PhysRegion:
+    base: int
+    pristine: bytearray
+    writable: bool = True
+
+
+@dataclass
+class Machine:
+    """Unicorn plus everything the kernel expects to find in memory and in MSRs."""
+
+    config: MachineConfig
+    user: tuple[UserMapping, ...]
+    uc: Uc = field(init=False)
+    image: KernelImage = field(init=False)
+    layout: L.Layout = field(init=False)
+    kernel_pgd: int = field(init=False)
+    user_pgd: int = field(init=False)
+    kernel_cr3: int = field(init=False)
+    user_cr3: int = field(init=False)
+    regions: list[_PhysRegion] = field(init=False, default_factory=list)
+    v2p: dict[int, int] = field(init=False, default_factory=dict)  # kernel-root page map
+    _kernel_ctx: object = field(init=False)
+    step_regs: RegisterFile = field(init=False)
+    gprs: RegisterFile = field(init=False)
+    msr: MsrAccess = field(init=False)
+    _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
+    _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.layout = L.Layout(cfg.paging)
+        self.image = build_image(Features(pti=cfg.pti, pcid=cfg.pcid, la57=cfg.paging == 5))
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        # A CPU model with PCID and LA57 in CPUID; the default qemu64 model has neither.
+        self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)
+        self.step_regs = RegisterFile(self.uc, STEP_REG_IDS)
+        self.gprs = RegisterFile(self.uc, tuple(GPRS.values()))
+        self.msr = MsrAccess(self.uc)
+        self._build_memory()
+        self._build_cpu()
+
+    # -- memory --------------------------------------------------------------------
+    def _region(self, base: int, size: int, writable: bool = True) -> bytearray:
+        buf = bytearray(size)
+        self.regions.append(_PhysRegion(base, buf, writable))
+        return buf
+
+    def _build_memory(self) -> None:
+        lay = self.layout
+        levels = self.config.paging
+        pt = PageTableBuilder(L.PHYS_PAGE_TABLES, L.PHYS_PAGE_TABLES_SIZE, levels)
+        pair = pt.alloc(2, align=0x2000)  # KPTI: kernel PGD and user PGD, 8 KiB aligned
+        self.kernel_pgd, self.user_pgd = pair, pair + 0x1000
+
+        text = self._region(L.PHYS_KERNEL_TEXT, L.KERNEL_TEXT_SIZE, writable=False)
+        off = L.DO_SYSCALL_64 - L.KERNEL_TEXT
+        text[off : off + len(self.image.do_syscall_64.code)] = self.image.do_syscall_64.code
+        entry = self._region(L.PHYS_ENTRY_TEXT, L.ENTRY_TEXT_SIZE, writable=False)
+        entry[: len(self.image.entry_code)] = self.image.entry_code
+        off = L.LAUNCH_STUB - L.ENTRY_TEXT
+        entry[off : off + len(self.image.launch.code)] = self.image.launch.code
+        self._region(L.PHYS_TASK_STACK, L.THREAD_SIZE)
+        cea = self._region(L.PHYS_CEA, 2 * L.PAGE)
+        for i, desc in enumerate(GDT_DESCRIPTORS):
+            struct.pack_into("<Q", cea, 8 * i, desc)
+        percpu = self._region(L.PHYS_PERCPU, L.PERCPU_SIZE)
+        struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp0, lay.entry_stack_top)
+        struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp1, lay.task_stack_top)
+
+        def both(v: int, p: int, flags: int) -> None:
+            pt.map_page(self.kernel_pgd, v, p, flags)
+            if self.config.pti:
+                pt.map_page(self.user_pgd, v, p, flags)
+
+        def kernel_only(v: int, p: int, flags: int) -> None:
+            pt.map_page(self.kernel_pgd, v, p, flags)
+
+        # User memory: in both roots (the kernel reaches it for copy_from_user).
+        phys = L.PHYS_USER
+        for m in self.user:
+            buf = self._region(phys, m.size, writable=m.writable)
+            buf[m.data_offset : m.data_offset + len(m.data)] = m.data
+            for o in range(0, m.size, L.PAGE):
+                flags = US | (RW if m.writable else 0) | (0 if m.executable else NX)
+                both(m.vaddr + o, phys + o, flags)
+            phys += m.size
+        # .entry.text and the cpu_entry_area (GDT, entry stack): in both roots.
+        for o in range(0, L.ENTRY_TEXT_SIZE, L.PAGE):
+            both(L.ENTRY_TEXT + o, L.PHYS_ENTRY_TEXT + o, 0)
+        both(L.CEA_GDT, L.PHYS_CEA, NX)
+        both(L.CEA_ENTRY_STACK, L.PHYS_CEA + L.PAGE, RW | NX)
+        # cpu_tss_rw: pti_clone_user_shared() maps each CPU's TSS page into the user root.
+        for o in range(0, L.PERCPU_SIZE, L.PAGE):
+            v, p = lay.percpu_base + o, L.PHYS_PERCPU + o
+            (both if o == L.PERCPU_TSS else kernel_only)(v, p, RW | NX)
+        # Kernel text (do_syscall_64) and the task stack: kernel root only.
+        for o in range(0, L.KERNEL_TEXT_SIZE, L.PAGE):
+            kernel_only(L.KERNEL_TEXT + o, L.PHYS_KERNEL_TEXT + o, 0)
+        for o in range(0, L.THREAD_SIZE, L.PAGE):
+            kernel_only(lay.task_stack_base + o, L.PHYS_TASK_STACK + o, RW | NX)
+        if self.config.pti:
+            # pti_set_user_pgtbl(): the kernel's copy of user PGD entries is NX, so the
+            # kernel can never execute user code through it.
+            for m in self.user:
+                pt.set_top_flags(self.kernel_pgd, m.vaddr, NX)
+
+        # Page tables are not written by the MMU (A/D preset) nor by the code: not restored.
+        used = pt.alloc(1) - L.PHYS_PAGE_TABLES
+        self.regions.insert(0, _PhysRegion(L.PHYS_PAGE_TABLES, pt.pool[:used], writable=False))
+        for r in self.regions:
+            size = (len(r.pristine) + L.PAGE - 1) // L.PAGE * L.PAGE
+            self.uc.mem_map(r.base, size, UC_PROT_ALL)
+            self.uc.mem_write(r.base, bytes(r.pristine))
+        # What a run can change, restored before the next one.
+        self._pristine = [(r.base, bytes(r.pristine)) for r in self.regions if r.writable]
+
+        pcid = self.config.pcid
+        self.kernel_cr3 = self.kernel_pgd | (KERNEL_PCID if pcid else 0)
+        if self.config.pti:
+            user_pcid = (KERNEL_PCID | PTI_USER_PCID_MASK) if pcid else 0
+            self.user_cr3 = self.kernel_pgd | PTI_USER_PGTABLE_MASK | user_pcid
+        else:
+            self.user_cr3 = self.kernel_cr3
+
+    # -- CPU -----------------------------------------------------------------------
+    def _build_cpu(self) -> None:
+        uc, cfg = self.uc, self.config
+        uc.reg_write(X.UC_X86_REG_CR3, self.kernel_pgd)
+        cr4 = CR4_PAE | (CR4_LA57 if cfg.paging == 5 else 0)
+        uc.reg_write(X.UC_X86_REG_CR4, cr4)
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
+        uc.reg_write(X.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)
+        if cfg.pcid:
+            # CR4.PCIDE may only be set while CR3[11:0] is 0 (Intel SDM 4.10.1).
+            uc.reg_write(X.UC_X86_REG_CR4, cr4 | CR4_PCIDE)
+        uc.reg_write(X.UC_X86_REG_CR3, self.kernel_cr3)
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * len(GDT_DESCRIPTORS) - 1, 0))
+        uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
+        uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
+        uc.reg_write(X.UC_X86_REG_DS, 0)
+        uc.reg_write(X.UC_X86_REG_ES, 0)
+        # syscall_init(), arch/x86/kernel/cpu/common.c (v5.8)
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_STAR, STAR_VALUE))
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, SYSCALL_MASK_V58))
+        uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
+        self._kernel_ctx = uc.context_save()
+
+    def reset(self) -> None:
+        """Back to the state right after build: memory contents and the CPL-0 context."""
+        for base, data in self._pristine:
+            self.uc.mem_write(base, data)
+        self.uc.context_restore(self._kernel_ctx)
+
+    def restore_kernel_context(self) -> None:
+        self.uc.context_restore(self._kernel_ctx)
+
+    # -- reading the machine -------------------------------------------------------
+    def read_msr(self, msr: int) -> int:
+        return self.msr.read(msr)
+
+    def write_msr(self, msr: int, value: int) -> None:
+        self.msr.write(msr, value)
+
+    def read_phys(self, addr: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(addr, size))
+
+    def walk(self, cr3: int, vaddr: int) -> PageWalk:
+        """Walk the tables under *cr3* for *vaddr*, reading emulated memory.
+
+        Results are cached per page: after build nothing writes the page tables
+        (A/D bits are preset and no mapping of them exists), so a walk's answer
+        cannot change.
+        """
+        key = (cr3 & 0x000FFFFFFFFFF000, vaddr >> 12)
+        page = self._walks.get(key)
+        if page is None:
+            page = walk(self.read_phys, cr3, vaddr & ~0xFFF, self.config.paging)
+            self._walks[key] = page
+        if page.phys is None:
+            return PageWalk(vaddr, None, page.flags, page.entries)
+        return PageWalk(vaddr, page.phys | (vaddr & 0xFFF), page.flags, page.entries)
+
+    def read_virt(self, cr3: int, vaddr: int, size: int) -> bytes | None:
+        """Read *size* bytes at *vaddr* through the tables under *cr3*; None if unmapped."""
+        out = bytearray()
+        while size:
+            w = self.walk(cr3, vaddr)
+            if w.phys is None:
+                return None
+            n = min(size, L.PAGE - (vaddr & 0xFFF))
+            out += self.read_phys(w.phys, n)
+            vaddr, size = vaddr + n, size - n
+        return bytes(out)
+
+    def write_virt(self, cr3: int, vaddr: int, data: bytes) -> bool:
+        """Write *data* at *vaddr* through the tables under *cr3* (user pages only)."""
+        while data:
+            w = self.walk(cr3, vaddr)
+            if w.phys is None or not w.flags & US or not w.flags & RW:
+                return False
+            n = min(len(data), L.PAGE - (vaddr & 0xFFF))
+            self.uc.mem_write(w.phys, data[:n])
+            vaddr, data = vaddr + n, data[n:]
+        return True
+
+    def read_u64(self, cr3: int, vaddr: int) -> int | None:
+        raw = self.read_virt(cr3, vaddr, 8)
+        return None if raw is None else int(struct.unpack("<Q", raw)[0])
+
+    def named_regions(self) -> list[tuple[str, int]]:
+        """The places whose mapping the page-table panel reports, with one address each."""
+        lay = self.layout
+        out = [(f"user {m.name}", m.vaddr) for m in self.user]
+        out += [
+            ("entry text", L.ENTRY_TEXT),
+            ("cpu_entry_area GDT", L.CEA_GDT),
+            ("entry stack", L.CEA_ENTRY_STACK),
+            ("cpu_tss_rw", lay.tss),
+            ("task stack", lay.task_stack_base),
+            ("per-CPU data", lay.tlbstate),
+            ("kernel text", L.DO_SYSCALL_64),
+        ]
+        return out
+
+    @functools.cached_property
+    def roots(self) -> tuple[RootSummary, ...]:
+        """:meth:`summarize_roots`, once: the tables do not change from run to run."""
+        return self.summarize_roots()
+
+    def summarize_roots(self) -> tuple[RootSummary, ...]:
+        """Walk both roots over the named regions (the user root only exists with PTI)."""
+        roots = [("kernel", self.kernel_cr3)]
+        if self.config.pti:
+            roots.append(("user", self.user_cr3))
+        out = []
+        for name, cr3 in roots:
+            regions = []
+            for rname, addr in self.named_regions():
+                w = self.walk(cr3, addr)
+                regions.append(MappedRegion(rname, addr, w.mapped, w.phys, w.describe()))
+            pcid = cr3 & 0xFFF if self.config.pcid else 0
+            out.append(RootSummary(name, cr3, cr3 & ~0xFFF & ((1 << 63) - 1), pcid, tuple(regions)))
+        return tuple(out)
+
+    def msrs(self) -> dict[str, int]:
+        """The MSRs that set up SYSCALL, read from the CPU (FS/GS bases are in each step)."""
+        return {
+            "EFER": self.read_msr(MSR_EFER),
+            "STAR": self.read_msr(MSR_STAR),
+            "LSTAR": self.read_msr(MSR_LSTAR),
+            "SYSCALL_MASK": self.read_msr(MSR_SYSCALL_MASK),
+        }

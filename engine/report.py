@@ -1,0 +1,113 @@
+"""The JSON form of a trace (the contract of ``syscall-tui trace --json``) and [expect] checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.constants import PT_REGS_FIELDS
+from engine.scenario import Scenario
+from engine.trace import Regs, Step, Trace
+
+FINAL_REGS = (
+    "rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
+    "r10", "r11", "r12", "r13", "r14", "r15", "cs", "ss", "fs_base", "gs_base",
+    "kernel_gs_base", "cr3",
+)  # fmt: skip
+
+
+def hx(value: int) -> str:
+    return f"{value:#x}"
+
+
+def regs_json(regs: Regs, names: tuple[str, ...] = FINAL_REGS) -> dict[str, str]:
+    return {n: hx(getattr(regs, n)) for n in names}
+
+
+def pt_regs_json(values: dict[str, int]) -> dict[str, str]:
+    return {f: hx(values[f]) for f in PT_REGS_FIELDS if f in values}
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "rip": hx(step.rip),
+        "bytes": step.code.hex(),
+        "text": step.text,
+        "source_line": step.source_line,
+        "source": step.source,
+        "macro": step.macro,
+        "label": step.label,
+        "cpl": step.cpl,
+        "regs": regs_json(step.regs),
+        "changed": list(step.changed),
+        "stack": [
+            {"address": hx(s.address), "value": hx(s.value), "slot": s.slot} for s in step.stack
+        ],
+        "entry_stack": [
+            {"address": hx(s.address), "value": hx(s.value), "slot": s.slot}
+            for s in step.entry_stack
+        ],
+        "checks": [{"name": c.name, "result": c.result, "detail": c.detail} for c in step.checks],
+        "events": [{"kind": e.kind, "text": e.text, "modelled": e.modelled} for e in step.events],
+        "modelled": step.modelled,
+        "stack_name": step.stack_name,
+    }
+
+
+def trace_json(trace: Trace) -> dict[str, Any]:
+    """The whole trace as plain JSON data: hex strings for values, lowercase names."""
+    fault = None
+    if trace.fault is not None:
+        f = trace.fault
+        fault = {
+            "vector": f.vector,
+            "name": f.name,
+            "cpl": f.cpl,
+            "rip": hx(f.rip),
+            "address": None if f.address is None else hx(f.address),
+            "modelled": f.modelled,
+            "reason": f.reason,
+        }
+    final = trace.final or trace.initial
+    return {
+        "scenario": trace.scenario,
+        "kernel": trace.kernel,
+        "cpu": trace.cpu,
+        "machine": {"paging": trace.paging, "pti": trace.pti, "pcid": trace.pcid},
+        "exit": trace.exit,
+        "failed_check": trace.failed_check,
+        "checks": [{"name": c.name, "result": c.result} for c in trace.checks],
+        "fault": fault,
+        "pt_regs": {
+            "at_call": pt_regs_json(trace.pt_regs_at_call),
+            "after_call": pt_regs_json(trace.pt_regs_after_call),
+        },
+        "handler": list(trace.handler),
+        "output": trace.output.decode("utf-8", "backslashreplace"),
+        "stopped": trace.stopped,
+        "steps": [step_json(s) for s in trace.steps],
+        "final": {"cpl": trace.final_cpl, "regs": regs_json(final)},
+    }
+
+
+def expectation_mismatches(sc: Scenario, trace: Trace) -> list[str]:
+    """What of the scenario's [expect] the trace does not bear out (empty: all good)."""
+    e = sc.expect
+    out = []
+    if e.exit is not None:
+        got = trace.exit or "none"
+        if got != e.exit:
+            out.append(f"exit: expected {e.exit}, got {got}")
+    if e.failed_check is not None:
+        got = trace.failed_check or "none"
+        if got != e.failed_check:
+            out.append(f"failed_check: expected {e.failed_check}, got {got}")
+    if e.fault is not None:
+        got = trace.fault.name if trace.fault else "none"
+        if got != e.fault:
+            out.append(f"fault: expected {e.fault}, got {got}")
+    if e.fault_cpl is not None:
+        got_cpl = trace.fault.cpl if trace.fault else None
+        if got_cpl != e.fault_cpl:
+            out.append(f"fault_cpl: expected {e.fault_cpl}, got {got_cpl}")
+    return out

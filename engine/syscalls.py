@@ -1,0 +1,219 @@
+"""do_syscall_64(nr, regs), modelled as one step.
+
+The C side of the kernel is not emulated instruction by instruction.  This model
+reads ``nr`` and the ``struct pt_regs`` from the emulated machine, does what the
+v5.8 system call would do to them (and to MSRs and user memory), and writes the
+results back into emulated memory, where the entry code's own instructions then
+find them.  Source: arch/x86/entry/common.c, arch/x86/kernel/signal.c,
+arch/x86/kernel/process_64.c.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from engine.constants import (
+    ARCH_GET_FS,
+    ARCH_GET_GS,
+    ARCH_SET_FS,
+    ARCH_SET_GS,
+    EFAULT,
+    EINVAL,
+    EPERM,
+    FIX_EFLAGS,
+    MASK64,
+    MSR_FS_BASE,
+    MSR_KERNEL_GS_BASE,
+    PT_REGS_FIELDS,
+    UC_STRICT_RESTORE_SS,
+    USER_CS,
+    USER_DS,
+    NR_arch_prctl,
+    NR_exit,
+    NR_exit_group,
+    NR_getpid,
+    NR_rt_sigreturn,
+    NR_syscalls_v58,
+    NR_write,
+)
+from engine.machine import GDT_DESCRIPTORS, Machine
+
+SYSCALL_NAMES = {
+    0: "read", 1: "write", 2: "open", 3: "close", 15: "rt_sigreturn", 39: "getpid",
+    60: "exit", 158: "arch_prctl", 231: "exit_group",
+}  # fmt: skip
+
+# struct rt_sigframe (arch/x86/include/asm/sigframe.h): pretcode, then struct ucontext
+# uc: uc_flags 0, uc_link 8, uc_stack 16 (24 bytes), uc_mcontext 40 (struct sigcontext,
+# 256 bytes), uc_sigmask 296.
+UC_MCONTEXT = 40
+UC_SIGMASK = 296
+SIGCONTEXT_ORDER = (
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
+    "rdx", "rax", "rcx", "rsp", "rip", "eflags",
+)  # fmt: skip
+SIGCONTEXT_CSGSFS = 8 * len(SIGCONTEXT_ORDER)  # cs, gs, fs, ss as four u16
+SIGFRAME_SIZE = UC_SIGMASK + 8
+SIGCONTEXT_TO_PTREGS = {
+    "r8": "r8", "r9": "r9", "r10": "r10", "r11": "r11", "r12": "r12", "r13": "r13",
+    "r14": "r14", "r15": "r15", "rdi": "di", "rsi": "si", "rbp": "bp", "rbx": "bx",
+    "rdx": "dx", "rax": "ax", "rcx": "cx", "rsp": "sp", "rip": "ip",
+}  # fmt: skip
+
+
+def build_sigframe(values: dict[str, int]) -> bytes:
+    """The ucontext part of an rt_sigframe, laid out as signal delivery writes it."""
+    uc = bytearray(SIGFRAME_SIZE)
+    struct.pack_into("<Q", uc, 0, values.get("uc_flags", 0))
+    for i, name in enumerate(SIGCONTEXT_ORDER):
+        struct.pack_into("<Q", uc, UC_MCONTEXT + 8 * i, values.get(name, 0) & MASK64)
+    segs = [values.get(n, 0) & 0xFFFF for n in ("cs", "gs", "fs", "ss")]
+    struct.pack_into("<4H", uc, UC_MCONTEXT + SIGCONTEXT_CSGSFS, *segs)
+    return bytes(uc)
+
+
+@dataclass
+class HandlerResult:
+    """What the modelled call did."""
+
+    lines: list[str] = field(default_factory=list)
+    output: bytes = b""
+    exited: int | None = None  # exit status when the task called exit
+
+
+class PtRegs:
+    """struct pt_regs in emulated memory, read and written through the current CR3."""
+
+    def __init__(self, machine: Machine, cr3: int, base: int):
+        self.m, self.cr3, self.base = machine, cr3, base
+
+    def read(self) -> dict[str, int]:
+        raw = self.m.read_virt(self.cr3, self.base, 8 * len(PT_REGS_FIELDS))
+        assert raw is not None, "pt_regs is not mapped"
+        vals = struct.unpack(f"<{len(PT_REGS_FIELDS)}Q", raw)
+        return dict(zip(PT_REGS_FIELDS, vals, strict=True))
+
+    def write(self, name: str, value: int) -> None:
+        off = 8 * PT_REGS_FIELDS.index(name)
+        w = self.m.walk(self.cr3, self.base + off)
+        assert w.phys is not None
+        self.m.uc.mem_write(w.phys, struct.pack("<Q", value & MASK64))
+
+
+def _err(n: int) -> int:
+    return -n & MASK64
+
+
+def _valid_user_ss(selector: int) -> bool:
+    """force_valid_ss(): is *selector* a present, DPL-3, writable data segment?"""
+    if selector & 4:  # LDT: this machine has none
+        return False
+    index = selector >> 3
+    if index == 0 or index >= len(GDT_DESCRIPTORS):
+        return False
+    desc = GDT_DESCRIPTORS[index]
+    access = (desc >> 40) & 0xFF
+    present, dpl, s, typ = access >> 7, (access >> 5) & 3, (access >> 4) & 1, access & 0xF
+    return bool(present and dpl == 3 and s and typ in (2, 3, 6, 7))
+
+
+def do_syscall_64(
+    m: Machine, cr3: int, nr: int, regs_addr: int, pid: int, regs: dict[str, int] | None = None
+) -> HandlerResult:
+    """Run system call *nr* against the pt_regs at *regs_addr* (v5.8 semantics).
+
+    *regs* may pass in the pt_regs just read from that address.
+    """
+    res = HandlerResult()
+    pt = PtRegs(m, cr3, regs_addr)
+    regs = pt.read() if regs is None else regs
+    name = SYSCALL_NAMES.get(nr, "")
+
+    def ret(value: int, what: str) -> None:
+        pt.write("ax", value)
+        res.lines.append(f"{what} = {value if value < 1 << 63 else value - (1 << 64)}")
+
+    if nr >= NR_syscalls_v58:
+        # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
+        res.lines.append(f"nr {nr:#x} >= NR_syscalls ({NR_syscalls_v58}): ax stays -ENOSYS")
+    elif nr == NR_getpid:
+        ret(pid, "getpid()")
+    elif nr == NR_write:
+        fd, buf, count = regs["di"], regs["si"], regs["dx"]
+        data = m.read_virt(cr3, buf, min(count, 1 << 16)) if count else b""
+        if data is None:
+            ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
+        else:
+            res.output = data
+            ret(len(data), f"write({fd}, {buf:#x}, {count}) wrote {data[:40]!r}")
+    elif nr == NR_arch_prctl:
+        code, addr = regs["di"], regs["si"]
+        if code in (ARCH_SET_FS, ARCH_SET_GS):
+            which = "FS" if code == ARCH_SET_FS else "GS"
+            if addr >= m.layout.task_size_max:
+                ret(_err(EPERM), f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
+            else:
+                # do_arch_prctl_64(): for the current task the base goes straight into the
+                # MSR. The user GS base is the *inactive* one while in the kernel, so it
+                # lands in MSR_KERNEL_GS_BASE and becomes live at the exit's swapgs.
+                msr = MSR_FS_BASE if code == ARCH_SET_FS else MSR_KERNEL_GS_BASE
+                m.write_msr(msr, addr)
+                res.lines.append(
+                    f"{'MSR_FS_BASE' if which == 'FS' else 'MSR_KERNEL_GS_BASE'} ← {addr:#x}"
+                )
+                ret(0, f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
+        elif code in (ARCH_GET_FS, ARCH_GET_GS):
+            msr = MSR_FS_BASE if code == ARCH_GET_FS else MSR_KERNEL_GS_BASE
+            value = m.read_msr(msr)
+            ok = m.write_virt(cr3, addr, struct.pack("<Q", value))
+            which = "FS" if code == ARCH_GET_FS else "GS"
+            ret(0 if ok else _err(EFAULT), f"arch_prctl(ARCH_GET_{which}, {addr:#x})")
+        else:
+            ret(_err(EINVAL), f"arch_prctl({code:#x}, {addr:#x})")
+    elif nr == NR_rt_sigreturn:
+        _rt_sigreturn(m, cr3, pt, regs, res)
+    elif nr in (NR_exit, NR_exit_group):
+        res.exited = regs["di"] & 0xFF
+        res.lines.append(f"{name}({regs['di']}): do_exit() does not return to user space")
+    else:
+        res.lines.append(f"{name or 'syscall'} (nr {nr}) is not modelled: ax left at -ENOSYS")
+    return res
+
+
+def _rt_sigreturn(
+    m: Machine, cr3: int, pt: PtRegs, regs: dict[str, int], res: HandlerResult
+) -> None:
+    """sys_rt_sigreturn(): restore pt_regs from the rt_sigframe the user stack points at."""
+    frame = (regs["sp"] - 8) & MASK64  # the handler's `ret` popped pretcode
+    uc_addr = frame + 8
+    raw = m.read_virt(cr3, uc_addr, SIGFRAME_SIZE)
+    if raw is None:
+        # badframe: signal_fault() → SIGSEGV; the frame is left as it was.
+        res.lines.append(f"rt_sigreturn: frame at {frame:#x} not readable: SIGSEGV (badframe)")
+        pt.write("ax", 0)
+        return
+    uc_flags = int(struct.unpack_from("<Q", raw, 0)[0])
+    sc = dict(
+        zip(
+            SIGCONTEXT_ORDER,
+            struct.unpack_from(f"<{len(SIGCONTEXT_ORDER)}Q", raw, UC_MCONTEXT),
+            strict=True,
+        )
+    )
+    cs, _gs, _fs, ss = struct.unpack_from("<4H", raw, UC_MCONTEXT + SIGCONTEXT_CSGSFS)
+    res.lines.append(f"rt_sigreturn: ucontext at {uc_addr:#x}, uc_flags {uc_flags:#x}")
+    for sc_name, field_name in SIGCONTEXT_TO_PTREGS.items():
+        pt.write(field_name, sc[sc_name])
+    pt.write("cs", cs | 3)  # COPY_SEG_CPL3
+    pt.write("ss", ss | 3)
+    flags = (regs["flags"] & ~FIX_EFLAGS) | (sc["eflags"] & FIX_EFLAGS)
+    pt.write("flags", flags)
+    pt.write("orig_ax", MASK64)  # -1: disable syscall restart checks
+    if not uc_flags & UC_STRICT_RESTORE_SS and (cs | 3) == USER_CS and not _valid_user_ss(ss | 3):
+        pt.write("ss", USER_DS)  # force_valid_ss()
+        res.lines.append(
+            f"force_valid_ss: ss {ss | 3:#x} is not a usable stack segment → __USER_DS"
+        )
+    # return regs->ax: the restored ax is also the return value
+    res.lines.append(f"rt_sigreturn() = {sc['rax']:#x} (the restored ax)")

@@ -1,0 +1,210 @@
+"""Immutable records of one emulated SYSCALL round trip.
+
+The engine yields these; the TUI and the CLI only render them.  Every value in
+them was read from the emulated machine (Unicorn's registers, emulated memory,
+MSRs, CR3) at the moment the record was taken.  Where the engine *modelled* a
+part of the CPU that Unicorn does not implement (see ``engine.model``), the
+record says so with ``modelled=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Names of the registers in :class:`Regs`, in display order.
+REG_NAMES: tuple[str, ...] = (
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    "rip", "rflags", "cs", "ss", "fs_base", "gs_base", "kernel_gs_base", "cr3",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Regs:
+    """Architectural registers at one instant, read from Unicorn."""
+
+    rax: int
+    rbx: int
+    rcx: int
+    rdx: int
+    rsi: int
+    rdi: int
+    rbp: int
+    rsp: int
+    r8: int
+    r9: int
+    r10: int
+    r11: int
+    r12: int
+    r13: int
+    r14: int
+    r15: int
+    rip: int
+    rflags: int
+    cs: int
+    ss: int
+    fs_base: int
+    gs_base: int
+    kernel_gs_base: int
+    cr3: int
+
+    @property
+    def cpl(self) -> int:
+        """Current privilege level: the RPL bits of CS (equal to CPL in long mode)."""
+        return self.cs & 3
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in REG_NAMES}
+
+    def changed_from(self, other: Regs) -> tuple[str, ...]:
+        return tuple(n for n in REG_NAMES if getattr(self, n) != getattr(other, n))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something worth a line in the trace: a mode switch, a CR3 switch, swapgs,
+    the modelled C call, a check verdict, a fault."""
+
+    # "syscall" "cr3_switch" "swapgs" "handler" "check" "sysret" "iret" "return" "fault"
+    # "exit" "cap" "unsupported"
+    kind: str
+    text: str
+    modelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A CPU exception that ended the run."""
+
+    vector: int
+    name: str  # "#PF", "#GP", ...
+    cpl: int
+    rip: int
+    address: int | None = None  # CR2 for #PF
+    modelled: bool = False
+    reason: str = ""
+
+    def describe(self) -> str:
+        where = f" address {self.address:#x}" if self.address is not None else ""
+        tag = " [modelled]" if self.modelled else ""
+        why = f": {self.reason}" if self.reason else ""
+        head = f"{self.name} (vector {self.vector}) at CPL {self.cpl}, RIP {self.rip:#018x}"
+        return f"{head}{where}{tag}{why}"
+
+
+@dataclass(frozen=True, slots=True)
+class StackSlot:
+    """One 8-byte word of a stack, with the name of the slot it holds."""
+
+    address: int
+    value: int
+    slot: str  # pt_regs field ("ss", "sp", ... "r15") or trampoline-frame name
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """One SYSRET-eligibility check as of a step."""
+
+    name: str  # rcx_eq_rip canonical_rip cs_user r11_eq_rflags no_rf_tf ss_user
+    result: str  # "not_reached" | "pass" | "fail"
+    detail: str = ""  # the values compared, e.g. "RCX 0x401002 == RIP 0x401002"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One executed instruction and the machine state right after it."""
+
+    index: int
+    rip: int  # address of the instruction executed
+    code: bytes
+    text: str  # Capstone's disassembly, AT&T
+    source_line: int | None  # 1-based line in the entry_64.S rendition; None for user code
+    source: str  # that source line (macro level), or the user's instruction
+    macro: str | None  # the macro this instruction came from, if any
+    label: str  # the nearest symbol: "entry_SYSCALL_64", "user", ...
+    cpl: int  # privilege level the instruction ran at
+    regs: Regs  # registers after the instruction
+    changed: tuple[str, ...]  # registers this instruction changed
+    stack: tuple[StackSlot, ...]  # pt_regs words written so far, top of stack first
+    entry_stack: tuple[StackSlot, ...]  # trampoline-stack words written so far
+    stack_writes: tuple[int, ...]  # addresses this instruction wrote on either stack
+    stack_reads: tuple[int, ...]  # addresses this instruction read on either stack
+    checks: tuple[CheckState, ...]  # the six SYSRET checks as of this step
+    events: tuple[Event, ...]
+    modelled: bool  # part of this step was modelled, not executed by Unicorn
+    stack_name: str  # which stack RSP is on after the step: "user" "task" "entry" "other"
+
+
+@dataclass(frozen=True, slots=True)
+class MappedRegion:
+    """What one page-table root maps at a named region, found by walking it."""
+
+    name: str
+    address: int
+    mapped: bool
+    phys: int | None
+    flags: str  # "rw- user nx" style summary of the leaf entry
+
+
+@dataclass(frozen=True, slots=True)
+class RootSummary:
+    """One of the two KPTI page-table roots, decoded."""
+
+    name: str  # "kernel" | "user"
+    cr3: int
+    pgd: int
+    pcid: int
+    regions: tuple[MappedRegion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInstruction:
+    address: int
+    code: bytes
+    text: str
+    macro: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    """A line of the entry_64.S rendition with what it assembled to."""
+
+    number: int
+    text: str
+    note: str  # explanation for a learner ("" when none)
+    label: str | None  # label defined on this line
+    instructions: tuple[SourceInstruction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A whole round trip: what the scenario asked for and every step taken."""
+
+    scenario: str
+    path: str | None
+    kernel: str
+    cpu: str
+    paging: int
+    pti: bool
+    pcid: bool
+    initial: Regs  # registers before the first user instruction
+    steps: tuple[Step, ...]
+    exit: str | None  # "sysret" | "iret" | None
+    failed_check: str | None
+    checks: tuple[CheckState, ...]  # final state of the six checks
+    fault: Fault | None
+    pt_regs_at_call: dict[str, int] = field(default_factory=dict)
+    pt_regs_after_call: dict[str, int] = field(default_factory=dict)
+    handler: tuple[str, ...] = ()  # what do_syscall_64 did, line by line
+    output: bytes = b""  # what write() printed
+    final: Regs | None = None
+    final_cpl: int = 3
+    msrs: dict[str, int] = field(
+        default_factory=dict
+    )  # EFER, STAR, LSTAR, SYSCALL_MASK read at start
+    control: dict[str, int] = field(default_factory=dict)  # CR0, CR4
+    roots: tuple[RootSummary, ...] = ()
+    source: tuple[SourceLine, ...] = ()
+    symbols: dict[str, int] = field(default_factory=dict)
+    stopped: str = ""  # why the run ended, in words
+    events: tuple[Event, ...] = ()  # all events of all steps, in order

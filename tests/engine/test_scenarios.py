@@ -1,0 +1,166 @@
+"""Every shipped scenario is a test, and broken scenarios give one clear line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
+from engine.report import expectation_mismatches
+from tests.conftest import ROOT, SCENARIOS
+
+SHIPPED = sorted(SCENARIOS.glob("*.toml"))
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_scenario_meets_its_expectations(path: Path) -> None:
+    sc = load_scenario(path)
+    assert sc.expect.given, "every shipped scenario says what it expects"
+    assert expectation_mismatches(sc, run_scenario(sc)) == []
+
+
+def test_enough_scenarios_ship() -> None:
+    assert len(SHIPPED) >= 15
+
+
+def test_check_command_passes_on_shipped_scenarios() -> None:
+    r = cli("check", "scenarios")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(SHIPPED)} passed, 0 failed" in r.stdout
+
+
+def test_check_command_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('name = "w"\n[expect]\nexit = "iret"\n')
+    r = cli("check", str(wrong))
+    assert r.returncode == 1
+    assert "FAIL" in r.stdout and "exit: expected iret, got sysret" in r.stdout
+
+
+def test_trace_json_contract() -> None:
+    r = cli("trace", "scenarios/sigreturn-noncanonical.toml", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for key in ("scenario", "kernel", "cpu", "exit", "failed_check", "checks", "fault", "pt_regs",
+                "steps", "final"):  # fmt: skip
+        assert key in doc
+    assert doc["exit"] == "iret" and doc["failed_check"] == "canonical_rip"
+    assert doc["kernel"] == "v5.8.13" and doc["cpu"] == "intel"
+    assert [c["name"] for c in doc["checks"]] == [
+        "rcx_eq_rip", "canonical_rip", "cs_user", "r11_eq_rflags", "no_rf_tf", "ss_user",
+    ]  # fmt: skip
+    assert [c["result"] for c in doc["checks"]] == ["pass", "fail"] + ["not_reached"] * 4
+    assert (
+        doc["fault"]["name"] == "#GP" and doc["fault"]["vector"] == 13 and doc["fault"]["cpl"] == 0
+    )
+    assert doc["fault"]["rip"].startswith("0xffffffff81")
+    assert len(doc["pt_regs"]["at_call"]) == 21 and len(doc["pt_regs"]["after_call"]) == 21
+    assert doc["pt_regs"]["after_call"]["ip"] == "0x800000000000"
+    assert doc["final"]["cpl"] == 0
+    regs = doc["final"]["regs"]
+    assert set(regs) >= {"rip", "rsp", "rflags", "rax", "r15", "cs", "ss", "fs_base", "gs_base",
+                         "kernel_gs_base", "cr3"}  # fmt: skip
+    for value in regs.values():
+        assert value.startswith("0x") and value == value.lower()
+    step = doc["steps"][0]
+    for key in ("index", "rip", "bytes", "text", "source_line", "macro", "label", "cpl", "regs",
+                "changed", "stack", "checks", "events", "modelled"):  # fmt: skip
+        assert key in step
+
+
+def test_trace_table_prints_the_verdict() -> None:
+    r = cli("trace", "scenarios/getpid.toml")
+    assert r.returncode == 0, r.stderr
+    assert "exit path:    sysret" in r.stdout and "entry_SYSCALL_64" not in r.stderr
+
+
+BROKEN = [
+    ("bad.toml", "name = \n", "not valid TOML", None),
+    ("unknown-top.toml", 'name = "x"\ncolour = 1\n', "colour: unknown key", "colour"),
+    ("unknown-user.toml", 'name = "x"\n[user]\nraz = 1\n', "user.raz: unknown key", "raz"),
+    ("type.toml", 'name = "x"\n[user]\nrax = "39"\n', "user.rax: expected an integer", None),
+    ("range.toml", 'name = "x"\n[user]\nrip = 0x800000000000\n', "user.rip: value", None),
+    ("cpu.toml", 'name = "x"\n[machine]\ncpu = "arm"\n', "machine.cpu: expected one of", None),
+    ("paging.toml", 'name = "x"\n[machine]\npaging = 3\n', "machine.paging", None),
+    (
+        "asm.toml",
+        'name = "x"\n[user]\ncode = "movq %rax, %bogus"\n',
+        "user.code: does not assemble",
+        None,
+    ),
+    ("noname.toml", "[user]\nrax = 1\n", "name: required key missing", None),
+    ("field.toml", 'name = "x"\n[handler.set]\nrip = 1\n', "handler.set.rip: unknown key", None),
+    (
+        "expect.toml",
+        'name = "x"\n[expect]\nexit = "sysretq"\n',
+        "expect.exit: expected one of",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("fname", "text", "message", "_"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_scenario_is_one_clear_line(
+    tmp_path: Path, fname: str, text: str, message: str, _: object
+) -> None:
+    path = tmp_path / fname
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+    for args in (("trace", str(path)), ("check", str(path)), (str(path),)):
+        r = cli(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr + r.stdout
+        out = (r.stderr + r.stdout).strip().splitlines()
+        assert any(str(path) in line and message in line for line in out)
+
+
+def test_error_names_the_line() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario('name = "x"\n\n[user]\nrax = "no"\n', "s.toml")
+    assert info.value.line == 4 and str(info.value).startswith("s.toml:4: user.rax")
+
+
+def test_missing_file() -> None:
+    r = cli("trace", "no/such/file.toml")
+    assert r.returncode == 2 and "no/such/file.toml: no such file" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_misassembled_user_code_is_refused() -> None:
+    # A decimal displacement goes through the hex rewrite; the result is verified.
+    sc = parse_scenario('name = "x"\n[user]\ncode = "movq $12, 8(%rsp); mov $39, %eax; syscall"')
+    assert sc.code is not None
+    assert sc.code.lines[0][2] == "movq $0xc, 8(%rsp)"
+
+
+def test_defaults() -> None:
+    sc = parse_scenario('name = "plain"')
+    assert (sc.rip, sc.rsp, sc.rflags, sc.regs["rax"]) == (0x401000, 0x7FFC0000F000, 0x246, 39)
+    assert (
+        sc.machine.cpu == "intel" and sc.machine.pti and sc.machine.pcid and sc.machine.paging == 4
+    )
+    assert sc.code is not None and sc.code.code == b"\x0f\x05"
+
+
+def test_engine_imports_no_ui() -> None:
+    code = (
+        "import sys, engine\n"
+        "engine.run_scenario(engine.load_scenario(engine.default_scenario_path()))\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui')]\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,1 @@
+"""The terminal front end: the Textual debugger and the command line."""

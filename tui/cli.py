@@ -1,0 +1,146 @@
+"""The ``syscall-tui`` command: open the debugger, print a trace, or check scenarios.
+
+    syscall-tui [SCENARIO]               the debugger (default scenario without one)
+    syscall-tui trace SCENARIO [--json]  the step table, then the verdict
+    syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
+
+A broken scenario prints one line naming the file and key and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine import EngineError, ScenarioError, load_scenario, run_scenario
+from engine.constants import flag_names
+from engine.report import expectation_mismatches, trace_json
+from engine.trace import Trace
+
+EXIT_BAD_INPUT = 2
+
+
+def _error(message: str) -> int:
+    print(f"syscall-tui: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def print_trace(trace: Trace) -> None:
+    """A readable step table, then the verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"{trace.scenario} · {trace.kernel} · {trace.cpu}", expand=False)
+    for col in ("#", "CPL", "rip", "instruction", "source", "events"):
+        table.add_column(col, overflow="fold")
+    for s in trace.steps:
+        events = "; ".join(("[modelled] " if e.modelled else "") + e.text for e in s.events)
+        table.add_row(
+            str(s.index), str(s.cpl), f"{s.rip:016x}", s.text, s.source, events,
+            style="bold" if s.events else None,
+        )  # fmt: skip
+    console.print(table)
+    final = trace.final
+    console.print(f"exit path:    {trace.exit or '—'}")
+    console.print(f"failed check: {trace.failed_check or 'none'}")
+    for c in trace.checks:
+        console.print(f"  {c.result:12} {c.name:14} {c.detail}")
+    if trace.handler:
+        console.print("do_syscall_64: " + "; ".join(trace.handler))
+    if trace.fault:
+        console.print(f"fault:        {trace.fault.describe()}", style="bold red")
+    if final is not None:
+        console.print(
+            f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
+            f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
+        )
+    console.print(f"stopped:      {trace.stopped}")
+
+
+def cmd_trace(path: str, as_json: bool) -> int:
+    try:
+        trace = run_scenario(load_scenario(path))
+    except ScenarioError as exc:
+        return _error(str(exc))
+    if as_json:
+        json.dump(trace_json(trace), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_trace(trace)
+    return 0
+
+
+def _scenario_files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(sorted(path.rglob("*.toml")))
+        else:
+            out.append(path)
+    return out
+
+
+def cmd_check(paths: list[str]) -> int:
+    files = _scenario_files(paths)
+    if not files:
+        return _error(f"no scenario files in {' '.join(paths)}")
+    bad_input = failed = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+            trace = run_scenario(sc)
+        except ScenarioError as exc:
+            print(f"ERROR {exc}")
+            bad_input += 1
+            continue
+        problems = expectation_mismatches(sc, trace)
+        if not sc.expect.given:
+            print(f"SKIP  {f}: no [expect]")
+        elif problems:
+            failed += 1
+            print(f"FAIL  {f}: " + "; ".join(problems))
+        else:
+            print(f"ok    {f}: exit {trace.exit or 'none'}, failed check {trace.failed_check or 'none'}")
+    print(f"{len(files) - failed - bad_input} passed, {failed} failed", end="")
+    print(f", {bad_input} broken" if bad_input else "")
+    if bad_input:
+        return EXIT_BAD_INPUT
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in ("trace", "check"):
+            parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
+            if args[0] == "trace":
+                parser.add_argument("scenario")
+                parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+                ns = parser.parse_args(args[1:])
+                return cmd_trace(ns.scenario, ns.json)
+            parser.add_argument("paths", nargs="+", help="scenario files or folders")
+            ns = parser.parse_args(args[1:])
+            return cmd_check(ns.paths)
+        parser = argparse.ArgumentParser(
+            prog="syscall-tui",
+            description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
+            "Subcommands: trace SCENARIO [--json], check PATH...",
+        )
+        parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
+        ns = parser.parse_args(args)
+        if ns.scenario is not None:
+            try:
+                load_scenario(ns.scenario)
+            except ScenarioError as exc:
+                return _error(str(exc))
+        from tui.app import run_app
+
+        return run_app(ns.scenario)
+    except EngineError as exc:
+        return _error(f"engine error: {exc}")
+    except KeyboardInterrupt:
+        return 130
