@@ -104,7 +104,8 @@ def cmd_check(paths: list[str]) -> int:
             failed += 1
             print(f"FAIL  {f}: " + "; ".join(problems))
         else:
-            print(f"ok    {f}: exit {trace.exit or 'none'}, failed check {trace.failed_check or 'none'}")
+            verdict = f"exit {trace.exit or 'none'}, failed check {trace.failed_check or 'none'}"
+            print(f"ok    {f}: {verdict}")
     print(f"{len(files) - failed - bad_input} passed, {failed} failed", end="")
     print(f", {bad_input} broken" if bad_input else "")
     if bad_input:
