@@ -129,6 +129,9 @@ class Machine:
     _kernel_ctx: object = field(init=False)
     step_regs: RegisterFile = field(init=False)
     gprs: RegisterFile = field(init=False)
+    rflags_reg: RegisterFile = field(init=False)
+    transition_regs: RegisterFile = field(init=False)
+    control_regs: RegisterFile = field(init=False)
     msr: MsrAccess = field(init=False)
     _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
     _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
@@ -142,6 +145,12 @@ class Machine:
         self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)
         self.step_regs = RegisterFile(self.uc, STEP_REG_IDS)
         self.gprs = RegisterFile(self.uc, tuple(GPRS.values()))
+        self.rflags_reg = RegisterFile(self.uc, (X.UC_X86_REG_RFLAGS,))
+        # what SYSCALL writes, in one call
+        self.transition_regs = RegisterFile(
+            self.uc, (X.UC_X86_REG_RCX, X.UC_X86_REG_R11, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP)
+        )
+        self.control_regs = RegisterFile(self.uc, (X.UC_X86_REG_CR0, X.UC_X86_REG_CR4))
         self.msr = MsrAccess(self.uc)
         self._build_memory()
         self._build_cpu()
@@ -254,6 +263,22 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
         uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
         self._kernel_ctx = uc.context_save()
+
+    @functools.cached_property
+    def task_stack_phys(self) -> int:
+        """Physical base of the task stack (contiguous, checked by walking the kernel root)."""
+        return self._contiguous(self.layout.task_stack_base, self.layout.task_stack_top)
+
+    @functools.cached_property
+    def entry_stack_phys(self) -> int:
+        return self._contiguous(L.CEA_ENTRY_STACK, L.ENTRY_STACK_TOP)
+
+    def _contiguous(self, lo: int, hi: int) -> int:
+        base = self.walk(self.kernel_cr3, lo).phys
+        assert base is not None
+        for v in range(lo, hi, L.PAGE):
+            assert self.walk(self.kernel_cr3, v).phys == base + (v - lo), "not contiguous"
+        return base
 
     def reset(self) -> None:
         """Back to the state right after build: memory contents and the CPL-0 context."""

@@ -37,7 +37,7 @@ class RegisterFile:
         status = uclib.uc_reg_read_batch(self._uch, self._ids, self._ptrs, self._n)
         if status:
             raise UcError(status)
-        return list(self._vals)
+        return self._vals[:]
 
     def write(self, values: Sequence[int]) -> None:
         for i, v in enumerate(values):

@@ -36,7 +36,6 @@ from engine import layout as L
 from engine.asm import disasm_one
 from engine.constants import (
     CHECK_NAMES,
-    CR4_PCIDE,
     EXCEPTION_NAMES,
     MASK64,
     MSR_FS_BASE,
@@ -70,6 +69,13 @@ from engine.trace import (
     Step,
     Trace,
 )
+
+STACK_NAMES = {
+    "user": "user stack",
+    "task": "task's kernel stack",
+    "entry": "per-CPU trampoline (entry) stack",
+    "other": "no stack (RSP holds something else)",
+}
 
 ENTRY_FRAME_SLOTS = {
     "sysret": ("sp", "di", "ax (saved)"),
@@ -190,15 +196,15 @@ class Run:
         self.cr3_writes = pts.after_cr3_write
         self.mov_cr3_at = pts.mov_cr3
         self.swapgs_at = pts.swapgs
-        self.pcide = bool(self.uc.reg_read(X.UC_X86_REG_CR4) & CR4_PCIDE)
+        self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
         self.task_lo = self.lay.task_stack_base
         self.task_hi = self.lay.task_stack_top
         self.es_lo = L.CEA_ENTRY_STACK
         self.es_hi = L.ENTRY_STACK_TOP
         # Unicorn 2.1 hands memory hooks *physical* addresses once paging is on, so the
         # hooks watch the stacks' physical ranges (each is contiguous) and map back.
-        self.task_phys = self._phys_range(self.task_lo, self.task_hi)
-        self.es_phys = self._phys_range(self.es_lo, self.es_hi)
+        self.task_phys = machine.task_stack_phys
+        self.es_phys = machine.entry_stack_phys
         self.user_top = 1 << (56 if self.paging == 5 else 47)
 
         # run state
@@ -225,6 +231,8 @@ class Run:
         self.user_count = 0
         self.all_events: list[Event] = []
         self.cr3_restore: tuple[int, int] | None = None
+        self.last_stack = ""
+        self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
     def _emu(self, start: int) -> None:
@@ -236,13 +244,6 @@ class Run:
         if self.hook_error is not None:
             err = self.hook_error
             raise HookError(f"error inside a Unicorn hook: {err!r}") from err
-
-    def _phys_range(self, lo: int, hi: int) -> int:
-        base = self.m.walk(self.m.kernel_cr3, lo).phys
-        assert base is not None
-        for v in range(lo, hi, L.PAGE):
-            assert self.m.walk(self.m.kernel_cr3, v).phys == base + (v - lo), "stack not contiguous"
-        return base
 
     # -- reading state -------------------------------------------------------------
     def read_regs(self) -> Regs:
@@ -296,6 +297,11 @@ class Run:
         regs = self.read_regs()
         prev = self.prev_regs or regs
         changed = regs.changed_from(prev)
+        stack_name = self._stack_name(regs.rsp)
+        if self.steps and stack_name != self.steps[-1].stack_name:
+            p.events.append(
+                Event("stack_switch", f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}")
+            )
         if p.writes:
             self.stack_cache = self._stack_words(
                 self.task_written, self.task_lo, self.task_hi, None
@@ -321,7 +327,7 @@ class Run:
             checks=tuple(self.checks),
             events=tuple(p.events),
             modelled=p.modelled,
-            stack_name=self._stack_name(regs.rsp),
+            stack_name=stack_name,
         )
         self.steps.append(step)
         self.prev_regs = regs
@@ -386,30 +392,33 @@ class Run:
             self.pending.reads.append(self._virt(address) & ~7)
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
-        self._fix_cr3(address)  # belongs to the MOV to CR3 still open as the pending step
+        self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
         self._finish()
         if self.phase == "launch":
             if address == L.LAUNCH_STUB:
                 return
             self.phase = "user"
-        self._special(address)
+        elif self.phase == "returned":
+            self._returned()
         self.pending = self._begin(address, size)
         if self.phase == "user":
             self._user_instruction()
-        self._special_after_begin(address)
-        self._before_cr3_write(address)
+        if address in self.swapgs_at:
+            self._event(Event("swapgs", "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
+        elif address in self.mov_cr3_at:
+            self._event(Event("cr3_switch", "MOV to CR3: page-table root switch"))
+        action = self.actions.get(address)
+        if action is not None:
+            action(address)
 
     def _on_code_special(self, uc: Any, address: int, size: int, data: Any) -> None:
-        self._special(address)
-        self._special_after_begin(address)
-        self._before_cr3_write(address)
+        self.actions[address](address)
 
     def _on_code_user(self, uc: Any, address: int, size: int, data: Any) -> None:
-        if self.phase == "launch":
-            self.phase = "user"
-        self._special(address)
-        if self.phase == "user":
-            self._user_instruction()
+        if self.phase == "returned":
+            self._returned()
+        self.phase = "user"
+        self._user_instruction()
 
     def _user_instruction(self) -> None:
         if self.initial is None:
@@ -421,21 +430,33 @@ class Run:
             self._event(Event("cap", self.stopped))
             raise _Stop
 
-    def _special(self, address: int) -> None:
-        """Work that must happen before the instruction at *address* runs (no step open yet)."""
-        if not self.record:
-            self._fix_cr3(address)
-        if self.phase == "returned":
-            regs = self.read_regs()
-            self._event(
-                Event(
-                    "return",
-                    f"back at CPL {regs.cpl}: the CPU fetched the instruction "
-                    f"at {regs.rip:#x} (not executed)",
-                )
+    def _returned(self) -> None:
+        """The CPU is about to run the first user instruction after the exit: stop here."""
+        regs = self.read_regs()
+        self._event(
+            Event(
+                "return",
+                f"back at CPL {regs.cpl}: the CPU fetched the instruction "
+                f"at {regs.rip:#x} (not executed)",
             )
-            self.stopped = f"returned to user space at {regs.rip:#x}"
-            raise _Stop
+        )
+        self.stopped = f"returned to user space at {regs.rip:#x}"
+        raise _Stop
+
+    def _build_actions(self) -> dict[int, Callable[[int], None]]:
+        """What to do before the instruction at each interesting address runs."""
+        actions: dict[int, Callable[[int], None]] = {
+            self.do_sys: self._act_do_syscall_64,
+            self.sysret_addr: self._act_sysret,
+            self.iret_addr: self._act_iret,
+            self.ldt_addr: self._act_ldt,
+        }
+        actions.update(dict.fromkeys(self.check_at, self._check))
+        if self.pcide:
+            actions.update(dict.fromkeys(self.mov_cr3_at, self._before_cr3_write))
+            if not self.record:  # recorded runs restore before closing the step
+                actions.update(dict.fromkeys(self.cr3_writes, self._fix_cr3_at))
+        return actions
 
     def _before_cr3_write(self, address: int) -> None:
         """model: MOV to CR3 with CR4.PCIDE=1 does not store bit 63 (it only means "no flush").
@@ -443,11 +464,8 @@ class Run:
         Unicorn would store it (and, with 5-level paging, walk from a bogus root), so the
         bit is taken out of the source register for the MOV and put back right after.
         """
-        if address not in self.mov_cr3_at or not self.pcide:
-            return
         asm = self.img.by_address[address]
-        src = asm.text.split()[1].rstrip(",").lstrip("%")
-        reg = GPRS[src]
+        reg = GPRS[asm.text.split()[1].rstrip(",").lstrip("%")]
         value = int(self.uc.reg_read(reg))
         stored = cr3_as_stored(value, self.pcide)
         if stored != value:
@@ -462,58 +480,54 @@ class Run:
                 )
             )
 
-    def _fix_cr3(self, address: int) -> None:
+    def _fix_cr3_at(self, address: int) -> None:
+        self._fix_cr3()
+
+    def _fix_cr3(self) -> None:
         """Put back the bit :meth:`_before_cr3_write` took out of the MOV's source register."""
         if self.cr3_restore is not None:
             reg, value = self.cr3_restore
             self.uc.reg_write(reg, value)
             self.cr3_restore = None
 
-    def _special_after_begin(self, address: int) -> None:
-        """Work tied to the instruction at *address*, recorded on its step."""
-        if address == self.do_sys:
-            self._model_do_syscall_64()
-        elif address in self.check_at:
-            self._check(address)
-        elif address == self.sysret_addr:
-            self.exit = "sysret"
-            rcx = int(self.uc.reg_read(X.UC_X86_REG_RCX))
-            if sysret_faults(self.sc.machine.cpu, rcx, self.paging):
-                self._model_fault(
-                    13,
-                    address,
-                    f"SYSRET to non-canonical RCX {rcx:#x} on Intel raises "
-                    "#GP(0) in ring 0, with the user RSP and GS already loaded",
-                )
-            self._event(Event("sysret", f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
-            self.phase = "returned"
-        elif address == self.iret_addr:
-            self.exit = "iret"
-            rsp = int(self.uc.reg_read(X.UC_X86_REG_RSP))
-            rip = self.m.read_u64(int(self.uc.reg_read(X.UC_X86_REG_CR3)), rsp)
-            if rip is not None and iret_faults(rip, self.paging):
-                self._model_fault(
-                    13,
-                    address,
-                    f"IRETQ to non-canonical RIP {rip:#x} raises #GP(0) "
-                    "at CPL 0 on the IRET itself",
-                )
-            self._event(Event("iret", f"IRETQ to RIP {rip or 0:#x}"))
-            self.phase = "returned"
-        elif address == self.ldt_addr:
-            self._event(
-                Event(
-                    "unsupported",
-                    "SS is in the LDT: the espfix64 path (native_irq_return_ldt) is not emulated",
-                )
+    def _act_do_syscall_64(self, address: int) -> None:
+        self._model_do_syscall_64()
+
+    def _act_sysret(self, address: int) -> None:
+        self.exit = "sysret"
+        rcx = int(self.uc.reg_read(X.UC_X86_REG_RCX))
+        if sysret_faults(self.sc.machine.cpu, rcx, self.paging):
+            self._model_fault(
+                13,
+                address,
+                f"SYSRET to non-canonical RCX {rcx:#x} on Intel raises "
+                "#GP(0) in ring 0, with the user RSP and GS already loaded",
             )
-            self.stopped = "stopped at native_irq_return_ldt (espfix64 is not emulated)"
-            raise _Stop
-        if self.record and self.pending is not None:
-            if address in self.swapgs_at:
-                self._event(Event("swapgs", "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
-            if address in self.mov_cr3_at:
-                self._event(Event("cr3_switch", "MOV to CR3: page-table root switch"))
+        self._event(Event("sysret", f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
+        self.phase = "returned"
+
+    def _act_iret(self, address: int) -> None:
+        self.exit = "iret"
+        rsp = int(self.uc.reg_read(X.UC_X86_REG_RSP))
+        rip = self.m.read_u64(int(self.uc.reg_read(X.UC_X86_REG_CR3)), rsp)
+        if rip is not None and iret_faults(rip, self.paging):
+            self._model_fault(
+                13,
+                address,
+                f"IRETQ to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the IRET itself",
+            )
+        self._event(Event("iret", f"IRETQ to RIP {rip or 0:#x}"))
+        self.phase = "returned"
+
+    def _act_ldt(self, address: int) -> None:
+        self._event(
+            Event(
+                "unsupported",
+                "SS is in the LDT: the espfix64 path (native_irq_return_ldt) is not emulated",
+            )
+        )
+        self.stopped = "stopped at native_irq_return_ldt (espfix64 is not emulated)"
+        raise _Stop
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
         self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
@@ -524,7 +538,7 @@ class Run:
     def _check(self, address: int) -> None:
         i = self.check_at[address]
         name = CHECK_NAMES[i]
-        zf = bool(int(self.uc.reg_read(X.UC_X86_REG_RFLAGS)) & 0x40)
+        zf = bool(self.m.rflags_reg.read()[0] & 0x40)
         failed = not zf  # every check branches with jne/jnz: taken when ZF is clear
         if failed and self.failed_check is None:
             self.failed_check = name
@@ -676,10 +690,7 @@ class Run:
         m.write_msr(MSR_FS_BASE, fs)
         m.write_msr(MSR_GS_BASE, gs)
         m.write_msr(MSR_KERNEL_GS_BASE, kgs)
-        uc.reg_write(X.UC_X86_REG_RCX, eff.rcx)
-        uc.reg_write(X.UC_X86_REG_R11, eff.r11)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, eff.rflags)
-        uc.reg_write(X.UC_X86_REG_RIP, eff.rip)
+        m.transition_regs.write((eff.rcx, eff.r11, eff.rflags, eff.rip))
         self._event(
             Event(
                 "syscall",
@@ -728,10 +739,7 @@ class Run:
             final=final,
             final_cpl=final.cpl,
             msrs=self.m.msrs(),
-            control={
-                "CR0": int(self.uc.reg_read(X.UC_X86_REG_CR0)),
-                "CR4": int(self.uc.reg_read(X.UC_X86_REG_CR4)),
-            },
+            control=dict(zip(("CR0", "CR4"), self.m.control_regs.read(), strict=True)),
             roots=self.m.roots,
             source=self.img.source,
             symbols=dict(self.img.symbols),
@@ -796,9 +804,7 @@ class Session:
                 add(uc.hook_add(UC_HOOK_MEM_WRITE, d("_on_mem_write"), None, lo, lo + size - 1))
                 add(uc.hook_add(UC_HOOK_MEM_READ, d("_on_mem_read"), None, lo, lo + size - 1))
         else:
-            special = {run.do_sys, run.sysret_addr, run.iret_addr, run.ldt_addr,
-                       *run.check_at, *run.cr3_writes, *run.mov_cr3_at}  # fmt: skip
-            for a in special:
+            for a in run.actions:
                 add(uc.hook_add(UC_HOOK_CODE, d("_on_code_special"), None, a, a))
             # Any instruction in user space: the user's code, and the return to it.
             add(uc.hook_add(UC_HOOK_CODE, d("_on_code_user"), None, 0, run.user_top - 1))
@@ -811,7 +817,9 @@ class Session:
         user memory (what-if variations of registers, handler writes or expectations).
         """
         sc = self.scenario if scenario is None else scenario
-        if user_mappings(sc) != self.machine.user or sc.machine != self.machine.config:
+        if sc is not self.scenario and (
+            user_mappings(sc) != self.machine.user or sc.machine != self.machine.config
+        ):
             raise ValueError("that scenario needs a different machine; make a new Session")
         run = Run(self.machine, sc, record)
         self._install(run)
