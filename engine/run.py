@@ -298,10 +298,13 @@ class Run:
         prev = self.prev_regs or regs
         changed = regs.changed_from(prev)
         stack_name = self._stack_name(regs.rsp)
-        if self.steps and stack_name != self.steps[-1].stack_name:
-            p.events.append(
-                Event("stack_switch", f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}")
-            )
+        # RSP also serves as a scratch register (it holds CR3 in SWITCH_TO_KERNEL_CR3):
+        # only a move onto another real stack is an event.
+        if stack_name != "other" and stack_name != self.last_stack:
+            if self.last_stack:
+                text = f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}"
+                p.events.append(Event("stack_switch", text))
+            self.last_stack = stack_name
         if p.writes:
             self.stack_cache = self._stack_words(
                 self.task_written, self.task_lo, self.task_hi, None
