@@ -67,7 +67,8 @@ def keystone_form(text: str) -> str:
 
 
 _NUMBER = re.compile(r"(?<![\w.%])(-?)(0x[0-9a-fA-F]+|\d+)(?![\w])")
-_DECIMAL = re.compile(r"(?<![\w.%])(-?)(\d+)(?![\wx])")
+# Not: part of a name (%r8, label2), hex (0x..), a local label (1:, 1b, 1f).
+_DECIMAL = re.compile(r"(?<![\w.%])(-?)(\d+)(?![\wx:])")
 _SCALE = re.compile(r",\s*(\d)\s*\)")
 
 

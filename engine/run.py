@@ -94,7 +94,7 @@ def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
         pages[p] = ("code", False, True)
     lo = max((sc.rsp - 0x4000) & ~0xFFF, 0x1000)
     hi = min((sc.rsp + 0x1000 + 0xFFF) & ~0xFFF, top)
-    for p in range(lo, hi, L.PAGE):
+    for p in range(lo, hi if sc.rsp < top else lo, L.PAGE):
         name, w, x = pages.get(p, ("stack", True, False))
         pages[p] = (name if name == "code" else "stack", True, x)
     for mr in sc.memory:
@@ -620,7 +620,8 @@ class Run:
             # is taken on the way into the kernel.
             return
         address = int(uc.reg_read(X.UC_X86_REG_CR2)) if intno == 14 else None
-        name = EXCEPTION_NAMES.get(intno, f"INT {intno}")
+        # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
+        name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
         self.fault = Fault(intno, name, self.cpl(), rip, address, False, "")
         self._event(Event("fault", self.fault.describe()))
         self.stopped = f"{name} at CPL {self.fault.cpl}, RIP {rip:#x}"

@@ -155,11 +155,43 @@ def _kind(value: Any) -> str:
 
 
 def _split_statements(code: str) -> list[str]:
+    """One statement per line or `;`, comments dropped, ``label: insn`` split in two."""
     out = []
     for line in code.replace(";", "\n").splitlines():
         line = line.split("#", 1)[0].strip()
+        while m := re.match(r"^([\w.$]+):\s*(.*)$", line):
+            out.append(m.group(1) + ":")
+            line = m.group(2).strip()
         if line:
             out.append(line)
+    return out
+
+
+def _rename_local_labels(statements: list[str]) -> list[str]:
+    """GNU as numeric local labels (``1:``, ``jmp 1f``, ``jne 1b``) as names Keystone knows."""
+    defs = [(i, st[:-1]) for i, st in enumerate(statements) if re.fullmatch(r"\d+:", st)]
+    if not defs:
+        return statements
+
+    def name(k: int, n: str) -> str:
+        return f"local_{n}_{k}"
+
+    out = []
+    for i, st in enumerate(statements):
+        if re.fullmatch(r"\d+:", st):
+            k = next(k for k, (j, _) in enumerate(defs) if j == i)
+            out.append(name(k, st[:-1]) + ":")
+            continue
+
+        def ref(m: re.Match[str], i: int = i) -> str:
+            n, way = m.group(1), m.group(2)
+            if way == "b":
+                cands = [k for k, (j, d) in enumerate(defs) if d == n and j < i]
+                return name(cands[-1], n) if cands else m.group(0)
+            cands = [k for k, (j, d) in enumerate(defs) if d == n and j > i]
+            return name(cands[0], n) if cands else m.group(0)
+
+        out.append(re.sub(r"(?<![\w$])(\d+)([bf])\b", ref, st))
     return out
 
 
@@ -169,7 +201,7 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
     Decimal numbers are rewritten as hex first (keystone#569); afterwards every
     number the user wrote must appear in Capstone's reading of the instruction.
     """
-    statements = _split_statements(source)
+    statements = _rename_local_labels(_split_statements(source))
     if not statements:
         raise reader.fail("user.code", "expected at least one instruction")
     hexed = [hexify_decimals(s) for s in statements]
@@ -179,7 +211,14 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         raise reader.fail("user.code", f"does not assemble: {exc}") from None
     code = bytes(encoding or b"")
     insns = list(capstone().disasm(code, address))
-    real = [s for s in hexed if not s.endswith(":") and not s.startswith(".")]
+    real = [s for s in hexed if not s.endswith(":")]
+    if any(s.startswith(".") for s in real):
+        # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
+        if not insns or sum(i.size for i in insns) != len(code):
+            raise reader.fail("user.code", "the bytes given do not decode as instructions")
+        lines = [(i.address, f"{i.mnemonic} {i.op_str}".strip(), f"{i.mnemonic} {i.op_str}".strip())
+                 for i in insns]  # fmt: skip
+        return UserCode(source, address, code, tuple(lines))
     if sum(i.size for i in insns) != len(code) or len(insns) != len(real):
         # Keystone can also fail silently, returning no bytes (``movq %rax, %bogus``):
         # find the statement it dropped.
@@ -253,7 +292,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     regs = {reg: r.integer(u[reg], f"user.{reg}") for reg in USER_REGS if reg in u}
     regs.setdefault("rax", DEFAULT_RAX)
     rip = r.integer(u.get("rip", DEFAULT_RIP), "user.rip", 0, user_top)
-    rsp = r.integer(u.get("rsp", DEFAULT_RSP), "user.rsp", 0x1000, user_top)
+    # Any value: RSP is not checked by IRET or SYSRET (a what-if may want a bad one);
+    # only a canonical user address gets stack pages.
+    rsp = r.integer(u.get("rsp", DEFAULT_RSP), "user.rsp")
     rflags = r.integer(u.get("rflags", DEFAULT_RFLAGS), "user.rflags", 0, 0x3FFFFF)
     if rflags & 0x3000:
         raise r.fail("user.rflags", "IOPL must be 0 for user code")

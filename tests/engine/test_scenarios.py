@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
+from engine.constants import MASK64
 from engine.report import expectation_mismatches
 from tests.conftest import ROOT, SCENARIOS
 
@@ -164,3 +165,46 @@ def test_engine_imports_no_ui() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "user_texts"),
+    [
+        (".byte 0x0f, 0x05", ["syscall"]),
+        ("jmp 1f; 1: syscall", ["jmp 0x401002", "syscall"]),
+        ("jmp there\nthere: syscall", ["jmp 0x401002", "syscall"]),
+        (
+            "mov $2, %ecx\n1: dec %ecx\njnz 1b\nmov $39, %eax\nsyscall",
+            [
+                "movl $2, %ecx",
+                "decl %ecx",
+                "jne 0x401005",
+                "decl %ecx",
+                "jne 0x401005",
+                "movl $0x27, %eax",
+                "syscall",
+            ],
+        ),  # fmt: skip
+    ],
+)
+def test_user_code_forms(code: str, user_texts: list[str]) -> None:
+    t = run_scenario(parse_scenario(f'name = "forms"\n[user]\ncode = """{code}"""'))
+    assert [s.text for s in t.steps if s.label == "user"] == user_texts
+    assert t.exit == "sysret"
+
+
+def test_keystone_silent_drop_is_an_error() -> None:
+    # Keystone returns no bytes, without an error, for an unknown register.
+    with pytest.raises(ScenarioError, match="does not assemble: 'movq %rax, %bogus'"):
+        parse_scenario('name = "x"\n[user]\ncode = "movq %rax, %bogus; syscall"')
+
+
+def test_any_rsp_value_is_allowed_and_returned() -> None:
+    t = run_scenario(parse_scenario('name = "x"\n[user]\nrsp = 0xffffffffffffffff'))
+    assert t.exit == "sysret" and t.final is not None and t.final.rsp == MASK64
+
+
+def test_int80_is_not_the_syscall_path() -> None:
+    t = run_scenario(parse_scenario('name = "x"\n[user]\ncode = "int $0x80"'))
+    assert t.fault is not None and t.fault.name == "INT 0x80" and t.fault.cpl == 3
+    assert t.exit is None
