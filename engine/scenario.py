@@ -216,9 +216,11 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
         if not insns or sum(i.size for i in insns) != len(code):
             raise reader.fail("user.code", "the bytes given do not decode as instructions")
-        lines = [(i.address, f"{i.mnemonic} {i.op_str}".strip(), f"{i.mnemonic} {i.op_str}".strip())
-                 for i in insns]  # fmt: skip
-        return UserCode(source, address, code, tuple(lines))
+        decoded = []
+        for i in insns:
+            text = f"{i.mnemonic} {i.op_str}".strip()
+            decoded.append((i.address, text, text))
+        return UserCode(source, address, code, tuple(decoded))
     if sum(i.size for i in insns) != len(code) or len(insns) != len(real):
         # Keystone can also fail silently, returning no bytes (``movq %rax, %bogus``):
         # find the statement it dropped.

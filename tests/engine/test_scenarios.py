@@ -167,6 +167,10 @@ def test_engine_imports_no_ui() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+LOOP_TWICE = ["movl $2, %ecx", "decl %ecx", "jne 0x401005", "decl %ecx", "jne 0x401005"]
+LOOP_TWICE += ["movl $0x27, %eax", "syscall"]
+
+
 @pytest.mark.parametrize(
     ("code", "user_texts"),
     [
