@@ -179,16 +179,8 @@ LOOP_TWICE += ["movl $0x27, %eax", "syscall"]
         ("jmp there\nthere: syscall", ["jmp 0x401002", "syscall"]),
         (
             "mov $2, %ecx\n1: dec %ecx\njnz 1b\nmov $39, %eax\nsyscall",
-            [
-                "movl $2, %ecx",
-                "decl %ecx",
-                "jne 0x401005",
-                "decl %ecx",
-                "jne 0x401005",
-                "movl $0x27, %eax",
-                "syscall",
-            ],
-        ),  # fmt: skip
+            LOOP_TWICE,
+        ),
     ],
 )
 def test_user_code_forms(code: str, user_texts: list[str]) -> None:
