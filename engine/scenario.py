@@ -298,8 +298,8 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     # only a canonical user address gets stack pages.
     rsp = r.integer(u.get("rsp", DEFAULT_RSP), "user.rsp")
     rflags = r.integer(u.get("rflags", DEFAULT_RFLAGS), "user.rflags", 0, 0x3FFFFF)
-    if rflags & 0x3000:
-        raise r.fail("user.rflags", "IOPL must be 0 for user code")
+    if rflags & 0x20000:
+        raise r.fail("user.rflags", "VM (bit 17) cannot be set in 64-bit mode")
     fs_base = r.integer(u.get("fs_base", 0), "user.fs_base")
     gs_base = r.integer(u.get("gs_base", 0), "user.gs_base")
     for key, val in (("user.fs_base", fs_base), ("user.gs_base", gs_base)):

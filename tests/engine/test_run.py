@@ -394,3 +394,21 @@ def test_sigframe_lives_in_user_memory() -> None:
     raw = m.read_virt(m.user_cr3, sc.rsp + 40 + 14 * 8, 24)  # uc_mcontext.rcx, rsp, rip
     assert raw is not None and struct.unpack("<3Q", raw) == (0x800000000000, sc.rsp, 0x800000000000)
     assert m.layout.entry_stack_top == L.ENTRY_STACK_TOP
+
+
+def test_tf_from_the_start_traps_after_the_first_instruction() -> None:
+    sc = parse_scenario('name = "tf"\n[user]\nrflags = 0x346\ncode = "mov $39, %eax; syscall"')
+    t = run_scenario(sc)
+    assert t.fault is not None and (t.fault.name, t.fault.cpl) == ("#DB", 3)
+    assert t.fault.rip == 0x401005  # a trap: after the mov, before the syscall
+
+
+def test_tf_on_the_syscall_itself_is_masked_not_trapped() -> None:
+    t = run_scenario(parse_scenario('name = "tf"\n[user]\nrflags = 0x346'))
+    assert t.fault is None and t.failed_check == "no_rf_tf"
+    assert t.final is not None and t.final.rflags & 0x100  # IRET restored TF
+
+
+def test_iopl3_survives_sysret() -> None:
+    t = run_scenario(parse_scenario('name = "iopl"\n[user]\nrflags = 0x3246'))
+    assert t.exit == "sysret" and t.final is not None and t.final.rflags == 0x3246
