@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Session, load_scenario  # noqa: E402
-from engine.kernel.image import build_image  # noqa: E402
-from engine.kernel.macros import Features  # noqa: E402
+from engine import Session, load_scenario
+from engine.kernel.image import build_image
+from engine.kernel.macros import Features
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "getpid.toml"
 

@@ -345,7 +345,10 @@ class Machine:
     def named_regions(self) -> list[tuple[str, int]]:
         """The places whose mapping the page-table panel reports, with one address each."""
         lay = self.layout
-        out = [(f"user {m.name}", m.vaddr) for m in self.user]
+        out: list[tuple[str, int]] = []
+        for m in self.user:  # one entry per run of pages with the same name
+            if not out or out[-1][0] != f"user {m.name}":
+                out.append((f"user {m.name}", m.vaddr))
         out += [
             ("entry text", L.ENTRY_TEXT),
             ("cpu_entry_area GDT", L.CEA_GDT),

@@ -259,7 +259,9 @@ class Run:
             return "task"
         if self.es_lo <= rsp <= self.es_hi:
             return "entry"
-        if rsp < self.user_top:
+        # user memory the scenario mapped (RSP may hold a stack-top address one past it);
+        # anything else, e.g. the CR3 value SWITCH_TO_KERNEL_CR3 keeps in RSP, is no stack
+        if any(m.vaddr < rsp <= m.vaddr + m.size for m in self.m.user):
             return "user"
         return "other"
 
@@ -534,7 +536,7 @@ class Run:
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
         self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
-        self._event(Event("fault", self.fault.describe(), modelled=True))
+        self._event(Event("fault", self.fault.describe(tag_modelled=False), modelled=True))
         self.stopped = f"{EXCEPTION_NAMES[vector]} (modelled) at {rip:#x}"
         raise _Stop
 

@@ -84,9 +84,9 @@ class Fault:
     modelled: bool = False
     reason: str = ""
 
-    def describe(self) -> str:
+    def describe(self, tag_modelled: bool = True) -> str:
         where = f" address {self.address:#x}" if self.address is not None else ""
-        tag = " [modelled]" if self.modelled else ""
+        tag = " [modelled]" if self.modelled and tag_modelled else ""
         why = f": {self.reason}" if self.reason else ""
         head = f"{self.name} (vector {self.vector}) at CPL {self.cpl}, RIP {self.rip:#018x}"
         return f"{head}{where}{tag}{why}"
