@@ -1,0 +1,218 @@
+"""Measure the TUI: cold start and the cost of one step, printed as ``name: value`` lines.
+
+cold_start_s
+    Wall time from spawning ``python -c "run_app(None)"`` on a 160x50 pseudo-terminal until
+    the first frame of the default scenario (its status line) has been written to the terminal.
+    The engine run of the scenario is included, as a user would wait for it.
+
+step_ms_median / step_back_ms_median
+    Time the app spends on one key press at 160x50, over the whole default trace: from the
+    moment the Key event is dispatched to the end of the binding's action (which pushes the
+    new position into every panel), plus every screen update that follows it (layout, widget
+    rendering, compositing and turning the frame into terminal output) until the app is idle.
+    Textual paces screen updates at 60 Hz; the wait for that tick is not work and is left out
+    of these two numbers, but reported separately as *_latency_ms_median: key to the end of
+    the first frame that shows the new position.
+
+import_floor_s
+    For scale: spawning ``python -c "import textual.app"`` alone, the part of the cold start
+    that no code of this project can remove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from textual import events  # noqa: E402
+from textual._compositor import CompositorUpdate  # noqa: E402
+from textual.app import App  # noqa: E402
+from textual.message import Message  # noqa: E402
+from textual.screen import Screen  # noqa: E402
+
+from engine import default_scenario_path, load_scenario, run_scenario  # noqa: E402
+from tui.app import SyscallTuiApp  # noqa: E402
+from tui.screens.debugger import DebuggerScreen  # noqa: E402
+
+SIZE = (160, 50)
+
+
+def cold_start(runs: int = 5) -> list[float]:
+    """Seconds from process spawn to the first frame on a real pseudo-terminal."""
+    code = "import sys; from tui.app import run_app; sys.exit(run_app(None))"
+    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
+    times = []
+    for _ in range(runs):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        seen = b""
+        deadline = start + 30
+        # The status line is near the bottom of the first frame: once it is out, so is the frame.
+        while b"step" not in seen or b"0/" not in seen:
+            if time.perf_counter() > deadline:
+                process.kill()
+                raise RuntimeError("no frame within 30 s:\n" + seen.decode(errors="replace"))
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        times.append(time.perf_counter() - start)
+        # Nothing answers the terminal's capability queries here, so rather than a key press
+        # that may sit behind them, end the run with a signal.
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return times
+
+
+class Probe:
+    """Timestamps of key dispatch, action end and screen updates, collected by patches."""
+
+    def __init__(self) -> None:
+        self.key_at: float | None = None
+        self.action_end: float | None = None
+        self.updates: list[tuple[float, float]] = []
+
+    def reset(self) -> None:
+        self.key_at = None
+        self.action_end = None
+        self.updates = []
+
+    def hook(self, message: Message) -> None:
+        if isinstance(message, events.Key) and self.key_at is None:
+            self.key_at = time.perf_counter()
+
+
+def install_probes(probe: Probe) -> Callable[[], None]:
+    """Patch the screen update and the two actions; returns a function that undoes it."""
+    console = Console(width=SIZE[0], height=SIZE[1], force_terminal=True, color_system="truecolor")
+    original_update = Screen._on_timer_update
+    original_display = App._display
+    originals = {
+        name: getattr(DebuggerScreen, name) for name in ("action_step", "action_step_back")
+    }
+
+    def timed_update(self: Screen[Any]) -> None:
+        start = time.perf_counter()
+        original_update(self)
+        probe.updates.append((start, time.perf_counter()))
+
+    def rendering_display(self: App[Any], screen: Screen[Any], renderable: Any) -> None:
+        # Headless apps skip turning the frame into escape sequences; a terminal would not.
+        if isinstance(renderable, CompositorUpdate):
+            renderable.render_segments(console)
+        original_display(self, screen, renderable)
+
+    def timed(action: Callable[[DebuggerScreen], None]) -> Callable[[DebuggerScreen], None]:
+        def run(self: DebuggerScreen) -> None:
+            action(self)
+            probe.action_end = time.perf_counter()
+
+        return run
+
+    Screen._on_timer_update = timed_update  # type: ignore[method-assign]
+    App._display = rendering_display  # type: ignore[method-assign]
+    for name, action in originals.items():
+        setattr(DebuggerScreen, name, timed(action))
+
+    def undo() -> None:
+        Screen._on_timer_update = original_update  # type: ignore[method-assign]
+        App._display = original_display  # type: ignore[method-assign]
+        for name, action in originals.items():
+            setattr(DebuggerScreen, name, action)
+
+    return undo
+
+
+async def step_costs() -> dict[str, list[float]]:
+    trace = run_scenario(load_scenario(default_scenario_path()))
+    probe = Probe()
+    undo = install_probes(probe)
+    results: dict[str, list[float]] = {"s": [], "b": [], "s_latency": [], "b_latency": []}
+    try:
+        app = SyscallTuiApp(trace, scenario_dirs=())
+        async with app.run_test(size=SIZE, message_hook=probe.hook) as pilot:
+            await pilot.pause(0.2)
+            for key, count in (("s", len(trace.steps)), ("b", len(trace.steps))):
+                for _ in range(count):
+                    probe.reset()
+                    await pilot.press(key)
+                    await pilot.pause(0.04)  # a few 60 Hz ticks: every follow-up update lands
+                    if probe.key_at is None or probe.action_end is None or not probe.updates:
+                        raise RuntimeError(f"key {key!r} was not measured")
+                    work = (probe.action_end - probe.key_at) + sum(
+                        end - start for start, end in probe.updates
+                    )
+                    results[key].append(work * 1000)
+                    # The frame that shows the new position is the first update after the action.
+                    frame_end = next(
+                        end for start, end in probe.updates if start >= probe.action_end
+                    )
+                    results[f"{key}_latency"].append((frame_end - probe.key_at) * 1000)
+            screen = app.screen
+            assert isinstance(screen, DebuggerScreen) and screen.position == 0
+    finally:
+        undo()
+    return results
+
+
+def import_floor(runs: int = 5) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import textual.app"], check=True, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    floor = import_floor()
+    starts = cold_start()
+    costs = asyncio.run(step_costs())
+    print(f"cold_start_s: {statistics.median(starts):.3f}")
+    print(f"cold_start_s_max: {max(starts):.3f}")
+    print(f"import_floor_s: {statistics.median(floor):.3f}")
+    print(f"step_ms_median: {statistics.median(costs['s']):.2f}")
+    print(f"step_ms_p90: {statistics.quantiles(costs['s'], n=10)[-1]:.2f}")
+    print(f"step_back_ms_median: {statistics.median(costs['b']):.2f}")
+    print(f"step_back_ms_p90: {statistics.quantiles(costs['b'], n=10)[-1]:.2f}")
+    print(f"step_latency_ms_median: {statistics.median(costs['s_latency']):.2f}")
+    print(f"step_back_latency_ms_median: {statistics.median(costs['b_latency']):.2f}")
+    print(f"steps_measured: {len(costs['s'])}")
+
+
+if __name__ == "__main__":
+    main()

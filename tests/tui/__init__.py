@@ -1,0 +1,1 @@
+"""Tests of the Textual front end, on real recorded runs of the shipped scenarios."""

@@ -1,0 +1,92 @@
+"""Screenshots of the debugger at the moments that matter, compared with accepted ones.
+
+Each app is built from a real run of a shipped scenario; the position is set before the
+screenshot, so nothing depends on timing.  Update with ``pytest --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tests.tui.helpers import has_event, make_app, position_after, scenario_trace
+from tui.screens.debugger import DebuggerScreen
+
+SnapCompare = Callable[..., bool]
+WIDE = (160, 50)
+NARROW = (80, 24)
+
+
+def at(position: int, panel: str | None = None) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.pause()  # let the debugger screen mount first
+        screen = pilot.app.screen
+        assert isinstance(screen, DebuggerScreen)
+        screen.position = position
+        if panel is not None:
+            screen.panel = panel
+        await pilot.pause()
+
+    return run_before
+
+
+def call_position() -> int:
+    trace = scenario_trace("getpid.toml")
+    return position_after(trace, lambda s: s.text.startswith("call"))
+
+
+def failing_check_position() -> int:
+    trace = scenario_trace("sigreturn-noncanonical.toml")
+    return position_after(trace, lambda s: any(c.result == "fail" for c in s.checks))
+
+
+class TestWide:
+    """The full three-column screen at 160x50."""
+
+    def test_start(self, snap_compare: SnapCompare) -> None:
+        """Before the first instruction: user mode, user CR3 live, nothing highlighted."""
+        assert snap_compare(make_app(), terminal_size=WIDE, run_before=at(0))
+
+    def test_cr3_switch(self, snap_compare: SnapCompare) -> None:
+        """Right after SWITCH_TO_KERNEL_CR3 writes CR3: both roots lit, kernel root live."""
+        trace = scenario_trace("getpid.toml")
+        position = position_after(trace, has_event("cr3_switch"))
+        assert snap_compare(make_app(), terminal_size=WIDE, run_before=at(position))
+
+    def test_call_do_syscall_64(self, snap_compare: SnapCompare) -> None:
+        """At the call to do_syscall_64: pt_regs complete on the task stack, RSI points at it."""
+        assert snap_compare(make_app(), terminal_size=WIDE, run_before=at(call_position()))
+
+    def test_failing_check(self, snap_compare: SnapCompare) -> None:
+        """sigreturn to 2^47: canonical_rip fails, the rest are skipped, IRET is the way out."""
+        app = make_app("sigreturn-noncanonical.toml")
+        assert snap_compare(app, terminal_size=WIDE, run_before=at(failing_check_position()))
+
+    def test_fault(self, snap_compare: SnapCompare) -> None:
+        """The end of sigreturn to 2^47: IRETQ raises #GP at CPL 0, shown as a banner."""
+        app = make_app("sigreturn-noncanonical.toml")
+        end = len(scenario_trace("sigreturn-noncanonical.toml").steps)
+        assert snap_compare(app, terminal_size=WIDE, run_before=at(end))
+
+
+class TestNarrow:
+    """80x24: the panels become tabs; the current line and the verdict stay pinned."""
+
+    def test_code_tab_at_cr3_switch(self, snap_compare: SnapCompare) -> None:
+        """The code tab with the pinned line and verdict rows."""
+        trace = scenario_trace("getpid.toml")
+        position = position_after(trace, has_event("cr3_switch"))
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=at(position))
+
+    def test_checks_tab_at_failing_check(self, snap_compare: SnapCompare) -> None:
+        """The checks tab on a failure: the verdict and the reason fit in 80 columns."""
+        app = make_app("sigreturn-noncanonical.toml")
+        run_before = at(failing_check_position(), panel="checks")
+        assert snap_compare(app, terminal_size=NARROW, run_before=run_before)
+
+    def test_stack_tab_at_call(self, snap_compare: SnapCompare) -> None:
+        """The stack tab with the whole pt_regs frame and RSP at r15."""
+        run_before = at(call_position(), panel="stack")
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)

@@ -1,0 +1,1 @@
+"""One Screen per mode of the debugger."""

@@ -1,0 +1,52 @@
+"""Command-palette entries: every debugger key, and one "open" entry per scenario file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class DebuggerCommands(Provider):
+    """Offers the debugger's actions while the debugger screen is active."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        from tui.screens.debugger import DebuggerScreen
+        from tui.screens.picker import scenario_files
+
+        screen = self.screen
+        if not isinstance(screen, DebuggerScreen):
+            return []
+        commands: list[tuple[str, str, Callable[[], object]]] = []
+        for binding in DebuggerScreen.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.show:
+                continue
+            title = binding.description.capitalize()
+            commands.append((title, binding.tooltip, partial(screen.run_action, binding.action)))
+        for _directory, files in scenario_files(screen.scenario_dirs):
+            for path in files:
+                commands.append(
+                    (f"Open scenario {path.name}", str(path), partial(self._open, screen, path))
+                )
+        return commands
+
+    @staticmethod
+    def _open(screen: object, path: Path) -> None:
+        from tui.screens.debugger import DebuggerScreen
+
+        assert isinstance(screen, DebuggerScreen)
+        screen.load(path)
+
+    async def discover(self) -> Hits:
+        for title, help_text, command in self._commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, command in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)

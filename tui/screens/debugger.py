@@ -1,0 +1,395 @@
+"""The debugger screen: owns the loaded trace and the position in it, and pushes both down.
+
+Widgets never look at each other or at the trace: every step, `_show` hands each panel the
+few values it renders, as one immutable view.  A reactive only fires when its view differs
+from the last one, and a panel then repaints only the rows that changed, so a step costs
+what that step changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer, Tab, Tabs
+
+from engine.trace import Trace
+from tui.screens.timeline import Timeline
+from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
+from tui.widgets.expansion import ExpansionView, MacroExpansion
+from tui.widgets.msrs import MsrPanel, MsrView
+from tui.widgets.note import NotePanel, NoteView, kernel_note, user_note
+from tui.widgets.registers import RegistersPanel, RegistersView
+from tui.widgets.roots import RootsPanel, RootsView
+from tui.widgets.source import Listing, SourceListing
+from tui.widgets.stack import StackPanel, StackView, rows_needed, stack_title
+from tui.widgets.status import FaultBanner, NowBar, StatusLine
+
+#: Below either size the columns do not fit, and the panels become tabs.
+WIDE_MIN_WIDTH = 120
+WIDE_MIN_HEIGHT = 36
+
+#: The tabs of the narrow layout: (panel name, tab label).
+PANELS: tuple[tuple[str, str], ...] = (
+    ("code", "code"),
+    ("why", "why"),
+    ("registers", "regs"),
+    ("stack", "stack"),
+    ("msrs", "MSRs"),
+    ("roots", "CR3"),
+    ("checks", "checks"),
+)
+
+
+def scenario_name(trace: Trace) -> str:
+    return trace.scenario or (Path(trace.path).stem if trace.path else "scenario")
+
+
+class DebuggerScreen(Screen[None]):
+    """Step through one recorded SYSCALL round trip in both directions."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s,f7", "step", "step", tooltip="Execute one instruction", id="step"),
+        Binding("b", "step_back", "back", tooltip="Undo the last instruction", id="step-back"),
+        Binding(
+            "n", "next_line", "next line", tooltip="Run to the next source line", id="next-line"
+        ),
+        Binding(
+            "c",
+            "continue_run",
+            "continue",
+            tooltip="Run to the next event: CR3 switch, swapgs, a check verdict, the exit",
+            id="continue",
+        ),
+        Binding("g", "go_to", "go to", tooltip="Jump to step N", id="go-to"),
+        Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
+        Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
+        Binding(
+            "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
+        ),
+        *(
+            Binding(str(n), f"show_panel('{panel}')", label, show=False, id=f"panel-{panel}")
+            for n, (panel, label) in enumerate(PANELS, start=1)
+        ),
+    ]
+
+    position: var[int] = var(0, init=False)
+    """Steps executed: 0 is before the first, len(steps) after the last."""
+    panel: var[str] = var("code", init=False)
+    """The panel shown when the layout is narrow enough to need tabs."""
+
+    @dataclass
+    class Loaded(Message, bubble=False):
+        """A scenario ran to completion and its trace is ready."""
+
+        trace: Trace
+
+    @dataclass
+    class LoadFailed(Message, bubble=False):
+        """A scenario could not be loaded or run; the current one stays."""
+
+        path: str
+        error: str
+
+    def __init__(self, trace: Trace, scenario_dirs: tuple[Path, ...] = ()) -> None:
+        # The panel class is set from the start: changing classes after mount restyles the
+        # whole screen, which is a good part of the start-up time.
+        super().__init__(classes="show-code")
+        self.scenario_dirs = scenario_dirs
+        self.timeline = Timeline(trace)
+        """The loaded trace with its stops precomputed."""
+        self._listing = Listing.from_trace(trace)
+
+    def compose(self) -> ComposeResult:
+        yield FaultBanner(id="fault")
+        yield NowBar(id="now")
+        yield Tabs(*(Tab(label, id=f"tab-{panel}") for panel, label in PANELS), id="panel-tabs")
+        with Horizontal(id="panels"):
+            with Vertical(id="code-column", classes="column"):
+                yield SourceListing(id="listing")
+                yield MacroExpansion(id="expansion")
+                yield NotePanel(id="note")
+            with Vertical(id="state-column", classes="column"):
+                yield RegistersPanel(id="registers")
+                yield StackPanel(id="stack")
+            with Vertical(id="machine-column", classes="column"):
+                yield MsrPanel(id="msrs")
+                yield RootsPanel(id="roots")
+                yield ChecksPanel(id="checks")
+        yield VerdictBar(id="verdict")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # The step path touches every panel: look them up once.
+        self._listing_view = self.query_one(SourceListing)
+        self._expansion = self.query_one(MacroExpansion)
+        self._note = self.query_one(NotePanel)
+        self._registers = self.query_one(RegistersPanel)
+        self._stack = self.query_one(StackPanel)
+        self._msrs = self.query_one(MsrPanel)
+        self._roots = self.query_one(RootsPanel)
+        self._checks = self.query_one(ChecksPanel)
+        self._verdict = self.query_one(VerdictBar)
+        self._fault = self.query_one(FaultBanner)
+        self._status = self.query_one(StatusLine)
+        self._now = self.query_one(NowBar)
+        self._listing_view.border_subtitle = "● ran  ▶ next"
+        self._note.border_title = "why"
+        self._registers.border_title = "registers"
+        self._msrs.border_title = "MSRs"
+        self._roots.border_title = RootsPanel.TITLE
+        self._checks.border_title = "SYSRET checks"
+        self._apply_timeline()
+
+    # -- layout -----------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        narrow = event.size.width < WIDE_MIN_WIDTH or event.size.height < WIDE_MIN_HEIGHT
+        self.set_class(narrow, "-narrow")
+        footer = self.query_one(Footer)
+        if footer.compact != narrow:
+            footer.compact = narrow
+        # ctrl+p still opens the palette; its footer entry does not fit at 80 columns.
+        if footer.show_command_palette == narrow:
+            footer.show_command_palette = not narrow
+
+    def watch_panel(self, old: str, new: str) -> None:
+        self.remove_class(f"show-{old}")
+        self.add_class(f"show-{new}")
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{new}":
+            tabs.active = f"tab-{new}"
+
+    @on(Tabs.TabActivated, "#panel-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id is not None:
+            self.panel = event.tab.id.removeprefix("tab-")
+
+    def action_show_panel(self, panel: str) -> None:
+        """Show one panel in the narrow layout."""
+        self.panel = panel
+
+    # -- navigation ---------------------------------------------------------------------
+
+    def validate_position(self, position: int) -> int:
+        return self.timeline.clamp(position)
+
+    def watch_position(self) -> None:
+        # Before mount there is nothing to push into; on_mount shows the position then.
+        if self.is_mounted:
+            self._show()
+
+    def action_step(self) -> None:
+        """Execute one instruction."""
+        if self.position >= self.timeline.end:
+            self._at_end()
+        self.position += 1
+
+    def action_step_back(self) -> None:
+        """Undo the last instruction."""
+        if self.position == 0:
+            self.app.bell()
+        self.position -= 1
+
+    def action_next_line(self) -> None:
+        """Run to the first instruction of another source line."""
+        if self.position >= self.timeline.end:
+            self._at_end()
+        self.position = self.timeline.next_line(self.position)
+
+    def action_continue_run(self) -> None:
+        """Run to the next stop (an event worth looking at) or the end."""
+        if self.position >= self.timeline.end:
+            self._at_end()
+        self.position = self.timeline.next_stop(self.position)
+
+    def action_restart(self) -> None:
+        """Go back to the state before the first instruction."""
+        self.position = 0
+
+    def action_go_to(self) -> None:
+        """Ask for a step number and jump there."""
+        from tui.screens.goto import GotoDialog
+
+        def jump(position: int | None) -> None:
+            if position is not None:
+                self.position = position
+
+        self.app.push_screen(GotoDialog(self.position, self.timeline.end), jump)
+
+    def action_help(self) -> None:
+        """Show the keys and the legend."""
+        # Imported here: Markdown is the heaviest widget and is not needed to start.
+        from tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def _at_end(self) -> None:
+        stopped = self.timeline.trace.stopped or "the run ended"
+        self.notify(f"End of the trace: {stopped}", title="end", timeout=4)
+
+    # -- loading --------------------------------------------------------------------
+
+    def action_open_scenario(self) -> None:
+        """Pick a scenario file and load it."""
+        from tui.screens.picker import ScenarioPicker
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.load(path)
+
+        self.app.push_screen(ScenarioPicker(self.scenario_dirs), chosen)
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self, path: Path) -> None:
+        """Parse and run a scenario off the UI thread; the result comes back as a message."""
+        from engine import ScenarioError, load_scenario, run_scenario
+
+        try:
+            trace = run_scenario(load_scenario(str(path)))
+        except ScenarioError as error:
+            self.post_message(self.LoadFailed(str(path), str(error)))
+        except Exception as error:
+            # An engine bug on one scenario must not end the session the learner is in.
+            self.post_message(self.LoadFailed(str(path), f"{type(error).__name__}: {error}"))
+        else:
+            self.post_message(self.Loaded(trace))
+
+    def on_debugger_screen_loaded(self, message: Loaded) -> None:
+        self.set_trace(message.trace)
+        name = scenario_name(message.trace)
+        self.notify(f"{name}: {len(message.trace.steps)} steps", title="loaded", timeout=4)
+
+    def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
+        self.notify(
+            message.error,
+            title=f"could not load {Path(message.path).name}",
+            severity="error",
+            timeout=10,
+        )
+
+    def set_trace(self, trace: Trace) -> None:
+        """Replace the session with a new trace, at position 0."""
+        self.timeline = Timeline(trace)
+        self._listing = Listing.from_trace(trace)
+        self.set_reactive(DebuggerScreen.position, 0)
+        self._apply_timeline()
+
+    def _apply_timeline(self) -> None:
+        """Hand the per-trace data to the panels, then show the current position."""
+        trace = self.timeline.trace
+        self._listing_view.set_rows(self._listing.rows)
+        self._listing_view.border_title = f"entry_64.S · {trace.kernel}"
+        self._stack.min_lines = rows_needed(trace.steps)
+        self._msr_data = dict(trace.msrs)
+        self._symbols = dict(trace.symbols)
+        self._status.scenario = scenario_name(trace)
+        self._status.total = self.timeline.end
+        self._show()
+
+    # -- pushing the state down -----------------------------------------------------------
+
+    def _show(self) -> None:
+        """Give every panel its values for the current position."""
+        timeline = self.timeline
+        trace = timeline.trace
+        position = self.position
+        ran = timeline.ran(position)
+        upcoming = timeline.upcoming(position)
+        focus = ran or upcoming
+        regs = timeline.regs(position)
+        changed = timeline.changed(position)
+        events = ran.events if ran is not None else ()
+        kinds = {event.kind for event in events}
+        line = timeline.source_line(focus)
+
+        rows = self._listing.row_of_step
+        self._listing_view.ran_row = rows[position - 1] if ran is not None else None
+        self._listing_view.next_row = rows[position] if upcoming is not None else None
+
+        self._expansion.view = ExpansionView(line, ran, upcoming)
+        if line is not None:
+            macro = focus.macro if focus is not None else None
+            self._expansion.set_title(f"expansion · {macro}" if macro else "instruction")
+        elif focus is not None and focus.cpl == 0:
+            self._expansion.set_title(f"{focus.label} · outside entry_64.S")
+        else:
+            self._expansion.set_title("user instruction")
+
+        if line is not None:
+            note = line.note
+        elif focus is not None:
+            note = user_note(focus.text) if focus.cpl == 3 else kernel_note(focus.label)
+        else:
+            note = ""
+        handler = trace.handler if "handler" in kinds else ()
+        self._note.view = NoteView(note, events, handler)
+
+        self._registers.view = RegistersView(regs, timeline.before(position), changed)
+
+        stack_name = ran.stack_name if ran is not None else "user"
+        self._stack.view = StackView(
+            stack=ran.stack if ran is not None else (),
+            entry_stack=ran.entry_stack if ran is not None else (),
+            rsp=regs.rsp,
+            stack_name=stack_name,
+            writes=ran.stack_writes if ran is not None else (),
+            reads=ran.stack_reads if ran is not None else (),
+        )
+        self._stack.set_title(stack_title(stack_name))
+
+        self._msrs.view = MsrView(
+            msrs=self._msr_data,
+            symbols=self._symbols,
+            fs_base=regs.fs_base,
+            gs_base=regs.gs_base,
+            kernel_gs_base=regs.kernel_gs_base,
+            swapped="swapgs" in kinds,
+            # Only the bases matter to this panel; RIP changes every step.
+            changed=changed & {"fs_base", "gs_base", "kernel_gs_base"},
+        )
+        self._roots.view = RootsView(
+            trace.roots, regs.cr3, "cr3_switch" in kinds or "cr3" in changed
+        )
+
+        checks = timeline.checks(position)
+        self._checks.checks = checks
+        self._verdict.checks = checks
+
+        fault = timeline.fault_at(position)
+        self._fault.fault = fault
+
+        status = self._status
+        status.position = position
+        status.cpl = regs.cpl
+        status.label = focus.label if focus is not None else ""
+        path = exit_path(checks)
+        if fault is not None:
+            status.exit_path = f"fault {fault.name}"
+        elif path is not None:
+            status.exit_path = (
+                "SYSRET (fast path)" if path.startswith("SYSRET") else "IRET (slow path)"
+            )
+        else:
+            status.exit_path = "—"
+        status.modelled = ran.modelled if ran is not None else False
+
+        now = self._now
+        now.line_number = line.number if line is not None else None
+        now.line_text = line.text if line is not None else (focus.text if focus else "")
+        if ran is not None:
+            now.instruction = f"● {ran.rip:016x}  {ran.text}"
+        elif upcoming is not None:
+            now.instruction = f"▶ {upcoming.rip:016x}  {upcoming.text}"
+        else:
+            now.instruction = ""

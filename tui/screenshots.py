@@ -1,0 +1,146 @@
+"""Regenerate ``screenshots/*.svg`` by driving the real app over real scenario runs.
+
+    python -m tui.screenshots [--out DIR]
+
+Each scene loads a shipped scenario, moves to a meaningful step (found from the trace's
+events, not hard-coded numbers, so the pictures follow the engine) and saves the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import load_scenario, run_scenario
+from engine.trace import Step, Trace
+from tui.app import SyscallTuiApp
+from tui.screens.debugger import DebuggerScreen
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+WIDE = (160, 50)
+NARROW = (80, 24)
+
+Where = Callable[[Trace], int]
+
+
+def start(trace: Trace) -> int:
+    return 0
+
+
+def end(trace: Trace) -> int:
+    return len(trace.steps)
+
+
+def after(predicate: Callable[[Step], bool]) -> Where:
+    """The position right after the first step that matches."""
+
+    def where(trace: Trace) -> int:
+        return next(k for k, step in enumerate(trace.steps, start=1) if predicate(step))
+
+    return where
+
+
+def event(kind: str) -> Where:
+    return after(lambda step: any(e.kind == kind for e in step.events))
+
+
+def failed_check(trace: Trace) -> int:
+    return after(lambda step: any(c.result == "fail" for c in step.checks))(trace)
+
+
+def full_pt_regs(trace: Trace) -> int:
+    return after(lambda step: step.text.startswith("call"))(trace)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    scenario: str
+    where: Where
+    size: tuple[int, int] = WIDE
+    panel: str | None = None
+    caption: str = ""
+
+
+SCENES = (
+    Scene("01-getpid-start", "getpid.toml", start, caption="before the first instruction"),
+    Scene("02-getpid-swapgs", "getpid.toml", event("swapgs"), caption="swapgs swaps GS bases"),
+    Scene("03-getpid-cr3-switch", "getpid.toml", event("cr3_switch"), caption="KPTI CR3 switch"),
+    Scene("04-getpid-pt-regs", "getpid.toml", full_pt_regs, caption="pt_regs complete"),
+    Scene("05-getpid-handler", "getpid.toml", event("handler"), caption="do_syscall_64, modelled"),
+    Scene("06-getpid-sysret", "getpid.toml", end, caption="all checks pass, SYSRET"),
+    Scene(
+        "07-noncanonical-check-fails",
+        "sigreturn-noncanonical.toml",
+        failed_check,
+        caption="canonical_rip fails",
+    ),
+    Scene("08-noncanonical-fault", "sigreturn-noncanonical.toml", end, caption="#GP on IRETQ"),
+    Scene("09-rf-in-frame-check", "rf-in-frame.toml", failed_check, caption="no_rf_tf fails"),
+    Scene(
+        "10-narrow-code",
+        "getpid.toml",
+        event("cr3_switch"),
+        size=NARROW,
+        caption="80x24: the code tab",
+    ),
+    Scene(
+        "11-narrow-checks",
+        "sigreturn-noncanonical.toml",
+        failed_check,
+        size=NARROW,
+        panel="checks",
+        caption="80x24: the checks tab",
+    ),
+    Scene(
+        "12-narrow-stack",
+        "getpid.toml",
+        full_pt_regs,
+        size=NARROW,
+        panel="stack",
+        caption="80x24: the stack tab",
+    ),
+)
+
+
+async def shoot(scene: Scene, trace: Trace, out: Path) -> Path:
+    app = SyscallTuiApp(trace, scenario_dirs=(SCENARIOS,))
+    async with app.run_test(size=scene.size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        screen.position = scene.where(trace)
+        if scene.panel is not None:
+            screen.panel = scene.panel
+        await pilot.pause()
+        await pilot.pause()
+        path = out / f"{scene.name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        return path
+
+
+async def shoot_all(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    traces: dict[str, Trace] = {}
+    paths = []
+    for scene in SCENES:
+        if scene.scenario not in traces:
+            traces[scene.scenario] = run_scenario(load_scenario(SCENARIOS / scene.scenario))
+        paths.append(await shoot(scene, traces[scene.scenario], out))
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    args = parser.parse_args()
+    for path in asyncio.run(shoot_all(args.out)):
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+if __name__ == "__main__":
+    main()

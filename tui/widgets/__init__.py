@@ -1,0 +1,1 @@
+"""Panels of the debugger; each renders one piece of the trace."""

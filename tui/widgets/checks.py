@@ -1,0 +1,170 @@
+"""The six SYSRET-eligibility checks of v5.8 in the order the entry code makes them."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import ClassVar
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.style import Style
+from textual.widget import Widget
+
+from engine.trace import CheckState
+from tui.widgets.panel import LinePanel
+
+IRET_PATH = "IRET via swapgs_restore_regs_and_return_to_usermode"
+SYSRET_PATH = "SYSRET via syscall_return_via_sysret"
+
+#: What each check compares, in the words of the entry code.
+CHECK_TITLES: dict[str, str] = {
+    "rcx_eq_rip": "RCX == RIP",
+    "canonical_rip": "RIP canonical",
+    "cs_user": "CS == __USER_CS",
+    "r11_eq_rflags": "R11 == RFLAGS",
+    "no_rf_tf": "no RF, no TF",
+    "ss_user": "SS == __USER_DS",
+}
+
+#: Why SYSRET cannot be used when a check fails: one line each.
+CHECK_REASONS: dict[str, str] = {
+    "rcx_eq_rip": "SYSRET jumps to RCX, so RCX must hold the saved RIP.",
+    "canonical_rip": (
+        "On Intel, SYSRET to a non-canonical RCX raises #GP at CPL 0 with the user's RSP "
+        "already loaded (CVE-2012-0217)."
+    ),
+    "cs_user": "SYSRET always loads CS 0x33; any other CS must return through IRET.",
+    "r11_eq_rflags": "SYSRET loads RFLAGS from R11, so R11 must hold the saved flags.",
+    "no_rf_tf": "SYSRET cannot restore RF, and a set TF would trap right after SYSRET.",
+    "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
+}
+
+GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·"}
+
+_PADDED_HEX = re.compile(r"0x0+(?=[0-9a-fA-F])")
+
+
+def compact_detail(detail: str) -> str:
+    """Drop the leading zeros of hex literals (same values, fewer columns) so that a
+    comparison fits on one line of the panel."""
+    return _PADDED_HEX.sub("0x", detail)
+
+
+def first_failure(checks: tuple[CheckState, ...]) -> CheckState | None:
+    return next((c for c in checks if c.result == "fail"), None)
+
+
+def exit_path(checks: tuple[CheckState, ...]) -> str | None:
+    """The way back to user mode the checks decided on, once they have."""
+    if first_failure(checks) is not None:
+        return IRET_PATH
+    if checks and all(c.result == "pass" for c in checks):
+        return SYSRET_PATH
+    return None
+
+
+def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    """Wrap at spaces with a hanging indent; a value is never split across lines."""
+    return textwrap.wrap(
+        text,
+        width=max(width, 20),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent]
+
+
+class ChecksPanel(LinePanel):
+    """Each check with its verdict and compared values; the first failure explained."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "checks--pass",
+        "checks--fail",
+        "checks--pending",
+        "checks--detail",
+        "checks--first-failure",
+        "checks--verdict-sysret",
+        "checks--verdict-iret",
+        "checks--verdict-pending",
+    }
+
+    checks: reactive[tuple[CheckState, ...]] = reactive((), repaint=False)
+    """The six checks as of the current step."""
+
+    def watch_checks(self) -> None:
+        self.rebuild()
+
+    def build(self, width: int) -> list[Content]:
+        checks = self.checks
+        failure = first_failure(checks)
+        # The verdict comes first so it stays in view even when the details need scrolling.
+        lines = self._verdict(checks, failure)
+        detail_style = self.style("checks--detail")
+        for number, check in enumerate(checks, start=1):
+            title = CHECK_TITLES.get(check.name, check.name)
+            if check.result == "pass":
+                style = self.style("checks--pass")
+                verdict = ""
+            elif check.result == "fail":
+                style = self.style("checks--first-failure" if check is failure else "checks--fail")
+                verdict = "FAIL"
+            else:
+                style = self.style("checks--pending")
+                verdict = "skipped" if failure is not None else "pending"
+            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
+            lines.append(Content.assemble((head, style), (verdict, style)))
+            if check.detail and check.result != "not_reached":
+                for text in wrap(compact_detail(check.detail), width):
+                    lines.append(Content.assemble((text, detail_style)))
+            if check is failure and failure.name in CHECK_REASONS:
+                for text in wrap(CHECK_REASONS[failure.name], width):
+                    lines.append(Content.assemble((text, self.style("checks--fail"))))
+        return lines
+
+    def _verdict(self, checks: tuple[CheckState, ...], failure: CheckState | None) -> list[Content]:
+        if failure is not None:
+            style = self.style("checks--verdict-iret")
+            return [
+                Content.assemble((f"✗ {failure.name} failed → slow exit, IRET via", style)),
+                Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
+            ]
+        if exit_path(checks) is not None:
+            style = self.style("checks--verdict-sysret")
+            return [
+                Content.assemble(("✓ all six passed → fast exit, SYSRET via", style)),
+                Content.assemble(("  syscall_return_via_sysret", style)),
+            ]
+        style = self.style("checks--verdict-pending")
+        return [
+            Content.assemble(("verdict pending: the checks run after", style)),
+            Content.assemble(("do_syscall_64 returns", style)),
+        ]
+
+
+class VerdictBar(Widget):
+    """One line for narrow terminals: a glyph per check, the first failure and the exit."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"checks--pass", "checks--fail", "checks--pending"}
+
+    checks: reactive[tuple[CheckState, ...]] = reactive(())
+    """The six checks as of the current step."""
+
+    def render(self) -> Content:
+        styles = {
+            "pass": self.get_visual_style("checks--pass"),
+            "fail": self.get_visual_style("checks--fail"),
+        }
+        pending = self.get_visual_style("checks--pending")
+        parts: list[str | Content | tuple[str, str | Style]] = ["checks "]
+        for check in self.checks:
+            parts.append((GLYPHS.get(check.result, "?"), styles.get(check.result, pending)))
+        failure = first_failure(self.checks)
+        if failure is not None:
+            parts.append((f"  {failure.name} FAIL → IRET (slow path)", styles["fail"]))
+        elif exit_path(self.checks) is not None:
+            parts.append(("  all passed → SYSRET", styles["pass"]))
+        else:
+            parts.append(("  verdict pending", pending))
+        return Content.assemble(*parts)

@@ -1,0 +1,152 @@
+"""Pure decoders that turn raw register and MSR values into the words a learner reads.
+
+Nothing here imports Textual: the panels call these, and the tests check them directly.
+The bit layouts come from the Intel SDM and the v5.8 headers (see shared FACTS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: RFLAGS bits worth naming, in bit order.  IOPL is two bits and is shown as a number.
+RFLAGS_BITS: tuple[tuple[str, int], ...] = (
+    ("CF", 0x1),
+    ("PF", 0x4),
+    ("AF", 0x10),
+    ("ZF", 0x40),
+    ("SF", 0x80),
+    ("TF", 0x100),
+    ("IF", 0x200),
+    ("DF", 0x400),
+    ("OF", 0x800),
+    ("NT", 0x4000),
+    ("RF", 0x10000),
+    ("VM", 0x20000),
+    ("AC", 0x40000),
+    ("ID", 0x200000),
+)
+IOPL_MASK = 0x3000
+
+#: EFER bits the SYSCALL path depends on.
+EFER_BITS: tuple[tuple[str, int], ...] = (
+    ("SCE", 1 << 0),
+    ("LME", 1 << 8),
+    ("LMA", 1 << 10),
+    ("NXE", 1 << 11),
+)
+
+#: Selector values of arch/x86/include/asm/segment.h, for naming CS and SS.
+SELECTOR_NAMES: dict[int, str] = {
+    0x08: "__KERNEL32_CS",
+    0x10: "__KERNEL_CS",
+    0x18: "__KERNEL_DS",
+    0x23: "__USER32_CS",
+    0x2B: "__USER_DS",
+    0x33: "__USER_CS",
+}
+
+CR3_PCID_MASK = 0xFFF
+CR3_NOFLUSH = 1 << 63
+#: Bit 12 selects the user half of the 8 KiB KPTI PGD pair.
+CR3_PTI_USER = 1 << 12
+#: Physical-address bits of CR3 (51:12).
+CR3_ADDR_MASK = 0x000F_FFFF_FFFF_F000
+
+
+def rflags_set(value: int) -> list[str]:
+    """Names of the RFLAGS bits set in ``value`` (IOPL included when non-zero)."""
+    names = [name for name, bit in RFLAGS_BITS if value & bit]
+    iopl = (value & IOPL_MASK) >> 12
+    if iopl:
+        names.append(f"IOPL{iopl}")
+    return names
+
+
+def fmask_names(value: int) -> list[str]:
+    """Flags SYSCALL clears: the RFLAGS names of the bits set in SYSCALL_MASK."""
+    names = [name for name, bit in RFLAGS_BITS if value & bit]
+    if value & IOPL_MASK:
+        names.append("IOPL")
+    return names
+
+
+def efer_set(value: int) -> list[str]:
+    return [name for name, bit in EFER_BITS if value & bit]
+
+
+@dataclass(frozen=True, slots=True)
+class StarFields:
+    """The selectors SYSCALL and SYSRET derive from IA32_STAR."""
+
+    syscall_cs: int
+    syscall_ss: int
+    sysret_cs: int
+    sysret_ss: int
+
+
+def decode_star(value: int) -> StarFields:
+    """SYSCALL: CS = STAR[47:32] & ~3, SS = that + 8.  64-bit SYSRET: CS = STAR[63:48] + 16
+    and SS = STAR[63:48] + 8, both with RPL forced to 3."""
+    syscall_base = (value >> 32) & 0xFFFF
+    sysret_base = (value >> 48) & 0xFFFF
+    return StarFields(
+        syscall_cs=syscall_base & 0xFFFC,
+        syscall_ss=(syscall_base + 8) & 0xFFFF,
+        sysret_cs=((sysret_base + 16) | 3) & 0xFFFF,
+        sysret_ss=((sysret_base + 8) | 3) & 0xFFFF,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cr3Fields:
+    pgd: int  # physical address of the top-level table (bits 51:12, bit 12 included)
+    pcid: int
+    user_half: bool  # bit 12: the KPTI user PGD of the pair
+    noflush: bool  # bit 63: keep this PCID's TLB entries
+
+
+def decode_cr3(value: int) -> Cr3Fields:
+    return Cr3Fields(
+        pgd=value & CR3_ADDR_MASK,
+        pcid=value & CR3_PCID_MASK,
+        user_half=bool(value & CR3_PTI_USER),
+        noflush=bool(value & CR3_NOFLUSH),
+    )
+
+
+def same_root(cr3: int, root_cr3: int) -> bool:
+    """Whether two CR3 values select the same page-table root.
+
+    Bit 63 (no-flush) is a write-only hint and the PCID tags the TLB, not the walk, so only
+    the table address decides which root is live.
+    """
+    return (cr3 & CR3_ADDR_MASK) == (root_cr3 & CR3_ADDR_MASK)
+
+
+def selector_name(value: int) -> str:
+    return SELECTOR_NAMES.get(value, f"index {value >> 3}")
+
+
+def is_canonical(address: int, bits: int = 48) -> bool:
+    """Bits 63..bits-1 all equal: what ``shl $16; sar $16`` leaves unchanged."""
+    top = address >> (bits - 1)
+    return top in (0, (1 << (65 - bits)) - 1)
+
+
+def sign_extend(address: int, bits: int = 48) -> int:
+    """The value ``shl $(64-bits); sar $(64-bits)`` turns ``address`` into."""
+    address &= (1 << bits) - 1
+    if address >> (bits - 1):
+        address |= ((1 << 64) - 1) ^ ((1 << bits) - 1)
+    return address
+
+
+def symbol_at(address: int, symbols: Mapping[str, int]) -> str | None:
+    """The symbol exactly at ``address``, preferring the shortest (outermost) name."""
+    names = [name for name, value in symbols.items() if value == address]
+    return min(names, key=lambda n: (len(n), n)) if names else None
+
+
+def hex64(value: int) -> str:
+    return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"

@@ -1,0 +1,149 @@
+"""What the current source line assembled to: each instruction with address, bytes and
+Capstone's disassembly, the one just executed and the next one marked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.style import Style
+
+from engine.trace import SourceLine, Step
+from tui.widgets.panel import LinePanel
+
+#: Long macros (PUSH_AND_CLEAR_REGS is 27 instructions) are shown as a window around the
+#: current instruction so the panel keeps a bounded height.
+WINDOW = 7
+
+
+@dataclass(frozen=True, slots=True)
+class ExpansionRow:
+    address: int
+    code: bytes
+    text: str
+    ran: bool
+    upcoming: bool
+    modelled: bool
+
+
+def expansion_rows(
+    line: SourceLine | None, ran: Step | None, upcoming: Step | None
+) -> list[ExpansionRow]:
+    """Rows for the focus line; for user code (no source line) the user instructions."""
+    ran_rip = ran.rip if ran is not None else None
+    next_rip = upcoming.rip if upcoming is not None else None
+    if line is None:
+        steps = [s for s in (ran, upcoming) if s is not None and s.source_line is None]
+        seen: set[int] = set()
+        rows = []
+        for s in steps:
+            if s.rip in seen:
+                continue
+            seen.add(s.rip)
+            rows.append(
+                ExpansionRow(s.rip, s.code, s.text, s.rip == ran_rip, s.rip == next_rip, s.modelled)
+            )
+        return rows
+    modelled = ran.modelled if ran is not None else False
+    return [
+        ExpansionRow(
+            ins.address,
+            ins.code,
+            ins.text,
+            ins.address == ran_rip,
+            ins.address == next_rip,
+            modelled and ins.address == ran_rip,
+        )
+        for ins in line.instructions
+    ]
+
+
+def window(rows: list[ExpansionRow], size: int = WINDOW) -> tuple[int, int]:
+    """The slice of ``rows`` to show: all of them, or ``size`` rows around the marked ones."""
+    if len(rows) <= size:
+        return 0, len(rows)
+    marked = [i for i, row in enumerate(rows) if row.ran or row.upcoming] or [0]
+    start = max(0, min(marked[0] - size // 2, len(rows) - size))
+    return start, start + size
+
+
+@dataclass(frozen=True, slots=True)
+class ExpansionView:
+    line: SourceLine | None  # the source line in focus, None outside entry_64.S
+    ran: Step | None  # the step just executed (None before the first)
+    upcoming: Step | None  # the step that runs next (None at the end)
+
+
+class MacroExpansion(LinePanel):
+    """The instructions of the focus line.  ``●`` ran in the last step, ``▶`` runs next."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "expansion--address",
+        "expansion--bytes",
+        "expansion--ran",
+        "expansion--next",
+        "expansion--more",
+        "expansion--modelled",
+    }
+
+    view: reactive[ExpansionView | None] = reactive(None, repaint=False)
+    """The focus line and the steps around the current position."""
+
+    def watch_view(self) -> None:
+        self.rebuild()
+
+    def build(self, width: int) -> list[Content]:
+        view = self.view
+        if view is None:
+            return []
+        rows = expansion_rows(view.line, view.ran, view.upcoming)
+        if not rows:
+            return []
+        start, end = window(rows)
+        code_width = max(len(row.code) for row in rows) * 3 - 1
+        longest = max(len(row.text) for row in rows) + len("  modelled")
+        fits_bytes = width >= 2 + 16 + 2 + code_width + 2 + longest
+        base = self.style()
+        more = self.style("expansion--more")
+        lines: list[Content] = []
+        if start:
+            lines.append(Content.assemble((f"  ⋮ {start} before", more)))
+        for row in rows[start:end]:
+            if row.ran:
+                style = self.style("expansion--ran")
+            elif row.upcoming:
+                style = self.style("expansion--next")
+            else:
+                style = base
+            marker = "▶ " if row.upcoming else "● " if row.ran else "  "
+            parts: list[str | Content | tuple[str, str | Style]] = [
+                (marker, style),
+                (f"{row.address:016x}  ", self.style("expansion--address")),
+            ]
+            if fits_bytes:
+                parts.append(
+                    (
+                        f"{row.code.hex(' '):<{code_width}}  ",
+                        self.style("expansion--bytes"),
+                    )
+                )
+            parts.append((row.text, style))
+            if row.modelled:
+                parts.append(("  modelled", self.style("expansion--modelled")))
+            lines.append(Content.assemble(*parts))
+        if end < len(rows):
+            lines.append(Content.assemble((f"  ⋮ {len(rows) - end} more", more)))
+        if not fits_bytes:
+            focus = next((r for r in rows if r.ran), None) or next(
+                (r for r in rows if r.upcoming), None
+            )
+            if focus is not None:
+                lines.append(
+                    Content.assemble(
+                        ("  bytes ", more),
+                        (focus.code.hex(" "), self.style("expansion--bytes")),
+                    )
+                )
+        return lines

@@ -1,0 +1,99 @@
+"""The "why" panel: the learner's note for the focus line and what the last step did."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.content import Content
+from textual.reactive import reactive
+
+from engine.trace import Event
+from tui.widgets.panel import LinePanel
+
+#: Notes for the user program's instructions, which have no line in entry_64.S.
+USER_NOTES: dict[str, str] = {
+    "syscall": (
+        "SYSCALL saves the next RIP in RCX and RFLAGS in R11, clears the RFLAGS bits set in "
+        "SYSCALL_MASK, loads CS and SS from STAR and jumps to LSTAR at CPL 0. It changes "
+        "neither RSP, nor GS, nor CR3: the entry code has to do all of that itself, "
+        "starting on the user's stack and page tables."
+    ),
+}
+USER_DEFAULT = (
+    "The scenario's own program, running at CPL 3 on the user page tables. Nothing of the "
+    "kernel is reachable from here except through SYSCALL."
+)
+
+
+#: Notes for kernel code outside entry_64.S, by symbol.
+KERNEL_NOTES: dict[str, str] = {
+    "do_syscall_64": (
+        "The C half of the system call: look up the handler in sys_call_table, run it, then "
+        "do the exit work (signals, ptrace). No C runs on this emulated CPU: the engine "
+        "applies what the handler does to pt_regs and returns, so this step is modelled."
+    ),
+}
+
+
+def kernel_note(label: str) -> str:
+    return KERNEL_NOTES.get(label, "Kernel code outside entry_64.S.")
+
+
+def user_note(instruction: str) -> str:
+    mnemonic = instruction.split(maxsplit=1)[0] if instruction.strip() else ""
+    return USER_NOTES.get(mnemonic, USER_DEFAULT)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteView:
+    note: str  # explanation of the focus line for a learner
+    events: tuple[Event, ...]  # events of the step just executed
+    handler: tuple[str, ...]  # what do_syscall_64 did, on the step that called it
+
+
+class NotePanel(LinePanel):
+    """Explains the focus line, then lists the events of the last step."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "note--text",
+        "note--event",
+        "note--modelled",
+        "note--handler",
+    }
+
+    view: reactive[NoteView | None] = reactive(None, repaint=False)
+    """The note and events for the current position."""
+
+    def watch_view(self) -> None:
+        self.rebuild()
+        if self.scroll_y:
+            self.scroll_home(animate=False, immediate=True)
+
+    def build(self, width: int) -> list[Content]:
+        view = self.view
+        if view is None:
+            return []
+        width = max(width, 20)
+        lines: list[Content] = []
+        text_style = self.style("note--text")
+        for text in textwrap.wrap(view.note, width):
+            lines.append(Content.assemble((text, text_style)))
+        event_style = self.style("note--event")
+        modelled_style = self.style("note--modelled")
+        tag = "  modelled"
+        for event in view.events:
+            wrapped = textwrap.wrap(event.text, width, initial_indent="• ", subsequent_indent="  ")
+            lines.extend(Content.assemble((text, event_style)) for text in wrapped)
+            if event.modelled:
+                # The tag goes after the text, on a line of its own if the last one is full.
+                if len(wrapped[-1]) + len(tag) <= width:
+                    lines[-1] = Content.assemble(lines[-1], (tag, modelled_style))
+                else:
+                    lines.append(Content.assemble(("  modelled", modelled_style)))
+        handler_style = self.style("note--handler")
+        for text in view.handler:
+            wrapped = textwrap.wrap(text, width, initial_indent="  │ ", subsequent_indent="  │   ")
+            lines.extend(Content.assemble((piece, handler_style)) for piece in wrapped)
+        return lines

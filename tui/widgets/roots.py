@@ -1,0 +1,129 @@
+"""The two KPTI page-table roots side by side, which one CR3 selects, and what each maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.style import Style
+
+from engine.trace import MappedRegion, RootSummary
+from tui.widgets.decode import decode_cr3, same_root
+from tui.widgets.panel import LinePanel
+
+NAME = 11
+COLUMN = 17
+REGION_NAME = 20
+REGION_COLUMN = 13
+
+
+@dataclass(frozen=True, slots=True)
+class RootsView:
+    roots: tuple[RootSummary, ...]  # the user and kernel roots, as walked by the engine
+    cr3: int  # CR3 after the last step
+    switched: bool  # the last step wrote CR3
+
+
+class RootsPanel(LinePanel):
+    """User and kernel CR3 decoded; the live one is marked; a CR3 write highlights both."""
+
+    TITLE = "page-table roots (KPTI)"
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "roots--name",
+        "roots--live",
+        "roots--idle",
+        "roots--switched",
+        "roots--mapped",
+        "roots--unmapped",
+    }
+
+    view: reactive[RootsView | None] = reactive(None, repaint=False)
+    """The two roots and the CR3 value of the current step."""
+
+    def watch_view(self, view: RootsView | None) -> None:
+        # The title carries the news so that the rows keep their width.
+        switched = view is not None and view.switched
+        self.set_title(f"{self.TITLE} · MOV to CR3" if switched else self.TITLE)
+        self.rebuild()
+
+    def build(self, width: int) -> list[Content]:
+        view = self.view
+        if view is None:
+            return []
+        # User first, then kernel: the order the entry code moves between them.
+        roots = sorted(view.roots, key=lambda r: (r.name != "user", r.name))
+        if not roots:
+            return [Content("no page-table roots recorded")]
+        name_style = self.style("roots--name")
+        live = [same_root(view.cr3, root.cr3) for root in roots]
+
+        def cell(text: str, index: int, *, emphasise: bool = False) -> tuple[str, Style]:
+            if emphasise and view.switched:
+                style = self.style("roots--switched")
+            elif live[index]:
+                style = self.style("roots--live")
+            else:
+                style = self.style("roots--idle")
+            return f"{text:<{COLUMN}}", style
+
+        def row(label: str, values: list[str], *, emphasise: bool = False) -> Content:
+            return Content.assemble(
+                (f"{label:<{NAME}}", name_style),
+                *(cell(v, i, emphasise=emphasise) for i, v in enumerate(values)),
+            )
+
+        fields = [decode_cr3(r.cr3) for r in roots]
+        lines = [
+            row(
+                "",
+                [f"{r.name}{' ● live' if live[i] else ''}" for i, r in enumerate(roots)],
+                emphasise=True,
+            ),
+            row("cr3", [f"{r.cr3:016x}" for r in roots], emphasise=True),
+            row("pgd phys", [f"{f.pgd:016x}" for f in fields]),
+            row("pcid", [f"{f.pcid:03x}" for f in fields]),
+            row(
+                "bit 12 PTI",
+                [f"{int(f.user_half)} {'user' if f.user_half else 'kernel'} half" for f in fields],
+            ),
+            row(
+                "bit 63",
+                [f"{int(f.noflush)} {'keep TLB' if f.noflush else 'flush'}" for f in fields],
+            ),
+            Content.assemble(
+                (f"{'maps':<{REGION_NAME}}", name_style),
+                *((f"{r.name:<{REGION_COLUMN}}", name_style) for r in roots),
+            ),
+        ]
+        lines.extend(self._regions(roots))
+        return lines
+
+    def _regions(self, roots: list[RootSummary]) -> list[Content]:
+        names: list[str] = []
+        by_root: list[dict[str, MappedRegion]] = []
+        for root in roots:
+            table: dict[str, MappedRegion] = {}
+            for region in root.regions:
+                # A region spanning several pages is listed once per page; show it once.
+                table.setdefault(region.name, region)
+            by_root.append(table)
+            names.extend(n for n in table if n not in names)
+        lines = []
+        for name in names:
+            parts: list[str | Content | tuple[str, str | Style]] = [
+                (f" {name:<{REGION_NAME - 1}}", self.style("roots--name"))
+            ]
+            for table in by_root:
+                found = table.get(name)
+                if found is not None and found.mapped:
+                    text = f"✓ {found.flags}"
+                    style = self.style("roots--mapped")
+                else:
+                    text = "✗ unmapped"
+                    style = self.style("roots--unmapped")
+                parts.append((f"{text:<{REGION_COLUMN}}", style))
+            lines.append(Content.assemble(*parts))
+        return lines

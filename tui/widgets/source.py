@@ -1,0 +1,230 @@
+"""The entry_64.S listing: every source line, the one just executed highlighted.
+
+Built on the Line API (``render_line``) so that a step repaints only the two rows whose
+marker changed, however long the listing is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from textual.cache import LRUCache
+from textual.content import Content
+from textual.geometry import Region, Size
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.style import Style
+
+from engine.trace import Trace
+
+RowKind = Literal["heading", "user", "source"]
+
+_COMMENT_GAP = re.compile(r"\s{3,}/\*")
+
+
+def compact_source(text: str) -> str:
+    """Narrow a source line for the panel: a 4-column indent instead of a tab, and the
+    alignment run before a trailing comment shortened, so the instruction itself fits."""
+    text = text.expandtabs(8)
+    if text.startswith("        "):
+        text = text[4:]
+    if not text.lstrip().startswith("/*"):
+        text = _COMMENT_GAP.sub("  /*", text)
+    return text.rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class ListingRow:
+    """One row of the listing: a section heading, a user instruction or a source line."""
+
+    kind: RowKind
+    text: str
+    number: int | None = None  # line number in the entry_64.S rendition
+    is_label: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    rows: tuple[ListingRow, ...]
+    row_of_step: tuple[int, ...]  # listing row of each step's instruction
+
+    @classmethod
+    def from_trace(cls, trace: Trace) -> Listing:
+        """Lay out the rows every step can point at.
+
+        The user program (each distinct instruction the run executed at CPL 3, by address)
+        comes first, then entry_64.S, then kernel code outside it (the modelled C handler),
+        grouped by symbol, so that every step has a row to highlight.
+        """
+        user: dict[int, str] = {}
+        other: dict[str, dict[int, str]] = {}
+        for step in trace.steps:
+            if step.source_line is None:
+                if step.cpl == 3:
+                    user.setdefault(step.rip, step.text or step.source)
+                else:
+                    other.setdefault(step.label, {}).setdefault(step.rip, step.text)
+        rows: list[ListingRow] = [ListingRow("heading", "user program · CPL 3")]
+        row_of_rip: dict[int, int] = {}
+        for address in sorted(user):
+            row_of_rip[address] = len(rows)
+            rows.append(ListingRow("user", f"{address:016x}  {user[address]}"))
+        rows.append(ListingRow("heading", f"arch/x86/entry/entry_64.S · {trace.kernel}"))
+        first_source = len(rows)
+        for line in trace.source:
+            rows.append(
+                ListingRow(
+                    "source",
+                    compact_source(line.text),
+                    number=line.number,
+                    is_label=bool(line.label),
+                )
+            )
+        for label, instructions in other.items():
+            rows.append(ListingRow("heading", f"{label} · outside entry_64.S"))
+            for address in sorted(instructions):
+                row_of_rip[address] = len(rows)
+                rows.append(ListingRow("user", f"{address:016x}  {instructions[address]}"))
+        row_of_step = tuple(
+            row_of_rip[step.rip]
+            if step.source_line is None
+            else first_source + step.source_line - 1
+            for step in trace.steps
+        )
+        return cls(tuple(rows), row_of_step)
+
+
+class SourceListing(ScrollView, can_focus=True):
+    """Source rows with a gutter: ``●`` the line just executed, ``▶`` the next one."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "source--heading",
+        "source--lineno",
+        "source--label",
+        "source--comment",
+        "source--ran",
+        "source--ran-marker",
+        "source--next-marker",
+    }
+
+    ran_row: reactive[int | None] = reactive(None, repaint=False)
+    """Row of the instruction executed by the last step (None before the first step)."""
+    next_row: reactive[int | None] = reactive(None, repaint=False)
+    """Row of the instruction the next step will execute (None at the end)."""
+
+    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
+        self._rows: tuple[ListingRow, ...] = ()
+        self._cache: LRUCache[tuple[int, bool, bool, int, int], Strip] = LRUCache(512)
+
+    @property
+    def rows(self) -> tuple[ListingRow, ...]:
+        return self._rows
+
+    def set_rows(self, rows: tuple[ListingRow, ...]) -> None:
+        """Replace the listing (a new scenario was loaded)."""
+        self._rows = rows
+        self._cache.clear()
+        width = max((len(self._row_text(row)) for row in rows), default=0) + 8
+        self.virtual_size = Size(width, len(rows))
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def _watch_ran_row(self, old: int | None, new: int | None) -> None:
+        self._refresh_rows(old, new)
+        if new is not None:
+            self._reveal(new)
+
+    def _watch_next_row(self, old: int | None, new: int | None) -> None:
+        self._refresh_rows(old, new)
+        if self.ran_row is None and new is not None:
+            self._reveal(new)
+
+    def _refresh_rows(self, *rows: int | None) -> None:
+        for row in rows:
+            if row is not None:
+                self.refresh_line(row)
+
+    def _reveal(self, row: int) -> None:
+        """Scroll only when the row left the window, and then centre it, so that stepping
+        through a macro does not scroll the listing on every key press."""
+        top = round(self.scroll_y)
+        height = self.scrollable_content_region.height
+        if height and top + 1 <= row < top + height - 1:
+            return
+        self.scroll_to_region(
+            Region(0, row, 1, 1), animate=False, center=True, immediate=True, x_axis=False
+        )
+
+    @staticmethod
+    def _row_text(row: ListingRow) -> str:
+        return row.text.expandtabs(8)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.scrollable_content_region.width
+        if index >= len(self._rows):
+            return Strip.blank(width, self.rich_style)
+        ran = index == self.ran_row
+        upcoming = index == self.next_row
+        key = (index, ran, upcoming, scroll_x, width)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._render_row(self._rows[index], ran, upcoming, scroll_x, width)
+            self._cache[key] = strip
+        return strip
+
+    def _render_row(
+        self, row: ListingRow, ran: bool, upcoming: bool, scroll_x: int, width: int
+    ) -> Strip:
+        base = self.get_visual_style("source--ran") if ran else self.get_visual_style()
+        if row.kind == "heading":
+            content = Content.assemble(
+                ("── " + row.text + " ", self.get_visual_style("source--heading"))
+            )
+            content = content.extend_right(max(0, width + scroll_x - len(content.plain)), "─")
+        else:
+            if upcoming:
+                marker: tuple[str, Style] = ("▶ ", self.get_visual_style("source--next-marker"))
+            elif ran:
+                marker = ("● ", self.get_visual_style("source--ran-marker"))
+            else:
+                marker = ("  ", base)
+            number = f"{row.number:>4} " if row.number is not None else "     "
+            text = self._row_text(row)
+            code, sep, comment = text.partition("/*")
+            text_style = (
+                self.get_visual_style("source--ran", "source--label")
+                if ran and row.is_label
+                else self.get_visual_style("source--label")
+                if row.is_label
+                else base
+            )
+            comment_style = (
+                self.get_visual_style("source--ran", "source--comment")
+                if ran
+                else self.get_visual_style("source--comment")
+            )
+            lineno_style = (
+                self.get_visual_style("source--ran", "source--lineno")
+                if ran
+                else self.get_visual_style("source--lineno")
+            )
+            content = Content.assemble(
+                marker,
+                (number, lineno_style),
+                (code, text_style),
+                (sep + comment, comment_style),
+            )
+            pad = max(0, width + scroll_x - len(content.plain))
+            content = Content.assemble(content, (" " * pad, base))
+        segments = list(content.render_segments(self.get_visual_style()))
+        strip = Strip(segments, content.cell_length)
+        return strip.crop(scroll_x, scroll_x + width).simplify()

@@ -1,0 +1,158 @@
+"""The kernel stacks: pt_regs on the task stack and the trampoline words on the entry stack.
+
+Words appear as they are pushed, top of stack first.  RSP is drawn as an arrow; the word the
+last step wrote or read is highlighted; words below RSP (already popped) are dimmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.style import Style
+
+from engine.trace import StackSlot, Step
+from tui.widgets.panel import LinePanel
+
+STACK_TITLES = {
+    "user": "stack · rsp on the user stack",
+    "task": "stack · rsp on the task stack",
+    "entry": "stack · rsp on the entry stack",
+    "other": "stack · rsp is scratch, on no stack",
+}
+
+
+def stack_title(stack_name: str) -> str:
+    return STACK_TITLES.get(stack_name, f"stack · rsp on {stack_name}")
+
+
+SLOT_WIDTH = 8
+#: Shorter names for the engine's longer slot names, so a word stays on one row.
+SLOT_SHORT = {"return address": "ret addr", "ax (saved)": "saved ax"}
+
+
+def slot_label(slot: str) -> str:
+    short = SLOT_SHORT.get(slot, slot)
+    return short if len(short) <= SLOT_WIDTH else short[: SLOT_WIDTH - 1] + "…"
+
+
+def rows_needed(steps: Sequence[Step]) -> int:
+    """An upper bound of the panel's rows over a whole trace: two headings, every word, the
+    RSP arrow and the user-stack lines."""
+    words = max((len(step.stack) + len(step.entry_stack) for step in steps), default=0)
+    return words + 6
+
+
+@dataclass(frozen=True, slots=True)
+class StackView:
+    stack: tuple[StackSlot, ...]  # pt_regs words written so far on the task stack
+    entry_stack: tuple[StackSlot, ...]  # words written so far on the entry stack
+    rsp: int
+    stack_name: str  # which stack RSP is on: "user", "task", "entry" or "other"
+    writes: tuple[int, ...]  # addresses the last step wrote
+    reads: tuple[int, ...]  # addresses the last step read
+
+
+class StackPanel(LinePanel):
+    """pt_regs and trampoline words with slot names."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "stack--heading",
+        "stack--heading-live",
+        "stack--address",
+        "stack--slot",
+        "stack--written",
+        "stack--read",
+        "stack--popped",
+        "stack--rsp",
+        "stack--empty",
+    }
+
+    view: reactive[StackView | None] = reactive(None, repaint=False)
+    """The stacks as of the current step."""
+
+    def watch_view(self) -> None:
+        self.rebuild()
+        arrow = next((i for i, line in enumerate(self.lines) if line.plain.startswith("→")), 0)
+        self.keep_in_view(arrow)
+
+    def build(self, width: int) -> list[Content]:
+        view = self.view
+        if view is None:
+            return []
+        lines: list[Content] = []
+        lines.extend(self._section(view, "task", "task stack · pt_regs", view.stack))
+        if view.entry_stack or view.stack_name == "entry":
+            lines.extend(self._section(view, "entry", "entry stack · trampoline", view.entry_stack))
+        if view.stack_name in ("user", "other"):
+            where = (
+                "rsp points into the user stack"
+                if view.stack_name == "user"
+                else "rsp is scratch here, not a stack pointer"
+            )
+            rsp_style = self.style("stack--rsp")
+            lines.append(Content.assemble((where, self.style("stack--heading-live"))))
+            lines.append(Content.assemble(("→  ", rsp_style), (f"{view.rsp:016x}", rsp_style)))
+        return lines
+
+    def _section(
+        self, view: StackView, name: str, title: str, slots: tuple[StackSlot, ...]
+    ) -> list[Content]:
+        live = view.stack_name == name
+        heading = self.style("stack--heading-live" if live else "stack--heading")
+        lines = [Content.assemble((title + ("  ◀ rsp" if live else ""), heading))]
+        if not slots and not live:
+            empty = self.style("stack--empty")
+            lines.append(Content.assemble(("  (nothing pushed yet)", empty)))
+            return lines
+        ordered = sorted(slots, key=lambda s: s.address, reverse=True)
+        rsp = view.rsp
+        arrow_done = not live
+        for slot in ordered:
+            if not arrow_done and rsp > slot.address:
+                # RSP sits between words (e.g. the top of an emptied stack): draw it on its own.
+                lines.append(self._rsp_line(rsp, "top" if slot is ordered[0] else ""))
+                arrow_done = True
+            at_rsp = live and slot.address == rsp
+            arrow_done = arrow_done or at_rsp
+            lines.append(self._slot_line(view, slot, at_rsp, popped=live and slot.address < rsp))
+        if not arrow_done:
+            lines.append(self._rsp_line(rsp, "empty" if not ordered else ""))
+        return lines
+
+    def _rsp_line(self, rsp: int, why: str) -> Content:
+        style = self.style("stack--rsp")
+        text = {"top": "  top of stack", "empty": "  empty"}.get(why, "")
+        return Content.assemble(
+            ("→  ", style), (f"{rsp:016x}", style), (text, self.style("stack--empty"))
+        )
+
+    def _slot_line(self, view: StackView, slot: StackSlot, at_rsp: bool, popped: bool) -> Content:
+        if slot.address in view.writes:
+            value_style = self.style("stack--written")
+            mark = "w"
+        elif slot.address in view.reads:
+            value_style = self.style("stack--read")
+            mark = "r"
+        elif popped:
+            value_style = self.style("stack--popped")
+            mark = ""
+        else:
+            value_style = self.style()
+            mark = ""
+        address_style: Style = self.style("stack--popped" if popped else "stack--address")
+        # Three columns of marks: RSP's arrow, then w or r for the word the step touched.
+        arrow = ("→", self.style("stack--rsp")) if at_rsp else " "
+        return Content.assemble(
+            arrow,
+            (f"{mark or ' '} ", value_style if mark else self.style()),
+            (f"{slot.address:016x} ", address_style),
+            (
+                f"{slot_label(slot.slot):<{SLOT_WIDTH}} ",
+                self.style("stack--popped" if popped else "stack--slot"),
+            ),
+            (f"{slot.value:016x}", value_style),
+        )
