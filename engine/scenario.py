@@ -379,6 +379,14 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(text, p)
 
 
+def bundled_scenarios_dir() -> Path:
+    """The shipped scenarios: inside the installed package, or scenarios/ of a checkout."""
+    installed = Path(str(resources.files("engine"))) / "scenarios"  # the wheel puts them here
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
 def default_scenario_path() -> str:
     """The built-in default scenario: getpid through the SYSRET fast path."""
-    return str(resources.files("engine").joinpath("default.toml"))
+    return str(bundled_scenarios_dir() / "getpid.toml")

@@ -20,13 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 def default_scenario_dirs() -> tuple[Path, ...]:
     """Where the picker looks for *.toml: the bundled scenarios, then the working directory."""
-    from engine import default_scenario_path
+    from engine import bundled_scenarios_dir
 
-    bundled = Path(__file__).resolve().parent.parent / "scenarios"
-    if not bundled.is_dir():
-        # Installed without the repository: the engine's built-in scenario is all there is.
-        bundled = Path(default_scenario_path()).parent
-    return (bundled, Path.cwd())
+    return (bundled_scenarios_dir(), Path.cwd())
 
 
 class SyscallTuiApp(App[int]):
