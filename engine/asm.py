@@ -20,6 +20,7 @@ text; a mismatch raises :class:`AssemblyError` at build time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,24 +31,19 @@ from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX_ATT, Ks, KsError
 
 from engine.errors import AssemblyError
 
-_ks: Ks | None = None
-_cs: Cs | None = None
 
-
+@functools.cache
 def keystone() -> Ks:
-    global _ks
-    if _ks is None:
-        _ks = Ks(KS_ARCH_X86, KS_MODE_64)
-        _ks.syntax = KS_OPT_SYNTAX_ATT
-    return _ks
+    ks = Ks(KS_ARCH_X86, KS_MODE_64)
+    ks.syntax = KS_OPT_SYNTAX_ATT
+    return ks
 
 
+@functools.cache
 def capstone() -> Cs:
-    global _cs
-    if _cs is None:
-        _cs = Cs(CS_ARCH_X86, CS_MODE_64)
-        _cs.syntax = CS_OPT_SYNTAX_ATT
-    return _cs
+    cs = Cs(CS_ARCH_X86, CS_MODE_64)
+    cs.syntax = CS_OPT_SYNTAX_ATT
+    return cs
 
 
 def disasm_one(code: bytes, address: int) -> tuple[str, int] | None:

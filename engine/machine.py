@@ -282,9 +282,16 @@ class Machine:
 
     def reset(self) -> None:
         """Back to the state right after build: memory contents and the CPL-0 context."""
-        for base, data in self._pristine:
-            self.uc.mem_write(base, data)
+        self.restore_memory(self._pristine)
         self.uc.context_restore(self._kernel_ctx)
+
+    def snapshot_memory(self) -> list[tuple[int, bytes]]:
+        """The current contents of every region a run can change."""
+        return [(base, bytes(self.uc.mem_read(base, len(data)))) for base, data in self._pristine]
+
+    def restore_memory(self, snapshot: list[tuple[int, bytes]]) -> None:
+        for base, data in snapshot:
+            self.uc.mem_write(base, data)
 
     def restore_kernel_context(self) -> None:
         self.uc.context_restore(self._kernel_ctx)
