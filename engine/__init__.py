@@ -13,5 +13,6 @@ from engine.trace import Trace
 
 __all__ = [
     "AssemblyError", "EngineError", "HookError", "Scenario", "ScenarioError", "Session",
-    "Trace", "bundled_scenarios_dir", "default_scenario_path", "load_scenario", "parse_scenario", "run_scenario",
+    "Trace", "bundled_scenarios_dir", "default_scenario_path", "load_scenario",
+    "parse_scenario", "run_scenario",
 ]  # fmt: skip

@@ -667,7 +667,7 @@ class Run:
         if cached is not None:
             ctx, memory = cached
             self.m.restore_memory(memory)
-            self.uc.context_restore(ctx)  # type: ignore[arg-type]
+            self.uc.context_restore(ctx)
             return
         self._launch()
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
