@@ -203,6 +203,9 @@ class Run:
         self.cr3_writes = pts.after_cr3_write
         self.mov_cr3_at = pts.mov_cr3
         self.swapgs_at = pts.swapgs
+        self.call_line = next(
+            getattr(a.item.meta, "line", None) for a in self.img.entry if a.text.startswith("call")
+        )
         self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
         self.task_lo = self.lay.task_stack_base
         self.task_hi = self.lay.task_stack_top
@@ -281,6 +284,8 @@ class Run:
             line = getattr(meta, "line", 0) or None
             source = self.img.source[line - 1].text.strip() if line else ""
             if address == self.do_sys:
+                # The C function is shown inside the source line that calls it.
+                line = self.call_line
                 source = "do_syscall_64(nr, regs)   /* C code: modelled */"
             return _Pending(
                 address,

@@ -90,3 +90,29 @@ class TestNarrow:
         """The stack tab with the whole pt_regs frame and RSP at r15."""
         run_before = at(call_position(), panel="stack")
         assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+
+    def test_why_tab_at_handler(self, snap_compare: SnapCompare) -> None:
+        """The why tab on the modelled do_syscall_64 step: what the C side changed."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("handler")), panel="why")
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+
+    def test_registers_tab_after_syscall(self, snap_compare: SnapCompare) -> None:
+        """The registers tab right after the modelled SYSCALL: RCX, R11, RFLAGS, CS/SS changed."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("syscall")), panel="registers")
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+
+    def test_msrs_tab_after_swapgs(self, snap_compare: SnapCompare) -> None:
+        """The MSRs tab after the entry swapgs: GS_BASE and KERNEL_GS_BASE exchanged."""
+        trace = scenario_trace("arch-prctl-set-gs.toml")
+        run_before = at(position_after(trace, has_event("swapgs")), panel="msrs")
+        assert snap_compare(
+            make_app("arch-prctl-set-gs.toml"), terminal_size=NARROW, run_before=run_before
+        )
+
+    def test_roots_tab_at_cr3_switch(self, snap_compare: SnapCompare) -> None:
+        """The CR3 tab at the switch to the kernel root: both roots decoded, the kernel one live."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("cr3_switch")), panel="roots")
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)

@@ -47,7 +47,7 @@ def expansion_rows(
             )
         return rows
     modelled = ran.modelled if ran is not None else False
-    return [
+    rows = [
         ExpansionRow(
             ins.address,
             ins.code,
@@ -58,6 +58,17 @@ def expansion_rows(
         )
         for ins in line.instructions
     ]
+    # A step credited to this line that is not one of its instructions is the function the
+    # line calls (do_syscall_64, modelled): show it right under the call.
+    addresses = {ins.address for ins in line.instructions}
+    for s in (ran, upcoming):
+        if s is None or s.source_line != line.number or s.rip in addresses:
+            continue
+        addresses.add(s.rip)
+        row = ExpansionRow(s.rip, s.code, s.text, s is ran, s is upcoming, s.modelled)
+        call = next((i for i, r in enumerate(rows) if r.text.startswith("call")), len(rows) - 1)
+        rows.insert(call + 1, row)
+    return rows
 
 
 def window(rows: list[ExpansionRow], size: int = WINDOW) -> tuple[int, int]:
