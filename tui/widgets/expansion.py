@@ -61,11 +61,13 @@ def expansion_rows(
     # A step credited to this line that is not one of its instructions is the function the
     # line calls (do_syscall_64, modelled): show it right under the call.
     addresses = {ins.address for ins in line.instructions}
-    for s in (ran, upcoming):
-        if s is None or s.source_line != line.number or s.rip in addresses:
+    for step in (ran, upcoming):
+        if step is None or step.source_line != line.number or step.rip in addresses:
             continue
-        addresses.add(s.rip)
-        row = ExpansionRow(s.rip, s.code, s.text, s is ran, s is upcoming, s.modelled)
+        addresses.add(step.rip)
+        row = ExpansionRow(
+            step.rip, step.code, step.text, step is ran, step is upcoming, step.modelled
+        )
         call = next((i for i, r in enumerate(rows) if r.text.startswith("call")), len(rows) - 1)
         rows.insert(call + 1, row)
     return rows
