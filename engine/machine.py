@@ -130,6 +130,7 @@ class Machine:
     step_regs: RegisterFile = field(init=False)
     gprs: RegisterFile = field(init=False)
     rflags_reg: RegisterFile = field(init=False)
+    cs_reg: RegisterFile = field(init=False)
     transition_regs: RegisterFile = field(init=False)
     control_regs: RegisterFile = field(init=False)
     msr: MsrAccess = field(init=False)
@@ -146,6 +147,7 @@ class Machine:
         self.step_regs = RegisterFile(self.uc, STEP_REG_IDS)
         self.gprs = RegisterFile(self.uc, tuple(GPRS.values()))
         self.rflags_reg = RegisterFile(self.uc, (X.UC_X86_REG_RFLAGS,))
+        self.cs_reg = RegisterFile(self.uc, (X.UC_X86_REG_CS,))
         # what SYSCALL writes, in one call
         self.transition_regs = RegisterFile(
             self.uc, (X.UC_X86_REG_RCX, X.UC_X86_REG_R11, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP)

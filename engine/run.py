@@ -262,7 +262,7 @@ class Run:
         return Regs(*vals, self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # type: ignore[call-arg]
 
     def cpl(self) -> int:
-        return int(self.uc.reg_read(X.UC_X86_REG_CS)) & 3
+        return self.m.cs_reg.read()[0] & 3
 
     def _stack_name(self, rsp: int) -> str:
         if self.task_lo <= rsp <= self.task_hi:
@@ -356,18 +356,21 @@ class Run:
     def _stack_words(
         self, written: dict[int, None], lo: int, hi: int, exit_path: str | None
     ) -> tuple[StackSlot, ...]:
+        if not written:
+            return ()
+        # One read of the stack's written span (each stack is physically contiguous).
+        low = min(written)
+        base = self.task_phys if lo == self.task_lo else self.es_phys
+        raw = self.m.read_phys(base + (low - lo), hi - low)
         out = []
+        names = ENTRY_FRAME_SLOTS.get(exit_path or "", ())
         for addr in sorted(written, reverse=True):
-            phys = self.m.walk(self.m.kernel_cr3, addr).phys
-            if phys is None:
-                continue
-            value = int(struct.unpack("<Q", self.m.read_phys(phys, 8))[0])
-            slot_index = (hi - addr) // 8 - 1
+            value = int.from_bytes(raw[addr - low : addr - low + 8], "little")
             if hi == self.task_hi:
                 off = addr - (hi - PT_REGS_SIZE)
                 slot = PT_REGS_FIELDS[off // 8] if 0 <= off < PT_REGS_SIZE else "return address"
             else:
-                names = ENTRY_FRAME_SLOTS.get(exit_path or "", ())
+                slot_index = (hi - addr) // 8 - 1
                 slot = names[slot_index] if slot_index < len(names) else ""
             out.append(StackSlot(addr, value, slot))
         return tuple(out)

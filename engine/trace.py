@@ -56,8 +56,18 @@ class Regs:
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in REG_NAMES}
 
+    def values(self) -> tuple[int, ...]:
+        """The registers in :data:`REG_NAMES` order."""
+        return (
+            self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.rsp,
+            self.r8, self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
+            self.rip, self.rflags, self.cs, self.ss, self.fs_base, self.gs_base,
+            self.kernel_gs_base, self.cr3,
+        )  # fmt: skip
+
     def changed_from(self, other: Regs) -> tuple[str, ...]:
-        return tuple(n for n in REG_NAMES if getattr(self, n) != getattr(other, n))
+        pairs = zip(REG_NAMES, self.values(), other.values(), strict=True)
+        return tuple(n for n, a, b in pairs if a != b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from engine.asm import Assembled, Item, Label, assemble
@@ -34,9 +34,13 @@ class KernelImage:
     labels: dict[str, int]  # every label, the macros' local .L ones too
     source: tuple[SourceLine, ...]
     by_address: dict[int, Assembled]
+    labels_by_address: dict[int, str] = field(default_factory=dict)  # filled after build
 
     def label_at(self, address: int) -> str:
         """The nearest public symbol at or before *address* in the kernel."""
+        label = self.labels_by_address.get(address)
+        if label is not None:
+            return label
         best, best_addr = "", -1
         for name, addr in self.symbols.items():
             if best_addr < addr <= address and not name.startswith("."):
@@ -124,7 +128,7 @@ def build_image(features: Features) -> KernelImage:
     )
     public = {k: v for k, v in labels.items() if not k.startswith(".")}
     image_code = b"".join(a.code for a in entry)
-    return KernelImage(
+    image = KernelImage(
         features=features,
         entry=tuple(entry),
         entry_code=image_code,
@@ -135,3 +139,5 @@ def build_image(features: Features) -> KernelImage:
         source=source,
         by_address={a.address: a for a in (*entry, do_sys, launch)},
     )
+    image.labels_by_address.update({a: image.label_at(a) for a in image.by_address})
+    return image
