@@ -3,7 +3,9 @@
 cold_start_s
     Wall time from spawning ``python -c "run_app(None)"`` on a 160x50 pseudo-terminal until
     the first frame of the default scenario (its status line) has been written to the terminal.
-    The engine run of the scenario is included, as a user would wait for it.
+    The engine run of the scenario is included, as a user would wait for it.  The
+    project's modules are byte-compiled first, as an installed copy is;
+    cold_start_no_bytecode_s is the same with every module compiled from source.
 
 step_ms_median / step_back_ms_median
     Time the app spends on one key press at 160x50, over the whole default trace: from the
@@ -30,6 +32,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from collections.abc import Callable
@@ -53,10 +56,22 @@ from tui.screens.debugger import DebuggerScreen  # noqa: E402
 SIZE = (160, 50)
 
 
-def cold_start(runs: int = 5) -> list[float]:
-    """Seconds from process spawn to the first frame on a real pseudo-terminal."""
+def cold_start(runs: int = 5, bytecode: bool = True) -> list[float]:
+    """Seconds from process spawn to the first frame on a real pseudo-terminal.
+
+    With *bytecode*, the project's modules are compiled once beforehand (into a temporary
+    pycache, as ``pip install`` does for an installed copy) and the first, compiling run
+    is not counted; without it, every run compiles them from source, which is what a
+    machine with PYTHONDONTWRITEBYTECODE set does to a checkout.
+    """
     code = "import sys; from tui.app import run_app; sys.exit(run_app(None))"
     env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="syscall-tui-pycache-")
+        runs += 1  # the first run writes the bytecode
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     times = []
     for _ in range(runs):
         master, slave = pty.openpty()
@@ -95,7 +110,7 @@ def cold_start(runs: int = 5) -> list[float]:
             process.kill()
             process.wait()
         os.close(master)
-    return times
+    return times[1:] if bytecode else times
 
 
 class Probe:
@@ -201,9 +216,11 @@ def import_floor(runs: int = 5) -> list[float]:
 def main() -> None:
     floor = import_floor()
     starts = cold_start()
+    uncompiled = cold_start(3, bytecode=False)
     costs = asyncio.run(step_costs())
     print(f"cold_start_s: {statistics.median(starts):.3f}")
     print(f"cold_start_s_max: {max(starts):.3f}")
+    print(f"cold_start_no_bytecode_s: {statistics.median(uncompiled):.3f}")
     print(f"import_floor_s: {statistics.median(floor):.3f}")
     print(f"step_ms_median: {statistics.median(costs['s']):.2f}")
     print(f"step_ms_p90: {statistics.quantiles(costs['s'], n=10)[-1]:.2f}")
