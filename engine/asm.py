@@ -7,7 +7,8 @@ Keystone 0.9.2 in AT&T mode is not to be trusted on its own:
   keystone-engine/keystone#569 and #571 (``ks_option`` forces radix 16).  The
   kernel code here is written in hex only, and :func:`hexify_decimals` rewrites
   the user's code before Keystone sees it.
-* it encodes an absolute ``%gs:0x6014`` as RIP-relative.  Writing the operand as
+* it encodes an absolute ``%gs:0x6014`` as RIP-relative (keystone-engine/keystone#400,
+  #433; the base-less form in general: #295).  Writing the operand as
   ``%gs:0x6014(,%riz,1)`` gives the real encoding (SIB, no base, no index, disp32),
   which is what GNU as emits for the kernel's ``PER_CPU_VAR()``.
 * it encodes ``nopl 0x0(%rax,%rax,1)`` as a 4-byte ``0f 18 24 00`` (a prefetch
