@@ -132,6 +132,7 @@ ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
 ARCH_GET_GS = 0x1004
 
+UC_SIGCONTEXT_SS = 0x2
 UC_STRICT_RESTORE_SS = 0x4
 
 # The v5.8.13 SYSRET checks, in the order entry_SYSCALL_64 tests them.

@@ -49,6 +49,8 @@ from engine.constants import (
     RF,
     TF,
     USER_CS,
+    UC_SIGCONTEXT_SS,
+    UC_STRICT_RESTORE_SS,
     USER_DS,
     is_canonical,
 )
@@ -706,6 +708,8 @@ class Run:
             eflags=sc.rflags,
             cs=USER_CS,
             ss=USER_DS,
+            # frame_uc_flags(): a signal taken in 64-bit code saves SS and asks for it back
+            uc_flags=UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
         )
         sf.update(sc.sigframe)
         m.write_virt(m.user_cr3, sc.rsp, build_sigframe(sf))

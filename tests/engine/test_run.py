@@ -412,3 +412,19 @@ def test_tf_on_the_syscall_itself_is_masked_not_trapped() -> None:
 def test_iopl3_survives_sysret() -> None:
     t = run_scenario(parse_scenario('name = "iopl"\n[user]\nrflags = 0x3246'))
     assert t.exit == "sysret" and t.final is not None and t.final.rflags == 0x3246
+
+
+def test_sigreturn_strict_ss_keeps_a_bad_selector() -> None:
+    """Delivery from 64-bit code sets UC_STRICT_RESTORE_SS: SS comes back as saved."""
+    sc = parse_scenario('name = "s"\n[user]\nrax = 15\n[sigframe]\nss = 0x23')
+    t = run_scenario(sc)
+    assert t.pt_regs_after_call["ss"] == 0x23
+    assert t.failed_check == "ss_user" and t.fault is not None and t.fault.name == "#GP"
+
+
+def test_sigreturn_without_strict_ss_forces_user_ds() -> None:
+    """force_valid_ss(): no strict flag, 64-bit CS and an unusable SS give __USER_DS."""
+    sc = parse_scenario('name = "s"\n[user]\nrax = 15\n[sigframe]\nss = 0x23\nuc_flags = 0')
+    t = run_scenario(sc)
+    assert t.pt_regs_after_call["ss"] == USER_DS
+    assert t.exit == "sysret" and t.fault is None
