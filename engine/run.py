@@ -48,9 +48,9 @@ from engine.constants import (
     PT_REGS_SIZE,
     RF,
     TF,
-    USER_CS,
     UC_SIGCONTEXT_SS,
     UC_STRICT_RESTORE_SS,
+    USER_CS,
     USER_DS,
     is_canonical,
 )
