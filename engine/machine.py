@@ -89,6 +89,7 @@ class MachineConfig:
     paging: int = 4
     pti: bool = True
     pcid: bool = True
+    removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,9 @@ class Machine:
     def __post_init__(self) -> None:
         cfg = self.config
         self.layout = L.Layout(cfg.paging)
-        self.image = build_image(Features(pti=cfg.pti, pcid=cfg.pcid, la57=cfg.paging == 5))
+        self.image = build_image(
+            Features(cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)))
+        )
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         # A CPU model with PCID and LA57 in CPUID; the default qemu64 model has neither.
         self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)

@@ -157,12 +157,8 @@ class EntryPoints:
 def entry_points(features: Features) -> EntryPoints:
     img = build_image(features)
     sym = img.symbols
-    restore = sym["swapgs_restore_regs_and_return_to_usermode"]
-    jnes = [
-        a for a in img.entry
-        if a.text.split()[0] == "jne" and a.text.split()[-1] == f"{restore:#x}"
-    ]  # fmt: skip
-    assert len(jnes) == len(CHECK_NAMES), "one jne per SYSRET check"
+    checks = [a for a in img.entry if getattr(a.item.meta, "check", None)]
+    assert len(checks) + len(features.removed_checks) == len(CHECK_NAMES), "a branch a check"
     mov_cr3 = [a for a in img.entry if a.text.endswith(", %cr3")]
     return EntryPoints(
         entry=sym["entry_SYSCALL_64"],
@@ -170,7 +166,7 @@ def entry_points(features: Features) -> EntryPoints:
         sysret=next(a.address for a in img.entry if a.text == "sysretq"),
         iret=next(a.address for a in img.entry if a.text == "iretq"),
         ldt=sym["native_irq_return_ldt"],
-        check_at={a.address: i for i, a in enumerate(jnes)},
+        check_at={a.address: CHECK_NAMES.index(a.item.meta.check) for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
@@ -225,7 +221,13 @@ class Run:
         self.pending: _Pending | None = None
         self.prev_regs: Regs | None = None
         self.initial: Regs | None = None
-        self.checks: list[CheckState] = [CheckState(n, "not_reached") for n in CHECK_NAMES]
+        removed = machine.image.features.removed_checks
+        self.checks: list[CheckState] = [
+            CheckState(n, "removed", "not in this kernel (what-if: [machine] remove_checks)")
+            if n in removed
+            else CheckState(n, "not_reached")
+            for n in CHECK_NAMES
+        ]
         self.failed_check: str | None = None
         self.exit: str | None = None
         self.fault: Fault | None = None

@@ -256,7 +256,7 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
             "step_cap")  # fmt: skip
-MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid")
+MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks")
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
 EXPECT_KEYS = ("exit", "failed_check", "fault", "fault_cpl")
@@ -287,6 +287,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         paging=_paging(r, mt.get("paging", 4)),
         pti=r.boolean(mt.get("pti", True), "machine.pti"),
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),
+        removed_checks=_check_names(r, mt.get("remove_checks", [])),
     )
     user_top = (1 << (56 if config.paging == 5 else 47)) - 1
 
@@ -356,6 +357,16 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         code=code, memory=tuple(memory), handler_set=handler_set, pid=pid, sigframe=sigframe,
         expect=expect, step_cap=step_cap,
     )  # fmt: skip
+
+
+def _check_names(r: _Reader, value: Any) -> tuple[str, ...]:
+    key = "machine.remove_checks"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise r.fail(key, f"expected a list of check names, got {_kind(value)}")
+    for v in value:
+        if v not in CHECK_NAMES:
+            raise r.fail(key, f"expected check names from {', '.join(CHECK_NAMES)}, got {v!r}")
+    return tuple(sorted(set(value)))
 
 
 def _paging(r: _Reader, value: Any) -> int:

@@ -104,6 +104,12 @@ SCENES = (
         panel="stack",
         caption="80x24: the stack tab",
     ),
+    Scene(
+        "13-cve-2012-0217-intel",
+        "cve-2012-0217-intel.toml",
+        end,
+        caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
+    ),
 )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from engine.asm import Assembled, Item, Label, assemble
+from engine.constants import CHECK_NAMES
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
 from engine.layout import DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
 from engine.trace import SourceInstruction, SourceLine
@@ -19,6 +20,7 @@ class LineMeta:
 
     line: int  # 1-based display line
     macro: str | None
+    check: str | None = None  # the SYSRET check whose branch this is
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class KernelImage:
         return best
 
 
+SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
+
 _LABEL_MACRO = re.compile(r"^SYM_(?:CODE_START|CODE_START_LOCAL|INNER_LABEL(?:_ALIGN)?)\((\w+)")
 
 
@@ -67,6 +71,8 @@ def build_image(features: Features) -> KernelImage:
     shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
     note: list[str] = []
     in_comment = False
+    checks_seen = 0
+    check_start = 0  # where the instructions of the next check begin
     for raw in source_text().splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
@@ -105,7 +111,31 @@ def build_image(features: Features) -> KernelImage:
                 else:
                     text = resolve_operands(re.sub(r"\s+", " ", code))
                     mnem, _, ops = text.partition(" ")
-                    items.append(Item(f"{mnem} {ops}".strip(), None, LineMeta(line_no, None)))
+                    meta = LineMeta(line_no, None)
+                    item = Item(f"{mnem} {ops}".strip(), None, meta)
+                    if mnem == "call":
+                        check_start = len(items) + 1  # the checks follow the C call
+                    if (
+                        mnem in ("jne", "jnz")
+                        and ops == SLOW_EXIT
+                        and checks_seen < len(CHECK_NAMES)
+                    ):
+                        # the branches of the six SYSRET checks, in the order the code tests them
+                        name = CHECK_NAMES[checks_seen]
+                        checks_seen += 1
+                        if name in features.removed_checks:
+                            # what-if: built without this check. Its compare (and for
+                            # canonical_rip the shifts) goes with the branch; the loads of
+                            # RCX and R11 stay, SYSRET needs them.
+                            items[check_start:] = [
+                                it for it in items[check_start:]
+                                if isinstance(it, Label) or it.text.startswith("mov")
+                            ]  # fmt: skip
+                        else:
+                            items.append(Item(item.text, None, LineMeta(line_no, None, name)))
+                        check_start = len(items)
+                    else:
+                        items.append(item)
         shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
         if code:
             note = []

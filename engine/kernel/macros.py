@@ -51,6 +51,10 @@ class Features:
     pti: bool
     pcid: bool
     la57: bool
+    #: What-if: SYSRET checks the kernel is built without (their compare and branch are
+    #: left out), as kernels before the 2012 fix had no canonical_rip.  Not a CPU
+    #: feature, but it changes the image the same way.
+    removed_checks: tuple[str, ...] = ()
 
 
 # Per-CPU symbols, as offsets from the per-CPU base that GS points at in the kernel.

@@ -121,3 +121,26 @@ def test_image_matches_gnu_as(features: Features, tmp_path: Path) -> None:
     )  # fmt: skip
     subprocess.run([OBJCOPY, "-O", "binary", "-j", ".text", elf, binary], check=True)
     assert binary.read_bytes() == image.entry_code
+
+
+@pytest.mark.parametrize(
+    "features",
+    [*ALL_FEATURES[:2], Features(True, True, False, ("canonical_rip", "ss_user"))],
+    ids=str,
+)
+def test_each_instruction_sits_on_its_own_source_line(features: Features) -> None:
+    """A plain instruction's source line spells that instruction (macros expand elsewhere)."""
+    image = build_image(features)
+    for line in image.source:
+        for ins in line.instructions:
+            if ins.macro is None:
+                word = {"jnz": "jne"}.get(line.text.split()[0], line.text.split()[0])
+                assert ins.text.split()[0].startswith(word.rstrip("q")[:3]), (line, ins)
+
+
+def test_removed_check_leaves_no_compare_behind() -> None:
+    image = build_image(Features(True, True, False, ("canonical_rip",)))
+    texts = [a.text for a in image.entry]
+    assert not any(t.startswith(("shlq", "sarq")) for t in texts)
+    assert texts.count("cmpq %rcx, %r11") == 1  # rcx_eq_rip's compare stays
+    assert sum(1 for a in image.entry if getattr(a.item.meta, "check", None)) == 5

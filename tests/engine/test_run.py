@@ -9,7 +9,7 @@ import pytest
 from unicorn import UC_HOOK_INTR
 from unicorn import x86_const as X
 
-from engine import HookError, Session, load_scenario, parse_scenario, run_scenario
+from engine import HookError, ScenarioError, Session, load_scenario, parse_scenario, run_scenario
 from engine import layout as L
 from engine.constants import (
     CHECK_NAMES,
@@ -428,3 +428,28 @@ def test_sigreturn_without_strict_ss_forces_user_ds() -> None:
     t = run_scenario(sc)
     assert t.pt_regs_after_call["ss"] == USER_DS
     assert t.exit == "sysret" and t.fault is None
+
+
+def test_cve_2012_0217_intel_faults_in_ring0_on_the_users_stack() -> None:
+    t = trace_of("cve-2012-0217-intel.toml")
+    results = {c.name: c.result for c in t.checks}
+    assert results["canonical_rip"] == "removed" and t.failed_check is None
+    assert not any(s.text.startswith(("shlq", "sarq")) for s in t.steps)
+    f = t.fault
+    assert f is not None and (f.name, f.cpl, f.modelled) == ("#GP", 0, True)
+    assert f.rip == t.steps[-1].rip and t.steps[-1].text == "sysretq"
+    assert t.final is not None
+    assert t.final.rsp == t.initial.rsp  # the user's RSP, in ring 0
+    assert t.final.gs_base == t.initial.gs_base  # and the user's GS base
+    assert t.final.rcx == 0x800000000000
+
+
+def test_cve_2012_0217_amd_completes_sysret() -> None:
+    t = trace_of("cve-2012-0217-amd.toml")
+    f = t.fault
+    assert f is not None and (f.name, f.cpl, f.rip, f.modelled) == ("#GP", 3, 0x800000000000, False)
+
+
+def test_remove_checks_is_validated() -> None:
+    with pytest.raises(ScenarioError, match=r"machine\.remove_checks"):
+        parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')

@@ -358,3 +358,13 @@ async def test_status_line_keeps_every_value_at_80_columns() -> None:
         assert len(shown) <= status.content_size.width
         assert "step " in shown and "CPL 0" in shown and "exit IRET" in shown
         assert "entry_SYSCALL_64_after_hwframe" in shown
+
+
+@run_async
+async def test_removed_check_is_marked_and_sysret_still_taken() -> None:
+    app = make_app("cve-2012-0217-intel.toml")
+    async with app.run_test(size=WIDE):
+        goto(app, len(scenario_trace("cve-2012-0217-intel.toml").steps))
+        shown = text(app.query_one(ChecksPanel))
+        assert "canonical_rip" in shown and "REMOVED" in shown
+        assert "FAIL" not in shown

@@ -40,7 +40,7 @@ CHECK_REASONS: dict[str, str] = {
     "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
 }
 
-GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·"}
+GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
 _PADDED_HEX = re.compile(r"0x0+(?=[0-9a-fA-F])")
 
@@ -59,7 +59,7 @@ def exit_path(checks: tuple[CheckState, ...]) -> str | None:
     """The way back to user mode the checks decided on, once they have."""
     if first_failure(checks) is not None:
         return IRET_PATH
-    if checks and all(c.result == "pass" for c in checks):
+    if checks and all(c.result in ("pass", "removed") for c in checks):
         return SYSRET_PATH
     return None
 
@@ -110,6 +110,9 @@ class ChecksPanel(LinePanel):
             elif check.result == "fail":
                 style = self.style("checks--first-failure" if check is failure else "checks--fail")
                 verdict = "FAIL"
+            elif check.result == "removed":
+                style = self.style("checks--fail")
+                verdict = "REMOVED"
             else:
                 style = self.style("checks--pending")
                 verdict = "skipped" if failure is not None else "pending"
@@ -132,8 +135,12 @@ class ChecksPanel(LinePanel):
             ]
         if exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
+            passed = sum(c.result == "pass" for c in checks)
+            head = (
+                "all six passed" if passed == len(checks) else f"{passed} passed, the rest removed"
+            )
             return [
-                Content.assemble(("✓ all six passed → fast exit, SYSRET via", style)),
+                Content.assemble((f"✓ {head} → fast exit, SYSRET via", style)),
                 Content.assemble(("  syscall_return_via_sysret", style)),
             ]
         style = self.style("checks--verdict-pending")
