@@ -126,7 +126,6 @@ class Machine:
     kernel_cr3: int = field(init=False)
     user_cr3: int = field(init=False)
     regions: list[_PhysRegion] = field(init=False, default_factory=list)
-    v2p: dict[int, int] = field(init=False, default_factory=dict)  # kernel-root page map
     _kernel_ctx: object = field(init=False)
     step_regs: RegisterFile = field(init=False)
     gprs: RegisterFile = field(init=False)

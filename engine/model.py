@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from engine.constants import (
     RF,
-    STAR_VALUE,
     X86_CR3_PCID_NOFLUSH,
     is_canonical,
 )
@@ -71,7 +70,6 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
 
 
 __all__ = [
-    "STAR_VALUE",
     "SyscallEffect",
     "cr3_as_stored",
     "iret_faults",

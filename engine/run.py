@@ -37,7 +37,6 @@ from engine.asm import disasm_one
 from engine.constants import (
     CHECK_NAMES,
     EXCEPTION_NAMES,
-    MASK64,
     MSR_FS_BASE,
     MSR_GS_BASE,
     MSR_KERNEL_GS_BASE,
@@ -52,17 +51,15 @@ from engine.constants import (
     UC_STRICT_RESTORE_SS,
     USER_CS,
     USER_DS,
-    is_canonical,
 )
 from engine.errors import HookError
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
-from engine.machine import GPRS, Machine, MachineConfig, UserMapping
+from engine.machine import GPRS, Machine, UserMapping
 from engine.model import cr3_as_stored, iret_faults, syscall_transition, sysret_faults
 from engine.scenario import Scenario
 from engine.syscalls import build_sigframe, do_syscall_64
 from engine.trace import (
-    REG_NAMES,
     CheckState,
     Event,
     Fault,
@@ -891,4 +888,4 @@ def run_scenario(scenario: Scenario, record: bool = True) -> Trace:
     return Session(scenario).run(record)
 
 
-__all__ = ["MASK64", "REG_NAMES", "MachineConfig", "Run", "Session", "is_canonical", "run_scenario"]
+__all__ = ["EntryPoints", "Run", "Session", "run_scenario", "user_mappings"]
