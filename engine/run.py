@@ -15,6 +15,7 @@ exception is re-raised once ``emu_start`` has returned.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import struct
 from collections.abc import Callable
@@ -58,7 +59,7 @@ from engine.kernel.macros import Features
 from engine.machine import GPRS, Machine, UserMapping
 from engine.model import cr3_as_stored, iret_faults, syscall_transition, sysret_faults
 from engine.scenario import Scenario
-from engine.syscalls import build_sigframe, do_syscall_64
+from engine.syscalls import PtRegs, build_sigframe, do_syscall_64
 from engine.trace import (
     CheckState,
     Event,
@@ -384,7 +385,7 @@ class Run:
                 self.pending.modelled = True
         elif self.steps:
             last = self.steps[-1]
-            self.steps[-1] = _replace_step(
+            self.steps[-1] = dataclasses.replace(
                 last, events=(*last.events, ev), modelled=last.modelled or ev.modelled
             )
 
@@ -598,8 +599,6 @@ class Run:
     def _model_do_syscall_64(self) -> None:
         r = self.read_regs()
         nr, regs_addr = r.rdi, r.rsi
-        from engine.syscalls import PtRegs
-
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
         res = do_syscall_64(self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call)
@@ -798,12 +797,6 @@ class Run:
             stopped=self.stopped,
             events=tuple(self.all_events),
         )
-
-
-def _replace_step(step: Step, **changes: Any) -> Step:
-    from dataclasses import replace
-
-    return replace(step, **changes)
 
 
 class Session:
