@@ -44,6 +44,7 @@ from engine.constants import (
     TSS_sp0,
     TSS_sp1,
 )
+from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
 from engine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
@@ -353,21 +354,24 @@ class Machine:
         raw = self.read_virt(cr3, vaddr, 8)
         return None if raw is None else int(struct.unpack("<Q", raw)[0])
 
+    #: The names run.user_mappings gives user pages, listed for translation ("user {name}").
+    USER_PAGE_NAMES = (N_("code"), N_("stack"), N_("memory"))
+
     def named_regions(self) -> list[tuple[str, int]]:
         """The places whose mapping the page-table panel reports, with one address each."""
         lay = self.layout
         out: list[tuple[str, int]] = []
         for m in self.user:  # one entry per run of pages with the same name
             if not out or out[-1][0] != f"user {m.name}":
-                out.append((f"user {m.name}", m.vaddr))
+                out.append((msg("user {name}", name=m.name), m.vaddr))
         out += [
-            ("entry text", L.ENTRY_TEXT),
+            (N_("entry text"), L.ENTRY_TEXT),
             ("cpu_entry_area GDT", L.CEA_GDT),
-            ("entry stack", L.CEA_ENTRY_STACK),
+            (N_("entry stack"), L.CEA_ENTRY_STACK),
             ("cpu_tss_rw", lay.tss),
-            ("task stack", lay.task_stack_base),
-            ("per-CPU data", lay.tlbstate),
-            ("kernel text", L.DO_SYSCALL_64),
+            (N_("task stack"), lay.task_stack_base),
+            (N_("per-CPU data"), lay.tlbstate),
+            (N_("kernel text"), L.DO_SYSCALL_64),
         ]
         return out
 
@@ -378,9 +382,9 @@ class Machine:
 
     def summarize_roots(self) -> tuple[RootSummary, ...]:
         """Walk both roots over the named regions (the user root only exists with PTI)."""
-        roots = [("kernel", self.kernel_cr3)]
+        roots = [(N_("kernel"), self.kernel_cr3)]
         if self.config.pti:
-            roots.append(("user", self.user_cr3))
+            roots.append((N_("user"), self.user_cr3))
         out = []
         for name, cr3 in roots:
             regions = []

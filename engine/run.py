@@ -54,6 +54,7 @@ from engine.constants import (
     USER_DS,
 )
 from engine.errors import HookError
+from engine.i18n import N_, joined, msg
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine import GPRS, Machine, UserMapping
@@ -71,10 +72,10 @@ from engine.trace import (
 )
 
 STACK_NAMES = {
-    "user": "user stack",
-    "task": "task's kernel stack",
-    "entry": "per-CPU trampoline (entry) stack",
-    "other": "no stack (RSP holds something else)",
+    "user": N_("user stack"),
+    "task": N_("task's kernel stack"),
+    "entry": N_("per-CPU trampoline (entry) stack"),
+    "other": N_("no stack (RSP holds something else)"),
 }
 
 ENTRY_FRAME_SLOTS = {
@@ -221,7 +222,7 @@ class Run:
         self.initial: Regs | None = None
         removed = machine.image.features.removed_checks
         self.checks: list[CheckState] = [
-            CheckState(n, "removed", "not in this kernel (what-if: [machine] remove_checks)")
+            CheckState(n, "removed", N_("not in this kernel (what-if: [machine] remove_checks)"))
             if n in removed
             else CheckState(n, "not_reached")
             for n in CHECK_NAMES
@@ -318,7 +319,9 @@ class Run:
         # only a move onto another real stack is an event.
         if stack_name != "other" and stack_name != self.last_stack:
             if self.last_stack:
-                text = f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}"
+                text = msg(
+                    "RSP {rsp:#x}: now on the {stack}", rsp=regs.rsp, stack=STACK_NAMES[stack_name]
+                )
                 p.events.append(Event("stack_switch", text))
             self.last_stack = stack_name
         if p.writes:
@@ -351,8 +354,8 @@ class Run:
         self.steps.append(step)
         self.prev_regs = regs
         if len(self.steps) >= self.sc.step_cap:
-            self._event(Event("cap", f"step cap of {self.sc.step_cap} reached"))
-            self.stopped = f"stopped at the step cap ({self.sc.step_cap})"
+            self._event(Event("cap", msg("step cap of {cap} reached", cap=self.sc.step_cap)))
+            self.stopped = msg("stopped at the step cap ({cap})", cap=self.sc.step_cap)
             raise _Stop
 
     def _stack_words(
@@ -426,9 +429,9 @@ class Run:
         if self.phase == "user":
             self._user_instruction()
         if address in self.swapgs_at:
-            self._event(Event("swapgs", "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
+            self._event(Event("swapgs", N_("swapgs: GS_BASE ⇄ KERNEL_GS_BASE")))
         elif address in self.mov_cr3_at:
-            self._event(Event("cr3_switch", "MOV to CR3: page-table root switch"))
+            self._event(Event("cr3_switch", N_("MOV to CR3: page-table root switch")))
         action = self.actions.get(address)
         if action is not None:
             action(address)
@@ -448,7 +451,7 @@ class Run:
             self.prev_regs = self.initial
         self.user_count += 1
         if self.user_count > self.sc.step_cap:
-            self.stopped = f"stopped at the step cap ({self.sc.step_cap}) in user code"
+            self.stopped = msg("stopped at the step cap ({cap}) in user code", cap=self.sc.step_cap)
             self._event(Event("cap", self.stopped))
             raise _Stop
 
@@ -458,11 +461,14 @@ class Run:
         self._event(
             Event(
                 "return",
-                f"back at CPL {regs.cpl}: the CPU fetched the instruction "
-                f"at {regs.rip:#x} (not executed)",
+                msg(
+                    "back at CPL {cpl}: the CPU fetched the instruction at {rip:#x} (not executed)",
+                    cpl=regs.cpl,
+                    rip=regs.rip,
+                ),
             )
         )
-        self.stopped = f"returned to user space at {regs.rip:#x}"
+        self.stopped = msg("returned to user space at {rip:#x}", rip=regs.rip)
         raise _Stop
 
     def _build_actions(self) -> dict[int, Callable[[int], None]]:
@@ -496,8 +502,11 @@ class Run:
             self._event(
                 Event(
                     "cr3_switch",
-                    f"CR3 bit 63 (no-flush) is not stored by MOV to CR3 "
-                    f"with CR4.PCIDE=1: CR3 becomes {stored:#x}",
+                    msg(
+                        "CR3 bit 63 (no-flush) is not stored by MOV to CR3 with CR4.PCIDE=1: "
+                        "CR3 becomes {cr3:#x}",
+                        cr3=stored,
+                    ),
                     modelled=True,
                 )
             )
@@ -522,10 +531,13 @@ class Run:
             self._model_fault(
                 13,
                 address,
-                f"SYSRET to non-canonical RCX {rcx:#x} on Intel raises "
-                "#GP(0) in ring 0, with the user RSP and GS already loaded",
+                msg(
+                    "SYSRET to non-canonical RCX {rcx:#x} on Intel raises "
+                    "#GP(0) in ring 0, with the user RSP and GS already loaded",
+                    rcx=rcx,
+                ),
             )
-        self._event(Event("sysret", f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
+        self._event(Event("sysret", msg("SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3", rcx=rcx)))
         self.phase = "returned"
 
     def _act_iret(self, address: int) -> None:
@@ -536,25 +548,28 @@ class Run:
             self._model_fault(
                 13,
                 address,
-                f"IRETQ to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the IRET itself",
+                msg(
+                    "IRETQ to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the IRET itself",
+                    rip=rip,
+                ),
             )
-        self._event(Event("iret", f"IRETQ to RIP {rip or 0:#x}"))
+        self._event(Event("iret", msg("IRETQ to RIP {rip:#x}", rip=rip or 0)))
         self.phase = "returned"
 
     def _act_ldt(self, address: int) -> None:
         self._event(
             Event(
                 "unsupported",
-                "SS is in the LDT: the espfix64 path (native_irq_return_ldt) is not emulated",
+                N_("SS is in the LDT: the espfix64 path (native_irq_return_ldt) is not emulated"),
             )
         )
-        self.stopped = "stopped at native_irq_return_ldt (espfix64 is not emulated)"
+        self.stopped = N_("stopped at native_irq_return_ldt (espfix64 is not emulated)")
         raise _Stop
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
         self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
         self._event(Event("fault", self.fault.describe(tag_modelled=False), modelled=True))
-        self.stopped = f"{EXCEPTION_NAMES[vector]} (modelled) at {rip:#x}"
+        self.stopped = msg("{fault} (modelled) at {rip:#x}", fault=EXCEPTION_NAMES[vector], rip=rip)
         raise _Stop
 
     def _check(self, address: int) -> None:
@@ -572,29 +587,38 @@ class Run:
         mem = lambda off: self.m.read_u64(cr3, r.rsp + off) or 0
         eq = "==" if zf else "≠"
         if name == "rcx_eq_rip":
-            detail = f"RCX {r.rcx:#018x} {eq} RIP {r.r11:#018x}"
+            detail = msg("RCX {rcx:#018x} {eq} RIP {rip:#018x}", rcx=r.rcx, eq=eq, rip=r.r11)
         elif name == "canonical_rip":
             detail = (
-                f"RIP {r.r11:#018x} is canonical"
+                msg("RIP {rip:#018x} is canonical", rip=r.r11)
                 if zf
-                else f"RCX {r.r11:#018x} ≠ sign-extended {r.rcx:#018x}: not canonical"
+                else msg(
+                    "RCX {rcx:#018x} ≠ sign-extended {ext:#018x}: not canonical",
+                    rcx=r.r11,
+                    ext=r.rcx,
+                )
             )
         elif name == "cs_user":
-            detail = f"CS {mem(0x88):#x} {eq} __USER_CS {USER_CS:#x}"
+            detail = msg("CS {cs:#x} {eq} __USER_CS {user:#x}", cs=mem(0x88), eq=eq, user=USER_CS)
         elif name == "r11_eq_rflags":
-            detail = f"R11 {r.r11:#x} {eq} RFLAGS {mem(0x90):#x}"
+            detail = msg("R11 {r11:#x} {eq} RFLAGS {flags:#x}", r11=r.r11, eq=eq, flags=mem(0x90))
         elif name == "no_rf_tf":
             bits = [n for n, b in (("RF", RF), ("TF", TF)) if r.r11 & b]
             detail = (
-                f"R11 {r.r11:#x} has {'+'.join(bits)}"
+                msg("R11 {r11:#x} has {bits}", r11=r.r11, bits="+".join(bits))
                 if bits
-                else f"R11 {r.r11:#x}: RF and TF clear"
+                else msg("R11 {r11:#x}: RF and TF clear", r11=r.r11)
             )
         else:
-            detail = f"SS {mem(0xA0):#x} {eq} __USER_DS {USER_DS:#x}"
+            detail = msg("SS {ss:#x} {eq} __USER_DS {user:#x}", ss=mem(0xA0), eq=eq, user=USER_DS)
         self.checks[i] = CheckState(name, "fail" if failed else "pass", detail)
-        verdict = "FAIL → IRET via swapgs_restore_regs_and_return_to_usermode" if failed else "pass"
-        self._event(Event("check", f"{name}: {verdict} ({detail})"))
+        verdict = (
+            N_("FAIL → IRET via swapgs_restore_regs_and_return_to_usermode")
+            if failed
+            else N_("pass")
+        )
+        text = msg("{check}: {verdict} ({detail})", check=name, verdict=verdict, detail=detail)
+        self._event(Event("check", text))
 
     def _model_do_syscall_64(self) -> None:
         r = self.read_regs()
@@ -608,18 +632,22 @@ class Run:
             for k, v in self.sc.handler_set.items():
                 pt.write(k, v)
             self.handler_lines.append(
-                "then, as ptrace or sigreturn would: "
-                + ", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items())
+                msg(
+                    "then, as ptrace or sigreturn would: {writes}",
+                    writes=", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items()),
+                )
             )
         self.pt_after_call = pt.read()
         diffs = [f"{k} {self.pt_at_call[k]:#x} → {v:#x}" for k, v in self.pt_after_call.items()
                  if v != self.pt_at_call[k]]  # fmt: skip
-        text = "; ".join(self.handler_lines)
+        text: str = joined("; ", self.handler_lines)
         if diffs:
-            text += " | pt_regs changed: " + ", ".join(diffs)
+            text = msg("{done} | pt_regs changed: {diffs}", done=text, diffs=", ".join(diffs))
         self._event(Event("handler", text, modelled=True))
         if res.exited is not None:
-            self.stopped = f"the task called exit({res.exited}); do_exit() never returns"
+            self.stopped = msg(
+                "the task called exit({status}); do_exit() never returns", status=res.exited
+            )
             self._event(Event("exit", self.stopped))
             raise _Stop
 
@@ -641,20 +669,26 @@ class Run:
         name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
         self.fault = Fault(intno, name, self.cpl(), rip, address, False, "")
         self._event(Event("fault", self.fault.describe()))
-        self.stopped = f"{name} at CPL {self.fault.cpl}, RIP {rip:#x}"
+        self.stopped = msg(
+            "{fault} at CPL {cpl}, RIP {rip:#x}", fault=name, cpl=self.fault.cpl, rip=rip
+        )
         raise _Stop
 
     def _fault_from_ucerror(self, exc: UcError) -> None:
         rip = int(self.uc.reg_read(X.UC_X86_REG_RIP))
         if exc.errno == UC_ERR_INSN_INVALID:
             # Unicorn reports #UD as an error from emu_start instead of interrupt 6.
-            self.fault = Fault(6, "#UD", self.cpl(), rip, None, False, "invalid opcode")
+            self.fault = Fault(6, "#UD", self.cpl(), rip, None, False, N_("invalid opcode"))
             self._event(Event("fault", self.fault.describe()))
-            self.stopped = f"#UD at CPL {self.fault.cpl}, RIP {rip:#x}"
+            self.stopped = msg(
+                "{fault} at CPL {cpl}, RIP {rip:#x}", fault="#UD", cpl=self.fault.cpl, rip=rip
+            )
             return
         self.fault = Fault(-1, "unicorn", self.cpl(), rip, None, False, str(exc))
-        self._event(Event("fault", f"emulation error at {rip:#x}: {exc}"))
-        self.stopped = f"emulation error: {exc}"
+        self._event(
+            Event("fault", msg("emulation error at {rip:#x}: {error}", rip=rip, error=str(exc)))
+        )
+        self.stopped = msg("emulation error: {error}", error=str(exc))
 
     # -- the round trip ----------------------------------------------------------------
     def _launch_key(self) -> tuple[object, ...]:
@@ -744,8 +778,14 @@ class Run:
         self._event(
             Event(
                 "syscall",
-                f"SYSCALL: CPL 3 → 0, RCX ← {eff.rcx:#x}, R11 ← {eff.r11:#x}, "
-                f"RFLAGS ← {eff.rflags:#x}, RIP ← LSTAR {eff.rip:#x}",
+                msg(
+                    "SYSCALL: CPL 3 → 0, RCX ← {rcx:#x}, R11 ← {r11:#x}, "
+                    "RFLAGS ← {rflags:#x}, RIP ← LSTAR {rip:#x}",
+                    rcx=eff.rcx,
+                    r11=eff.r11,
+                    rflags=eff.rflags,
+                    rip=eff.rip,
+                ),
                 modelled=True,
             )
         )
@@ -762,13 +802,13 @@ class Run:
             self._syscall()
             self._emu(self.entry)
         elif self.fault is None and not self.stopped:
-            self.stopped = "user code ended without reaching a syscall"
+            self.stopped = N_("user code ended without reaching a syscall")
         if self.record and self.pending is not None:
             with contextlib.suppress(_Stop):
                 self._finish()
         final = self.read_regs()
         if not self.stopped:
-            self.stopped = "emulation ended"
+            self.stopped = N_("emulation ended")
         return Trace(
             scenario=sc.name,
             path=sc.path,

@@ -37,6 +37,7 @@ from engine.constants import (
     NR_syscalls_v58,
     NR_write,
 )
+from engine.i18n import Msg, msg
 from engine.machine import GDT_DESCRIPTORS, Machine
 
 SYSCALL_NAMES = {
@@ -132,11 +133,17 @@ def do_syscall_64(
 
     def ret(value: int, what: str) -> None:
         pt.write("ax", value)
-        res.lines.append(f"{what} = {value if value < 1 << 63 else value - (1 << 64)}")
+        res.lines.append(
+            Msg(
+                "{what} = {value}", what=what, value=value if value < 1 << 63 else value - (1 << 64)
+            )
+        )
 
     if nr >= NR_syscalls_v58:
         # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
-        res.lines.append(f"nr {nr:#x} >= NR_syscalls ({NR_syscalls_v58}): ax stays -ENOSYS")
+        res.lines.append(
+            msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=NR_syscalls_v58)
+        )
     elif nr == NR_getpid:
         ret(pid, "getpid()")
     elif nr == NR_write:
@@ -146,7 +153,14 @@ def do_syscall_64(
             ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
         else:
             res.output = data
-            ret(len(data), f"write({fd}, {buf:#x}, {count}) wrote {data[:40]!r}")
+            what = msg(
+                "write({fd}, {buf:#x}, {count}) wrote {data}",
+                fd=fd,
+                buf=buf,
+                count=count,
+                data=repr(data[:40]),
+            )
+            ret(len(data), what)
     elif nr == NR_arch_prctl:
         code, addr = regs["di"], regs["si"]
         if code in (ARCH_SET_FS, ARCH_SET_GS):
@@ -175,9 +189,21 @@ def do_syscall_64(
         _rt_sigreturn(m, cr3, pt, regs, res)
     elif nr in (NR_exit, NR_exit_group):
         res.exited = regs["di"] & 0xFF
-        res.lines.append(f"{name}({regs['di']}): do_exit() does not return to user space")
+        res.lines.append(
+            msg(
+                "{name}({status}): do_exit() does not return to user space",
+                name=name,
+                status=regs["di"],
+            )
+        )
     else:
-        res.lines.append(f"{name or 'syscall'} (nr {nr}) is not modelled: ax left at -ENOSYS")
+        res.lines.append(
+            msg(
+                "{name} (nr {nr}) is not modelled: ax left at -ENOSYS",
+                name=name or "syscall",
+                nr=nr,
+            )
+        )
     return res
 
 
@@ -190,7 +216,9 @@ def _rt_sigreturn(
     raw = m.read_virt(cr3, uc_addr, SIGFRAME_SIZE)
     if raw is None:
         # badframe: signal_fault() → SIGSEGV; the frame is left as it was.
-        res.lines.append(f"rt_sigreturn: frame at {frame:#x} not readable: SIGSEGV (badframe)")
+        res.lines.append(
+            msg("rt_sigreturn: frame at {frame:#x} not readable: SIGSEGV (badframe)", frame=frame)
+        )
         pt.write("ax", 0)
         return
     uc_flags = int(struct.unpack_from("<Q", raw, 0)[0])
@@ -213,7 +241,7 @@ def _rt_sigreturn(
     if not uc_flags & UC_STRICT_RESTORE_SS and (cs | 3) == USER_CS and not _valid_user_ss(ss | 3):
         pt.write("ss", USER_DS)  # force_valid_ss()
         res.lines.append(
-            f"force_valid_ss: ss {ss | 3:#x} is not a usable stack segment → __USER_DS"
+            msg("force_valid_ss: ss {ss:#x} is not a usable stack segment → __USER_DS", ss=ss | 3)
         )
     # return regs->ax: the restored ax is also the return value
-    res.lines.append(f"rt_sigreturn() = {sc['rax']:#x} (the restored ax)")
+    res.lines.append(msg("rt_sigreturn() = {ax:#x} (the restored ax)", ax=sc["rax"]))

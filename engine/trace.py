@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.i18n import N_, Msg, joined, msg
+
 #: Names of the registers in :class:`Regs`, in display order.
 REG_NAMES: tuple[str, ...] = (
     "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
@@ -95,11 +97,19 @@ class Fault:
     reason: str = ""
 
     def describe(self, tag_modelled: bool = True) -> str:
-        where = f" address {self.address:#x}" if self.address is not None else ""
-        tag = " [modelled]" if self.modelled and tag_modelled else ""
-        why = f": {self.reason}" if self.reason else ""
-        head = f"{self.name} (vector {self.vector}) at CPL {self.cpl}, RIP {self.rip:#018x}"
-        return f"{head}{where}{tag}{why}"
+        # English, built from msgids so that engine.i18n.tr() can show it translated.
+        head = msg(
+            "{fault} (vector {vector}) at CPL {cpl}, RIP {rip:#018x}",
+            fault=self.name, vector=self.vector, cpl=self.cpl, rip=self.rip,
+        )  # fmt: skip
+        parts: list[str] = [head]
+        if self.address is not None:
+            parts.append(msg(" address {address:#x}", address=self.address))
+        if self.modelled and tag_modelled:
+            parts.append(N_(" [modelled]"))
+        if self.reason:
+            parts.append(Msg(": {reason}", reason=self.reason))
+        return joined("", parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from textual.app import App, CSSPathType
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from engine.i18n import N_
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
@@ -33,7 +34,7 @@ class SyscallTuiApp(App[int]):
     CSS_PATH: ClassVar[CSSPathType | None] = [HERE / "debugger.tcss", HERE / "dialogs.tcss"]
     COMMANDS = App.COMMANDS | {DebuggerCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "quit", tooltip="Leave syscall-tui", id="quit")
+        Binding("q", "quit", N_("quit"), tooltip=N_("Leave syscall-tui"), id="quit")
     ]
 
     def __init__(self, trace: Trace, scenario_dirs: Iterable[Path] | None = None) -> None:

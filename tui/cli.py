@@ -1,10 +1,12 @@
 """The ``syscall-tui`` command: open the debugger, print a trace, or check scenarios.
 
-    syscall-tui [SCENARIO]               the debugger (default scenario without one)
-    syscall-tui trace SCENARIO [--json]  the step table, then the verdict
+    syscall-tui [SCENARIO] [--lang ja|en]       the debugger (default scenario without one)
+    syscall-tui trace SCENARIO [--json] [--lang ja|en]  the step table, then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
 
-A broken scenario prints one line naming the file and key and exits with status 2.
+A broken scenario prints one line naming the file and key and exits with status 2 (in
+English, whatever the language).  Without --lang the language follows the locale
+(LANGUAGE, LC_ALL, LC_MESSAGES, LANG: ja_JP.UTF-8 gives Japanese).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from engine import EngineError, ScenarioError, load_scenario, run_scenario
 from engine.constants import flag_names
+from engine.i18n import LANGUAGES, _, language_from_env, set_language, tr
 from engine.report import expectation_mismatches, trace_json
 from engine.trace import Trace
 
@@ -34,10 +37,11 @@ def print_trace(trace: Trace) -> None:
 
     console = Console(highlight=False)
     table = Table(title=f"{trace.scenario} · {trace.kernel} · {trace.cpu}", expand=False)
-    for col in ("#", "CPL", "rip", "instruction", "source", "events"):
+    for col in ("#", "CPL", "rip", _("instruction"), _("source"), _("events")):
         table.add_column(col, overflow="fold")
+    modelled = "[" + _("modelled") + "] "
     for s in trace.steps:
-        events = "; ".join(("[modelled] " if e.modelled else "") + e.text for e in s.events)
+        events = "; ".join((modelled if e.modelled else "") + tr(e.text) for e in s.events)
         table.add_row(
             str(s.index), str(s.cpl), f"{s.rip:016x}", s.text, s.source, events,
             style="bold" if s.events else None,
@@ -47,17 +51,17 @@ def print_trace(trace: Trace) -> None:
     console.print(f"exit path:    {trace.exit or '—'}")
     console.print(f"failed check: {trace.failed_check or 'none'}")
     for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:14} {c.detail}")
+        console.print(f"  {c.result:12} {c.name:14} {tr(c.detail)}")
     if trace.handler:
-        console.print("do_syscall_64: " + "; ".join(trace.handler))
+        console.print("do_syscall_64: " + "; ".join(tr(line) for line in trace.handler))
     if trace.fault:
-        console.print(f"fault:        {trace.fault.describe()}", style="bold red")
+        console.print(f"fault:        {tr(trace.fault.describe())}", style="bold red")
     if final is not None:
         console.print(
             f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
-    console.print(f"stopped:      {trace.stopped}")
+    console.print(f"stopped:      {tr(trace.stopped)}")
 
 
 def cmd_trace(path: str, as_json: bool) -> int:
@@ -113,6 +117,14 @@ def cmd_check(paths: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _language_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lang",
+        choices=sorted(LANGUAGES),
+        help="language of the explanations (default: from the locale, LANG=ja_JP.UTF-8 → ja)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -121,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             if args[0] == "trace":
                 parser.add_argument("scenario")
                 parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+                _language_option(parser)
                 ns = parser.parse_args(args[1:])
+                set_language(ns.lang or language_from_env())
                 return cmd_trace(ns.scenario, ns.json)
             parser.add_argument("paths", nargs="+", help="scenario files or folders")
             ns = parser.parse_args(args[1:])
@@ -132,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             "Subcommands: trace SCENARIO [--json], check PATH...",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
+        _language_option(parser)
         ns = parser.parse_args(args)
+        set_language(ns.lang or language_from_env())
         if ns.scenario is not None:
             try:
                 load_scenario(ns.scenario)

@@ -1,4 +1,5 @@
-"""Command-palette entries: every debugger key, and one "open" entry per scenario file."""
+"""Command-palette entries: every debugger key, one "open" entry per scenario file, and the
+UI languages (each named in its own language, so that it can be found from the other)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from engine.i18n import LANGUAGES, _, get_language
+
+#: "Language" in each language, for the palette entry that switches to it.
+LANGUAGE_WORD = {"en": "Language", "ja": "言語 (language)"}
 
 
 class DebuggerCommands(Provider):
@@ -24,13 +30,17 @@ class DebuggerCommands(Provider):
         for binding in DebuggerScreen.BINDINGS:
             if not isinstance(binding, Binding) or not binding.show:
                 continue
-            title = binding.description.capitalize()
-            commands.append((title, binding.tooltip, partial(screen.run_action, binding.action)))
+            title = _(binding.description).capitalize()
+            help_text = _(binding.tooltip)
+            commands.append((title, help_text, partial(screen.run_action, binding.action)))
         for _directory, files in scenario_files(screen.scenario_dirs):
             for path in files:
-                commands.append(
-                    (f"Open scenario {path.name}", str(path), partial(self._open, screen, path))
-                )
+                title = _("Open scenario {name}").format(name=path.name)
+                commands.append((title, str(path), partial(self._open, screen, path)))
+        for lang, name in LANGUAGES.items():
+            if lang != get_language():
+                title = f"{LANGUAGE_WORD[lang]}: {name}"
+                commands.append((title, f"--lang {lang}", partial(screen.set_language, lang)))
         return commands
 
     @staticmethod

@@ -22,12 +22,15 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
+from engine.i18n import N_, _, msg, set_language, tr
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
+from tui.text import localized_bindings
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
 from tui.widgets.msrs import MsrPanel, MsrView
 from tui.widgets.note import NotePanel, NoteView, kernel_note, user_note
+from tui.widgets.panel import LinePanel
 from tui.widgets.registers import RegistersPanel, RegistersView
 from tui.widgets.roots import RootsPanel, RootsView
 from tui.widgets.source import Listing, SourceListing
@@ -40,13 +43,13 @@ WIDE_MIN_HEIGHT = 36
 
 #: The tabs of the narrow layout: (panel name, tab label).
 PANELS: tuple[tuple[str, str], ...] = (
-    ("code", "code"),
-    ("why", "why"),
-    ("registers", "regs"),
-    ("stack", "stack"),
-    ("msrs", "MSRs"),
-    ("roots", "CR3"),
-    ("checks", "checks"),
+    ("code", N_("code")),
+    ("why", N_("why")),
+    ("registers", N_("regs")),
+    ("stack", N_("stack")),
+    ("msrs", N_("MSRs")),
+    ("roots", N_("CR3")),
+    ("checks", N_("checks")),
 )
 
 
@@ -58,23 +61,38 @@ class DebuggerScreen(Screen[None]):
     """Step through one recorded SYSCALL round trip in both directions."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s,f7", "step", "step", tooltip="Execute one instruction", id="step"),
-        Binding("b", "step_back", "back", tooltip="Undo the last instruction", id="step-back"),
+        # Descriptions and tooltips are English msgids; tui.text.localized_bindings gives
+        # the screen translated copies.
+        Binding("s,f7", "step", N_("step"), tooltip=N_("Execute one instruction"), id="step"),
         Binding(
-            "n", "next_line", "next line", tooltip="Run to the next source line", id="next-line"
+            "b", "step_back", N_("back"), tooltip=N_("Undo the last instruction"), id="step-back"
+        ),
+        Binding(
+            "n",
+            "next_line",
+            N_("next line"),
+            tooltip=N_("Run to the next source line"),
+            id="next-line",
         ),
         Binding(
             "c",
             "continue_run",
-            "continue",
-            tooltip="Run to the next event: CR3 switch, swapgs, a check verdict, the exit",
+            N_("continue"),
+            tooltip=N_("Run to the next event: CR3 switch, swapgs, a check verdict, the exit"),
             id="continue",
         ),
-        Binding("g", "go_to", "go to", tooltip="Jump to step N", id="go-to"),
-        Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
-        Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
+        Binding("g", "go_to", N_("go to"), tooltip=N_("Jump to step N"), id="go-to"),
         Binding(
-            "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
+            "r", "restart", N_("restart"), tooltip=N_("Back to before the first step"), id="restart"
+        ),
+        Binding("o", "open_scenario", N_("open"), tooltip=N_("Load another scenario"), id="open"),
+        Binding(
+            "question_mark",
+            "help",
+            N_("help"),
+            key_display="?",
+            tooltip=N_("Keys and legend"),
+            id="help",
         ),
         *(
             Binding(str(n), f"show_panel('{panel}')", label, show=False, id=f"panel-{panel}")
@@ -112,7 +130,7 @@ class DebuggerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
         yield NowBar(id="now")
-        yield Tabs(*(Tab(label, id=f"tab-{panel}") for panel, label in PANELS), id="panel-tabs")
+        yield Tabs(*(Tab(_(label), id=f"tab-{panel}") for panel, label in PANELS), id="panel-tabs")
         with Horizontal(id="panels"):
             with Vertical(id="code-column", classes="column"):
                 yield SourceListing(id="listing")
@@ -143,13 +161,35 @@ class DebuggerScreen(Screen[None]):
         self._fault = self.query_one(FaultBanner)
         self._status = self.query_one(StatusLine)
         self._now = self.query_one(NowBar)
-        self._listing_view.border_subtitle = "● ran  ▶ next"
-        self._note.border_title = "why"
-        self._registers.border_title = "registers"
-        self._msrs.border_title = "MSRs"
-        self._roots.border_title = RootsPanel.TITLE
-        self._checks.border_title = "SYSRET checks"
+        self._apply_language()
+
+    # -- language -----------------------------------------------------------------------
+
+    def _apply_language(self) -> None:
+        """Put every fixed word on screen in the current language (engine.i18n)."""
+        localized_bindings(self)
+        localized_bindings(self.app)
+        self.refresh_bindings()
+        for panel, label in PANELS:
+            self.query_one(f"#tab-{panel}", Tab).label = _(label)
+        self._listing_view.border_subtitle = _("● ran  ▶ next")
+        self._note.border_title = _("why")
+        self._registers.border_title = _("registers")
+        self._msrs.border_title = _("MSRs")
+        self._roots.border_title = _(RootsPanel.TITLE)
+        self._checks.border_title = _("SYSRET checks")
         self._apply_timeline()
+
+    def set_language(self, lang: str) -> None:
+        """Switch the UI language and redraw every panel in it."""
+        set_language(lang)
+        self._apply_language()
+        self._listing_view.set_rows(self._listing.rows)
+        for panel in self.query(LinePanel):
+            panel.rebuild()
+            panel.refresh()
+        for widget in self.query("StatusLine, NowBar, VerdictBar, FaultBanner"):
+            widget.refresh()
 
     # -- layout -----------------------------------------------------------------------
 
@@ -235,8 +275,10 @@ class DebuggerScreen(Screen[None]):
         self.app.push_screen(HelpScreen())
 
     def _at_end(self) -> None:
-        stopped = self.timeline.trace.stopped or "the run ended"
-        self.notify(f"End of the trace: {stopped}", title="end", timeout=4)
+        stopped = tr(self.timeline.trace.stopped) or _("the run ended")
+        self.notify(
+            _("End of the trace: {stopped}").format(stopped=stopped), title=_("end"), timeout=4
+        )
 
     # -- loading --------------------------------------------------------------------
 
@@ -268,12 +310,13 @@ class DebuggerScreen(Screen[None]):
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
         self.set_trace(message.trace)
         name = scenario_name(message.trace)
-        self.notify(f"{name}: {len(message.trace.steps)} steps", title="loaded", timeout=4)
+        text = tr(msg("{name}: {count} steps", name=name, count=len(message.trace.steps)))
+        self.notify(text, title=_("loaded"), timeout=4)
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
         self.notify(
             message.error,
-            title=f"could not load {Path(message.path).name}",
+            title=_("could not load {name}").format(name=Path(message.path).name),
             severity="error",
             timeout=10,
         )
@@ -320,11 +363,13 @@ class DebuggerScreen(Screen[None]):
         self._expansion.view = ExpansionView(line, ran, upcoming)
         if line is not None:
             macro = focus.macro if focus is not None else None
-            self._expansion.set_title(f"expansion · {macro}" if macro else "instruction")
+            self._expansion.set_title(
+                _("expansion · {macro}").format(macro=macro) if macro else _("instruction")
+            )
         elif focus is not None and focus.cpl == 0:
-            self._expansion.set_title(f"{focus.label} · outside entry_64.S")
+            self._expansion.set_title(_("{label} · outside entry_64.S").format(label=focus.label))
         else:
-            self._expansion.set_title("user instruction")
+            self._expansion.set_title(_("user instruction"))
 
         if line is not None:
             note = line.note
@@ -375,10 +420,10 @@ class DebuggerScreen(Screen[None]):
         status.label = focus.label if focus is not None else ""
         path = exit_path(checks)
         if fault is not None:
-            status.exit_path = f"fault {fault.name}"
+            status.exit_path = _("fault {name}").format(name=fault.name)
         elif path is not None:
             status.exit_path = (
-                "SYSRET (fast path)" if path.startswith("SYSRET") else "IRET (slow path)"
+                _("SYSRET (fast path)") if path.startswith("SYSRET") else _("IRET (slow path)")
             )
         else:
             status.exit_path = "—"

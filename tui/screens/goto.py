@@ -11,12 +11,15 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from engine.i18n import N_, _
+from tui.text import localized_bindings
+
 
 class GotoDialog(ModalScreen[int | None]):
     """Returns a position in 0..end, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "cancel", tooltip="Close without jumping", id="cancel")
+        Binding("escape", "cancel", N_("cancel"), tooltip=N_("Close without jumping"), id="cancel")
     ]
 
     def __init__(self, current: int, end: int) -> None:
@@ -26,7 +29,11 @@ class GotoDialog(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Step number: 0 is before the first instruction, {self.end} the end.")
+            yield Label(
+                _("Step number: 0 is before the first instruction, {end} the end.").format(
+                    end=self.end
+                )
+            )
             yield Input(
                 placeholder=f"0–{self.end}",
                 type="integer",
@@ -36,7 +43,8 @@ class GotoDialog(ModalScreen[int | None]):
             yield Label("", id="error")
 
     def on_mount(self) -> None:
-        self.query_one("#dialog").border_title = "go to step"
+        localized_bindings(self)
+        self.query_one("#dialog").border_title = _("go to step")
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -46,7 +54,8 @@ class GotoDialog(ModalScreen[int | None]):
         except ValueError:
             position = -1
         if not 0 <= position <= self.end:
-            self.query_one("#error", Label).update(f"Enter a number from 0 to {self.end}.")
+            error = _("Enter a number from 0 to {end}.").format(end=self.end)
+            self.query_one("#error", Label).update(error)
             return
         self.dismiss(position)
 

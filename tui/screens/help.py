@@ -10,25 +10,45 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-LEGEND = """\
-## Reading the screen
+from engine.i18n import N_, _
+from tui.text import localized_bindings
 
-- **●** the instruction the last step executed; its effects are highlighted.
-- **▶** the instruction the next step executes.
-- A highlighted register or MSR value was changed by the last step.
-- **→** on a stack marks where RSP points; `w` and `r` mark the word the last step wrote or
-  read; dimmed words lie below RSP (popped).
-- **● live** marks the page-table root CR3 selects; both roots light up on a CR3 write.
-- SYSRET checks: **✓** pass, **✗** FAIL, **·** not reached yet. The first failure sends the
-  exit through IRET (`swapgs_restore_regs_and_return_to_usermode`).
-- **modelled**: Unicorn does not implement this part of the CPU (or the C handler); the
-  engine computed its effect instead of executing it.
+#: The legend, one msgid per heading, item and paragraph (Markdown inside).
+LEGEND: tuple[str, ...] = (
+    N_("## Reading the screen"),
+    N_("- **●** the instruction the last step executed; its effects are highlighted."),
+    N_("- **▶** the instruction the next step executes."),
+    N_("- A highlighted register or MSR value was changed by the last step."),
+    N_(
+        "- **→** on a stack marks where RSP points; `w` and `r` mark the word the last step "
+        "wrote or read; dimmed words lie below RSP (popped)."
+    ),
+    N_("- **● live** marks the page-table root CR3 selects; both roots light up on a CR3 write."),
+    N_(
+        "- SYSRET checks: **✓** pass, **✗** FAIL, **·** not reached yet. The first failure "
+        "sends the exit through IRET (`swapgs_restore_regs_and_return_to_usermode`)."
+    ),
+    N_(
+        "- **modelled**: Unicorn does not implement this part of the CPU (or the C handler); "
+        "the engine computed its effect instead of executing it."
+    ),
+    N_(
+        "`continue` stops at: entering the kernel, the CR3 switch, swapgs, the call to "
+        "do_syscall_64, each check verdict, the exit instruction and a fault."
+    ),
+    N_("In a narrow terminal the panels become tabs: keys 1–7 pick one."),
+)
 
-`continue` stops at: entering the kernel, the CR3 switch, swapgs, the call to
-do_syscall_64, each check verdict, the exit instruction and a fault.
 
-In a narrow terminal the panels become tabs: keys 1–7 pick one.
-"""
+def legend_markdown() -> str:
+    """The legend in the current language; items of a list stay one block."""
+    out: list[str] = []
+    for part in LEGEND:
+        text = _(part)
+        if out and not (text.startswith("- ") and out[-1].startswith("- ")):
+            out.append("")
+        out.append(text)
+    return "\n".join(out)
 
 
 def key_names(binding: Binding) -> str:
@@ -42,13 +62,18 @@ def keys_markdown() -> str:
     """The key table, built from the bindings so that it cannot drift from them."""
     from tui.screens.debugger import DebuggerScreen
 
-    rows = ["## Keys", "", "| key | action |", "| --- | --- |"]
+    key, action = _("key"), _("action")
+    rows = ["## " + _("Keys"), "", f"| {key} | {action} |", "| --- | --- |"]
     for binding in DebuggerScreen.BINDINGS:
         if isinstance(binding, Binding) and binding.show:
-            rows.append(f"| `{key_names(binding)}` | {binding.tooltip or binding.description} |")
-    rows.append("| `1`–`7` | pick a panel when the panels are tabs |")
-    rows.append("| `ctrl+p` | command palette: every action, and each scenario to open |")
-    rows.append("| `q` | quit |")
+            text = _(binding.tooltip or binding.description)
+            rows.append(f"| `{key_names(binding)}` | {text} |")
+    extra = (
+        ("1`–`7", N_("pick a panel when the panels are tabs")),
+        ("ctrl+p", N_("command palette: every action, and each scenario to open")),
+        ("q", N_("quit")),
+    )
+    rows.extend(f"| `{keys}` | {_(text)} |" for keys, text in extra)
     return "\n".join(rows)
 
 
@@ -56,15 +81,18 @@ class HelpScreen(ModalScreen[None]):
     """What every key does and what the marks on screen mean."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "close", "close", tooltip="Close the help", id="close")
+        Binding(
+            "escape,question_mark,q", "close", N_("close"), tooltip=N_("Close the help"), id="close"
+        )
     ]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(keys_markdown() + "\n\n" + LEGEND)
+            yield Markdown(keys_markdown() + "\n\n" + legend_markdown())
 
     def on_mount(self) -> None:
-        self.query_one("#help").border_title = "help"
+        localized_bindings(self)
+        self.query_one("#help").border_title = _("help")
 
     def action_close(self) -> None:
         self.dismiss(None)

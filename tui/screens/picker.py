@@ -13,6 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from engine.i18n import N_, _
+from tui.text import localized_bindings
+
 #: TOML files that are certainly not scenarios: a project's own configuration, typically in
 #: the working directory the debugger is started from.
 NOT_SCENARIOS = frozenset({"pyproject.toml", "Cargo.toml", "ruff.toml", ".ruff.toml"})
@@ -44,7 +47,9 @@ class ScenarioPicker(ModalScreen[Path | None]):
     """Returns the chosen file, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "cancel", tooltip="Keep the current scenario", id="cancel")
+        Binding(
+            "escape", "cancel", N_("cancel"), tooltip=N_("Keep the current scenario"), id="cancel"
+        )
     ]
 
     def __init__(self, directories: tuple[Path, ...]) -> None:
@@ -61,14 +66,15 @@ class ScenarioPicker(ModalScreen[Path | None]):
                 self._paths[option_id] = path
                 options.append(Option(f"  {path.name}", id=option_id))
             if not files:
-                options.append(Option("  (no *.toml here)", disabled=True))
+                options.append(Option("  " + _("(no *.toml here)"), disabled=True))
         with Vertical(id="picker"):
             yield OptionList(*options, id="scenarios")
-            yield Label("or type a path:")
+            yield Label(_("or type a path:"))
             yield Input(placeholder="path/to/scenario.toml", id="path")
 
     def on_mount(self) -> None:
-        self.query_one("#picker").border_title = "open scenario"
+        localized_bindings(self)
+        self.query_one("#picker").border_title = _("open scenario")
         option_list = self.query_one(OptionList)
         option_list.focus()
         if self._paths:

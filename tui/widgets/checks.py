@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from typing import ClassVar
 
 from textual.content import Content
@@ -11,7 +10,10 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
+from engine.i18n import N_, _, msg, tr
 from engine.trace import CheckState
+from tui.text import pad
+from tui.text import wrap as wrap_cells
 from tui.widgets.panel import LinePanel
 
 IRET_PATH = "IRET via swapgs_restore_regs_and_return_to_usermode"
@@ -20,24 +22,24 @@ SYSRET_PATH = "SYSRET via syscall_return_via_sysret"
 #: What each check compares, in the words of the entry code.
 CHECK_TITLES: dict[str, str] = {
     "rcx_eq_rip": "RCX == RIP",
-    "canonical_rip": "RIP canonical",
+    "canonical_rip": N_("RIP canonical"),
     "cs_user": "CS == __USER_CS",
     "r11_eq_rflags": "R11 == RFLAGS",
-    "no_rf_tf": "no RF, no TF",
+    "no_rf_tf": N_("no RF, no TF"),
     "ss_user": "SS == __USER_DS",
 }
 
 #: Why SYSRET cannot be used when a check fails: one line each.
 CHECK_REASONS: dict[str, str] = {
-    "rcx_eq_rip": "SYSRET jumps to RCX, so RCX must hold the saved RIP.",
-    "canonical_rip": (
+    "rcx_eq_rip": N_("SYSRET jumps to RCX, so RCX must hold the saved RIP."),
+    "canonical_rip": N_(
         "On Intel, SYSRET to a non-canonical RCX raises #GP at CPL 0 with the user's RSP "
         "already loaded (CVE-2012-0217)."
     ),
-    "cs_user": "SYSRET always loads CS 0x33; any other CS must return through IRET.",
-    "r11_eq_rflags": "SYSRET loads RFLAGS from R11, so R11 must hold the saved flags.",
-    "no_rf_tf": "SYSRET cannot restore RF, and a set TF would trap right after SYSRET.",
-    "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
+    "cs_user": N_("SYSRET always loads CS 0x33; any other CS must return through IRET."),
+    "r11_eq_rflags": N_("SYSRET loads RFLAGS from R11, so R11 must hold the saved flags."),
+    "no_rf_tf": N_("SYSRET cannot restore RF, and a set TF would trap right after SYSRET."),
+    "ss_user": N_("SYSRET always loads SS 0x2b; any other SS must return through IRET."),
 }
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
@@ -65,14 +67,13 @@ def exit_path(checks: tuple[CheckState, ...]) -> str | None:
 
 
 def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
-    """Wrap at spaces with a hanging indent; a value is never split across lines."""
-    return textwrap.wrap(
+    """Wrap with a hanging indent, in cells; a value is never split across lines."""
+    return wrap_cells(
         text,
-        width=max(width, 20),
+        max(width, 20),
         initial_indent=indent,
         subsequent_indent=indent + "  ",
         break_long_words=False,
-        break_on_hyphens=False,
     ) or [indent]
 
 
@@ -103,26 +104,26 @@ class ChecksPanel(LinePanel):
         lines = self._verdict(checks, failure)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
-            title = CHECK_TITLES.get(check.name, check.name)
+            title = _(CHECK_TITLES.get(check.name, check.name))
             if check.result == "pass":
                 style = self.style("checks--pass")
                 verdict = ""
             elif check.result == "fail":
                 style = self.style("checks--first-failure" if check is failure else "checks--fail")
-                verdict = "FAIL"
+                verdict = _("FAIL")
             elif check.result == "removed":
                 style = self.style("checks--fail")
-                verdict = "REMOVED"
+                verdict = _("REMOVED")
             else:
                 style = self.style("checks--pending")
-                verdict = "skipped" if failure is not None else "pending"
-            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
+                verdict = _("skipped") if failure is not None else _("pending")
+            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{pad(title, 17)}"
             lines.append(Content.assemble((head, style), (verdict, style)))
             if check.detail and check.result != "not_reached":
-                for text in wrap(compact_detail(check.detail), width):
+                for text in wrap(compact_detail(tr(check.detail)), width):
                     lines.append(Content.assemble((text, detail_style)))
             if check is failure and failure.name in CHECK_REASONS:
-                for text in wrap(CHECK_REASONS[failure.name], width):
+                for text in wrap(_(CHECK_REASONS[failure.name]), width):
                     lines.append(Content.assemble((text, self.style("checks--fail"))))
         return lines
 
@@ -130,23 +131,32 @@ class ChecksPanel(LinePanel):
         if failure is not None:
             style = self.style("checks--verdict-iret")
             return [
-                Content.assemble((f"✗ {failure.name} failed → slow exit, IRET via", style)),
+                Content.assemble(
+                    (
+                        "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name),
+                        style,
+                    )
+                ),
                 Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
             ]
         if exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
             passed = sum(c.result == "pass" for c in checks)
             head = (
-                "all six passed" if passed == len(checks) else f"{passed} passed, the rest removed"
+                _("all six passed")
+                if passed == len(checks)
+                else tr(msg("{passed} passed, the rest removed", passed=passed))
             )
             return [
-                Content.assemble((f"✓ {head} → fast exit, SYSRET via", style)),
+                Content.assemble(
+                    ("✓ " + _("{head} → fast exit, SYSRET via").format(head=head), style)
+                ),
                 Content.assemble(("  syscall_return_via_sysret", style)),
             ]
         style = self.style("checks--verdict-pending")
         return [
-            Content.assemble(("verdict pending: the checks run after", style)),
-            Content.assemble(("do_syscall_64 returns", style)),
+            Content.assemble((_("verdict pending: the checks run after"), style)),
+            Content.assemble((_("do_syscall_64 returns"), style)),
         ]
 
 
@@ -164,14 +174,15 @@ class VerdictBar(Widget):
             "fail": self.get_visual_style("checks--fail"),
         }
         pending = self.get_visual_style("checks--pending")
-        parts: list[str | Content | tuple[str, str | Style]] = ["checks "]
+        parts: list[str | Content | tuple[str, str | Style]] = [_("checks") + " "]
         for check in self.checks:
             parts.append((GLYPHS.get(check.result, "?"), styles.get(check.result, pending)))
         failure = first_failure(self.checks)
         if failure is not None:
-            parts.append((f"  {failure.name} FAIL → IRET (slow path)", styles["fail"]))
+            text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
+            parts.append(("  " + text, styles["fail"]))
         elif exit_path(self.checks) is not None:
-            parts.append(("  all passed → SYSRET", styles["pass"]))
+            parts.append(("  " + _("all passed → SYSRET"), styles["pass"]))
         else:
-            parts.append(("  verdict pending", pending))
+            parts.append(("  " + _("verdict pending"), pending))
         return Content.assemble(*parts)

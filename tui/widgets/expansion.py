@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len
 from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.i18n import _
 from engine.trace import SourceLine, Step
 from tui.widgets.panel import LinePanel
 
@@ -116,7 +118,7 @@ class MacroExpansion(LinePanel):
             return []
         start, end = window(rows)
         code_width = max(len(row.code) for row in rows) * 3 - 1
-        longest = max(len(row.text) for row in rows) + len("  modelled")
+        longest = max(len(row.text) for row in rows) + cell_len("  " + _("modelled"))
         fits_bytes = width >= 2 + 16 + 2 + code_width + 2 + longest
         base = self.style()
         more = self.style("expansion--more")
@@ -144,7 +146,7 @@ class MacroExpansion(LinePanel):
                 )
             parts.append((row.text, style))
             if row.modelled:
-                parts.append(("  modelled", self.style("expansion--modelled")))
+                parts.append(("  " + _("modelled"), self.style("expansion--modelled")))
             lines.append(Content.assemble(*parts))
         if end < len(rows):
             lines.append(Content.assemble((f"  ⋮ {len(rows) - end} more", more)))

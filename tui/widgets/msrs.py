@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.i18n import _
 from tui.widgets.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
 from tui.widgets.panel import LinePanel
 
@@ -93,7 +94,7 @@ class MsrPanel(LinePanel):
             if target:
                 lines.append(
                     Content.assemble(
-                        ("  SYSCALL jumps to ", decoded),
+                        ("  " + _("SYSCALL jumps to") + " ", decoded),
                         (target, self.style("msrs--symbol")),
                     )
                 )
@@ -101,7 +102,9 @@ class MsrPanel(LinePanel):
             mask = msrs["SYSCALL_MASK"]
             lines.append(Content.assemble(self._label("SYSCALL_MASK"), hex64(mask)))
             lines.append(
-                Content.assemble(("  SYSCALL clears " + " ".join(fmask_names(mask)), decoded))
+                Content.assemble(
+                    ("  " + _("SYSCALL clears") + " " + " ".join(fmask_names(mask)), decoded)
+                )
             )
         lines.append(self._base(view, "FS_BASE", "fs_base", view.fs_base))
         lines.append(self._base(view, "GS_BASE", "gs_base", view.gs_base))

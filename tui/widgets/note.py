@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len
 from textual.content import Content
 from textual.reactive import reactive
 
+from engine.i18n import N_, _, tr
 from engine.trace import Event
+from tui.text import wrap
 from tui.widgets.panel import LinePanel
 
 #: Notes for the user program's instructions, which have no line in entry_64.S.
 USER_NOTES: dict[str, str] = {
-    "syscall": (
+    "syscall": N_(
         "SYSCALL saves the next RIP in RCX and RFLAGS in R11, clears the RFLAGS bits set in "
         "SYSCALL_MASK, loads CS and SS from STAR and jumps to LSTAR at CPL 0. It changes "
         "neither RSP, nor GS, nor CR3: the entry code has to do all of that itself, "
         "starting on the user's stack and page tables."
     ),
 }
-USER_DEFAULT = (
+USER_DEFAULT = N_(
     "The scenario's own program, running at CPL 3 on the user page tables. Nothing of the "
     "kernel is reachable from here except through SYSCALL."
 )
@@ -29,7 +31,7 @@ USER_DEFAULT = (
 
 #: Notes for kernel code outside entry_64.S, by symbol.
 KERNEL_NOTES: dict[str, str] = {
-    "do_syscall_64": (
+    "do_syscall_64": N_(
         "The C half of the system call: look up the handler in sys_call_table, run it, then "
         "do the exit work (signals, ptrace). No C runs on this emulated CPU: the engine "
         "applies what the handler does to pt_regs and returns, so this step is modelled."
@@ -38,7 +40,7 @@ KERNEL_NOTES: dict[str, str] = {
 
 
 def kernel_note(label: str) -> str:
-    return KERNEL_NOTES.get(label, "Kernel code outside entry_64.S.")
+    return KERNEL_NOTES.get(label, N_("Kernel code outside entry_64.S."))
 
 
 def user_note(instruction: str) -> str:
@@ -78,22 +80,23 @@ class NotePanel(LinePanel):
         width = max(width, 20)
         lines: list[Content] = []
         text_style = self.style("note--text")
-        for text in textwrap.wrap(view.note, width):
+        # The note and the events are English msgids from the engine: shown translated.
+        for text in wrap(_(view.note), width):
             lines.append(Content.assemble((text, text_style)))
         event_style = self.style("note--event")
         modelled_style = self.style("note--modelled")
-        tag = "  modelled"
+        tag = "  " + _("modelled")
         for event in view.events:
-            wrapped = textwrap.wrap(event.text, width, initial_indent="• ", subsequent_indent="  ")
+            wrapped = wrap(tr(event.text), width, initial_indent="• ", subsequent_indent="  ")
             lines.extend(Content.assemble((text, event_style)) for text in wrapped)
             if event.modelled:
                 # The tag goes after the text, on a line of its own if the last one is full.
-                if len(wrapped[-1]) + len(tag) <= width:
+                if cell_len(wrapped[-1]) + cell_len(tag) <= width:
                     lines[-1] = Content.assemble(lines[-1], (tag, modelled_style))
                 else:
-                    lines.append(Content.assemble(("  modelled", modelled_style)))
+                    lines.append(Content.assemble((tag, modelled_style)))
         handler_style = self.style("note--handler")
         for text in view.handler:
-            wrapped = textwrap.wrap(text, width, initial_indent="  │ ", subsequent_indent="  │   ")
+            wrapped = wrap(tr(text), width, initial_indent="  │ ", subsequent_indent="  │   ")
             lines.extend(Content.assemble((piece, handler_style)) for piece in wrapped)
         return lines

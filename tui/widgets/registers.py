@@ -9,6 +9,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.i18n import _
 from engine.trace import Regs
 from tui.widgets.decode import IOPL_MASK, RFLAGS_BITS, hex64, selector_name
 from tui.widgets.panel import LinePanel
@@ -68,7 +69,8 @@ class RegistersPanel(LinePanel):
             )
             for left, right in zip(LEFT, RIGHT, strict=True)
         ]
-        cpl_text = f"CPL {regs.cpl} ({'kernel' if regs.cpl == 0 else 'user'})"
+        mode = _("kernel") if regs.cpl == 0 else _("user")
+        cpl_text = f"CPL {regs.cpl} ({mode})"
         lines.append(
             Content.assemble(
                 ("rip ", name_style),

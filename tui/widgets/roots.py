@@ -9,7 +9,9 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.i18n import N_, _, tr
 from engine.trace import MappedRegion, RootSummary
+from tui.text import pad
 from tui.widgets.decode import decode_cr3, same_root
 from tui.widgets.panel import LinePanel
 
@@ -29,7 +31,7 @@ class RootsView:
 class RootsPanel(LinePanel):
     """User and kernel CR3 decoded; the live one is marked; a CR3 write highlights both."""
 
-    TITLE = "page-table roots (KPTI)"
+    TITLE = N_("page-table roots (KPTI)")
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "roots--name",
@@ -46,7 +48,8 @@ class RootsPanel(LinePanel):
     def watch_view(self, view: RootsView | None) -> None:
         # The title carries the news so that the rows keep their width.
         switched = view is not None and view.switched
-        self.set_title(f"{self.TITLE} · MOV to CR3" if switched else self.TITLE)
+        title = _(self.TITLE)
+        self.set_title(f"{title} · MOV to CR3" if switched else title)
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
@@ -56,7 +59,7 @@ class RootsPanel(LinePanel):
         # User first, then kernel: the order the entry code moves between them.
         roots = sorted(view.roots, key=lambda r: (r.name != "user", r.name))
         if not roots:
-            return [Content("no page-table roots recorded")]
+            return [Content(_("no page-table roots recorded"))]
         name_style = self.style("roots--name")
         live = [same_root(view.cr3, root.cr3) for root in roots]
 
@@ -67,19 +70,21 @@ class RootsPanel(LinePanel):
                 style = self.style("roots--live")
             else:
                 style = self.style("roots--idle")
-            return f"{text:<{COLUMN}}", style
+            return pad(text, COLUMN), style
 
         def row(label: str, values: list[str], *, emphasise: bool = False) -> Content:
             return Content.assemble(
-                (f"{label:<{NAME}}", name_style),
+                (pad(label, NAME), name_style),
                 *(cell(v, i, emphasise=emphasise) for i, v in enumerate(values)),
             )
 
         fields = [decode_cr3(r.cr3) for r in roots]
+        live_word, user_half, kernel_half = _("live"), _("user half"), _("kernel half")
+        keep, flush = _("keep TLB"), _("flush")
         lines = [
             row(
                 "",
-                [f"{r.name}{' ● live' if live[i] else ''}" for i, r in enumerate(roots)],
+                [_(r.name) + (" ● " + live_word if live[i] else "") for i, r in enumerate(roots)],
                 emphasise=True,
             ),
             row("cr3", [f"{r.cr3:016x}" for r in roots], emphasise=True),
@@ -87,15 +92,15 @@ class RootsPanel(LinePanel):
             row("pcid", [f"{f.pcid:03x}" for f in fields]),
             row(
                 "bit 12 PTI",
-                [f"{int(f.user_half)} {'user' if f.user_half else 'kernel'} half" for f in fields],
+                [f"{int(f.user_half)} {user_half if f.user_half else kernel_half}" for f in fields],
             ),
             row(
                 "bit 63",
-                [f"{int(f.noflush)} {'keep TLB' if f.noflush else 'flush'}" for f in fields],
+                [f"{int(f.noflush)} {keep if f.noflush else flush}" for f in fields],
             ),
             Content.assemble(
-                (f"{'maps':<{REGION_NAME}}", name_style),
-                *((f"{r.name:<{REGION_COLUMN}}", name_style) for r in roots),
+                (pad(_("maps"), REGION_NAME), name_style),
+                *((pad(_(r.name), REGION_COLUMN), name_style) for r in roots),
             ),
         ]
         lines.extend(self._regions(roots))
@@ -114,7 +119,7 @@ class RootsPanel(LinePanel):
         lines = []
         for name in names:
             parts: list[str | Content | tuple[str, str | Style]] = [
-                (f" {name:<{REGION_NAME - 1}}", self.style("roots--name"))
+                (" " + pad(tr(name), REGION_NAME - 1), self.style("roots--name"))
             ]
             for table in by_root:
                 found = table.get(name)
@@ -122,8 +127,8 @@ class RootsPanel(LinePanel):
                     text = f"✓ {found.flags}"
                     style = self.style("roots--mapped")
                 else:
-                    text = "✗ unmapped"
+                    text = "✗ " + _("unmapped")
                     style = self.style("roots--unmapped")
-                parts.append((f"{text:<{REGION_COLUMN}}", style))
+                parts.append((pad(text, REGION_COLUMN), style))
             lines.append(Content.assemble(*parts))
         return lines

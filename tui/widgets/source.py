@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.style import Style
 
+from engine.i18n import N_, msg, tr
 from engine.trace import Trace
 
 RowKind = Literal["heading", "user", "source"]
@@ -67,7 +68,7 @@ class Listing:
                     user.setdefault(step.rip, step.text or step.source)
                 else:
                     other.setdefault(step.label, {}).setdefault(step.rip, step.text)
-        rows: list[ListingRow] = [ListingRow("heading", "user program · CPL 3")]
+        rows: list[ListingRow] = [ListingRow("heading", N_("user program · CPL 3"))]
         row_of_rip: dict[int, int] = {}
         for address in sorted(user):
             row_of_rip[address] = len(rows)
@@ -84,7 +85,7 @@ class Listing:
                 )
             )
         for label, instructions in other.items():
-            rows.append(ListingRow("heading", f"{label} · outside entry_64.S"))
+            rows.append(ListingRow("heading", msg("{label} · outside entry_64.S", label=label)))
             for address in sorted(instructions):
                 row_of_rip[address] = len(rows)
                 rows.append(ListingRow("user", f"{address:016x}  {instructions[address]}"))
@@ -187,9 +188,9 @@ class SourceListing(ScrollView, can_focus=True):
         base = self.get_visual_style("source--ran") if ran else self.get_visual_style()
         if row.kind == "heading":
             content = Content.assemble(
-                ("── " + row.text + " ", self.get_visual_style("source--heading"))
+                ("── " + tr(row.text) + " ", self.get_visual_style("source--heading"))
             )
-            content = content.extend_right(max(0, width + scroll_x - len(content.plain)), "─")
+            content = content.extend_right(max(0, width + scroll_x - content.cell_length), "─")
         else:
             if upcoming:
                 marker: tuple[str, Style] = ("▶ ", self.get_visual_style("source--next-marker"))
@@ -223,7 +224,7 @@ class SourceListing(ScrollView, can_focus=True):
                 (code, text_style),
                 (sep + comment, comment_style),
             )
-            pad = max(0, width + scroll_x - len(content.plain))
+            pad = max(0, width + scroll_x - content.cell_length)
             content = Content.assemble(content, (" " * pad, base))
         segments = list(content.render_segments(self.get_visual_style()))
         strip = Strip(segments, content.cell_length)

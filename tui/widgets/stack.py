@@ -14,29 +14,33 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.i18n import N_, _
 from engine.trace import StackSlot, Step
+from tui.text import fit
 from tui.widgets.panel import LinePanel
 
 STACK_TITLES = {
-    "user": "stack · rsp on the user stack",
-    "task": "stack · rsp on the task stack",
-    "entry": "stack · rsp on the entry stack",
-    "other": "stack · rsp is scratch, on no stack",
+    "user": N_("stack · rsp on the user stack"),
+    "task": N_("stack · rsp on the task stack"),
+    "entry": N_("stack · rsp on the entry stack"),
+    "other": N_("stack · rsp is scratch, on no stack"),
 }
 
 
 def stack_title(stack_name: str) -> str:
-    return STACK_TITLES.get(stack_name, f"stack · rsp on {stack_name}")
+    title = STACK_TITLES.get(stack_name)
+    return _(title) if title else _("stack · rsp on {name}").format(name=stack_name)
 
 
 SLOT_WIDTH = 8
 #: Shorter names for the engine's longer slot names, so a word stays on one row.
-SLOT_SHORT = {"return address": "ret addr", "ax (saved)": "saved ax"}
+SLOT_SHORT = {"return address": N_("ret addr"), "ax (saved)": N_("saved ax")}
 
 
 def slot_label(slot: str) -> str:
-    short = SLOT_SHORT.get(slot, slot)
-    return short if len(short) <= SLOT_WIDTH else short[: SLOT_WIDTH - 1] + "…"
+    """The slot's name in exactly SLOT_WIDTH cells (pt_regs field names stay as they are)."""
+    short = SLOT_SHORT.get(slot)
+    return fit(_(short) if short else slot, SLOT_WIDTH)
 
 
 def rows_needed(steps: Sequence[Step]) -> int:
@@ -84,14 +88,15 @@ class StackPanel(LinePanel):
         if view is None:
             return []
         lines: list[Content] = []
-        lines.extend(self._section(view, "task", "task stack · pt_regs", view.stack))
+        lines.extend(self._section(view, "task", _("task stack · pt_regs"), view.stack))
         if view.entry_stack or view.stack_name == "entry":
-            lines.extend(self._section(view, "entry", "entry stack · trampoline", view.entry_stack))
+            title = _("entry stack · trampoline")
+            lines.extend(self._section(view, "entry", title, view.entry_stack))
         if view.stack_name in ("user", "other"):
             where = (
-                "rsp points into the user stack"
+                _("rsp points into the user stack")
                 if view.stack_name == "user"
-                else "rsp is scratch here, not a stack pointer"
+                else _("rsp is scratch here, not a stack pointer")
             )
             rsp_style = self.style("stack--rsp")
             lines.append(Content.assemble((where, self.style("stack--heading-live"))))
@@ -106,7 +111,7 @@ class StackPanel(LinePanel):
         lines = [Content.assemble((title + ("  ◀ rsp" if live else ""), heading))]
         if not slots and not live:
             empty = self.style("stack--empty")
-            lines.append(Content.assemble(("  (nothing pushed yet)", empty)))
+            lines.append(Content.assemble(("  " + _("(nothing pushed yet)"), empty)))
             return lines
         ordered = sorted(slots, key=lambda s: s.address, reverse=True)
         rsp = view.rsp
@@ -125,7 +130,7 @@ class StackPanel(LinePanel):
 
     def _rsp_line(self, rsp: int, why: str) -> Content:
         style = self.style("stack--rsp")
-        text = {"top": "  top of stack", "empty": "  empty"}.get(why, "")
+        text = {"top": "  " + _("top of stack"), "empty": "  " + _("empty")}.get(why, "")
         return Content.assemble(
             ("→  ", style), (f"{rsp:016x}", style), (text, self.style("stack--empty"))
         )
@@ -151,7 +156,7 @@ class StackPanel(LinePanel):
             (f"{mark or ' '} ", value_style if mark else self.style()),
             (f"{slot.address:016x} ", address_style),
             (
-                f"{slot_label(slot.slot):<{SLOT_WIDTH}} ",
+                slot_label(slot.slot) + " ",
                 self.style("stack--popped" if popped else "stack--slot"),
             ),
             (f"{slot.value:016x}", value_style),

@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
+from engine.i18n import _, tr
 from engine.trace import Fault
 
 
@@ -54,18 +55,18 @@ class StatusLine(Widget):
             parts.extend(((title, self.get_visual_style("status--scenario")), sep))
         parts.extend(
             (
-                f"step {self.position}/{self.total}",
+                _("step {position}/{total}").format(position=self.position, total=self.total),
                 sep,
                 f"CPL {self.cpl}",
                 sep,
                 self.label or "—",
                 sep,
-                ("exit ", dim),
+                (_("exit") + " ", dim),
                 exit_path,
             )
         )
         if self.modelled:
-            parts.extend((sep, ("modelled", self.get_visual_style("status--modelled"))))
+            parts.extend((sep, (_("modelled"), self.get_visual_style("status--modelled"))))
         return Content.assemble(*parts)
 
 
@@ -82,7 +83,7 @@ class NowBar(Widget):
     """The instruction just executed (or next, before the first step)."""
 
     def render(self) -> Content:
-        number = f"{self.line_number:>4} " if self.line_number is not None else "user "
+        number = f"{self.line_number:>4} " if self.line_number is not None else _("user") + " "
         return Content.assemble(
             (number, self.get_visual_style("now--lineno")),
             self.line_text.strip(),
@@ -103,4 +104,4 @@ class FaultBanner(Widget):
     def render(self) -> Content:
         if self.fault is None:
             return Content("")
-        return Content("fault: " + self.fault.describe())
+        return Content(_("fault:") + " " + tr(self.fault.describe()))
