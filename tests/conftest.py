@@ -1,12 +1,24 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from engine import Trace, load_scenario, run_scenario
+from engine.i18n import set_language
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """Every test starts in English (the UI language is process-wide) and leaves it so."""
+    set_language("en")
+    yield
+    set_language("en")
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from textual.app import App, CSSPathType
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from engine.i18n import N_
+from engine.i18n import N_, set_language
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
@@ -37,8 +37,12 @@ class SyscallTuiApp(App[int]):
         Binding("q", "quit", N_("quit"), tooltip=N_("Leave syscall-tui"), id="quit")
     ]
 
-    def __init__(self, trace: Trace, scenario_dirs: Iterable[Path] | None = None) -> None:
+    def __init__(
+        self, trace: Trace, scenario_dirs: Iterable[Path] | None = None, lang: str | None = None
+    ) -> None:
         super().__init__()
+        if lang is not None:
+            set_language(lang)  # else whatever engine.i18n has (the CLI sets it from --lang)
         self.trace = trace
         self.scenario_dirs = (
             tuple(scenario_dirs) if scenario_dirs is not None else default_scenario_dirs()

@@ -68,6 +68,13 @@ def _chop(piece: str, width: int) -> list[str]:
         current += char
     if current:
         out.append(current)
+    # Kinsoku again: a piece must not begin with a closing character; lend it the last
+    # character of the piece before when that still fits.
+    for i in range(1, len(out)):
+        if out[i][0] in NO_LINE_START and len(out[i - 1]) > 1:
+            moved = out[i - 1][-1] + out[i]
+            if cell_len(moved) <= width:
+                out[i - 1], out[i] = out[i - 1][:-1], moved
     return out
 
 

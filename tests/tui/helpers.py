@@ -39,9 +39,9 @@ def has_event(kind: str) -> Callable[[Step], bool]:
 
 
 def make_app(
-    name: str = "getpid.toml", scenario_dirs: tuple[Path, ...] = (SCENARIOS,)
+    name: str = "getpid.toml", scenario_dirs: tuple[Path, ...] = (SCENARIOS,), lang: str = "en"
 ) -> SyscallTuiApp:
-    return SyscallTuiApp(scenario_trace(name), scenario_dirs=scenario_dirs)
+    return SyscallTuiApp(scenario_trace(name), scenario_dirs=scenario_dirs, lang=lang)
 
 
 def run_async(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:

@@ -101,7 +101,7 @@ class ChecksPanel(LinePanel):
         checks = self.checks
         failure = first_failure(checks)
         # The verdict comes first so it stays in view even when the details need scrolling.
-        lines = self._verdict(checks, failure)
+        lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
             title = _(CHECK_TITLES.get(check.name, check.name))
@@ -127,37 +127,30 @@ class ChecksPanel(LinePanel):
                     lines.append(Content.assemble((text, self.style("checks--fail"))))
         return lines
 
-    def _verdict(self, checks: tuple[CheckState, ...], failure: CheckState | None) -> list[Content]:
+    def _verdict(
+        self, checks: tuple[CheckState, ...], failure: CheckState | None, width: int
+    ) -> list[Content]:
         if failure is not None:
             style = self.style("checks--verdict-iret")
-            return [
-                Content.assemble(
-                    (
-                        "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name),
-                        style,
-                    )
-                ),
-                Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
-            ]
-        if exit_path(checks) is not None:
+            head = "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name)
+            target = "swapgs_restore_regs_and_return_to_usermode"
+        elif exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
             passed = sum(c.result == "pass" for c in checks)
-            head = (
+            summary = (
                 _("all six passed")
                 if passed == len(checks)
                 else tr(msg("{passed} passed, the rest removed", passed=passed))
             )
-            return [
-                Content.assemble(
-                    ("✓ " + _("{head} → fast exit, SYSRET via").format(head=head), style)
-                ),
-                Content.assemble(("  syscall_return_via_sysret", style)),
-            ]
-        style = self.style("checks--verdict-pending")
-        return [
-            Content.assemble((_("verdict pending: the checks run after"), style)),
-            Content.assemble((_("do_syscall_64 returns"), style)),
-        ]
+            head = "✓ " + _("{head} → fast exit, SYSRET via").format(head=summary)
+            target = "syscall_return_via_sysret"
+        else:
+            style = self.style("checks--verdict-pending")
+            head = _("verdict pending: the checks run after")
+            target = _("do_syscall_64 returns")
+            return [Content.assemble((text, style)) for text in (head, target)]
+        lines = [*wrap_cells(head, max(width, 20), subsequent_indent="  "), "  " + target]
+        return [Content.assemble((text, style)) for text in lines]
 
 
 class VerdictBar(Widget):

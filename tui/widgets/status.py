@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.cells import cell_len
 from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
@@ -11,6 +12,7 @@ from textual.widget import Widget
 
 from engine.i18n import _, tr
 from engine.trace import Fault
+from tui.text import fit
 
 
 class StatusLine(Widget):
@@ -45,9 +47,14 @@ class StatusLine(Widget):
             content = self._line(title, exit_path)
             if content.cell_length <= width:
                 return content
-        return content
+        # Still too wide (a long label such as swapgs_restore_regs_and_return_to_usermode,
+        # or words in a wider script): the label gives way, cut at a cell boundary.
+        short = self.exit_path.split(" (", 1)[0]
+        label = self.label or "—"
+        excess = self._line("", short, label).cell_length - width
+        return self._line("", short, fit(label, max(cell_len(label) - excess, 8)))
 
-    def _line(self, title: str, exit_path: str) -> Content:
+    def _line(self, title: str, exit_path: str, label: str | None = None) -> Content:
         dim = self.get_visual_style("status--dim")
         sep = (" · ", dim)
         parts: list[str | Content | tuple[str, str | Style]] = []
@@ -59,7 +66,7 @@ class StatusLine(Widget):
                 sep,
                 f"CPL {self.cpl}",
                 sep,
-                self.label or "—",
+                self.label or "—" if label is None else label,
                 sep,
                 (_("exit") + " ", dim),
                 exit_path,

@@ -1,0 +1,229 @@
+"""The debugger in Japanese: choosing the language, switching it live, and laying out
+double-width text in every panel at 80x24 and 160x50."""
+
+from __future__ import annotations
+
+import pytest
+from rich.cells import cell_len
+from textual.widgets import Footer, Tab
+
+from engine.i18n import get_language, set_language
+from tests.tui.helpers import has_event, make_app, position_after, run_async, scenario_trace
+from tui import cli
+from tui.app import SyscallTuiApp
+from tui.screens.debugger import PANELS, DebuggerScreen
+from tui.screens.help import HelpScreen, keys_markdown, legend_markdown
+from tui.screens.timeline import Timeline
+from tui.text import fit, pad, wrap
+from tui.widgets.checks import VerdictBar
+from tui.widgets.note import NotePanel
+from tui.widgets.panel import LinePanel
+from tui.widgets.status import StatusLine
+
+WIDE = (160, 50)
+NARROW = (80, 24)
+
+
+def debugger(app: SyscallTuiApp) -> DebuggerScreen:
+    screen = app.screen
+    assert isinstance(screen, DebuggerScreen)
+    return screen
+
+
+def has_kana(text: str) -> bool:
+    """Japanese script: kana or kanji."""
+    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
+
+
+# -- wrapping in cells ----------------------------------------------------------------
+
+
+def test_wrap_is_textwrap_for_english() -> None:
+    import textwrap
+
+    text = "SYSCALL saves the next RIP in RCX and RFLAGS in R11, then jumps to LSTAR at CPL 0."
+    for width in (12, 20, 33, 80):
+        assert wrap(text, width, "• ", "  ") == textwrap.wrap(
+            text, width, initial_indent="• ", subsequent_indent="  "
+        )
+
+
+@pytest.mark.parametrize("width", [10, 17, 24, 31, 58])
+def test_wrap_breaks_japanese_between_characters_within_the_width(width: int) -> None:
+    text = (
+        "SYSCALL は次の RIP を RCX に、RFLAGS を R11 に退避し、CPL 0 で LSTAR にジャンプする。"
+        "（swapgs_restore_regs_and_return_to_usermode）"
+    )
+    lines = wrap(text, width, "• ", "  ")
+    assert all(cell_len(line) <= width for line in lines)
+    # Nothing lost but the spaces at the breaks.
+    assert "".join(lines).replace(" ", "").replace("•", "") == text.replace(" ", "")
+    # Kinsoku: no line starts with closing punctuation or ends with an opening bracket.
+    assert all(line.strip() for line in lines)
+    assert not any(line.strip()[0] in "、。）」" for line in lines[1:])
+    assert not any(line.rstrip()[-1] in "（「" for line in lines)
+
+
+def test_pad_and_fit_count_cells() -> None:
+    assert pad("戻り番地", 10) == "戻り番地  "
+    assert cell_len(fit("タスクのカーネルスタック", 9)) == 9
+    assert fit("タスクのカーネルスタック", 9).endswith("…")
+
+
+# -- choosing the language -------------------------------------------------------------
+
+
+def test_cli_lang_flag_and_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen: list[str] = []
+    monkeypatch.setattr("tui.app.run_app", lambda path: chosen.append(get_language()) or 0)
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["--lang", "ja"]) == 0
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    assert cli.main([]) == 0
+    assert cli.main(["--lang", "en"]) == 0
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert cli.main([]) == 0
+    assert chosen == ["ja", "ja", "en", "en"]
+
+
+def test_cli_refuses_an_unknown_language(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--lang", "fr"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_trace_in_japanese(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tui.helpers import SCENARIOS
+
+    monkeypatch.setenv("COLUMNS", "400")  # no folding inside the table
+    assert cli.main(["trace", str(SCENARIOS / "sigreturn-noncanonical.toml"), "--lang", "ja"]) == 0
+    out = capsys.readouterr().out
+    assert "非カノニカル" in out and "ページテーブルのルートを切り替え" in out
+
+
+def test_broken_scenarios_are_reported_in_english(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[user]\ncode = 42\n", encoding="utf-8")
+    assert cli.main(["trace", str(broken), "--lang", "ja"]) == 2
+    err = capsys.readouterr().err
+    assert not has_kana(err) and "broken.toml" in err
+
+
+# -- the app in Japanese -------------------------------------------------------------
+
+
+@run_async
+async def test_everything_on_screen_is_japanese() -> None:
+    trace = scenario_trace("getpid.toml")
+    app = make_app(lang="ja")
+    async with app.run_test(size=WIDE) as pilot:
+        screen = debugger(app)
+        screen.position = position_after(trace, has_event("handler"))
+        await pilot.pause()
+        status = app.query_one(StatusLine).render().plain
+        assert "ステップ" in status and "出口" in status
+        note = app.query_one(NotePanel).plain
+        assert has_kana(note) and "pt_regs" in note
+        titles = [w.border_title for w in screen.query(LinePanel) if w.border_title]
+        assert all(has_kana(str(t)) or str(t) in ("MSR",) for t in titles), titles
+        footer_keys = [b.description for _, b, _, _ in screen.active_bindings.values()]
+        assert "ステップ" in footer_keys and "終了" in footer_keys
+        assert [str(t.label) for t in screen.query(Tab)][:2] == ["コード", "解説"]
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert "1 命令を実行する" in keys_markdown()
+        assert "画面の見方" in legend_markdown()
+
+
+@run_async
+async def test_switching_language_from_the_command_palette() -> None:
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        screen = debugger(app)
+        screen.position = 10
+        await pilot.pause()
+        assert "step 10/" in app.query_one(StatusLine).render().plain
+        note_en = app.query_one(NotePanel).plain
+        await pilot.press("ctrl+p", *"language")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert get_language() == "ja"
+        assert "ステップ 10/" in app.query_one(StatusLine).render().plain
+        assert has_kana(app.query_one(NotePanel).plain) and not has_kana(note_en)
+        assert screen.position == 10  # the session stays where it was
+        # Back to English, found by its own name.
+        await pilot.press("ctrl+p", *"English")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert get_language() == "en"
+        assert app.query_one(NotePanel).plain == note_en
+        assert next(str(t.label) for t in screen.query(Tab)) == "code"
+
+
+# -- layout of double-width text -------------------------------------------------------
+
+LAYOUT_SCENARIOS = ("getpid.toml", "sigreturn-noncanonical.toml", "cve-2012-0217-intel.toml")
+
+
+def overflowing(app: SyscallTuiApp) -> list[str]:
+    """Lines wider than the panel (or one-line widget) that shows them."""
+    bad = []
+    for panel in app.screen.query(LinePanel):
+        width = panel.scrollable_content_region.width
+        if not width or not panel.display:
+            continue
+        for line in panel.lines:
+            if line.cell_length > width:
+                bad.append(f"{panel.id}: {line.plain!r} ({line.cell_length} > {width})")
+    for widget in (app.query_one(StatusLine), app.query_one(VerdictBar)):
+        width = widget.content_size.width
+        if widget.display and width and widget.render().cell_length > width:
+            bad.append(f"{widget.id}: {widget.render().plain!r}")
+    return bad
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x50"])
+@pytest.mark.parametrize("name", LAYOUT_SCENARIOS)
+def test_japanese_fits_every_panel(name: str, size: tuple[int, int]) -> None:
+    """At every stop of the run, in every panel (each tab when narrow), no line is wider
+    than its panel: nothing is cut, wide characters included."""
+
+    @run_async
+    async def check() -> None:
+        trace = scenario_trace(name)
+        app = make_app(name, lang="ja")
+        async with app.run_test(size=size) as pilot:
+            screen = debugger(app)
+            positions = (0, *Timeline(trace).stops, len(trace.steps))
+            panels = [p for p, _ in PANELS] if size == NARROW else ["code"]
+            bad: list[str] = []
+            for panel in panels:
+                screen.panel = panel
+                for position in positions:
+                    screen.position = position
+                    await pilot.pause()
+                    bad.extend(f"@{position} {b}" for b in overflowing(app))
+            assert not bad, "\n".join(bad[:20])
+            tabs = sum(cell_len(str(t.label)) + 2 for t in screen.query(Tab))
+            assert tabs <= size[0]
+            footer = app.query_one(Footer)
+            assert footer.region.width <= size[0]
+
+    check()
+
+
+def test_language_is_reset_between_tests() -> None:
+    assert get_language() == "en"
+    set_language("ja")  # the autouse fixture puts English back
