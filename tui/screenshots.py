@@ -64,6 +64,7 @@ class Scene:
     size: tuple[int, int] = WIDE
     panel: str | None = None
     caption: str = ""
+    lang: str = "en"
 
 
 SCENES = (
@@ -110,11 +111,43 @@ SCENES = (
         end,
         caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
     ),
+    Scene(
+        "14-ja-noncanonical-check-fails",
+        "sigreturn-noncanonical.toml",
+        failed_check,
+        caption="--lang ja: canonical_rip fails",
+        lang="ja",
+    ),
+    Scene(
+        "15-ja-getpid-handler",
+        "getpid.toml",
+        event("handler"),
+        caption="--lang ja: do_syscall_64, modelled",
+        lang="ja",
+    ),
+    Scene(
+        "16-ja-narrow-why",
+        "getpid.toml",
+        event("cr3_switch"),
+        size=NARROW,
+        panel="why",
+        caption="--lang ja, 80x24: the why tab",
+        lang="ja",
+    ),
+    Scene(
+        "17-ja-narrow-checks",
+        "sigreturn-noncanonical.toml",
+        failed_check,
+        size=NARROW,
+        panel="checks",
+        caption="--lang ja, 80x24: the checks tab",
+        lang="ja",
+    ),
 )
 
 
 async def shoot(scene: Scene, trace: Trace, out: Path) -> Path:
-    app = SyscallTuiApp(trace, scenario_dirs=(SCENARIOS,))
+    app = SyscallTuiApp(trace, scenario_dirs=(SCENARIOS,), lang=scene.lang)
     async with app.run_test(size=scene.size) as pilot:
         await pilot.pause()
         screen = app.screen

@@ -116,3 +116,41 @@ class TestNarrow:
         trace = scenario_trace("getpid.toml")
         run_before = at(position_after(trace, has_event("cr3_switch")), panel="roots")
         assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+
+
+class TestJapanese:
+    """The same screens with --lang ja: double-width text in every panel, at both sizes."""
+
+    def test_wide_failing_check(self, snap_compare: SnapCompare) -> None:
+        """canonical_rip fails: the verdict, the reason and the /// note in Japanese."""
+        app = make_app("sigreturn-noncanonical.toml", lang="ja")
+        assert snap_compare(app, terminal_size=WIDE, run_before=at(failing_check_position()))
+
+    def test_wide_handler(self, snap_compare: SnapCompare) -> None:
+        """do_syscall_64, modelled: the why panel's events and the handler's lines."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("handler")))
+        assert snap_compare(make_app(lang="ja"), terminal_size=WIDE, run_before=run_before)
+
+    def test_narrow_why_tab_at_cr3_switch(self, snap_compare: SnapCompare) -> None:
+        """The why tab at 80 columns: a long Japanese note wrapped between characters."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("cr3_switch")), panel="why")
+        assert snap_compare(make_app(lang="ja"), terminal_size=NARROW, run_before=run_before)
+
+    def test_narrow_checks_tab_at_failing_check(self, snap_compare: SnapCompare) -> None:
+        """The checks tab: columns stay aligned with Japanese titles and verdicts."""
+        app = make_app("sigreturn-noncanonical.toml", lang="ja")
+        run_before = at(failing_check_position(), panel="checks")
+        assert snap_compare(app, terminal_size=NARROW, run_before=run_before)
+
+    def test_narrow_roots_tab(self, snap_compare: SnapCompare) -> None:
+        """The CR3 tab: a table of Japanese region names padded in cells."""
+        trace = scenario_trace("getpid.toml")
+        run_before = at(position_after(trace, has_event("cr3_switch")), panel="roots")
+        assert snap_compare(make_app(lang="ja"), terminal_size=NARROW, run_before=run_before)
+
+    def test_narrow_stack_tab_at_call(self, snap_compare: SnapCompare) -> None:
+        """The stack tab: Japanese headings above the pt_regs slots."""
+        run_before = at(call_position(), panel="stack")
+        assert snap_compare(make_app(lang="ja"), terminal_size=NARROW, run_before=run_before)
