@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine import EngineError, ScenarioError, load_scenario, run_scenario
 from engine.constants import flag_names
-from engine.i18n import LANGUAGES, _, language_from_env, set_language, tr
+from engine.i18n import LANGUAGES, N_, _, language_from_env, set_language, tr
 from engine.report import expectation_mismatches, trace_json
 from engine.trace import Trace
 
@@ -32,6 +32,7 @@ def _error(message: str) -> int:
 
 def print_trace(trace: Trace) -> None:
     """A readable step table, then the verdict."""
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
 
@@ -48,20 +49,28 @@ def print_trace(trace: Trace) -> None:
         )  # fmt: skip
     console.print(table)
     final = trace.final
-    console.print(f"exit path:    {trace.exit or '—'}")
-    console.print(f"failed check: {trace.failed_check or 'none'}")
+    labels = {k: _(k) for k in (N_("exit path:"), N_("failed check:"), N_("fault:"),
+                                N_("final:"), N_("stopped:"))}  # fmt: skip
+    width = max(cell_len(label) for label in labels.values()) + 1
+
+    def head(label: str) -> str:
+        return labels[label] + " " * (width - cell_len(labels[label]))
+
+    console.print(f"{head('exit path:')}{trace.exit or '—'}")
+    failed = trace.failed_check or _("none")
+    console.print(f"{head('failed check:')}{failed}")
     for c in trace.checks:
         console.print(f"  {c.result:12} {c.name:14} {tr(c.detail)}")
     if trace.handler:
         console.print("do_syscall_64: " + "; ".join(tr(line) for line in trace.handler))
     if trace.fault:
-        console.print(f"fault:        {tr(trace.fault.describe())}", style="bold red")
+        console.print(f"{head('fault:')}{tr(trace.fault.describe())}", style="bold red")
     if final is not None:
         console.print(
-            f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
+            f"{head('final:')}CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
-    console.print(f"stopped:      {tr(trace.stopped)}")
+    console.print(f"{head('stopped:')}{tr(trace.stopped)}")
 
 
 def cmd_trace(path: str, as_json: bool) -> int:
