@@ -75,7 +75,12 @@ def test_pad_and_fit_count_cells() -> None:
 
 def test_cli_lang_flag_and_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen: list[str] = []
-    monkeypatch.setattr("tui.app.run_app", lambda path: chosen.append(get_language()) or 0)
+
+    def run_app(path: str | None) -> int:
+        chosen.append(get_language())
+        return 0
+
+    monkeypatch.setattr("tui.app.run_app", run_app)
     for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         monkeypatch.delenv(var, raising=False)
     assert cli.main(["--lang", "ja"]) == 0
