@@ -103,7 +103,9 @@ def write(lang: str, catalog: Any) -> None:
     from babel.messages.pofile import write_po
 
     out = io.BytesIO()
-    write_po(out, catalog, width=100, sort_by_file=True, omit_header=False, include_previous=True)
+    write_po(
+        out, catalog, width=100, sort_by_file=True, ignore_obsolete=True, include_previous=True
+    )
     (LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po").write_bytes(out.getvalue())
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from engine import EngineError, ScenarioError, load_scenario, run_scenario
+from engine.checks import describe
 from engine.constants import flag_names
 from engine.i18n import LANGUAGES, N_, _, language_from_env, set_language, tr
 from engine.report import expectation_mismatches, trace_json
@@ -60,7 +61,7 @@ def print_trace(trace: Trace) -> None:
     failed = trace.failed_check or _("none")
     console.print(f"{head('failed check:')}{failed}")
     for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:14} {tr(c.detail)}")
+        console.print(f"  {c.result:12} {c.name:14} {tr(describe(c))}")
     if trace.handler:
         console.print("do_syscall_64: " + "; ".join(tr(line) for line in trace.handler))
     if trace.fault:

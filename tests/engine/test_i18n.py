@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from engine import i18n
+from engine.checks import describe
 from engine.i18n import Joined, Msg, joined, language_from_env, msg, tr
 from engine.kernel.image import source_text
 from engine.trace import Trace
@@ -201,7 +202,7 @@ def engine_texts(trace: Trace) -> list[str]:
     texts: list[str] = [trace.stopped]
     for step in trace.steps:
         texts.extend(event.text for event in step.events)
-        texts.extend(check.detail for check in step.checks if check.detail)
+        texts.extend(describe(check) for check in step.checks)
     texts.extend(line for line in trace.handler if isinstance(line, Msg | Joined))
     if trace.fault is not None:
         texts.append(trace.fault.describe())

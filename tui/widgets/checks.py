@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from textual.content import Content
@@ -10,8 +9,10 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.i18n import N_, _, msg, tr
-from engine.trace import CheckState
+from engine.checks import RF_TF
+from engine.decode import rflags_set
+from engine.i18n import N_, Msg, _, msg, tr
+from engine.trace import CheckResult, CheckState, Relation
 from tui.text import pad
 from tui.text import wrap as wrap_cells
 from tui.widgets.panel import LinePanel
@@ -44,13 +45,36 @@ CHECK_REASONS: dict[str, str] = {
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
-_PADDED_HEX = re.compile(r"0x0+(?=[0-9a-fA-F])")
 
-
-def compact_detail(detail: str) -> str:
-    """Drop the leading zeros of hex literals (same values, fewer columns) so that a
-    comparison fits on one line of the panel."""
-    return _PADDED_HEX.sub("0x", detail)
+def check_detail(check: CheckState) -> str:
+    """The values a check compared, from its operands (hex without padding, so that a
+    comparison fits on one line of the panel); English, shown through tr()."""
+    if check.result is CheckResult.REMOVED:
+        return N_("not in this kernel (what-if: [machine] remove_checks)")
+    left, right = check.left, check.right
+    if left is None or right is None or check.result is CheckResult.NOT_REACHED:
+        return ""
+    ok = check.result is CheckResult.PASS
+    if check.relation is Relation.CANONICAL:
+        if ok:
+            return msg("{label} {value:#x} is canonical", label=left.label, value=left.value)
+        return msg(
+            "{left} {lvalue:#x} ≠ {right} {rvalue:#x}: not canonical",
+            left=left.label, lvalue=left.value, right=right.label, rvalue=right.value,
+        )  # fmt: skip
+    if check.relation is Relation.BITS_CLEAR:
+        bits = rflags_set(left.value & right.value & RF_TF)
+        if bits:
+            return msg(
+                "{label} {value:#x} has {bits}",
+                label=left.label, value=left.value, bits="+".join(bits),
+            )  # fmt: skip
+        return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
+    return Msg(
+        "{left} {lvalue:#x} {eq} {right} {rvalue:#x}",
+        left=left.label, lvalue=left.value, eq="==" if ok else "≠",
+        right=right.label, rvalue=right.value,
+    )  # fmt: skip
 
 
 def first_failure(checks: tuple[CheckState, ...]) -> CheckState | None:
@@ -119,8 +143,9 @@ class ChecksPanel(LinePanel):
                 verdict = _("skipped") if failure is not None else _("pending")
             head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{pad(title, 17)}"
             lines.append(Content.assemble((head, style), (verdict, style)))
-            if check.detail and check.result != "not_reached":
-                for text in wrap(compact_detail(tr(check.detail)), width):
+            detail = check_detail(check)
+            if detail:
+                for text in wrap(tr(detail), width):
                     lines.append(Content.assemble((text, detail_style)))
             if check is failure and failure.name in CHECK_REASONS:
                 for text in wrap(_(CHECK_REASONS[failure.name]), width):

@@ -9,10 +9,10 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.decode import decode_cr3, same_root
 from engine.i18n import N_, _, tr
 from engine.trace import MappedRegion, RootSummary
 from tui.text import pad
-from tui.widgets.decode import decode_cr3, same_root
 from tui.widgets.panel import LinePanel
 
 NAME = 11
