@@ -759,8 +759,12 @@ class Run:
             self._emu(sc.rip)
         if self.fault is None and not self.stopped and self.syscall_hit is not None:
             self.phase = "kernel"
-            self._syscall()
-            self._emu(self.entry)
+            try:
+                self._syscall()  # records the SYSCALL step, which may reach the step cap
+            except _Stop:
+                pass
+            else:
+                self._emu(self.entry)
         elif self.fault is None and not self.stopped:
             self.stopped = "user code ended without reaching a syscall"
         if self.record and self.pending is not None:

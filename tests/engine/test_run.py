@@ -453,3 +453,13 @@ def test_cve_2012_0217_amd_completes_sysret() -> None:
 def test_remove_checks_is_validated() -> None:
     with pytest.raises(ScenarioError, match=r"machine\.remove_checks"):
         parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')
+
+
+def test_step_cap_on_the_syscall_step_ends_the_run_there() -> None:
+    # The SYSCALL step is recorded outside any Unicorn hook; reaching the cap on it
+    # must end the run like any other step, not escape as an exception.
+    sc = parse_scenario('name = "cap"\nstep_cap = 2\n[user]\ncode = "mov $39, %eax; syscall"\n')
+    t = run_scenario(sc)
+    assert [s.text for s in t.steps] == ["movl $0x27, %eax", "syscall"]
+    assert t.steps[-1].regs.rip == sym(t, "entry_SYSCALL_64") and t.steps[-1].cpl == 3
+    assert "step cap (2)" in t.stopped and t.exit is None
