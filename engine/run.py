@@ -612,6 +612,16 @@ class Run:
                 + ", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items())
             )
         self.pt_after_call = pt.read()
+        # The modelled C code writes pt_regs with uc.mem_write, which no memory hook sees:
+        # count the words it changed as this step's stack writes, or the recorded stack
+        # would keep showing the values from before the call until the next push.
+        for i, k in enumerate(PT_REGS_FIELDS):
+            if self.pt_after_call[k] != self.pt_at_call[k]:
+                address = regs_addr + 8 * i
+                if self.task_lo <= address < self.task_hi:
+                    self.task_written[address] = None
+                if self.pending is not None:
+                    self.pending.writes.append(address)
         diffs = [f"{k} {self.pt_at_call[k]:#x} → {v:#x}" for k, v in self.pt_after_call.items()
                  if v != self.pt_at_call[k]]  # fmt: skip
         text = "; ".join(self.handler_lines)
