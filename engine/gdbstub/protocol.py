@@ -214,12 +214,9 @@ class Stub:
     # -- packets ---------------------------------------------------------------------
     def handle(self, packet: bytes) -> bytes | None:
         """The reply payload to *packet* (unframed), or None when none is due."""
-        try:
-            text = packet.decode("ascii")
-        except UnicodeDecodeError:
-            text = ""
-            if not packet.startswith((b"X", b"vFile")):
-                return E_MALFORMED.encode()
+        if not packet.isascii() and not packet.startswith((b"X", b"vFile")):
+            return E_MALFORMED.encode()  # only binary-data packets carry non-ASCII bytes
+        text = packet.decode("latin-1")
         try:
             reply = self._dispatch(text, packet)
         except Malformed:
