@@ -8,7 +8,8 @@ What the program under debug looks like to gdb:
 
 * one process with one thread; positions 0..N of the recording are its states;
 * ``s``/``c`` (and ``vCont``) move forward, ``bs``/``bc`` backward; breakpoints (Z0/Z1)
-  stop a continue when the next instruction to run is at one;
+  stop a continue when the next instruction to run is at one, write watchpoints (Z2)
+  right after (or, backwards, right before) the step that changed the watched bytes;
 * reaching the end of the recording stops with the run's fault as a signal (#GP/#PF →
   SIGSEGV, #UD → SIGILL, ...), or, if the run ended without one, as the end of the
   replay log; going forward from there ends the process: ``W`` (exit status from exit(),
@@ -28,6 +29,8 @@ from engine.gdbstub.target import REGISTERS, register_hex, target_xml
 
 #: Largest packet (payload) either side sends; told to gdb in qSupported.
 MAX_PACKET = 0x4000
+#: Longest range one write watchpoint may watch.
+MAX_WATCH = 0x1000
 
 # gdb's own signal numbers (include/gdb/signals.def), which the protocol uses.
 SIGILL, SIGTRAP, SIGABRT, SIGFPE, SIGBUS, SIGSEGV = 4, 5, 6, 8, 10, 11
@@ -107,6 +110,8 @@ class Stub:
     exec_file: str | None = None  # the symbol file, offered through qXfer:exec-file
     position: int = 0
     breakpoints: dict[int, str] = field(default_factory=dict)  # address → "sw" | "hw"
+    watchpoints: dict[tuple[int, int], None] = field(default_factory=dict)  # (address, length)
+    _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
 
@@ -147,39 +152,72 @@ class Stub:
     def _move(self, position: int) -> None:
         self.position = position
 
+    def _watched(self, position: int, address: int, length: int) -> bytes | None:
+        """The watched bytes at *position*, None where that step's tables do not map them."""
+        key = (position, address, length)
+        if key not in self._watch_values:
+            self.replay.goto(position)
+            data = self.replay.read(address, length)
+            self._watch_values[key] = data if len(data) == length else None
+        return self._watch_values[key]
+
+    def _watch_hit(self, before: int, after: int) -> int | None:
+        """A watched address whose bytes differ between two adjacent positions.
+
+        As gdb's write watchpoints do, a change of value is what counts; where either
+        position does not map the address (a CR3 switch between them) nothing was written.
+        """
+        for address, length in self.watchpoints:
+            a = self._watched(before, address, length)
+            b = self._watched(after, address, length)
+            if a is not None and b is not None and a != b:
+                return address
+        return None
+
+    def _arrive(self, q: int, forward: bool, single: bool) -> str | None:
+        """The stop reply if moving onto position *q* stops there, else None."""
+        if self.watchpoints:
+            hit = self._watch_hit(q - 1, q) if forward else self._watch_hit(q, q + 1)
+            if hit is not None:
+                self._move(q)
+                return self._stop(f"watch:{hit:x};")
+        kind = None if single else self.breakpoints.get(self.replay.pc_at(q))
+        if kind is not None or single:
+            self._move(q)
+            if forward and q == self.last and self._fault_signal() is not None:
+                return self._at_end()
+            return self._stop(f"{kind}break:;" if kind else "")
+        return None
+
     def step(self) -> str:
         if self.position == self.last:
             return self._past_end()
-        self._move(self.position + 1)
-        if self.position == self.last and self._fault_signal() is not None:
-            return self._at_end()
-        return self._stop()
+        reply = self._arrive(self.position + 1, True, True)
+        assert reply is not None
+        return reply
 
     def cont(self) -> str:
         if self.position == self.last:
             return self._past_end()
         for q in range(self.position + 1, self.last + 1):
-            kind = self.breakpoints.get(self.replay.pc_at(q))
-            if kind is not None:
-                self._move(q)
-                if q == self.last and self._fault_signal() is not None:
-                    return self._at_end()
-                return self._stop(f"{kind}break:;")
+            reply = self._arrive(q, True, False)
+            if reply is not None:
+                return reply
         self._move(self.last)
         return self._at_end()
 
     def reverse_step(self) -> str:
         if self.position == 0:
             return self._stop("replaylog:begin;")
-        self._move(self.position - 1)
-        return self._stop()
+        reply = self._arrive(self.position - 1, False, True)
+        assert reply is not None
+        return reply
 
     def reverse_cont(self) -> str:
         for q in range(self.position - 1, -1, -1):
-            kind = self.breakpoints.get(self.replay.pc_at(q))
-            if kind is not None:
-                self._move(q)
-                return self._stop(f"{kind}break:;")
+            reply = self._arrive(q, False, False)
+            if reply is not None:
+                return reply
         self._move(0)
         return self._stop("replaylog:begin;")
 
@@ -289,9 +327,17 @@ class Stub:
 
     def _breakpoint(self, insert: bool, args: str) -> str:
         kind, _, rest = args.partition(",")
-        address, _ = _addr_len(rest.split(";")[0])
+        address, length = _addr_len(rest.split(";")[0])
+        if kind == "2":  # write watchpoint
+            if not 0 < length <= MAX_WATCH:
+                return E_MALFORMED
+            if insert:
+                self.watchpoints[(address, length)] = None
+            else:
+                self.watchpoints.pop((address, length), None)
+            return "OK"
         if kind not in ("0", "1"):
-            return ""  # watchpoints: not supported
+            return ""  # read and access watchpoints: the recording keeps no reads of all memory
         if insert:
             self.breakpoints[address] = "sw" if kind == "0" else "hw"
         else:

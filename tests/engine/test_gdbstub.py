@@ -103,7 +103,7 @@ def test_writes_are_refused_and_unknown_packets_unsupported() -> None:
     for packet in (b"P0=00", b"G00", b"M401000,1:90", b"X401000,1:\x90"):
         assert stub.handle(packet) == b"E02"
     assert stub.handle(b"qSomethingNew") == b""
-    assert stub.handle(b"Z2,401000,8") == b""  # watchpoints: not offered
+    assert stub.handle(b"Z4,401000,8") == b""  # access watchpoints: not offered
     assert stub.handle(b"m0,8") == b"E0e"  # nothing mapped at page 0
 
 
@@ -207,3 +207,21 @@ def test_socket_hangup_ends_the_stub() -> None:
     with served() as (port, _, _), socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"$qSupported#" + f"{checksum(b'qSupported'):02x}".encode())
         assert b"ReverseStep+" in _reply(s)
+
+
+def test_write_watchpoints_stop_after_the_write_and_before_it_backwards() -> None:
+    r = replay_of("write-hello.toml")
+    stub = Stub(r)
+    ax = next(s for s in r.trace.steps[-1].stack if s.slot == "ax").address
+    assert stub.handle(f"Z2,{ax:x},8".encode()) == b"OK"
+    assert stub.handle(b"Z3,0,8") == b""  # read watchpoints: not offered
+    assert stub.handle(f"Z2,{ax:x},0".encode()) == b"E01"
+    assert stub.handle(b"c") == f"T05watch:{ax:x};thread:1;".encode()
+    assert ax in r.trace.steps[stub.position - 1].stack_writes  # the push of -ENOSYS
+    assert stub.handle(b"c") == f"T05watch:{ax:x};thread:1;".encode()
+    call = stub.position - 1
+    assert r.trace.steps[call].label == "do_syscall_64"  # write()'s return value
+    stub.handle(b"bc")
+    assert stub.position == call  # before the step that wrote it
+    assert stub.handle(f"z2,{ax:x},8".encode()) == b"OK"
+    assert stub.handle(b"c") == b"T05replaylog:end;thread:1;"

@@ -246,3 +246,23 @@ def test_target_description_has_the_system_registers() -> None:
     for name in ("cr0", "cr3", "cr4", "efer", "fs_base", "gs_base", "k_gs_base", "ds", "gs"):
         assert re.search(rf"^{name}\s+0x[0-9a-f]+", out, re.M), name
     assert re.search(r"^efer\s+0xd01", out, re.M)  # SCE | LME | LMA | NXE, read from the CPU
+
+
+def test_watch_on_a_pt_regs_slot_stops_where_it_is_written_both_ways() -> None:
+    t = trace_json("getpid.toml")
+    ax = next(s for s in t["steps"][-1]["stack"] if s["slot"] == "ax")["address"]
+    at_call = int(t["pt_regs"]["at_call"]["ax"], 16) - (1 << 64)  # -ENOSYS, as gdb's long
+    after = int(t["pt_regs"]["after_call"]["ax"], 16)  # what getpid returned
+    with stub("getpid.toml") as port:
+        out = gdb(
+            port, f"watch *(long *){ax}", "continue", "continue", "continue",
+            "reverse-continue",
+        )  # fmt: skip
+    changes = re.findall(r"Old value = (\S+)\nNew value = (\S+)", out)
+    assert changes == [
+        # PUSH_AND_CLEAR_REGS's pushq $-ENOSYS; gdb last read the slot under user CR3
+        ("<unreadable>", str(at_call)),
+        (str(at_call), str(after)),  # do_syscall_64's return value
+        (str(after), str(at_call)),  # backwards: just before do_syscall_64 wrote it
+    ], out
+    assert "No more reverse-execution history" in out
