@@ -23,7 +23,7 @@ def _announce(host: str, port: int, elf: Path, trace: Trace) -> None:
     print(f"listening on {where}:{port} (one client; the stub ends when it detaches)")
     print(f"kernel symbols: {elf}")
     print(f"  gdb -q -ex 'target remote {where}:{port}'")
-    print(f"  (gdb loads the symbols itself; if not: symbol-file {elf})")
+    print(f"  (gdb fetches the symbols itself; if not: symbol-file {elf})")
     sys.stdout.flush()
 
 

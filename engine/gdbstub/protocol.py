@@ -22,7 +22,9 @@ protocol prescribes for "not supported".
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.gdbstub.replay import Replay
 from engine.gdbstub.target import REGISTERS, register_hex, target_xml
@@ -43,6 +45,7 @@ VECTOR_SIGNALS = {
     17: SIGBUS, 19: SIGFPE,
 }  # fmt: skip
 
+ENOENT, EBADF = 2, 9  # File-I/O errno values
 E_MALFORMED = "E01"
 E_READ_ONLY = "E02"
 E_FAULT = "E0e"  # EFAULT-like: nothing mapped at that address
@@ -112,6 +115,7 @@ class Stub:
     breakpoints: dict[int, str] = field(default_factory=dict)  # address → "sw" | "hw"
     watchpoints: dict[tuple[int, int], None] = field(default_factory=dict)  # (address, length)
     _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
+    _file: bytes | None = None  # the symbol file, while gdb has it open
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
 
@@ -317,6 +321,8 @@ class Stub:
                 raise Malformed(text)
             # One thread: the first action that applies to it decides.
             return self.step() if actions[0][0] in "sS" else self.cont()
+        if text.startswith("vFile:"):
+            return self._vfile(text[6:])
         if head == "D":
             self.closed = True
             return "OK"
@@ -343,6 +349,44 @@ class Stub:
         else:
             self.breakpoints.pop(address, None)
         return "OK"
+
+    def _vfile(self, text: str) -> str | bytes:
+        """Host I/O, for the symbol file only: gdb on another machine can fetch it, and a
+        local gdb need not warn that the target has no file transfer.  Any other path
+        is "no such file": the stub shows nothing else of the disk it runs on.
+        """
+        op, _, args = text.partition(":")
+        if op == "setfs":
+            return "F0"
+        if op == "open":
+            path_hex = args.split(",")[0]
+            try:
+                path = bytes.fromhex(path_hex).decode()
+            except ValueError:
+                raise Malformed(text) from None
+            if self.exec_file is None or path != self.exec_file:
+                return f"F-1,{ENOENT:x}"
+            self._file = Path(self.exec_file).read_bytes()
+            return "F3"
+        if op in ("pread", "fstat", "close"):
+            parts = args.split(",")
+            if _hex(parts[0]) != 3 or self._file is None:
+                return f"F-1,{EBADF:x}"
+            if op == "close":
+                self._file = None
+                return "F0"
+            if op == "fstat":
+                # gdb's File-I/O struct stat, big-endian: mode 0100444, one link, the size
+                st = struct.pack(">IIIIIIIQQQIII", 0, 0, 0o100444, 1, 0, 0, 0,
+                                 len(self._file), 4096, 0, 0, 0, 0)  # fmt: skip
+                return f"F{len(st):x};".encode() + st
+            if len(parts) != 3:
+                raise Malformed(text)
+            count = min(_hex(parts[1]), MAX_PACKET // 2)
+            offset = _hex(parts[2])
+            chunk = self._file[offset : offset + count]
+            return f"F{len(chunk):x};".encode() + chunk
+        return ""
 
     def _xfer(self, text: str) -> str | bytes:
         parts = text.split(":")

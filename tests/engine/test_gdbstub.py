@@ -225,3 +225,25 @@ def test_write_watchpoints_stop_after_the_write_and_before_it_backwards() -> Non
     assert stub.position == call  # before the step that wrote it
     assert stub.handle(f"z2,{ax:x},8".encode()) == b"OK"
     assert stub.handle(b"c") == b"T05replaylog:end;thread:1;"
+
+
+def test_host_io_serves_the_symbol_file_and_nothing_else(tmp_path: Path) -> None:
+    elf = tmp_path / "kernel.elf"
+    elf.write_bytes(symbol_elf(replay_of("getpid.toml").trace.symbols))
+    stub = Stub(replay_of("getpid.toml"), exec_file=str(elf))
+    assert stub.handle(b"qXfer:exec-file:read::0,1000") == b"l" + str(elf).encode()
+    for other in ("/etc/passwd", str(tmp_path)):
+        assert stub.handle(f"vFile:open:{other.encode().hex()},0,0".encode()) == b"F-1,2"
+    assert stub.handle(b"vFile:pread:3,100,0") == b"F-1,9"  # nothing open
+    assert stub.handle(f"vFile:open:{str(elf).encode().hex()},0,0".encode()) == b"F3"
+    data = b""
+    while True:
+        reply = stub.handle(f"vFile:pread:3,1000,{len(data):x}".encode())
+        assert reply is not None and reply.startswith(b"F")
+        head, _, chunk = reply.partition(b";")
+        if int(head[1:], 16) == 0:
+            break
+        data += chunk
+    assert data == elf.read_bytes()
+    assert stub.handle(b"vFile:close:3") == b"F0"
+    assert stub.handle(b"vFile:open:zz,0,0") == b"E01"
