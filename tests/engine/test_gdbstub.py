@@ -11,6 +11,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import load_scenario
 from engine.gdbstub import Replay, Stub, serve
@@ -247,3 +249,16 @@ def test_host_io_serves_the_symbol_file_and_nothing_else(tmp_path: Path) -> None
     assert data == elf.read_bytes()
     assert stub.handle(b"vFile:close:3") == b"F0"
     assert stub.handle(b"vFile:open:zz,0,0") == b"E01"
+
+
+PREFIXES = [b"m", b"p", b"Z0,", b"z2,", b"Z2,", b"vCont;", b"vFile:open:", b"vFile:pread:",
+            b"qXfer:features:read:target.xml:", b"qXfer:exec-file:read::", b"H", b"g",
+            b"?", b"s", b"bc", b"X", b"D", b""]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), rest=st.binary(max_size=40))
+def test_no_packet_crashes_the_stub(prefix: bytes, rest: bytes) -> None:
+    stub = Stub(replay_of("exit.toml"))
+    reply = stub.handle(prefix + rest)
+    assert reply is None or isinstance(reply, bytes)
