@@ -419,7 +419,8 @@ class DebuggerScreen(Screen[None]):
         status = self._status
         status.position = position
         status.cpl = regs.cpl
-        status.label = focus.label if focus is not None else ""
+        # The label is a kernel symbol, or "user" for the scenario's own code (a word).
+        status.label = _(focus.label) if focus is not None else ""
         path = exit_path(checks)
         if fault is not None:
             status.exit_path = _("fault {name}").format(name=fault.name)
