@@ -169,9 +169,12 @@ def forget_catalogues() -> None:
 
 
 def _(message: str) -> str:
-    """*message* (an English msgid) in the current language."""
+    """*message* (an English msgid) in the current language; a :class:`Msg` or
+    :class:`Joined` from the engine is rendered as :func:`tr` does."""
     if _language == "en" or not message:
         return message
+    if isinstance(message, Msg | Joined):
+        return tr(message)
     return catalogue(_language).gettext(message)
 
 

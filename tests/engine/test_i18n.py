@@ -220,3 +220,10 @@ def test_every_engine_text_of_every_scenario_is_a_translated_message(name: str) 
     known = {m.id: m.string for m in ja_catalogue() if m.id and not m.fuzzy}
     bad = [b for text in engine_texts(trace_of(name)) for b in untranslated(text, ids, known)]
     assert not bad
+
+
+def test_gettext_style_calls_on_engine_texts_translate_them_too() -> None:
+    """Code that calls _() on an event's text gets what tr() gives."""
+    i18n.set_language("ja")
+    m = msg("IRETQ to RIP {rip:#x}", rip=0x401000)
+    assert i18n._(m) == tr(m) == "IRETQ で RIP 0x401000 へ"
