@@ -178,6 +178,14 @@ def _(message: str) -> str:
     return catalogue(_language).gettext(message)
 
 
+def pgettext(context: str, message: str) -> str:
+    """*message* in the current language, in *context*: for a short English word that
+    means two things (the status line's "exit" path, the exit() call)."""
+    if _language == "en" or not message:
+        return message
+    return catalogue(_language).pgettext(context, message)
+
+
 def tr(text: str, lang: str | None = None) -> str:
     """Render *text* in *lang* (default: the current language).
 
@@ -204,6 +212,6 @@ def tr(text: str, lang: str | None = None) -> str:
 
 __all__ = [
     "DOMAIN", "LANGUAGES", "LOCALE_DIR", "N_", "Joined", "Msg", "_", "catalogue", "compile_po",
-    "forget_catalogues", "get_language", "joined", "language_from_env", "msg", "po_path",
-    "set_language", "tr",
+    "forget_catalogues", "get_language", "joined", "language_from_env", "msg", "pgettext",
+    "po_path", "set_language", "tr",
 ]  # fmt: skip

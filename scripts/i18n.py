@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "engine" / "locale"
 DOMAIN = "syscall_tui"
 
-#: The functions whose first argument is a msgid.
-KEYWORDS: dict[str, Any] = {"_": None, "N_": None, "msg": None, "gettext": None}
+#: The functions whose first argument is a msgid (pgettext: a context, then the msgid).
+KEYWORDS: dict[str, Any] = {
+    "_": None, "N_": None, "msg": None, "gettext": None, "pgettext": ((1, "c"), 2),
+}  # fmt: skip
 
 
 def note_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -110,14 +112,17 @@ def write(lang: str, catalog: Any) -> None:
 
 
 def missing(lang: str) -> list[str]:
-    """Msgids of the source tree that *lang*'s catalogue does not translate (or only fuzzily)."""
+    """Msgids of the source tree that *lang*'s catalogue does not translate (or only fuzzily);
+    one in a context is listed as "context|msgid"."""
     catalog = read(lang)
     out = []
-    for mid in sorted(msgids()):
-        m = catalog.get(mid)
+    for wanted in template():
+        if not wanted.id:
+            continue
+        m = catalog.get(wanted.id, context=wanted.context)
         if m is None or not m.string or m.fuzzy:
-            out.append(mid)
-    return out
+            out.append(f"{wanted.context}|{wanted.id}" if wanted.context else wanted.id)
+    return sorted(out)
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.i18n import _, tr
+from engine.i18n import _, pgettext, tr
 from engine.trace import Fault
 from tui.text import fit
 
@@ -68,7 +68,7 @@ class StatusLine(Widget):
                 sep,
                 self.label or "—" if label is None else label,
                 sep,
-                (_("exit") + " ", dim),
+                (pgettext("exit path", "exit") + " ", dim),
                 exit_path,
             )
         )
