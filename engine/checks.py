@@ -64,7 +64,7 @@ def describe(state: CheckState) -> str:
     """The comparison in words, e.g. ``SS 0x23 ≠ __USER_DS 0x2b`` (English; a message
     that engine.i18n.tr() shows translated)."""
     if state.result is CheckResult.REMOVED:
-        return N_("not in this kernel (what-if: [machine] remove_checks)")
+        return N_("not in this kernel (what-if: machine.remove_checks)")
     left, right = state.left, state.right
     if left is None or right is None:
         return ""

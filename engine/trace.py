@@ -154,6 +154,10 @@ class Fault:
     address: int | None = None  # CR2 for #PF
     modelled: bool = False
     reason: str = ""
+    #: The error code the CPU pushes, where the SDM fixes it (None: the vector pushes
+    #: none, or it names a selector Unicorn does not report).  Always modelled:
+    #: Unicorn hands exceptions to a hook instead of delivering them.
+    error_code: int | None = None
 
     def describe(self, tag_modelled: bool = True) -> str:
         # English, built from msgids so that engine.i18n.tr() can show it translated.
@@ -164,6 +168,11 @@ class Fault:
         parts: list[str] = [head]
         if self.address is not None:
             parts.append(msg(" address {address:#x}", address=self.address))
+        if self.error_code is not None:  # always modelled: say so unless the whole fault is
+            if self.modelled:
+                parts.append(msg(", error code {code:#x}", code=self.error_code))
+            else:
+                parts.append(msg(", error code {code:#x} (modelled)", code=self.error_code))
         if self.modelled and tag_modelled:
             parts.append(N_(" [modelled]"))
         if self.reason:

@@ -46,7 +46,7 @@ def print_trace(trace: Trace) -> None:
     for s in trace.steps:
         events = "; ".join((modelled if e.modelled else "") + tr(e.text) for e in s.events)
         table.add_row(
-            str(s.index), str(s.cpl), f"{s.rip:016x}", s.text, s.source, events,
+            str(s.index), str(s.cpl), f"{s.rip:016x}", s.text, tr(s.source), events,
             style="bold" if s.events else None,
         )  # fmt: skip
     console.print(table)
