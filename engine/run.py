@@ -36,7 +36,6 @@ from unicorn import x86_const as X
 from engine import layout as L
 from engine.asm import disasm_one
 from engine.constants import (
-    CHECK_NAMES,
     EXCEPTION_NAMES,
     MSR_FS_BASE,
     MSR_GS_BASE,
@@ -54,6 +53,7 @@ from engine.constants import (
     USER_DS,
 )
 from engine.errors import HookError
+from engine.kernel.common_c import sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine import GPRS, Machine, UserMapping
@@ -144,8 +144,8 @@ class EntryPoints:
     do_sys: int
     sysret: int
     iret: int
-    ldt: int
-    check_at: dict[int, int]  # address of each check's jne → index in CHECK_NAMES
+    ldt: int | None  # native_irq_return_ldt (only kernels built with ESPFIX64)
+    check_at: dict[int, str]  # address of each assembly check's jne → its name
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
@@ -156,15 +156,17 @@ def entry_points(features: Features) -> EntryPoints:
     img = build_image(features)
     sym = img.symbols
     checks = [a for a in img.entry if getattr(a.item.meta, "check", None)]
-    assert len(checks) + len(features.removed_checks) == len(CHECK_NAMES), "a branch a check"
+    asm_checks = img.kernel.asm_checks
+    removed_asm = [n for n in features.removed_checks if n in asm_checks]
+    assert len(checks) + len(removed_asm) == len(asm_checks), "a branch a check"
     mov_cr3 = [a for a in img.entry if a.text.endswith(", %cr3")]
     return EntryPoints(
         entry=sym["entry_SYSCALL_64"],
         do_sys=sym["do_syscall_64"],
         sysret=next(a.address for a in img.entry if a.text == "sysretq"),
         iret=next(a.address for a in img.entry if a.text == "iretq"),
-        ldt=sym["native_irq_return_ldt"],
-        check_at={a.address: CHECK_NAMES.index(a.item.meta.check) for a in checks},
+        ldt=sym.get("native_irq_return_ldt"),
+        check_at={a.address: a.item.meta.check for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
@@ -186,6 +188,7 @@ class Run:
         self.sc = scenario
         self.record = record
         self.img = machine.image
+        self.kernel = machine.image.kernel  # everything version-specific comes from here
         self.uc = machine.uc
         self.paging = scenario.machine.paging
         self.lay = machine.layout
@@ -224,7 +227,7 @@ class Run:
             CheckState(n, "removed", "not in this kernel (what-if: [machine] remove_checks)")
             if n in removed
             else CheckState(n, "not_reached")
-            for n in CHECK_NAMES
+            for n in self.kernel.checks
         ]
         self.failed_check: str | None = None
         self.exit: str | None = None
@@ -288,7 +291,7 @@ class Run:
             if address == self.do_sys:
                 # The C function is shown inside the source line that calls it.
                 line = self.call_line
-                source = "do_syscall_64(nr, regs)   /* C code: modelled */"
+                source = f"{self.kernel.c_call}   /* C code: modelled */"
             return _Pending(
                 address,
                 asm.code,
@@ -471,8 +474,9 @@ class Run:
             self.do_sys: self._act_do_syscall_64,
             self.sysret_addr: self._act_sysret,
             self.iret_addr: self._act_iret,
-            self.ldt_addr: self._act_ldt,
         }
+        if self.ldt_addr is not None:
+            actions[self.ldt_addr] = self._act_ldt
         actions.update(dict.fromkeys(self.check_at, self._check))
         if self.pcide:
             actions.update(dict.fromkeys(self.mov_cr3_at, self._before_cr3_write))
@@ -514,6 +518,54 @@ class Run:
 
     def _act_do_syscall_64(self, address: int) -> None:
         self._model_do_syscall_64()
+        if self.kernel.checks_in_c:
+            self._model_c_checks(address)
+
+    def _model_c_checks(self, address: int) -> None:
+        """model: 6.12's do_syscall_64 decides the exit in C (engine.kernel.common_c).
+
+        Recorded, the C part becomes steps of its own, none of them an executed
+        instruction: the system call, one step per condition the compiled code
+        tests, and the return of the bool in AL.  Then the real RET runs.
+        """
+        removed = self.img.features.removed_checks
+        results = sysret_conditions(self.kernel.c_checks, self.pt_after_call, self.paging, removed)
+        sysret = all(c.passed for c in results)
+        for c in results:
+            i = self.kernel.checks.index(c.name)
+            self.checks[i] = CheckState(c.name, "pass" if c.passed else "fail", c.detail)
+            if not c.passed and self.failed_check is None:
+                self.failed_check = c.name
+        ret = "true" if sysret else "false"
+        if self.record and self.pending is not None:
+            body = self.pending
+            # The step that ran the system call is C, not the RET at this address.
+            body.code, body.text = b"", "(C) the system call and exit work"
+            body.source = f"{self.kernel.c_call}: the system call   /* C code: modelled */"
+            body.modelled = True
+            self._finish()
+            for c in results:
+                verdict = "FAIL → return false (IRET)" if not c.passed else "pass"
+                self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                self._event(Event("check", f"{c.name}: {verdict} ({c.detail})", modelled=True))
+                self._finish()
+            self.pending = self._c_step(
+                address,
+                f"(C) return {ret}",
+                f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+            )
+        self.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        if self.record:
+            self._event(
+                Event("handler", f"do_syscall_64 returns {ret}: AL = {int(sysret)}", modelled=True)
+            )
+            self._finish()
+            self.pending = self._begin(address, 1)
+
+    def _c_step(self, address: int, text: str, source: str) -> _Pending:
+        return _Pending(
+            address, b"", text, self.call_line, source, None, "do_syscall_64", 0, modelled=True
+        )
 
     def _act_sysret(self, address: int) -> None:
         self.exit = "sysret"
@@ -558,8 +610,8 @@ class Run:
         raise _Stop
 
     def _check(self, address: int) -> None:
-        i = self.check_at[address]
-        name = CHECK_NAMES[i]
+        name = self.check_at[address]
+        i = self.kernel.checks.index(name)
         zf = bool(self.m.rflags_reg.read()[0] & 0x40)
         failed = not zf  # every check branches with jne/jnz: taken when ZF is clear
         if failed and self.failed_check is None:
@@ -598,7 +650,8 @@ class Run:
 
     def _model_do_syscall_64(self) -> None:
         r = self.read_regs()
-        nr, regs_addr = r.rdi, r.rsi
+        args = dict(zip(self.kernel.c_args, (r.rdi, r.rsi), strict=True))
+        nr, regs_addr = args["nr"], args["regs"]
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
         res = do_syscall_64(self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call)
