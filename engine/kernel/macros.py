@@ -46,6 +46,7 @@ from engine.layout import KERNEL_TEXT
 _NOPS: dict[int, Item] = {
     1: Item("nop"),
     2: Item("nop", asm="xchg %ax, %ax"),
+    3: Item("nopl (%rax)", asm=".byte 0x0f, 0x1f, 0x00"),
     5: Item("nopl (%rax, %rax)", asm=".byte 0x0f, 0x1f, 0x44, 0x00, 0x00"),
     7: Item("nopl (%rax)", asm=".byte 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00"),
 }
@@ -315,6 +316,10 @@ class Expander:
             # an empty side is NOP-padded to the other's length: a 5-byte call or jmp
             assert re.match(r"\s*(jmp|call)\b", other), other
             out.append(_NOPS[5])
+        elif not other.strip() and len(out) == 1 and out[0].text.startswith("jmp .L"):
+            # a jmp patched over an empty original: apply_alternatives() makes it a
+            # 2-byte jmp and NOPs the rest of the 5-byte slot (never executed)
+            out.append(_NOPS[3])
         return out
 
     def expand(self, name: str, args: str) -> list[Item | Label]:
