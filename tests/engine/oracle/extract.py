@@ -23,8 +23,12 @@ KEEP = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10
 
 def cut(doc: dict) -> dict:
     steps = [
-        {"sym": s["sym"], "bytes": s["bytes"], "asm": s["asm"],
-         "regs": {k: s["regs"][k] for k in KEEP}}  # fmt: skip
+        {
+            "sym": s["sym"],
+            "bytes": s["bytes"],
+            "asm": s["asm"],
+            "regs": {k: s["regs"][k] for k in KEEP},
+        }  # fmt: skip
         for s in doc["steps"]
     ]
     pt = {p["where"].split(" (")[0]: p["named"] for p in doc["pt_regs"]}
