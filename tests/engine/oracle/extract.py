@@ -28,7 +28,7 @@ def cut(doc: dict) -> dict:
             "bytes": s["bytes"],
             "asm": s["asm"],
             "regs": {k: s["regs"][k] for k in KEEP},
-        }  # fmt: skip
+        }
         for s in doc["steps"]
     ]
     pt = {p["where"].split(" (")[0]: p["named"] for p in doc["pt_regs"]}
