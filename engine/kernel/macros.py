@@ -263,7 +263,8 @@ class Expander:
                       "%rbx", "%rbp", "%r12", "%r13", "%r14", "%r15"]  # fmt: skip
             clears = ["%esi", "%edx", "%ecx", "%r8d", "%r9d", "%r10d", "%r11d", "%ebx",
                       "%ebp", "%r12d", "%r13d", "%r14d", "%r15d"]  # fmt: skip
-            return [Item(f"pushq {r}") for r in pushes] + [Item(f"xorl {r}, {r}") for r in clears]
+            split: list[Item | Label] = [Item(f"pushq {r}") for r in pushes]
+            return split + [Item(f"xorl {r}, {r}") for r in clears]
         # v5.8 interleaves each push with the xor that clears the register (nospec).
         seq = [
             ("pushq %rdi", None),
@@ -316,7 +317,7 @@ class Expander:
             # an empty side is NOP-padded to the other's length: a 5-byte call or jmp
             assert re.match(r"\s*(jmp|call)\b", other), other
             out.append(_NOPS[5])
-        elif not other.strip() and len(out) == 1 and out[0].text.startswith("jmp .L"):
+        elif not other.strip() and [getattr(i, "text", "")[:6] for i in out] == ["jmp .L"]:
             # a jmp patched over an empty original: apply_alternatives() makes it a
             # 2-byte jmp and NOPs the rest of the 5-byte slot (never executed)
             out.append(_NOPS[3])
