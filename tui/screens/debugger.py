@@ -22,12 +22,13 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
+from engine.kernel import spec
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
 from tui.widgets.msrs import MsrPanel, MsrView
-from tui.widgets.note import NotePanel, NoteView, kernel_note, user_note
+from tui.widgets.note import NotePanel, NoteView, c_step_note, kernel_note, user_note
 from tui.widgets.registers import RegistersPanel, RegistersView
 from tui.widgets.roots import RootsPanel, RootsView
 from tui.widgets.source import Listing, SourceListing
@@ -290,6 +291,7 @@ class DebuggerScreen(Screen[None]):
         trace = self.timeline.trace
         self._listing_view.set_rows(self._listing.rows)
         self._listing_view.border_title = f"entry_64.S · {trace.kernel}"
+        self._checks.in_c = spec(trace.kernel).checks_in_c
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -326,7 +328,9 @@ class DebuggerScreen(Screen[None]):
         else:
             self._expansion.set_title("user instruction")
 
-        if line is not None:
+        if focus is not None and focus.modelled and focus.text.startswith("(C)"):
+            note = c_step_note(focus.text, focus.source)
+        elif line is not None:
             note = line.note
         elif focus is not None:
             note = user_note(focus.text) if focus.cpl == 3 else kernel_note(focus.label)
