@@ -53,7 +53,7 @@ from engine.constants import (
     USER_DS,
 )
 from engine.errors import HookError
-from engine.kernel.common_c import sysret_conditions
+from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine import GPRS, Machine, UserMapping
@@ -531,11 +531,14 @@ class Run:
         removed = self.img.features.removed_checks
         results = sysret_conditions(self.kernel.c_checks, self.pt_after_call, self.paging, removed)
         sysret = all(c.passed for c in results)
-        for c in results:
+        failed = next((c.name for c in results if not c.passed), None)
+        if self.failed_check is None:
+            self.failed_check = failed
+
+        def decide(c: CCheck) -> None:
             i = self.kernel.checks.index(c.name)
             self.checks[i] = CheckState(c.name, "pass" if c.passed else "fail", c.detail)
-            if not c.passed and self.failed_check is None:
-                self.failed_check = c.name
+
         ret = "true" if sysret else "false"
         if self.record and self.pending is not None:
             body = self.pending
@@ -547,6 +550,7 @@ class Run:
             for c in results:
                 verdict = "FAIL → return false (IRET)" if not c.passed else "pass"
                 self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                decide(c)
                 self._event(Event("check", f"{c.name}: {verdict} ({c.detail})", modelled=True))
                 self._finish()
             self.pending = self._c_step(
@@ -554,6 +558,9 @@ class Run:
                 f"(C) return {ret}",
                 f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
             )
+        else:
+            for c in results:
+                decide(c)
         self.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
         if self.record:
             self._event(

@@ -99,9 +99,11 @@ def test_v612_runs_the_c_checks_as_modelled_steps_in_compiled_order() -> None:
     assert [s.text.split()[0] for s in after[:2]] == ["testb", "je"]
     assert after[2].label == "syscall_return_via_sysret"
     # each check's state appears on its own step, with the values compared
+    assert all(c.result == "not_reached" for c in c_steps[0].checks)
     for i, name in enumerate(spec("v6.12").c_checks, start=1):
-        state = {c.name: c for c in c_steps[i].checks}[name]
-        assert state.result == "pass" and state.detail
+        states = [c.result for c in c_steps[i].checks]
+        assert states == ["pass"] * i + ["not_reached"] * (6 - i)
+        assert {c.name: c for c in c_steps[i].checks}[name].detail
 
 
 def test_v612_failed_c_check_returns_false_and_takes_iret() -> None:

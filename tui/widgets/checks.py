@@ -164,9 +164,14 @@ class ChecksPanel(LinePanel):
     def _verdict(self, checks: tuple[CheckState, ...], failure: CheckState | None) -> list[Content]:
         if failure is not None:
             style = self.style("checks--verdict-iret")
-            how = "do_syscall_64 returns false" if self.in_c else "slow exit"
+            if self.in_c:
+                return [
+                    Content.assemble((f"✗ {failure.name} failed:", style)),
+                    Content.assemble(("  do_syscall_64 returns false → IRET via", style)),
+                    Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
+                ]
             return [
-                Content.assemble((f"✗ {failure.name} failed → {how}, IRET via", style)),
+                Content.assemble((f"✗ {failure.name} failed → slow exit, IRET via", style)),
                 Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
             ]
         if exit_path(checks) is not None:
