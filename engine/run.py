@@ -659,9 +659,13 @@ class Run:
         r = self.read_regs()
         args = dict(zip(self.kernel.c_args, (r.rdi, r.rsi), strict=True))
         nr, regs_addr = args["nr"], args["regs"]
+        if self.kernel.c_args[1] == "nr":
+            nr &= 0xFFFFFFFF  # int nr, then `unsigned int unr = nr` in do_syscall_x64()
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
-        res = do_syscall_64(self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call)
+        res = do_syscall_64(
+            self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call, self.kernel.nr_syscalls
+        )
         self.handler_lines = list(res.lines)
         self.output = res.output
         if self.sc.handler_set:

@@ -193,3 +193,12 @@ def test_v612_c_checks_predict_exit(ip: int, cx: int, cs: int, ss: int, r11: int
     # v5.8's canonical test and 6.12's TASK_SIZE_MAX part ways on the last user page
     if expected is None:
         assert sign_extend(ip) == ip and ip < 0x7FFFFFFFF000
+
+
+def test_syscall_number_is_an_int_from_6_1_on() -> None:
+    """6.1 and 6.12 pass nr as an int: the upper half of RAX is ignored, v5.8 sees ENOSYS."""
+    code = "movabs $0x100000027, %rax; syscall"
+    old = Session(scenario("v5.8.13", code=code)).run(False)
+    new = Session(scenario("v6.1", code=code)).run(False)
+    assert old.final is not None and old.final.rax == -38 & MASK64
+    assert new.final is not None and new.final.rax == 1234
