@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -360,6 +360,30 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         code=code, memory=tuple(memory), handler_set=handler_set, pid=pid, sigframe=sigframe,
         expect=expect, step_cap=step_cap,
     )  # fmt: skip
+
+
+def with_kernel(sc: Scenario, kernel: str) -> Scenario:
+    """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
+
+    What only makes sense on the original kernel is dropped: a ``remove_checks`` name or
+    an expected ``failed_check`` the other kernel does not have.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+    checks = spec(kernel).checks
+    machine = replace(
+        sc.machine,
+        kernel=kernel,
+        removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
+    )
+    expect = sc.expect
+    if expect.failed_check not in (None, "none", *checks):
+        expect = replace(
+            expect,
+            failed_check=None,
+            given=tuple(k for k in expect.given if k != "failed_check"),
+        )
+    return replace(sc, kernel=kernel, machine=machine, expect=expect)
 
 
 def _check_names(r: _Reader, value: Any, checks: tuple[str, ...]) -> tuple[str, ...]:

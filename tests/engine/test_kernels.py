@@ -202,3 +202,17 @@ def test_syscall_number_is_an_int_from_6_1_on() -> None:
     new = Session(scenario("v6.1", code=code)).run(False)
     assert old.final is not None and old.final.rax == -38 & MASK64
     assert new.final is not None and new.final.rax == 1234
+
+
+def test_a_scenario_reruns_on_another_kernel() -> None:
+    from engine import load_scenario, with_kernel
+    from tests.conftest import SCENARIOS
+
+    sc = load_scenario(SCENARIOS / "sigreturn-noncanonical.toml")
+    on612 = with_kernel(sc, "v6.12")
+    assert on612.kernel == on612.machine.kernel == "v6.12"
+    assert on612.expect.failed_check is None and "failed_check" not in on612.expect.given
+    t = Session(on612).run(False)
+    assert t.failed_check == "rip_below_task_size_max" and t.exit == "iret"
+    with pytest.raises(ValueError, match=r"v6\.12"):
+        with_kernel(sc, "v7")
