@@ -7,6 +7,9 @@ machine_build_ms               building the machine for scenarios/getpid.toml (U
 image_assemble_ms              expanding and assembling entry_64.S once (Keystone + Capstone)
 recorded_round_trip_ms         one fully recorded trace of getpid (every step a record)
 unrecorded_round_trips_per_s   the same round trip without per-step records, one core
+<kernel>_image_assemble_ms     the same three for getpid on each kernel ([machine] kernel):
+<kernel>_recorded_round_trip_ms  v5.8.13, v6.1, v6.12 (6.12 adds its modelled C steps)
+<kernel>_unrecorded_round_trips_per_s
 
 Where the time goes (unrecorded, about 400 us a round trip here): the kernel half in
 Unicorn about 210 us, of which roughly half is the ~50 stack loads and stores (Unicorn 2
@@ -25,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Session, load_scenario
+from engine import KERNELS, Session, load_scenario, with_kernel
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 
@@ -63,6 +66,20 @@ def main() -> None:
     print(f"recorded_round_trip_ms: {recorded_ms:.2f}")
     print(f"recorded_steps: {steps}")
     print(f"unrecorded_round_trips_per_s: {per_s:.0f}")
+    for kernel in KERNELS:
+        ksc = with_kernel(sc, kernel)
+        build_image.cache_clear()
+        t = time.perf_counter()
+        build_image(Features(pti=True, pcid=True, la57=False, kernel=kernel))
+        print(f"{kernel}_image_assemble_ms: {(time.perf_counter() - t) * 1e3:.1f}")
+        ks = Session(ksc)
+        ks.run(True)
+        print(f"{kernel}_recorded_round_trip_ms: {median_ms(lambda: ks.run(True), 30):.2f}")
+        print(f"{kernel}_recorded_steps: {len(ks.run(True).steps)}")
+        t = time.perf_counter()
+        for _ in range(500):
+            ks.run(False)
+        print(f"{kernel}_unrecorded_round_trips_per_s: {500 / (time.perf_counter() - t):.0f}")
 
 
 if __name__ == "__main__":
