@@ -216,3 +216,18 @@ def test_a_scenario_reruns_on_another_kernel() -> None:
     assert t.failed_check == "rip_below_task_size_max" and t.exit == "iret"
     with pytest.raises(ValueError, match=r"v6\.12"):
         with_kernel(sc, "v7")
+
+
+def test_v612_what_if_without_the_task_size_max_check() -> None:
+    """Without rip_below_task_size_max, 6.12 would SYSRET to a non-canonical RIP: on Intel
+    the #GP comes in ring 0 (CVE-2012-0217), as on v5.8 without canonical_rip."""
+    body = (
+        'remove_checks = ["rip_below_task_size_max"]\n'
+        "[sigframe]\nrip = 0x800000000000\nrcx = 0x800000000000\n"
+    )
+    sc = scenario("v6.12", body, "mov $15, %eax; syscall")
+    t = Session(sc).run()
+    c = {c.name: c for c in t.checks}
+    assert c["rip_below_task_size_max"].result == "removed"
+    assert t.failed_check is None and t.exit == "sysret"
+    assert t.fault is not None and t.fault.name == "#GP" and t.fault.cpl == 0
