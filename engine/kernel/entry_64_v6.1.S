@@ -9,7 +9,7 @@
  * PCID / paging the scenario gives.
  */
 
-/// SYSCALL has just loaded RIP from MSR_LSTAR, CS/SS from MSR_STAR, saved the user RIP in RCX and RFLAGS in R11, and masked RFLAGS with MSR_SYSCALL_MASK (since 5.12 nearly every flag, so RFLAGS is 0x2 here). It did not touch RSP, GS or CR3.
+/// SYSCALL has just loaded RIP from MSR_LSTAR, CS/SS from MSR_STAR, saved the user RIP in RCX and RFLAGS in R11, and masked RFLAGS with MSR_SYSCALL_MASK (in 6.1 nearly every flag, so RFLAGS is 0x2 here). It did not touch RSP, GS or CR3.
 SYM_CODE_START(entry_SYSCALL_64)
 	UNWIND_HINT_ENTRY
 /// ENDBR marks an indirect-branch target for Intel IBT. Debian's 6.1 build has no CONFIG_X86_KERNEL_IBT, so it assembles to nothing.
@@ -22,7 +22,7 @@ SYM_CODE_START(entry_SYSCALL_64)
 	movq	%rsp, PER_CPU_VAR(cpu_tss_rw + TSS_sp2)
 /// KPTI: clear bits 12 and 11 of CR3 to switch to the kernel page tables (with PCID, bit 63 keeps the kernel PCID's TLB entries). RSP is the scratch register.
 	SWITCH_TO_KERNEL_CR3 scratch_reg=%rsp
-/// Since 5.9 the top of the task stack is a per-CPU variable of its own, cpu_current_top_of_stack (per-CPU offset 0x1fb50 in the traced kernel), no longer TSS.sp1.
+/// In 6.1 the top of the task stack is a per-CPU variable of its own, cpu_current_top_of_stack (per-CPU offset 0x1fb50 in the traced kernel), no longer TSS.sp1 as in v5.8.
 	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
 
 SYM_INNER_LABEL(entry_SYSCALL_64_safe_stack, SYM_L_GLOBAL)
@@ -44,7 +44,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 /// orig_ax keeps the system-call number for ptrace and syscall restart.
 	pushq	%rax					/* pt_regs->orig_ax */
 
-/// Since 5.x PUSH_AND_CLEAR_REGS is PUSH_REGS then CLEAR_REGS: all the pushes first (ax gets -ENOSYS), then one xor per register, so no user value is left to steer speculation.
+/// Unlike v5.8, PUSH_AND_CLEAR_REGS is PUSH_REGS then CLEAR_REGS: all the pushes first (ax gets -ENOSYS), then one xor per register, so no user value is left to steer speculation.
 	PUSH_AND_CLEAR_REGS rax=$-ENOSYS
 
 	/* IRQs are off. */
@@ -62,7 +62,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 /// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 
-/// The C part, bool-less in 6.1: runs the system call and the exit work (signals, ptrace). What it leaves in pt_regs is what user space gets back.
+/// The C part (it returns nothing in 6.1): runs the system call and the exit work (signals, ptrace). What it leaves in pt_regs is what user space gets back.
 	call	do_syscall_64		/* returns with IRQs disabled */
 
 	/*
@@ -182,7 +182,7 @@ SYM_CODE_END(entry_SYSCALL_64)
 	/* ... further on in entry_64.S: */
 SYM_CODE_START_LOCAL(common_interrupt_return)
 SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
-/// The slow exit, shared with interrupts since 5.x. IBRS_EXIT first (a jmp on this CPU).
+/// The slow exit, shared with the interrupt return (common_interrupt_return). IBRS_EXIT first (a jmp on this CPU).
 	IBRS_EXIT
 /// A Xen PV guest leaves here for its own exit; a 5-byte NOP on bare metal.
 	ALTERNATIVE "", "jmp xenpv_restore_regs_and_return_to_usermode", X86_FEATURE_XENPV

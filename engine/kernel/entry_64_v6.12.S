@@ -63,7 +63,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 /// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 
-/// The C part. Since 6.2 it also decides the exit: bool do_syscall_64() runs the system call and the exit work, then tests the SYSRET conditions in C and returns true for SYSRET, false for IRET.
+/// The C part. In 6.12 it also decides the exit: bool do_syscall_64() runs the system call and the exit work, then tests the SYSRET conditions in C and returns true for SYSRET, false for IRET.
 	call	do_syscall_64		/* returns with IRQs disabled */
 
 	/*

@@ -41,7 +41,7 @@ KERNEL_NOTES: dict[str, str] = {
 C_STEP_NOTES: dict[str, str] = {
     "(C) the system call and exit work": (
         "bool do_syscall_64(struct pt_regs *regs, int nr), arch/x86/entry/common.c: run the "
-        "handler from sys_call_table, then the exit work (signals, ptrace). Since 6.2 the same "
+        "handler from sys_call_table, then the exit work (signals, ptrace). In 6.12 the same "
         "function also decides between SYSRET and IRET, in C, before it returns. No C runs on "
         "this emulated CPU: these steps are modelled on the pt_regs in emulated memory."
     ),
