@@ -18,10 +18,12 @@ bits are compared.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.constants import RF, TF, USER_CS, USER_DS
 from engine.kernel.variants import C_CHECK_SOURCE
+from engine.trace import CheckName, CheckResult, CheckState, Operand, Relation
 
 
 def task_size_max(paging: int) -> int:
@@ -42,53 +44,70 @@ C_CONDITION: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class CCheck:
-    """One SYSRET condition as evaluated: the values it compared and its verdict."""
+    """One SYSRET condition as evaluated: its state (the operands compared, the
+    verdict), the C source line and the condition that sends the exit to IRET."""
 
-    name: str
-    passed: bool
-    detail: str  # the compared values, e.g. "regs->cx 0x401720 == regs->ip 0x401720"
-    source: str  # the C source line it comes from
-    condition: str  # the condition that sends the exit to IRET when it holds
+    state: CheckState
+    source: str
+    condition: str
+
+    @property
+    def name(self) -> str:
+        return str(self.state.name)
+
+    @property
+    def passed(self) -> bool:
+        return self.state.result is CheckResult.PASS
 
 
-def _detail(name: str, pt: dict[str, int], paging: int) -> tuple[bool, str]:
-    if name == "rcx_eq_rip":
-        ok = pt["cx"] == pt["ip"]
-        return ok, f"regs->cx {pt['cx']:#x} {'==' if ok else '!='} regs->ip {pt['ip']:#x}"
-    if name == "r11_eq_rflags":
-        ok = pt["r11"] == pt["flags"]
-        return ok, f"regs->r11 {pt['r11']:#x} {'==' if ok else '!='} regs->flags {pt['flags']:#x}"
-    if name in ("cs_user", "ss_user"):
-        field, want, sym = ("cs", USER_CS, "__USER_CS") if name == "cs_user" else (
-            "ss", USER_DS, "__USER_DS")  # fmt: skip
-        low = pt[field] & 0xFFFF
+def evaluate_c(name: str, pt: Mapping[str, int], paging: int) -> CheckState:
+    """The C condition *name* on the pt_regs words *pt* (operands as the C names them)."""
+    check = CheckName(name)
+    if check is CheckName.RCX_EQ_RIP:
+        left, right, rel = (
+            Operand("regs->cx", pt["cx"]),
+            Operand("regs->ip", pt["ip"]),
+            Relation.EQUAL,
+        )
+        ok = left.value == right.value
+    elif check is CheckName.R11_EQ_RFLAGS:
+        left, right = Operand("regs->r11", pt["r11"]), Operand("regs->flags", pt["flags"])
+        rel, ok = Relation.EQUAL, pt["r11"] == pt["flags"]
+    elif check in (CheckName.CS_USER, CheckName.SS_USER):
+        field, want, sym = (
+            ("cs", USER_CS, "__USER_CS")
+            if check is CheckName.CS_USER
+            else ("ss", USER_DS, "__USER_DS")
+        )
+        low = pt[field] & 0xFFFF  # u16 in 6.12's struct pt_regs
+        left, right, rel = Operand(f"(u16) regs->{field}", low), Operand(sym, want), Relation.EQUAL
         ok = low == want
-        return ok, f"(u16) regs->{field} {low:#x} {'==' if ok else '!='} {sym} {want:#x}"
-    if name == "rip_below_task_size_max":
+    elif check is CheckName.RIP_BELOW_TASK_SIZE_MAX:
         top = task_size_max(paging)
-        ok = pt["ip"] < top
-        return ok, f"regs->ip {pt['ip']:#x} {'<' if ok else '>='} TASK_SIZE_MAX {top:#x}"
-    if name == "no_rf_tf":
-        bits = [n for n, b in (("RF", RF), ("TF", TF)) if pt["flags"] & b]
-        if bits:
-            return False, f"regs->flags {pt['flags']:#x} has {'+'.join(bits)}"
-        return True, f"regs->flags {pt['flags']:#x}: RF and TF clear"
-    raise KeyError(name)
+        left, right = Operand("regs->ip", pt["ip"]), Operand("TASK_SIZE_MAX", top)
+        rel, ok = Relation.BELOW, pt["ip"] < top
+    elif check is CheckName.NO_RF_TF:
+        left, right = Operand("regs->flags", pt["flags"]), Operand("RF|TF", RF | TF)
+        rel, ok = Relation.BITS_CLEAR, not pt["flags"] & (RF | TF)
+    else:
+        raise KeyError(name)
+    result = CheckResult.PASS if ok else CheckResult.FAIL
+    return CheckState(check, result, left, right, rel)
 
 
 def sysret_conditions(
-    order: tuple[str, ...], pt: dict[str, int], paging: int, removed: tuple[str, ...] = ()
+    order: tuple[str, ...], pt: Mapping[str, int], paging: int, removed: tuple[str, ...] = ()
 ) -> list[CCheck]:
     """Evaluate the C checks in *order* up to the first that fails (what-if: skip *removed*)."""
     out: list[CCheck] = []
     for name in order:
         if name in removed:
             continue
-        ok, detail = _detail(name, pt, paging)
-        out.append(CCheck(name, ok, detail, C_CHECK_SOURCE[name], C_CONDITION[name]))
-        if not ok:
+        state = evaluate_c(name, pt, paging)
+        out.append(CCheck(state, C_CHECK_SOURCE[name], C_CONDITION[name]))
+        if state.result is CheckResult.FAIL:
             break
     return out
 
 
-__all__ = ["C_CONDITION", "CCheck", "sysret_conditions", "task_size_max"]
+__all__ = ["C_CONDITION", "CCheck", "evaluate_c", "sysret_conditions", "task_size_max"]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import ScenarioError, Session, parse_scenario
+from engine.checks import describe
 from engine.constants import MASK64, RF, TF, USER_CS, USER_DS, sign_extend
 from engine.kernel import KERNELS, spec
 from engine.kernel.image import build_image
@@ -103,14 +104,15 @@ def test_v612_runs_the_c_checks_as_modelled_steps_in_compiled_order() -> None:
     for i, name in enumerate(spec("v6.12").c_checks, start=1):
         states = [c.result for c in c_steps[i].checks]
         assert states == ["pass"] * i + ["not_reached"] * (6 - i)
-        assert {c.name: c for c in c_steps[i].checks}[name].detail
+        state = {c.name: c for c in c_steps[i].checks}[name]
+        assert state.left is not None and state.right is not None and describe(state)
 
 
 def test_v612_failed_c_check_returns_false_and_takes_iret() -> None:
     t = run("v6.12", "[handler.set]\nss = 0x10033\n")  # 16-bit compare: the low word is 0x33
     c = {c.name: c for c in t.checks}
     assert t.failed_check == "ss_user" and t.exit == "iret"
-    assert c["ss_user"].result == "fail" and "(u16) regs->ss 0x33" in c["ss_user"].detail
+    assert c["ss_user"].result == "fail" and "(u16) regs->ss 0x33" in describe(c["ss_user"])
     assert c["rip_below_task_size_max"].result == "not_reached"
     ret = next(s for s in t.steps if s.text == "(C) return false")
     assert ret.regs.rax == 0
@@ -125,7 +127,7 @@ def test_task_size_max_follows_the_paging_mode() -> None:
     body = "paging = 5\n[handler.set]\nip = 0x7ffffffff000\ncx = 0x7ffffffff000\n"
     t = run("v6.12", body)
     c = {c.name: c for c in t.checks}["rip_below_task_size_max"]
-    assert c.result == "pass" and "0xfffffffffff000" in c.detail
+    assert c.result == "pass" and "0xfffffffffff000" in describe(c)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

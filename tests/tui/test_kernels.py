@@ -22,7 +22,7 @@ async def test_v612_checklist_shows_the_c_conditions_and_the_failure() -> None:
         checks = text(app.query_one(ChecksPanel))
         assert "C: regs->cx == regs->ip" in checks and "C: regs->ip < TASK_SIZE_MAX" in checks
         assert "✗ 5 rip_below_task_size_max" in checks and "FAIL" in checks
-        assert "regs->ip 0x7ffffffff000 >= TASK_SIZE_MAX" in checks
+        assert "regs->ip 0x7ffffffff000 ≥ TASK_SIZE_MAX" in checks
         assert "do_syscall_64 returns false" in checks and checks.count("skipped") == 1
         assert "rip_below_task_size_max FAIL" in text(app.query_one(VerdictBar))
         note = text(app.query_one(NotePanel))
