@@ -210,7 +210,7 @@ class Expander:
         ]
 
     def switch_to_user_cr3_stack(self, scratch_reg: str) -> list[Item | Label]:
-        if self.k.name == "v6.12":
+        if self.k.user_cr3_stack_pti_outside:
             # 6.12: the PTI ALTERNATIVE jumps over the push and pop as well.
             end = self._label("end")
             return [
@@ -240,16 +240,20 @@ class Expander:
         return [Item(f"jmp {end}"), *body, Label(end)]
 
     def untrain_ret(self) -> list[Item | Label]:
-        if self.k.name == "v6.1":
-            # ANNOTATE_UNRET_END's nop, CALL_UNTRAIN_RET and the entry-IBPB call: NOPs.
-            return [_NOPS[1], _NOPS[5], _NOPS[5]]
-        # 6.12: CALL_UNTRAIN_RET is a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
+        # 6.1: ANNOTATE_UNRET_END's nop, then CALL_UNTRAIN_RET and the entry-IBPB call as
+        # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
         # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
-        end = self._label("end")
-        return [_NOPS[5], Item(f"jmp {end}"), *[Item("int3")] * 13, Label(end)]
+        out: list[Item | Label] = []
+        for site in self.k.untrain_ret:
+            if site.startswith("skip"):
+                end = self._label("end")
+                out += [Item(f"jmp {end}"), *[Item("int3")] * int(site[4:]), Label(end)]
+            else:
+                out.append(_NOPS[int(site[3:])])
+        return out
 
     def clear_cpu_buffers(self) -> list[Item | Label]:
-        if self.k.name == "v6.1":
+        if self.k.clear_cpu_buffers == "skip_verw":  # 6.1: ALTERNATIVE "jmp .Lskip_verw", ""
             skip = self._label("skip_verw")
             return [Item(f"jmp {skip}"), Item(f"verw [{X86_VERW_SEL:#x}](%rip)"), Label(skip)]
         return [_NOPS[7]]  # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)"
@@ -257,7 +261,7 @@ class Expander:
     # -- registers -------------------------------------------------------------------
     def push_and_clear_regs(self, rdx: str = "%rdx", rax: str = "%rax") -> list[Item | Label]:
         rax = self._ops(rax)
-        if self.k.name != "v5.8.13":
+        if self.k.split_push_clear:
             # PUSH_REGS, then CLEAR_REGS: all the pushes first, then the xors.
             pushes = ["%rdi", "%rsi", rdx, "%rcx", rax, "%r8", "%r9", "%r10", "%r11",
                       "%rbx", "%rbp", "%r12", "%r13", "%r14", "%r15"]  # fmt: skip
@@ -291,7 +295,7 @@ class Expander:
         return out
 
     def pop_regs(self, pop_rdi: str = "1", skip_r11rcx: str = "0") -> list[Item | Label]:
-        skip = skip_r11rcx == "1" and self.k.name == "v5.8.13"  # gone after v5.8
+        skip = skip_r11rcx == "1" and self.k.pop_skip_r11rcx
         regs = ["%r15", "%r14", "%r13", "%r12", "%rbp", "%rbx"]
         regs.append("%rsi" if skip else "%r11")
         regs += ["%r10", "%r9", "%r8", "%rax"]
@@ -352,7 +356,7 @@ class Expander:
             return self.clear_cpu_buffers()
         if name == "ENDBR":
             # IBT: 6.12 is built with it (ENDBR64 runs as a NOP without CET); 6.1 is not.
-            if self.k.name == "v6.12":
+            if self.k.endbr:
                 return [Item("endbr64", asm=".byte 0xf3, 0x0f, 0x1e, 0xfa")]
             return []
         if name == "ALTERNATIVE":

@@ -91,6 +91,20 @@ class KernelSpec:
     #: the ESPFIX64 LDT-stack test before IRETQ is built in
     espfix64: bool = True
     nr_syscalls: int = 440
+    # -- how its macros expand (engine/kernel/macros.py) ------------------------------
+    #: PUSH_AND_CLEAR_REGS is PUSH_REGS then CLEAR_REGS (v5.8 interleaves push and xor)
+    split_push_clear: bool = False
+    #: POP_REGS knows skip_r11rcx=1 (pops RCX and R11 into RSI on the SYSRET path)
+    pop_skip_r11rcx: bool = True
+    #: SWITCH_TO_USER_CR3_STACK's PTI ALTERNATIVE jumps over the push/pop of RAX too
+    user_cr3_stack_pti_outside: bool = False
+    #: ENDBR assembles to ENDBR64 (built with IBT)
+    endbr: bool = False
+    #: UNTRAIN_RET as patched on the traced CPU: "nop1", "nop5", or "skip13" (a jmp
+    #: over 13 bytes of INT3 padding, 6.12's form for padding longer than a NOP)
+    untrain_ret: tuple[str, ...] = ()
+    #: CLEAR_CPU_BUFFERS as patched: "skip_verw" (a jmp over VERW) or "nop7"
+    clear_cpu_buffers: str = ""
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -145,6 +159,10 @@ SPECS: dict[str, KernelSpec] = {
         c_call="do_syscall_64(regs, nr)",
         espfix64=False,
         nr_syscalls=451,
+        split_push_clear=True,
+        pop_skip_r11rcx=False,
+        untrain_ret=("nop1", "nop5", "nop5"),  # ANNOTATE_UNRET_END's nop, two call sites
+        clear_cpu_buffers="skip_verw",
     ),
     "v6.12": KernelSpec(
         name="v6.12",
@@ -166,6 +184,12 @@ SPECS: dict[str, KernelSpec] = {
         c_call="bool do_syscall_64(regs, nr)",
         espfix64=False,
         nr_syscalls=463,  # traced: cmp $0x1cf,%r12d
+        split_push_clear=True,
+        pop_skip_r11rcx=False,
+        user_cr3_stack_pti_outside=True,
+        endbr=True,
+        untrain_ret=("nop5", "skip13"),  # CALL_UNTRAIN_RET, then the 15-byte ALTERNATIVE_2
+        clear_cpu_buffers="nop7",
     ),
 }
 
