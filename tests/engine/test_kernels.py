@@ -104,13 +104,13 @@ def test_v612_runs_the_c_checks_as_modelled_steps_in_compiled_order() -> None:
     for i, name in enumerate(spec("v6.12").c_checks, start=1):
         states = [c.result for c in c_steps[i].checks]
         assert states == ["pass"] * i + ["not_reached"] * (6 - i)
-        state = {c.name: c for c in c_steps[i].checks}[name]
+        state = {str(c.name): c for c in c_steps[i].checks}[name]
         assert state.left is not None and state.right is not None and describe(state)
 
 
 def test_v612_failed_c_check_returns_false_and_takes_iret() -> None:
     t = run("v6.12", "[handler.set]\nss = 0x10033\n")  # 16-bit compare: the low word is 0x33
-    c = {c.name: c for c in t.checks}
+    c = {str(c.name): c for c in t.checks}
     assert t.failed_check == "ss_user" and t.exit == "iret"
     assert c["ss_user"].result == "fail" and "(u16) regs->ss 0x33" in describe(c["ss_user"])
     assert c["rip_below_task_size_max"].result == "not_reached"
@@ -126,7 +126,7 @@ def test_v612_tests_cs_on_16_bits() -> None:
 def test_task_size_max_follows_the_paging_mode() -> None:
     body = "paging = 5\n[handler.set]\nip = 0x7ffffffff000\ncx = 0x7ffffffff000\n"
     t = run("v6.12", body)
-    c = {c.name: c for c in t.checks}["rip_below_task_size_max"]
+    c = {str(c.name): c for c in t.checks}["rip_below_task_size_max"]
     assert c.result == "pass" and "0xfffffffffff000" in describe(c)
 
 
@@ -229,7 +229,7 @@ def test_v612_what_if_without_the_task_size_max_check() -> None:
     )
     sc = scenario("v6.12", body, "mov $15, %eax; syscall")
     t = Session(sc).run()
-    c = {c.name: c for c in t.checks}
+    c = {str(c.name): c for c in t.checks}
     assert c["rip_below_task_size_max"].result == "removed"
     assert t.failed_check is None and t.exit == "sysret"
     assert t.fault is not None and t.fault.name == "#GP" and t.fault.cpl == 0
