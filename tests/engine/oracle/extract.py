@@ -46,9 +46,9 @@ def compiled_checks(doc: dict) -> list[str]:
 def main(src: str) -> None:
     out = Path(__file__).parent
     for kernel in ("v6.1", "v6.12"):
-        for case in ("a", "b"):
-            doc = json.loads((Path(src) / kernel / f"case_{case}_entry.json").read_text())
-            data = cut(doc)
+        for entry in sorted((Path(src) / kernel).glob("case_*_entry.json")):
+            case = entry.name.split("_")[1]
+            data = cut(json.loads(entry.read_text()))
             full = Path(src) / kernel / f"case_{case}_full.json"
             if kernel == "v6.12" and full.exists():
                 data["compiled_checks"] = compiled_checks(json.loads(full.read_text()))
