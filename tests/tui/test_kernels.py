@@ -28,7 +28,9 @@ async def test_v612_checklist_shows_the_c_conditions_and_the_failure() -> None:
         note = text(app.query_one(NotePanel))
         assert "regs->ip >= TASK_SIZE_MAX" in note and "modelled" in note
         assert "modelled" in text(app.query_one(StatusLine))
-        assert "(C) regs->ip >= TASK_SIZE_MAX" in text(app.query_one(MacroExpansion))
+        expansion = app.query_one(MacroExpansion)
+        assert "(C) regs->ip >= TASK_SIZE_MAX" in text(expansion)
+        assert "C, modelled" in str(expansion.border_title)
 
 
 @run_async

@@ -320,7 +320,11 @@ class DebuggerScreen(Screen[None]):
         self._listing_view.next_row = rows[position] if upcoming is not None else None
 
         self._expansion.view = ExpansionView(line, ran, upcoming)
-        if line is not None:
+        # 6.12's SYSRET decision: modelled C steps inside do_syscall_64, not instructions
+        c_step = focus if focus is not None and focus.text.startswith("(C)") else None
+        if c_step is not None:
+            self._expansion.set_title("do_syscall_64 · C, modelled")
+        elif line is not None:
             macro = focus.macro if focus is not None else None
             self._expansion.set_title(f"expansion · {macro}" if macro else "instruction")
         elif focus is not None and focus.cpl == 0:
@@ -328,8 +332,8 @@ class DebuggerScreen(Screen[None]):
         else:
             self._expansion.set_title("user instruction")
 
-        if focus is not None and focus.modelled and focus.text.startswith("(C)"):
-            note = c_step_note(focus.text, focus.source)
+        if c_step is not None:
+            note = c_step_note(c_step.text, c_step.source)
         elif line is not None:
             note = line.note
         elif focus is not None:
