@@ -27,11 +27,14 @@ from engine.trace import CheckName, CheckResult, CheckState, Operand, Regs, Rela
 RF_TF = RF | TF
 
 
-def initial_states(removed: tuple[str, ...]) -> list[CheckState]:
-    """The six checks before the first one runs; *removed* ones are not in this kernel."""
+def initial_states(
+    removed: tuple[str, ...], names: tuple[str, ...] = CHECK_NAMES
+) -> list[CheckState]:
+    """The kernel's six checks (*names*, in its order) before the first one runs;
+    *removed* ones are not in this kernel."""
     return [
         CheckState(CheckName(n), CheckResult.REMOVED if n in removed else CheckResult.NOT_REACHED)
-        for n in CHECK_NAMES
+        for n in names
     ]
 
 
@@ -85,6 +88,13 @@ def describe(state: CheckState) -> str:
                 label=left.label, value=left.value, bits="+".join(bits),
             )  # fmt: skip
         return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
+    if state.relation is Relation.BELOW:
+        # Only names and values: glue, not a message.
+        return Msg(
+            "{left} {lvalue:#x} {rel} {right} {rvalue:#x}",
+            left=left.label, lvalue=left.value, rel="<" if ok else "≥",
+            right=right.label, rvalue=right.value,
+        )  # fmt: skip
     wide = state.name in (CheckName.RCX_EQ_RIP,)
     fmt = "#018x" if wide else "#x"
     eq = "==" if ok else "≠"

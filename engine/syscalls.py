@@ -120,11 +120,19 @@ def _valid_user_ss(selector: int) -> bool:
 
 
 def do_syscall_64(
-    m: Machine, cr3: int, nr: int, regs_addr: int, pid: int, regs: dict[str, int] | None = None
+    m: Machine,
+    cr3: int,
+    nr: int,
+    regs_addr: int,
+    pid: int,
+    regs: dict[str, int] | None = None,
+    nr_syscalls: int = NR_syscalls_v58,
 ) -> HandlerResult:
     """Run system call *nr* against the pt_regs at *regs_addr* (v5.8 semantics).
 
-    *regs* may pass in the pt_regs just read from that address.
+    *regs* may pass in the pt_regs just read from that address.  *nr_syscalls* is the
+    kernel's table size (6.1 and 6.12 pass *nr* as an int and compare it unsigned:
+    the caller gives the low 32 bits).
     """
     res = HandlerResult()
     pt = PtRegs(m, cr3, regs_addr)
@@ -139,10 +147,10 @@ def do_syscall_64(
             )
         )
 
-    if nr >= NR_syscalls_v58:
+    if nr >= nr_syscalls:
         # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
         res.lines.append(
-            msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=NR_syscalls_v58)
+            msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=nr_syscalls)
         )
     elif nr == NR_getpid:
         ret(pid, "getpid()")

@@ -179,7 +179,13 @@ async def test_switching_language_from_the_command_palette() -> None:
 
 # -- layout of double-width text -------------------------------------------------------
 
-LAYOUT_SCENARIOS = ("getpid.toml", "sigreturn-noncanonical.toml", "cve-2012-0217-intel.toml")
+LAYOUT_SCENARIOS = (
+    "getpid.toml",
+    "sigreturn-noncanonical.toml",
+    "cve-2012-0217-intel.toml",
+    "v6.12-last-page-below-task-size-max.toml",
+    "v6.1-tf-single-step.toml",
+)
 
 
 def overflowing(app: SyscallTuiApp) -> list[str]:
@@ -187,7 +193,9 @@ def overflowing(app: SyscallTuiApp) -> list[str]:
     bad = []
     for panel in app.screen.query(LinePanel):
         width = panel.scrollable_content_region.width
-        if not width or not panel.display:
+        # The expansion lists instructions, which scroll sideways like the listing rather
+        # than wrap (a crop there replaces half a wide character with a space).
+        if not width or not panel.display or panel.id == "expansion":
             continue
         for line in panel.lines:
             if line.cell_length > width:

@@ -1,4 +1,8 @@
-"""The six SYSRET-eligibility checks of v5.8 in the order the entry code makes them."""
+"""The six SYSRET-eligibility checks in the order the kernel makes them.
+
+v5.8.13 and 6.1 make them in entry_SYSCALL_64's assembly; 6.12 in C at the end of
+do_syscall_64, where the panel shows each as the C condition SYSRET needs.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,17 @@ CHECK_TITLES: dict[str, str] = {
     "r11_eq_rflags": "R11 == RFLAGS",
     "no_rf_tf": N_("no RF, no TF"),
     "ss_user": "SS == __USER_DS",
+    "rip_below_task_size_max": "RIP < TASK_SIZE_MAX",
+}
+
+#: 6.12: what do_syscall_64's C requires for SYSRET, one condition per check.
+C_TITLES: dict[str, str] = {
+    "rcx_eq_rip": "regs->cx == regs->ip",
+    "r11_eq_rflags": "regs->r11 == regs->flags",
+    "cs_user": "regs->cs == __USER_CS",
+    "ss_user": "regs->ss == __USER_DS",
+    "rip_below_task_size_max": "regs->ip < TASK_SIZE_MAX",
+    "no_rf_tf": "!(regs->flags & (RF | TF))",
 }
 
 #: Why SYSRET cannot be used when a check fails: one line each.
@@ -41,6 +56,11 @@ CHECK_REASONS: dict[str, str] = {
     "r11_eq_rflags": N_("SYSRET loads RFLAGS from R11, so R11 must hold the saved flags."),
     "no_rf_tf": N_("SYSRET cannot restore RF, and a set TF would trap right after SYSRET."),
     "ss_user": N_("SYSRET always loads SS 0x2b; any other SS must return through IRET."),
+    "rip_below_task_size_max": N_(
+        "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "
+        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and the last page "
+        "below the hole goes too."
+    ),
 }
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
@@ -70,6 +90,13 @@ def check_detail(check: CheckState) -> str:
                 label=left.label, value=left.value, bits="+".join(bits),
             )  # fmt: skip
         return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
+    if check.relation is Relation.BELOW:
+        # Only names and values: glue, not a message.
+        return Msg(
+            "{left} {lvalue:#x} {rel} {right} {rvalue:#x}",
+            left=left.label, lvalue=left.value, rel="<" if ok else "≥",
+            right=right.label, rvalue=right.value,
+        )  # fmt: skip
     return Msg(
         "{left} {lvalue:#x} {eq} {right} {rvalue:#x}",
         left=left.label, lvalue=left.value, eq="==" if ok else "≠",
@@ -118,7 +145,13 @@ class ChecksPanel(LinePanel):
     checks: reactive[tuple[CheckState, ...]] = reactive((), repaint=False)
     """The six checks as of the current step."""
 
+    in_c: reactive[bool] = reactive(False, repaint=False)
+    """The kernel makes the checks in C (6.12): show them as C conditions."""
+
     def watch_checks(self) -> None:
+        self.rebuild()
+
+    def watch_in_c(self) -> None:
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
@@ -128,7 +161,11 @@ class ChecksPanel(LinePanel):
         lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
-            title = _(CHECK_TITLES.get(check.name, check.name))
+            if self.in_c:
+                # the C condition is longer than the column: it gets a line of its own
+                title = ""
+            else:
+                title = _(CHECK_TITLES.get(check.name, check.name))
             if check.result == "pass":
                 style = self.style("checks--pass")
                 verdict = ""
@@ -141,8 +178,13 @@ class ChecksPanel(LinePanel):
             else:
                 style = self.style("checks--pending")
                 verdict = _("skipped") if failure is not None else _("pending")
-            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{pad(title, 17)}"
+            if self.in_c:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<24}"
+            else:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{pad(title, 17)}"
             lines.append(Content.assemble((head, style), (verdict, style)))
+            if self.in_c:
+                lines.append(Content.assemble((f"    C: {C_TITLES.get(check.name, '')}", style)))
             detail = check_detail(check)
             if detail:
                 for text in wrap(tr(detail), width):
@@ -157,7 +199,12 @@ class ChecksPanel(LinePanel):
     ) -> list[Content]:
         if failure is not None:
             style = self.style("checks--verdict-iret")
-            head = "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name)
+            if self.in_c:
+                head = "✗ " + _("{check} failed: do_syscall_64 returns false → IRET via").format(
+                    check=failure.name
+                )
+            else:
+                head = "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name)
             target = "swapgs_restore_regs_and_return_to_usermode"
         elif exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
@@ -167,12 +214,19 @@ class ChecksPanel(LinePanel):
                 if passed == len(checks)
                 else tr(msg("{passed} passed, the rest removed", passed=passed))
             )
-            head = "✓ " + _("{head} → fast exit, SYSRET via").format(head=summary)
+            if self.in_c:
+                head = "✓ " + _("{head} → true, SYSRET via").format(head=summary)
+            else:
+                head = "✓ " + _("{head} → fast exit, SYSRET via").format(head=summary)
             target = "syscall_return_via_sysret"
         else:
             style = self.style("checks--verdict-pending")
-            head = _("verdict pending: the checks run after")
-            target = _("do_syscall_64 returns")
+            if self.in_c:
+                head = _("verdict pending: the checks run in C")
+                target = _("at the end of do_syscall_64")
+            else:
+                head = _("verdict pending: the checks run after")
+                target = _("do_syscall_64 returns")
             return [Content.assemble((text, style)) for text in (head, target)]
         lines = [*wrap_cells(head, max(width, 20), subsequent_indent="  "), "  " + target]
         return [Content.assemble((text, style)) for text in lines]

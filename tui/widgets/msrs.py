@@ -12,6 +12,7 @@ from textual.style import Style
 
 from engine.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
 from engine.i18n import _
+from tui.text import wrap
 from tui.widgets.panel import LinePanel
 
 LABEL = 15
@@ -101,11 +102,12 @@ class MsrPanel(LinePanel):
         if "SYSCALL_MASK" in msrs:
             mask = msrs["SYSCALL_MASK"]
             lines.append(Content.assemble(self._label("SYSCALL_MASK"), hex64(mask)))
-            lines.append(
-                Content.assemble(
-                    ("  " + _("SYSCALL clears") + " " + " ".join(fmask_names(mask)), decoded)
-                )
-            )
+            # 6.x masks nearly every flag: the list wraps under itself.
+            cleared = _("SYSCALL clears") + " " + " ".join(fmask_names(mask))
+            # (Before the first layout the width is 0: no wrapping then, or the panel's
+            # automatic height would keep the rows that narrow guess needed.)
+            for text in wrap(cleared, max(width, 20) if width else 1000, "  ", "    "):
+                lines.append(Content.assemble((text, decoded)))
         lines.append(self._base(view, "FS_BASE", "fs_base", view.fs_base))
         lines.append(self._base(view, "GS_BASE", "gs_base", view.gs_base))
         lines.append(self._base(view, "KERNEL_GS_BASE", "kernel_gs_base", view.kernel_gs_base))

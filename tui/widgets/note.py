@@ -9,7 +9,7 @@ from rich.cells import cell_len
 from textual.content import Content
 from textual.reactive import reactive
 
-from engine.i18n import N_, _, tr
+from engine.i18n import N_, Msg, _, tr
 from engine.trace import Event
 from tui.text import wrap
 from tui.widgets.panel import LinePanel
@@ -37,6 +37,36 @@ KERNEL_NOTES: dict[str, str] = {
         "applies what the handler does to pt_regs and returns, so this step is modelled."
     ),
 }
+
+
+#: 6.12's C steps in do_syscall_64 (not emulated: modelled), by the step's text.
+C_STEP_NOTES: dict[str, str] = {
+    "(C) the system call and exit work": N_(
+        "bool do_syscall_64(struct pt_regs *regs, int nr), arch/x86/entry/common.c: run the "
+        "handler from sys_call_table, then the exit work (signals, ptrace). In 6.12 the same "
+        "function also decides between SYSRET and IRET, in C, before it returns. No C runs on "
+        "this emulated CPU: these steps are modelled on the pt_regs in emulated memory."
+    ),
+    "(C) return true": N_(
+        "Every condition held: do_syscall_64 returns true (AL = 1) and the assembly's "
+        "test %al,%al; jz falls through to SYSRET."
+    ),
+    "(C) return false": N_(
+        "A condition failed: do_syscall_64 returns false (AL = 0) and the assembly's "
+        "test %al,%al; jz jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
+    ),
+}
+C_CHECK_NOTE = N_(
+    "A SYSRET condition of do_syscall_64, in the order the compiled code tests it (modelled: "
+    "the values compared are read from pt_regs in emulated memory). When it holds, the "
+    "function returns false and the exit is IRET. Source: {source}"
+)
+
+
+def c_step_note(text: str, source: str) -> str:
+    """The note for one of 6.12's modelled C steps (its text starts with "(C)")."""
+    note = C_STEP_NOTES.get(text)
+    return note if note is not None else Msg(C_CHECK_NOTE, source=source.strip())
 
 
 def kernel_note(label: str) -> str:
