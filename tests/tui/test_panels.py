@@ -384,6 +384,9 @@ async def test_stack_shows_the_handlers_new_ss_at_the_handler_step() -> None:
         assert rows[0][1] == "h" and rows[0].endswith("0000000000000023")
         note = text(app.query_one(NotePanel))
         assert "ss      0x2b → 0x23" in note
+        assert stack.tooltip is not None and "ss: 0x2b → 0x23" in str(stack.tooltip)
+        goto(app, handler + 1)
+        assert stack.tooltip is None
 
 
 @run_async
