@@ -21,6 +21,7 @@ from engine.constants import (
     USER_DS,
     user_space_top,
 )
+from engine.i18n import N_
 from engine.machine import GPRS, Machine, UserMapping
 from engine.scenario import Scenario
 from engine.syscalls import build_sigframe
@@ -48,15 +49,15 @@ def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
     start = _page_down(sc.rip)
     end = _page_up(sc.rip + len(sc.code.code))
     for p in range(start, min(end, top), L.PAGE):
-        pages[p] = ("code", False, True)
+        pages[p] = (N_("code"), False, True)  # names shown as "user {name}": messages
     lo = max(_page_down(sc.rsp - USER_STACK_BELOW), L.PAGE)
     hi = min(_page_up(sc.rsp + L.PAGE), top)
     for p in range(lo, hi if sc.rsp < top else lo, L.PAGE):
-        name, w, x = pages.get(p, ("stack", True, False))
+        name, w, x = pages.get(p, (N_("stack"), True, False))
         pages[p] = (name if name == "code" else "stack", True, x)
     for mr in sc.memory:
         for p in range(mr.address, mr.address + mr.size, L.PAGE):
-            name, _, _ = pages.get(p, ("memory", False, False))
+            name, _, _ = pages.get(p, (N_("memory"), False, False))
             pages[p] = (name, "w" in mr.access, "x" in mr.access)
     out: list[UserMapping] = []
     code_bytes = sc.code.code

@@ -56,7 +56,7 @@ def test_every_message_of_the_source_tree_has_a_japanese_translation() -> None:
 def test_the_extraction_finds_all_kinds_of_source() -> None:
     ids = tool().msgids()
     assert len(ids) > 200
-    assert "MOV to CR3: page-table root switch" in ids  # N_() in the engine
+    assert "swapgs: GS_BASE ⇄ KERNEL_GS_BASE" in ids  # N_() in the engine
     assert "RSP {rsp:#x}: now on the {stack}" in ids  # msg() in the engine
     assert "Execute one instruction" in ids  # a binding's tooltip
     assert any(i.startswith("SWAPGS exchanges MSR_GS_BASE") for i in ids)  # a /// note
