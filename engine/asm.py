@@ -317,6 +317,11 @@ def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> N
     """The child's whole life: limits, Keystone, one message, ``os._exit``."""
     code = 1
     try:
+        # Keystone reports some failures on stderr ("LLVM ERROR"): keep them off the
+        # parent's terminal, which may be the app's screen.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         cpu = int(UNTRUSTED_TIMEOUT) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         if vsz is not None:

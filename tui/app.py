@@ -57,8 +57,8 @@ def run_app(path: str | None) -> int:
     target = path if path is not None else str(default_scenario_path())
     try:
         trace = run_scenario(load_scenario(target))
-    except ScenarioError as error:
-        print(f"syscall-tui: {target}: {error}", file=sys.stderr)
+    except ScenarioError as error:  # its text names the file and is escaped
+        print(f"syscall-tui: {error}", file=sys.stderr)
         return 2
     app = SyscallTuiApp(trace)
     app.run()
