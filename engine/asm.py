@@ -37,6 +37,7 @@ lets instructions, labels and data directives through to it.
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import os
 import pickle
@@ -319,6 +320,7 @@ def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> N
     try:
         # Keystone reports some failures on stderr ("LLVM ERROR"): keep them off the
         # parent's terminal, which may be the app's screen.
+        faulthandler.disable()  # its file is a copy of the parent's stderr
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)

@@ -150,7 +150,7 @@ class _Reader:
     def table(self, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1], {})
         if not isinstance(value, dict):
-            raise self.fail(key, f"expected a table [{key}], got {type(value).__name__}")
+            raise self.fail(key, f"expected a table [{key}], got {_kind(value)}")
         for k in value:
             if k not in allowed:
                 raise self.fail(f"{key}.{k}", f"unknown key; expected one of: {', '.join(allowed)}")

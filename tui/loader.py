@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import faulthandler
 import os
 import pickle
 import resource
@@ -140,6 +141,7 @@ def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
         for sig in (signal.SIGWINCH, signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGCONT):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, signal.SIG_DFL)
+        faulthandler.disable()  # its file is a copy of the parent's stderr
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
