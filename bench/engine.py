@@ -7,6 +7,9 @@ machine_build_ms               building the machine for scenarios/getpid.toml (U
 image_assemble_ms              expanding and assembling entry_64.S once (Keystone + Capstone)
 recorded_round_trip_ms         one fully recorded trace of getpid (every step a record)
 unrecorded_round_trips_per_s   the same round trip without per-step records, one core
+untrusted_assemble_ms          assembling a scenario's user code in the limited child
+                               (fork, Keystone, answer; a new text each time, no cache)
+memory_16mib_build_ms          building the machine for a scenario with a 16 MiB [[memory]]
 
 Where the time goes (unrecorded, about 400 us a round trip here): the kernel half in
 Unicorn about 210 us, of which roughly half is the ~50 stack loads and stores (Unicorn 2
@@ -25,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Session, load_scenario
+from engine import Session, load_scenario, parse_scenario
+from engine.asm import assemble_untrusted
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 
@@ -58,11 +62,19 @@ def main() -> None:
         session.run(False)
     per_s = n / (time.perf_counter() - t)
     steps = len(session.run(True).steps)
+    texts = iter(range(1 << 20))
+    untrusted_ms = median_ms(
+        lambda: assemble_untrusted([f"mov ${next(texts):#x}, %eax\nsyscall"], 0x401000), 30
+    )
+    big = parse_scenario('name = "m"\n[[memory]]\naddress = 0x10000000\nsize = 0x1000000\n')
+    big_ms = median_ms(lambda: Session(big), 5)
     print(f"machine_build_ms: {build_ms:.1f}")
     print(f"image_assemble_ms: {image_ms:.1f}")
     print(f"recorded_round_trip_ms: {recorded_ms:.2f}")
     print(f"recorded_steps: {steps}")
     print(f"unrecorded_round_trips_per_s: {per_s:.0f}")
+    print(f"untrusted_assemble_ms: {untrusted_ms:.1f}")
+    print(f"memory_16mib_build_ms: {big_ms:.1f}")
 
 
 if __name__ == "__main__":
