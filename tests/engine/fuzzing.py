@@ -48,7 +48,7 @@ DIRECTIVES = (
 )  # fmt: skip
 ARGS = (
     "", "0", "1", "-1", "0x1000000", "0x7fffffff,1,0x90", '"/etc/passwd"', '"/dev/zero"',
-    '"x", 0', "3, 0x90", "0x0f, 0x05", '"[/x]"', "x", ".+0x1000000", "%rax", "(%rax)",
+    '"x", 0', "3, 0x90", "0x0f, 0x05", '"[/x]"', "x", ".+0x1000000", "%rax", "(%rax)", "[1",
 )  # fmt: skip
 INSNS = (
     "syscall", "nop", "mov $39, %eax", "mov $15, %eax", "mov $60, %eax", "push %rax",

@@ -155,6 +155,7 @@ async def test_hostile_files_load_in_app_without_harm(tmp_path: Path) -> None:
     write(tmp_path, "hang.toml", 'name = "h"\n[user]\ncode = "-1"\n')
     write(tmp_path, "crash.toml", 'name = "c"\n[user]\ncode = ".text"\n')
     write(tmp_path, "w.toml", WRITE_MARKUP)
+    write(tmp_path, "ks-hang.toml", 'name = "k"\n[user]\ncode = ".quad [1"\n')
     os.mkfifo(tmp_path / "fifo.toml")
     messages: list[Message] = []
 
@@ -164,7 +165,8 @@ async def test_hostile_files_load_in_app_without_harm(tmp_path: Path) -> None:
 
     app = make_app(scenario_dirs=(tmp_path,))
     async with app.run_test(size=WIDE, message_hook=hook, notifications=True) as pilot:
-        for name in ("[red]markup.toml", "hang.toml", "crash.toml", "fifo.toml", "w.toml"):
+        for name in ("[red]markup.toml", "hang.toml", "crash.toml", "fifo.toml", "w.toml",
+                     "ks-hang.toml"):  # fmt: skip
             if name == "fifo.toml":  # not listed by the picker (not a file); typed or given
                 screen = app.screen
                 assert isinstance(screen, DebuggerScreen)
@@ -174,11 +176,12 @@ async def test_hostile_files_load_in_app_without_harm(tmp_path: Path) -> None:
             await app.workers.wait_for_complete()
             await pilot.pause()
         kinds = [type(m).__name__ for m in messages]
-        assert kinds == ["Loaded", "LoadFailed", "LoadFailed", "LoadFailed", "Loaded"]
+        assert kinds == ["Loaded", "LoadFailed", "LoadFailed", "LoadFailed", "Loaded", "LoadFailed"]
         failed = [m.error for m in messages if isinstance(m, DebuggerScreen.LoadFailed)]
         assert "expected an instruction" in failed[0]
         assert "directive '.text' is not allowed" in failed[1]
         assert "FIFO" in failed[2]
+        assert "user.code: the assembler did not finish" in failed[3]
         assert app.is_running
         shown = " ".join(str(toast.render()) for toast in app.screen.query(Toast))
         assert "[/x]: " in shown  # the name as text: as markup it would not even parse
@@ -198,3 +201,18 @@ async def test_q_quits_while_a_long_load_runs(tmp_path: Path) -> None:
         await app.workers.wait_for_complete()
     assert not app.is_running
     assert not _children() - before  # killed and reaped, not left spinning
+
+
+@run_async
+async def test_keys_work_while_keystone_hangs_in_the_child(tmp_path: Path) -> None:
+    write(tmp_path, "ks-hang2.toml", 'name = "k"\n[user]\ncode = ".quad [2"\n')
+    app = make_app(scenario_dirs=(tmp_path,))
+    async with app.run_test(size=WIDE) as pilot:
+        await _open(app, pilot, "ks-hang2.toml")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        assert app.workers._workers  # the load is still waiting for the assembler
+        await pilot.press("s", "s")
+        assert screen.position == 2
+        await app.workers.wait_for_complete()
