@@ -54,7 +54,7 @@ def test_results_are_cached_by_text() -> None:
 
 
 def test_untrusted_assembly_from_worker_threads() -> None:
-    results: list[object] = []
+    results: list[bytes | str] = []
 
     def work(n: int) -> None:
         results.append(assemble_untrusted([f"mov ${n:#x}, %eax"], 0x401000)[0])

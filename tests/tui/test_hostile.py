@@ -96,7 +96,7 @@ def test_check_goes_on_after_an_engine_failure(
     write(tmp_path, "b.toml", (SCENARIOS / "getpid.toml").read_text())
     real = cli.run_scenario
 
-    def flaky(sc):  # type: ignore[no-untyped-def]
+    def flaky(sc):
         if sc.name == "boom":
             raise RuntimeError("engine bug")
         return real(sc)
