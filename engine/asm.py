@@ -265,6 +265,16 @@ _cache: OrderedDict[tuple[tuple[str, ...], int], tuple[AsmResult, ...] | str] = 
 _lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:
+    # A process forked while another thread held the lock (the app forks its loader from
+    # a worker thread) would otherwise find it held forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def assemble_untrusted(texts: Sequence[str], address: int) -> tuple[AsmResult, ...]:
     """Assemble each of *texts* at *address* with Keystone, in a forked child.
 

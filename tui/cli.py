@@ -193,6 +193,8 @@ def _main(argv: list[str] | None) -> int:
 
         return run_app(ns.scenario)
     except EngineError as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # ^C inside a Unicorn hook
+            return 130
         return _error(f"engine error: {exc}")
     except KeyboardInterrupt:
         return 130
