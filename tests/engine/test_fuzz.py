@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import signal
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine import ScenarioError, Session, parse_scenario, run_scenario
 from engine.asm import UNTRUSTED_TIMEOUT
+from engine.report import trace_json
 from tests.engine.fuzzing import Outcome, case, check_case, toml_string
 
 #: Per case: the assembler's own limit plus a run of the capped steps below.
@@ -61,6 +63,7 @@ def checked(text: str, step_cap: int | None = SUITE_STEP_CAP) -> Outcome:
             return check_case(text)  # the same error, checked for being one clean line
         sc = dataclasses.replace(sc, step_cap=min(sc.step_cap, step_cap))
         trace = run_scenario(sc)
+        json.dumps(trace_json(trace))
         return Outcome("run", trace.stopped or "")
 
 
