@@ -13,6 +13,9 @@ memory_16mib_build_ms          building the machine for a scenario with a 16 MiB
 recorded_loop_10000_ms         recording user code that never reaches its syscall
                                (``1: jmp 1b``) up to the default step cap of 10,000 steps;
                                the target is well under 1500
+<kernel>_image_assemble_ms     the same three for getpid on each kernel ([machine] kernel):
+<kernel>_recorded_round_trip_ms  v5.8.13, v6.1, v6.12 (6.12 adds its modelled C steps)
+<kernel>_unrecorded_round_trips_per_s
 
 Where the time goes (unrecorded, about 400 us a round trip here): the kernel half in
 Unicorn about 210 us, of which roughly half is the ~50 stack loads and stores (Unicorn 2
@@ -31,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Session, load_scenario, parse_scenario
+from engine import KERNELS, Session, load_scenario, parse_scenario, with_kernel
 from engine.asm import assemble_untrusted
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
@@ -81,6 +84,20 @@ def main() -> None:
     print(f"untrusted_assemble_ms: {untrusted_ms:.1f}")
     print(f"memory_16mib_build_ms: {big_ms:.1f}")
     print(f"recorded_loop_10000_ms: {loop_ms:.0f}")
+    for kernel in KERNELS:
+        ksc = with_kernel(sc, kernel)
+        build_image.cache_clear()
+        t = time.perf_counter()
+        build_image(Features(pti=True, pcid=True, la57=False, kernel=kernel))
+        print(f"{kernel}_image_assemble_ms: {(time.perf_counter() - t) * 1e3:.1f}")
+        ks = Session(ksc)
+        ks.run(True)
+        print(f"{kernel}_recorded_round_trip_ms: {median_ms(lambda ks=ks: ks.run(True), 30):.2f}")
+        print(f"{kernel}_recorded_steps: {len(ks.run(True).steps)}")
+        t = time.perf_counter()
+        for _ in range(500):
+            ks.run(False)
+        print(f"{kernel}_unrecorded_round_trips_per_s: {500 / (time.perf_counter() - t):.0f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ from unicorn import x86_const as X
 
 from engine import layout as L
 from engine.asm import disasm_one
-from engine.constants import MSR_KERNEL_GS_BASE, PT_REGS_FIELDS, PT_REGS_SIZE
+from engine.constants import (
+    MSR_KERNEL_GS_BASE,
+    PT_REGS_FIELDS,
+    PT_REGS_SIZE,
+    SELECTOR_RPL_MASK,
+)
 from engine.kernel.image import KernelImage
 from engine.machine import Machine
 from engine.scenario import Scenario
@@ -53,6 +58,9 @@ RETURN_ADDRESS = "return address"
 #: Bytes of one stack word.
 WORD = 8
 
+#: The longest x86 instruction.
+MAX_INSN = 15
+
 
 @dataclass
 class Pending:
@@ -71,6 +79,7 @@ class Pending:
     writes: list[int] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
     rewritten: tuple[tuple[str, int, int], ...] = ()
+    cr3_written: int | None = None  # what this step's MOV to CR3 wrote
 
 
 @dataclass
@@ -124,6 +133,7 @@ class StepRecorder:
         self.steps: list[Step] = []
         self.prev_regs: Regs | None = None
         self.last_stack: StackName | None = None
+        self.cr3_written: int | None = None
         #: Called with each step as it is recorded, the machine still in that state
         #: (the invariant tests compare the record with their own reads).
         self.on_step: Callable[[Step], None] | None = None
@@ -135,7 +145,7 @@ class StepRecorder:
         return Regs(*vals, self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # type: ignore[call-arg]
 
     def cpl(self) -> int:
-        return int(self.m.cs_reg.read()[0]) & 3
+        return int(self.m.cs_reg.read()[0]) & SELECTOR_RPL_MASK
 
     def stack_name(self, rsp: int) -> StackName:
         if self.task.lo <= rsp <= self.task.hi:
@@ -172,7 +182,7 @@ class StepRecorder:
             if address == self.do_sys:
                 # The C function is shown inside the source line that calls it.
                 line = self.call_line
-                source = "do_syscall_64(nr, regs)   /* C code: modelled */"
+                source = f"{self.img.kernel.c_call}   /* C code: modelled */"
             return Pending(
                 address,
                 asm.code,
@@ -183,17 +193,33 @@ class StepRecorder:
                 self.img.label_at(address),
                 cpl,
             )
+        # Unicorn's size is 0 for an instruction that faults at translation (a privileged
+        # one at CPL 3, say): decode what memory holds instead.
         cr3 = int(self.m.uc.reg_read(X.UC_X86_REG_CR3))
-        code = self.m.read_virt(cr3, address, size) or b""
-        d = disasm_one(code, address)
-        text = d[0] if d else "(bad)"
+        m = self.m
+        raw = m.read_virt(cr3, address, MAX_INSN) or m.read_virt(
+            cr3, address, L.PAGE - (address & (L.PAGE - 1))
+        )
+        d = disasm_one(raw or b"", address)
+        text, length = d if d else ("(bad)", max(size, 0))
+        code = (raw or b"")[:length]
         stmt = self.sc.code.statement_at(address) if self.sc.code else None
+        if stmt is None and not self._in_user_code(address):
+            # Memory past the program (zeroed pages decode as addb %al, (%rax)): not
+            # something the user wrote, so not shown as their source.
+            stmt = f"(not in the user's code: bytes {code.hex(' ') or 'unreadable'})"
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
+
+    def _in_user_code(self, address: int) -> bool:
+        c = self.sc.code
+        return c is not None and c.address <= address < c.address + len(c.code)
 
     def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
         """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
         regs = self.read_regs()
         prev = self.prev_regs or regs
+        if p.cr3_written is not None:
+            self.cr3_written = p.cr3_written
         stack_name = self.stack_name(regs.rsp)
         # RSP also serves as a scratch register (it holds CR3 in SWITCH_TO_KERNEL_CR3):
         # only a move onto another real stack is an event.
@@ -223,6 +249,7 @@ class StepRecorder:
             modelled=p.modelled,
             stack_name=stack_name,
             rewritten=p.rewritten,
+            cr3_written=self.cr3_written,
         )
         self.steps.append(step)
         self.prev_regs = regs
@@ -231,4 +258,6 @@ class StepRecorder:
         return step
 
 
-__all__ = ["ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "Pending", "StepRecorder"]
+__all__ = [
+    "ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
+]  # fmt: skip

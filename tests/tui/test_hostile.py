@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets._toast import Toast
 
 from tests.tui.helpers import ROOT, SCENARIOS, make_app, run_async
 from tui import cli
+from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
 from tui.screens.picker import ScenarioPicker
 
@@ -216,3 +218,24 @@ async def test_keys_work_while_keystone_hangs_in_the_child(tmp_path: Path) -> No
         await pilot.press("s", "s")
         assert screen.position == 2
         await app.workers.wait_for_complete()
+
+
+@run_async
+async def test_command_palette_lists_a_markup_file_name_as_text(tmp_path: Path) -> None:
+    write(tmp_path, "[@click=app.quit]x[red.toml", MARKUP_NAME)
+    app = make_app(scenario_dirs=(tmp_path,))
+    async with app.run_test(size=WIDE) as pilot:
+        shown = [
+            Content.from_markup(title).plain
+            for title, _, _ in DebuggerCommands(app.screen)._commands()
+        ]
+        assert "Open scenario [@click=app.quit]x[red.toml" in shown
+        await pilot.press("ctrl+p")
+        await pilot.press(*"open scenario")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        assert screen.timeline.trace.scenario.startswith("[/foo]")
