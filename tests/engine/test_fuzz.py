@@ -40,7 +40,7 @@ class DataChooser:
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
+    def expired(_signum: int, _frame: object) -> None:
         raise TimeoutError(f"case took more than {seconds:g} s")
 
     old = signal.signal(signal.SIGALRM, expired)
