@@ -21,6 +21,10 @@ Everything here is labelled "modelled" in the trace and on screen.
   raises #GP(0) when the port is not allowed (v5.8 points the bitmap past the TSS
   limit, so no port is).  Unicorn 2.1 performs the access without the check.
   :func:`io_faults` says when the CPU would fault.
+* SYSENTER in 64-bit mode: AMD CPUs raise #UD (AMD APM vol. 3, SYSENTER: not
+  supported in long mode); Intel CPUs enter the kernel at MSR_IA32_SYSENTER_EIP.
+  Unicorn 2.1 does neither: it goes on with the next instruction.
+  :func:`sysenter_faults` says when #UD applies.
 * Error codes: Unicorn 2.1 hands an exception to the UC_HOOK_INTR hook instead of
   delivering it through the IDT, so no error code is ever pushed where it could be
   read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it.
@@ -93,6 +97,11 @@ def sysret_faults(cpu: str, rcx: int, paging: int) -> bool:
     return cpu == "intel" and not is_canonical(rcx, paging)
 
 
+def sysenter_faults(cpu: str) -> bool:
+    """True when SYSENTER in 64-bit mode raises #UD: AMD (APM vol. 3, SYSENTER)."""
+    return cpu == "amd"
+
+
 def iret_faults(rip: int, paging: int) -> bool:
     """True when IRETQ raises #GP(0) at CPL 0 because the frame's RIP is non-canonical."""
     return not is_canonical(rip, paging)
@@ -153,6 +162,7 @@ __all__ = [
     "io_faults",
     "iret_faults",
     "syscall_transition",
+    "sysenter_faults",
     "sysret_faults",
     "sysret_rflags",
 ]
