@@ -27,7 +27,9 @@ Everything here is labelled "modelled" in the trace and on screen.
   :func:`sysenter_faults` says when #UD applies.
 * Error codes: Unicorn 2.1 hands an exception to the UC_HOOK_INTR hook instead of
   delivering it through the IDT, so no error code is ever pushed where it could be
-  read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it.
+  read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it, and
+  :func:`iret_fault` the selector (or 0) an IRETQ to CPL 3 names when it refuses
+  the CS or SS of its frame.
 
 Exceptions themselves (vector, CPL, RIP, CR2) are Unicorn's: the engine always gives
 ``emu_start`` an instruction count, because without one Unicorn 2.1 reports the
@@ -37,6 +39,7 @@ exception bookkeeping of unicorn-engine/unicorn#1883).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.constants import (
@@ -150,6 +153,49 @@ def error_code(
     return None
 
 
+#: Descriptor access-byte bits (Intel SDM vol. 3A, 3.4.5).
+_P, _S, _CODE, _CONFORMING, _WRITABLE = 0x80, 0x10, 0x08, 0x04, 0x02
+
+
+def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tuple[int, int]:
+    """(vector, error code) of the fault an IRETQ from CPL 0 raises on the CS and SS of
+    its frame, in the order Intel SDM vol. 2A "IRET" checks them; (0, 0) when both pass.
+
+    *descriptor* gives the 8-byte descriptor a selector names, or None when it lies past
+    its table's limit.  Returning to CPL 3 (RPL of CS): CS must be a present code segment
+    of that DPL (conforming: DPL <= RPL); SS must not be null, must have the same RPL and
+    be a present, writable data segment of that DPL.  A refused selector is the error
+    code (#GP, or #NP / #SS when only its P bit is clear); a null one gives 0.
+    """
+    if cs & ~3 == 0:
+        return VEC_GP, 0
+    rpl = cs & 3
+    desc = descriptor(cs)
+    if desc is None:
+        return VEC_GP, cs & ~3
+    access = (desc >> 40) & 0xFF
+    dpl = (access >> 5) & 3
+    if not access & _S or not access & _CODE:  # (RPL < CPL cannot be: CPL is 0)
+        return VEC_GP, cs & ~3
+    if (dpl > rpl) if access & _CONFORMING else (dpl != rpl):
+        return VEC_GP, cs & ~3
+    if not access & _P:
+        return VEC_NP, cs & ~3
+    if ss & ~3 == 0:
+        # 64-bit mode allows a null SS only for a return to CPL 0-2
+        return (VEC_GP, 0) if rpl == 3 else (0, 0)
+    desc = descriptor(ss)
+    if desc is None or ss & 3 != rpl:
+        return VEC_GP, ss & ~3
+    access = (desc >> 40) & 0xFF
+    writable_data = access & _S and not access & _CODE and access & _WRITABLE
+    if not writable_data or (access >> 5) & 3 != rpl:
+        return VEC_GP, ss & ~3
+    if not access & _P:
+        return VEC_SS, ss & ~3
+    return 0, 0
+
+
 def cr3_as_stored(value: int, pcide: bool) -> int:
     """The CR3 a real CPU keeps after MOV to CR3: bit 63 dropped when CR4.PCIDE = 1."""
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
@@ -160,6 +206,7 @@ __all__ = [
     "cr3_as_stored",
     "error_code",
     "io_faults",
+    "iret_fault",
     "iret_faults",
     "syscall_transition",
     "sysenter_faults",

@@ -264,7 +264,9 @@ def _encoded(number: int, got: set[int]) -> bool:
     if number >= 0:
         return number & MASK64 in got
     return any(
-        number & ((1 << bits) - 1) in got for bits in (64, 32, 16, 8) if number >= -(1 << (bits - 1))
+        number & ((1 << bits) - 1) in got
+        for bits in (64, 32, 16, 8)
+        if number >= -(1 << (bits - 1))
     )
 
 
