@@ -95,8 +95,8 @@ def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: in
     """The :class:`Fault` for exception *intno* as Unicorn raised it."""
     name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
     if intno in (VEC_GP, VEC_NP, VEC_SS) and m.read_virt(cr3, rip, 2) == IRETQ:
-        code = _iret_error_code(m, intno, rip, cr3)
-        return Fault(intno, name, cpl, rip, None, False, "", code)
+        selector_code = _iret_error_code(m, intno, rip, cr3)
+        return Fault(intno, name, cpl, rip, None, False, "", selector_code)
     if intno != VEC_PF:
         return Fault(intno, name, cpl, rip, None, False, "", error_code(intno))
     fetch = rip <= cr2 < rip + MAX_INSN and not _executable(m, cr3, cr2, cpl)
