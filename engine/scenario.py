@@ -382,18 +382,33 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
     num = re.compile(r"-?0x[0-9a-fA-F]+|-?\d+")
     for (stmt, orig), insn in zip(real, insns, strict=True):
         text = f"{insn.mnemonic} {insn.op_str}".strip()
-        wanted = {int(n, 0) & MASK64 for n in num.findall(stmt.split(" ", 1)[-1])}
+        wanted = [int(n, 0) for n in num.findall(stmt.split(" ", 1)[-1])]
         got = {int(n, 0) & MASK64 for n in num.findall(insn.op_str)}
         is_branch = insn.mnemonic.startswith(("j", "call", "loop"))
         # Sign-extended immediates read back as 64-bit; compare the low parts too.
-        got |= {g & 0xFFFFFFFF for g in got} | {g & 0xFF for g in got}
-        if not is_branch and " " in stmt and not wanted <= got | {1, 2, 4, 8}:
+        got |= {g & 0xFFFFFFFF for g in got} | {g & 0xFF for g in got} | {1, 2, 4, 8}
+        if not is_branch and " " in stmt and not all(_encoded(w, got) for w in wanted):
             raise reader.fail(
                 "user.code",
                 f"Keystone assembled {_show(stmt)} as {text!r}; refusing a silent wrong byte",
             )
         lines.append((insn.address, orig, text))
     return UserCode(source, address, code, tuple(lines))
+
+
+def _encoded(number: int, got: set[int]) -> bool:
+    """Whether *number* as the user wrote it is among Capstone's operands *got*.
+
+    A negative immediate comes back at its operand's width (``movl $-1, %eax`` reads
+    ``$0xffffffff``): it matches its two's complement at any width it fits in.
+    """
+    if number >= 0:
+        return number & MASK64 in got
+    return any(
+        number & ((1 << bits) - 1) in got
+        for bits in (64, 32, 16, 8)
+        if number >= -(1 << (bits - 1))
+    )
 
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",

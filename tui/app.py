@@ -19,10 +19,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def default_scenario_dirs() -> tuple[Path, ...]:
-    """Where the picker looks for *.toml: the bundled scenarios, then the working directory."""
+    """Where the picker looks for *.toml: the bundled scenarios (those taken from the
+    kernel's x86 selftests in their own folder), then the working directory."""
     from engine import bundled_scenarios_dir
 
-    return (bundled_scenarios_dir(), Path.cwd())
+    bundled = bundled_scenarios_dir()
+    return (bundled, bundled / "selftests", Path.cwd())
 
 
 class SyscallTuiApp(App[int]):
