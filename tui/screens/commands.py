@@ -9,7 +9,9 @@ from pathlib import Path
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape as markup_escape
 
+from engine.errors import escape
 from engine.i18n import LANGUAGES, _, get_language
 
 #: "Language" in each language, for the palette entry that switches to it.
@@ -35,8 +37,10 @@ class DebuggerCommands(Provider):
             commands.append((title, help_text, partial(screen.run_action, binding.action)))
         for _directory, files in scenario_files(screen.scenario_dirs):
             for path in files:
-                title = _("Open scenario {name}").format(name=path.name)
-                commands.append((title, str(path), partial(self._open, screen, path)))
+                # The palette reads titles and help as markup: a file name is text.
+                title = markup_escape(_("Open scenario {name}").format(name=escape(path.name)))
+                help_text = markup_escape(escape(str(path)))
+                commands.append((title, help_text, partial(self._open, screen, path)))
         for lang, name in LANGUAGES.items():
             if lang != get_language():
                 title = f"{LANGUAGE_WORD[lang]}: {name}"
