@@ -240,3 +240,42 @@ def test_japanese_fits_every_panel(name: str, size: tuple[int, int]) -> None:
 def test_language_is_reset_between_tests() -> None:
     assert get_language() == "en"
     set_language("ja")  # the autouse fixture puts English back
+
+
+def test_every_binding_of_every_screen_is_a_translated_message() -> None:
+    """Footer, help and palette show binding descriptions and tooltips translated: each
+    one must be a msgid with a Japanese translation (a new screen's keys included)."""
+    import importlib
+    import pkgutil
+
+    from textual.app import App
+    from textual.binding import Binding
+    from textual.dom import DOMNode
+
+    import tui
+    import tui.screens
+    from engine.i18n import catalogue
+
+    for info in [*pkgutil.iter_modules(tui.__path__, "tui."),
+                 *pkgutil.iter_modules(tui.screens.__path__, "tui.screens.")]:  # fmt: skip
+        if info.name not in ("tui.__main__", "tui.screenshots"):
+            importlib.import_module(info.name)
+
+    def subclasses(cls: type) -> list[type]:
+        out: list[type] = [cls]
+        for sub in cls.__subclasses__():
+            out.extend(subclasses(sub))
+        return out
+
+    translated = catalogue("ja")._catalog  # type: ignore[attr-defined]
+    bad = []
+    for cls in subclasses(DOMNode):
+        if not cls.__module__.startswith("tui.") or (issubclass(cls, App) and cls is App):
+            continue
+        for binding in cls.__dict__.get("BINDINGS", []):
+            if not isinstance(binding, Binding):
+                continue
+            for text in (binding.description, binding.tooltip):
+                if text and not translated.get(text):
+                    bad.append(f"{cls.__module__}.{cls.__name__} {binding.key}: {text!r}")
+    assert not bad, "\n".join(bad)
