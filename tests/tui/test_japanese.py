@@ -263,6 +263,7 @@ def test_every_binding_of_every_screen_is_a_translated_message() -> None:
 
     def subclasses(cls: type) -> list[type]:
         out: list[type] = [cls]
+        sub: type
         for sub in cls.__subclasses__():
             out.extend(subclasses(sub))
         return out
