@@ -45,6 +45,7 @@ from engine.constants import (
     MSR_STAR,
     MSR_SYSCALL_MASK,
     PT_REGS_FIELDS,
+    PT_REGS_OFFSET,
     PT_REGS_SIZE,
     RF,
     TF,
@@ -612,6 +613,15 @@ class Run:
                 + ", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items())
             )
         self.pt_after_call = pt.read()
+        # The modelled C code writes pt_regs with mem_write, which no memory hook sees:
+        # mark the words it changed as written by this step, so that the step's stack
+        # record is read again and shows the new values.
+        for k, v in self.pt_after_call.items():
+            address = regs_addr + PT_REGS_OFFSET[k]
+            if v != self.pt_at_call[k] and self.task_lo <= address < self.task_hi:
+                self.task_written[address] = None
+                if self.pending is not None:
+                    self.pending.writes.append(address)
         diffs = [f"{k} {self.pt_at_call[k]:#x} → {v:#x}" for k, v in self.pt_after_call.items()
                  if v != self.pt_at_call[k]]  # fmt: skip
         text = "; ".join(self.handler_lines)

@@ -453,3 +453,17 @@ def test_cve_2012_0217_amd_completes_sysret() -> None:
 def test_remove_checks_is_validated() -> None:
     with pytest.raises(ScenarioError, match=r"machine\.remove_checks"):
         parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')
+
+
+def test_stack_record_shows_what_the_modelled_call_wrote() -> None:
+    """do_syscall_64 writes pt_regs without a memory hook seeing it; its step still shows
+    the new words, marked as written, and they equal the memory read after the call."""
+    t = trace_of("check-rcx-eq-rip.toml")
+    handler = first(t, lambda s: any(e.kind == "handler" for e in s.events))
+    slots = {s.slot: s for s in handler.stack}
+    assert slots["ip"].value == 0x401020 == t.pt_regs_after_call["ip"]
+    assert slots["ax"].value == t.pt_regs_after_call["ax"] == 1234  # getpid's return
+    assert {slots["ip"].address, slots["ax"].address} <= set(handler.stack_writes)
+    for step in t.steps[handler.index :]:
+        words = {s.slot: s.value for s in step.stack if s.slot in PT_REGS_FIELDS}
+        assert words["ip"] == 0x401020
