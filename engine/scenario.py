@@ -16,6 +16,7 @@ from typing import Any
 from engine.asm import capstone, hexify_decimals, keystone
 from engine.constants import CHECK_NAMES, EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
+from engine.kernel import KERNELS
 from engine.machine import MachineConfig
 
 USER_REGS = (
@@ -27,6 +28,9 @@ SIGFRAME_FIELDS = (
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
     "rdx", "rax", "rcx", "rsp", "rip", "eflags", "cs", "gs", "fs", "ss", "uc_flags",
 )  # fmt: skip
+
+#: The CPU vendors a scenario can choose with ``[machine] cpu``, the default first.
+CPUS: tuple[str, ...] = ("intel", "amd")
 
 DEFAULT_RIP = 0x401000
 DEFAULT_RSP = 0x7FFC0000F000
@@ -281,9 +285,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     description = r.string(data.get("description", ""), "description")
 
     mt = r.table(data, "machine", MACHINE_KEYS)
-    kernel = r.string(mt.get("kernel", "v5.8.13"), "machine.kernel", ("v5.8.13",))
+    kernel = r.string(mt.get("kernel", KERNELS[0]), "machine.kernel", KERNELS)
     config = MachineConfig(
-        cpu=r.string(mt.get("cpu", "intel"), "machine.cpu", ("intel", "amd")),
+        cpu=r.string(mt.get("cpu", CPUS[0]), "machine.cpu", CPUS),
         paging=_paging(r, mt.get("paging", 4)),
         pti=r.boolean(mt.get("pti", True), "machine.pti"),
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),
