@@ -3,6 +3,8 @@
     syscall-tui [SCENARIO]               the debugger (default scenario without one)
     syscall-tui trace SCENARIO [--json]  the step table, then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
+    syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
+                                         two runs side by side (see tui/compare_cli.py)
 
 A broken scenario prints one line naming the file and key and exits with status 2.
 """
@@ -116,6 +118,10 @@ def cmd_check(paths: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args and args[0] == "compare":
+            from tui.compare_cli import main_compare
+
+            return main_compare(args[1:])
         if args and args[0] in ("trace", "check"):
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(
             prog="syscall-tui",
             description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--json], check PATH...",
+            "Subcommands: trace SCENARIO [--json], check PATH..., compare A [B] ...",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)

@@ -74,6 +74,13 @@ class DebuggerScreen(Screen[None]):
         Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
         Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
         Binding(
+            "k",
+            "switch_kernel",
+            "kernel",
+            tooltip="Run this scenario again on the next kernel",
+            id="switch-kernel",
+        ),
+        Binding(
             "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
         ),
         *(
@@ -250,13 +257,26 @@ class DebuggerScreen(Screen[None]):
 
         self.app.push_screen(ScenarioPicker(self.scenario_dirs), chosen)
 
+    def action_switch_kernel(self) -> None:
+        """Run the loaded scenario again on the next kernel."""
+        from engine.kernel import KERNELS
+
+        trace = self.timeline.trace
+        if trace.path is None or len(KERNELS) < 2:
+            self.notify(f"No other kernel to switch to: only {trace.kernel}", timeout=4)
+            return
+        after = KERNELS[(KERNELS.index(trace.kernel) + 1) % len(KERNELS)]
+        self.load(Path(trace.path), kernel=after)
+
     @work(thread=True, exclusive=True, group="load")
-    def load(self, path: Path) -> None:
-        """Parse and run a scenario off the UI thread; the result comes back as a message."""
+    def load(self, path: Path, kernel: str | None = None) -> None:
+        """Parse and run a scenario (on *kernel*, when given) off the UI thread; the result
+        comes back as a message."""
         from engine import ScenarioError, load_scenario, run_scenario
+        from engine.compare import variant
 
         try:
-            trace = run_scenario(load_scenario(str(path)))
+            trace = run_scenario(variant(load_scenario(str(path)), kernel=kernel))
         except ScenarioError as error:
             self.post_message(self.LoadFailed(str(path), str(error)))
         except Exception as error:
