@@ -545,7 +545,8 @@ def _side(trace: Trace, index: int | None) -> str:
         return "(no step yet)"
     s = trace.steps[index]
     where = f"line {s.source_line}" if s.source_line is not None else "user"
-    return f"step {index} {s.text} ({where}: {' '.join(s.source.split())})"
+    events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
+    return f"step {index} {s.text} ({where}: {' '.join(s.source.split())}){events}"
 
 
 def _exit_words(o: Outcome) -> str:

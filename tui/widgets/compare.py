@@ -285,7 +285,8 @@ def _side_words(trace: Trace, index: int | None) -> str:
     if index is None:
         return "no step yet"
     step = trace.steps[index]
-    return f"step {index} {step.text}"
+    events = f" [{', '.join(e.kind for e in step.events)}]" if step.events else ""
+    return f"step {index} {step.text}{events}"
 
 
 def _values(pairs: tuple[ValuePair, ...], limit: int = 3) -> str:
