@@ -24,9 +24,10 @@ user RIPs are.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import difflib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,8 +50,8 @@ Aspect = Literal["path", "events", "checks", "registers", "pt_regs"]
 #: carrying different values along the same way.
 PATH_ASPECTS: frozenset[str] = frozenset({"path", "events", "checks"})
 
-#: Above this many cells the middle part is aligned block by block (difflib's matching
-#: blocks first), so that a 10,000-step run never costs 10^8 Python operations.
+#: Above this many cells a block is split at sure pairs (patience diff) before it is
+#: aligned, so that a 10,000-step run never costs 10^8 Python operations.
 FULL_ALIGNMENT_CELLS = 1_500_000
 
 SCORE_SAME = 3
@@ -274,41 +275,104 @@ def _needleman_wunsch(
     return out
 
 
-def align(left: Trace, right: Trace) -> list[tuple[int | None, int | None]]:
-    """Pairs of step indices (None for a gap) that put corresponding steps side by side."""
-    ka = [StepKey.of(s) for s in left.steps]
-    kb = [StepKey.of(s) for s in right.steps]
-    ea = [frozenset(e.kind for e in s.events) for s in left.steps]
-    eb = [frozenset(e.kind for e in s.events) for s in right.steps]
-    n, m = len(ka), len(kb)
-    head = 0
-    while head < min(n, m) and ka[head] == kb[head]:
-        head += 1
-    tail = 0
-    while tail < min(n, m) - head and ka[n - 1 - tail] == kb[m - 1 - tail]:
-        tail += 1
-    pairs: list[tuple[int | None, int | None]] = [(i, i) for i in range(head)]
+Pairs = list[tuple[int | None, int | None]]
 
-    def middle(a0: int, a1: int, b0: int, b1: int) -> None:
-        part = _needleman_wunsch(ka[a0:a1], kb[b0:b1], ea[a0:a1], eb[b0:b1])
-        for i, j in part:
-            pairs.append((None if i is None else a0 + i, None if j is None else b0 + j))
 
-    a0, a1, b0, b1 = head, n - tail, head, m - tail
-    if (a1 - a0) * (b1 - b0) <= FULL_ALIGNMENT_CELLS:
-        middle(a0, a1, b0, b1)
-    else:
-        matcher = difflib.SequenceMatcher(None, ka[a0:a1], kb[b0:b1], autojunk=False)
-        for tag, i0, i1, j0, j1 in matcher.get_opcodes():
-            if tag == "equal":
-                pairs.extend((a0 + i0 + k, b0 + j0 + k) for k in range(i1 - i0))
-            elif (i1 - i0) * (j1 - j0) <= FULL_ALIGNMENT_CELLS:
-                middle(a0 + i0, a0 + i1, b0 + j0, b0 + j1)
-            else:
-                pairs.extend((a0 + i, None) for i in range(i0, i1))
-                pairs.extend((None, b0 + j) for j in range(j0, j1))
-    pairs.extend((n - tail + k, m - tail + k) for k in range(tail))
+def _patience_anchors(
+    ka: list[StepKey], kb: list[StepKey], a0: int, a1: int, b0: int, b1: int
+) -> list[tuple[int, int]]:
+    """Steps whose key occurs once in each block, paired, keeping the longest run that is
+    in order on both sides (patience diff): sure pairs to split a long block at."""
+    count_a = Counter(ka[a0:a1])
+    count_b = Counter(kb[b0:b1])
+    where_b = {kb[j]: j for j in range(b0, b1) if count_b[kb[j]] == 1}
+    candidates = [
+        (i, where_b[ka[i]]) for i in range(a0, a1) if count_a[ka[i]] == 1 and ka[i] in where_b
+    ]
+    # Longest increasing subsequence of the right-hand positions (patience sorting).
+    tails: list[int] = []  # index into candidates of the smallest tail of each length
+    tail_values: list[int] = []  # the right-hand position of each of those tails
+    back: list[int] = []
+    for k, (_, j) in enumerate(candidates):
+        pos = bisect.bisect_left(tail_values, j)
+        back.append(tails[pos - 1] if pos else -1)
+        if pos == len(tails):
+            tails.append(k)
+            tail_values.append(j)
+        else:
+            tails[pos] = k
+            tail_values[pos] = j
+    out: list[tuple[int, int]] = []
+    k = tails[-1] if tails else -1
+    while k >= 0:
+        out.append(candidates[k])
+        k = back[k]
+    out.reverse()
+    return out
+
+
+def _align_keys(
+    ka: list[StepKey], kb: list[StepKey], ea: list[frozenset[str]], eb: list[frozenset[str]]
+) -> Pairs:
+    """The alignment of two key sequences (see the module's docstring).
+
+    Blocks are handled from a work list, not by recursion, so that a long run cannot hit
+    Python's recursion limit: each block loses its common prefix and suffix, then is
+    aligned whole when small enough, else split at patience anchors, else (nothing sure
+    to split at) left as one run of gaps on each side.
+    """
+    pairs: Pairs = []
+    work: list[tuple[int, int, int, int] | tuple[int, int]] = [(0, len(ka), 0, len(kb))]
+    while work:
+        item = work.pop()
+        if len(item) == 2:
+            pairs.append(item)
+            continue
+        a0, a1, b0, b1 = item
+        while a0 < a1 and b0 < b1 and ka[a0] == kb[b0]:
+            pairs.append((a0, b0))
+            a0, b0 = a0 + 1, b0 + 1
+        tail: list[tuple[int, int]] = []
+        while a0 < a1 and b0 < b1 and ka[a1 - 1] == kb[b1 - 1]:
+            a1, b1 = a1 - 1, b1 - 1
+            tail.append((a1, b1))
+        work.extend(tail)  # last in, first out: the tail, built backwards, pops in order
+        if (a1 - a0) * (b1 - b0) <= FULL_ALIGNMENT_CELLS:
+            part = _needleman_wunsch(ka[a0:a1], kb[b0:b1], ea[a0:a1], eb[b0:b1])
+            pairs.extend(
+                (None if i is None else a0 + i, None if j is None else b0 + j) for i, j in part
+            )
+            continue
+        anchors = _patience_anchors(ka, kb, a0, a1, b0, b1)
+        if not anchors:
+            pairs.extend((i, None) for i in range(a0, a1))
+            pairs.extend((None, j) for j in range(b0, b1))
+            continue
+        # Blocks between the anchors, pushed in reverse so they pop out in order.
+        segments: list[tuple[int, int, int, int] | tuple[int, int]] = []
+        i0, j0 = a0, b0
+        for i, j in anchors:
+            segments.append((i0, i, j0, j))
+            segments.append((i, j))
+            i0, j0 = i + 1, j + 1
+        segments.append((i0, a1, j0, b1))
+        work.extend(reversed(segments))
     return pairs
+
+
+def step_keys(trace: Trace) -> tuple[list[StepKey], list[frozenset[str]]]:
+    """Each step's key and the kinds of the events it raised."""
+    return (
+        [StepKey.of(s) for s in trace.steps],
+        [frozenset(e.kind for e in s.events) for s in trace.steps],
+    )
+
+
+def align(left: Trace, right: Trace) -> Pairs:
+    """Pairs of step indices (None for a gap) that put corresponding steps side by side."""
+    ka, ea = step_keys(left)
+    kb, eb = step_keys(right)
+    return _align_keys(ka, kb, ea, eb)
 
 
 # -- differences ------------------------------------------------------------------------
@@ -357,18 +421,21 @@ def check_differences(a: Step | None, b: Step | None) -> tuple[CheckPair, ...]:
 
 def compare_traces(left: Trace, right: Trace) -> Comparison:
     """Align two runs and find where they first differ."""
+    ka, ea = step_keys(left)
+    kb, eb = step_keys(right)
     rows: list[AlignedRow] = []
     last_a: Step | None = None
     last_b: Step | None = None
-    for i, j in align(left, right):
+    for i, j in _align_keys(ka, kb, ea, eb):
         sa = left.steps[i] if i is not None else None
         sb = right.steps[j] if j is not None else None
         last_a = sa or last_a
         last_b = sb or last_b
         kind: RowKind
         if sa is not None and sb is not None:
-            kind = "same" if StepKey.of(sa) == StepKey.of(sb) else "similar"
-            events_differ = {e.kind for e in sa.events} != {e.kind for e in sb.events}
+            assert i is not None and j is not None
+            kind = "same" if ka[i] == kb[j] else "similar"
+            events_differ = ea[i] != eb[j]
         else:
             kind = "left" if sa is not None else "right"
             events_differ = False

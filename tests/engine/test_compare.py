@@ -207,3 +207,25 @@ def test_first_difference_is_never_after_the_paths_part(a: str, b: str) -> None:
     if c.paths_part is not None:
         assert c.first_difference is not None
         assert c.first_difference.position <= c.paths_part.position
+
+
+LOOP = """
+name = "loop"
+[user]
+code = "mov ${n}, %ecx; 1: {body}; jnz 1b; mov $39, %eax; syscall"
+"""
+
+
+def test_long_unlike_user_loops_still_pair_the_whole_kernel_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over the cell budget a block is split at steps that occur once on each side: the
+    kernel path pairs up even though the user loops before it have nothing in common."""
+    a = run_scenario(parse_scenario(LOOP.format(n=40, body="dec %ecx"), "a.toml"))
+    b = run_scenario(parse_scenario(LOOP.format(n=40, body="sub $1, %ecx"), "b.toml"))
+    monkeypatch.setattr(C, "FULL_ALIGNMENT_CELLS", 100)
+    c = compare_traces(a, b)
+    assert_alignment_is_complete(c)
+    kernel_rows = [r for r in c.rows if r.left is not None and a.steps[r.left].cpl == 0]
+    assert kernel_rows and all(r.kind == "same" for r in kernel_rows)
+    assert len(kernel_rows) == sum(s.cpl == 0 for s in b.steps)
