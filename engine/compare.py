@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from engine.constants import PT_REGS_FIELDS
 from engine.scenario import Scenario
-from engine.trace import REG_NAMES, Regs, Step, Trace
+from engine.trace import REG_NAMES, CheckResult, ExitPath, Regs, Step, Trace
 
 #: How an aligned row's two sides relate.
 #:  same     both sides ran the same instruction of the same source line
@@ -96,8 +96,8 @@ class CheckPair:
     """A SYSRET check with another verdict in each run ("pass", "fail", "not_reached")."""
 
     name: str
-    left: str
-    right: str
+    left: CheckResult
+    right: CheckResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ class Difference:
 class Outcome:
     """How one run ended, in the terms the two are compared on."""
 
-    exit: str | None
+    exit: ExitPath | None
     failed_check: str | None
     fault: str | None  # "#GP", ... or None
     fault_cpl: int | None

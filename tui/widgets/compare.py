@@ -17,8 +17,8 @@ from textual.widget import Widget
 
 from engine.compare import AlignedRow, Comparison, Difference, Outcome, ValuePair
 from engine.constants import PT_REGS_FIELDS
+from engine.decode import hex64
 from engine.trace import Step, Trace
-from tui.widgets.decode import hex64
 from tui.widgets.panel import LinePanel
 
 #: The middle column of a row: how its two sides relate.
