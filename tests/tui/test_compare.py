@@ -225,3 +225,21 @@ async def test_k_with_one_kernel_says_there_is_no_other() -> None:
         await pilot.pause()
         assert screen.timeline is before
         assert any("No other kernel" in str(t.render()) for t in app.screen.query(Toast))
+
+
+@run_async
+async def test_question_mark_shows_the_compare_keys_and_marks() -> None:
+    from textual.widgets import Markdown
+
+    from tui.screens.compare import CompareHelp
+
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareHelp)
+        text = app.screen.query_one(Markdown).source
+        assert "Jump to the first difference" in text and "only A has this step" in text
+        await pilot.press("escape")
+        assert app.screen is screen

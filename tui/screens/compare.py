@@ -15,14 +15,15 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Markdown
 
 from engine.compare import PATH_ASPECTS, Comparison
 from engine.trace import CheckState, Regs, Step, Trace
+from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
 from tui.widgets.checks import ChecksPanel
 from tui.widgets.compare import (
@@ -82,6 +83,9 @@ class CompareScreen(Screen[None]):
         ),
         Binding("g", "go_to", "go to", tooltip="Jump to aligned row N", id="go-to"),
         Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
+        Binding(
+            "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
+        ),
         Binding("escape", "close", "close", tooltip="Back to the debugger", id="close", show=False),
     ]
 
@@ -232,6 +236,10 @@ class CompareScreen(Screen[None]):
 
         self.app.push_screen(GotoDialog(self.position, self.end), jump)
 
+    def action_help(self) -> None:
+        """Show the keys and what the marks mean."""
+        self.app.push_screen(CompareHelp())
+
     def action_close(self) -> None:
         """Back to the debugger, when the comparison was opened from it."""
         if len(self.app.screen_stack) > 1:
@@ -308,6 +316,45 @@ def _landmarks(c: Comparison) -> tuple[tuple[int, ...], tuple[int, ...]]:
             changes.append(k)
         before = now
     return tuple(stops), tuple(changes)
+
+
+LEGEND_MARKDOWN = """\
+## Reading the compare view
+
+- Each row holds a step of run **A** (left) and the step of run **B** (right) that does
+  the same thing: the same source line and instruction. The steps were aligned by what
+  they do, not by number, so a row may hold a step of one run only.
+- Middle column: **=** the same step; **~** the same source line, another instruction;
+  **−** only A has this step; **+** only B has it; **≠** the same step, but registers,
+  pt_regs slots, check verdicts or events differ.
+- **◆** the first difference; **◇** the row where the paths part (another step, another
+  event, or another check verdict). The banner on top summarises both.
+- **●** the row just run, **▶** the next. A run with a gap on a row stands still.
+- The register panels light the values that differ from the other run (not what the
+  step changed). Beside them, A and B side by side: the registers that differ and every
+  pt_regs slot written so far.
+- A kernel RIP is not compared (two builds place code differently); a user RIP is.
+"""
+
+
+def keys_markdown() -> str:
+    from tui.screens.help import key_names
+
+    rows = ["## Keys", "", "| key | action |", "| --- | --- |"]
+    for binding in CompareScreen.BINDINGS:
+        if isinstance(binding, Binding) and binding.show:
+            rows.append(f"| `{key_names(binding)}` | {binding.tooltip or binding.description} |")
+    rows.append("| `ctrl+p` | command palette: every action |")
+    rows.append("| `q` | quit |")
+    return "\n".join(rows)
+
+
+class CompareHelp(HelpScreen):
+    """The compare view's keys and marks."""
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(keys_markdown() + "\n\n" + LEGEND_MARKDOWN)
 
 
 class CompareCommands(Provider):
