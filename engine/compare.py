@@ -511,9 +511,17 @@ def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> 
     return sc
 
 
+def printable(text: str) -> str:
+    """*text* with control characters escaped: a scenario's name is untrusted, and the
+    summary goes to a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def run_label(trace: Trace) -> str:
     """How a run is named beside the other: scenario · kernel · CPU."""
-    return f"{trace.scenario} · {trace.kernel} · {trace.cpu}"
+    return f"{printable(trace.scenario)} · {trace.kernel} · {trace.cpu}"
 
 
 # -- JSON and text ---------------------------------------------------------------------
@@ -613,7 +621,8 @@ def _side(trace: Trace, index: int | None) -> str:
     s = trace.steps[index]
     where = f"line {s.source_line}" if s.source_line is not None else "user"
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
-    return f"step {index} {s.text} ({where}: {' '.join(s.source.split())}){events}"
+    source = printable(" ".join(s.source.split()))
+    return f"step {index} {s.text} ({where}: {source}){events}"
 
 
 def _exit_words(o: Outcome) -> str:

@@ -229,3 +229,11 @@ def test_long_unlike_user_loops_still_pair_the_whole_kernel_path(
     kernel_rows = [r for r in c.rows if r.left is not None and a.steps[r.left].cpl == 0]
     assert kernel_rows and all(r.kind == "same" for r in kernel_rows)
     assert len(kernel_rows) == sum(s.cpl == 0 for s in b.steps)
+
+
+def test_the_summary_escapes_control_characters_in_names() -> None:
+    evil = 'name = "getpid\\u001b[2J\\u0007"\n[user]\ncode = "mov $39, %eax; syscall"\n'
+    t = run_scenario(parse_scenario(evil, "evil.toml"))
+    text = "\n".join(summary_lines(compare_traces(t, trace_of("getpid.toml"))))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "getpid\\x1b[2J\\x07" in text
