@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.compare import AlignedRow, Comparison, Difference, Outcome, ValuePair
+from engine.compare import AlignedRow, Comparison, Difference, Outcome, ValuePair, printable
 from engine.constants import PT_REGS_FIELDS
 from engine.decode import hex64
 from engine.trace import Step, Trace
@@ -275,7 +275,7 @@ class RunsBar(Widget):
                     f"{trace.kernel} · {trace.cpu} · exit ",
                     (outcome_words(o), outcome_style),
                     f" · {o.steps} steps · ",
-                    Content(trace.scenario),
+                    Content(printable(trace.scenario)),
                 )
             )
         return Content("\n").join(lines)
