@@ -68,11 +68,13 @@ class AlignedSteps(LinePanel):
         self.comparison: Comparison | None = None
         self._cache: dict[tuple[int, int, str], Content] = {}
         self._sources: tuple[tuple[bool, bool], ...] = ()
+        self._built_width = -1
 
     def set_comparison(self, comparison: Comparison) -> None:
         """New runs to show (before a view is set)."""
         self.comparison = comparison
         self._cache.clear()
+        self._built_width = -1
         # Show a step's source text only where its line starts, as a listing does.
         shown: list[tuple[bool, bool]] = []
         last: list[tuple[int | None, str] | None] = [None, None]
@@ -92,32 +94,43 @@ class AlignedSteps(LinePanel):
         self._sources = tuple(shown)
         self.min_lines = len(comparison.rows)
 
-    def watch_view(self) -> None:
-        self.rebuild()
-        if self.view is not None:
-            self.keep_in_view(max(0, self.view.position - 1))
+    def watch_view(self, old: AlignedView | None, new: AlignedView | None) -> None:
+        width = self.scrollable_content_region.width or self.size.width
+        if old is not None and new is not None and self._built_width == width and self._lines:
+            # A move changes the marks of at most four rows: redo those, not thousands.
+            for k in {old.position - 1, old.position, new.position - 1, new.position}:
+                if 0 <= k < len(self._lines):
+                    self._lines[k] = self._line(k, width)
+                    self._strips.pop(k, None)
+                    self.refresh_line(k)
+        else:
+            self.rebuild()
+        if new is not None:
+            self.keep_in_view(max(0, new.position - 1))
 
     def on_resize(self, event: object) -> None:
         self._cache.clear()
         super().on_resize(event)  # type: ignore[arg-type]
 
     def build(self, width: int) -> list[Content]:
-        c = self.comparison
-        if c is None or self.view is None:
+        self._built_width = width
+        if self.comparison is None or self.view is None:
             return []
+        return [self._line(k, width) for k in range(len(self.comparison.rows))]
+
+    def _line(self, k: int, width: int) -> Content:
+        c = self.comparison
+        assert c is not None and self.view is not None
         position = self.view.position
         first = c.first_difference.position if c.first_difference else None
         parts = c.paths_part.position if c.paths_part else None
-        lines = []
-        for k, row in enumerate(c.rows):
-            state = "ran" if k == position - 1 else "next" if k == position else ""
-            mark = FIRST_MARK if k + 1 == first else PARTS_MARK if k + 1 == parts else " "
-            key = (k, width, state + mark)
-            line = self._cache.get(key)
-            if line is None:
-                line = self._cache[key] = self._row(c, k, row, state, mark, width)
-            lines.append(line)
-        return lines
+        state = "ran" if k == position - 1 else "next" if k == position else ""
+        mark = FIRST_MARK if k + 1 == first else PARTS_MARK if k + 1 == parts else " "
+        key = (k, width, state + mark)
+        line = self._cache.get(key)
+        if line is None:
+            line = self._cache[key] = self._row(c, k, c.rows[k], state, mark, width)
+        return line
 
     def _row(
         self, c: Comparison, k: int, row: AlignedRow, state: str, mark: str, width: int
