@@ -8,10 +8,13 @@ align_long_loop_ms     two ~6,000-step runs whose user loops differ by 10 iterat
 align_long_unlike_ms   two ~6,000-step runs whose loop bodies differ: over the cell budget,
                        aligned block by block
 runs_ms                the two recorded runs of the typical case (for scale)
+view_step_ms           the compare view's work for one step (s) over the long-loop pair,
+                       screen and panels, without the frame drawing
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import load_scenario, parse_scenario, run_scenario
-from engine.compare import compare_traces
+from engine.compare import Comparison, compare_traces
 from engine.trace import Trace
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -66,6 +69,19 @@ def main() -> None:
         5,
     )
     print(f"runs_ms: {runs:.1f}")
+    print(f"view_step_ms: {asyncio.run(view_step_ms(compare_traces(a, b))):.2f}")
+
+
+async def view_step_ms(comparison: Comparison) -> float:
+    from tui.app import CompareApp
+    from tui.screens.compare import CompareScreen
+
+    app = CompareApp(comparison)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        return median_ms(screen.action_step, 50)
 
 
 if __name__ == "__main__":
