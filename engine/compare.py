@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from engine.constants import PT_REGS_FIELDS
 from engine.scenario import Scenario
-from engine.trace import REG_NAMES, CheckResult, ExitPath, Regs, Step, Trace
+from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
 
 #: How an aligned row's two sides relate.
 #:  same     both sides ran the same instruction of the same source line
@@ -49,6 +49,19 @@ Aspect = Literal["path", "events", "checks", "registers", "pt_regs"]
 #: The aspects that mean the runs went (or are about to go) different ways, as opposed to
 #: carrying different values along the same way.
 PATH_ASPECTS: frozenset[str] = frozenset({"path", "events", "checks"})
+
+#: Events that decide how a run ends.  A row where the runs differ in these (or in a
+#: check's verdict) is where they *decide* differently.
+DECISIVE_EVENTS: frozenset[str] = frozenset(
+    {
+        EventKind.SYSRET,
+        EventKind.IRET,
+        EventKind.FAULT,
+        EventKind.EXIT,
+        EventKind.CAP,
+        EventKind.UNSUPPORTED,
+    }
+)
 
 #: Above this many cells a block is split at sure pairs (patience diff) before it is
 #: aligned, so that a 10,000-step run never costs 10^8 Python operations.
@@ -108,7 +121,8 @@ class AlignedRow:
     right: int | None
     kind: RowKind
     events_differ: bool  # the two steps raised different kinds of events
-    checks: tuple[CheckPair, ...]  # checks both kernels make, with other verdicts so far
+    decides: bool  # the runs decide differently here: a verdict, the exit, a fault
+    checks: tuple[CheckPair, ...]  # checks both runs decided, with other verdicts
     registers: tuple[ValuePair, ...]  # registers that differ after this row
     pt_regs: tuple[ValuePair, ...]  # pt_regs slots that differ after this row
 
@@ -182,6 +196,7 @@ class Comparison:
     start: tuple[ValuePair, ...]  # registers that differ before the first step
     first_difference: Difference | None  # the first position where anything differs
     paths_part: Difference | None  # the first row where the steps themselves differ
+    decision: Difference | None  # the first row where the runs decide differently
     outcome_differs: tuple[str, ...]  # names from OUTCOME_FIELDS
     pt_regs_at_call: tuple[ValuePair, ...]  # what do_syscall_64 was given
     pt_regs_after_call: tuple[ValuePair, ...]  # what it left for the exit
@@ -407,15 +422,21 @@ def slot_differences(a: dict[str, int], b: dict[str, int]) -> tuple[ValuePair, .
 
 
 def check_differences(a: Step | None, b: Step | None) -> tuple[CheckPair, ...]:
-    """Checks made by both kernels whose verdicts differ as of these steps (a kernel that
-    names its checks differently is compared on the names both share)."""
+    """Checks both runs have decided, with other verdicts, as of these steps.
+
+    A check one run has not reached yet is no difference: two kernels make their checks
+    at different points (6.12 in C after the call).  A kernel that names its checks
+    differently is compared on the names both share.
+    """
     if a is None or b is None:
         return ()
     theirs = {c.name: c.result for c in b.checks}
     return tuple(
         CheckPair(c.name, c.result, theirs[c.name])
         for c in a.checks
-        if c.name in theirs and theirs[c.name] != c.result
+        if c.name in theirs
+        and theirs[c.name] != c.result
+        and CheckResult.NOT_REACHED not in (c.result, theirs[c.name])
     )
 
 
@@ -423,6 +444,8 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
     """Align two runs and find where they first differ."""
     ka, ea = step_keys(left)
     kb, eb = step_keys(right)
+    kinds_a = frozenset().union(*ea)
+    kinds_b = frozenset().union(*eb)
     rows: list[AlignedRow] = []
     last_a: Step | None = None
     last_b: Step | None = None
@@ -436,9 +459,16 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
             assert i is not None and j is not None
             kind = "same" if ka[i] == kb[j] else "similar"
             events_differ = ea[i] != eb[j]
+            decisive = (ea[i] ^ eb[j]) & DECISIVE_EVENTS
         else:
             kind = "left" if sa is not None else "right"
             events_differ = False
+            # An exit or fault the other run never has, raised where it has no step.
+            if i is not None:
+                decisive = (ea[i] - kinds_b) & DECISIVE_EVENTS
+            else:
+                assert j is not None
+                decisive = (eb[j] - kinds_a) & DECISIVE_EVENTS
         checks = check_differences(last_a, last_b)
         regs_a = last_a.regs if last_a is not None else left.initial
         regs_b = last_b.regs if last_b is not None else right.initial
@@ -448,6 +478,7 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
                 j,
                 kind,
                 events_differ,
+                bool(checks or decisive),
                 checks,
                 register_differences(regs_a, regs_b),
                 slot_differences(_pt_regs(last_a), _pt_regs(last_b)),
@@ -458,15 +489,18 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
     if start:
         first = Difference(0, None, None, ("registers",), start, ())
     parts: Difference | None = None
+    decision: Difference | None = None
     for k, row in enumerate(rows, start=1):
         aspects = row.aspects
-        if not aspects:
+        if not aspects and not row.decides:
             continue
         diff = Difference(k, *_last_steps(rows, k), aspects, row.registers, row.pt_regs, row.checks)
         first = first or diff
         if parts is None and PATH_ASPECTS.intersection(aspects):
             parts = diff
-            break  # the first difference cannot come after the paths part
+        if row.decides:
+            decision = diff
+            break  # neither of the others can come after it
     oa, ob = Outcome.of(left), Outcome.of(right)
     outcome = tuple(f for f in OUTCOME_FIELDS if _outcome_differs(f, oa, ob))
     return Comparison(
@@ -476,6 +510,7 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         start=start,
         first_difference=first,
         paths_part=parts,
+        decision=decision,
         outcome_differs=outcome,
         pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
         pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
@@ -525,6 +560,33 @@ def run_label(trace: Trace) -> str:
 
 
 # -- JSON and text ---------------------------------------------------------------------
+
+
+Landmark = Literal["first", "paths", "decision"]
+LANDMARK_TITLES: dict[Landmark, str] = {
+    "first": "first difference",
+    "paths": "paths part",
+    "decision": "decisions differ",
+}
+
+
+def landmarks(c: Comparison) -> list[tuple[tuple[Landmark, ...], Difference]]:
+    """The first difference, where the paths part and where the runs decide differently,
+    in order, those at one position together."""
+    out: list[tuple[tuple[Landmark, ...], Difference]] = []
+    named: tuple[tuple[Landmark, Difference | None], ...] = (
+        ("first", c.first_difference),
+        ("paths", c.paths_part),
+        ("decision", c.decision),
+    )
+    for name, d in named:
+        if d is None:
+            continue
+        if out and out[-1][1].position == d.position:
+            out[-1] = ((*out[-1][0], name), out[-1][1])
+        else:
+            out.append(((name,), d))
+    return out
 
 
 def _hx(value: int | None) -> str | None:
@@ -591,6 +653,7 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
         "start": _pairs_json(c.start),
         "first_difference": _difference_json(c, c.first_difference),
         "paths_part": _difference_json(c, c.paths_part),
+        "decision": _difference_json(c, c.decision),
         "outcome_differs": list(c.outcome_differs),
         "pt_regs": {
             "at_call": _pairs_json(c.pt_regs_at_call),
@@ -648,10 +711,8 @@ def summary_lines(c: Comparison) -> list[str]:
     if c.identical:
         out.append("identical: the same steps, values and outcome")
         return out
-    for title, d in (("first difference", c.first_difference), ("paths part", c.paths_part)):
-        if d is None:
-            out.append(f"{title}: none")
-            continue
+    for names, d in landmarks(c):
+        title = " and ".join(LANDMARK_TITLES[n] for n in names)
         where = "at the start" if d.position == 0 else f"at row {d.position}"
         out.append(f"{title} {where}: {', '.join(d.aspects)}")
         if d.position:
@@ -664,6 +725,8 @@ def summary_lines(c: Comparison) -> list[str]:
             out.append(f"  checks: {checks}")
         if d.pt_regs:
             out.append(f"  pt_regs: {_values(d.pt_regs)}")
+    if c.paths_part is None:
+        out.append("the paths do not part: every step corresponds")
     if c.pt_regs_after_call:
         out.append(f"pt_regs after do_syscall_64: {_values(c.pt_regs_after_call)}")
     oa, ob = Outcome.of(c.left), Outcome.of(c.right)
@@ -673,6 +736,18 @@ def summary_lines(c: Comparison) -> list[str]:
 
 
 __all__ = [
-    "AlignedRow", "CheckPair", "Comparison", "Difference", "Outcome", "StepKey", "ValuePair",
-    "align", "compare_traces", "comparison_json", "run_label", "summary_lines", "variant",
+    "AlignedRow",
+    "CheckPair",
+    "Comparison",
+    "Difference",
+    "Outcome",
+    "StepKey",
+    "ValuePair",
+    "align",
+    "compare_traces",
+    "comparison_json",
+    "landmarks",
+    "run_label",
+    "summary_lines",
+    "variant",
 ]  # fmt: skip

@@ -237,3 +237,30 @@ def test_the_summary_escapes_control_characters_in_names() -> None:
     text = "\n".join(summary_lines(compare_traces(t, trace_of("getpid.toml"))))
     assert "\x1b" not in text and "\x07" not in text
     assert "getpid\\x1b[2J\\x07" in text
+
+
+def test_decisions_differ_where_a_verdict_or_the_exit_differs() -> None:
+    moved = compare_traces(trace_of("getpid.toml"), trace_of("check-rcx-eq-rip.toml"))
+    assert moved.decision is not None and moved.decision == moved.paths_part
+    assert [x.name for x in moved.decision.checks] == ["rcx_eq_rip"]
+    vendors = compare_traces(
+        trace_of("cve-2012-0217-intel.toml"), trace_of("cve-2012-0217-amd.toml")
+    )
+    assert vendors.decision is not None and vendors.decision.position == len(vendors.rows)
+    # PTI changes the path (no CR3 switches) but not a single decision
+    pti = compare_traces(trace_of("getpid.toml"), trace_of("pti-off.toml"))
+    assert pti.paths_part is not None and pti.decision is None
+
+
+def test_a_check_one_run_has_not_reached_is_no_difference() -> None:
+    getpid, moved = trace_of("getpid.toml"), trace_of("check-rcx-eq-rip.toml")
+    at_end = C.check_differences(getpid.steps[-1], moved.steps[-1])
+    # getpid passed all six; the ptrace'd run failed the first and reached no other
+    assert [(x.name, x.left, x.right) for x in at_end] == [("rcx_eq_rip", "pass", "fail")]
+
+
+def test_landmarks_at_one_row_are_named_together() -> None:
+    c = compare_traces(trace_of("getpid.toml"), trace_of("check-rcx-eq-rip.toml"))
+    assert [names for names, _ in C.landmarks(c)] == [("first",), ("paths", "decision")]
+    text = "\n".join(summary_lines(c))
+    assert "paths part and decisions differ at row" in text

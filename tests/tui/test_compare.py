@@ -90,6 +90,10 @@ async def test_f_jumps_to_the_first_difference_and_d_walks_the_changes() -> None
         assert view is not None and {"r11", "rflags"} <= view.changed
         await pilot.press("D")
         assert screen.position < parts.position
+        await pilot.press("p")
+        assert screen.position == parts.position
+        await pilot.press("r", "v")
+        assert c.decision is not None and screen.position == c.decision.position
 
 
 @run_async
@@ -172,7 +176,8 @@ async def test_the_aligned_listing_marks_the_rows() -> None:
 def test_the_banner_names_both_differences() -> None:
     text = "\n".join(difference_lines(ptrace_comparison()))
     assert "first difference at row" in text and "ip 0x401007 ≠ 0x401020" in text
-    assert "paths part at row" in text and "rcx_eq_rip pass ≠ fail" in text
+    assert "paths part and decisions differ at row" in text
+    assert "rcx_eq_rip pass ≠ fail" in text
     same = compare_traces(scenario_trace("getpid.toml"), scenario_trace("getpid.toml"))
     assert difference_lines(same)[0].startswith("identical")
 
@@ -189,7 +194,7 @@ async def test_every_compare_key_is_in_the_palette() -> None:
             if binding.show:
                 assert binding.description.capitalize() in titles
                 assert binding.tooltip
-        assert "First diff" in titles and "Next diff" in titles
+        assert {"First diff", "Next diff", "Paths part", "Verdicts"} <= titles
 
 
 @run_async

@@ -76,10 +76,24 @@ class CompareScreen(Screen[None]):
         ),
         Binding(
             "f",
-            "first_difference",
+            "landmark('first')",
             "first diff",
             tooltip="Jump to the first difference between the runs",
             id="first-difference",
+        ),
+        Binding(
+            "p",
+            "landmark('paths')",
+            "paths part",
+            tooltip="Jump to where the paths part: another step, event or check verdict",
+            id="paths-part",
+        ),
+        Binding(
+            "v",
+            "landmark('decision')",
+            "verdicts",
+            tooltip="Jump to where the runs decide differently: a check verdict, the exit",
+            id="decision",
         ),
         Binding("g", "go_to", "go to", tooltip="Jump to aligned row N", id="go-to"),
         Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
@@ -214,13 +228,16 @@ class CompareScreen(Screen[None]):
             return
         self.position = target
 
-    def action_first_difference(self) -> None:
-        """Jump to the first difference between the runs."""
-        first = self.comparison.first_difference
-        if first is None:
-            self.notify("The runs do not differ", timeout=3)
+    def action_landmark(self, name: str) -> None:
+        """Jump to the first difference ("first"), where the paths part ("paths") or
+        where the runs decide differently ("decision")."""
+        c = self.comparison
+        target = {"first": c.first_difference, "paths": c.paths_part, "decision": c.decision}
+        found = target.get(name)
+        if found is None:
+            self.notify("The runs do not differ" if c.identical else "Not in these runs", timeout=3)
             return
-        self.position = first.position
+        self.position = found.position
 
     def action_restart(self) -> None:
         """Back to before the first step of both runs."""
@@ -328,7 +345,9 @@ LEGEND_MARKDOWN = """\
   **−** only A has this step; **+** only B has it; **≠** the same step, but registers,
   pt_regs slots, check verdicts or events differ.
 - **◆** the first difference; **◇** the row where the paths part (another step, another
-  event, or another check verdict). The banner on top summarises both.
+  event, or another check verdict); **◈** where the runs decide differently (a check
+  both made with another verdict, or another exit or fault). The banner on top
+  summarises them; `f`, `p` and `v` jump there.
 - **●** the row just run, **▶** the next. A run with a gap on a row stands still.
 - The register panels light the values that differ from the other run (not what the
   step changed). Beside them, A and B side by side: the registers that differ and every

@@ -15,7 +15,16 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.compare import AlignedRow, Comparison, Difference, Outcome, ValuePair, printable
+from engine.compare import (
+    LANDMARK_TITLES,
+    AlignedRow,
+    Comparison,
+    Difference,
+    Outcome,
+    ValuePair,
+    landmarks,
+    printable,
+)
 from engine.constants import PT_REGS_FIELDS
 from engine.decode import hex64
 from engine.trace import Step, Trace
@@ -26,8 +35,11 @@ ROW_GLYPHS = {"same": "=", "similar": "~", "left": "−", "right": "+"}
 VALUES_DIFFER = "≠"
 FIRST_MARK = "◆"
 PARTS_MARK = "◇"
+DECISION_MARK = "◈"
+LANDMARK_MARKS = {"first": FIRST_MARK, "paths": PARTS_MARK, "decision": DECISION_MARK}
 LEGEND = (
-    "● ran ▶ next ◆ first difference ◇ paths part · = same ~ similar − only A + only B ≠ values"
+    "● ran ▶ next ◆ first difference ◇ paths part ◈ decisions differ · "
+    "= same ~ similar − only A + only B ≠ values"
 )
 
 
@@ -66,6 +78,7 @@ class AlignedSteps(LinePanel):
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self.comparison: Comparison | None = None
+        self._marks: dict[int, str] = {}
         self._cache: dict[tuple[int, int, str], Content] = {}
         self._sources: tuple[tuple[bool, bool], ...] = ()
         self._built_width = -1
@@ -75,6 +88,7 @@ class AlignedSteps(LinePanel):
         self.comparison = comparison
         self._cache.clear()
         self._built_width = -1
+        self._marks = {d.position: LANDMARK_MARKS[names[0]] for names, d in landmarks(comparison)}
         # Show a step's source text only where its line starts, as a listing does.
         shown: list[tuple[bool, bool]] = []
         last: list[tuple[int | None, str] | None] = [None, None]
@@ -122,10 +136,8 @@ class AlignedSteps(LinePanel):
         c = self.comparison
         assert c is not None and self.view is not None
         position = self.view.position
-        first = c.first_difference.position if c.first_difference else None
-        parts = c.paths_part.position if c.paths_part else None
         state = "ran" if k == position - 1 else "next" if k == position else ""
-        mark = FIRST_MARK if k + 1 == first else PARTS_MARK if k + 1 == parts else " "
+        mark = self._marks.get(k + 1, " ")
         key = (k, width, state + mark)
         line = self._cache.get(key)
         if line is None:
@@ -316,14 +328,11 @@ def difference_lines(c: Comparison) -> list[str]:
     if c.identical:
         return ["identical: the same steps, the same values, the same exit"]
     out = []
-    for mark, title, d in (
-        (FIRST_MARK, "first difference", c.first_difference),
-        (PARTS_MARK, "paths part", c.paths_part),
-    ):
-        if d is None:
-            out.append(f"{mark} {title}: none — every step corresponds")
-            continue
-        out.append(f"{mark} {title} {_where(d)}: {_what(c, d)}")
+    for names, d in landmarks(c):
+        title = " and ".join(LANDMARK_TITLES[n] for n in names)
+        out.append(f"{LANDMARK_MARKS[names[0]]} {title} {_where(d)}: {_what(c, d)}")
+    if c.paths_part is None:
+        out.append(f"{PARTS_MARK} the paths do not part: every step corresponds")
     return out
 
 
