@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.constants import PT_REGS_FIELDS
-from engine.scenario import Scenario
+from engine.scenario import Scenario, with_kernel
 from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
 
 #: How an aligned row's two sides relate.
@@ -123,6 +123,7 @@ class AlignedRow:
     events_differ: bool  # the two steps raised different kinds of events
     decides: bool  # the runs decide differently here: a verdict, the exit, a fault
     checks: tuple[CheckPair, ...]  # checks both runs decided, with other verdicts
+    verdicts: tuple[ExitPath, ExitPath] | None  # both decided, on other exits: (A, B)
     registers: tuple[ValuePair, ...]  # registers that differ after this row
     pt_regs: tuple[ValuePair, ...]  # pt_regs slots that differ after this row
 
@@ -134,7 +135,7 @@ class AlignedRow:
             out.append("path")
         if self.events_differ:
             out.append("events")
-        if self.checks:
+        if self.checks or self.verdicts:
             out.append("checks")
         if self.registers:
             out.append("registers")
@@ -154,6 +155,7 @@ class Difference:
     registers: tuple[ValuePair, ...]
     pt_regs: tuple[ValuePair, ...]
     checks: tuple[CheckPair, ...] = ()
+    verdicts: tuple[ExitPath, ExitPath] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +442,26 @@ def check_differences(a: Step | None, b: Step | None) -> tuple[CheckPair, ...]:
     )
 
 
+def verdict(step: Step | None) -> ExitPath | None:
+    """The exit the checks have decided on as of *step*: IRET once one failed, SYSRET once
+    all passed (or were removed), None before that."""
+    if step is None or not step.checks:
+        return None
+    results = [c.result for c in step.checks]
+    if CheckResult.FAIL in results:
+        return ExitPath.IRET
+    if all(r in (CheckResult.PASS, CheckResult.REMOVED) for r in results):
+        return ExitPath.SYSRET
+    return None
+
+
+def verdict_difference(a: Step | None, b: Step | None) -> tuple[ExitPath, ExitPath] | None:
+    """Both runs' checks have decided, on different exits: whatever each kernel calls its
+    checks, this is where they decide differently."""
+    va, vb = verdict(a), verdict(b)
+    return (va, vb) if va is not None and vb is not None and va != vb else None
+
+
 def compare_traces(left: Trace, right: Trace) -> Comparison:
     """Align two runs and find where they first differ."""
     ka, ea = step_keys(left)
@@ -470,6 +492,7 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
                 assert j is not None
                 decisive = (eb[j] - kinds_a) & DECISIVE_EVENTS
         checks = check_differences(last_a, last_b)
+        verdicts = verdict_difference(last_a, last_b)
         regs_a = last_a.regs if last_a is not None else left.initial
         regs_b = last_b.regs if last_b is not None else right.initial
         rows.append(
@@ -478,8 +501,9 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
                 j,
                 kind,
                 events_differ,
-                bool(checks or decisive),
+                bool(checks or verdicts or decisive),
                 checks,
+                verdicts,
                 register_differences(regs_a, regs_b),
                 slot_differences(_pt_regs(last_a), _pt_regs(last_b)),
             )
@@ -494,7 +518,9 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         aspects = row.aspects
         if not aspects and not row.decides:
             continue
-        diff = Difference(k, *_last_steps(rows, k), aspects, row.registers, row.pt_regs, row.checks)
+        diff = Difference(
+            k, *_last_steps(rows, k), aspects, row.registers, row.pt_regs, row.checks, row.verdicts
+        )
         first = first or diff
         if parts is None and PATH_ASPECTS.intersection(aspects):
             parts = diff
@@ -540,7 +566,7 @@ def _last_steps(rows: Sequence[AlignedRow], position: int) -> tuple[int | None, 
 def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> Scenario:
     """The same scenario on another kernel or CPU vendor (names already validated)."""
     if kernel is not None:
-        sc = dataclasses.replace(sc, kernel=kernel)
+        sc = with_kernel(sc, kernel)
     if cpu is not None:
         sc = dataclasses.replace(sc, machine=dataclasses.replace(sc.machine, cpu=cpu))
     return sc
@@ -623,6 +649,7 @@ def _difference_json(c: Comparison, d: Difference | None) -> dict[str, Any] | No
         "registers": _pairs_json(d.registers),
         "pt_regs": _pairs_json(d.pt_regs),
         "checks": [{"name": c.name, "left": c.left, "right": c.right} for c in d.checks],
+        "verdicts": None if d.verdicts is None else {"left": d.verdicts[0], "right": d.verdicts[1]},
     }
 
 
@@ -723,6 +750,8 @@ def summary_lines(c: Comparison) -> list[str]:
         if d.checks:
             checks = ", ".join(f"{c.name} {c.left} ≠ {c.right}" for c in d.checks)
             out.append(f"  checks: {checks}")
+        if d.verdicts:
+            out.append(f"  the checks decided: A {d.verdicts[0]} ≠ B {d.verdicts[1]}")
         if d.pt_regs:
             out.append(f"  pt_regs: {_values(d.pt_regs)}")
     if c.paths_part is None:

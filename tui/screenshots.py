@@ -110,6 +110,18 @@ SCENES = (
         end,
         caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
     ),
+    Scene(
+        "17-v6.12-task-size-max",
+        "v6.12-last-page-below-task-size-max.toml",
+        failed_check,
+        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends the last page to IRET",
+    ),
+    Scene(
+        "18-v6.1-mitigations",
+        "v6.1-tf-single-step.toml",
+        event("handler"),
+        caption="6.1: IBRS_ENTER, UNTRAIN_RET, CLEAR_BRANCH_HISTORY as patched",
+    ),
 )
 
 
@@ -122,24 +134,32 @@ class CompareScene:
     right: str
     size: tuple[int, int] = WIDE
     cpus: tuple[str | None, str | None] = (None, None)
+    kernels: tuple[str | None, str | None] = (None, None)
     caption: str = ""
 
 
 COMPARE_SCENES = (
     CompareScene(
-        "14-compare-ptrace-rip",
+        "14-compare-v5.8-v6.12-last-page",
+        "v6.12-last-page-below-task-size-max.toml",
+        "v6.12-last-page-below-task-size-max.toml",
+        kernels=("v5.8.13", "v6.12"),
+        caption="compare: the last page below TASK_SIZE_MAX, SYSRET on v5.8.13, IRET on 6.12",
+    ),
+    CompareScene(
+        "15-compare-ptrace-rip",
         "getpid.toml",
         "check-rcx-eq-rip.toml",
         caption="compare: ptrace moved RIP, rcx_eq_rip fails, the IRET path opens a gap",
     ),
     CompareScene(
-        "15-compare-sysret-intel-amd",
+        "16-compare-sysret-intel-amd",
         "cve-2012-0217-intel.toml",
         "cve-2012-0217-amd.toml",
         caption="compare: the same SYSRET faults in ring 0 on Intel, in user mode on AMD",
     ),
     CompareScene(
-        "16-compare-narrow-pti-off",
+        "19-compare-narrow-pti-off",
         "getpid.toml",
         "pti-off.toml",
         size=NARROW,
@@ -154,8 +174,10 @@ async def shoot_compare(scene: CompareScene, out: Path) -> Path:
     from tui.screens.compare import CompareScreen
 
     left, right = (
-        run_scenario(variant(load_scenario(SCENARIOS / name), cpu=cpu))
-        for name, cpu in zip((scene.left, scene.right), scene.cpus, strict=True)
+        run_scenario(variant(load_scenario(SCENARIOS / name), kernel=kernel, cpu=cpu))
+        for name, kernel, cpu in zip(
+            (scene.left, scene.right), scene.kernels, scene.cpus, strict=True
+        )
     )
     comparison = compare_traces(left, right)
     app = CompareApp(comparison)
@@ -163,8 +185,9 @@ async def shoot_compare(scene: CompareScene, out: Path) -> Path:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, CompareScreen)
-        parts = comparison.paths_part or comparison.first_difference
-        screen.position = parts.position if parts is not None else len(comparison.rows)
+        # Where the runs decide differently, else where they part, else the end.
+        mark = comparison.decision or comparison.paths_part or comparison.first_difference
+        screen.position = mark.position if mark is not None else len(comparison.rows)
         await pilot.pause()
         await pilot.pause()
         path = out / f"{scene.name}.svg"

@@ -264,3 +264,30 @@ def test_landmarks_at_one_row_are_named_together() -> None:
     assert [names for names, _ in C.landmarks(c)] == [("first",), ("paths", "decision")]
     text = "\n".join(summary_lines(c))
     assert "paths part and decisions differ at row" in text
+
+
+def test_v5_8_and_v6_12_decide_differently_on_the_last_page_below_task_size_max() -> None:
+    """RIP 0x7ffffffff000 is canonical (v5.8.13: SYSRET) but not below TASK_SIZE_MAX
+    (6.12: IRET). The kernels name their checks differently; their verdicts still meet."""
+    name = "v6.12-last-page-below-task-size-max.toml"
+    old, new = run(name, kernel="v5.8.13"), run(name, kernel="v6.12")
+    assert (old.kernel, new.kernel) == ("v5.8.13", "v6.12")
+    c = compare_traces(old, new)
+    assert_alignment_is_complete(c)
+    d = c.decision
+    assert d is not None and d.verdicts == ("sysret", "iret")
+    assert d.left is not None and d.right is not None
+    # A's last check has just passed; B decided earlier, in C
+    assert old.steps[d.left].text.startswith("jne")
+    assert any(
+        ch.name == "rip_below_task_size_max" and ch.result == "fail"
+        for ch in new.steps[d.right].checks
+    )
+    assert {"exit", "failed_check"} <= set(c.outcome_differs)
+    paths = c.paths_part
+    assert paths is not None and paths.position < d.position  # 6.12's ENDBR comes first
+    # the shared entry work pairs up: swapgs, the CR3 switch, the pt_regs pushes
+    same = [old.steps[r.left].text for r in c.rows if r.kind == "same" and r.left is not None]
+    assert "swapgs" in same and "pushq $0x2b" in same
+    data = comparison_json(c)
+    assert data["decision"]["verdicts"] == {"left": "sysret", "right": "iret"}

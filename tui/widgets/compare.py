@@ -344,6 +344,8 @@ def _what(c: Comparison, d: Difference) -> str:
     parts = []
     if d.position:
         parts.append(f"A {_side_words(c.left, d.left)} | B {_side_words(c.right, d.right)}")
+    if d.verdicts:
+        parts.append(f"checks decided {d.verdicts[0].upper()} ≠ {d.verdicts[1].upper()}")
     if d.checks:
         parts.append(", ".join(f"{c.name} {c.left} ≠ {c.right}" for c in d.checks))
     if d.registers:
