@@ -44,6 +44,15 @@ def test_kernel_pair_uses_the_engine_kernels(capsys: pytest.CaptureFixture[str])
     assert data["left"]["kernel"] == data["right"]["kernel"] == "v5.8.13"
 
 
+def test_one_scenario_on_two_kernels(capsys: pytest.CaptureFixture[str]) -> None:
+    last_page = str(SCENARIOS / "v6.12-last-page-below-task-size-max.toml")
+    assert main(["compare", last_page, "--kernel", "v5.8.13,v6.12", "--summary"]) == 1
+    out = capsys.readouterr().out
+    assert "v5.8.13" in out.splitlines()[0] and "v6.12" in out.splitlines()[1]
+    assert "the checks decided: A sysret ≠ B iret" in out
+    assert "B iret (rip_below_task_size_max failed)" in out
+
+
 def test_json_of_two_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", GETPID, PTRACE, "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
@@ -68,7 +77,10 @@ def test_on_a_terminal_the_compare_view_opens(monkeypatch: pytest.MonkeyPatch) -
     ("args", "expected"),
     [
         ([GETPID], "needs two kernels or two CPUs"),
-        ([GETPID, "--kernel", "v9.9"], "--kernel: unknown 'v9.9'; expected one of v5.8.13"),
+        (
+            [GETPID, "--kernel", "v9.9"],
+            "--kernel: unknown 'v9.9'; expected one of v5.8.13, v6.1, v6.12",
+        ),
         ([GETPID, "--cpu", "intel,arm"], "--cpu: unknown 'arm'; expected one of intel, amd"),
         ([GETPID, "--cpu", "intel,amd,intel"], "--cpu: expected one or two names"),
         ([GETPID, PTRACE, GETPID], "expected one or two scenario files, got 3"),
