@@ -100,7 +100,6 @@ class CompareScreen(Screen[None]):
         Binding(
             "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
         ),
-        Binding("escape", "close", "close", tooltip="Back to the debugger", id="close", show=False),
     ]
 
     position: var[int] = var(0, init=False)
@@ -256,11 +255,6 @@ class CompareScreen(Screen[None]):
     def action_help(self) -> None:
         """Show the keys and what the marks mean."""
         self.app.push_screen(CompareHelp())
-
-    def action_close(self) -> None:
-        """Back to the debugger, when the comparison was opened from it."""
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
 
     # -- pushing the state down -----------------------------------------------------------
 
