@@ -28,7 +28,6 @@ import bisect
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -202,6 +201,8 @@ class Comparison:
     outcome_differs: tuple[str, ...]  # names from OUTCOME_FIELDS
     pt_regs_at_call: tuple[ValuePair, ...]  # what do_syscall_64 was given
     pt_regs_after_call: tuple[ValuePair, ...]  # what it left for the exit
+    positions: tuple[tuple[int | None, int | None], ...] = ((None, None),)
+    """For each position 0 .. len(rows): the step each run has run last there."""
 
     @property
     def identical(self) -> bool:
@@ -223,7 +224,7 @@ class Comparison:
 
     def steps_at(self, position: int) -> tuple[int | None, int | None]:
         """The step each side has run last at *position* (0 .. len(rows)); None: none yet."""
-        return _last_steps(self.rows, position)
+        return self.positions[position]
 
 
 # -- alignment ------------------------------------------------------------------------
@@ -514,12 +515,22 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         first = Difference(0, None, None, ("registers",), start, ())
     parts: Difference | None = None
     decision: Difference | None = None
+    last_left: int | None = None
+    last_right: int | None = None
+    positions: list[tuple[int | None, int | None]] = [(None, None)]
+    for row in rows:
+        last_left = row.left if row.left is not None else last_left
+        last_right = row.right if row.right is not None else last_right
+        positions.append((last_left, last_right))
     for k, row in enumerate(rows, start=1):
         aspects = row.aspects
         if not aspects and not row.decides:
             continue
+        wanted = first is None or row.decides or (parts is None and PATH_ASPECTS & set(aspects))
+        if not wanted:
+            continue
         diff = Difference(
-            k, *_last_steps(rows, k), aspects, row.registers, row.pt_regs, row.checks, row.verdicts
+            k, *positions[k], aspects, row.registers, row.pt_regs, row.checks, row.verdicts
         )
         first = first or diff
         if parts is None and PATH_ASPECTS.intersection(aspects):
@@ -540,6 +551,7 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         outcome_differs=outcome,
         pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
         pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
+        positions=tuple(positions),
     )
 
 
@@ -548,16 +560,6 @@ def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:
     if name == "final_rip" and (x >> 63 or y >> 63):
         return False  # where each build put its code, as with the registers
     return bool(x != y)
-
-
-def _last_steps(rows: Sequence[AlignedRow], position: int) -> tuple[int | None, int | None]:
-    left = right = None
-    for row in rows[:position][::-1]:
-        left = row.left if left is None else left
-        right = row.right if right is None else right
-        if left is not None and right is not None:
-            break
-    return left, right
 
 
 # -- scenarios to compare ---------------------------------------------------------------
