@@ -235,6 +235,9 @@ class Run:
         self.task_written: dict[int, None] = {}
         self.es_written: dict[int, None] = {}
         self.stack_cache: tuple[StackSlot, ...] = ()
+        # The modelled C code writes pt_regs from Python, which no memory hook sees:
+        # it marks the stack words to be read again at the end of its step.
+        self.stack_dirty = False
         self.es_cache: tuple[StackSlot, ...] = ()
         self.pt_at_call: dict[str, int] = {}
         self.pt_after_call: dict[str, int] = {}
@@ -321,7 +324,8 @@ class Run:
                 text = f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}"
                 p.events.append(Event("stack_switch", text))
             self.last_stack = stack_name
-        if p.writes:
+        if p.writes or self.stack_dirty:
+            self.stack_dirty = False
             self.stack_cache = self._stack_words(
                 self.task_written, self.task_lo, self.task_hi, None
             )
@@ -612,6 +616,7 @@ class Run:
                 + ", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items())
             )
         self.pt_after_call = pt.read()
+        self.stack_dirty = True
         diffs = [f"{k} {self.pt_at_call[k]:#x} → {v:#x}" for k, v in self.pt_after_call.items()
                  if v != self.pt_at_call[k]]  # fmt: skip
         text = "; ".join(self.handler_lines)

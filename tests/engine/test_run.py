@@ -453,3 +453,14 @@ def test_cve_2012_0217_amd_completes_sysret() -> None:
 def test_remove_checks_is_validated() -> None:
     with pytest.raises(ScenarioError, match=r"machine\.remove_checks"):
         parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')
+
+
+@pytest.mark.parametrize("name", ["check-rcx-eq-rip.toml", "getpid.toml", "sigreturn-noncanonical.toml"])
+def test_stack_words_after_do_syscall_64_hold_what_it_wrote(name: str) -> None:
+    # The modelled C code writes pt_regs without a memory hook seeing it; the stack
+    # shown from its step on must still be what memory holds.
+    trace = trace_of(name)
+    handler = next(s for s in trace.steps if any(e.kind == "handler" for e in s.events))
+    shown = {w.slot: w.value for w in handler.stack if w.slot in trace.pt_regs_after_call}
+    assert shown == trace.pt_regs_after_call
+    assert trace.pt_regs_after_call != trace.pt_regs_at_call  # the scenario changes pt_regs
