@@ -455,7 +455,9 @@ def test_remove_checks_is_validated() -> None:
         parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')
 
 
-@pytest.mark.parametrize("name", ["check-rcx-eq-rip.toml", "getpid.toml", "sigreturn-noncanonical.toml"])
+@pytest.mark.parametrize(
+    "name", ["check-rcx-eq-rip.toml", "getpid.toml", "sigreturn-noncanonical.toml"]
+)
 def test_stack_words_after_do_syscall_64_hold_what_it_wrote(name: str) -> None:
     # The modelled C code writes pt_regs without a memory hook seeing it; the stack
     # shown from its step on must still be what memory holds.
