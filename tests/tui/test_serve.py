@@ -21,7 +21,7 @@ from tui.cli import main
 from tui.serve import app_command, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -94,7 +94,7 @@ def test_the_page_points_at_the_address_the_browser_used(server: str) -> None:
     assert f'data-session-websocket-url="ws://lab.example:{port}/ws"' in page
 
 
-async def _screen_text(url: str, limit: float = 20.0) -> bytes:
+async def _screen_text(url: str, limit: float = 60.0) -> bytes:
     """What one browser tab's app instance writes, until the checks panel is drawn."""
     ws_url = url.replace("http://", "ws://") + "/ws?width=160&height=50"
     out = b""
