@@ -11,7 +11,10 @@ another address is an explicit ``--host``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shlex
+import signal
 import socket
 import sys
 from ipaddress import ip_address
@@ -33,12 +36,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def free_port(host: str) -> int:
-    """A port the OS says is free on *host* now (for ``--port 0``)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to *host*:*port* (0: any free port) and already listening.
+
+    Bound before the server starts, so that a taken port or a foreign address is one
+    clear error, and so that a browser (or a test) that connects as soon as the address
+    is printed waits in the backlog instead of being refused.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def app_command(scenario: str | None) -> str:
@@ -68,11 +82,29 @@ class DebuggerServer(Server):
             self.public_url = f"{request.scheme}://{request.host}"
         return await super().handle_index(request)
 
+    def serve_on(self, sock: socket.socket) -> None:
+        """textual-serve's ``serve``, on a socket bound beforehand."""
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            loop.add_signal_handler(signal.SIGINT, self.request_exit)
+            loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+        web.run_app(
+            self._make_app(), sock=sock, handle_signals=False, loop=loop, print=lambda *a: None
+        )
+
     async def on_startup(self, app: web.Application) -> None:
         url = f"http://{self.host}:{self.port}" if ":" not in self.host else (
             f"http://[{self.host}]:{self.port}"
         )  # fmt: skip
         print(f"syscall-tui: serving the debugger on {url}/", flush=True)
+        if self.host in ("0.0.0.0", "::", ""):
+            print(
+                f"  on every address of this machine: browsers open "
+                f"http://{socket.gethostname()}:{self.port}/ or this machine's IP address",
+                flush=True,
+            )
         print("  each browser tab gets its own instance; Ctrl+C stops the server", flush=True)
 
 
@@ -85,7 +117,7 @@ def serve(scenario: str | None, host: str, port: int, public_url: str | None = N
             file=sys.stderr,
             flush=True,
         )
-    if port == 0:
-        port = free_port(host)
-    DebuggerServer(app_command(scenario), host, port, public_url).serve()
+    sock = listening_socket(host, port)
+    port = int(sock.getsockname()[1])
+    DebuggerServer(app_command(scenario), host, port, public_url).serve_on(sock)
     return 0

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -140,3 +141,21 @@ def test_app_command_runs_this_python_on_the_absolute_scenario_path() -> None:
     assert command.startswith(sys.executable)
     assert str((Path.cwd() / "scenarios/getpid.toml").resolve()) in command
     assert app_command(None).endswith("-m tui")
+
+
+def test_a_taken_port_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"syscall-tui: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_another_address_warns_before_it_listens(capsys: pytest.CaptureFixture[str]) -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails, after the warning
+    assert main(["serve", "--host", "192.0.2.1", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("syscall-tui: warning: listening on 192.0.2.1: anyone who can")
+    assert err[1].startswith("syscall-tui: cannot listen on 192.0.2.1:0: ")
