@@ -123,6 +123,12 @@ def table(head: list[str], rows: list[list[str]], align: str = "") -> list[str]:
     return out
 
 
+def number(step: Step) -> int:
+    """The number a reader sees for a step, as the app counts them: the first
+    instruction is step 1, and the app's "step N" is the state after it."""
+    return step.index + 1
+
+
 # -- what a step did -------------------------------------------------------------------------
 
 #: How each kind of event is named in the listing (English msgids).
@@ -230,7 +236,7 @@ def _rows(group: _Group, trace: Trace, seen: set[int]) -> list[list[str]]:
             if step.source_line is None and step.source and step.source != step.text:
                 what += " " + esc(_("from")) + " " + code(step.source)
             effects = _effects(step, before)
-            rows.append([str(step.index), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
+            rows.append([str(number(step)), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
             i += 1
             continue
         j = i
@@ -245,7 +251,7 @@ def _rows(group: _Group, trace: Trace, seen: set[int]) -> list[list[str]]:
         again = _("{count} instructions listed above, run again").format(count=len(run))
         rows.append(
             [
-                f"{run[0].index}–{last.index}" if len(run) > 1 else str(last.index),
+                f"{number(run[0])}–{number(last)}" if len(run) > 1 else str(number(last)),
                 code(f"{low:016x}–{high:016x}" if low != high else f"{low:016x}"),
                 f"*{esc(again)}*",
                 "<br>".join(effects),
@@ -377,7 +383,11 @@ def _checks(trace: Trace) -> Iterator[str]:
 
 def _moments(trace: Trace) -> Iterator[str]:
     rows = [
-        [str(step.index), esc(_(EVENT_KINDS.get(e.kind, e.kind))), _event_text(e.text, e.modelled)]
+        [
+            str(number(step)),
+            esc(_(EVENT_KINDS.get(e.kind, e.kind))),
+            _event_text(e.text, e.modelled),
+        ]
         for step in trace.steps
         for e in step.events
     ]
@@ -468,4 +478,4 @@ def trace_markdown(trace: Trace, lang: str = "en") -> str:
         return "\n".join(_document(trace)).rstrip() + "\n"
 
 
-__all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "trace_markdown"]
+__all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "number", "trace_markdown"]

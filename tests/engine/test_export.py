@@ -37,7 +37,7 @@ def listed_steps(doc: str) -> set[int]:
 def test_every_step_is_listed_once_with_its_register_changes(name: str) -> None:
     trace = trace_of(name)
     doc = trace_markdown(trace)
-    assert listed_steps(doc) == set(range(len(trace.steps)))
+    assert listed_steps(doc) == set(range(1, len(trace.steps) + 1))
     for step in trace.steps:
         before = trace.steps[step.index - 1].regs if step.index else trace.initial
         for reg in step.changed:
@@ -80,7 +80,7 @@ def test_stack_and_cr3_switches_are_marked_on_their_step() -> None:
                 line = next(
                     ln
                     for ln in doc.split("## Listing", 1)[1].splitlines()
-                    if ln.startswith((f"| {step.index} |", f"**{step.index}** "))
+                    if ln.startswith((f"| {step.index + 1} |", f"**{step.index + 1}** "))
                 )
                 assert esc(event.text) in line
 
@@ -122,7 +122,7 @@ def test_a_loop_up_to_the_step_cap_is_one_row(tmp_path: Path) -> None:
     assert len(trace.steps) == 3000
     doc = trace_markdown(trace)
     assert len(doc.splitlines()) < 100
-    assert "| 2–2999 |" in doc and "2998 instructions listed above, run again" in doc
+    assert "| 3–3000 |" in doc and "2998 instructions listed above, run again" in doc
     assert f"`rax {trace.steps[1].regs.rax:#x} → {trace.steps[-1].regs.rax:#x}`" in doc
     assert "step cap of 3000 reached" in doc
 
@@ -134,7 +134,7 @@ def test_a_countdown_loop_then_the_syscall(tmp_path: Path) -> None:
         'code = "mov $500, %ecx; 1: dec %ecx; jnz 1b; mov $39, %eax; syscall"\n',
     )
     doc = trace_markdown(trace)
-    assert listed_steps(doc) == set(range(len(trace.steps)))
+    assert listed_steps(doc) == set(range(1, len(trace.steps) + 1))
     assert "`rcx 0x1f3 → 0x0`" in doc  # the loop's net effect
     assert "**exit path**: SYSRET" in doc
 
