@@ -48,6 +48,11 @@ def _catalogue_module() -> object | None:
 _translate: Callable[[str], str] = _english
 
 
+def N_(text: str) -> str:
+    """Mark *text* as a message to translate where it is shown, not here."""
+    return text
+
+
 def _(text: str) -> str:
     """The one translation hook: every learner-facing string of the listing passes here,
     the fixed words (English msgids) and the engine's own texts alike."""
@@ -132,28 +137,29 @@ def number(step: Step) -> int:
 # -- what a step did -------------------------------------------------------------------------
 
 #: How each kind of event is named in the listing (English msgids).
+#: Identifiers (SYSCALL, swapgs, ...) stay as they are in every language.
 EVENT_KINDS: dict[str, str] = {
     "syscall": "SYSCALL",
     "swapgs": "swapgs",
-    "cr3_switch": "CR3 switch",
-    "stack_switch": "stack switch",
+    "cr3_switch": N_("CR3 switch"),
+    "stack_switch": N_("stack switch"),
     "handler": "do_syscall_64",
-    "check": "SYSRET check",
+    "check": N_("SYSRET check"),
     "sysret": "SYSRET",
     "iret": "IRET",
-    "return": "back in user space",
-    "fault": "fault",
-    "exit": "exit",
-    "cap": "step cap",
-    "unsupported": "not emulated",
+    "return": N_("back in user space"),
+    "fault": N_("fault"),
+    "exit": N_("exit"),
+    "cap": N_("step cap"),
+    "unsupported": N_("not emulated"),
 }
 
 EXIT_NAMES = {"sysret": "SYSRET", "iret": "IRET"}
 RESULT_WORDS = {
-    "pass": "pass",
-    "fail": "FAIL",
-    "not_reached": "not reached",
-    "removed": "removed",
+    "pass": N_("pass"),
+    "fail": N_("FAIL"),
+    "not_reached": N_("not reached"),
+    "removed": N_("removed"),
 }
 
 
