@@ -383,7 +383,7 @@ def _checks(trace: Trace) -> Iterator[str]:
                 " ".join(esc(_(note)) for note in _check_notes(trace, check.name)),
             ]
         )
-    head = [_("#"), _("check"), _("result"), _("values compared"), _("why the kernel checks it")]
+    head = ["#", _("check"), _("result"), _("values compared"), _("why the kernel checks it")]
     yield from table(head, rows, "r")
 
 
@@ -430,7 +430,7 @@ def _machine(trace: Trace) -> Iterator[str]:
         [esc(_(r.name)), code(hx(r.cr3)), code(hx(r.pgd)), code(str(r.pcid))] for r in trace.roots
     ]
     if rows:
-        yield from table([_("page-table root"), "CR3", _("PGD"), "PCID"], rows, "lrrr")
+        yield from table([_("page-table root"), "CR3", "PGD", "PCID"], rows, "lrrr")
         yield ""
 
 
