@@ -84,6 +84,16 @@ def cmd_trace(path: str, fmt: str, lang: str = "en") -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text!r}")
+    return port
+
+
 def cmd_serve(scenario: str | None, host: str, port: int, public_url: str | None) -> int:
     if scenario is not None:
         try:
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 description="Serve the debugger to web browsers; each tab runs its own instance.",
             )
             parser.add_argument("scenario", nargs="?", help="scenario file (default: getpid)")
-            parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free)")
+            parser.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free)")
             parser.add_argument(
                 "--host",
                 default="127.0.0.1",

@@ -159,3 +159,10 @@ def test_another_address_warns_before_it_listens(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("syscall-tui: warning: listening on 192.0.2.1: anyone who can")
     assert err[1].startswith("syscall-tui: cannot listen on 192.0.2.1:0: ")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", port])
+    assert exit_.value.code == 2
