@@ -6,7 +6,7 @@ instructions it became with what each did (registers, the pt_regs slot written o
 the stack and CR3 switches), then the six SYSRET checks with the values compared.
 
 Every value comes from the trace and every explanation is a text the engine already
-has (the source notes, event texts, check details); nothing here restates a fact.
+has (the source notes, event texts, the checks' own descriptions); nothing here restates a fact.
 Learner-facing words pass through :func:`_`, the one translation hook, so that
 ``--lang`` renders them from the gettext catalogues where this build has them.
 
@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from engine.checks import describe
 from engine.constants import flag_names
 from engine.trace import Regs, StackSlot, Step, Trace
 
@@ -203,6 +204,8 @@ def _effects(step: Step, before: Regs) -> list[str]:
                 out.append(f"{esc(verb)} **{esc(name)}** {code(hx(slot.value))}")
             else:
                 out.append(f"{esc(verb)} {code(hx(address))}")
+    for name, old, new in step.rewritten:
+        out.append(f"{esc(_('rewrote'))} **pt_regs->{esc(name)}** {code(f'{old:#x} → {new:#x}')}")
     out.extend(_event(e.kind, e.text, e.modelled) for e in step.events)
     return out
 
@@ -379,7 +382,7 @@ def _checks(trace: Trace) -> Iterator[str]:
                 str(number),
                 code(check.name),
                 f"**{esc(result)}**" if check.result == "fail" else esc(result),
-                esc(_(check.detail)) if check.detail else "",
+                esc(_(describe(check))),
                 " ".join(esc(_(note)) for note in _check_notes(trace, check.name)),
             ]
         )

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from engine import EngineError, ScenarioError, load_scenario, run_scenario
+from engine.checks import describe
 from engine.constants import flag_names
 from engine.report import expectation_mismatches, trace_json
 from engine.trace import Trace
@@ -51,7 +52,7 @@ def print_trace(trace: Trace) -> None:
     console.print(f"exit path:    {trace.exit or '—'}")
     console.print(f"failed check: {trace.failed_check or 'none'}")
     for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:14} {c.detail}")
+        console.print(f"  {c.result:12} {c.name:14} {describe(c)}")
     if trace.handler:
         console.print("do_syscall_64: " + "; ".join(trace.handler))
     if trace.fault:

@@ -10,6 +10,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from engine import load_scenario, run_scenario
+from engine.checks import describe
 from engine.export import ExportError, code, esc, fenced, trace_markdown
 from engine.trace import Trace
 from tests.conftest import SCENARIOS, trace_of
@@ -54,7 +55,7 @@ def test_checks_verdict_and_events_come_from_the_trace(name: str) -> None:
     for number, check in enumerate(trace.checks, start=1):
         row = next(line for line in checks.splitlines() if line.startswith(f"| {number} |"))
         assert f"`{check.name}`" in row
-        assert esc(check.detail) in row
+        assert esc(describe(check)) in row
     exit_line = next(line for line in doc.splitlines() if line.startswith("- **exit path**"))
     assert exit_line.endswith({"sysret": "SYSRET", "iret": "IRET"}.get(trace.exit or "", "none"))
     for event in trace.events:
@@ -69,6 +70,8 @@ def test_pt_regs_slots_written_and_read_are_named_with_their_values() -> None:
     assert "read **pt_regs->ip** `0x401020`" in doc
     assert "read **pt_regs->ax** `0x4d2`" in doc
     assert "wrote **entry stack ip** `0x401020`" in doc
+    # the modelled C code's own writes, on its step
+    assert "rewrote **pt_regs->ip** `0x401007 → 0x401020`" in doc
 
 
 def test_stack_and_cr3_switches_are_marked_on_their_step() -> None:
