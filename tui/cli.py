@@ -7,6 +7,7 @@
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
     syscall-tui serve [SCENARIO] [--port 8000] [--host 127.0.0.1]
                                          the debugger in a browser, one instance per tab
+    syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
 
 A broken scenario prints one line naming the file and key and exits with status 2.
 """
@@ -149,9 +150,17 @@ def cmd_check(paths: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_gdb(argv: list[str]) -> int:
+    from tui.gdb import main as gdb_main
+
+    return gdb_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args and args[0] == "gdb":
+            return cmd_gdb(args[1:])
         if args and args[0] == "serve":
             parser = argparse.ArgumentParser(
                 prog="syscall-tui serve",
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             prog="syscall-tui",
             description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
             "Subcommands: trace SCENARIO [--format table|json|markdown], check PATH..., "
-            "serve [SCENARIO] [--port N] [--host ADDR]",
+            "gdb SCENARIO [--port N], serve [SCENARIO] [--port N] [--host ADDR]",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
