@@ -29,6 +29,8 @@ from engine.constants import (
     EFER_LME,
     EFER_NXE,
     EFER_SCE,
+    GDT_ENTRIES,
+    IO_BITMAP_OFFSET_INVALID,
     KERNEL_CS,
     KERNEL_DS,
     KERNEL_PCID,
@@ -40,9 +42,10 @@ from engine.constants import (
     PTI_USER_PCID_MASK,
     PTI_USER_PGTABLE_MASK,
     STAR_VALUE,
-    SYSCALL_MASK_V58,
+    TSS_SELECTOR,
+    TSS_SIZE,
+    TSS_io_bitmap_base,
     TSS_sp0,
-    TSS_sp1,
 )
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
@@ -62,6 +65,22 @@ GDT_DESCRIPTORS: tuple[int, ...] = (
     0x00AFFB000000FFFF,  # 0x33 __USER_CS (L=1, DPL 3)
     0x0000000000000000,
 )
+
+#: Type of a busy 64-bit TSS with P=1, DPL 0 (what LTR leaves in the descriptor).
+TSS_BUSY_PRESENT = 0x8B
+
+
+def tss_descriptor(base: int, limit: int) -> tuple[int, int]:
+    """The 16-byte system descriptor of a 64-bit TSS (Intel SDM vol. 3A, 8.2.3)."""
+    low = (
+        (limit & 0xFFFF)
+        | (base & 0xFFFFFF) << 16
+        | TSS_BUSY_PRESENT << 40
+        | ((limit >> 16) & 0xF) << 48
+        | ((base >> 24) & 0xFF) << 56
+    )
+    return low, base >> 32
+
 
 GPRS: dict[str, int] = {
     "rax": X.UC_X86_REG_RAX, "rbx": X.UC_X86_REG_RBX, "rcx": X.UC_X86_REG_RCX,
@@ -90,6 +109,7 @@ class MachineConfig:
     pti: bool = True
     pcid: bool = True
     removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
+    kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +161,11 @@ class Machine:
         cfg = self.config
         self.layout = L.Layout(cfg.paging)
         self.image = build_image(
-            Features(cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)))
+            Features(
+                cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)), cfg.kernel
+            )
         )
+        self.kernel = self.image.kernel
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         # A CPU model with PCID and LA57 in CPUID; the default qemu64 model has neither.
         self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)
@@ -183,9 +206,13 @@ class Machine:
         cea = self._region(L.PHYS_CEA, 2 * L.PAGE)
         for i, desc in enumerate(GDT_DESCRIPTORS):
             struct.pack_into("<Q", cea, 8 * i, desc)
-        percpu = self._region(L.PHYS_PERCPU, L.PERCPU_SIZE)
+        # GDT_ENTRY_TSS: cpu_tss_rw, loaded into TR (set_tss_desc() and load_TR_desc()).
+        struct.pack_into("<2Q", cea, TSS_SELECTOR, *tss_descriptor(lay.tss, TSS_SIZE - 1))
+        percpu = self._region(L.PHYS_PERCPU, self.kernel.percpu_size)
         struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp0, lay.entry_stack_top)
-        struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp1, lay.task_stack_top)
+        # the top of the task stack: TSS.sp1 in v5.8, a per-CPU variable of its own later
+        struct.pack_into("<Q", percpu, self.kernel.top_of_stack, lay.task_stack_top)
+        struct.pack_into("<H", percpu, L.PERCPU_TSS + TSS_io_bitmap_base, IO_BITMAP_OFFSET_INVALID)
 
         def both(v: int, p: int, flags: int) -> None:
             pt.map_page(self.kernel_pgd, v, p, flags)
@@ -210,7 +237,7 @@ class Machine:
         both(L.CEA_GDT, L.PHYS_CEA, NX)
         both(L.CEA_ENTRY_STACK, L.PHYS_CEA + L.PAGE, RW | NX)
         # cpu_tss_rw: pti_clone_user_shared() maps each CPU's TSS page into the user root.
-        for o in range(0, L.PERCPU_SIZE, L.PAGE):
+        for o in range(0, self.kernel.percpu_size, L.PAGE):
             v, p = lay.percpu_base + o, L.PHYS_PERCPU + o
             (both if o == L.PERCPU_TSS else kernel_only)(v, p, RW | NX)
         # Kernel text (do_syscall_64) and the task stack: kernel root only.
@@ -254,16 +281,21 @@ class Machine:
             # CR4.PCIDE may only be set while CR3[11:0] is 0 (Intel SDM 4.10.1).
             uc.reg_write(X.UC_X86_REG_CR4, cr4 | CR4_PCIDE)
         uc.reg_write(X.UC_X86_REG_CR3, self.kernel_cr3)
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * len(GDT_DESCRIPTORS) - 1, 0))
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * GDT_ENTRIES - 1, 0))
+        # TR as LTR leaves it: the CPU reads the I/O-permission bitmap base from this TSS
+        # when user code runs IN or OUT with CPL > IOPL.
+        uc.reg_write(
+            X.UC_X86_REG_TR, (TSS_SELECTOR, self.layout.tss, TSS_SIZE - 1, TSS_BUSY_PRESENT)
+        )
         uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
         uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
         uc.reg_write(X.UC_X86_REG_DS, 0)
         uc.reg_write(X.UC_X86_REG_ES, 0)
-        # syscall_init(), arch/x86/kernel/cpu/common.c (v5.8)
+        # syscall_init(), arch/x86/kernel/cpu/common.c (the mask differs by version)
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_STAR, STAR_VALUE))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, SYSCALL_MASK_V58))
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
         uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
         self._kernel_ctx = uc.context_save()

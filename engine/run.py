@@ -35,7 +35,6 @@ from unicorn import x86_const as X
 from engine import layout as L
 from engine.checks import describe, evaluate, initial_states
 from engine.constants import (
-    CHECK_NAMES,
     EXCEPTION_NAMES,
     MSR_FS_BASE,
     MSR_GS_BASE,
@@ -43,15 +42,27 @@ from engine.constants import (
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
+    SYSRET_RFLAGS_KEEP,
     ZF,
+    TSS_io_bitmap_base,
     user_space_top,
 )
 from engine.errors import HookError
+from engine.faults import VEC_DB, VEC_GP, VEC_UD, from_interrupt, is_io
+from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.launch import launch_key, prepare_launch, user_mappings
 from engine.machine import GPRS, Machine
-from engine.model import cr3_as_stored, iret_faults, syscall_transition, sysret_faults
+from engine.model import (
+    cr3_as_stored,
+    error_code,
+    io_faults,
+    iret_faults,
+    syscall_transition,
+    sysret_faults,
+    sysret_rflags,
+)
 from engine.recorder import Pending, StepRecorder
 from engine.scenario import Scenario
 from engine.syscalls import PtRegs, do_syscall_64
@@ -67,8 +78,10 @@ from engine.trace import (
     Trace,
 )
 
-#: Exception vectors the engine names (Intel SDM vol. 3A, table 6-1).
-VEC_DB, VEC_UD, VEC_GP, VEC_PF = 1, 6, 13, 14
+#: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
+#: exception by its own vector only when ``emu_start`` has a count (otherwise as
+#: #DF); the kernel path is a few hundred instructions, so this never ends it.
+KERNEL_COUNT = 1 << 30
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
@@ -86,8 +99,8 @@ class EntryPoints:
     do_sys: int
     sysret: int
     iret: int
-    ldt: int
-    check_at: dict[int, int]  # address of each check's jne → index in CHECK_NAMES
+    ldt: int | None  # native_irq_return_ldt (only kernels built with ESPFIX64)
+    check_at: dict[int, str]  # address of each assembly check's jne → its name
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
@@ -99,15 +112,17 @@ def entry_points(features: Features) -> EntryPoints:
     img = build_image(features)
     sym = img.symbols
     checks = [a for a in img.entry if getattr(a.item.meta, "check", None)]
-    assert len(checks) + len(features.removed_checks) == len(CHECK_NAMES), "a branch a check"
+    asm_checks = img.kernel.asm_checks
+    removed_asm = [n for n in features.removed_checks if n in asm_checks]
+    assert len(checks) + len(removed_asm) == len(asm_checks), "a branch a check"
     mov_cr3 = [a for a in img.entry if a.text.endswith(", %cr3")]
     return EntryPoints(
         entry=sym["entry_SYSCALL_64"],
         do_sys=sym["do_syscall_64"],
         sysret=next(a.address for a in img.entry if a.text == "sysretq"),
         iret=next(a.address for a in img.entry if a.text == "iretq"),
-        ldt=sym["native_irq_return_ldt"],
-        check_at={a.address: CHECK_NAMES.index(a.item.meta.check) for a in checks},
+        ldt=sym.get("native_irq_return_ldt"),
+        check_at={a.address: a.item.meta.check for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
@@ -132,6 +147,7 @@ class Run:
         self.sc = scenario
         self.record = record
         self.img = machine.image
+        self.kernel = machine.image.kernel  # everything version-specific comes from here
         self.uc = machine.uc
         self.paging = scenario.machine.paging
         self.pts = entry_points(self.img.features)
@@ -143,7 +159,9 @@ class Run:
         self.phase = "launch"
         self.pending: Pending | None = None
         self.initial: Regs | None = None
-        self.checks: list[CheckState] = initial_states(machine.image.features.removed_checks)
+        self.checks: list[CheckState] = initial_states(
+            machine.image.features.removed_checks, self.kernel.checks
+        )
         self.failed_check: str | None = None
         self.exit: ExitPath | None = None
         self.fault: Fault | None = None
@@ -157,6 +175,12 @@ class Run:
         self.user_count = 0
         self.all_events: list[Event] = []
         self.cr3_restore: tuple[int, int] | None = None
+        #: A model's correction to the instruction running now, applied once it has
+        #: completed and before anything reads the machine (SYSRET's RFLAGS).
+        self.after_step: Callable[[], None] | None = None
+        assert scenario.code is not None
+        #: The user's IN/OUT instructions, checked by the I/O-permission model.
+        self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
         self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
@@ -219,6 +243,7 @@ class Run:
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
+        self._after_step()
         self._finish()
         if self.phase == "launch":
             if address == L.LAUNCH_STUB:
@@ -229,6 +254,8 @@ class Run:
         self.pending = self.rec.begin(address, size)
         if self.phase == "user":
             self._user_instruction()
+            if address in self.io_at:
+                self._io(address)
         if address in self.pts.swapgs:
             self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
         elif address in self.pts.mov_cr3:
@@ -241,10 +268,32 @@ class Run:
         self.actions[address](address)
 
     def _on_code_user(self, uc: Any, address: int, size: int, data: Any) -> None:
+        self._after_step()
         if self.phase == "returned":
             self._returned()
         self.phase = "user"
         self._user_instruction()
+        if address in self.io_at:
+            self._io(address)
+
+    def _after_step(self) -> None:
+        """The model's part of the instruction that just completed (see ``after_step``)."""
+        fix, self.after_step = self.after_step, None
+        if fix is not None:
+            fix()
+
+    def _io(self, address: int) -> None:
+        """model: IN/OUT at CPL > IOPL with no port allowed in the TSS raise #GP(0)."""
+        tr = self.uc.reg_read(X.UC_X86_REG_TR)
+        base = self.m.read_virt(self.m.kernel_cr3, tr[1] + TSS_io_bitmap_base, 2) or b"\0\0"
+        rflags = int(self.uc.reg_read(X.UC_X86_REG_RFLAGS))
+        if io_faults(self.cpl(), rflags, int.from_bytes(base, "little"), tr[2]):
+            self._model_fault(
+                VEC_GP,
+                address,
+                "port I/O at CPL 3 with IOPL 0, and the TSS I/O bitmap allows no port "
+                "(it starts past the TSS limit)",
+            )
 
     def _user_instruction(self) -> None:
         if self.initial is None:
@@ -273,8 +322,9 @@ class Run:
             self.pts.do_sys: self._act_do_syscall_64,
             self.pts.sysret: self._act_sysret,
             self.pts.iret: self._act_iret,
-            self.pts.ldt: self._act_ldt,
         }
+        if self.pts.ldt is not None:
+            actions[self.pts.ldt] = self._act_ldt
         actions.update(dict.fromkeys(self.pts.check_at, self._check))
         if self.pcide:
             actions.update(dict.fromkeys(self.pts.mov_cr3, self._before_cr3_write))
@@ -316,10 +366,75 @@ class Run:
 
     def _act_do_syscall_64(self, address: int) -> None:
         self._model_do_syscall_64()
+        if self.kernel.checks_in_c:
+            self._model_c_checks(address)
+
+    def _model_c_checks(self, address: int) -> None:
+        """model: 6.12's do_syscall_64 decides the exit in C (engine.kernel.common_c).
+
+        Recorded, the C part becomes steps of its own, none of them an executed
+        instruction: the system call, one step per condition the compiled code
+        tests, and the return of the bool in AL.  Then the real RET runs.
+        """
+        removed = self.img.features.removed_checks
+        results = sysret_conditions(self.kernel.c_checks, self.pt_after_call, self.paging, removed)
+        sysret = all(c.passed for c in results)
+        failed = next((c.name for c in results if not c.passed), None)
+        if self.failed_check is None:
+            self.failed_check = failed
+
+        def decide(c: CCheck) -> None:
+            self.checks[self.kernel.checks.index(c.name)] = c.state
+
+        ret = "true" if sysret else "false"
+        if self.record and self.pending is not None:
+            body = self.pending
+            # The step that ran the system call is C, not the RET at this address.
+            body.code, body.text = b"", "(C) the system call and exit work"
+            body.source = f"{self.kernel.c_call}: the system call   /* C code: modelled */"
+            body.modelled = True
+            self._finish()
+            for c in results:
+                verdict = "FAIL → return false (IRET)" if not c.passed else "pass"
+                self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                decide(c)
+                self._event(
+                    Event(
+                        EventKind.CHECK,
+                        f"{c.name}: {verdict} ({describe(c.state)})",
+                        modelled=True,
+                    )
+                )
+                self._finish()
+            self.pending = self._c_step(
+                address,
+                f"(C) return {ret}",
+                f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+            )
+        else:
+            for c in results:
+                decide(c)
+        self.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        if self.record:
+            self._event(
+                Event(
+                    EventKind.CHECK,  # the verdict of the C checks, as the bool
+                    f"do_syscall_64 returns {ret}: AL = {int(sysret)} → "
+                    f"{'SYSRET' if sysret else 'IRET'}",
+                    modelled=True,
+                )
+            )
+            self._finish()
+            self.pending = self.rec.begin(address, 1)
+
+    def _c_step(self, address: int, text: str, source: str) -> Pending:
+        return Pending(
+            address, b"", text, self.pts.call_line, source, None, "do_syscall_64", 0, modelled=True
+        )
 
     def _act_sysret(self, address: int) -> None:
         self.exit = ExitPath.SYSRET
-        rcx = int(self.uc.reg_read(X.UC_X86_REG_RCX))
+        rcx, r11 = (int(self.uc.reg_read(r)) for r in (X.UC_X86_REG_RCX, X.UC_X86_REG_R11))
         if sysret_faults(self.sc.machine.cpu, rcx, self.paging):
             self._model_fault(
                 VEC_GP,
@@ -329,6 +444,21 @@ class Run:
             )
         self._event(Event(EventKind.SYSRET, f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
         self.phase = "returned"
+        rflags = sysret_rflags(self.sc.machine.cpu, r11)
+        if rflags != r11:
+            self.after_step = functools.partial(self._sysret_rflags, r11, rflags)
+
+    def _sysret_rflags(self, r11: int, rflags: int) -> None:
+        """model: SYSRET clears RF and VM in what it loads from R11; Unicorn copies R11."""
+        self.uc.reg_write(X.UC_X86_REG_RFLAGS, rflags)
+        self._event(
+            Event(
+                EventKind.SYSRET,
+                f"SYSRET loads RFLAGS ← (R11 {r11:#x} & {SYSRET_RFLAGS_KEEP:#x}) | 2 = "
+                f"{rflags:#x}: RF and VM are never restored",
+                modelled=True,
+            )
+        )
 
     def _act_iret(self, address: int) -> None:
         self.exit = ExitPath.IRET
@@ -354,14 +484,16 @@ class Run:
         raise _Stop
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
-        self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
+        self.fault = Fault(
+            vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, error_code(vector)
+        )
         self._event(Event(EventKind.FAULT, self.fault.describe(tag_modelled=False), modelled=True))
         self.stopped = f"{EXCEPTION_NAMES[vector]} (modelled) at {rip:#x}"
         raise _Stop
 
     def _check(self, address: int) -> None:
-        i = self.pts.check_at[address]
-        name = CHECK_NAMES[i]
+        name = self.pts.check_at[address]
+        i = self.kernel.checks.index(name)
         rflags = self.m.rflags_reg.read()[0]
         if not rflags & ZF and self.failed_check is None:
             # every check branches with jne/jnz: taken when ZF is clear
@@ -382,10 +514,15 @@ class Run:
 
     def _model_do_syscall_64(self) -> None:
         r = self.rec.read_regs()
-        nr, regs_addr = r.rdi, r.rsi
+        args = dict(zip(self.kernel.c_args, (r.rdi, r.rsi), strict=True))
+        nr, regs_addr = args["nr"], args["regs"]
+        if self.kernel.c_args[1] == "nr":
+            nr &= 0xFFFFFFFF  # int nr, then `unsigned int unr = nr` in do_syscall_x64()
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
-        res = do_syscall_64(self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call)
+        res = do_syscall_64(
+            self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call, self.kernel.nr_syscalls
+        )
         self.handler_lines = list(res.lines)
         self.output = res.output
         if self.sc.handler_set:
@@ -427,12 +564,11 @@ class Run:
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
             # is taken on the way into the kernel.
             return
-        address = int(uc.reg_read(X.UC_X86_REG_CR2)) if intno == VEC_PF else None
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
-        name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
-        self.fault = Fault(intno, name, self.cpl(), rip, address, False, "")
+        cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
+        self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
         self._event(Event(EventKind.FAULT, self.fault.describe()))
-        self.stopped = f"{name} at CPL {self.fault.cpl}, RIP {rip:#x}"
+        self.stopped = f"{self.fault.name} at CPL {self.fault.cpl}, RIP {rip:#x}"
         raise _Stop
 
     def _fault_from_ucerror(self, exc: UcError) -> None:
@@ -508,7 +644,9 @@ class Run:
         self._enter_user_mode()
         if self.fault is not None or self.stopped:
             return
-        self._emu(self.sc.rip)
+        # One past the cap: the cap's own check stops the run first.  Any count will
+        # do for the vectors (see engine.model), and this one also bounds a loop.
+        self._emu(self.sc.rip, count=self.sc.step_cap + 1)
         if self.fault is not None or self.stopped:
             return
         if self.syscall_hit is None:
@@ -516,7 +654,7 @@ class Run:
             return
         self.phase = "kernel"
         self._syscall()
-        self._emu(self.pts.entry)
+        self._emu(self.pts.entry, count=KERNEL_COUNT)
 
     def execute(self) -> Trace:
         sc = self.sc
@@ -524,6 +662,7 @@ class Run:
         # it stands, as one raised in a hook does.
         with contextlib.suppress(_Stop):
             self._phases()
+        self._after_step()
         if self.record and self.pending is not None:
             with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded
                 self._finish()

@@ -55,7 +55,8 @@ class StackName(StrEnum):
 
 
 class CheckName(StrEnum):
-    """The v5.8.13 SYSRET checks, in the order entry_SYSCALL_64 makes them."""
+    """The SYSRET checks of every kernel; the order is the kernel's own
+    (``engine.kernel.spec(name).checks``): v5.8.13 and 6.1 in assembly, 6.12 in C."""
 
     RCX_EQ_RIP = "rcx_eq_rip"
     CANONICAL_RIP = "canonical_rip"
@@ -63,6 +64,7 @@ class CheckName(StrEnum):
     R11_EQ_RFLAGS = "r11_eq_rflags"
     NO_RF_TF = "no_rf_tf"
     SS_USER = "ss_user"
+    RIP_BELOW_TASK_SIZE_MAX = "rip_below_task_size_max"  # 6.12, instead of canonical_rip
 
 
 class CheckResult(StrEnum):
@@ -78,6 +80,7 @@ class Relation(StrEnum):
     EQUAL = "equal"  # cmp: passes when left == right
     CANONICAL = "canonical"  # cmp with the sign-extended copy: passes when equal
     BITS_CLEAR = "bits_clear"  # test: passes when left & right == 0
+    BELOW = "below"  # 6.12's C: passes when left < right (unsigned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +155,20 @@ class Fault:
     address: int | None = None  # CR2 for #PF
     modelled: bool = False
     reason: str = ""
+    #: The error code the CPU pushes, where the SDM fixes it (None: the vector pushes
+    #: none, or it names a selector Unicorn does not report).  Always modelled:
+    #: Unicorn hands exceptions to a hook instead of delivering them.
+    error_code: int | None = None
 
     def describe(self, tag_modelled: bool = True) -> str:
         where = f" address {self.address:#x}" if self.address is not None else ""
+        code = ""
+        if self.error_code is not None:  # always modelled: say so unless the whole fault is
+            code = f", error code {self.error_code:#x}" + ("" if self.modelled else " (modelled)")
         tag = " [modelled]" if self.modelled and tag_modelled else ""
         why = f": {self.reason}" if self.reason else ""
         head = f"{self.name} (vector {self.vector}) at CPL {self.cpl}, RIP {self.rip:#018x}"
-        return f"{head}{where}{tag}{why}"
+        return f"{head}{where}{code}{tag}{why}"
 
 
 @dataclass(frozen=True, slots=True)

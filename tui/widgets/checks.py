@@ -1,4 +1,8 @@
-"""The six SYSRET-eligibility checks of v5.8 in the order the entry code makes them."""
+"""The six SYSRET-eligibility checks in the order the kernel makes them.
+
+v5.8.13 and 6.1 make them in entry_SYSCALL_64's assembly; 6.12 in C at the end of
+do_syscall_64, where the panel shows each as the C condition SYSRET needs.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,17 @@ CHECK_TITLES: dict[str, str] = {
     "r11_eq_rflags": "R11 == RFLAGS",
     "no_rf_tf": "no RF, no TF",
     "ss_user": "SS == __USER_DS",
+    "rip_below_task_size_max": "RIP < TASK_SIZE_MAX",
+}
+
+#: 6.12: what do_syscall_64's C requires for SYSRET, one condition per check.
+C_TITLES: dict[str, str] = {
+    "rcx_eq_rip": "regs->cx == regs->ip",
+    "r11_eq_rflags": "regs->r11 == regs->flags",
+    "cs_user": "regs->cs == __USER_CS",
+    "ss_user": "regs->ss == __USER_DS",
+    "rip_below_task_size_max": "regs->ip < TASK_SIZE_MAX",
+    "no_rf_tf": "!(regs->flags & (RF | TF))",
 }
 
 #: Why SYSRET cannot be used when a check fails: one line each.
@@ -39,6 +54,11 @@ CHECK_REASONS: dict[str, str] = {
     "r11_eq_rflags": "SYSRET loads RFLAGS from R11, so R11 must hold the saved flags.",
     "no_rf_tf": "SYSRET cannot restore RF, and a set TF would trap right after SYSRET.",
     "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
+    "rip_below_task_size_max": (
+        "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "
+        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and the last page "
+        "below the hole goes too."
+    ),
 }
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
@@ -48,7 +68,7 @@ def check_detail(check: CheckState) -> str:
     """The values a check compared, from its operands (hex without padding, so that a
     comparison fits on one line of the panel)."""
     if check.result is CheckResult.REMOVED:
-        return "not in this kernel (what-if: [machine] remove_checks)"
+        return "not in this kernel (what-if: machine.remove_checks)"
     left, right = check.left, check.right
     if left is None or right is None or check.result is CheckResult.NOT_REACHED:
         return ""
@@ -62,6 +82,8 @@ def check_detail(check: CheckState) -> str:
         if bits:
             return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
         return f"{left.label} {left.value:#x}: RF and TF clear"
+    if check.relation is Relation.BELOW:
+        return f"{left.label} {left.value:#x} {'<' if ok else '≥'} {right.label} {right.value:#x}"
     return f"{left.label} {left.value:#x} {'==' if ok else '≠'} {right.label} {right.value:#x}"
 
 
@@ -107,7 +129,13 @@ class ChecksPanel(LinePanel):
     checks: reactive[tuple[CheckState, ...]] = reactive((), repaint=False)
     """The six checks as of the current step."""
 
+    in_c: reactive[bool] = reactive(False, repaint=False)
+    """The kernel makes the checks in C (6.12): show them as C conditions."""
+
     def watch_checks(self) -> None:
+        self.rebuild()
+
+    def watch_in_c(self) -> None:
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
@@ -117,7 +145,11 @@ class ChecksPanel(LinePanel):
         lines = self._verdict(checks, failure)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
-            title = CHECK_TITLES.get(check.name, check.name)
+            if self.in_c:
+                # the C condition is longer than the column: it gets a line of its own
+                title = ""
+            else:
+                title = CHECK_TITLES.get(check.name, check.name)
             if check.result == "pass":
                 style = self.style("checks--pass")
                 verdict = ""
@@ -130,8 +162,13 @@ class ChecksPanel(LinePanel):
             else:
                 style = self.style("checks--pending")
                 verdict = "skipped" if failure is not None else "pending"
-            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
+            if self.in_c:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<24}"
+            else:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
             lines.append(Content.assemble((head, style), (verdict, style)))
+            if self.in_c:
+                lines.append(Content.assemble((f"    C: {C_TITLES.get(check.name, '')}", style)))
             detail = check_detail(check)
             if detail:
                 for text in wrap(detail, width):
@@ -144,6 +181,12 @@ class ChecksPanel(LinePanel):
     def _verdict(self, checks: tuple[CheckState, ...], failure: CheckState | None) -> list[Content]:
         if failure is not None:
             style = self.style("checks--verdict-iret")
+            if self.in_c:
+                return [
+                    Content.assemble((f"✗ {failure.name} failed:", style)),
+                    Content.assemble(("  do_syscall_64 returns false → IRET via", style)),
+                    Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
+                ]
             return [
                 Content.assemble((f"✗ {failure.name} failed → slow exit, IRET via", style)),
                 Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
@@ -154,11 +197,17 @@ class ChecksPanel(LinePanel):
             head = (
                 "all six passed" if passed == len(checks) else f"{passed} passed, the rest removed"
             )
+            how = "true" if self.in_c else "fast exit"
             return [
-                Content.assemble((f"✓ {head} → fast exit, SYSRET via", style)),
+                Content.assemble((f"✓ {head} → {how}, SYSRET via", style)),
                 Content.assemble(("  syscall_return_via_sysret", style)),
             ]
         style = self.style("checks--verdict-pending")
+        if self.in_c:
+            return [
+                Content.assemble(("verdict pending: the checks run in C", style)),
+                Content.assemble(("at the end of do_syscall_64", style)),
+            ]
         return [
             Content.assemble(("verdict pending: the checks run after", style)),
             Content.assemble(("do_syscall_64 returns", style)),
