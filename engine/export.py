@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from engine.checks import describe
 from engine.constants import flag_names
+from engine.kernel.variants import C_CHECK_SOURCE, spec
 from engine.trace import Regs, StackSlot, Step, Trace
 
 LANGS = ("en", "ja")
@@ -230,7 +231,14 @@ def _groups(steps: tuple[Step, ...]) -> list[_Group]:
     return out
 
 
-def _rows(group: _Group, trace: Trace, seen: set[int]) -> list[list[str]]:
+def _listed_before(step: Step, seen: set[tuple[int, str]]) -> bool:
+    """The same instruction (address and text) already has a row, and this step is an
+    ordinary re-run of it: a modelled step (the C code's pseudo-steps share an address)
+    always gets its own row."""
+    return (step.rip, step.text) in seen and not step.modelled
+
+
+def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[str]]:
     """A row per step; a run of steps re-running instructions already listed becomes one
     row with what the run changed (a loop up to the step cap stays readable)."""
     rows: list[list[str]] = []
@@ -239,8 +247,8 @@ def _rows(group: _Group, trace: Trace, seen: set[int]) -> list[list[str]]:
     while i < len(steps):
         step = steps[i]
         before = trace.steps[step.index - 1].regs if step.index else trace.initial
-        if step.rip not in seen:
-            seen.add(step.rip)
+        if not _listed_before(step, seen):
+            seen.add((step.rip, step.text))
             what = code(step.text)
             if step.source_line is None and step.source and step.source != step.text:
                 what += " " + esc(_("from")) + " " + code(step.source)
@@ -249,7 +257,7 @@ def _rows(group: _Group, trace: Trace, seen: set[int]) -> list[list[str]]:
             i += 1
             continue
         j = i
-        while j + 1 < len(steps) and steps[j + 1].rip in seen:
+        while j + 1 < len(steps) and _listed_before(steps[j + 1], seen):
             j += 1
         run = steps[i : j + 1]
         last = run[-1]
@@ -300,7 +308,7 @@ def _context(trace: Trace, group: _Group, previous: Step | None) -> list[int]:
 
 def _listing(trace: Trace) -> Iterator[str]:
     numbers = {s.number: s for s in trace.source}
-    seen: set[int] = set()
+    seen: set[tuple[int, str]] = set()
     previous: Step | None = None
     head = [_("step"), _("address"), _("instruction"), _("what it did")]
     for group in _groups(trace.steps):
@@ -373,6 +381,17 @@ def _check_notes(trace: Trace, name: str) -> list[str]:
     return []
 
 
+def _check_why(trace: Trace, name: str) -> str:
+    """Why the kernel makes the check: the entry code's note for an assembly check, the
+    C source line for one tested in C (6.12's do_syscall_64, modelled)."""
+    notes = _check_notes(trace, name)
+    if notes:
+        return " ".join(esc(_(note)) for note in notes)
+    if name in spec(trace.kernel).c_checks and name in C_CHECK_SOURCE:
+        return f"{code(C_CHECK_SOURCE[name])} *({esc(_('C, modelled'))})*"
+    return ""
+
+
 def _checks(trace: Trace) -> Iterator[str]:
     rows = []
     for number, check in enumerate(trace.checks, start=1):
@@ -383,7 +402,7 @@ def _checks(trace: Trace) -> Iterator[str]:
                 code(check.name),
                 f"**{esc(result)}**" if check.result == "fail" else esc(result),
                 esc(_(describe(check))),
-                " ".join(esc(_(note)) for note in _check_notes(trace, check.name)),
+                _check_why(trace, check.name),
             ]
         )
     head = ["#", _("check"), _("result"), _("values compared"), _("why the kernel checks it")]
