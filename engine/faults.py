@@ -15,14 +15,11 @@ import re
 from capstone import CS_AC_WRITE, CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_MEM
 
-from engine.constants import EXCEPTION_NAMES
+from engine.constants import EXCEPTION_NAMES, VEC_PF
 from engine.machine import Machine
 from engine.model import error_code
 from engine.paging import NX, US
 from engine.trace import Fault
-
-#: Exception vectors the engine names (Intel SDM vol. 3A, table 6-1).
-VEC_DB, VEC_BP, VEC_UD, VEC_GP, VEC_PF = 1, 3, 6, 13, 14
 
 #: The longest x86 instruction: a fetch fault is at most this far past RIP.
 MAX_INSN = 15
@@ -78,4 +75,4 @@ def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: in
     return Fault(intno, name, cpl, rip, cr2, False, "", pf)
 
 
-__all__ = ["VEC_BP", "VEC_DB", "VEC_GP", "VEC_PF", "VEC_UD", "from_interrupt", "is_io"]
+__all__ = ["from_interrupt", "is_io", "writes_memory"]

@@ -22,6 +22,7 @@ from engine.constants import (
     CR0_PE,
     CR0_PG,
     CR0_WP,
+    CR3_PCID_MASK,
     CR4_LA57,
     CR4_PAE,
     CR4_PCIDE,
@@ -41,9 +42,11 @@ from engine.constants import (
     MSR_SYSCALL_MASK,
     PTI_USER_PCID_MASK,
     PTI_USER_PGTABLE_MASK,
+    RFLAGS_FIXED,
     STAR_VALUE,
     TSS_SELECTOR,
     TSS_SIZE,
+    X86_CR3_PCID_NOFLUSH,
     TSS_io_bitmap_base,
     TSS_sp0,
 )
@@ -152,7 +155,6 @@ class Machine:
     rflags_reg: RegisterFile = field(init=False)
     cs_reg: RegisterFile = field(init=False)
     transition_regs: RegisterFile = field(init=False)
-    control_regs: RegisterFile = field(init=False)
     msr: MsrAccess = field(init=False)
     _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
     _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
@@ -177,7 +179,6 @@ class Machine:
         self.transition_regs = RegisterFile(
             self.uc, (X.UC_X86_REG_RCX, X.UC_X86_REG_R11, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP)
         )
-        self.control_regs = RegisterFile(self.uc, (X.UC_X86_REG_CR0, X.UC_X86_REG_CR4))
         self.msr = MsrAccess(self.uc)
         self._build_memory()
         self._build_cpu()
@@ -297,7 +298,7 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, RFLAGS_FIXED)
         self._kernel_ctx = uc.context_save()
 
     @functools.cached_property
@@ -419,8 +420,9 @@ class Machine:
             for rname, addr in self.named_regions():
                 w = self.walk(cr3, addr)
                 regions.append(MappedRegion(rname, addr, w.mapped, w.phys, w.describe()))
-            pcid = cr3 & 0xFFF if self.config.pcid else 0
-            out.append(RootSummary(name, cr3, cr3 & ~0xFFF & ((1 << 63) - 1), pcid, tuple(regions)))
+            pcid = cr3 & CR3_PCID_MASK if self.config.pcid else 0
+            pgd = cr3 & ~CR3_PCID_MASK & ~X86_CR3_PCID_NOFLUSH
+            out.append(RootSummary(name, cr3, pgd, pcid, tuple(regions)))
         return tuple(out)
 
     def msrs(self) -> dict[str, int]:

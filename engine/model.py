@@ -40,6 +40,10 @@ from engine.constants import (
     RF,
     RFLAGS_FIXED,
     SYSRET_RFLAGS_KEEP,
+    VEC_AC,
+    VEC_DF,
+    VEC_GP,
+    VEC_PF,
     VM,
     X86_CR3_PCID_NOFLUSH,
     is_canonical,
@@ -53,8 +57,6 @@ assert SYSRET_RFLAGS_KEEP == 0x3FFFFF & ~(RF | VM) & ~_RESERVED_ZERO
 #: IOPL's position in RFLAGS.
 IOPL_SHIFT = 12
 
-#: Exception vectors (Intel SDM vol. 3A, table 6-1) that push an error code.
-VEC_DF, VEC_TS, VEC_NP, VEC_SS, VEC_GP, VEC_PF, VEC_AC = 8, 10, 11, 12, 13, 14, 17
 
 #: #PF error-code bits (Intel SDM vol. 3A, 4.7).
 PF_PRESENT, PF_WRITE, PF_USER, PF_FETCH = 0x1, 0x2, 0x4, 0x10

@@ -17,7 +17,6 @@ RW = 1 << 1
 US = 1 << 2
 A = 1 << 5
 D = 1 << 6
-PS = 1 << 7
 NX = 1 << 63
 ADDR_MASK = 0x000FFFFFFFFFF000
 

@@ -43,12 +43,15 @@ from engine.constants import (
     MSR_STAR,
     MSR_SYSCALL_MASK,
     SYSRET_RFLAGS_KEEP,
+    VEC_DB,
+    VEC_GP,
+    VEC_UD,
     ZF,
     TSS_io_bitmap_base,
     user_space_top,
 )
 from engine.errors import HookError
-from engine.faults import VEC_DB, VEC_GP, VEC_UD, from_interrupt, is_io
+from engine.faults import from_interrupt, is_io
 from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
@@ -63,7 +66,7 @@ from engine.model import (
     sysret_faults,
     sysret_rflags,
 )
-from engine.recorder import Pending, StepRecorder
+from engine.recorder import WORD, Pending, StepRecorder
 from engine.scenario import Scenario
 from engine.syscalls import PtRegs, do_syscall_64
 from engine.trace import (
@@ -230,7 +233,7 @@ class Run:
     def _on_mem_write(
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
-        a = self.rec.virt(address) & ~7
+        a = self.rec.virt(address) & ~(WORD - 1)
         self.rec.wrote(a)
         if self.pending is not None:
             self.pending.writes.append(a)
@@ -239,7 +242,7 @@ class Run:
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
         if self.pending is not None:
-            self.pending.reads.append(self.rec.virt(address) & ~7)
+            self.pending.reads.append(self.rec.virt(address) & ~(WORD - 1))
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
@@ -259,7 +262,11 @@ class Run:
         if address in self.pts.swapgs:
             self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
         elif address in self.pts.mov_cr3:
-            self._event(Event(EventKind.CR3_SWITCH, "MOV to CR3: page-table root switch"))
+            _, value = self._mov_cr3_source(address)
+            self.pending.cr3_written = value
+            self._event(
+                Event(EventKind.CR3_SWITCH, f"MOV to CR3 {value:#x}: page-table root switch")
+            )
         action = self.actions.get(address)
         if action is not None:
             action(address)
@@ -338,9 +345,7 @@ class Run:
         Unicorn would store it (and, with 5-level paging, walk from a bogus root), so the
         bit is taken out of the source register for the MOV and put back right after.
         """
-        asm = self.img.by_address[address]
-        reg = GPRS[asm.text.split()[1].rstrip(",").lstrip("%")]
-        value = int(self.uc.reg_read(reg))
+        reg, value = self._mov_cr3_source(address)
         stored = cr3_as_stored(value, self.pcide)
         if stored != value:
             self.uc.reg_write(reg, stored)
@@ -353,6 +358,12 @@ class Run:
                     modelled=True,
                 )
             )
+
+    def _mov_cr3_source(self, address: int) -> tuple[int, int]:
+        """The source register of the MOV to CR3 at *address*, and the value it holds."""
+        asm = self.img.by_address[address]
+        reg = GPRS[asm.text.split()[1].rstrip(",").lstrip("%")]
+        return reg, int(self.uc.reg_read(reg))
 
     def _fix_cr3_at(self, address: int) -> None:
         self._fix_cr3()
@@ -690,7 +701,6 @@ class Run:
             final=final,
             final_cpl=final.cpl,
             msrs=self.m.msrs(),
-            control=dict(zip(("CR0", "CR4"), self.m.control_regs.read(), strict=True)),
             roots=self.m.roots,
             source=self.img.source,
             symbols=dict(self.img.symbols),

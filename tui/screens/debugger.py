@@ -369,7 +369,10 @@ class DebuggerScreen(Screen[None]):
             changed=changed & {"fs_base", "gs_base", "kernel_gs_base"},
         )
         self._roots.view = RootsView(
-            trace.roots, regs.cr3, "cr3_switch" in kinds or "cr3" in changed
+            trace.roots,
+            regs.cr3,
+            "cr3_switch" in kinds or "cr3" in changed,
+            ran.cr3_written if ran is not None else None,
         )
 
         checks = timeline.checks(position)
