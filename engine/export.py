@@ -443,9 +443,7 @@ def _pt_regs(trace: Trace) -> Iterator[str]:
 def _machine(trace: Trace) -> Iterator[str]:
     yield f"## {esc(_('Machine'))}"
     yield ""
-    rows = [
-        [code(name), code(hx(value))] for name, value in {**trace.msrs, **trace.control}.items()
-    ]
+    rows = [[code(name), code(hx(value))] for name, value in trace.msrs.items()]
     yield from table([_("register"), _("value")], rows, "lr")
     yield ""
     rows = [
