@@ -138,6 +138,7 @@ CHECK_NAMES: tuple[str, ...] = (
 
 # Exception vectors (Intel SDM vol. 3A, table 6-1) the engine names in code.
 VEC_DB, VEC_BP, VEC_UD, VEC_DF, VEC_GP, VEC_PF, VEC_AC = 1, 3, 6, 8, 13, 14, 17
+VEC_NP, VEC_SS = 11, 12  # segment not present, stack-segment fault
 
 # The requested privilege level in a selector's low bits (= CPL for CS in long mode).
 SELECTOR_RPL_MASK = 3

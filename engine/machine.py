@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
@@ -135,6 +136,19 @@ class _PhysRegion:
     writable: bool = True
 
 
+def _coalesce(regions: Iterable[tuple[int, bytes | bytearray]]) -> list[tuple[int, bytes]]:
+    """Join regions that follow each other in physical memory (page-padded) into one each."""
+    out: list[tuple[int, bytearray]] = []
+    for base, data in sorted(regions, key=lambda r: r[0]):
+        padded = bytearray(data)
+        padded += bytes(-len(padded) % L.PAGE)
+        if out and out[-1][0] + len(out[-1][1]) == base:
+            out[-1][1].extend(padded)
+        else:
+            out.append((base, padded))
+    return [(base, bytes(data)) for base, data in out]
+
+
 @dataclass
 class Machine:
     """Unicorn plus everything the kernel expects to find in memory and in MSRs."""
@@ -255,12 +269,14 @@ class Machine:
         # Page tables are not written by the MMU (A/D preset) nor by the code: not restored.
         used = pt.alloc(1) - L.PHYS_PAGE_TABLES
         self.regions.insert(0, _PhysRegion(L.PHYS_PAGE_TABLES, pt.pool[:used], writable=False))
-        for r in self.regions:
-            size = (len(r.pristine) + L.PAGE - 1) // L.PAGE * L.PAGE
-            self.uc.mem_map(r.base, size, UC_PROT_ALL)
-            self.uc.mem_write(r.base, bytes(r.pristine))
+        # Physically adjacent regions (a [[memory]] range is one region per page) are mapped
+        # as one: Unicorn's mem_map costs grow with the number of regions already mapped,
+        # and 4096 one-page maps of a 16 MiB range took seconds.
+        for base, data in _coalesce((r.base, r.pristine) for r in self.regions):
+            self.uc.mem_map(base, (len(data) + L.PAGE - 1) // L.PAGE * L.PAGE, UC_PROT_ALL)
+            self.uc.mem_write(base, data)
         # What a run can change, restored before the next one.
-        self._pristine = [(r.base, bytes(r.pristine)) for r in self.regions if r.writable]
+        self._pristine = _coalesce((r.base, r.pristine) for r in self.regions if r.writable)
 
         pcid = self.config.pcid
         self.kernel_cr3 = self.kernel_pgd | (KERNEL_PCID if pcid else 0)

@@ -63,6 +63,7 @@ from engine.model import (
     io_faults,
     iret_faults,
     syscall_transition,
+    sysenter_faults,
     sysret_faults,
     sysret_rflags,
 )
@@ -184,6 +185,10 @@ class Run:
         assert scenario.code is not None
         #: The user's IN/OUT instructions, checked by the I/O-permission model.
         self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
+        #: The user's SYSENTERs: Unicorn runs past them as if they were NOPs.
+        self.sysenter_at = frozenset(
+            a for a, _, text in scenario.code.lines if text.split()[0] == "sysenter"
+        )
         self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
@@ -259,6 +264,8 @@ class Run:
             self._user_instruction()
             if address in self.io_at:
                 self._io(address)
+            if address in self.sysenter_at:
+                self._sysenter(address)
         if address in self.pts.swapgs:
             self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
         elif address in self.pts.mov_cr3:
@@ -282,6 +289,8 @@ class Run:
         self._user_instruction()
         if address in self.io_at:
             self._io(address)
+        if address in self.sysenter_at:
+            self._sysenter(address)
 
     def _after_step(self) -> None:
         """The model's part of the instruction that just completed (see ``after_step``)."""
@@ -301,6 +310,26 @@ class Run:
                 "port I/O at CPL 3 with IOPL 0, and the TSS I/O bitmap allows no port "
                 "(it starts past the TSS limit)",
             )
+
+    def _sysenter(self, address: int) -> None:
+        """SYSENTER in 64-bit mode: #UD on AMD (modelled); on Intel the other entry point.
+
+        Unicorn 2.1 treats SYSENTER as a hook call and goes on with the next bytes, which
+        neither vendor does, so the run stops here either way.
+        """
+        if sysenter_faults(self.sc.machine.cpu):
+            self._model_fault(
+                VEC_UD, address, "SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"
+            )
+        self._event(
+            Event(
+                EventKind.UNSUPPORTED,
+                "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
+                "emulated: only entry_SYSCALL_64 is",
+            )
+        )
+        self.stopped = "stopped at SYSENTER (entry_SYSENTER_compat is not emulated)"
+        raise _Stop
 
     def _user_instruction(self) -> None:
         if self.initial is None:

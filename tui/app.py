@@ -19,10 +19,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def default_scenario_dirs() -> tuple[Path, ...]:
-    """Where the picker looks for *.toml: the bundled scenarios, then the working directory."""
+    """Where the picker looks for *.toml: the bundled scenarios (those taken from the
+    kernel's x86 selftests in their own folder), then the working directory."""
     from engine import bundled_scenarios_dir
 
-    return (bundled_scenarios_dir(), Path.cwd())
+    bundled = bundled_scenarios_dir()
+    return (bundled, bundled / "selftests", Path.cwd())
 
 
 class SyscallTuiApp(App[int]):
@@ -57,8 +59,8 @@ def run_app(path: str | None) -> int:
     target = path if path is not None else str(default_scenario_path())
     try:
         trace = run_scenario(load_scenario(target))
-    except ScenarioError as error:
-        print(f"syscall-tui: {target}: {error}", file=sys.stderr)
+    except ScenarioError as error:  # its text names the file and is escaped
+        print(f"syscall-tui: {error}", file=sys.stderr)
         return 2
     app = SyscallTuiApp(trace)
     app.run()

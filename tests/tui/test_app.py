@@ -42,3 +42,9 @@ def test_default_dirs_start_with_the_bundled_scenarios() -> None:
     dirs = default_scenario_dirs()
     assert dirs[0].resolve() == SCENARIOS.resolve()
     assert Path.cwd() in dirs
+
+
+def test_the_picker_lists_the_selftest_scenarios() -> None:
+    found = dict(scenario_files(default_scenario_dirs()))
+    selftests = next(files for d, files in found.items() if d.name == "selftests")
+    assert "sysret_rip-sigreturn-to-2-47-v5.8-intel.toml" in [p.name for p in selftests]

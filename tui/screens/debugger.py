@@ -22,6 +22,7 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
+from engine.errors import escape
 from engine.kernel import spec
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
@@ -52,7 +53,8 @@ PANELS: tuple[tuple[str, str], ...] = (
 
 
 def scenario_name(trace: Trace) -> str:
-    return trace.scenario or (Path(trace.path).stem if trace.path else "scenario")
+    """The name to show: the scenario's own text, so control characters are escaped."""
+    return escape(trace.scenario or (Path(trace.path).stem if trace.path else "scenario"), 200)
 
 
 class DebuggerScreen(Screen[None]):
@@ -237,7 +239,7 @@ class DebuggerScreen(Screen[None]):
 
     def _at_end(self) -> None:
         stopped = self.timeline.trace.stopped or "the run ended"
-        self.notify(f"End of the trace: {stopped}", title="end", timeout=4)
+        self.notify(f"End of the trace: {escape(stopped)}", title="end", timeout=4, markup=False)
 
     # -- loading --------------------------------------------------------------------
 
@@ -253,30 +255,43 @@ class DebuggerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self, path: Path) -> None:
-        """Parse and run a scenario off the UI thread; the result comes back as a message."""
-        from engine import ScenarioError, load_scenario, run_scenario
+        """Parse and run a scenario in a child process; the result comes back as a message.
 
+        The child (tui.loader) keeps a hostile file's hangs, crashes and long runs away
+        from the UI; this worker thread only waits for it, and kills it when the worker
+        is cancelled (a newer load, or the app quitting).
+        """
+        from textual.worker import get_current_worker
+
+        from tui.loader import LoadError, load_in_child
+
+        worker = get_current_worker()
         try:
-            trace = run_scenario(load_scenario(str(path)))
-        except ScenarioError as error:
-            self.post_message(self.LoadFailed(str(path), str(error)))
-        except Exception as error:
-            # An engine bug on one scenario must not end the session the learner is in.
-            self.post_message(self.LoadFailed(str(path), f"{type(error).__name__}: {error}"))
+            trace = load_in_child(str(path), lambda: worker.is_cancelled)
+        except LoadError as error:
+            if not worker.is_cancelled:
+                self.post_message(self.LoadFailed(str(path), str(error)))
         else:
             self.post_message(self.Loaded(trace))
 
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
         self.set_trace(message.trace)
         name = scenario_name(message.trace)
-        self.notify(f"{name}: {len(message.trace.steps)} steps", title="loaded", timeout=4)
+        # markup=False: the name is the scenario's own text
+        self.notify(
+            f"{name}: {len(message.trace.steps)} steps",
+            title="loaded",
+            timeout=4,
+            markup=False,
+        )
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
         self.notify(
-            message.error,
-            title=f"could not load {Path(message.path).name}",
+            escape(message.error),
+            title=f"could not load {escape(Path(message.path).name, 80)}",
             severity="error",
             timeout=10,
+            markup=False,
         )
 
     def set_trace(self, trace: Trace) -> None:

@@ -9,9 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from engine.errors import escape
 
 #: TOML files that are certainly not scenarios: a project's own configuration, typically in
 #: the working directory the debugger is started from.
@@ -54,12 +57,14 @@ class ScenarioPicker(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         options: list[Option | None] = []
+        # File names are shown as text (Content), never read as markup: a file named
+        # "[red]x.toml" is listed as just that.
         for directory, files in scenario_files(self.directories):
-            options.append(Option(f"{directory}/", disabled=True))
+            options.append(Option(Content(f"{escape(str(directory))}/"), disabled=True))
             for path in files:
                 option_id = f"scenario-{len(self._paths)}"
                 self._paths[option_id] = path
-                options.append(Option(f"  {path.name}", id=option_id))
+                options.append(Option(Content(f"  {escape(path.name)}"), id=option_id))
             if not files:
                 options.append(Option("  (no *.toml here)", disabled=True))
         with Vertical(id="picker"):
