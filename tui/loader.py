@@ -47,8 +47,9 @@ class LoadError(Exception):
     """The scenario could not be loaded or run; the text is one escaped line."""
 
 
-def load_in_child(path: str, cancelled: Callable[[], bool]) -> Trace:
-    """Parse and run the scenario at *path* in a child; its trace, or :class:`LoadError`.
+def load_in_child(path: str, cancelled: Callable[[], bool], kernel: str | None = None) -> Trace:
+    """Parse and run the scenario at *path* (on *kernel*, when given) in a child; its
+    trace, or :class:`LoadError`.
 
     *cancelled* is polled while waiting; when it returns True the child is killed and
     :class:`LoadError` is raised.
@@ -57,7 +58,7 @@ def load_in_child(path: str, cancelled: Callable[[], bool]) -> Trace:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_end)
-        _child(path, write_end)
+        _child(path, write_end, kernel)
     os.close(write_end)
     reader = _Reader(read_end, cancelled)
     try:
@@ -135,7 +136,7 @@ def _send(fd: int, kind: str, payload: object) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
+def _child(path: str, out: int, kernel: str | None) -> None:  # pragma: no cover - child
     code = 1
     try:
         for sig in (signal.SIGWINCH, signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGCONT):
@@ -152,9 +153,11 @@ def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
 
         from engine import ScenarioError, load_scenario, run_scenario
         from engine.errors import escape
+        from engine.scenario import with_kernel
 
         try:
-            trace = run_scenario(load_scenario(path))
+            scenario = load_scenario(path)
+            trace = run_scenario(scenario if kernel is None else with_kernel(scenario, kernel))
         except ScenarioError as exc:
             _send(out, "error", str(exc))
         except Exception as exc:  # an engine bug on one file must not end the session
