@@ -2,7 +2,11 @@
 
     syscall-tui [SCENARIO]               the debugger (default scenario without one)
     syscall-tui trace SCENARIO [--json]  the step table, then the verdict
+    syscall-tui trace SCENARIO --format markdown [--lang ja]
+                                         an annotated listing of the run, in Markdown
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
+    syscall-tui serve [SCENARIO] [--port 8000] [--host 127.0.0.1]
+                                         the debugger in a browser, one instance per tab
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
     syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
                                          two runs side by side (see tui/compare_cli.py)
@@ -87,18 +91,50 @@ def _reraise_broken_pipe() -> None:
     raise BrokenPipeError
 
 
-def cmd_trace(path: str, as_json: bool) -> int:
+def cmd_trace(path: str, fmt: str, lang: str = "en") -> int:
     try:
         trace = run_scenario(load_scenario(path))
     except ScenarioError as exc:
         return _error(str(exc))
-    if as_json:
+    if fmt == "json":
         json.dump(trace_json(trace), sys.stdout, indent=1)
         sys.stdout.write("\n")
+        sys.stdout.flush()  # a closed pipe shows here, inside main's handler
+    elif fmt == "markdown":
+        from engine.export import ExportError, trace_markdown
+
+        try:
+            sys.stdout.write(trace_markdown(trace, lang))
+        except ExportError as exc:
+            return _error(str(exc))
         sys.stdout.flush()  # a closed pipe shows here, inside main's handler
     else:
         print_trace(trace)
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text!r}")
+    return port
+
+
+def cmd_serve(scenario: str | None, host: str, port: int, public_url: str | None) -> int:
+    if scenario is not None:
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            return _error(str(exc))
+    from tui.serve import serve
+
+    try:
+        return serve(scenario, host, port, public_url)
+    except OSError as exc:  # the address is taken or not ours
+        return _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _scenario_files(paths: list[str]) -> list[Path]:
@@ -182,13 +218,43 @@ def _main(argv: list[str] | None) -> int:
             from tui.compare_cli import main_compare
 
             return main_compare(args[1:])
+        if args and args[0] == "serve":
+            parser = argparse.ArgumentParser(
+                prog="syscall-tui serve",
+                description="Serve the debugger to web browsers; each tab runs its own instance.",
+            )
+            parser.add_argument("scenario", nargs="?", help="scenario file (default: getpid)")
+            parser.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free)")
+            parser.add_argument(
+                "--host",
+                default="127.0.0.1",
+                help="address to listen on (default 127.0.0.1; anyone reaching another "
+                "address runs the app)",
+            )
+            parser.add_argument(
+                "--public-url",
+                help="the URL browsers use, when it is not the address they connect to "
+                "(behind a proxy)",
+            )
+            ns = parser.parse_args(args[1:])
+            return cmd_serve(ns.scenario, ns.host, ns.port, ns.public_url)
         if args and args[0] in ("trace", "check"):
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
                 parser.add_argument("scenario")
-                parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+                parser.add_argument(
+                    "--format", choices=("table", "json", "markdown"), default="table"
+                )
+                parser.add_argument(
+                    "--json", dest="format", action="store_const", const="json",
+                    help="the same as --format json",
+                )  # fmt: skip
+                parser.add_argument(
+                    "--lang", choices=("en", "ja"), default="en",
+                    help="language of the markdown listing's explanations",
+                )  # fmt: skip
                 ns = parser.parse_args(args[1:])
-                return cmd_trace(ns.scenario, ns.json)
+                return cmd_trace(ns.scenario, ns.format, ns.lang)
             parser.add_argument("paths", nargs="+", help="scenario files or folders")
             ns = parser.parse_args(args[1:])
             return cmd_check(ns.paths)
@@ -196,8 +262,8 @@ def _main(argv: list[str] | None) -> int:
             prog="syscall-tui",
             description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
             "scenario's [machine] kernel says) on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--json], check PATH..., gdb SCENARIO [--port N], "
-            "compare A [B] ...",
+            "Subcommands: trace SCENARIO [--format table|json|markdown], check PATH..., "
+            "gdb SCENARIO [--port N], compare A [B] ..., serve [SCENARIO] [--port N] [--host ADDR]",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
