@@ -1,7 +1,7 @@
 """The ``syscall-tui`` command: open the debugger, print a trace, or check scenarios.
 
     syscall-tui [SCENARIO]               the debugger (default scenario without one)
-    syscall-tui trace SCENARIO [--json]  the step table, then the verdict
+    syscall-tui trace SCENARIO [--format table|json]  the step table, then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
 
 A broken scenario prints one line naming the file and key and exits with status 2.
@@ -10,14 +10,19 @@ A broken scenario prints one line naming the file and key and exits with status 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from engine import EngineError, ScenarioError, load_scenario, run_scenario
 from engine.constants import flag_names
-from engine.report import expectation_mismatches, trace_json
-from engine.trace import Trace
+from engine.report import expectation_mismatches
+from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
 
@@ -27,49 +32,129 @@ def _error(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def print_trace(trace: Trace) -> None:
-    """A readable step table, then the verdict."""
-    from rich.console import Console
-    from rich.table import Table
+#: A trace output format: writes the whole trace to a text stream.
+Writer = Callable[[Trace, TextIO], None]
 
-    console = Console(highlight=False)
-    table = Table(title=f"{trace.scenario} · {trace.kernel} · {trace.cpu}", expand=False)
-    for col in ("#", "CPL", "rip", "instruction", "source", "events"):
-        table.add_column(col, overflow="fold")
-    for s in trace.steps:
-        events = "; ".join(("[modelled] " if e.modelled else "") + e.text for e in s.events)
-        table.add_row(
-            str(s.index), str(s.cpl), f"{s.rip:016x}", s.text, s.source, events,
-            style="bold" if s.events else None,
-        )  # fmt: skip
-    console.print(table)
+#: ``--format`` choices by name.  A new format is one function under ``@trace_format("name")``.
+TRACE_FORMATS: dict[str, Writer] = {}
+
+
+def trace_format(name: str) -> Callable[[Writer], Writer]:
+    """Register a writer as ``syscall-tui trace --format NAME``."""
+
+    def register(writer: Writer) -> Writer:
+        TRACE_FORMATS[name] = writer
+        return writer
+
+    return register
+
+
+def step_number(step: Step) -> int:
+    """The number a person sees for a step: 1 is the first instruction, as in the app
+    (position N is "after step N", and ``g N`` goes there)."""
+    return step.index + 1
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def failed_check_words(trace: Trace) -> str:
+    """The first failed check, "none" when every check that ran passed, or "no check ran"
+    when the run never reached them (a fault, the step cap)."""
+    if trace.failed_check:
+        return trace.failed_check
+    if all(c.result == "not_reached" for c in trace.checks):
+        return "no check ran"
+    return "none"
+
+
+def event_text(event: Event) -> str:
+    return ("[modelled] " if event.modelled else "") + event.text
+
+
+@trace_format("table")
+def write_table(trace: Trace, out: TextIO) -> None:
+    """A plain fixed-width table, then the verdict.
+
+    No wrapping and no terminal width: a row is one line however long, so a value is never
+    split, whether the output goes to a terminal, a file or a pipe.
+    """
+    steps = trace.steps
+    number_width = max(len("step"), len(str(len(steps))))
+    text_width = max((len(s.text) for s in steps), default=0)
+    source_width = min(max((len(s.source.strip()) for s in steps), default=0), 60)
+    write = out.write
+    write(f"{trace.scenario} · {trace.kernel} · {trace.cpu}\n")
+    header = (
+        f"{'step':>{number_width}}  CPL  {'rip':<16}  {'instruction':<{text_width}}  "
+        f"{'source':<{source_width}}  events"
+    )
+    write(header.rstrip() + "\n")
+    rows = []
+    for s in steps:
+        events = "; ".join(event_text(e) for e in s.events)
+        row = (
+            f"{step_number(s):>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
+            f"{s.text:<{text_width}}  {s.source.strip():<{source_width}}  {events}"
+        )
+        rows.append(row.rstrip())
+    if rows:
+        write("\n".join(rows))
+        write("\n")
+    write_verdict(trace, out)
+
+
+def write_verdict(trace: Trace, out: TextIO) -> None:
     final = trace.final
-    console.print(f"exit path:    {trace.exit or '—'}")
-    console.print(f"failed check: {trace.failed_check or 'none'}")
-    for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:14} {c.detail}")
+    lines = [
+        f"steps:        {len(trace.steps)}",
+        f"exit path:    {trace.exit or '—'}",
+        f"failed check: {failed_check_words(trace)}",
+    ]
+    lines.extend(f"  {c.result:12} {c.name:14} {c.detail}".rstrip() for c in trace.checks)
     if trace.handler:
-        console.print("do_syscall_64: " + "; ".join(trace.handler))
+        lines.append("do_syscall_64: " + "; ".join(trace.handler))
     if trace.fault:
-        console.print(f"fault:        {trace.fault.describe()}", style="bold red")
+        lines.append(f"fault:        {trace.fault.describe()}")
     if final is not None:
-        console.print(
+        lines.append(
             f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
-    console.print(f"stopped:      {trace.stopped}")
+    lines.append(f"stopped:      {trace.stopped}")
+    out.write("\n".join(lines) + "\n")
 
 
-def cmd_trace(path: str, as_json: bool) -> int:
+@trace_format("json")
+def write_json(trace: Trace, out: TextIO) -> None:
+    """The trace as JSON (see engine.report.trace_json)."""
+    from engine.report import trace_json
+
+    json.dump(trace_json(trace), out, indent=1)
+    out.write("\n")
+
+
+def print_trace(trace: Trace) -> None:
+    """The step table, then the verdict, on stdout."""
+    write_table(trace, sys.stdout)
+
+
+def cmd_trace(path: str, output: str = "table") -> int:
     try:
         trace = run_scenario(load_scenario(path))
     except ScenarioError as exc:
         return _error(str(exc))
-    if as_json:
-        json.dump(trace_json(trace), sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print_trace(trace)
+    # One write of the whole text: 10,000 rows cost one system call, not 10,000.
+    buffer = io.StringIO()
+    TRACE_FORMATS[output](trace, buffer)
+    try:
+        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `syscall-tui trace X | head`: the reader has what it wanted.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -88,7 +173,7 @@ def cmd_check(paths: list[str]) -> int:
     files = _scenario_files(paths)
     if not files:
         return _error(f"no scenario files in {' '.join(paths)}")
-    bad_input = failed = 0
+    bad_input = failed = skipped = passed = 0
     for f in files:
         try:
             sc = load_scenario(f)
@@ -97,17 +182,27 @@ def cmd_check(paths: list[str]) -> int:
             print(f"ERROR {exc}")
             bad_input += 1
             continue
-        problems = expectation_mismatches(sc, trace)
         if not sc.expect.given:
+            # Nothing to compare: neither a pass nor a failure.
+            skipped += 1
             print(f"SKIP  {f}: no [expect]")
-        elif problems:
+            continue
+        problems = expectation_mismatches(sc, trace)
+        if problems:
             failed += 1
             print(f"FAIL  {f}: " + "; ".join(problems))
         else:
-            verdict = f"exit {trace.exit or 'none'}, failed check {trace.failed_check or 'none'}"
+            passed += 1
+            verdict = f"exit {trace.exit or 'none'}, failed check {failed_check_words(trace)}"
             print(f"ok    {f}: {verdict}")
-    print(f"{len(files) - failed - bad_input} passed, {failed} failed", end="")
-    print(f", {bad_input} broken" if bad_input else "")
+    summary = f"{passed} passed, {failed} failed"
+    if skipped:
+        summary += f", {skipped} skipped (no [expect])"
+    if bad_input:
+        summary += f", {bad_input} broken"
+    if not passed and not failed:
+        summary += ": no check ran"
+    print(summary)
     if bad_input:
         return EXIT_BAD_INPUT
     return 1 if failed else 0
@@ -120,16 +215,22 @@ def main(argv: list[str] | None = None) -> int:
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
                 parser.add_argument("scenario")
-                parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+                parser.add_argument(
+                    "--format",
+                    choices=sorted(TRACE_FORMATS),
+                    default="table",
+                    help="table (plain fixed-width text, the default) or another format",
+                )
+                parser.add_argument("--json", action="store_true", help="same as --format json")
                 ns = parser.parse_args(args[1:])
-                return cmd_trace(ns.scenario, ns.json)
+                return cmd_trace(ns.scenario, "json" if ns.json else ns.format)
             parser.add_argument("paths", nargs="+", help="scenario files or folders")
             ns = parser.parse_args(args[1:])
             return cmd_check(ns.paths)
         parser = argparse.ArgumentParser(
             prog="syscall-tui",
             description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--json], check PATH...",
+            "Subcommands: trace SCENARIO [--format table|json], check PATH...",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
