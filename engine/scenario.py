@@ -205,6 +205,8 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
     if not statements:
         raise reader.fail("user.code", "expected at least one instruction")
     hexed = [hexify_decimals(s) for s in statements]
+    # Errors quote what the user wrote ($39), not the rewrite Keystone was given ($0x27).
+    written = dict(zip(hexed, statements, strict=True))
     try:
         encoding, _ = keystone().asm("\n".join(hexed), address)
     except Exception as exc:  # KsError: the message says what Keystone disliked
@@ -230,7 +232,7 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
             except Exception:  # a label reference: judged with the whole block
                 continue
             if not enc:
-                raise reader.fail("user.code", f"does not assemble: {stmt!r}")
+                raise reader.fail("user.code", f"does not assemble: {written[stmt]!r}")
         raise reader.fail(
             "user.code",
             f"{len(real)} statements assembled to {len(insns)} instructions; "
@@ -248,9 +250,9 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         if not is_branch and " " in stmt and not wanted <= got | {1, 2, 4, 8}:
             raise reader.fail(
                 "user.code",
-                f"Keystone assembled {stmt!r} as {text!r}; refusing a silent wrong byte",
+                f"Keystone assembled {written[stmt]!r} as {text!r}; refusing a silent wrong byte",
             )
-        lines.append((insn.address, statements[hexed.index(stmt)], text))
+        lines.append((insn.address, written[stmt], text))
     return UserCode(source, address, code, tuple(lines))
 
 

@@ -50,6 +50,10 @@ PANELS: tuple[tuple[str, str], ...] = (
 )
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def scenario_name(trace: Trace) -> str:
     return trace.scenario or (Path(trace.path).stem if trace.path else "scenario")
 
@@ -268,7 +272,9 @@ class DebuggerScreen(Screen[None]):
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
         self.set_trace(message.trace)
         name = scenario_name(message.trace)
-        self.notify(f"{name}: {len(message.trace.steps)} steps", title="loaded", timeout=4)
+        self.notify(
+            f"{name}: {plural(len(message.trace.steps), 'step')}", title="loaded", timeout=4
+        )
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
         self.notify(
@@ -368,6 +374,7 @@ class DebuggerScreen(Screen[None]):
 
         fault = timeline.fault_at(position)
         self._fault.fault = fault
+        self._verdict.fault = fault.name if fault is not None else ""
 
         status = self._status
         status.position = position

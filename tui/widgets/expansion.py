@@ -149,14 +149,15 @@ class MacroExpansion(LinePanel):
         if end < len(rows):
             lines.append(Content.assemble((f"  ⋮ {len(rows) - end} more", more)))
         if not fits_bytes:
-            focus = next((r for r in rows if r.ran), None) or next(
-                (r for r in rows if r.upcoming), None
-            )
-            if focus is not None:
-                lines.append(
-                    Content.assemble(
-                        ("  bytes ", more),
-                        (focus.code.hex(" "), self.style("expansion--bytes")),
+            # One bytes row per marked instruction, with its marker: the bytes shown are
+            # always those of the instruction they sit next to.
+            for row in rows[start:end]:
+                if row.ran or row.upcoming:
+                    marker = "▶" if row.upcoming else "●"
+                    lines.append(
+                        Content.assemble(
+                            (f"  {marker} bytes ", more),
+                            (row.code.hex(" "), self.style("expansion--bytes")),
+                        )
                     )
-                )
         return lines
