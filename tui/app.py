@@ -19,10 +19,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def default_scenario_dirs() -> tuple[Path, ...]:
-    """Where the picker looks for *.toml: the bundled scenarios, then the working directory."""
-    from engine import bundled_scenarios_dir
+    """Where the picker looks for *.toml: what the user is working on first (./scenarios,
+    then the working directory), the scenarios shipped with the package after."""
+    from engine.scenario import bundled_scenarios_dir
 
-    return (bundled_scenarios_dir(), Path.cwd())
+    cwd = Path.cwd()
+    return (cwd / "scenarios", cwd, bundled_scenarios_dir())
 
 
 class SyscallTuiApp(App[int]):

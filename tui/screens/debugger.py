@@ -252,7 +252,9 @@ class DebuggerScreen(Screen[None]):
             if path is not None:
                 self.load(path)
 
-        self.app.push_screen(ScenarioPicker(self.scenario_dirs), chosen)
+        from engine.scenario import bundled_scenarios_dir
+
+        self.app.push_screen(ScenarioPicker(self.scenario_dirs, bundled_scenarios_dir()), chosen)
 
     @work(thread=True, exclusive=True, group="load")
     def load(self, path: Path) -> None:
