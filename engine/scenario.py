@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,10 @@ from engine.asm import capstone, hexify_decimals, keystone
 from engine.constants import CHECK_NAMES, EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
 from engine.machine import MachineConfig
+
+# Re-exported: they used to live here.
+from engine.paths import bundled_scenarios_dir as bundled_scenarios_dir
+from engine.paths import default_scenario_path as default_scenario_path
 
 USER_REGS = (
     "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
@@ -390,16 +393,3 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as exc:
         raise ScenarioError(p, None, f"cannot read: {exc.strerror}") from None
     return parse_scenario(text, p)
-
-
-def bundled_scenarios_dir() -> Path:
-    """The shipped scenarios: inside the installed package, or scenarios/ of a checkout."""
-    installed = Path(str(resources.files("engine"))) / "scenarios"  # the wheel puts them here
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def default_scenario_path() -> str:
-    """The built-in default scenario: getpid through the SYSRET fast path."""
-    return str(bundled_scenarios_dir() / "getpid.toml")

@@ -19,9 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from engine import EngineError, ScenarioError, load_scenario, run_scenario
-from engine.constants import flag_names
-from engine.report import expectation_mismatches
+from engine.errors import EngineError, ScenarioError
 from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
@@ -106,6 +104,8 @@ def write_table(trace: Trace, out: TextIO) -> None:
 
 
 def write_verdict(trace: Trace, out: TextIO) -> None:
+    from engine.constants import flag_names
+
     final = trace.final
     lines = [
         f"steps:        {len(trace.steps)}",
@@ -141,6 +141,8 @@ def print_trace(trace: Trace) -> None:
 
 
 def cmd_trace(path: str, output: str = "table") -> int:
+    from engine import load_scenario, run_scenario
+
     try:
         trace = run_scenario(load_scenario(path))
     except ScenarioError as exc:
@@ -170,6 +172,9 @@ def _scenario_files(paths: list[str]) -> list[Path]:
 
 
 def cmd_check(paths: list[str]) -> int:
+    from engine import load_scenario, run_scenario
+    from engine.report import expectation_mismatches
+
     files = _scenario_files(paths)
     if not files:
         return _error(f"no scenario files in {' '.join(paths)}")
@@ -234,12 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
-        if ns.scenario is not None:
-            try:
-                load_scenario(ns.scenario)
-            except ScenarioError as exc:
-                return _error(str(exc))
-        from tui.app import run_app
+        # Not tui.app: the engine starts working before Textual is imported.
+        from tui.launch import run_app
 
         return run_app(ns.scenario)
     except EngineError as exc:

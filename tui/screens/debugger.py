@@ -50,6 +50,13 @@ PANELS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -75,7 +82,13 @@ class DebuggerScreen(Screen[None]):
             id="continue",
         ),
         Binding("g", "go_to", "go to", tooltip="Jump to step N", id="go-to"),
-        Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
+        Binding(
+            "r",
+            "restart",
+            "restart",
+            tooltip="Back to before the first step, re-reading the scenario file",
+            id="restart",
+        ),
         Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
         Binding(
             "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
@@ -96,6 +109,8 @@ class DebuggerScreen(Screen[None]):
         """A scenario ran to completion and its trace is ready."""
 
         trace: Trace
+        source: bytes | None = None  # the file's bytes the trace was made from
+        reloaded: bool = False  # the loaded file itself, changed on disk (restart)
 
     @dataclass
     class LoadFailed(Message, bubble=False):
@@ -103,12 +118,19 @@ class DebuggerScreen(Screen[None]):
 
         path: str
         error: str
+        reloaded: bool = False
 
-    def __init__(self, trace: Trace, scenario_dirs: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, trace: Trace, scenario_dirs: tuple[Path, ...] = (), source: bytes | None = None
+    ) -> None:
         # The panel class is set from the start: changing classes after mount restyles the
         # whole screen, which is a good part of the start-up time.
         super().__init__(classes="show-code")
         self.scenario_dirs = scenario_dirs
+        if source is None and trace.path is not None:
+            source = _read(trace.path)
+        self._source = source
+        """The bytes of the loaded file the trace was made from: restart compares with them."""
         self.timeline = Timeline(trace)
         """The loaded trace with its stops precomputed."""
         self._listing = Listing.from_trace(trace)
@@ -218,8 +240,33 @@ class DebuggerScreen(Screen[None]):
         self.position = self.timeline.next_stop(self.position)
 
     def action_restart(self) -> None:
-        """Go back to the state before the first instruction."""
+        """Go back to before the first instruction; re-run the file if it changed."""
         self.position = 0
+        path = self.timeline.trace.path
+        if path is not None:
+            self.reload(path, self._source)
+
+    @work(thread=True, exclusive=True, group="load")
+    def reload(self, path: str, before: bytes | None) -> None:
+        """Re-read the loaded file; run it again only if its bytes changed."""
+        from engine.cache import run_bytes
+        from engine.errors import ScenarioError
+
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            self.post_message(self.LoadFailed(path, f"cannot read: {error.strerror}", True))
+            return
+        if data == before:
+            return
+        try:
+            trace = run_bytes(data, path)
+        except ScenarioError as error:
+            self.post_message(self.LoadFailed(path, str(error), True))
+        except Exception as error:
+            self.post_message(self.LoadFailed(path, f"{type(error).__name__}: {error}", True))
+        else:
+            self.post_message(self.Loaded(trace, data, reloaded=True))
 
     def action_go_to(self) -> None:
         """Ask for a step number and jump there."""
