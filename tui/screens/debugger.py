@@ -34,9 +34,35 @@ from tui.widgets.source import Listing, SourceListing
 from tui.widgets.stack import StackPanel, StackView, rows_needed, stack_title
 from tui.widgets.status import FaultBanner, NowBar, StatusLine
 
-#: Below either size the columns do not fit, and the panels become tabs.
-WIDE_MIN_WIDTH = 120
-WIDE_MIN_HEIGHT = 36
+#: The layouts, chosen from what fits rather than from one size.
+#:
+#: wide: three columns.  The state and machine columns are 49 cells (two 16-digit values and
+#: their names side by side, or two CR3 roots); the code column needs 56 for an instruction
+#: with its operands.  The machine column stacks the MSRs (14 rows), the CR3 roots (15) and
+#: the checks, which need 10 rows for the verdict and six check rows; status and footer take 2.
+CODE_MIN_WIDTH = 56
+SIDE_WIDTH = 49
+WIDE_MIN_WIDTH = CODE_MIN_WIDTH + 2 * SIDE_WIDTH
+WIDE_MIN_HEIGHT = 14 + 15 + 10 + 2
+#: medium: the code column beside one other panel chosen by tabs (registers, stack, MSRs,
+#: CR3 roots, checks), with the verdict pinned.  The code column stacks the listing (at
+#: least 6 rows), the expansion (14) and the note (8); tabs, verdict, status, footer: 4.
+MEDIUM_MIN_WIDTH = CODE_MIN_WIDTH + SIDE_WIDTH
+MEDIUM_MIN_HEIGHT = 6 + 14 + 8 + 4
+#: Anything smaller: one panel at a time, with the current line and the verdict pinned.
+
+#: The panels the medium layout shows beside the code.
+SIDE_PANELS = ("registers", "stack", "msrs", "roots", "checks")
+
+
+def layout_for(width: int, height: int) -> str:
+    """The layout class for a terminal of this size: "-wide", "-medium" or "-narrow"."""
+    if width >= WIDE_MIN_WIDTH and height >= WIDE_MIN_HEIGHT:
+        return "-wide"
+    if width >= MEDIUM_MIN_WIDTH and height >= MEDIUM_MIN_HEIGHT:
+        return "-medium"
+    return "-narrow"
+
 
 #: The tabs of the narrow layout: (panel name, tab label).
 PANELS: tuple[tuple[str, str], ...] = (
@@ -103,6 +129,8 @@ class DebuggerScreen(Screen[None]):
     """Steps executed: 0 is before the first, len(steps) after the last."""
     panel: var[str] = var("code", init=False)
     """The panel shown when the layout is narrow enough to need tabs."""
+    side: var[str] = var("registers", init=False)
+    """The panel shown beside the code in the medium layout."""
 
     @dataclass
     class Loaded(Message, bubble=False):
@@ -125,7 +153,7 @@ class DebuggerScreen(Screen[None]):
     ) -> None:
         # The panel class is set from the start: changing classes after mount restyles the
         # whole screen, which is a good part of the start-up time.
-        super().__init__(classes="show-code")
+        super().__init__(classes="show-code side-registers -wide")
         self.scenario_dirs = scenario_dirs
         if source is None and trace.path is not None:
             source = _read(trace.path)
@@ -180,21 +208,31 @@ class DebuggerScreen(Screen[None]):
     # -- layout -----------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
-        narrow = event.size.width < WIDE_MIN_WIDTH or event.size.height < WIDE_MIN_HEIGHT
-        self.set_class(narrow, "-narrow")
+        layout = layout_for(event.size.width, event.size.height)
+        for name in ("-wide", "-medium", "-narrow"):
+            self.set_class(name == layout, name)
+        narrow = layout == "-narrow"
         footer = self.query_one(Footer)
-        if footer.compact != narrow:
-            footer.compact = narrow
+        changed = footer.compact != narrow or footer.show_command_palette == narrow
+        footer.compact = narrow
         # ctrl+p still opens the palette; its footer entry does not fit at 80 columns.
-        if footer.show_command_palette == narrow:
-            footer.show_command_palette = not narrow
+        footer.show_command_palette = not narrow
+        if changed:
+            # A footer that changes its items in place can leave cells of the old ones.
+            footer.refresh(recompose=True)
 
     def watch_panel(self, old: str, new: str) -> None:
         self.remove_class(f"show-{old}")
         self.add_class(f"show-{new}")
+        if new in SIDE_PANELS:
+            self.side = new
         tabs = self.query_one(Tabs)
         if tabs.active != f"tab-{new}":
             tabs.active = f"tab-{new}"
+
+    def watch_side(self, old: str, new: str) -> None:
+        self.remove_class(f"side-{old}")
+        self.add_class(f"side-{new}")
 
     @on(Tabs.TabActivated, "#panel-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -202,8 +240,16 @@ class DebuggerScreen(Screen[None]):
             self.panel = event.tab.id.removeprefix("tab-")
 
     def action_show_panel(self, panel: str) -> None:
-        """Show one panel in the narrow layout."""
+        """Show one panel (narrow and medium layouts) and give it the keyboard for scrolling."""
         self.panel = panel
+        target = {"code": "#listing", "why": "#note"}.get(panel, f"#{panel}")
+        # After the refresh: a panel that was hidden cannot take focus yet.
+        self.call_after_refresh(self._focus_panel, target)
+
+    def _focus_panel(self, selector: str) -> None:
+        widget = self.query_one(selector)
+        if widget.focusable:
+            widget.focus()
 
     # -- navigation ---------------------------------------------------------------------
 

@@ -17,8 +17,12 @@ from textual.strip import Strip
 from textual.style import Style
 
 
-class LinePanel(ScrollView, can_focus=False):
-    """Subclasses implement `build(width)`; call `rebuild()` whenever their data changes."""
+class LinePanel(ScrollView, can_focus=True):
+    """Subclasses implement `build(width)`; call `rebuild()` whenever their data changes.
+
+    Focusable, so that a panel whose lines do not fit can be scrolled from the keyboard
+    (tab to it, then the arrow and page keys) as well as with the mouse wheel.
+    """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
