@@ -352,32 +352,37 @@ class DebuggerScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="load")
     def load(self, path: Path) -> None:
         """Parse and run a scenario off the UI thread; the result comes back as a message."""
-        from engine import ScenarioError, load_scenario, run_scenario
+        from engine.cache import run_file
+        from engine.errors import ScenarioError
 
         try:
-            trace = run_scenario(load_scenario(str(path)))
+            trace, data = run_file(str(path))
         except ScenarioError as error:
             self.post_message(self.LoadFailed(str(path), str(error)))
         except Exception as error:
             # An engine bug on one scenario must not end the session the learner is in.
             self.post_message(self.LoadFailed(str(path), f"{type(error).__name__}: {error}"))
         else:
-            self.post_message(self.Loaded(trace))
+            self.post_message(self.Loaded(trace, data))
 
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
         self.set_trace(message.trace)
+        self._source = message.source
         name = scenario_name(message.trace)
-        self.notify(
-            f"{name}: {plural(len(message.trace.steps), 'step')}", title="loaded", timeout=4
-        )
+        steps = plural(len(message.trace.steps), "step")
+        if message.reloaded:
+            file = Path(message.trace.path or "").name
+            self.notify(f"{file} changed: re-read and run again, {steps}", title="reloaded")
+        else:
+            self.notify(f"{name}: {steps}", title="loaded")
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
-        self.notify(
-            message.error,
-            title=f"could not load {Path(message.path).name}",
-            severity="error",
-            timeout=10,
-        )
+        name = Path(message.path).name
+        if message.reloaded:
+            title = f"{name} changed but does not load; still showing the previous run"
+        else:
+            title = f"could not load {name}"
+        self.notify(message.error, title=title, severity="error", timeout=10)
 
     def set_trace(self, trace: Trace) -> None:
         """Replace the session with a new trace, at position 0."""
