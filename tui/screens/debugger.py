@@ -46,9 +46,9 @@ WIDE_MIN_WIDTH = CODE_MIN_WIDTH + 2 * SIDE_WIDTH
 WIDE_MIN_HEIGHT = 14 + 15 + 10 + 2
 #: medium: the code column beside one other panel chosen by tabs (registers, stack, MSRs,
 #: CR3 roots, checks), with the verdict pinned.  The code column stacks the listing (at
-#: least 6 rows), the expansion (14) and the note (8); tabs, verdict, status, footer: 4.
+#: least 6 rows), the expansion (12) and the note (8); tabs, verdict, status, footer: 4.
 MEDIUM_MIN_WIDTH = CODE_MIN_WIDTH + SIDE_WIDTH
-MEDIUM_MIN_HEIGHT = 6 + 14 + 8 + 4
+MEDIUM_MIN_HEIGHT = 6 + 12 + 8 + 4
 #: Anything smaller: one panel at a time, with the current line and the verdict pinned.
 
 #: The panels the medium layout shows beside the code.
