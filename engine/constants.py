@@ -148,17 +148,25 @@ EXCEPTION_NAMES: dict[int, str] = {
 
 MASK64 = (1 << 64) - 1
 
+# Virtual-address bits: 48 with 4-level paging, 57 with 5-level (LA57).
+VA_BITS = {4: 48, 5: 57}
+
+
+def user_space_top(paging: int = 4) -> int:
+    """One past the highest user address: 2^47, or 2^56 with 5-level paging."""
+    return 1 << (VA_BITS[paging] - 1)
+
 
 def is_canonical(addr: int, paging: int = 4) -> bool:
     """True when bits 63..(47 or 56) of *addr* are all equal."""
-    bits = 48 if paging == 4 else 57
+    bits = VA_BITS[paging]
     top = addr >> (bits - 1)
     return top == 0 or top == (MASK64 >> (bits - 1))
 
 
 def sign_extend(addr: int, paging: int = 4) -> int:
     """What `shl $(64-bits); sar $(64-bits)` makes of *addr*."""
-    bits = 48 if paging == 4 else 57
+    bits = VA_BITS[paging]
     addr &= (1 << bits) - 1
     if addr >> (bits - 1):
         addr |= MASK64 ^ ((1 << bits) - 1)

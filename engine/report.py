@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.checks import describe
 from engine.constants import PT_REGS_FIELDS
 from engine.scenario import Scenario
 from engine.trace import Regs, Step, Trace
@@ -48,7 +49,9 @@ def step_json(step: Step) -> dict[str, Any]:
             {"address": hx(s.address), "value": hx(s.value), "slot": s.slot}
             for s in step.entry_stack
         ],
-        "checks": [{"name": c.name, "result": c.result, "detail": c.detail} for c in step.checks],
+        "checks": [
+            {"name": c.name, "result": c.result, "detail": describe(c)} for c in step.checks
+        ],
         "events": [{"kind": e.kind, "text": e.text, "modelled": e.modelled} for e in step.events],
         "modelled": step.modelled,
         "stack_name": step.stack_name,

@@ -1,11 +1,12 @@
 """Drive one SYSCALL round trip on the machine and record it.
 
-Phases: the engine enters user mode with an IRETQ of its own (not recorded); the
-user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring transition is
-modelled (engine.model); entry_SYSCALL_64 runs instruction by instruction in
-Unicorn, with do_syscall_64 modelled as one step (engine.syscalls); one of the two
-exits returns to CPL 3, where the engine lets the CPU fetch, but not execute, the
-instruction at the return RIP.  Any CPU exception on the way ends the run.
+Phases: the engine enters user mode with an IRETQ of its own (engine.launch, not
+recorded); the user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring
+transition is modelled (engine.model); entry_SYSCALL_64 runs instruction by
+instruction in Unicorn, with do_syscall_64 modelled as one step (engine.syscalls);
+one of the two exits returns to CPL 3, where the engine lets the CPU fetch, but not
+execute, the instruction at the return RIP.  Any CPU exception on the way ends the
+run.  Each step is recorded by engine.recorder from the machine as it is after it.
 
 Unicorn swallows Python exceptions raised inside hooks (unicorn-engine/unicorn#1386,
 #1987, #2129), so every hook here catches, stores, stops the emulation, and the
@@ -15,11 +16,9 @@ exception is re-raised once ``emu_start`` has returned.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from unicorn import (
@@ -34,7 +33,7 @@ from unicorn import (
 from unicorn import x86_const as X
 
 from engine import layout as L
-from engine.asm import disasm_one
+from engine.checks import describe, evaluate, initial_states
 from engine.constants import (
     CHECK_NAMES,
     EXCEPTION_NAMES,
@@ -44,92 +43,35 @@ from engine.constants import (
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
-    PT_REGS_FIELDS,
-    PT_REGS_SIZE,
-    RF,
-    TF,
-    UC_SIGCONTEXT_SS,
-    UC_STRICT_RESTORE_SS,
-    USER_CS,
-    USER_DS,
+    ZF,
+    user_space_top,
 )
 from engine.errors import HookError
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
-from engine.machine import GPRS, Machine, UserMapping
+from engine.launch import launch_key, prepare_launch, user_mappings
+from engine.machine import GPRS, Machine
 from engine.model import cr3_as_stored, iret_faults, syscall_transition, sysret_faults
+from engine.recorder import Pending, StepRecorder
 from engine.scenario import Scenario
-from engine.syscalls import PtRegs, build_sigframe, do_syscall_64
+from engine.syscalls import PtRegs, do_syscall_64
 from engine.trace import (
+    CheckResult,
     CheckState,
     Event,
+    EventKind,
+    ExitPath,
     Fault,
     Regs,
-    StackSlot,
     Step,
     Trace,
 )
 
-STACK_NAMES = {
-    "user": "user stack",
-    "task": "task's kernel stack",
-    "entry": "per-CPU trampoline (entry) stack",
-    "other": "no stack (RSP holds something else)",
-}
+#: Exception vectors the engine names (Intel SDM vol. 3A, table 6-1).
+VEC_DB, VEC_UD, VEC_GP, VEC_PF = 1, 6, 13, 14
 
-ENTRY_FRAME_SLOTS = {
-    "sysret": ("sp", "di", "ax (saved)"),
-    "iret": ("ss", "sp", "flags", "cs", "ip", "di", "ax (saved)"),
-}
-
-
-def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
-    """The user memory a scenario needs: its code, its stack, and any [[memory]]."""
-    assert sc.code is not None
-    pages: dict[int, tuple[str, bool, bool]] = {}
-    top = 1 << (56 if sc.machine.paging == 5 else 47)
-    start = sc.rip & ~0xFFF
-    end = (sc.rip + len(sc.code.code) + 0xFFF) & ~0xFFF
-    for p in range(start, min(end, top), L.PAGE):
-        pages[p] = ("code", False, True)
-    lo = max((sc.rsp - 0x4000) & ~0xFFF, 0x1000)
-    hi = min((sc.rsp + 0x1000 + 0xFFF) & ~0xFFF, top)
-    for p in range(lo, hi if sc.rsp < top else lo, L.PAGE):
-        name, w, x = pages.get(p, ("stack", True, False))
-        pages[p] = (name if name == "code" else "stack", True, x)
-    for mr in sc.memory:
-        for p in range(mr.address, mr.address + mr.size, L.PAGE):
-            name, _, _ = pages.get(p, ("memory", False, False))
-            pages[p] = (name, "w" in mr.access, "x" in mr.access)
-    out: list[UserMapping] = []
-    code_bytes = sc.code.code
-    for p in sorted(pages):
-        name, w, x = pages[p]
-        data = b""
-        off = 0
-        if start <= p < end:
-            lo_c = max(sc.rip, p)
-            hi_c = min(sc.rip + len(code_bytes), p + L.PAGE)
-            data = code_bytes[lo_c - sc.rip : hi_c - sc.rip]
-            off = lo_c - p
-        out.append(UserMapping(name, p, L.PAGE, w, x, data, off))
-    return tuple(out)
-
-
-@dataclass
-class _Pending:
-    rip: int
-    code: bytes
-    text: str
-    source_line: int | None
-    source: str
-    macro: str | None
-    label: str
-    cpl: int
-    events: list[Event] = field(default_factory=list)
-    modelled: bool = False
-    writes: list[int] = field(default_factory=list)
-    reads: list[int] = field(default_factory=list)
+#: Bytes of a ``syscall`` instruction (0f 05).
+SYSCALL_SIZE = 2
 
 
 class _Stop(Exception):
@@ -149,6 +91,7 @@ class EntryPoints:
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
+    call_line: int | None  # the source line of ``call do_syscall_64``
 
 
 @functools.lru_cache(maxsize=16)
@@ -168,6 +111,9 @@ def entry_points(features: Features) -> EntryPoints:
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
+        call_line=next(
+            getattr(a.item.meta, "line", None) for a in img.entry if a.text.startswith("call")
+        ),
     )
 
 
@@ -188,54 +134,22 @@ class Run:
         self.img = machine.image
         self.uc = machine.uc
         self.paging = scenario.machine.paging
-        self.lay = machine.layout
-        pts = entry_points(self.img.features)
-        self.entry = pts.entry
-        self.do_sys = pts.do_sys
-        self.sysret_addr = pts.sysret
-        self.iret_addr = pts.iret
-        self.ldt_addr = pts.ldt
-        self.check_at = pts.check_at
-        self.cr3_writes = pts.after_cr3_write
-        self.mov_cr3_at = pts.mov_cr3
-        self.swapgs_at = pts.swapgs
-        self.call_line = next(
-            getattr(a.item.meta, "line", None) for a in self.img.entry if a.text.startswith("call")
-        )
+        self.pts = entry_points(self.img.features)
         self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
-        self.task_lo = self.lay.task_stack_base
-        self.task_hi = self.lay.task_stack_top
-        self.es_lo = L.CEA_ENTRY_STACK
-        self.es_hi = L.ENTRY_STACK_TOP
-        # Unicorn 2.1 hands memory hooks *physical* addresses once paging is on, so the
-        # hooks watch the stacks' physical ranges (each is contiguous) and map back.
-        self.task_phys = machine.task_stack_phys
-        self.es_phys = machine.entry_stack_phys
-        self.user_top = 1 << (56 if self.paging == 5 else 47)
+        self.user_top = user_space_top(self.paging)
+        self.rec = StepRecorder(machine, scenario, self.pts.call_line)
 
         # run state
         self.phase = "launch"
-        self.steps: list[Step] = []
-        self.pending: _Pending | None = None
-        self.prev_regs: Regs | None = None
+        self.pending: Pending | None = None
         self.initial: Regs | None = None
-        removed = machine.image.features.removed_checks
-        self.checks: list[CheckState] = [
-            CheckState(n, "removed", "not in this kernel (what-if: [machine] remove_checks)")
-            if n in removed
-            else CheckState(n, "not_reached")
-            for n in CHECK_NAMES
-        ]
+        self.checks: list[CheckState] = initial_states(machine.image.features.removed_checks)
         self.failed_check: str | None = None
-        self.exit: str | None = None
+        self.exit: ExitPath | None = None
         self.fault: Fault | None = None
         self.stopped = ""
         self.hook_error: BaseException | None = None
         self.syscall_hit: int | None = None
-        self.task_written: dict[int, None] = {}
-        self.es_written: dict[int, None] = {}
-        self.stack_cache: tuple[StackSlot, ...] = ()
-        self.es_cache: tuple[StackSlot, ...] = ()
         self.pt_at_call: dict[str, int] = {}
         self.pt_after_call: dict[str, int] = {}
         self.handler_lines: list[str] = []
@@ -243,7 +157,6 @@ class Run:
         self.user_count = 0
         self.all_events: list[Event] = []
         self.cr3_restore: tuple[int, int] | None = None
-        self.last_stack = ""
         self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
@@ -257,125 +170,25 @@ class Run:
             err = self.hook_error
             raise HookError(f"error inside a Unicorn hook: {err!r}") from err
 
-    # -- reading state -------------------------------------------------------------
-    def read_regs(self) -> Regs:
-        vals = self.m.step_regs.read()
-        cr3 = vals.pop()
-        return Regs(*vals, self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # type: ignore[call-arg]
-
     def cpl(self) -> int:
-        return self.m.cs_reg.read()[0] & 3
-
-    def _stack_name(self, rsp: int) -> str:
-        if self.task_lo <= rsp <= self.task_hi:
-            return "task"
-        if self.es_lo <= rsp <= self.es_hi:
-            return "entry"
-        # user memory the scenario mapped (RSP may hold a stack-top address one past it);
-        # anything else, e.g. the CR3 value SWITCH_TO_KERNEL_CR3 keeps in RSP, is no stack
-        if any(m.vaddr < rsp <= m.vaddr + m.size for m in self.m.user):
-            return "user"
-        return "other"
+        return self.rec.cpl()
 
     # -- step records ----------------------------------------------------------------
-    def _begin(self, address: int, size: int) -> _Pending:
-        asm = self.img.by_address.get(address)
-        cpl = self.cpl()
-        if asm is not None:
-            meta = asm.item.meta
-            line = getattr(meta, "line", 0) or None
-            source = self.img.source[line - 1].text.strip() if line else ""
-            if address == self.do_sys:
-                # The C function is shown inside the source line that calls it.
-                line = self.call_line
-                source = "do_syscall_64(nr, regs)   /* C code: modelled */"
-            return _Pending(
-                address,
-                asm.code,
-                asm.text,
-                line,
-                source,
-                getattr(meta, "macro", None),
-                self.img.label_at(address),
-                cpl,
-            )
-        code = self.m.read_virt(int(self.uc.reg_read(X.UC_X86_REG_CR3)), address, size) or b""
-        d = disasm_one(code, address)
-        text = d[0] if d else "(bad)"
-        stmt = self.sc.code.statement_at(address) if self.sc.code else None
-        return _Pending(address, code, text, None, stmt or text, None, "user", cpl)
-
     def _finish(self) -> None:
+        """Close the pending step; :class:`_Stop` when it reaches the step cap."""
         p = self.pending
         if p is None:
             return
         self.pending = None
-        regs = self.read_regs()
-        prev = self.prev_regs or regs
-        changed = regs.changed_from(prev)
-        stack_name = self._stack_name(regs.rsp)
-        # RSP also serves as a scratch register (it holds CR3 in SWITCH_TO_KERNEL_CR3):
-        # only a move onto another real stack is an event.
-        if stack_name != "other" and stack_name != self.last_stack:
-            if self.last_stack:
-                text = f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}"
-                p.events.append(Event("stack_switch", text))
-            self.last_stack = stack_name
-        if p.writes:
-            self.stack_cache = self._stack_words(
-                self.task_written, self.task_lo, self.task_hi, None
-            )
-            path = "iret" if self.failed_check else "sysret"  # which frame the exit builds
-            self.es_cache = self._stack_words(self.es_written, self.es_lo, self.es_hi, path)
-        step = Step(
-            index=len(self.steps),
-            rip=p.rip,
-            code=p.code,
-            text=p.text,
-            source_line=p.source_line,
-            source=p.source,
-            macro=p.macro,
-            label=p.label,
-            cpl=p.cpl,
-            regs=regs,
-            changed=changed,
-            stack=self.stack_cache,
-            entry_stack=self.es_cache,
-            stack_writes=tuple(p.writes),
-            stack_reads=tuple(p.reads),
-            checks=tuple(self.checks),
-            events=tuple(p.events),
-            modelled=p.modelled,
-            stack_name=stack_name,
-        )
-        self.steps.append(step)
-        self.prev_regs = regs
-        if len(self.steps) >= self.sc.step_cap:
-            self._event(Event("cap", f"step cap of {self.sc.step_cap} reached"))
-            self.stopped = f"stopped at the step cap ({self.sc.step_cap})"
-            raise _Stop
+        path = ExitPath.IRET if self.failed_check else ExitPath.SYSRET
+        self.rec.finish(p, tuple(self.checks), path)
+        if len(self.rec.steps) >= self.sc.step_cap:
+            self._stop_at_cap(f"stopped at the step cap ({self.sc.step_cap})")
 
-    def _stack_words(
-        self, written: dict[int, None], lo: int, hi: int, exit_path: str | None
-    ) -> tuple[StackSlot, ...]:
-        if not written:
-            return ()
-        # One read of the stack's written span (each stack is physically contiguous).
-        low = min(written)
-        base = self.task_phys if lo == self.task_lo else self.es_phys
-        raw = self.m.read_phys(base + (low - lo), hi - low)
-        out = []
-        names = ENTRY_FRAME_SLOTS.get(exit_path or "", ())
-        for addr in sorted(written, reverse=True):
-            value = int.from_bytes(raw[addr - low : addr - low + 8], "little")
-            if hi == self.task_hi:
-                off = addr - (hi - PT_REGS_SIZE)
-                slot = PT_REGS_FIELDS[off // 8] if 0 <= off < PT_REGS_SIZE else "return address"
-            else:
-                slot_index = (hi - addr) // 8 - 1
-                slot = names[slot_index] if slot_index < len(names) else ""
-            out.append(StackSlot(addr, value, slot))
-        return tuple(out)
+    def _stop_at_cap(self, why: str) -> None:
+        self.stopped = why
+        self._event(Event(EventKind.CAP, f"step cap of {self.sc.step_cap} reached"))
+        raise _Stop
 
     def _event(self, ev: Event) -> None:
         self.all_events.append(ev)
@@ -383,27 +196,18 @@ class Run:
             self.pending.events.append(ev)
             if ev.modelled:
                 self.pending.modelled = True
-        elif self.steps:
-            last = self.steps[-1]
-            self.steps[-1] = dataclasses.replace(
+        elif self.rec.steps:
+            last = self.rec.steps[-1]
+            self.rec.steps[-1] = replace(
                 last, events=(*last.events, ev), modelled=last.modelled or ev.modelled
             )
 
     # -- hook bodies -------------------------------------------------------------------
-    def _virt(self, phys: int) -> int:
-        off = phys - self.task_phys
-        if 0 <= off < self.task_hi - self.task_lo:
-            return self.task_lo + off
-        return self.es_lo + (phys - self.es_phys)
-
     def _on_mem_write(
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
-        a = self._virt(address) & ~7
-        if self.task_lo <= a < self.task_hi:
-            self.task_written[a] = None
-        else:
-            self.es_written[a] = None
+        a = self.rec.virt(address) & ~7
+        self.rec.wrote(a)
         if self.pending is not None:
             self.pending.writes.append(a)
 
@@ -411,7 +215,7 @@ class Run:
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
         if self.pending is not None:
-            self.pending.reads.append(self._virt(address) & ~7)
+            self.pending.reads.append(self.rec.virt(address) & ~7)
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
@@ -422,13 +226,13 @@ class Run:
             self.phase = "user"
         elif self.phase == "returned":
             self._returned()
-        self.pending = self._begin(address, size)
+        self.pending = self.rec.begin(address, size)
         if self.phase == "user":
             self._user_instruction()
-        if address in self.swapgs_at:
-            self._event(Event("swapgs", "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
-        elif address in self.mov_cr3_at:
-            self._event(Event("cr3_switch", "MOV to CR3: page-table root switch"))
+        if address in self.pts.swapgs:
+            self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
+        elif address in self.pts.mov_cr3:
+            self._event(Event(EventKind.CR3_SWITCH, "MOV to CR3: page-table root switch"))
         action = self.actions.get(address)
         if action is not None:
             action(address)
@@ -444,20 +248,18 @@ class Run:
 
     def _user_instruction(self) -> None:
         if self.initial is None:
-            self.initial = self.read_regs()
-            self.prev_regs = self.initial
+            self.initial = self.rec.read_regs()
+            self.rec.prev_regs = self.initial
         self.user_count += 1
         if self.user_count > self.sc.step_cap:
-            self.stopped = f"stopped at the step cap ({self.sc.step_cap}) in user code"
-            self._event(Event("cap", self.stopped))
-            raise _Stop
+            self._stop_at_cap(f"stopped at the step cap ({self.sc.step_cap}) in user code")
 
     def _returned(self) -> None:
         """The CPU is about to run the first user instruction after the exit: stop here."""
-        regs = self.read_regs()
+        regs = self.rec.read_regs()
         self._event(
             Event(
-                "return",
+                EventKind.RETURN,
                 f"back at CPL {regs.cpl}: the CPU fetched the instruction "
                 f"at {regs.rip:#x} (not executed)",
             )
@@ -468,16 +270,16 @@ class Run:
     def _build_actions(self) -> dict[int, Callable[[int], None]]:
         """What to do before the instruction at each interesting address runs."""
         actions: dict[int, Callable[[int], None]] = {
-            self.do_sys: self._act_do_syscall_64,
-            self.sysret_addr: self._act_sysret,
-            self.iret_addr: self._act_iret,
-            self.ldt_addr: self._act_ldt,
+            self.pts.do_sys: self._act_do_syscall_64,
+            self.pts.sysret: self._act_sysret,
+            self.pts.iret: self._act_iret,
+            self.pts.ldt: self._act_ldt,
         }
-        actions.update(dict.fromkeys(self.check_at, self._check))
+        actions.update(dict.fromkeys(self.pts.check_at, self._check))
         if self.pcide:
-            actions.update(dict.fromkeys(self.mov_cr3_at, self._before_cr3_write))
+            actions.update(dict.fromkeys(self.pts.mov_cr3, self._before_cr3_write))
             if not self.record:  # recorded runs restore before closing the step
-                actions.update(dict.fromkeys(self.cr3_writes, self._fix_cr3_at))
+                actions.update(dict.fromkeys(self.pts.after_cr3_write, self._fix_cr3_at))
         return actions
 
     def _before_cr3_write(self, address: int) -> None:
@@ -495,7 +297,7 @@ class Run:
             self.cr3_restore = (reg, value)
             self._event(
                 Event(
-                    "cr3_switch",
+                    EventKind.CR3_SWITCH,
                     f"CR3 bit 63 (no-flush) is not stored by MOV to CR3 "
                     f"with CR4.PCIDE=1: CR3 becomes {stored:#x}",
                     modelled=True,
@@ -516,35 +318,35 @@ class Run:
         self._model_do_syscall_64()
 
     def _act_sysret(self, address: int) -> None:
-        self.exit = "sysret"
+        self.exit = ExitPath.SYSRET
         rcx = int(self.uc.reg_read(X.UC_X86_REG_RCX))
         if sysret_faults(self.sc.machine.cpu, rcx, self.paging):
             self._model_fault(
-                13,
+                VEC_GP,
                 address,
                 f"SYSRET to non-canonical RCX {rcx:#x} on Intel raises "
                 "#GP(0) in ring 0, with the user RSP and GS already loaded",
             )
-        self._event(Event("sysret", f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
+        self._event(Event(EventKind.SYSRET, f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
         self.phase = "returned"
 
     def _act_iret(self, address: int) -> None:
-        self.exit = "iret"
+        self.exit = ExitPath.IRET
         rsp = int(self.uc.reg_read(X.UC_X86_REG_RSP))
         rip = self.m.read_u64(int(self.uc.reg_read(X.UC_X86_REG_CR3)), rsp)
         if rip is not None and iret_faults(rip, self.paging):
             self._model_fault(
-                13,
+                VEC_GP,
                 address,
                 f"IRETQ to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the IRET itself",
             )
-        self._event(Event("iret", f"IRETQ to RIP {rip or 0:#x}"))
+        self._event(Event(EventKind.IRET, f"IRETQ to RIP {rip or 0:#x}"))
         self.phase = "returned"
 
     def _act_ldt(self, address: int) -> None:
         self._event(
             Event(
-                "unsupported",
+                EventKind.UNSUPPORTED,
                 "SS is in the LDT: the espfix64 path (native_irq_return_ldt) is not emulated",
             )
         )
@@ -553,51 +355,33 @@ class Run:
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
         self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
-        self._event(Event("fault", self.fault.describe(tag_modelled=False), modelled=True))
+        self._event(Event(EventKind.FAULT, self.fault.describe(tag_modelled=False), modelled=True))
         self.stopped = f"{EXCEPTION_NAMES[vector]} (modelled) at {rip:#x}"
         raise _Stop
 
     def _check(self, address: int) -> None:
-        i = self.check_at[address]
+        i = self.pts.check_at[address]
         name = CHECK_NAMES[i]
-        zf = bool(self.m.rflags_reg.read()[0] & 0x40)
-        failed = not zf  # every check branches with jne/jnz: taken when ZF is clear
-        if failed and self.failed_check is None:
+        rflags = self.m.rflags_reg.read()[0]
+        if not rflags & ZF and self.failed_check is None:
+            # every check branches with jne/jnz: taken when ZF is clear
             self.failed_check = name
         if not self.record:
-            self.checks[i] = CheckState(name, "fail" if failed else "pass")
+            failed = CheckResult.PASS if rflags & ZF else CheckResult.FAIL
+            self.checks[i] = CheckState(self.checks[i].name, failed)
             return
-        r = self.read_regs()
-        cr3 = r.cr3
-        mem = lambda off: self.m.read_u64(cr3, r.rsp + off) or 0
-        eq = "==" if zf else "≠"
-        if name == "rcx_eq_rip":
-            detail = f"RCX {r.rcx:#018x} {eq} RIP {r.r11:#018x}"
-        elif name == "canonical_rip":
-            detail = (
-                f"RIP {r.r11:#018x} is canonical"
-                if zf
-                else f"RCX {r.r11:#018x} ≠ sign-extended {r.rcx:#018x}: not canonical"
-            )
-        elif name == "cs_user":
-            detail = f"CS {mem(0x88):#x} {eq} __USER_CS {USER_CS:#x}"
-        elif name == "r11_eq_rflags":
-            detail = f"R11 {r.r11:#x} {eq} RFLAGS {mem(0x90):#x}"
-        elif name == "no_rf_tf":
-            bits = [n for n, b in (("RF", RF), ("TF", TF)) if r.r11 & b]
-            detail = (
-                f"R11 {r.r11:#x} has {'+'.join(bits)}"
-                if bits
-                else f"R11 {r.r11:#x}: RF and TF clear"
-            )
-        else:
-            detail = f"SS {mem(0xA0):#x} {eq} __USER_DS {USER_DS:#x}"
-        self.checks[i] = CheckState(name, "fail" if failed else "pass", detail)
-        verdict = "FAIL → IRET via swapgs_restore_regs_and_return_to_usermode" if failed else "pass"
-        self._event(Event("check", f"{name}: {verdict} ({detail})"))
+        r = self.rec.read_regs()
+        state = evaluate(name, rflags, r, PtRegs(self.m, r.cr3, r.rsp).read())
+        self.checks[i] = state
+        verdict = (
+            "FAIL → IRET via swapgs_restore_regs_and_return_to_usermode"
+            if state.result is CheckResult.FAIL
+            else "pass"
+        )
+        self._event(Event(EventKind.CHECK, f"{name}: {verdict} ({describe(state)})"))
 
     def _model_do_syscall_64(self) -> None:
-        r = self.read_regs()
+        r = self.rec.read_regs()
         nr, regs_addr = r.rdi, r.rsi
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
@@ -612,15 +396,22 @@ class Run:
                 + ", ".join(f"{k} = {v:#x}" for k, v in self.sc.handler_set.items())
             )
         self.pt_after_call = pt.read()
-        diffs = [f"{k} {self.pt_at_call[k]:#x} → {v:#x}" for k, v in self.pt_after_call.items()
-                 if v != self.pt_at_call[k]]  # fmt: skip
+        rewritten = tuple(
+            (k, self.pt_at_call[k], v)
+            for k, v in self.pt_after_call.items()
+            if v != self.pt_at_call[k]
+        )
+        if self.pending is not None:
+            self.pending.rewritten = rewritten
         text = "; ".join(self.handler_lines)
-        if diffs:
-            text += " | pt_regs changed: " + ", ".join(diffs)
-        self._event(Event("handler", text, modelled=True))
+        if rewritten:
+            text += " | pt_regs changed: " + ", ".join(
+                f"{k} {old:#x} → {new:#x}" for k, old, new in rewritten
+            )
+        self._event(Event(EventKind.HANDLER, text, modelled=True))
         if res.exited is not None:
             self.stopped = f"the task called exit({res.exited}); do_exit() never returns"
-            self._event(Event("exit", self.stopped))
+            self._event(Event(EventKind.EXIT, self.stopped))
             raise _Stop
 
     def _on_syscall(self, uc: Any, data: Any) -> None:
@@ -632,15 +423,15 @@ class Run:
 
     def _on_intr(self, uc: Any, intno: int, data: Any) -> None:
         rip = int(uc.reg_read(X.UC_X86_REG_RIP))
-        if intno == 1 and self.syscall_hit is not None:
+        if intno == VEC_DB and self.syscall_hit is not None:
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
             # is taken on the way into the kernel.
             return
-        address = int(uc.reg_read(X.UC_X86_REG_CR2)) if intno == 14 else None
+        address = int(uc.reg_read(X.UC_X86_REG_CR2)) if intno == VEC_PF else None
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
         name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
         self.fault = Fault(intno, name, self.cpl(), rip, address, False, "")
-        self._event(Event("fault", self.fault.describe()))
+        self._event(Event(EventKind.FAULT, self.fault.describe()))
         self.stopped = f"{name} at CPL {self.fault.cpl}, RIP {rip:#x}"
         raise _Stop
 
@@ -648,21 +439,15 @@ class Run:
         rip = int(self.uc.reg_read(X.UC_X86_REG_RIP))
         if exc.errno == UC_ERR_INSN_INVALID:
             # Unicorn reports #UD as an error from emu_start instead of interrupt 6.
-            self.fault = Fault(6, "#UD", self.cpl(), rip, None, False, "invalid opcode")
-            self._event(Event("fault", self.fault.describe()))
+            self.fault = Fault(VEC_UD, "#UD", self.cpl(), rip, None, False, "invalid opcode")
+            self._event(Event(EventKind.FAULT, self.fault.describe()))
             self.stopped = f"#UD at CPL {self.fault.cpl}, RIP {rip:#x}"
             return
         self.fault = Fault(-1, "unicorn", self.cpl(), rip, None, False, str(exc))
-        self._event(Event("fault", f"emulation error at {rip:#x}: {exc}"))
+        self._event(Event(EventKind.FAULT, f"emulation error at {rip:#x}: {exc}"))
         self.stopped = f"emulation error: {exc}"
 
     # -- the round trip ----------------------------------------------------------------
-    def _launch_key(self) -> tuple[object, ...]:
-        sc = self.sc
-        assert sc.code is not None
-        return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code,
-                tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())))  # fmt: skip
-
     def _enter_user_mode(self) -> None:
         """The machine at the scenario's first user instruction, CPL 3, nothing run yet.
 
@@ -670,63 +455,29 @@ class Run:
         it leaves are kept (by the Session), so later runs of the same start restore
         them instead of entering again.
         """
-        key = self._launch_key()
+        key = launch_key(self.sc)
         cached = self.launches.get(key) if self.launches is not None else None
         if cached is not None:
             ctx, memory = cached
             self.m.restore_memory(memory)
             self.uc.context_restore(ctx)
             return
-        self._launch()
+        prepare_launch(self.m, self.sc)
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
         if self.fault is None and not self.stopped and self.launches is not None:
             if len(self.launches) >= 16:
                 self.launches.pop(next(iter(self.launches)))
             self.launches[key] = (self.uc.context_save(), self.m.snapshot_memory())
 
-    def _launch(self) -> None:
-        """Enter user mode the way the kernel would: an IRETQ frame on the entry stack."""
-        sc, m, uc = self.sc, self.m, self.uc
-        m.reset()
-        assert sc.code is not None
-        frame = struct.pack("<5Q", sc.rip, USER_CS, sc.rflags, sc.rsp, USER_DS)
-        top = L.ENTRY_STACK_TOP
-        phys = m.walk(m.kernel_cr3, top - 40).phys
-        assert phys is not None
-        uc.mem_write(phys, frame)
-        # The stack above user RSP holds an rt_sigframe as signal delivery leaves it:
-        # by default the user's own starting state (so rt_sigreturn restores it), with
-        # [sigframe] overrides.
-        sf = {name: sc.regs.get(name, 0) for name in GPRS}
-        sf.update(
-            rsp=sc.rsp,
-            rip=sc.code.syscall_return,
-            rcx=sc.code.syscall_return,
-            r11=sc.rflags,
-            eflags=sc.rflags,
-            cs=USER_CS,
-            ss=USER_DS,
-            # frame_uc_flags(): a signal taken in 64-bit code saves SS and asks for it back
-            uc_flags=UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
-        )
-        sf.update(sc.sigframe)
-        m.write_virt(m.user_cr3, sc.rsp, build_sigframe(sf))
-        m.gprs.write([top - 40 if name == "rsp" else sc.regs.get(name, 0) for name in GPRS])
-        uc.reg_write(X.UC_X86_REG_CR3, m.user_cr3)
-        m.write_msr(MSR_FS_BASE, sc.fs_base)
-        m.write_msr(MSR_GS_BASE, sc.gs_base)
-        m.write_msr(MSR_KERNEL_GS_BASE, self.lay.percpu_base)
-
     def _syscall(self) -> None:
         """model: the SYSCALL ring transition (Intel SDM vol. 2B), which Unicorn skips."""
         m, uc = self.m, self.uc
         assert self.syscall_hit is not None
-        before = self.read_regs()
+        before = self.rec.read_regs()
         gprs = m.gprs.read()
         fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
-        cr3 = before.cr3
         eff = syscall_transition(
-            self.syscall_hit + 2,
+            self.syscall_hit + SYSCALL_SIZE,
             before.rflags,
             m.read_msr(MSR_SYSCALL_MASK),
             m.read_msr(MSR_LSTAR),
@@ -736,14 +487,14 @@ class Run:
         # everything SYSCALL leaves alone.
         m.restore_kernel_context()
         m.gprs.write(gprs)
-        uc.reg_write(X.UC_X86_REG_CR3, cr3)
+        uc.reg_write(X.UC_X86_REG_CR3, before.cr3)
         m.write_msr(MSR_FS_BASE, fs)
         m.write_msr(MSR_GS_BASE, gs)
         m.write_msr(MSR_KERNEL_GS_BASE, kgs)
         m.transition_regs.write((eff.rcx, eff.r11, eff.rflags, eff.rip))
         self._event(
             Event(
-                "syscall",
+                EventKind.SYSCALL,
                 f"SYSCALL: CPL 3 → 0, RCX ← {eff.rcx:#x}, R11 ← {eff.r11:#x}, "
                 f"RFLAGS ← {eff.rflags:#x}, RIP ← LSTAR {eff.rip:#x}",
                 modelled=True,
@@ -752,21 +503,31 @@ class Run:
         if self.record:
             self._finish()
 
+    def _phases(self) -> None:
+        """User mode up to the syscall, the transition, the kernel; :class:`_Stop` ends it."""
+        self._enter_user_mode()
+        if self.fault is not None or self.stopped:
+            return
+        self._emu(self.sc.rip)
+        if self.fault is not None or self.stopped:
+            return
+        if self.syscall_hit is None:
+            self.stopped = "user code ended without reaching a syscall"
+            return
+        self.phase = "kernel"
+        self._syscall()
+        self._emu(self.pts.entry)
+
     def execute(self) -> Trace:
         sc = self.sc
-        self._enter_user_mode()
-        if self.fault is None and not self.stopped:
-            self._emu(sc.rip)
-        if self.fault is None and not self.stopped and self.syscall_hit is not None:
-            self.phase = "kernel"
-            self._syscall()
-            self._emu(self.entry)
-        elif self.fault is None and not self.stopped:
-            self.stopped = "user code ended without reaching a syscall"
+        # _Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
+        # it stands, as one raised in a hook does.
+        with contextlib.suppress(_Stop):
+            self._phases()
         if self.record and self.pending is not None:
-            with contextlib.suppress(_Stop):
+            with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded
                 self._finish()
-        final = self.read_regs()
+        final = self.rec.read_regs()
         if not self.stopped:
             self.stopped = "emulation ended"
         return Trace(
@@ -778,7 +539,7 @@ class Run:
             pti=sc.machine.pti,
             pcid=sc.machine.pcid,
             initial=self.initial or final,
-            steps=tuple(self.steps),
+            steps=tuple(self.rec.steps),
             exit=self.exit,
             failed_check=self.failed_check,
             checks=tuple(self.checks),
@@ -845,8 +606,8 @@ class Session:
         add(uc.hook_add(UC_HOOK_INSN, d("_on_syscall"), None, 1, 0, X.UC_X86_INS_SYSCALL))
         if run.record:
             add(uc.hook_add(UC_HOOK_CODE, d("_on_code_recorded"), None, 1, 0))
-            for lo, size in ((run.task_phys, run.task_hi - run.task_lo),
-                             (run.es_phys, run.es_hi - run.es_lo)):  # fmt: skip
+            for w in (run.rec.task, run.rec.entry):
+                lo, size = w.phys, w.hi - w.lo
                 add(uc.hook_add(UC_HOOK_MEM_WRITE, d("_on_mem_write"), None, lo, lo + size - 1))
                 add(uc.hook_add(UC_HOOK_MEM_READ, d("_on_mem_read"), None, lo, lo + size - 1))
         else:
@@ -856,11 +617,17 @@ class Session:
             add(uc.hook_add(UC_HOOK_CODE, d("_on_code_user"), None, 0, run.user_top - 1))
         self._mode = run.record
 
-    def run(self, record: bool = True, scenario: Scenario | None = None) -> Trace:
+    def run(
+        self,
+        record: bool = True,
+        scenario: Scenario | None = None,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> Trace:
         """One round trip from the scenario's initial state; *record* keeps every step.
 
         *scenario* may replace the session's own when it needs the same machine and
         user memory (what-if variations of registers, handler writes or expectations).
+        *on_step* sees each recorded step while the machine is still in its state.
         """
         sc = self.scenario if scenario is None else scenario
         if sc is not self.scenario and (
@@ -868,6 +635,7 @@ class Session:
         ):
             raise ValueError("that scenario needs a different machine; make a new Session")
         run = Run(self.machine, sc, record, self._launches)
+        run.rec.on_step = on_step
         self._install(run)
         self._run = run
         try:
@@ -881,4 +649,4 @@ def run_scenario(scenario: Scenario, record: bool = True) -> Trace:
     return Session(scenario).run(record)
 
 
-__all__ = ["EntryPoints", "Run", "Session", "run_scenario", "user_mappings"]
+__all__ = ["EntryPoints", "Run", "Session", "run_scenario"]

@@ -10,6 +10,7 @@ record says so with ``modelled=True``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 #: Names of the registers in :class:`Regs`, in display order.
 REG_NAMES: tuple[str, ...] = (
@@ -17,6 +18,66 @@ REG_NAMES: tuple[str, ...] = (
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
     "rip", "rflags", "cs", "ss", "fs_base", "gs_base", "kernel_gs_base", "cr3",
 )  # fmt: skip
+
+
+class EventKind(StrEnum):
+    """What an :class:`Event` is about."""
+
+    SYSCALL = "syscall"  # the SYSCALL ring transition (modelled)
+    STACK_SWITCH = "stack_switch"  # RSP moved onto another real stack
+    CR3_SWITCH = "cr3_switch"  # MOV to CR3
+    SWAPGS = "swapgs"
+    HANDLER = "handler"  # do_syscall_64 (modelled)
+    CHECK = "check"  # a SYSRET-eligibility check's verdict
+    SYSRET = "sysret"
+    IRET = "iret"
+    RETURN = "return"  # back in user mode, the next instruction fetched
+    FAULT = "fault"  # a CPU exception ended the run
+    EXIT = "exit"  # the task called exit()
+    CAP = "cap"  # the scenario's step cap ended the run
+    UNSUPPORTED = "unsupported"  # a path the engine does not emulate
+
+
+class ExitPath(StrEnum):
+    """The two ways entry_SYSCALL_64 returns to user mode."""
+
+    SYSRET = "sysret"
+    IRET = "iret"
+
+
+class StackName(StrEnum):
+    """Which stack RSP is on."""
+
+    USER = "user"
+    TASK = "task"  # the task's kernel stack (pt_regs)
+    ENTRY = "entry"  # the per-CPU trampoline (entry) stack
+    OTHER = "other"  # RSP holds something else (SWITCH_TO_KERNEL_CR3 keeps CR3 in it)
+
+
+class CheckName(StrEnum):
+    """The v5.8.13 SYSRET checks, in the order entry_SYSCALL_64 makes them."""
+
+    RCX_EQ_RIP = "rcx_eq_rip"
+    CANONICAL_RIP = "canonical_rip"
+    CS_USER = "cs_user"
+    R11_EQ_RFLAGS = "r11_eq_rflags"
+    NO_RF_TF = "no_rf_tf"
+    SS_USER = "ss_user"
+
+
+class CheckResult(StrEnum):
+    NOT_REACHED = "not_reached"
+    PASS = "pass"
+    FAIL = "fail"
+    REMOVED = "removed"  # what-if: the kernel was built without this check
+
+
+class Relation(StrEnum):
+    """How a check relates its two operands (what ZF after its cmp/test means)."""
+
+    EQUAL = "equal"  # cmp: passes when left == right
+    CANONICAL = "canonical"  # cmp with the sign-extended copy: passes when equal
+    BITS_CLEAR = "bits_clear"  # test: passes when left & right == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +136,7 @@ class Event:
     """Something worth a line in the trace: a mode switch, a CR3 switch, swapgs,
     the modelled C call, a check verdict, a fault."""
 
-    # "syscall" "cr3_switch" "swapgs" "handler" "check" "sysret" "iret" "return" "fault"
-    # "exit" "cap" "unsupported"
-    kind: str
+    kind: EventKind
     text: str
     modelled: bool = False
 
@@ -112,12 +171,26 @@ class StackSlot:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckState:
-    """One SYSRET-eligibility check as of a step."""
+class Operand:
+    """One value a check compared, with the name the entry code gives it."""
 
-    name: str  # rcx_eq_rip canonical_rip cs_user r11_eq_rflags no_rf_tf ss_user
-    result: str  # "not_reached" | "pass" | "fail"
-    detail: str = ""  # the values compared, e.g. "RCX 0x401002 == RIP 0x401002"
+    label: str  # "RCX", "RIP (pt_regs->ip)", "__USER_CS", ...
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """One SYSRET-eligibility check as of a step, with the values it compared.
+
+    The words are made by :func:`engine.checks.describe` (CLI, JSON) or by the UI from
+    the operands; nothing reads the values back out of text.
+    """
+
+    name: CheckName
+    result: CheckResult
+    left: Operand | None = None
+    right: Operand | None = None
+    relation: Relation = Relation.EQUAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +215,10 @@ class Step:
     checks: tuple[CheckState, ...]  # the six SYSRET checks as of this step
     events: tuple[Event, ...]
     modelled: bool  # part of this step was modelled, not executed by Unicorn
-    stack_name: str  # which stack RSP is on after the step: "user" "task" "entry" "other"
+    stack_name: StackName  # which stack RSP is on after the step
+    #: pt_regs fields the step rewrote, with (old, new): the modelled do_syscall_64 step
+    #: (the system call, then [handler.set] as ptrace or sigreturn would).
+    rewritten: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +275,7 @@ class Trace:
     pcid: bool
     initial: Regs  # registers before the first user instruction
     steps: tuple[Step, ...]
-    exit: str | None  # "sysret" | "iret" | None
+    exit: ExitPath | None
     failed_check: str | None
     checks: tuple[CheckState, ...]  # final state of the six checks
     fault: Fault | None

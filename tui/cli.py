@@ -104,6 +104,7 @@ def write_table(trace: Trace, out: TextIO) -> None:
 
 
 def write_verdict(trace: Trace, out: TextIO) -> None:
+    from engine.checks import describe
     from engine.constants import flag_names
 
     final = trace.final
@@ -112,7 +113,7 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
         f"exit path:    {trace.exit or '—'}",
         f"failed check: {failed_check_words(trace)}",
     ]
-    lines.extend(f"  {c.result:12} {c.name:14} {c.detail}".rstrip() for c in trace.checks)
+    lines.extend(f"  {c.result:12} {c.name:14} {describe(c)}".rstrip() for c in trace.checks)
     if trace.handler:
         lines.append("do_syscall_64: " + "; ".join(trace.handler))
     if trace.fault:

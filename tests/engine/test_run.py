@@ -11,6 +11,7 @@ from unicorn import x86_const as X
 
 from engine import HookError, ScenarioError, Session, load_scenario, parse_scenario, run_scenario
 from engine import layout as L
+from engine.checks import describe
 from engine.constants import (
     CHECK_NAMES,
     KERNEL_CS,
@@ -23,7 +24,7 @@ from engine.constants import (
 )
 from engine.machine import Machine, MachineConfig
 from engine.model import cr3_as_stored, syscall_transition, sysret_faults
-from engine.trace import Step, Trace
+from engine.trace import CheckResult, EventKind, Relation, Step, Trace
 from tests.conftest import SCENARIOS, trace_of
 
 
@@ -203,7 +204,7 @@ def test_exit_paths_and_first_failing_check(name: str, exit: str, failed: str | 
     t = trace_of(name)
     assert t.exit == exit
     assert t.failed_check == failed
-    results = {c.name: c.result for c in t.checks}
+    results: dict[str, str] = {c.name: c.result for c in t.checks}
     if failed is None:
         assert set(results.values()) == {"pass"}
     else:
@@ -219,8 +220,12 @@ def test_exit_paths_and_first_failing_check(name: str, exit: str, failed: str | 
 
 def test_check_details_show_the_compared_values() -> None:
     t = trace_of("sigreturn-noncanonical.toml")
-    c = {c.name: c for c in t.checks}["canonical_rip"]
-    assert "0x0000800000000000" in c.detail and "0xffff800000000000" in c.detail
+    c = next(c for c in t.checks if c.name == "canonical_rip")
+    assert c.left is not None and c.right is not None
+    assert (c.left.value, c.right.value) == (0x800000000000, 0xFFFF800000000000)
+    assert c.relation is Relation.CANONICAL and c.result is CheckResult.FAIL
+    text = describe(c)
+    assert "0x0000800000000000" in text and "0xffff800000000000" in text
 
 
 def test_iret_to_noncanonical_rip_faults_in_ring0_modelled() -> None:
@@ -432,7 +437,7 @@ def test_sigreturn_without_strict_ss_forces_user_ds() -> None:
 
 def test_cve_2012_0217_intel_faults_in_ring0_on_the_users_stack() -> None:
     t = trace_of("cve-2012-0217-intel.toml")
-    results = {c.name: c.result for c in t.checks}
+    results: dict[str, str] = {c.name: c.result for c in t.checks}
     assert results["canonical_rip"] == "removed" and t.failed_check is None
     assert not any(s.text.startswith(("shlq", "sarq")) for s in t.steps)
     f = t.fault
@@ -453,3 +458,15 @@ def test_cve_2012_0217_amd_completes_sysret() -> None:
 def test_remove_checks_is_validated() -> None:
     with pytest.raises(ScenarioError, match=r"machine\.remove_checks"):
         parse_scenario('name = "x"\n[machine]\nremove_checks = ["canonical"]')
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3, 50])
+def test_step_cap_on_any_step_ends_the_run_as_a_cap_event(cap: int) -> None:
+    # cap 1 lands on the user's syscall, whose SYSCALL transition is modelled
+    sc = parse_scenario(f'name = "cap"\nstep_cap = {cap}\n[user]\ncode = "syscall"\n')
+    t = Session(sc).run(True)
+    assert "step cap" in t.stopped and len(t.steps) == cap
+    assert [e.kind for e in t.events].count(EventKind.CAP) == 1
+    assert t.steps[-1].events[-1].kind == EventKind.CAP
+    # Unrecorded runs count user instructions only (the kernel path is finite).
+    assert Session(sc).run(False).exit == "sysret"

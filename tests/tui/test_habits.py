@@ -47,7 +47,7 @@ def current_row_in_view(listing: SourceListing) -> bool:
         ((160, 40), "-medium"),
         ((120, 36), "-medium"),
         ((104, 36), "-narrow"),
-        ((120, 31), "-narrow"),
+        ((120, 29), "-narrow"),
         ((80, 24), "-narrow"),
         ((60, 20), "-narrow"),
     ],

@@ -368,3 +368,19 @@ async def test_removed_check_is_marked_and_sysret_still_taken() -> None:
         shown = text(app.query_one(ChecksPanel))
         assert "canonical_rip" in shown and "REMOVED" in shown
         assert "FAIL" not in shown
+
+
+@run_async
+async def test_stack_shows_the_handlers_new_ss_at_the_handler_step() -> None:
+    trace = scenario_trace("check-ss-user.toml")
+    handler = position_after(trace, has_event("handler"))
+    app = make_app("check-ss-user.toml")
+    async with app.run_test(size=WIDE):
+        goto(app, handler)
+        stack = app.query_one(StackPanel)
+        rows = [row for row in text(stack).splitlines() if " ss " in row]
+        assert len(rows) == 1
+        # marked as rewritten by the handler, with the value it wrote
+        assert rows[0][1] == "h" and rows[0].endswith("0000000000000023")
+        note = text(app.query_one(NotePanel))
+        assert "ss      0x2b → 0x23" in note

@@ -58,7 +58,7 @@ def test_continue_lands_on_the_next_stop_and_skips_nothing(name: str, data: st.D
 
 def test_stops_of_getpid_in_order() -> None:
     timeline = Timeline(scenario_trace("getpid.toml"))
-    kinds = [
+    kinds: list[list[str]] = [
         sorted({e.kind for e in timeline.trace.steps[k - 1].events} & STOP_KINDS)
         for k in timeline.stops
     ]

@@ -439,7 +439,8 @@ class DebuggerScreen(Screen[None]):
         else:
             note = ""
         handler = trace.handler if "handler" in kinds else ()
-        self._note.view = NoteView(note, events, handler)
+        rewritten = ran.rewritten if ran is not None else ()
+        self._note.view = NoteView(note, events, handler, rewritten)
 
         self._registers.view = RegistersView(regs, timeline.before(position), changed)
 
@@ -451,6 +452,7 @@ class DebuggerScreen(Screen[None]):
             stack_name=stack_name,
             writes=ran.stack_writes if ran is not None else (),
             reads=ran.stack_reads if ran is not None else (),
+            rewritten=ran.rewritten if ran is not None else (),
         )
         self._stack.set_title(stack_title(stack_name))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import ClassVar
 
@@ -11,7 +10,9 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.trace import CheckState
+from engine.checks import RF_TF
+from engine.decode import rflags_set
+from engine.trace import CheckResult, CheckState, Relation
 from tui.widgets.panel import LinePanel
 
 IRET_PATH = "IRET via swapgs_restore_regs_and_return_to_usermode"
@@ -42,13 +43,26 @@ CHECK_REASONS: dict[str, str] = {
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
-_PADDED_HEX = re.compile(r"0x0+(?=[0-9a-fA-F])")
 
-
-def compact_detail(detail: str) -> str:
-    """Drop the leading zeros of hex literals (same values, fewer columns) so that a
-    comparison fits on one line of the panel."""
-    return _PADDED_HEX.sub("0x", detail)
+def check_detail(check: CheckState) -> str:
+    """The values a check compared, from its operands (hex without padding, so that a
+    comparison fits on one line of the panel)."""
+    if check.result is CheckResult.REMOVED:
+        return "not in this kernel (what-if: [machine] remove_checks)"
+    left, right = check.left, check.right
+    if left is None or right is None or check.result is CheckResult.NOT_REACHED:
+        return ""
+    ok = check.result is CheckResult.PASS
+    if check.relation is Relation.CANONICAL:
+        if ok:
+            return f"{left.label} {left.value:#x} is canonical"
+        return f"{left.label} {left.value:#x} ≠ {right.label} {right.value:#x}: not canonical"
+    if check.relation is Relation.BITS_CLEAR:
+        bits = rflags_set(left.value & right.value & RF_TF)
+        if bits:
+            return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
+        return f"{left.label} {left.value:#x}: RF and TF clear"
+    return f"{left.label} {left.value:#x} {'==' if ok else '≠'} {right.label} {right.value:#x}"
 
 
 def first_failure(checks: tuple[CheckState, ...]) -> CheckState | None:
@@ -118,8 +132,9 @@ class ChecksPanel(LinePanel):
                 verdict = "skipped" if failure is not None else "pending"
             head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
             lines.append(Content.assemble((head, style), (verdict, style)))
-            if check.detail and check.result != "not_reached":
-                for text in wrap(compact_detail(check.detail), width):
+            detail = check_detail(check)
+            if detail:
+                for text in wrap(detail, width):
                     lines.append(Content.assemble((text, detail_style)))
             if check is failure and failure.name in CHECK_REASONS:
                 for text in wrap(CHECK_REASONS[failure.name], width):

@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from tui.widgets.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
+from engine.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
 from tui.widgets.panel import LinePanel
 
 LABEL = 15

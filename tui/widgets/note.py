@@ -51,16 +51,21 @@ class NoteView:
     note: str  # explanation of the focus line for a learner
     events: tuple[Event, ...]  # events of the step just executed
     handler: tuple[str, ...]  # what do_syscall_64 did, on the step that called it
+    rewritten: tuple[tuple[str, int, int], ...] = ()  # pt_regs fields it rewrote: old, new
 
 
-class NotePanel(LinePanel):
-    """Explains the focus line, then lists the events of the last step."""
+class NotePanel(LinePanel, can_focus=True):
+    """Explains the focus line, then lists the events of the last step.
+
+    Focusable, so that a long note (the handler's pt_regs changes) scrolls with the keys.
+    """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "note--text",
         "note--event",
         "note--modelled",
         "note--handler",
+        "note--rewritten",
     }
 
     view: reactive[NoteView | None] = reactive(None, repaint=False)
@@ -96,4 +101,11 @@ class NotePanel(LinePanel):
         for text in view.handler:
             wrapped = textwrap.wrap(text, width, initial_indent="  │ ", subsequent_indent="  │   ")
             lines.extend(Content.assemble((piece, handler_style)) for piece in wrapped)
+        if view.rewritten:
+            rewritten_style = self.style("note--rewritten")
+            lines.append(Content.assemble(("pt_regs words rewritten (old → new):", text_style)))
+            for name, old, new in view.rewritten:
+                lines.append(
+                    Content.assemble((f"  {name:<7} {old:#x} → {new:#x}", rewritten_style))
+                )
         return lines

@@ -9,8 +9,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
+from engine.decode import decode_cr3, same_root
 from engine.trace import MappedRegion, RootSummary
-from tui.widgets.decode import decode_cr3, same_root
 from tui.widgets.panel import LinePanel
 
 NAME = 11

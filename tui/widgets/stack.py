@@ -1,7 +1,9 @@
 """The kernel stacks: pt_regs on the task stack and the trampoline words on the entry stack.
 
 Words appear as they are pushed, top of stack first.  RSP is drawn as an arrow; the word the
-last step wrote or read is highlighted; words below RSP (already popped) are dimmed.
+last step wrote or read is highlighted, and so are the pt_regs words the modelled
+do_syscall_64 step rewrote (old → new is in the note); words below RSP (already popped) are
+dimmed.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class StackView:
     stack_name: str  # which stack RSP is on: "user", "task", "entry" or "other"
     writes: tuple[int, ...]  # addresses the last step wrote
     reads: tuple[int, ...]  # addresses the last step read
+    rewritten: tuple[tuple[str, int, int], ...] = ()  # pt_regs fields the step rewrote
+
+    @property
+    def task_addresses(self) -> frozenset[int]:
+        return frozenset(slot.address for slot in self.stack)
 
 
 class StackPanel(LinePanel):
@@ -66,6 +73,7 @@ class StackPanel(LinePanel):
         "stack--slot",
         "stack--written",
         "stack--read",
+        "stack--rewritten",
         "stack--popped",
         "stack--rsp",
         "stack--empty",
@@ -131,7 +139,12 @@ class StackPanel(LinePanel):
         )
 
     def _slot_line(self, view: StackView, slot: StackSlot, at_rsp: bool, popped: bool) -> Content:
-        if slot.address in view.writes:
+        rewritten = {name for name, _, _ in view.rewritten}
+        if slot.slot in rewritten and slot.address in view.task_addresses:
+            # The handler wrote this pt_regs word directly, not through a push.
+            value_style = self.style("stack--rewritten")
+            mark = "h"
+        elif slot.address in view.writes:
             value_style = self.style("stack--written")
             mark = "w"
         elif slot.address in view.reads:

@@ -1,7 +1,7 @@
 """Pure decoders that turn raw register and MSR values into the words a learner reads.
 
 Nothing here imports Textual: the panels call these, and the tests check them directly.
-The bit layouts come from the Intel SDM and the v5.8 headers (see shared FACTS).
+The bit layouts come from the Intel SDM and the v5.8 headers (engine.constants).
 """
 
 from __future__ import annotations
@@ -9,47 +9,53 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: RFLAGS bits worth naming, in bit order.  IOPL is two bits and is shown as a number.
-RFLAGS_BITS: tuple[tuple[str, int], ...] = (
-    ("CF", 0x1),
-    ("PF", 0x4),
-    ("AF", 0x10),
-    ("ZF", 0x40),
-    ("SF", 0x80),
-    ("TF", 0x100),
-    ("IF", 0x200),
-    ("DF", 0x400),
-    ("OF", 0x800),
-    ("NT", 0x4000),
-    ("RF", 0x10000),
-    ("VM", 0x20000),
-    ("AC", 0x40000),
-    ("ID", 0x200000),
+from engine.constants import (
+    CR3_PCID_MASK,
+    EFER_LMA,
+    EFER_LME,
+    EFER_NXE,
+    EFER_SCE,
+    IOPL,
+    KERNEL32_CS,
+    KERNEL_CS,
+    KERNEL_DS,
+    MASK64,
+    PTI_USER_PGTABLE_MASK,
+    USER32_CS,
+    USER_CS,
+    USER_DS,
+    X86_CR3_PCID_NOFLUSH,
+    is_canonical,
+    sign_extend,
 )
-IOPL_MASK = 0x3000
+from engine.constants import RFLAGS_BITS as _ALL_FLAGS
+
+#: RFLAGS bits worth naming, in bit order.  IOPL is two bits and is shown as a number.
+RFLAGS_BITS: tuple[tuple[str, int], ...] = tuple((n, b) for n, b in _ALL_FLAGS if n != "IOPL")
+IOPL_MASK = IOPL
+IOPL_SHIFT = 12
 
 #: EFER bits the SYSCALL path depends on.
 EFER_BITS: tuple[tuple[str, int], ...] = (
-    ("SCE", 1 << 0),
-    ("LME", 1 << 8),
-    ("LMA", 1 << 10),
-    ("NXE", 1 << 11),
+    ("SCE", EFER_SCE),
+    ("LME", EFER_LME),
+    ("LMA", EFER_LMA),
+    ("NXE", EFER_NXE),
 )
 
 #: Selector values of arch/x86/include/asm/segment.h, for naming CS and SS.
 SELECTOR_NAMES: dict[int, str] = {
-    0x08: "__KERNEL32_CS",
-    0x10: "__KERNEL_CS",
-    0x18: "__KERNEL_DS",
-    0x23: "__USER32_CS",
-    0x2B: "__USER_DS",
-    0x33: "__USER_CS",
+    KERNEL32_CS: "__KERNEL32_CS",
+    KERNEL_CS: "__KERNEL_CS",
+    KERNEL_DS: "__KERNEL_DS",
+    USER32_CS: "__USER32_CS",
+    USER_DS: "__USER_DS",
+    USER_CS: "__USER_CS",
 }
 
-CR3_PCID_MASK = 0xFFF
-CR3_NOFLUSH = 1 << 63
+CR3_NOFLUSH = X86_CR3_PCID_NOFLUSH
 #: Bit 12 selects the user half of the 8 KiB KPTI PGD pair.
-CR3_PTI_USER = 1 << 12
+CR3_PTI_USER = PTI_USER_PGTABLE_MASK
 #: Physical-address bits of CR3 (51:12).
 CR3_ADDR_MASK = 0x000F_FFFF_FFFF_F000
 
@@ -57,7 +63,7 @@ CR3_ADDR_MASK = 0x000F_FFFF_FFFF_F000
 def rflags_set(value: int) -> list[str]:
     """Names of the RFLAGS bits set in ``value`` (IOPL included when non-zero)."""
     names = [name for name, bit in RFLAGS_BITS if value & bit]
-    iopl = (value & IOPL_MASK) >> 12
+    iopl = (value & IOPL_MASK) >> IOPL_SHIFT
     if iopl:
         names.append(f"IOPL{iopl}")
     return names
@@ -128,20 +134,6 @@ def selector_name(value: int) -> str:
     return SELECTOR_NAMES.get(value, f"index {value >> 3}")
 
 
-def is_canonical(address: int, bits: int = 48) -> bool:
-    """Bits 63..bits-1 all equal: what ``shl $16; sar $16`` leaves unchanged."""
-    top = address >> (bits - 1)
-    return top in (0, (1 << (65 - bits)) - 1)
-
-
-def sign_extend(address: int, bits: int = 48) -> int:
-    """The value ``shl $(64-bits); sar $(64-bits)`` turns ``address`` into."""
-    address &= (1 << bits) - 1
-    if address >> (bits - 1):
-        address |= ((1 << 64) - 1) ^ ((1 << bits) - 1)
-    return address
-
-
 def symbol_at(address: int, symbols: Mapping[str, int]) -> str | None:
     """The symbol exactly at ``address``, preferring the shortest (outermost) name."""
     names = [name for name, value in symbols.items() if value == address]
@@ -149,4 +141,12 @@ def symbol_at(address: int, symbols: Mapping[str, int]) -> str | None:
 
 
 def hex64(value: int) -> str:
-    return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+    return f"{value & MASK64:016x}"
+
+
+__all__ = [
+    "CR3_ADDR_MASK", "CR3_NOFLUSH", "CR3_PCID_MASK", "CR3_PTI_USER", "EFER_BITS", "IOPL_MASK",
+    "RFLAGS_BITS", "SELECTOR_NAMES", "Cr3Fields", "StarFields", "decode_cr3", "decode_star",
+    "efer_set", "fmask_names", "hex64", "is_canonical", "rflags_set", "same_root",
+    "selector_name", "sign_extend", "symbol_at",
+]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.widgets.decode import (
+from engine.decode import (
     decode_cr3,
     decode_star,
     efer_set,
@@ -72,5 +72,5 @@ def test_lower_half_is_canonical_and_bit_47_is_not(address: int) -> None:
 
 def test_la57_canonical_boundary() -> None:
     assert not is_canonical(1 << 47)
-    assert is_canonical(1 << 47, bits=57)
-    assert not is_canonical(1 << 56, bits=57)
+    assert is_canonical(1 << 47, paging=5)
+    assert not is_canonical(1 << 56, paging=5)

@@ -1,0 +1,85 @@
+"""The six SYSRET-eligibility checks as values: what each compared, and that in words.
+
+Both functions are pure: :func:`evaluate` takes what the CPU held at the check's
+``jne``/``jnz`` (ZF, the registers, the pt_regs words at RSP) and :func:`describe`
+turns the resulting :class:`CheckState` into one line for the CLI and the JSON.
+The TUI formats the operands itself.
+
+The compares, as v5.8.13 entry_SYSCALL_64 makes them (RSP points at pt_regs):
+
+    movq RCX(%rsp), %rcx; movq RIP(%rsp), %r11; cmpq %rcx, %r11; jne     rcx_eq_rip
+    shl/sar $(64 - (__VIRTUAL_MASK_SHIFT+1)), %rcx; cmpq %rcx, %r11; jne  canonical_rip
+    cmpq $__USER_CS, CS(%rsp); jne                                        cs_user
+    movq R11(%rsp), %r11; cmpq %r11, EFLAGS(%rsp); jne                    r11_eq_rflags
+    testq $(X86_EFLAGS_RF|X86_EFLAGS_TF), %r11; jnz                       no_rf_tf
+    cmpq $__USER_DS, SS(%rsp); jne                                        ss_user
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine.constants import CHECK_NAMES, RF, TF, USER_CS, USER_DS, ZF
+from engine.trace import CheckName, CheckResult, CheckState, Operand, Regs, Relation
+
+#: The bits ``testq $(X86_EFLAGS_RF|X86_EFLAGS_TF), %r11`` looks at.
+RF_TF = RF | TF
+
+
+def initial_states(removed: tuple[str, ...]) -> list[CheckState]:
+    """The six checks before the first one runs; *removed* ones are not in this kernel."""
+    return [
+        CheckState(CheckName(n), CheckResult.REMOVED if n in removed else CheckResult.NOT_REACHED)
+        for n in CHECK_NAMES
+    ]
+
+
+def evaluate(name: str, rflags: int, regs: Regs, pt_regs: Mapping[str, int]) -> CheckState:
+    """The check *name* at its branch: *rflags* decides (every check is a jne/jnz, taken
+    when ZF is clear); the operands are read from *regs* and the *pt_regs* words."""
+    check = CheckName(name)
+    result = CheckResult.PASS if rflags & ZF else CheckResult.FAIL
+    if check is CheckName.RCX_EQ_RIP:
+        left, right, rel = Operand("RCX", regs.rcx), Operand("RIP", regs.r11), Relation.EQUAL
+    elif check is CheckName.CANONICAL_RIP:
+        # R11 holds the saved RIP, RCX its sign-extended copy.
+        left, right = Operand("RIP", regs.r11), Operand("sign-extended", regs.rcx)
+        rel = Relation.CANONICAL
+    elif check is CheckName.CS_USER:
+        left, right = Operand("CS", pt_regs["cs"]), Operand("__USER_CS", USER_CS)
+        rel = Relation.EQUAL
+    elif check is CheckName.R11_EQ_RFLAGS:
+        left, right = Operand("R11", regs.r11), Operand("RFLAGS", pt_regs["flags"])
+        rel = Relation.EQUAL
+    elif check is CheckName.NO_RF_TF:
+        left, right, rel = Operand("R11", regs.r11), Operand("RF|TF", RF_TF), Relation.BITS_CLEAR
+    else:
+        left, right = Operand("SS", pt_regs["ss"]), Operand("__USER_DS", USER_DS)
+        rel = Relation.EQUAL
+    return CheckState(check, result, left, right, rel)
+
+
+def describe(state: CheckState) -> str:
+    """The comparison in words, e.g. ``SS 0x23 ≠ __USER_DS 0x2b``."""
+    if state.result is CheckResult.REMOVED:
+        return "not in this kernel (what-if: [machine] remove_checks)"
+    left, right = state.left, state.right
+    if left is None or right is None:
+        return ""
+    ok = state.result is CheckResult.PASS
+    if state.relation is Relation.CANONICAL:
+        if ok:
+            return f"RIP {left.value:#018x} is canonical"
+        return f"RIP {left.value:#018x} ≠ sign-extended {right.value:#018x}: not canonical"
+    if state.relation is Relation.BITS_CLEAR:
+        bits = [n for n, b in (("RF", RF), ("TF", TF)) if left.value & b & right.value]
+        if bits:
+            return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
+        return f"{left.label} {left.value:#x}: RF and TF clear"
+    wide = state.name in (CheckName.RCX_EQ_RIP,)
+    fmt = "#018x" if wide else "#x"
+    eq = "==" if ok else "≠"
+    return f"{left.label} {left.value:{fmt}} {eq} {right.label} {right.value:{fmt}}"
+
+
+__all__ = ["RF_TF", "describe", "evaluate", "initial_states"]

@@ -1,0 +1,122 @@
+"""Launching user mode: the memory a scenario maps and the state its first instruction sees.
+
+The engine enters CPL 3 the way the kernel does, with an IRETQ frame on the entry
+stack; the IRETQ itself is run by the caller (it is not part of the trace).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from unicorn import x86_const as X
+
+from engine import layout as L
+from engine.constants import (
+    MSR_FS_BASE,
+    MSR_GS_BASE,
+    MSR_KERNEL_GS_BASE,
+    UC_SIGCONTEXT_SS,
+    UC_STRICT_RESTORE_SS,
+    USER_CS,
+    USER_DS,
+    user_space_top,
+)
+from engine.machine import GPRS, Machine, UserMapping
+from engine.scenario import Scenario
+from engine.syscalls import build_sigframe
+
+#: Bytes of the IRETQ frame: RIP, CS, RFLAGS, RSP, SS.
+IRET_FRAME_SIZE = 5 * 8
+
+#: How far below the user's RSP the stack mapping reaches.
+USER_STACK_BELOW = 0x4000
+
+
+def _page_down(addr: int) -> int:
+    return addr & ~(L.PAGE - 1)
+
+
+def _page_up(addr: int) -> int:
+    return (addr + L.PAGE - 1) & ~(L.PAGE - 1)
+
+
+def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
+    """The user memory a scenario needs: its code, its stack, and any [[memory]]."""
+    assert sc.code is not None
+    pages: dict[int, tuple[str, bool, bool]] = {}
+    top = user_space_top(sc.machine.paging)
+    start = _page_down(sc.rip)
+    end = _page_up(sc.rip + len(sc.code.code))
+    for p in range(start, min(end, top), L.PAGE):
+        pages[p] = ("code", False, True)
+    lo = max(_page_down(sc.rsp - USER_STACK_BELOW), L.PAGE)
+    hi = min(_page_up(sc.rsp + L.PAGE), top)
+    for p in range(lo, hi if sc.rsp < top else lo, L.PAGE):
+        name, w, x = pages.get(p, ("stack", True, False))
+        pages[p] = (name if name == "code" else "stack", True, x)
+    for mr in sc.memory:
+        for p in range(mr.address, mr.address + mr.size, L.PAGE):
+            name, _, _ = pages.get(p, ("memory", False, False))
+            pages[p] = (name, "w" in mr.access, "x" in mr.access)
+    out: list[UserMapping] = []
+    code_bytes = sc.code.code
+    for p in sorted(pages):
+        name, w, x = pages[p]
+        data = b""
+        off = 0
+        if start <= p < end:
+            lo_c = max(sc.rip, p)
+            hi_c = min(sc.rip + len(code_bytes), p + L.PAGE)
+            data = code_bytes[lo_c - sc.rip : hi_c - sc.rip]
+            off = lo_c - p
+        out.append(UserMapping(name, p, L.PAGE, w, x, data, off))
+    return tuple(out)
+
+
+def launch_key(sc: Scenario) -> tuple[object, ...]:
+    """What decides the machine's state at the first user instruction."""
+    assert sc.code is not None
+    return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code,
+            tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())))  # fmt: skip
+
+
+def prepare_launch(m: Machine, sc: Scenario) -> None:
+    """Reset *m* and set it up to enter user mode: an IRETQ frame on the entry stack,
+    the rt_sigframe above the user's RSP, the user's registers, CR3 and the bases.
+    RSP is left at the frame; running :data:`engine.layout.LAUNCH_STUB` (one IRETQ)
+    enters CPL 3."""
+    uc = m.uc
+    m.reset()
+    assert sc.code is not None
+    frame = struct.pack("<5Q", sc.rip, USER_CS, sc.rflags, sc.rsp, USER_DS)
+    top = L.ENTRY_STACK_TOP
+    phys = m.walk(m.kernel_cr3, top - IRET_FRAME_SIZE).phys
+    assert phys is not None
+    uc.mem_write(phys, frame)
+    # The stack above user RSP holds an rt_sigframe as signal delivery leaves it:
+    # by default the user's own starting state (so rt_sigreturn restores it), with
+    # [sigframe] overrides.
+    sf = {name: sc.regs.get(name, 0) for name in GPRS}
+    sf.update(
+        rsp=sc.rsp,
+        rip=sc.code.syscall_return,
+        rcx=sc.code.syscall_return,
+        r11=sc.rflags,
+        eflags=sc.rflags,
+        cs=USER_CS,
+        ss=USER_DS,
+        # frame_uc_flags(): a signal taken in 64-bit code saves SS and asks for it back
+        uc_flags=UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+    )
+    sf.update(sc.sigframe)
+    m.write_virt(m.user_cr3, sc.rsp, build_sigframe(sf))
+    m.gprs.write(
+        [top - IRET_FRAME_SIZE if name == "rsp" else sc.regs.get(name, 0) for name in GPRS]
+    )
+    uc.reg_write(X.UC_X86_REG_CR3, m.user_cr3)
+    m.write_msr(MSR_FS_BASE, sc.fs_base)
+    m.write_msr(MSR_GS_BASE, sc.gs_base)
+    m.write_msr(MSR_KERNEL_GS_BASE, m.layout.percpu_base)
+
+
+__all__ = ["launch_key", "prepare_launch", "user_mappings"]

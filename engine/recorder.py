@@ -1,0 +1,234 @@
+"""The step recorder: after every step, the registers and both kernel stacks, read anew.
+
+A step is opened when its instruction is about to run (:meth:`StepRecorder.begin`)
+and closed when the next one is, or when the engine ends the run
+(:meth:`StepRecorder.finish`).  Closing a step reads the registers from the CPU and
+the stack words from emulated memory *then*, whatever wrote them: the CPU through
+Unicorn, or a modelled part of the machine (SYSCALL, do_syscall_64 and the
+[handler.set] writes, the SYSRET/IRET models) writing memory directly.  The memory
+hooks only say *which* words have been used as stack so far, never their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from unicorn import x86_const as X
+
+from engine import layout as L
+from engine.asm import disasm_one
+from engine.constants import MSR_KERNEL_GS_BASE, PT_REGS_FIELDS, PT_REGS_SIZE
+from engine.kernel.image import KernelImage
+from engine.machine import Machine
+from engine.scenario import Scenario
+from engine.trace import (
+    CheckState,
+    Event,
+    EventKind,
+    ExitPath,
+    Regs,
+    StackName,
+    StackSlot,
+    Step,
+)
+
+#: What a stack-switch event calls each stack.
+STACK_NAMES: dict[StackName, str] = {
+    StackName.USER: "user stack",
+    StackName.TASK: "task's kernel stack",
+    StackName.ENTRY: "per-CPU trampoline (entry) stack",
+    StackName.OTHER: "no stack (RSP holds something else)",
+}
+
+#: The words each exit builds on the entry stack, from its top down.
+ENTRY_FRAME_SLOTS: dict[ExitPath, tuple[str, ...]] = {
+    ExitPath.SYSRET: ("sp", "di", "ax (saved)"),
+    ExitPath.IRET: ("ss", "sp", "flags", "cs", "ip", "di", "ax (saved)"),
+}
+
+#: The slot name of the word below pt_regs: what ``call do_syscall_64`` pushed.
+RETURN_ADDRESS = "return address"
+
+#: Bytes of one stack word.
+WORD = 8
+
+
+@dataclass
+class Pending:
+    """A step whose instruction is running: what is known before it completes."""
+
+    rip: int
+    code: bytes
+    text: str
+    source_line: int | None
+    source: str
+    macro: str | None
+    label: str
+    cpl: int
+    events: list[Event] = field(default_factory=list)
+    modelled: bool = False
+    writes: list[int] = field(default_factory=list)
+    reads: list[int] = field(default_factory=list)
+    rewritten: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass
+class _StackWatch:
+    """One kernel stack: its virtual range, physical base, and the words used so far."""
+
+    lo: int
+    hi: int
+    phys: int
+    used_low: int | None = None  # lowest word written so far this run
+    raw: bytes = b""
+    slots: tuple[StackSlot, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def read(self, m: Machine, names: tuple[str, ...], pt_regs: bool) -> tuple[StackSlot, ...]:
+        """Every word from the lowest one used up to the top, read from memory now."""
+        low = self.used_low
+        if low is None:
+            return ()
+        raw = m.read_phys(self.phys + (low - self.lo), self.hi - low)
+        if raw == self.raw and names == self.names:
+            return self.slots  # same words, same names: the same records
+        out = []
+        for off in range(len(raw) - WORD, -1, -WORD):
+            addr = low + off
+            value = int.from_bytes(raw[off : off + WORD], "little")
+            if pt_regs:
+                field_off = addr - (self.hi - PT_REGS_SIZE)
+                inside = 0 <= field_off < PT_REGS_SIZE
+                slot = PT_REGS_FIELDS[field_off // WORD] if inside else RETURN_ADDRESS
+            else:
+                index = (self.hi - addr) // WORD - 1
+                slot = names[index] if index < len(names) else ""
+            out.append(StackSlot(addr, value, slot))
+        self.raw, self.names, self.slots = raw, names, tuple(out)
+        return self.slots
+
+
+class StepRecorder:
+    """Builds :class:`Step` records from the machine as it is after each step."""
+
+    def __init__(self, machine: Machine, scenario: Scenario, call_line: int | None):
+        self.m = machine
+        self.sc = scenario
+        self.img: KernelImage = machine.image
+        self.call_line = call_line
+        self.do_sys = self.img.symbols["do_syscall_64"]
+        lay = machine.layout
+        self.task = _StackWatch(lay.task_stack_base, lay.task_stack_top, machine.task_stack_phys)
+        self.entry = _StackWatch(L.CEA_ENTRY_STACK, L.ENTRY_STACK_TOP, machine.entry_stack_phys)
+        self.steps: list[Step] = []
+        self.prev_regs: Regs | None = None
+        self.last_stack: StackName | None = None
+        #: Called with each step as it is recorded, the machine still in that state
+        #: (the invariant tests compare the record with their own reads).
+        self.on_step: Callable[[Step], None] | None = None
+
+    # -- reading the machine ---------------------------------------------------------
+    def read_regs(self) -> Regs:
+        vals = self.m.step_regs.read()
+        cr3 = vals.pop()
+        return Regs(*vals, self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # type: ignore[call-arg]
+
+    def cpl(self) -> int:
+        return int(self.m.cs_reg.read()[0]) & 3
+
+    def stack_name(self, rsp: int) -> StackName:
+        if self.task.lo <= rsp <= self.task.hi:
+            return StackName.TASK
+        if self.entry.lo <= rsp <= self.entry.hi:
+            return StackName.ENTRY
+        # user memory the scenario mapped (RSP may hold a stack-top address one past it);
+        # anything else, e.g. the CR3 value SWITCH_TO_KERNEL_CR3 keeps in RSP, is no stack
+        if any(m.vaddr < rsp <= m.vaddr + m.size for m in self.m.user):
+            return StackName.USER
+        return StackName.OTHER
+
+    # -- memory hooks: which words are stack ----------------------------------------------
+    def virt(self, phys: int) -> int:
+        """The stack address of a physical address inside one of the two stacks."""
+        off = phys - self.task.phys
+        if 0 <= off < self.task.hi - self.task.lo:
+            return self.task.lo + off
+        return self.entry.lo + (phys - self.entry.phys)
+
+    def wrote(self, vaddr: int) -> None:
+        watch = self.task if self.task.lo <= vaddr < self.task.hi else self.entry
+        if watch.used_low is None or vaddr < watch.used_low:
+            watch.used_low = vaddr
+
+    # -- steps ---------------------------------------------------------------------------
+    def begin(self, address: int, size: int) -> Pending:
+        asm = self.img.by_address.get(address)
+        cpl = self.cpl()
+        if asm is not None:
+            meta = asm.item.meta
+            line = getattr(meta, "line", 0) or None
+            source = self.img.source[line - 1].text.strip() if line else ""
+            if address == self.do_sys:
+                # The C function is shown inside the source line that calls it.
+                line = self.call_line
+                source = "do_syscall_64(nr, regs)   /* C code: modelled */"
+            return Pending(
+                address,
+                asm.code,
+                asm.text,
+                line,
+                source,
+                getattr(meta, "macro", None),
+                self.img.label_at(address),
+                cpl,
+            )
+        cr3 = int(self.m.uc.reg_read(X.UC_X86_REG_CR3))
+        code = self.m.read_virt(cr3, address, size) or b""
+        d = disasm_one(code, address)
+        text = d[0] if d else "(bad)"
+        stmt = self.sc.code.statement_at(address) if self.sc.code else None
+        return Pending(address, code, text, None, stmt or text, None, "user", cpl)
+
+    def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
+        """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
+        regs = self.read_regs()
+        prev = self.prev_regs or regs
+        stack_name = self.stack_name(regs.rsp)
+        # RSP also serves as a scratch register (it holds CR3 in SWITCH_TO_KERNEL_CR3):
+        # only a move onto another real stack is an event.
+        if stack_name is not StackName.OTHER and stack_name is not self.last_stack:
+            if self.last_stack is not None:
+                text = f"RSP {regs.rsp:#x}: now on the {STACK_NAMES[stack_name]}"
+                p.events.append(Event(EventKind.STACK_SWITCH, text))
+            self.last_stack = stack_name
+        step = Step(
+            index=len(self.steps),
+            rip=p.rip,
+            code=p.code,
+            text=p.text,
+            source_line=p.source_line,
+            source=p.source,
+            macro=p.macro,
+            label=p.label,
+            cpl=p.cpl,
+            regs=regs,
+            changed=regs.changed_from(prev),
+            stack=self.task.read(self.m, (), pt_regs=True),
+            entry_stack=self.entry.read(self.m, ENTRY_FRAME_SLOTS[exit_path], pt_regs=False),
+            stack_writes=tuple(p.writes),
+            stack_reads=tuple(p.reads),
+            checks=checks,
+            events=tuple(p.events),
+            modelled=p.modelled,
+            stack_name=stack_name,
+            rewritten=p.rewritten,
+        )
+        self.steps.append(step)
+        self.prev_regs = regs
+        if self.on_step is not None:
+            self.on_step(step)
+        return step
+
+
+__all__ = ["ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "Pending", "StepRecorder"]

@@ -1,0 +1,176 @@
+"""What a step records is what the machine holds after that step, at every step.
+
+Each run is watched step by step: while the machine is still in the state a step
+was recorded in, the test reads every register from the CPU one by one and every
+recorded stack word from emulated memory through the page tables, and compares.
+The shipped scenarios run, and hypothesis varies registers, RFLAGS, the signal
+frame and the handler's pt_regs writes over a few fixed user programs (assembled
+once each: the variations share one machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from unicorn import x86_const as X
+
+from engine import Session, load_scenario, parse_scenario
+from engine.constants import (
+    AC,
+    AF,
+    CF,
+    DF,
+    IOPL,
+    MSR_KERNEL_GS_BASE,
+    NT,
+    OF,
+    PF,
+    PT_REGS_FIELDS,
+    RF,
+    RFLAGS_FIXED,
+    SF,
+    TF,
+    USER_CS,
+    USER_DS,
+    ZF,
+)
+from engine.machine import GPRS, Machine
+from engine.scenario import SIGFRAME_FIELDS, USER_REGS, Scenario
+from engine.trace import EventKind, Step, Trace
+from tests.conftest import SCENARIOS
+
+REG_IDS: dict[str, int] = {
+    **GPRS,
+    "rip": X.UC_X86_REG_RIP,
+    "rflags": X.UC_X86_REG_RFLAGS,
+    "cs": X.UC_X86_REG_CS,
+    "ss": X.UC_X86_REG_SS,
+    "fs_base": X.UC_X86_REG_FS_BASE,
+    "gs_base": X.UC_X86_REG_GS_BASE,
+    "cr3": X.UC_X86_REG_CR3,
+}
+
+
+def watcher(m: Machine, seen: list[int]) -> Callable[[Step], None]:
+    """Compare each recorded step with the machine's own state right then."""
+
+    def check(step: Step) -> None:
+        cpu = {name: int(m.uc.reg_read(reg)) for name, reg in REG_IDS.items()}
+        cpu["kernel_gs_base"] = int(m.uc.msr_read(MSR_KERNEL_GS_BASE))
+        assert step.regs.as_dict() == cpu, f"step {step.index}: registers differ from the CPU"
+        for slot in (*step.stack, *step.entry_stack):
+            raw = m.read_virt(m.kernel_cr3, slot.address, 8)
+            assert raw is not None
+            value = int.from_bytes(raw, "little")
+            assert slot.value == value, (
+                f"step {step.index} {step.text!r}: {slot.slot} at {slot.address:#x} "
+                f"recorded {slot.value:#x}, memory holds {value:#x}"
+            )
+        # the task stack is shown as one run of words up to its top
+        addrs = [s.address for s in step.stack]
+        assert addrs == sorted(addrs, reverse=True)
+        assert all(a - b == 8 for a, b in itertools.pairwise(addrs))
+        seen.append(step.index)
+
+    return check
+
+
+def run_watched(session: Session, sc: Scenario | None = None) -> Trace:
+    seen: list[int] = []
+    trace = session.run(True, sc, on_step=watcher(session.machine, seen))
+    assert seen == [s.index for s in trace.steps], "every step was watched once"
+    return trace
+
+
+def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
+    """From the do_syscall_64 step on, pt_regs holds what the handler left there."""
+    after = trace.pt_regs_after_call
+    handler = [s.index for s in trace.steps if any(e.kind is EventKind.HANDLER for e in s.events)]
+    if not after:
+        assert not handler
+        return
+    assert len(handler) == 1
+    for step in trace.steps[handler[0] :]:
+        slots = {s.slot: s.value for s in step.stack if s.slot in PT_REGS_FIELDS}
+        assert slots == after, f"step {step.index} {step.text!r}: pt_regs differ from after_call"
+
+
+SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
+    trace = run_watched(Session(load_scenario(SCENARIOS / name)))
+    assert trace.steps
+    assert_pt_regs_follow_the_handler(trace)
+
+
+def test_check_ss_user_shows_the_new_ss_from_the_handler_on() -> None:
+    trace = run_watched(Session(load_scenario(SCENARIOS / "check-ss-user.toml")))
+    handler = next(s for s in trace.steps if any(e.kind is EventKind.HANDLER for e in s.events))
+    assert ("ss", USER_DS, 0x23) in handler.rewritten
+    for step in trace.steps[handler.index :]:
+        assert {s.slot: s.value for s in step.stack}["ss"] == 0x23
+
+
+# -- generated scenarios -------------------------------------------------------------
+
+PROGRAMS = (
+    "syscall",
+    "mov $39, %eax; syscall",
+    "mov $15, %eax; syscall",  # rt_sigreturn: the signal frame decides pt_regs
+    "push %rax; pop %rbx; mov $999, %eax; syscall",  # -ENOSYS
+    "mov $158, %eax; mov $0x1002, %edi; xor %esi, %esi; syscall",  # arch_prctl(SET_FS, 0)
+)
+
+
+@functools.cache
+def base_session(code: str) -> Session:
+    sc = parse_scenario(f'name = "generated"\n[user]\ncode = "{code}"\n', "generated.toml")
+    return Session(sc)
+
+
+USER_FLAGS = (CF, PF, AF, ZF, SF, TF, DF, OF, IOPL, NT, RF, AC)
+values = st.sampled_from(
+    [0, 1, 0x401000, 0x401002, 0x7FFFFFFFF000, 0x800000000000, 0xFFFF800000000000,
+     0x23, USER_CS, USER_DS, 0x246, 0x10246, 0x346, (1 << 64) - 1]
+) | st.integers(0, (1 << 64) - 1)  # fmt: skip
+user_flags = st.lists(st.sampled_from(USER_FLAGS), max_size=4).map(
+    lambda bits: sum(set(bits)) | RFLAGS_FIXED
+)
+reg_sets = st.dictionaries(st.sampled_from(USER_REGS), values, max_size=4)
+sigframes = st.dictionaries(st.sampled_from(SIGFRAME_FIELDS), values, max_size=4)
+handler_sets = st.dictionaries(st.sampled_from(PT_REGS_FIELDS), values, max_size=4)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    code=st.sampled_from(PROGRAMS),
+    regs=reg_sets,
+    rflags=user_flags,
+    sigframe=sigframes,
+    handler_set=handler_sets,
+)
+def test_generated_scenario_steps_hold_the_machine_state(
+    code: str,
+    regs: dict[str, int],
+    rflags: int,
+    sigframe: dict[str, int],
+    handler_set: dict[str, int],
+) -> None:
+    session = base_session(code)
+    sc = dataclasses.replace(
+        session.scenario,
+        regs={**session.scenario.regs, **regs},
+        rflags=rflags,
+        sigframe=sigframe,
+        handler_set=handler_set,
+    )
+    trace = run_watched(session, sc)
+    assert_pt_regs_follow_the_handler(trace)
