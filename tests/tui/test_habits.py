@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.message import Message
-from textual.widgets import Footer, OptionList, Tabs
+from textual.widgets import OptionList, Tabs
 
 from engine.cache import run_file
 from tests.tui.helpers import (
@@ -26,6 +26,7 @@ from tui.screens.debugger import DebuggerScreen, layout_for
 from tui.screens.picker import ScenarioPicker
 from tui.widgets.checks import VerdictBar
 from tui.widgets.expansion import MacroExpansion
+from tui.widgets.keybar import KeyBar
 from tui.widgets.note import NotePanel
 from tui.widgets.source import SourceListing
 from tui.widgets.status import FaultBanner, StatusLine
@@ -78,9 +79,9 @@ async def test_resizing_keeps_the_current_line_in_view_and_leaves_nothing_behind
         # Every tab label is on screen.
         tabs = app.query_one(Tabs)
         assert all(tab.region.right <= 60 and tab.region.width for tab in tabs.query("Tab"))
-        # The footer was rebuilt for the compact layout: no palette entry left from before.
-        footer = app.query_one(Footer)
-        assert footer.compact and not footer.show_command_palette
+        # The key bar fits its width: no key cut, no palette hint left from the wide layout.
+        keys = app.query_one(KeyBar).render().plain
+        assert len(keys) <= 58 and "palette" not in keys and keys.endswith("q")
 
         await pilot.resize_terminal(80, 24)
         await pilot.pause()

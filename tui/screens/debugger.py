@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
+from textual._context import active_app
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -20,12 +21,13 @@ from textual.events import Resize
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Tab, Tabs
 
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
+from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.msrs import MsrPanel, MsrView
 from tui.widgets.note import NotePanel, NoteView, kernel_note, user_note
 from tui.widgets.registers import RegistersPanel, RegistersView
@@ -151,9 +153,14 @@ class DebuggerScreen(Screen[None]):
     def __init__(
         self, trace: Trace, scenario_dirs: tuple[Path, ...] = (), source: bytes | None = None
     ) -> None:
-        # The panel class is set from the start: changing classes after mount restyles the
-        # whole screen, which is a good part of the start-up time.
-        super().__init__(classes="show-code side-registers -wide")
+        # The panel and layout classes are set from the start: changing classes after mount
+        # restyles the whole screen, which is a good part of the start-up time.
+        try:
+            size = active_app.get().size
+            layout = layout_for(size.width, size.height)
+        except LookupError:
+            layout = "-wide"
+        super().__init__(classes=f"show-code side-registers {layout}")
         self.scenario_dirs = scenario_dirs
         if source is None and trace.path is not None:
             source = _read(trace.path)
@@ -181,7 +188,9 @@ class DebuggerScreen(Screen[None]):
                 yield ChecksPanel(id="checks")
         yield VerdictBar(id="verdict")
         yield StatusLine(id="status")
-        yield Footer()
+        app_bindings = [b for b in self.app.BINDINGS if isinstance(b, Binding)]
+        keys = keys_of([*self._bindings_shown(), *app_bindings])
+        yield KeyBar([*keys, Key("ctrl+p", "^p", "palette")], id="keys")
 
     def on_mount(self) -> None:
         # The step path touches every panel: look them up once.
@@ -211,15 +220,9 @@ class DebuggerScreen(Screen[None]):
         layout = layout_for(event.size.width, event.size.height)
         for name in ("-wide", "-medium", "-narrow"):
             self.set_class(name == layout, name)
-        narrow = layout == "-narrow"
-        footer = self.query_one(Footer)
-        changed = footer.compact != narrow or footer.show_command_palette == narrow
-        footer.compact = narrow
-        # ctrl+p still opens the palette; its footer entry does not fit at 80 columns.
-        footer.show_command_palette = not narrow
-        if changed:
-            # A footer that changes its items in place can leave cells of the old ones.
-            footer.refresh(recompose=True)
+
+    def _bindings_shown(self) -> list[Binding]:
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
 
     def watch_panel(self, old: str, new: str) -> None:
         self.remove_class(f"show-{old}")
