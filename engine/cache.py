@@ -120,9 +120,9 @@ def cached(kind: str, parts: tuple[bytes | str, ...], compute: Callable[[], T]) 
         key = _key(kind, *parts)
     except OSError:  # the engine's source cannot be read: no key, no cache
         return compute()
-    hit = load(kind, key)
+    hit: T | None = load(kind, key)
     if hit is not None:
-        return hit  # type: ignore[no-any-return]
+        return hit
     value = compute()
     store(kind, key, value)
     return value
