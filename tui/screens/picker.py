@@ -183,10 +183,12 @@ class ScenarioPicker(ModalScreen[Path | None]):
     @staticmethod
     def _prompt(entry: Entry) -> Content:
         # Content, not markup: titles and descriptions come from untrusted files.
-        title = entry.title or entry.path.name
+        title = _fit(entry.title or entry.path.name, PROMPT_WIDTH - 2)
         detail = entry.path.name if entry.title else ""
         if entry.description:
             detail = f"{detail} · {entry.description}" if detail else entry.description
+        # One row each: a wrapped description would read as another entry.
+        detail = _fit(detail, PROMPT_WIDTH - 4)
         return Content.assemble(
             ("  " + title, "bold"), *(("\n    " + detail, "dim"),) if detail else ()
         )
@@ -244,6 +246,14 @@ class ScenarioPicker(ModalScreen[Path | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+#: Room for a prompt in the dialog (72 columns, less its border, padding and scrollbar).
+PROMPT_WIDTH = 64
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _same_dir(a: Path, b: Path) -> bool:
