@@ -62,7 +62,7 @@ def evaluate(name: str, rflags: int, regs: Regs, pt_regs: Mapping[str, int]) -> 
 def describe(state: CheckState) -> str:
     """The comparison in words, e.g. ``SS 0x23 ≠ __USER_DS 0x2b``."""
     if state.result is CheckResult.REMOVED:
-        return "not in this kernel (what-if: [machine] remove_checks)"
+        return "not in this kernel (what-if: machine.remove_checks)"
     left, right = state.left, state.right
     if left is None or right is None:
         return ""

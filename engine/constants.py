@@ -106,7 +106,14 @@ PT_REGS_TO_REG: dict[str, str] = {
 TSS_sp0 = 4
 TSS_sp1 = 12  # v5.8: cpu_current_top_of_stack
 TSS_sp2 = 20
+TSS_io_bitmap_base = 102
 TSS_SIZE = 104
+# v5.8 points io_bitmap_base past the TSS limit (IO_BITMAP_OFFSET_INVALID) until a task
+# uses ioperm(): IN/OUT at CPL > IOPL then raise #GP(0).  This machine's TSS is the
+# hardware part alone, so "past the limit" is its size.
+IO_BITMAP_OFFSET_INVALID = TSS_SIZE
+GDT_ENTRIES = 16  # arch/x86/include/asm/segment.h (64-bit)
+TSS_SELECTOR = GDT_ENTRY_TSS * 8
 
 # struct tlb_state: loaded_mm 0, last_user_mm 8, loaded_mm_asid 16, next_asid 18,
 # is_lazy 20, invalidate_other 21, user_pcid_flush_mask 22 (v5.8).

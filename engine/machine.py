@@ -29,6 +29,8 @@ from engine.constants import (
     EFER_LME,
     EFER_NXE,
     EFER_SCE,
+    GDT_ENTRIES,
+    IO_BITMAP_OFFSET_INVALID,
     KERNEL_CS,
     KERNEL_DS,
     KERNEL_PCID,
@@ -41,6 +43,9 @@ from engine.constants import (
     PTI_USER_PGTABLE_MASK,
     STAR_VALUE,
     SYSCALL_MASK_V58,
+    TSS_SELECTOR,
+    TSS_SIZE,
+    TSS_io_bitmap_base,
     TSS_sp0,
     TSS_sp1,
 )
@@ -62,6 +67,22 @@ GDT_DESCRIPTORS: tuple[int, ...] = (
     0x00AFFB000000FFFF,  # 0x33 __USER_CS (L=1, DPL 3)
     0x0000000000000000,
 )
+
+#: Type of a busy 64-bit TSS with P=1, DPL 0 (what LTR leaves in the descriptor).
+TSS_BUSY_PRESENT = 0x8B
+
+
+def tss_descriptor(base: int, limit: int) -> tuple[int, int]:
+    """The 16-byte system descriptor of a 64-bit TSS (Intel SDM vol. 3A, 8.2.3)."""
+    low = (
+        (limit & 0xFFFF)
+        | (base & 0xFFFFFF) << 16
+        | TSS_BUSY_PRESENT << 40
+        | ((limit >> 16) & 0xF) << 48
+        | ((base >> 24) & 0xFF) << 56
+    )
+    return low, base >> 32
+
 
 GPRS: dict[str, int] = {
     "rax": X.UC_X86_REG_RAX, "rbx": X.UC_X86_REG_RBX, "rcx": X.UC_X86_REG_RCX,
@@ -183,9 +204,12 @@ class Machine:
         cea = self._region(L.PHYS_CEA, 2 * L.PAGE)
         for i, desc in enumerate(GDT_DESCRIPTORS):
             struct.pack_into("<Q", cea, 8 * i, desc)
+        # GDT_ENTRY_TSS: cpu_tss_rw, loaded into TR (set_tss_desc() and load_TR_desc()).
+        struct.pack_into("<2Q", cea, TSS_SELECTOR, *tss_descriptor(lay.tss, TSS_SIZE - 1))
         percpu = self._region(L.PHYS_PERCPU, L.PERCPU_SIZE)
         struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp0, lay.entry_stack_top)
         struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp1, lay.task_stack_top)
+        struct.pack_into("<H", percpu, L.PERCPU_TSS + TSS_io_bitmap_base, IO_BITMAP_OFFSET_INVALID)
 
         def both(v: int, p: int, flags: int) -> None:
             pt.map_page(self.kernel_pgd, v, p, flags)
@@ -254,7 +278,12 @@ class Machine:
             # CR4.PCIDE may only be set while CR3[11:0] is 0 (Intel SDM 4.10.1).
             uc.reg_write(X.UC_X86_REG_CR4, cr4 | CR4_PCIDE)
         uc.reg_write(X.UC_X86_REG_CR3, self.kernel_cr3)
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * len(GDT_DESCRIPTORS) - 1, 0))
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * GDT_ENTRIES - 1, 0))
+        # TR as LTR leaves it: the CPU reads the I/O-permission bitmap base from this TSS
+        # when user code runs IN or OUT with CPL > IOPL.
+        uc.reg_write(
+            X.UC_X86_REG_TR, (TSS_SELECTOR, self.layout.tss, TSS_SIZE - 1, TSS_BUSY_PRESENT)
+        )
         uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
         uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
         uc.reg_write(X.UC_X86_REG_DS, 0)

@@ -13,6 +13,22 @@ Everything here is labelled "modelled" in the trace and on screen.
   CPL 0; QEMU (and so Unicorn) completes it and faults later in user mode.
 * MOV to CR3 with CR4.PCIDE=1: bit 63 (no-flush) is a hint and is not stored;
   Unicorn stores it.  :func:`cr3_as_stored` gives what a real CPU keeps.
+* SYSRET's RFLAGS: the CPU loads RFLAGS from R11 with RF and VM cleared (Intel SDM
+  vol. 2B "SYSRET": RFLAGS ← (R11 & 3C7FD7H) | 2; AMD APM vol. 3 "SYSRET": RFLAGS ←
+  R11, with RF, VM and the reserved bits cleared and bit 1 set).  Unicorn copies R11
+  whole.  :func:`sysret_rflags` gives what the CPU loads.
+* IN/OUT/INS/OUTS at CPL > IOPL: the CPU consults the TSS I/O-permission bitmap and
+  raises #GP(0) when the port is not allowed (v5.8 points the bitmap past the TSS
+  limit, so no port is).  Unicorn 2.1 performs the access without the check.
+  :func:`io_faults` says when the CPU would fault.
+* Error codes: Unicorn 2.1 hands an exception to the UC_HOOK_INTR hook instead of
+  delivering it through the IDT, so no error code is ever pushed where it could be
+  read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it.
+
+Exceptions themselves (vector, CPL, RIP, CR2) are Unicorn's: the engine always gives
+``emu_start`` an instruction count, because without one Unicorn 2.1 reports the
+first exception at CPL 3 as #DF (vector 8) rather than its own vector (the
+exception bookkeeping of unicorn-engine/unicorn#1883).
 """
 
 from __future__ import annotations
@@ -20,10 +36,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.constants import (
+    IOPL,
     RF,
+    RFLAGS_FIXED,
+    SYSRET_RFLAGS_KEEP,
+    VM,
     X86_CR3_PCID_NOFLUSH,
     is_canonical,
 )
+
+#: SYSRET takes bits 0-21 of R11 without RF, VM and the reserved bits 3, 5 and 15
+#: (bit 1 is set anyway): Intel's 3C7FD7H, on either vendor.
+_RESERVED_ZERO = 0x8028
+assert SYSRET_RFLAGS_KEEP == 0x3FFFFF & ~(RF | VM) & ~_RESERVED_ZERO
+
+#: IOPL's position in RFLAGS.
+IOPL_SHIFT = 12
+
+#: Exception vectors (Intel SDM vol. 3A, table 6-1) that push an error code.
+VEC_DF, VEC_TS, VEC_NP, VEC_SS, VEC_GP, VEC_PF, VEC_AC = 8, 10, 11, 12, 13, 14, 17
+
+#: #PF error-code bits (Intel SDM vol. 3A, 4.7).
+PF_PRESENT, PF_WRITE, PF_USER, PF_FETCH = 0x1, 0x2, 0x4, 0x10
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +83,7 @@ def syscall_transition(
     CR3 are left alone.
     """
     r11 = rflags & ~RF
-    new_flags = (rflags & ~fmask & ~RF) | 0x2
+    new_flags = (rflags & ~fmask & ~RF) | RFLAGS_FIXED
     cs = (star >> 32) & 0xFFFC
     return SyscallEffect(rcx=next_rip, r11=r11, rflags=new_flags, rip=lstar, cs=cs, ss=cs + 8)
 
@@ -64,6 +98,49 @@ def iret_faults(rip: int, paging: int) -> bool:
     return not is_canonical(rip, paging)
 
 
+def sysret_rflags(cpu: str, r11: int) -> int:
+    """RFLAGS after SYSRET to 64-bit mode, from R11.
+
+    Intel SDM vol. 2B, SYSRET: ``RFLAGS ← (R11 & 3C7FD7H) | 2`` (RF and VM clear, the
+    reserved bits as fixed).  AMD APM vol. 3, SYSRET operation: ``RFLAGS.q = R11``
+    with ``RF = 0, VM = 0``; bit 1 reads as 1 and the other reserved bits as 0 on
+    both.  The two vendors agree on every bit, so *cpu* does not change the result;
+    it is taken so that a difference, if one is found, has its place.
+    """
+    del cpu  # same rule on Intel and AMD
+    return (r11 & SYSRET_RFLAGS_KEEP) | RFLAGS_FIXED
+
+
+def io_faults(cpl: int, rflags: int, io_bitmap_base: int, tss_limit: int) -> bool:
+    """True when IN/OUT/INS/OUTS raise #GP(0): CPL > IOPL and the TSS's I/O bitmap
+    starts past its limit, so no port is allowed (Intel SDM vol. 1, 19.5.2)."""
+    iopl = (rflags & IOPL) >> IOPL_SHIFT
+    return cpl > iopl and io_bitmap_base > tss_limit
+
+
+def error_code(
+    vector: int, *, present: bool = False, write: bool = False, user: bool = False,
+    fetch: bool = False,
+) -> int | None:  # fmt: skip
+    """The error code the CPU pushes for *vector*, where the SDM fixes it; None when
+    the vector pushes none or the code depends on a selector Unicorn does not report.
+
+    #GP from a privileged instruction, from I/O and from SYSRET/IRET to a
+    non-canonical RIP is #GP(0).  A #PF's code says whether the page was present
+    (P), the access a write (W), made at CPL 3 (U) or an instruction fetch (I/D).
+    """
+    if vector == VEC_PF:
+        return (
+            (PF_PRESENT if present else 0)
+            | (PF_WRITE if write else 0)
+            | (PF_USER if user else 0)
+            | (PF_FETCH if fetch else 0)
+        )
+    if vector in (VEC_DF, VEC_GP, VEC_AC):
+        return 0
+    return None
+
+
 def cr3_as_stored(value: int, pcide: bool) -> int:
     """The CR3 a real CPU keeps after MOV to CR3: bit 63 dropped when CR4.PCIDE = 1."""
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
@@ -72,7 +149,10 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
 __all__ = [
     "SyscallEffect",
     "cr3_as_stored",
+    "error_code",
+    "io_faults",
     "iret_faults",
     "syscall_transition",
     "sysret_faults",
+    "sysret_rflags",
 ]

@@ -53,6 +53,9 @@ RETURN_ADDRESS = "return address"
 #: Bytes of one stack word.
 WORD = 8
 
+#: The longest x86 instruction.
+MAX_INSN = 15
+
 
 @dataclass
 class Pending:
@@ -183,12 +186,26 @@ class StepRecorder:
                 self.img.label_at(address),
                 cpl,
             )
+        # Unicorn's size is 0 for an instruction that faults at translation (a privileged
+        # one at CPL 3, say): decode what memory holds instead.
         cr3 = int(self.m.uc.reg_read(X.UC_X86_REG_CR3))
-        code = self.m.read_virt(cr3, address, size) or b""
-        d = disasm_one(code, address)
-        text = d[0] if d else "(bad)"
+        m = self.m
+        raw = m.read_virt(cr3, address, MAX_INSN) or m.read_virt(
+            cr3, address, L.PAGE - (address & (L.PAGE - 1))
+        )
+        d = disasm_one(raw or b"", address)
+        text, length = d if d else ("(bad)", max(size, 0))
+        code = (raw or b"")[:length]
         stmt = self.sc.code.statement_at(address) if self.sc.code else None
+        if stmt is None and not self._in_user_code(address):
+            # Memory past the program (zeroed pages decode as addb %al, (%rax)): not
+            # something the user wrote, so not shown as their source.
+            stmt = f"(not in the user's code: bytes {code.hex(' ') or 'unreadable'})"
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
+
+    def _in_user_code(self, address: int) -> bool:
+        c = self.sc.code
+        return c is not None and c.address <= address < c.address + len(c.code)
 
     def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
         """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""

@@ -43,15 +43,26 @@ from engine.constants import (
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
+    SYSRET_RFLAGS_KEEP,
     ZF,
+    TSS_io_bitmap_base,
     user_space_top,
 )
 from engine.errors import HookError
+from engine.faults import VEC_DB, VEC_GP, VEC_UD, from_interrupt, is_io
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.launch import launch_key, prepare_launch, user_mappings
 from engine.machine import GPRS, Machine
-from engine.model import cr3_as_stored, iret_faults, syscall_transition, sysret_faults
+from engine.model import (
+    cr3_as_stored,
+    error_code,
+    io_faults,
+    iret_faults,
+    syscall_transition,
+    sysret_faults,
+    sysret_rflags,
+)
 from engine.recorder import Pending, StepRecorder
 from engine.scenario import Scenario
 from engine.syscalls import PtRegs, do_syscall_64
@@ -67,8 +78,10 @@ from engine.trace import (
     Trace,
 )
 
-#: Exception vectors the engine names (Intel SDM vol. 3A, table 6-1).
-VEC_DB, VEC_UD, VEC_GP, VEC_PF = 1, 6, 13, 14
+#: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
+#: exception by its own vector only when ``emu_start`` has a count (otherwise as
+#: #DF); the kernel path is a few hundred instructions, so this never ends it.
+KERNEL_COUNT = 1 << 30
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
@@ -157,6 +170,12 @@ class Run:
         self.user_count = 0
         self.all_events: list[Event] = []
         self.cr3_restore: tuple[int, int] | None = None
+        #: A model's correction to the instruction running now, applied once it has
+        #: completed and before anything reads the machine (SYSRET's RFLAGS).
+        self.after_step: Callable[[], None] | None = None
+        assert scenario.code is not None
+        #: The user's IN/OUT instructions, checked by the I/O-permission model.
+        self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
         self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
@@ -219,6 +238,7 @@ class Run:
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
+        self._after_step()
         self._finish()
         if self.phase == "launch":
             if address == L.LAUNCH_STUB:
@@ -229,6 +249,8 @@ class Run:
         self.pending = self.rec.begin(address, size)
         if self.phase == "user":
             self._user_instruction()
+            if address in self.io_at:
+                self._io(address)
         if address in self.pts.swapgs:
             self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
         elif address in self.pts.mov_cr3:
@@ -241,10 +263,32 @@ class Run:
         self.actions[address](address)
 
     def _on_code_user(self, uc: Any, address: int, size: int, data: Any) -> None:
+        self._after_step()
         if self.phase == "returned":
             self._returned()
         self.phase = "user"
         self._user_instruction()
+        if address in self.io_at:
+            self._io(address)
+
+    def _after_step(self) -> None:
+        """The model's part of the instruction that just completed (see ``after_step``)."""
+        fix, self.after_step = self.after_step, None
+        if fix is not None:
+            fix()
+
+    def _io(self, address: int) -> None:
+        """model: IN/OUT at CPL > IOPL with no port allowed in the TSS raise #GP(0)."""
+        tr = self.uc.reg_read(X.UC_X86_REG_TR)
+        base = self.m.read_virt(self.m.kernel_cr3, tr[1] + TSS_io_bitmap_base, 2) or b"\0\0"
+        rflags = int(self.uc.reg_read(X.UC_X86_REG_RFLAGS))
+        if io_faults(self.cpl(), rflags, int.from_bytes(base, "little"), tr[2]):
+            self._model_fault(
+                VEC_GP,
+                address,
+                "port I/O at CPL 3 with IOPL 0, and the TSS I/O bitmap allows no port "
+                "(it starts past the TSS limit)",
+            )
 
     def _user_instruction(self) -> None:
         if self.initial is None:
@@ -319,7 +363,7 @@ class Run:
 
     def _act_sysret(self, address: int) -> None:
         self.exit = ExitPath.SYSRET
-        rcx = int(self.uc.reg_read(X.UC_X86_REG_RCX))
+        rcx, r11 = (int(self.uc.reg_read(r)) for r in (X.UC_X86_REG_RCX, X.UC_X86_REG_R11))
         if sysret_faults(self.sc.machine.cpu, rcx, self.paging):
             self._model_fault(
                 VEC_GP,
@@ -329,6 +373,21 @@ class Run:
             )
         self._event(Event(EventKind.SYSRET, f"SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3"))
         self.phase = "returned"
+        rflags = sysret_rflags(self.sc.machine.cpu, r11)
+        if rflags != r11:
+            self.after_step = functools.partial(self._sysret_rflags, r11, rflags)
+
+    def _sysret_rflags(self, r11: int, rflags: int) -> None:
+        """model: SYSRET clears RF and VM in what it loads from R11; Unicorn copies R11."""
+        self.uc.reg_write(X.UC_X86_REG_RFLAGS, rflags)
+        self._event(
+            Event(
+                EventKind.SYSRET,
+                f"SYSRET loads RFLAGS ← (R11 {r11:#x} & {SYSRET_RFLAGS_KEEP:#x}) | 2 = "
+                f"{rflags:#x}: RF and VM are never restored",
+                modelled=True,
+            )
+        )
 
     def _act_iret(self, address: int) -> None:
         self.exit = ExitPath.IRET
@@ -354,7 +413,9 @@ class Run:
         raise _Stop
 
     def _model_fault(self, vector: int, rip: int, reason: str) -> None:
-        self.fault = Fault(vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason)
+        self.fault = Fault(
+            vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, error_code(vector)
+        )
         self._event(Event(EventKind.FAULT, self.fault.describe(tag_modelled=False), modelled=True))
         self.stopped = f"{EXCEPTION_NAMES[vector]} (modelled) at {rip:#x}"
         raise _Stop
@@ -427,12 +488,11 @@ class Run:
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
             # is taken on the way into the kernel.
             return
-        address = int(uc.reg_read(X.UC_X86_REG_CR2)) if intno == VEC_PF else None
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
-        name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
-        self.fault = Fault(intno, name, self.cpl(), rip, address, False, "")
+        cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
+        self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
         self._event(Event(EventKind.FAULT, self.fault.describe()))
-        self.stopped = f"{name} at CPL {self.fault.cpl}, RIP {rip:#x}"
+        self.stopped = f"{self.fault.name} at CPL {self.fault.cpl}, RIP {rip:#x}"
         raise _Stop
 
     def _fault_from_ucerror(self, exc: UcError) -> None:
@@ -508,7 +568,9 @@ class Run:
         self._enter_user_mode()
         if self.fault is not None or self.stopped:
             return
-        self._emu(self.sc.rip)
+        # One past the cap: the cap's own check stops the run first.  Any count will
+        # do for the vectors (see engine.model), and this one also bounds a loop.
+        self._emu(self.sc.rip, count=self.sc.step_cap + 1)
         if self.fault is not None or self.stopped:
             return
         if self.syscall_hit is None:
@@ -516,7 +578,7 @@ class Run:
             return
         self.phase = "kernel"
         self._syscall()
-        self._emu(self.pts.entry)
+        self._emu(self.pts.entry, count=KERNEL_COUNT)
 
     def execute(self) -> Trace:
         sc = self.sc
@@ -524,6 +586,7 @@ class Run:
         # it stands, as one raised in a hook does.
         with contextlib.suppress(_Stop):
             self._phases()
+        self._after_step()
         if self.record and self.pending is not None:
             with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded
                 self._finish()

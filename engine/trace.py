@@ -152,13 +152,20 @@ class Fault:
     address: int | None = None  # CR2 for #PF
     modelled: bool = False
     reason: str = ""
+    #: The error code the CPU pushes, where the SDM fixes it (None: the vector pushes
+    #: none, or it names a selector Unicorn does not report).  Always modelled:
+    #: Unicorn hands exceptions to a hook instead of delivering them.
+    error_code: int | None = None
 
     def describe(self, tag_modelled: bool = True) -> str:
         where = f" address {self.address:#x}" if self.address is not None else ""
+        code = ""
+        if self.error_code is not None:  # always modelled: say so unless the whole fault is
+            code = f", error code {self.error_code:#x}" + ("" if self.modelled else " (modelled)")
         tag = " [modelled]" if self.modelled and tag_modelled else ""
         why = f": {self.reason}" if self.reason else ""
         head = f"{self.name} (vector {self.vector}) at CPL {self.cpl}, RIP {self.rip:#018x}"
-        return f"{head}{where}{tag}{why}"
+        return f"{head}{where}{code}{tag}{why}"
 
 
 @dataclass(frozen=True, slots=True)

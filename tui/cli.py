@@ -3,6 +3,7 @@
     syscall-tui [SCENARIO]               the debugger (default scenario without one)
     syscall-tui trace SCENARIO [--format table|json]  the step table, then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
+    syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
 
 A broken scenario prints one line naming the file and key and exits with status 2.
 """
@@ -214,9 +215,17 @@ def cmd_check(paths: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_gdb(argv: list[str]) -> int:
+    from tui.gdb import main as gdb_main
+
+    return gdb_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args and args[0] == "gdb":
+            return cmd_gdb(args[1:])
         if args and args[0] in ("trace", "check"):
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
@@ -236,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(
             prog="syscall-tui",
             description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--format table|json], check PATH...",
+            "Subcommands: trace SCENARIO [--format table|json], check PATH..., "
+            "gdb SCENARIO [--port N]",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)

@@ -52,8 +52,10 @@ class Features:
     pcid: bool
     la57: bool
     #: What-if: SYSRET checks the kernel is built without (their compare and branch are
-    #: left out), as kernels before the 2012 fix had no canonical_rip.  Not a CPU
-    #: feature, but it changes the image the same way.
+    #: left out): without canonical_rip it is a kernel that returns with SYSRET without
+    #: checking RIP, as several other kernels and hypervisors did before the 2012
+    #: advisory (Linux was not affected: it has checked since the opportunistic SYSRET
+    #: arrived in v3.19).  Not a CPU feature, but it changes the image the same way.
     removed_checks: tuple[str, ...] = ()
 
 

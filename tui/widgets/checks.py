@@ -48,7 +48,7 @@ def check_detail(check: CheckState) -> str:
     """The values a check compared, from its operands (hex without padding, so that a
     comparison fits on one line of the panel)."""
     if check.result is CheckResult.REMOVED:
-        return "not in this kernel (what-if: [machine] remove_checks)"
+        return "not in this kernel (what-if: machine.remove_checks)"
     left, right = check.left, check.right
     if left is None or right is None or check.result is CheckResult.NOT_REACHED:
         return ""

@@ -1,0 +1,411 @@
+"""The GDB Remote Serial Protocol over a recorded run: packets in, replies out.
+
+:class:`Stub` answers one packet at a time and knows nothing of sockets (the server
+in :mod:`engine.gdbstub.server` frames and transports); it moves a position through
+the recording and reads the machine there from a :class:`Replay`.
+
+What the program under debug looks like to gdb:
+
+* one process with one thread; positions 0..N of the recording are its states;
+* ``s``/``c`` (and ``vCont``) move forward, ``bs``/``bc`` backward; breakpoints (Z0/Z1)
+  stop a continue when the next instruction to run is at one, write watchpoints (Z2)
+  right after (or, backwards, right before) the step that changed the watched bytes;
+* reaching the end of the recording stops with the run's fault as a signal (#GP/#PF →
+  SIGSEGV, #UD → SIGILL, ...), or, if the run ended without one, as the end of the
+  replay log; going forward from there ends the process: ``W`` (exit status from exit(),
+  else 0) or ``X`` with the fault's signal;
+* the recording is read-only: register and memory writes are refused with an error.
+
+Every malformed packet gets an ``E`` reply; unknown ones the empty reply the
+protocol prescribes for "not supported".
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.gdbstub.replay import Replay
+from engine.gdbstub.target import REGISTERS, register_hex, target_xml
+
+#: Largest packet (payload) either side sends; told to gdb in qSupported.
+MAX_PACKET = 0x4000
+#: Longest range one write watchpoint may watch.
+MAX_WATCH = 0x1000
+
+# gdb's own signal numbers (include/gdb/signals.def), which the protocol uses.
+SIGILL, SIGTRAP, SIGABRT, SIGFPE, SIGBUS, SIGSEGV = 4, 5, 6, 8, 10, 11
+
+#: How a CPU exception of the run reaches gdb: the signal Linux sends for it
+#: (arch/x86/kernel/traps.c).
+VECTOR_SIGNALS = {
+    0: SIGFPE, 1: SIGTRAP, 3: SIGTRAP, 4: SIGSEGV, 5: SIGSEGV, 6: SIGILL, 7: SIGSEGV,
+    10: SIGSEGV, 11: SIGBUS, 12: SIGBUS, 13: SIGSEGV, 14: SIGSEGV, 16: SIGFPE,
+    17: SIGBUS, 19: SIGFPE,
+}  # fmt: skip
+
+ENOENT, EBADF = 2, 9  # File-I/O errno values
+E_MALFORMED = "E01"
+E_READ_ONLY = "E02"
+E_FAULT = "E0e"  # EFAULT-like: nothing mapped at that address
+
+
+class Malformed(ValueError):
+    """A packet whose arguments cannot be parsed."""
+
+
+def checksum(payload: bytes) -> int:
+    return sum(payload) & 0xFF
+
+
+def escape(payload: bytes) -> bytes:
+    """Binary-safe payload: '#', '$', '}' and '*' go as '}' then the byte xor 0x20."""
+    out = bytearray()
+    for b in payload:
+        if b in b"#$}*":
+            out += bytes((0x7D, b ^ 0x20))
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def unescape(payload: bytes) -> bytes:
+    out = bytearray()
+    it = iter(payload)
+    for b in it:
+        if b == 0x7D:
+            nxt = next(it, None)
+            if nxt is None:
+                raise Malformed("escape at the end of a packet")
+            out.append(nxt ^ 0x20)
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def frame(payload: bytes) -> bytes:
+    body = escape(payload)
+    return b"$" + body + b"#" + f"{checksum(body):02x}".encode()
+
+
+def _hex(text: str) -> int:
+    if not text or len(text) > 16:
+        raise Malformed(text)
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise Malformed(text) from None
+
+
+def _addr_len(args: str) -> tuple[int, int]:
+    addr, sep, length = args.partition(",")
+    if not sep:
+        raise Malformed(args)
+    return _hex(addr), _hex(length)
+
+
+@dataclass
+class Stub:
+    """The protocol state of one gdb connection over one recording."""
+
+    replay: Replay
+    exec_file: str | None = None  # the symbol file, offered through qXfer:exec-file
+    position: int = 0
+    breakpoints: dict[int, str] = field(default_factory=dict)  # address → "sw" | "hw"
+    watchpoints: dict[tuple[int, int], None] = field(default_factory=dict)  # (address, length)
+    _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
+    _file: bytes | None = None  # the symbol file, while gdb has it open
+    closed: bool = False  # the client detached or killed, or the process ended
+    no_ack: bool = False
+
+    # -- the recording -----------------------------------------------------------
+    @property
+    def last(self) -> int:
+        return self.replay.last
+
+    def _fault_signal(self) -> int | None:
+        fault = self.replay.trace.fault
+        if fault is None:
+            return None
+        return VECTOR_SIGNALS.get(fault.vector, SIGSEGV if fault.vector >= 0 else SIGABRT)
+
+    def _exit_status(self) -> int:
+        trace = self.replay.trace
+        if any(e.kind == "exit" for e in trace.events):
+            return trace.pt_regs_at_call.get("di", 0) & 0xFF  # exit(status) takes the low byte
+        return 0
+
+    def _stop(self, reason: str = "") -> str:
+        return f"T{SIGTRAP:02x}{reason}thread:1;"
+
+    def _at_end(self) -> str:
+        signal = self._fault_signal()
+        if signal is not None:
+            return f"T{signal:02x}thread:1;"
+        return self._stop("replaylog:end;")
+
+    def _past_end(self) -> str:
+        """Going forward from the last position: the process ends."""
+        self.closed = True
+        signal = self._fault_signal()
+        if signal is not None:
+            return f"X{signal:02x}"
+        return f"W{self._exit_status():02x}"
+
+    def _move(self, position: int) -> None:
+        self.position = position
+
+    def _watched(self, position: int, address: int, length: int) -> bytes | None:
+        """The watched bytes at *position*, None where that step's tables do not map them."""
+        key = (position, address, length)
+        if key not in self._watch_values:
+            self.replay.goto(position)
+            data = self.replay.read(address, length)
+            self._watch_values[key] = data if len(data) == length else None
+        return self._watch_values[key]
+
+    def _watch_hit(self, before: int, after: int) -> int | None:
+        """A watched address whose bytes differ between two adjacent positions.
+
+        As gdb's write watchpoints do, a change of value is what counts; where either
+        position does not map the address (a CR3 switch between them) nothing was written.
+        """
+        for address, length in self.watchpoints:
+            a = self._watched(before, address, length)
+            b = self._watched(after, address, length)
+            if a is not None and b is not None and a != b:
+                return address
+        return None
+
+    def _arrive(self, q: int, forward: bool, single: bool) -> str | None:
+        """The stop reply if moving onto position *q* stops there, else None."""
+        if self.watchpoints:
+            hit = self._watch_hit(q - 1, q) if forward else self._watch_hit(q, q + 1)
+            if hit is not None:
+                self._move(q)
+                return self._stop(f"watch:{hit:x};")
+        kind = None if single else self.breakpoints.get(self.replay.pc_at(q))
+        if kind is not None or single:
+            self._move(q)
+            if forward and q == self.last and self._fault_signal() is not None:
+                return self._at_end()
+            return self._stop(f"{kind}break:;" if kind else "")
+        return None
+
+    def step(self) -> str:
+        if self.position == self.last:
+            return self._past_end()
+        reply = self._arrive(self.position + 1, True, True)
+        assert reply is not None
+        return reply
+
+    def cont(self) -> str:
+        if self.position == self.last:
+            return self._past_end()
+        for q in range(self.position + 1, self.last + 1):
+            reply = self._arrive(q, True, False)
+            if reply is not None:
+                return reply
+        self._move(self.last)
+        return self._at_end()
+
+    def reverse_step(self) -> str:
+        if self.position == 0:
+            return self._stop("replaylog:begin;")
+        reply = self._arrive(self.position - 1, False, True)
+        assert reply is not None
+        return reply
+
+    def reverse_cont(self) -> str:
+        for q in range(self.position - 1, -1, -1):
+            reply = self._arrive(q, False, False)
+            if reply is not None:
+                return reply
+        self._move(0)
+        return self._stop("replaylog:begin;")
+
+    def stop_reply(self) -> str:
+        if self.position == self.last and self._fault_signal() is not None:
+            return self._at_end()
+        return self._stop()
+
+    # -- reading the machine ---------------------------------------------------------
+    def _machine(self) -> Replay:
+        self.replay.goto(self.position)
+        return self.replay
+
+    def read_registers(self) -> str:
+        r = self._machine()
+        return "".join(register_hex(r, i) for i in range(len(REGISTERS)))
+
+    def read_register(self, index: int) -> str:
+        if not 0 <= index < len(REGISTERS):
+            return E_MALFORMED
+        return register_hex(self._machine(), index)
+
+    def read_memory(self, address: int, length: int) -> str:
+        length = min(length, MAX_PACKET // 2 - 32)
+        if address >= 1 << 64:
+            return E_FAULT
+        data = self._machine().read(address, length)
+        if not data and length:
+            return E_FAULT
+        return data.hex()
+
+    # -- packets ---------------------------------------------------------------------
+    def handle(self, packet: bytes) -> bytes | None:
+        """The reply payload to *packet* (unframed), or None when none is due."""
+        if not packet.isascii() and not packet.startswith((b"X", b"vFile")):
+            return E_MALFORMED.encode()  # only binary-data packets carry non-ASCII bytes
+        text = packet.decode("latin-1")
+        try:
+            reply = self._dispatch(text, packet)
+        except Malformed:
+            return E_MALFORMED.encode()
+        return None if reply is None else (reply if isinstance(reply, bytes) else reply.encode())
+
+    def _dispatch(self, text: str, raw: bytes) -> str | bytes | None:
+        if not raw:
+            return ""
+        head, args = text[:1], text[1:]
+        if text.startswith("qSupported"):
+            return (
+                f"PacketSize={MAX_PACKET:x};qXfer:features:read+;"
+                + ("qXfer:exec-file:read+;" if self.exec_file else "")
+                + "QStartNoAckMode+;ReverseStep+;ReverseContinue+;swbreak+;hwbreak+;"
+                "vContSupported+"
+            )
+        if text == "QStartNoAckMode":
+            self.no_ack = True
+            return "OK"
+        if text.startswith("qXfer:"):
+            return self._xfer(text)
+        if text in ("qC",):
+            return "QC1"
+        if text.startswith("qAttached"):
+            return "1"
+        if text == "qfThreadInfo":
+            return "m1"
+        if text == "qsThreadInfo":
+            return "l"
+        if text.startswith("qSymbol"):
+            return "OK"
+        if head == "?":
+            return self.stop_reply()
+        if head == "H" or head == "T":
+            return "OK"
+        if head == "g":
+            return self.read_registers()
+        if head == "p":
+            return self.read_register(_hex(args))
+        if head in ("G", "P", "M", "X"):
+            return E_READ_ONLY
+        if head == "m":
+            return self.read_memory(*_addr_len(args))
+        if head in ("Z", "z"):
+            return self._breakpoint(head == "Z", args)
+        if head in ("s", "S"):
+            return self.step()
+        if head in ("c", "C"):
+            return self.cont()
+        if text == "bs":
+            return self.reverse_step()
+        if text == "bc":
+            return self.reverse_cont()
+        if text == "vCont?":
+            return "vCont;c;C;s;S"
+        if text.startswith("vCont;"):
+            actions = [a.split(":")[0] for a in text[6:].split(";")]
+            if not actions or any(a[:1] not in ("c", "C", "s", "S") for a in actions):
+                raise Malformed(text)
+            # One thread: the first action that applies to it decides.
+            return self.step() if actions[0][0] in "sS" else self.cont()
+        if text.startswith("vFile:"):
+            return self._vfile(text[6:])
+        if head == "D":
+            self.closed = True
+            return "OK"
+        if head == "k" or text.startswith("vKill"):
+            self.closed = True
+            return None if head == "k" else "OK"
+        return ""  # not supported
+
+    def _breakpoint(self, insert: bool, args: str) -> str:
+        kind, _, rest = args.partition(",")
+        address, length = _addr_len(rest.split(";")[0])
+        if kind == "2":  # write watchpoint
+            if not 0 < length <= MAX_WATCH:
+                return E_MALFORMED
+            if insert:
+                self.watchpoints[(address, length)] = None
+            else:
+                self.watchpoints.pop((address, length), None)
+            return "OK"
+        if kind not in ("0", "1"):
+            return ""  # read and access watchpoints: the recording keeps no reads of all memory
+        if insert:
+            self.breakpoints[address] = "sw" if kind == "0" else "hw"
+        else:
+            self.breakpoints.pop(address, None)
+        return "OK"
+
+    def _vfile(self, text: str) -> str | bytes:
+        """Host I/O, for the symbol file only: gdb on another machine can fetch it, and a
+        local gdb need not warn that the target has no file transfer.  Any other path
+        is "no such file": the stub shows nothing else of the disk it runs on.
+        """
+        op, _, args = text.partition(":")
+        if op == "setfs":
+            return "F0"
+        if op == "open":
+            path_hex = args.split(",")[0]
+            try:
+                path = bytes.fromhex(path_hex).decode()
+            except ValueError:
+                raise Malformed(text) from None
+            if self.exec_file is None or path != self.exec_file:
+                return f"F-1,{ENOENT:x}"
+            self._file = Path(self.exec_file).read_bytes()
+            return "F3"
+        if op in ("pread", "fstat", "close"):
+            parts = args.split(",")
+            if _hex(parts[0]) != 3 or self._file is None:
+                return f"F-1,{EBADF:x}"
+            if op == "close":
+                self._file = None
+                return "F0"
+            if op == "fstat":
+                # gdb's File-I/O struct stat, big-endian: mode 0100444, one link, the size
+                st = struct.pack(">IIIIIIIQQQIII", 0, 0, 0o100444, 1, 0, 0, 0,
+                                 len(self._file), 4096, 0, 0, 0, 0)  # fmt: skip
+                return f"F{len(st):x};".encode() + st
+            if len(parts) != 3:
+                raise Malformed(text)
+            count = min(_hex(parts[1]), MAX_PACKET // 2)
+            offset = _hex(parts[2])
+            chunk = self._file[offset : offset + count]
+            return f"F{len(chunk):x};".encode() + chunk
+        return ""
+
+    def _xfer(self, text: str) -> str | bytes:
+        parts = text.split(":")
+        if len(parts) != 5 or parts[2] != "read":
+            return ""
+        _, obj, _, annex, span = parts
+        offset, length = _addr_len(span)
+        if obj == "features":
+            if annex != "target.xml":
+                return "E00"
+            data = target_xml().encode()
+        elif obj == "exec-file" and self.exec_file:
+            data = self.exec_file.encode()
+        else:
+            return ""
+        length = min(length, MAX_PACKET // 2)
+        chunk = data[offset : offset + length]
+        more = offset + length < len(data)
+        return (b"m" if more else b"l") + chunk
+
+
+__all__ = ["MAX_PACKET", "VECTOR_SIGNALS", "Malformed", "Stub", "checksum", "frame", "unescape"]

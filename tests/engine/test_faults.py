@@ -1,0 +1,127 @@
+"""CPU exceptions end the run with their real vector, CPL, RIP, CR2 and error code."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import Session, parse_scenario
+from engine.faults import is_io
+from engine.model import error_code, io_faults, sysret_rflags
+from engine.trace import EventKind, Trace
+from tests.conftest import SCENARIOS, trace_of
+
+GP, PF, UD, BP = 13, 14, 6, 3
+
+
+def run(code: str, extra: str = "", record: bool = True) -> Trace:
+    text = f'name = "fault"\n{extra}[user]\ncode = "{code}"\n'
+    return Session(parse_scenario(text, "fault.toml")).run(record)
+
+
+PRIVILEGED = [
+    "hlt", "wrmsr", "rdmsr", "mov %cr3, %rax", "mov %rax, %cr3", "mov %cr0, %rax",
+    "lgdt (%rsp)", "lidt (%rsp)", "swapgs", "sysretq", "cli", "sti", "clts", "invlpg (%rax)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("insn", PRIVILEGED)
+@pytest.mark.parametrize("record", [True, False])
+def test_privileged_instruction_at_cpl3_is_gp0_at_its_address(insn: str, record: bool) -> None:
+    t = run(f"{insn}; syscall", record=record)
+    f = t.fault
+    assert f is not None
+    assert (f.name, f.vector, f.cpl, f.rip, f.error_code) == ("#GP", GP, 3, 0x401000, 0)
+    assert not f.modelled  # Unicorn's own exception
+    assert t.exit is None and t.final_cpl == 3
+
+
+@pytest.mark.parametrize("insn", ["in $0x60, %al", "out %al, $0x60", "in %dx, %eax", "insb"])
+def test_port_io_without_iopl_is_a_modelled_gp0(insn: str) -> None:
+    t = run(f"{insn}; syscall")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl, f.rip, f.error_code) == (GP, 3, 0x401000, 0)
+    assert f.modelled and t.steps[-1].modelled
+
+
+def test_port_io_with_iopl3_runs() -> None:
+    t = Session(
+        parse_scenario('name = "io"\n[user]\nrflags = 0x3246\ncode = "in $0x60, %al; syscall"\n')
+    ).run()
+    assert t.fault is None and t.exit == "sysret"
+
+
+def test_ud2_is_ud_and_int3_is_bp_with_rip_after_it() -> None:
+    t = run("ud2")
+    assert t.fault is not None and (t.fault.vector, t.fault.rip) == (UD, 0x401000)
+    t = run("int3; syscall")
+    # #BP is a trap: the RIP the CPU saves is the next instruction's
+    assert t.fault is not None and (t.fault.vector, t.fault.cpl, t.fault.rip) == (BP, 3, 0x401001)
+    assert t.fault.error_code is None
+
+
+def test_unmapped_read_is_pf_with_cr2_and_error_code() -> None:
+    t = run("mov (0x10), %rax; syscall")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl, f.rip, f.address) == (PF, 3, 0x401000, 0x10)
+    assert f.error_code == 0x4  # not present, read, user
+
+
+def test_write_to_read_only_code_is_a_present_write_pf() -> None:
+    sc = parse_scenario('name = "w"\n[user]\nrbx = 0x401000\ncode = "mov %rax, (%rbx); syscall"\n')
+    t = Session(sc).run()
+    f = t.fault
+    assert f is not None and (f.vector, f.address, f.error_code) == (PF, 0x401000, 0x7)
+
+
+def test_code_without_syscall_faults_in_memory_past_it_not_as_user_source() -> None:
+    t = run("nop")
+    f = t.fault
+    # rax = 39: the zero bytes after the nop are addb %al, (%rax), a write to 0x27
+    assert f is not None and (f.vector, f.cpl, f.rip, f.address) == (PF, 3, 0x401001, 39)
+    assert f.error_code == 0x6
+    last = t.steps[-1]
+    assert last.text == "addb %al, (%rax)"
+    assert last.source == "(not in the user's code: bytes 00 00)"
+    assert t.steps[0].source == "nop"
+
+
+def test_no_double_fault_on_a_second_run_of_the_same_session() -> None:
+    session = Session(parse_scenario('name = "x"\n[user]\ncode = "hlt; syscall"\n'))
+    for _ in range(3):
+        f = session.run().fault
+        assert f is not None and f.vector == GP
+
+
+def test_io_mnemonics() -> None:
+    assert all(is_io(t) for t in ("inb $0x60, %al", "outb %al, $0x60", "insb %dx, (%rdi)",
+                                  "rep outsw (%rsi), %dx", "inl %dx, %eax"))  # fmt: skip
+    assert not any(is_io(t) for t in ("int3", "int $0x80", "incq %rax", "invlpg (%rax)"))
+
+
+def test_models_follow_the_manuals() -> None:
+    assert sysret_rflags("intel", 0x10246) == 0x246
+    assert sysret_rflags("amd", 0x10246) == 0x246
+    assert sysret_rflags("intel", 0x3FFFFF) == 0x3C7FD7
+    assert sysret_rflags("intel", 0) == 0x2
+    assert io_faults(3, 0x246, 104, 103) and not io_faults(3, 0x3246, 104, 103)
+    assert not io_faults(0, 0x246, 104, 103)
+    assert error_code(GP) == 0 and error_code(BP) is None
+    assert error_code(PF, present=True, write=True, user=True, fetch=False) == 0x7
+
+
+@pytest.mark.parametrize("cpu", ["intel", "amd"])
+def test_sysret_clears_rf_from_r11_modelled(cpu: str) -> None:
+    text = (SCENARIOS / "what-if-sysret-rf.toml").read_text()
+    sc = parse_scenario(text.replace("[machine]", f'[machine]\ncpu = "{cpu}"'), "rf.toml")
+    t = Session(sc).run()
+    assert t.exit == "sysret" and t.fault is None
+    sysret = next(s for s in t.steps if s.text == "sysretq")
+    assert sysret.regs.r11 == 0x10246
+    assert sysret.regs.rflags == 0x246 and sysret.modelled
+    assert any(e.kind is EventKind.SYSRET and e.modelled for e in sysret.events)
+    assert t.final is not None and t.final.rflags == 0x246
+
+
+def test_shipped_sysret_rf_what_if() -> None:
+    t = trace_of("what-if-sysret-rf.toml")
+    assert t.final is not None and t.final.rflags == 0x246 and t.final_cpl == 3
