@@ -173,7 +173,8 @@ class DebuggerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
         yield NowBar(id="now")
-        yield Tabs(*(Tab(label, id=f"tab-{panel}") for panel, label in PANELS), id="panel-tabs")
+        if not self.has_class("-wide"):
+            yield self._make_tabs()
         with Horizontal(id="panels"):
             with Vertical(id="code-column", classes="column"):
                 yield SourceListing(id="listing")
@@ -220,6 +221,13 @@ class DebuggerScreen(Screen[None]):
         layout = layout_for(event.size.width, event.size.height)
         for name in ("-wide", "-medium", "-narrow"):
             self.set_class(name == layout, name)
+        if layout != "-wide" and not self.query(Tabs):
+            # Tabs are a dozen widgets the three-column layout never shows: made when needed.
+            self.mount(self._make_tabs(), before="#panels")
+
+    def _make_tabs(self) -> Tabs:
+        tabs = (Tab(label, id=f"tab-{panel}") for panel, label in PANELS)
+        return Tabs(*tabs, active=f"tab-{self.panel}", id="panel-tabs")
 
     def _bindings_shown(self) -> list[Binding]:
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
@@ -229,9 +237,9 @@ class DebuggerScreen(Screen[None]):
         self.add_class(f"show-{new}")
         if new in SIDE_PANELS:
             self.side = new
-        tabs = self.query_one(Tabs)
-        if tabs.active != f"tab-{new}":
-            tabs.active = f"tab-{new}"
+        for tabs in self.query(Tabs):
+            if tabs.active != f"tab-{new}":
+                tabs.active = f"tab-{new}"
 
     def watch_side(self, old: str, new: str) -> None:
         self.remove_class(f"side-{old}")
