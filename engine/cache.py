@@ -37,6 +37,8 @@ FORMAT = b"syscall-tui cache 1\n"
 ENGINE_DIR = Path(__file__).resolve().parent
 #: Entries larger than this are not written (a step-cap trace is a few MB at most).
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
+#: Each edit of a scenario adds an entry; beyond this many per kind the oldest go.
+MAX_ENTRIES = 200
 
 
 def cache_dir() -> Path | None:
@@ -106,12 +108,23 @@ def store(kind: str, key: str, value: object) -> None:
             with os.fdopen(fd, "wb") as file:
                 file.write(FORMAT + hashlib.sha256(payload).digest() + payload)
             os.replace(temporary, folder / key)
+            _prune(folder)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
     except Exception:
         return
+
+
+def _prune(folder: Path) -> None:
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort(key=lambda p: p.stat().st_mtime)
+    for old in entries[: len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def cached(kind: str, parts: tuple[bytes | str, ...], compute: Callable[[], T]) -> T:

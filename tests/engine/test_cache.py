@@ -72,3 +72,12 @@ def test_the_engine_source_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -
     key = cache._key("trace", "a", b"b")
     monkeypatch.setattr(cache, "engine_fingerprint", lambda: "0" * 64)
     assert cache._key("trace", "a", b"b") != key
+
+
+def test_the_cache_keeps_a_bounded_number_of_entries(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
+    for n in range(5):
+        cache.store("trace", f"{n:064x}", n)
+    assert len(list((cache_home / "trace").iterdir())) == 3
