@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.message import Message
 from textual.widgets import OptionList, Tabs
 
@@ -137,6 +138,26 @@ async def test_the_note_scrolls_by_keyboard_when_it_overflows() -> None:
         await pilot.press("home")
         await pilot.pause()
         assert note.scroll_y == 0
+
+
+@run_async
+async def test_the_note_scrolls_with_the_mouse_wheel() -> None:
+    trace = scenario_trace("sigreturn-noncanonical.toml")
+    position = position_after(trace, lambda step: step.label == "do_syscall_64")
+    app = make_app("sigreturn-noncanonical.toml")
+    async with app.run_test(size=(160, 50)) as pilot:
+        debugger(app).position = position
+        await pilot.pause()
+        note = app.query_one(NotePanel)
+        x, y = note.region.center
+        for _ in range(3):
+            app.post_message(
+                events.MouseScrollDown(
+                    note, x, y, 0, 0, 0, False, False, False, screen_x=x, screen_y=y
+                )
+            )
+            await pilot.pause()
+        assert note.scroll_y > 0
 
 
 @run_async
