@@ -4,7 +4,8 @@ cold_start_s
     Wall time from spawning ``python -c "run_app(None)"`` on a 160x50 pseudo-terminal until
     the first frame of the default scenario (its status line) has been written to the terminal.
     The engine's work is included, as a user would wait for it: served from the on-disk cache
-    (engine.cache) filled by the first run, which is reported as cold_start_uncached_s.  The
+    (engine.cache) filled by the first run, which is reported as cold_start_uncached_s (that
+    run also byte-compiles the project, as the first start after an install does).  The
     project's modules are byte-compiled first, as an installed copy is;
     cold_start_no_bytecode_s is the same with every module compiled from source.
 
