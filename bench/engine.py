@@ -10,6 +10,9 @@ unrecorded_round_trips_per_s   the same round trip without per-step records, one
 recorded_loop_10000_ms         recording user code that never reaches its syscall
                                (``1: jmp 1b``) up to the default step cap of 10,000 steps;
                                the target is well under 1500
+<kernel>_image_assemble_ms     the same three for getpid on each kernel ([machine] kernel):
+<kernel>_recorded_round_trip_ms  v5.8.13, v6.1, v6.12 (6.12 adds its modelled C steps)
+<kernel>_unrecorded_round_trips_per_s
 
 Where the time goes (unrecorded, about 400 us a round trip here): the kernel half in
 Unicorn about 210 us, of which roughly half is the ~50 stack loads and stores (Unicorn 2
@@ -28,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Session, load_scenario, parse_scenario
+from engine import KERNELS, Session, load_scenario, parse_scenario, with_kernel
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 
@@ -69,6 +72,20 @@ def main() -> None:
     print(f"recorded_steps: {steps}")
     print(f"unrecorded_round_trips_per_s: {per_s:.0f}")
     print(f"recorded_loop_10000_ms: {loop_ms:.0f}")
+    for kernel in KERNELS:
+        ksc = with_kernel(sc, kernel)
+        build_image.cache_clear()
+        t = time.perf_counter()
+        build_image(Features(pti=True, pcid=True, la57=False, kernel=kernel))
+        print(f"{kernel}_image_assemble_ms: {(time.perf_counter() - t) * 1e3:.1f}")
+        ks = Session(ksc)
+        ks.run(True)
+        print(f"{kernel}_recorded_round_trip_ms: {median_ms(lambda ks=ks: ks.run(True), 30):.2f}")
+        print(f"{kernel}_recorded_steps: {len(ks.run(True).steps)}")
+        t = time.perf_counter()
+        for _ in range(500):
+            ks.run(False)
+        print(f"{kernel}_unrecorded_round_trips_per_s: {500 / (time.perf_counter() - t):.0f}")
 
 
 if __name__ == "__main__":

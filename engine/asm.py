@@ -15,6 +15,11 @@ Keystone 0.9.2 in AT&T mode is not to be trusted on its own:
   hint, not the 5-byte NOP the kernel pads alternatives with), so NOP padding is
   given as bytes.
 
+A memory operand written ``[0x6014](%rip)`` is a RIP-relative reference to the
+absolute address 0x6014 (6.12's ``%gs:sym(%rip)`` per-CPU operands, where the
+displacement wraps RIP round to the per-CPU offset): :func:`assemble` works out the
+displacement once it knows where the instruction ends.
+
 So every instruction is disassembled by Capstone and compared with the intended
 text; a mismatch raises :class:`AssemblyError` at build time.
 """
@@ -55,7 +60,7 @@ def disasm_one(code: bytes, address: int) -> tuple[str, int] | None:
     return None
 
 
-_GS_ABS = re.compile(r"%gs:(-?0x[0-9a-fA-F]+|\d+)(?!\s*\()")
+_GS_ABS = re.compile(r"%gs:(-?0x[0-9a-fA-F]+|\d+)(?![0-9a-fA-Fx]|\s*\()")
 
 
 def keystone_form(text: str) -> str:
@@ -149,7 +154,30 @@ def _substitute_labels(text: str, labels: dict[str, int]) -> str:
     return re.sub(r"(?<![%$\w.])[A-Za-z_.][\w.]*", repl, text)
 
 
+_RIP_ABS = re.compile(r"\[(0x[0-9a-fA-F]+)\]\(%rip\)")
+
+
+def _rip_relative(text: str, end: int | None) -> str:
+    """Resolve ``[abs](%rip)`` for an instruction ending at *end* (None: a placeholder)."""
+
+    def repl(m: re.Match[str]) -> str:
+        if end is None:
+            return "0x0(%rip)"
+        disp = (int(m.group(1), 16) - end) & ((1 << 64) - 1)
+        if disp >= 1 << 63:
+            disp -= 1 << 64
+        if not -(1 << 31) <= disp < 1 << 31:
+            raise AssemblyError(f"{m.group(1)} is out of RIP-relative reach from {end:#x}")
+        return f"{'-' if disp < 0 else ''}{abs(disp):#x}(%rip)"
+
+    return _RIP_ABS.sub(repl, text)
+
+
 def _encode(item: Item, address: int, labels: dict[str, int]) -> bytes:
+    if item.asm is None and _RIP_ABS.search(item.text):
+        # a RIP-relative disp32 does not change the length: measure, then resolve
+        size = len(_encode(Item(_rip_relative(item.text, None)), address, labels))
+        return _encode(Item(_rip_relative(item.text, address + size)), address, labels)
     source = item.asm if item.asm is not None else keystone_form(item.text)
     if item.asm is None:
         mnem, _, ops = source.partition(" ")
@@ -198,7 +226,7 @@ def assemble(
             continue
         code = _encode(it, addr, labels)
         decoded = disasm_one(code, addr)
-        intended = _substitute_labels(it.text, labels)
+        intended = _substitute_labels(_rip_relative(it.text, addr + len(code)), labels)
         if decoded is None or decoded[1] != len(code):
             raise AssemblyError(
                 f"Keystone's bytes {code.hex()} for {it.text!r} are not one instruction"

@@ -26,11 +26,14 @@ from engine.trace import CheckName, CheckResult, CheckState, Operand, Regs, Rela
 RF_TF = RF | TF
 
 
-def initial_states(removed: tuple[str, ...]) -> list[CheckState]:
-    """The six checks before the first one runs; *removed* ones are not in this kernel."""
+def initial_states(
+    removed: tuple[str, ...], names: tuple[str, ...] = CHECK_NAMES
+) -> list[CheckState]:
+    """The kernel's six checks (*names*, in its order) before the first one runs;
+    *removed* ones are not in this kernel."""
     return [
         CheckState(CheckName(n), CheckResult.REMOVED if n in removed else CheckResult.NOT_REACHED)
-        for n in CHECK_NAMES
+        for n in names
     ]
 
 
@@ -76,6 +79,8 @@ def describe(state: CheckState) -> str:
         if bits:
             return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
         return f"{left.label} {left.value:#x}: RF and TF clear"
+    if state.relation is Relation.BELOW:
+        return f"{left.label} {left.value:#x} {'<' if ok else '≥'} {right.label} {right.value:#x}"
     wide = state.name in (CheckName.RCX_EQ_RIP,)
     fmt = "#018x" if wide else "#x"
     eq = "==" if ok else "≠"

@@ -42,12 +42,10 @@ from engine.constants import (
     PTI_USER_PCID_MASK,
     PTI_USER_PGTABLE_MASK,
     STAR_VALUE,
-    SYSCALL_MASK_V58,
     TSS_SELECTOR,
     TSS_SIZE,
     TSS_io_bitmap_base,
     TSS_sp0,
-    TSS_sp1,
 )
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
@@ -111,6 +109,7 @@ class MachineConfig:
     pti: bool = True
     pcid: bool = True
     removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
+    kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +161,11 @@ class Machine:
         cfg = self.config
         self.layout = L.Layout(cfg.paging)
         self.image = build_image(
-            Features(cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)))
+            Features(
+                cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)), cfg.kernel
+            )
         )
+        self.kernel = self.image.kernel
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         # A CPU model with PCID and LA57 in CPUID; the default qemu64 model has neither.
         self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)
@@ -206,9 +208,10 @@ class Machine:
             struct.pack_into("<Q", cea, 8 * i, desc)
         # GDT_ENTRY_TSS: cpu_tss_rw, loaded into TR (set_tss_desc() and load_TR_desc()).
         struct.pack_into("<2Q", cea, TSS_SELECTOR, *tss_descriptor(lay.tss, TSS_SIZE - 1))
-        percpu = self._region(L.PHYS_PERCPU, L.PERCPU_SIZE)
+        percpu = self._region(L.PHYS_PERCPU, self.kernel.percpu_size)
         struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp0, lay.entry_stack_top)
-        struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp1, lay.task_stack_top)
+        # the top of the task stack: TSS.sp1 in v5.8, a per-CPU variable of its own later
+        struct.pack_into("<Q", percpu, self.kernel.top_of_stack, lay.task_stack_top)
         struct.pack_into("<H", percpu, L.PERCPU_TSS + TSS_io_bitmap_base, IO_BITMAP_OFFSET_INVALID)
 
         def both(v: int, p: int, flags: int) -> None:
@@ -234,7 +237,7 @@ class Machine:
         both(L.CEA_GDT, L.PHYS_CEA, NX)
         both(L.CEA_ENTRY_STACK, L.PHYS_CEA + L.PAGE, RW | NX)
         # cpu_tss_rw: pti_clone_user_shared() maps each CPU's TSS page into the user root.
-        for o in range(0, L.PERCPU_SIZE, L.PAGE):
+        for o in range(0, self.kernel.percpu_size, L.PAGE):
             v, p = lay.percpu_base + o, L.PHYS_PERCPU + o
             (both if o == L.PERCPU_TSS else kernel_only)(v, p, RW | NX)
         # Kernel text (do_syscall_64) and the task stack: kernel root only.
@@ -288,11 +291,11 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
         uc.reg_write(X.UC_X86_REG_DS, 0)
         uc.reg_write(X.UC_X86_REG_ES, 0)
-        # syscall_init(), arch/x86/kernel/cpu/common.c (v5.8)
+        # syscall_init(), arch/x86/kernel/cpu/common.c (the mask differs by version)
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_STAR, STAR_VALUE))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, SYSCALL_MASK_V58))
+        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
         uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
         self._kernel_ctx = uc.context_save()

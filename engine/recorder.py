@@ -175,7 +175,7 @@ class StepRecorder:
             if address == self.do_sys:
                 # The C function is shown inside the source line that calls it.
                 line = self.call_line
-                source = "do_syscall_64(nr, regs)   /* C code: modelled */"
+                source = f"{self.img.kernel.c_call}   /* C code: modelled */"
             return Pending(
                 address,
                 asm.code,

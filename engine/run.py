@@ -35,7 +35,6 @@ from unicorn import x86_const as X
 from engine import layout as L
 from engine.checks import describe, evaluate, initial_states
 from engine.constants import (
-    CHECK_NAMES,
     EXCEPTION_NAMES,
     MSR_FS_BASE,
     MSR_GS_BASE,
@@ -50,6 +49,7 @@ from engine.constants import (
 )
 from engine.errors import HookError
 from engine.faults import VEC_DB, VEC_GP, VEC_UD, from_interrupt, is_io
+from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.launch import launch_key, prepare_launch, user_mappings
@@ -99,8 +99,8 @@ class EntryPoints:
     do_sys: int
     sysret: int
     iret: int
-    ldt: int
-    check_at: dict[int, int]  # address of each check's jne → index in CHECK_NAMES
+    ldt: int | None  # native_irq_return_ldt (only kernels built with ESPFIX64)
+    check_at: dict[int, str]  # address of each assembly check's jne → its name
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
@@ -112,15 +112,17 @@ def entry_points(features: Features) -> EntryPoints:
     img = build_image(features)
     sym = img.symbols
     checks = [a for a in img.entry if getattr(a.item.meta, "check", None)]
-    assert len(checks) + len(features.removed_checks) == len(CHECK_NAMES), "a branch a check"
+    asm_checks = img.kernel.asm_checks
+    removed_asm = [n for n in features.removed_checks if n in asm_checks]
+    assert len(checks) + len(removed_asm) == len(asm_checks), "a branch a check"
     mov_cr3 = [a for a in img.entry if a.text.endswith(", %cr3")]
     return EntryPoints(
         entry=sym["entry_SYSCALL_64"],
         do_sys=sym["do_syscall_64"],
         sysret=next(a.address for a in img.entry if a.text == "sysretq"),
         iret=next(a.address for a in img.entry if a.text == "iretq"),
-        ldt=sym["native_irq_return_ldt"],
-        check_at={a.address: CHECK_NAMES.index(a.item.meta.check) for a in checks},
+        ldt=sym.get("native_irq_return_ldt"),
+        check_at={a.address: a.item.meta.check for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
@@ -145,6 +147,7 @@ class Run:
         self.sc = scenario
         self.record = record
         self.img = machine.image
+        self.kernel = machine.image.kernel  # everything version-specific comes from here
         self.uc = machine.uc
         self.paging = scenario.machine.paging
         self.pts = entry_points(self.img.features)
@@ -156,7 +159,9 @@ class Run:
         self.phase = "launch"
         self.pending: Pending | None = None
         self.initial: Regs | None = None
-        self.checks: list[CheckState] = initial_states(machine.image.features.removed_checks)
+        self.checks: list[CheckState] = initial_states(
+            machine.image.features.removed_checks, self.kernel.checks
+        )
         self.failed_check: str | None = None
         self.exit: ExitPath | None = None
         self.fault: Fault | None = None
@@ -317,8 +322,9 @@ class Run:
             self.pts.do_sys: self._act_do_syscall_64,
             self.pts.sysret: self._act_sysret,
             self.pts.iret: self._act_iret,
-            self.pts.ldt: self._act_ldt,
         }
+        if self.pts.ldt is not None:
+            actions[self.pts.ldt] = self._act_ldt
         actions.update(dict.fromkeys(self.pts.check_at, self._check))
         if self.pcide:
             actions.update(dict.fromkeys(self.pts.mov_cr3, self._before_cr3_write))
@@ -360,6 +366,71 @@ class Run:
 
     def _act_do_syscall_64(self, address: int) -> None:
         self._model_do_syscall_64()
+        if self.kernel.checks_in_c:
+            self._model_c_checks(address)
+
+    def _model_c_checks(self, address: int) -> None:
+        """model: 6.12's do_syscall_64 decides the exit in C (engine.kernel.common_c).
+
+        Recorded, the C part becomes steps of its own, none of them an executed
+        instruction: the system call, one step per condition the compiled code
+        tests, and the return of the bool in AL.  Then the real RET runs.
+        """
+        removed = self.img.features.removed_checks
+        results = sysret_conditions(self.kernel.c_checks, self.pt_after_call, self.paging, removed)
+        sysret = all(c.passed for c in results)
+        failed = next((c.name for c in results if not c.passed), None)
+        if self.failed_check is None:
+            self.failed_check = failed
+
+        def decide(c: CCheck) -> None:
+            self.checks[self.kernel.checks.index(c.name)] = c.state
+
+        ret = "true" if sysret else "false"
+        if self.record and self.pending is not None:
+            body = self.pending
+            # The step that ran the system call is C, not the RET at this address.
+            body.code, body.text = b"", "(C) the system call and exit work"
+            body.source = f"{self.kernel.c_call}: the system call   /* C code: modelled */"
+            body.modelled = True
+            self._finish()
+            for c in results:
+                verdict = "FAIL → return false (IRET)" if not c.passed else "pass"
+                self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                decide(c)
+                self._event(
+                    Event(
+                        EventKind.CHECK,
+                        f"{c.name}: {verdict} ({describe(c.state)})",
+                        modelled=True,
+                    )
+                )
+                self._finish()
+            self.pending = self._c_step(
+                address,
+                f"(C) return {ret}",
+                f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+            )
+        else:
+            for c in results:
+                decide(c)
+        self.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        if self.record:
+            self._event(
+                Event(
+                    EventKind.CHECK,  # the verdict of the C checks, as the bool
+                    f"do_syscall_64 returns {ret}: AL = {int(sysret)} → "
+                    f"{'SYSRET' if sysret else 'IRET'}",
+                    modelled=True,
+                )
+            )
+            self._finish()
+            self.pending = self.rec.begin(address, 1)
+
+    def _c_step(self, address: int, text: str, source: str) -> Pending:
+        return Pending(
+            address, b"", text, self.pts.call_line, source, None, "do_syscall_64", 0, modelled=True
+        )
 
     def _act_sysret(self, address: int) -> None:
         self.exit = ExitPath.SYSRET
@@ -421,8 +492,8 @@ class Run:
         raise _Stop
 
     def _check(self, address: int) -> None:
-        i = self.pts.check_at[address]
-        name = CHECK_NAMES[i]
+        name = self.pts.check_at[address]
+        i = self.kernel.checks.index(name)
         rflags = self.m.rflags_reg.read()[0]
         if not rflags & ZF and self.failed_check is None:
             # every check branches with jne/jnz: taken when ZF is clear
@@ -443,10 +514,15 @@ class Run:
 
     def _model_do_syscall_64(self) -> None:
         r = self.rec.read_regs()
-        nr, regs_addr = r.rdi, r.rsi
+        args = dict(zip(self.kernel.c_args, (r.rdi, r.rsi), strict=True))
+        nr, regs_addr = args["nr"], args["regs"]
+        if self.kernel.c_args[1] == "nr":
+            nr &= 0xFFFFFFFF  # int nr, then `unsigned int unr = nr` in do_syscall_x64()
         pt = PtRegs(self.m, r.cr3, regs_addr)
         self.pt_at_call = pt.read()
-        res = do_syscall_64(self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call)
+        res = do_syscall_64(
+            self.m, r.cr3, nr, regs_addr, self.sc.pid, self.pt_at_call, self.kernel.nr_syscalls
+        )
         self.handler_lines = list(res.lines)
         self.output = res.output
         if self.sc.handler_set:

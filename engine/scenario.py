@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from engine.asm import capstone, hexify_decimals, keystone
-from engine.constants import CHECK_NAMES, EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
+from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
+from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.machine import MachineConfig
 
 # Re-exported: they used to live here.
@@ -286,13 +287,15 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     description = r.string(data.get("description", ""), "description")
 
     mt = r.table(data, "machine", MACHINE_KEYS)
-    kernel = r.string(mt.get("kernel", "v5.8.13"), "machine.kernel", ("v5.8.13",))
+    kernel = r.string(mt.get("kernel", DEFAULT_KERNEL), "machine.kernel", KERNELS)
+    checks = spec(kernel).checks
     config = MachineConfig(
+        kernel=kernel,
         cpu=r.string(mt.get("cpu", "intel"), "machine.cpu", ("intel", "amd")),
         paging=_paging(r, mt.get("paging", 4)),
         pti=r.boolean(mt.get("pti", True), "machine.pti"),
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),
-        removed_checks=_check_names(r, mt.get("remove_checks", [])),
+        removed_checks=_check_names(r, mt.get("remove_checks", []), checks),
     )
     user_top = (1 << (56 if config.paging == 5 else 47)) - 1
 
@@ -348,7 +351,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         exit=r.string(e["exit"], "expect.exit", ("sysret", "iret", "none"))
         if "exit" in e
         else None,
-        failed_check=r.string(e["failed_check"], "expect.failed_check", (*CHECK_NAMES, "none"))
+        failed_check=r.string(e["failed_check"], "expect.failed_check", (*checks, "none"))
         if "failed_check" in e
         else None,
         fault=r.string(e["fault"], "expect.fault", fault_names) if "fault" in e else None,
@@ -364,13 +367,37 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     )  # fmt: skip
 
 
-def _check_names(r: _Reader, value: Any) -> tuple[str, ...]:
+def with_kernel(sc: Scenario, kernel: str) -> Scenario:
+    """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
+
+    What only makes sense on the original kernel is dropped: a ``remove_checks`` name or
+    an expected ``failed_check`` the other kernel does not have.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+    checks = spec(kernel).checks
+    machine = replace(
+        sc.machine,
+        kernel=kernel,
+        removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
+    )
+    expect = sc.expect
+    if expect.failed_check not in (None, "none", *checks):
+        expect = replace(
+            expect,
+            failed_check=None,
+            given=tuple(k for k in expect.given if k != "failed_check"),
+        )
+    return replace(sc, kernel=kernel, machine=machine, expect=expect)
+
+
+def _check_names(r: _Reader, value: Any, checks: tuple[str, ...]) -> tuple[str, ...]:
     key = "machine.remove_checks"
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise r.fail(key, f"expected a list of check names, got {_kind(value)}")
     for v in value:
-        if v not in CHECK_NAMES:
-            raise r.fail(key, f"expected check names from {', '.join(CHECK_NAMES)}, got {v!r}")
+        if v not in checks:
+            raise r.fail(key, f"expected check names from {', '.join(checks)}, got {v!r}")
     return tuple(sorted(set(value)))
 
 

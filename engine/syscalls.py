@@ -135,11 +135,19 @@ def _valid_user_ss(selector: int) -> bool:
 
 
 def do_syscall_64(
-    m: Machine, cr3: int, nr: int, regs_addr: int, pid: int, regs: dict[str, int] | None = None
+    m: Machine,
+    cr3: int,
+    nr: int,
+    regs_addr: int,
+    pid: int,
+    regs: dict[str, int] | None = None,
+    nr_syscalls: int = NR_syscalls_v58,
 ) -> HandlerResult:
     """Run system call *nr* against the pt_regs at *regs_addr* (v5.8 semantics).
 
-    *regs* may pass in the pt_regs just read from that address.
+    *regs* may pass in the pt_regs just read from that address.  *nr_syscalls* is the
+    kernel's table size (6.1 and 6.12 pass *nr* as an int and compare it unsigned:
+    the caller gives the low 32 bits).
     """
     res = HandlerResult()
     pt = PtRegs(m, cr3, regs_addr)
@@ -150,9 +158,9 @@ def do_syscall_64(
         pt.write("ax", value)
         res.lines.append(f"{what} = {value if value < 1 << 63 else value - (1 << 64)}")
 
-    if nr >= NR_syscalls_v58:
+    if nr >= nr_syscalls:
         # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
-        res.lines.append(f"nr {nr:#x} >= NR_syscalls ({NR_syscalls_v58}): ax stays -ENOSYS")
+        res.lines.append(f"nr {nr:#x} >= NR_syscalls ({nr_syscalls}): ax stays -ENOSYS")
     elif nr == NR_getpid:
         ret(pid, "getpid()")
     elif nr == NR_write:

@@ -55,7 +55,8 @@ class StackName(StrEnum):
 
 
 class CheckName(StrEnum):
-    """The v5.8.13 SYSRET checks, in the order entry_SYSCALL_64 makes them."""
+    """The SYSRET checks of every kernel; the order is the kernel's own
+    (``engine.kernel.spec(name).checks``): v5.8.13 and 6.1 in assembly, 6.12 in C."""
 
     RCX_EQ_RIP = "rcx_eq_rip"
     CANONICAL_RIP = "canonical_rip"
@@ -63,6 +64,7 @@ class CheckName(StrEnum):
     R11_EQ_RFLAGS = "r11_eq_rflags"
     NO_RF_TF = "no_rf_tf"
     SS_USER = "ss_user"
+    RIP_BELOW_TASK_SIZE_MAX = "rip_below_task_size_max"  # 6.12, instead of canonical_rip
 
 
 class CheckResult(StrEnum):
@@ -78,6 +80,7 @@ class Relation(StrEnum):
     EQUAL = "equal"  # cmp: passes when left == right
     CANONICAL = "canonical"  # cmp with the sign-extended copy: passes when equal
     BITS_CLEAR = "bits_clear"  # test: passes when left & right == 0
+    BELOW = "below"  # 6.12's C: passes when left < right (unsigned)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ def default_scenario_dirs() -> tuple[Path, ...]:
 
 
 class SyscallTuiApp(App[int]):
-    """Single-step the Linux v5.8.13 SYSCALL entry on an emulated CPU."""
+    """Single-step the Linux SYSCALL entry (v5.8.13, 6.1 or 6.12) on an emulated CPU."""
 
     TITLE = "syscall-tui"
     # Absolute, so that subclasses defined elsewhere (tests, benchmarks) find the files too.

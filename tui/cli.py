@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(ns.paths)
         parser = argparse.ArgumentParser(
             prog="syscall-tui",
-            description="Step through Linux v5.8.13 entry_SYSCALL_64 on an emulated CPU. "
+            description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
+            "scenario's [machine] kernel says) on an emulated CPU. "
             "Subcommands: trace SCENARIO [--format table|json], check PATH..., "
             "gdb SCENARIO [--port N]",
         )

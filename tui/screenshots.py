@@ -118,6 +118,18 @@ SCENES = (
         end,
         caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
     ),
+    Scene(
+        "17-v6.12-task-size-max",
+        "v6.12-last-page-below-task-size-max.toml",
+        failed_check,
+        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends the last page to IRET",
+    ),
+    Scene(
+        "18-v6.1-mitigations",
+        "v6.1-tf-single-step.toml",
+        event("handler"),
+        caption="6.1: IBRS_ENTER, UNTRAIN_RET, CLEAR_BRANCH_HISTORY as patched",
+    ),
 )
 
 

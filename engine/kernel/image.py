@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from engine.asm import Assembled, Item, Label, assemble
-from engine.constants import CHECK_NAMES
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
+from engine.kernel.variants import KernelSpec, spec
 from engine.layout import DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
 from engine.trace import SourceInstruction, SourceLine
 
@@ -28,6 +28,7 @@ class KernelImage:
     """The assembled entry text plus the modelled C function and the launch stub."""
 
     features: Features
+    kernel: KernelSpec
     entry: tuple[Assembled, ...]
     entry_code: bytes
     do_syscall_64: Assembled
@@ -55,8 +56,9 @@ SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 _LABEL_MACRO = re.compile(r"^SYM_(?:CODE_START|CODE_START_LOCAL|INNER_LABEL(?:_ALIGN)?)\((\w+)")
 
 
-def source_text() -> str:
-    return resources.files("engine.kernel").joinpath("entry_64.S").read_text()
+def source_text(kernel: str = "v5.8.13") -> str:
+    """The rendition of *kernel*'s entry_64.S, as shipped in the package."""
+    return resources.files("engine.kernel").joinpath(spec(kernel).source_file).read_text()
 
 
 def _strip_comment(line: str) -> str:
@@ -75,13 +77,15 @@ def build_image(features: Features) -> KernelImage:
 def assemble_image(features: Features) -> KernelImage:
     """Expand and assemble the rendition for *features*."""
     expander = Expander(features)
+    kspec = spec(features.kernel)
+    check_names = kspec.asm_checks
     items: list[Item | Label] = []
     shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
     note: list[str] = []
     in_comment = False
     checks_seen = 0
     check_start = 0  # where the instructions of the next check begin
-    for raw in source_text().splitlines():
+    for raw in source_text(features.kernel).splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
             note.append(stripped[3:].strip())
@@ -117,7 +121,7 @@ def assemble_image(features: Features) -> KernelImage:
                             it = Item(it.text, it.asm, LineMeta(line_no, word))
                         items.append(it)
                 else:
-                    text = resolve_operands(re.sub(r"\s+", " ", code))
+                    text = resolve_operands(re.sub(r"\s+", " ", code), kspec)
                     mnem, _, ops = text.partition(" ")
                     meta = LineMeta(line_no, None)
                     item = Item(f"{mnem} {ops}".strip(), None, meta)
@@ -126,10 +130,10 @@ def assemble_image(features: Features) -> KernelImage:
                     if (
                         mnem in ("jne", "jnz")
                         and ops == SLOW_EXIT
-                        and checks_seen < len(CHECK_NAMES)
+                        and checks_seen < len(check_names)
                     ):
                         # the branches of the six SYSRET checks, in the order the code tests them
-                        name = CHECK_NAMES[checks_seen]
+                        name = check_names[checks_seen]
                         checks_seen += 1
                         if name in features.removed_checks:
                             # what-if: built without this check. Its compare (and for
@@ -137,7 +141,7 @@ def assemble_image(features: Features) -> KernelImage:
                             # RCX and R11 stay, SYSRET needs them.
                             items[check_start:] = [
                                 it for it in items[check_start:]
-                                if isinstance(it, Label) or it.text.startswith("mov")
+                                if isinstance(it, Label) or it.text.startswith(("mov", "nop"))
                             ]  # fmt: skip
                         else:
                             items.append(Item(item.text, None, LineMeta(line_no, None, name)))
@@ -168,6 +172,7 @@ def assemble_image(features: Features) -> KernelImage:
     image_code = b"".join(a.code for a in entry)
     image = KernelImage(
         features=features,
+        kernel=kspec,
         entry=tuple(entry),
         entry_code=image_code,
         do_syscall_64=do_sys,

@@ -1,15 +1,23 @@
-"""Expansion of the entry_64.S rendition into the instructions a v5.8.13 kernel runs.
+"""Expansion of the entry_64.S renditions into the instructions each kernel runs.
 
-Configuration: non-paravirt, CONFIG_PAGE_TABLE_ISOLATION, CONFIG_X86_5LEVEL,
-CONFIG_X86_ESPFIX64, no CONFIG_GCC_PLUGIN_STACKLEAK, no CONFIG_DEBUG_ENTRY.  What the
+Configuration: non-paravirt, CONFIG_PAGE_TABLE_ISOLATION, CONFIG_X86_5LEVEL, no
+CONFIG_GCC_PLUGIN_STACKLEAK, no CONFIG_DEBUG_ENTRY; v5.8.13 with CONFIG_X86_ESPFIX64,
+6.1 and 6.12 as Debian's builds (no ESPFIX64; 6.12 with IBT's ENDBR).  What the
 kernel patches at boot with ALTERNATIVE depends on the CPU features the scenario
 gives (PTI, PCID, LA57): a feature that is present puts the "new" code in place; an
 absent one keeps the "old" code; either is padded with NOPs to the longer length,
-as apply_alternatives() does (P6 NOPs: 66 90, 0f 1f 44 00 00).
+as apply_alternatives() does (P6 NOPs: 66 90, 0f 1f 44 00 00, 0f 1f 80 00 00 00 00;
+6.12 replaces padding longer than 8 bytes by a jmp over INT3s).
+
+The mitigation sites of 6.1 and 6.12 (IBRS_ENTER/EXIT, UNTRAIN_RET,
+CLEAR_BRANCH_HISTORY, CLEAR_CPU_BUFFERS) are expanded as the traced kernels patched
+them on a CPU that needs none of them (QEMU's TCG "max" CPU): jmps over the IBRS and
+VERW sequences, NOPs for the calls.  Xen PV is never present.
 
 Sources: arch/x86/entry/calling.h (SWITCH_TO_*_CR3, PUSH_AND_CLEAR_REGS,
-POP_REGS), arch/x86/include/asm/irqflags.h (SWAPGS, USERGS_SYSRET64,
-INTERRUPT_RETURN), arch/x86/include/asm/nops.h.
+POP_REGS, IBRS_*), arch/x86/include/asm/nospec-branch.h (UNTRAIN_RET,
+CLEAR_BRANCH_HISTORY, CLEAR_CPU_BUFFERS), arch/x86/include/asm/irqflags.h (SWAPGS,
+USERGS_SYSRET64, INTERRUPT_RETURN), arch/x86/include/asm/nops.h, for each version.
 """
 
 from __future__ import annotations
@@ -30,18 +38,25 @@ from engine.constants import (
     USER_CS,
     USER_DS,
     X86_CR3_PCID_NOFLUSH_BIT,
-    TLB_STATE_user_pcid_flush_mask,
-    TSS_sp0,
-    TSS_sp1,
-    TSS_sp2,
 )
-from engine.layout import PERCPU_TLBSTATE, PERCPU_TSS
+from engine.kernel.variants import KernelSpec, spec
+from engine.layout import KERNEL_TEXT
 
 # P6 NOPs (arch/x86/include/asm/nops.h), given as bytes: Keystone gets the 5-byte one wrong.
 _NOPS: dict[int, Item] = {
+    1: Item("nop"),
     2: Item("nop", asm="xchg %ax, %ax"),
+    3: Item("nopl (%rax)", asm=".byte 0x0f, 0x1f, 0x00"),
     5: Item("nopl (%rax, %rax)", asm=".byte 0x0f, 0x1f, 0x44, 0x00, 0x00"),
+    7: Item("nopl (%rax)", asm=".byte 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00"),
 }
+
+#: Where x86_verw_sel (the selector VERW reads) would be; never read on the traced CPU.
+X86_VERW_SEL = KERNEL_TEXT + 0x3000
+
+# MSR_IA32_SPEC_CTRL and its IBRS bit (msr-index.h), for the IBRS_ENTER/EXIT bodies.
+MSR_IA32_SPEC_CTRL = 0x48
+SPEC_CTRL_IBRS = 0x1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +72,12 @@ class Features:
     #: advisory (Linux was not affected: it has checked since the opportunistic SYSRET
     #: arrived in v3.19).  Not a CPU feature, but it changes the image the same way.
     removed_checks: tuple[str, ...] = ()
+    kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
 
 
-# Per-CPU symbols, as offsets from the per-CPU base that GS points at in the kernel.
-PERCPU_SYMBOLS: dict[str, int] = {
-    "cpu_tss_rw": PERCPU_TSS,
-    "cpu_current_top_of_stack": PERCPU_TSS + TSS_sp1,  # v5.8: #define as cpu_tss_rw + TSS_sp1
-    "cpu_tlbstate": PERCPU_TLBSTATE,
-    "TSS_sp0": TSS_sp0,
-    "TSS_sp1": TSS_sp1,
-    "TSS_sp2": TSS_sp2,
-    "TLB_STATE_user_pcid_flush_mask": TLB_STATE_user_pcid_flush_mask,
-}
+# Per-CPU symbols of v5.8.13, as offsets from the per-CPU base that GS points at in the
+# kernel (each kernel's are in its KernelSpec).
+PERCPU_SYMBOLS: dict[str, int] = spec("v5.8.13").percpu
 
 # Assembler-level constants (asm-offsets, segment.h, errno.h, processor-flags.h).
 CONSTANTS: dict[str, int] = {
@@ -100,18 +109,21 @@ def _eval(expr: str, names: dict[str, int]) -> int:
     return int(eval(text, {"__builtins__": {}}, {}))
 
 
-def resolve_operands(text: str) -> str:
+def resolve_operands(text: str, kernel: KernelSpec | None = None) -> str:
     """Replace the kernel's symbolic operands by numbers, in hex.
 
-    ``PER_CPU_VAR(cpu_tss_rw + TSS_sp2)`` becomes ``%gs:0x6014``, ``RCX(%rsp)``
-    becomes ``0x58(%rsp)``, ``$(64 - 48)`` becomes ``$0x10``, ``$__USER_CS`` becomes
-    ``$0x33``.
+    ``PER_CPU_VAR(cpu_tss_rw + TSS_sp2)`` becomes ``%gs:0x6014`` (6.12:
+    ``%gs:[0x6014](%rip)``, a RIP-relative reference the assembler resolves),
+    ``RCX(%rsp)`` becomes ``0x58(%rsp)``, ``$(64 - 48)`` becomes ``$0x10``,
+    ``$__USER_CS`` becomes ``$0x33``.
     """
-    text = re.sub(
-        r"PER_CPU_VAR\(([^)]*)\)",
-        lambda m: f"%gs:{_eval(m.group(1), PERCPU_SYMBOLS):#x}",
-        text,
-    )
+    k = kernel or spec("v5.8.13")
+
+    def percpu(m: re.Match[str]) -> str:
+        off = _eval(m.group(1), k.percpu)
+        return f"%gs:[{off:#x}](%rip)" if k.percpu_rip_relative else f"%gs:{off:#x}"
+
+    text = re.sub(r"PER_CPU_VAR\(([^)]*)\)", percpu, text)
     text = re.sub(r"\$\(([^()]*)\)", lambda m: f"${_eval(m.group(1), CONSTANTS):#x}", text)
     text = re.sub(
         r"\$(-?)([A-Za-z_]\w*)",
@@ -134,7 +146,11 @@ class Expander:
 
     def __init__(self, features: Features):
         self.f = features
+        self.k = spec(features.kernel)
         self._ids = count()
+
+    def _ops(self, text: str) -> str:
+        return resolve_operands(text, self.k)
 
     def _label(self, stem: str) -> str:
         return f".L{stem}_{next(self._ids)}"
@@ -157,16 +173,15 @@ class Expander:
         out.append(Label(end))
         return out
 
-    def switch_to_user_cr3_nostack(self, scratch_reg: str, scratch_reg2: str) -> list[Item | Label]:
-        end, wrcr3, noflush, wrcr3_pcid = (
-            self._label("end"),
+    def switch_to_user_cr3(self, scratch_reg: str, scratch_reg2: str) -> list[Item | Label]:
+        """SWITCH_TO_USER_CR3 (6.12's name for the body; v5.8 and 6.1 inline it)."""
+        wrcr3, noflush, wrcr3_pcid = (
             self._label("wrcr3"),
             self._label("noflush"),
             self._label("wrcr3_pcid"),
         )
-        flush_mask = f"%gs:{PERCPU_TLBSTATE + TLB_STATE_user_pcid_flush_mask:#x}"
-        out: list[Item | Label] = [
-            _NOPS[2] if self.f.pti else Item(f"jmp {end}"),
+        flush_mask = self._ops("PER_CPU_VAR(cpu_tlbstate + TLB_STATE_user_pcid_flush_mask)")
+        return [
             Item(f"movq %cr3, {scratch_reg}"),
             _NOPS[2] if self.f.pcid else Item(f"jmp {wrcr3}"),
             # Test if the ASID needs a flush.
@@ -186,21 +201,77 @@ class Expander:
             Label(wrcr3),
             Item(f"orq ${PTI_USER_PGTABLE_MASK:#x}, {scratch_reg}"),
             Item(f"movq {scratch_reg}, %cr3"),
+        ]
+
+    def switch_to_user_cr3_nostack(self, scratch_reg: str, scratch_reg2: str) -> list[Item | Label]:
+        end = self._label("end")
+        return [
+            _NOPS[2] if self.f.pti else Item(f"jmp {end}"),
+            *self.switch_to_user_cr3(scratch_reg, scratch_reg2),
             Label(end),
         ]
-        return out
 
     def switch_to_user_cr3_stack(self, scratch_reg: str) -> list[Item | Label]:
+        if self.k.user_cr3_stack_pti_outside:
+            # 6.12: the PTI ALTERNATIVE jumps over the push and pop as well.
+            end = self._label("end")
+            return [
+                _NOPS[2] if self.f.pti else Item(f"jmp {end}"),
+                Item("pushq %rax"),
+                *self.switch_to_user_cr3(scratch_reg, "%rax"),
+                Item("popq %rax"),
+                Label(end),
+            ]
         return [
             Item("pushq %rax"),
             *self.switch_to_user_cr3_nostack(scratch_reg, "%rax"),
             Item("popq %rax"),
         ]
 
+    # -- mitigations (6.1, 6.12), as patched on the traced CPU ----------------------
+    def ibrs(self, exit: bool) -> list[Item | Label]:
+        """IBRS_ENTER / IBRS_EXIT: X86_FEATURE_KERNEL_IBRS absent, so a jmp over the body."""
+        end = self._label("end")
+        body = [
+            Item(f"movl ${MSR_IA32_SPEC_CTRL:#x}, %ecx"),
+            Item(f"movq {self._ops('PER_CPU_VAR(x86_spec_ctrl_current)')}, %rdx"),
+        ]
+        if exit:
+            body.append(Item(f"andl ${~SPEC_CTRL_IBRS & 0xFFFFFFFF:#x}, %edx"))
+        body += [Item("movl %edx, %eax"), Item("shrq $0x20, %rdx"), Item("wrmsr")]
+        return [Item(f"jmp {end}"), *body, Label(end)]
+
+    def untrain_ret(self) -> list[Item | Label]:
+        # 6.1: ANNOTATE_UNRET_END's nop, then CALL_UNTRAIN_RET and the entry-IBPB call as
+        # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
+        # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
+        out: list[Item | Label] = []
+        for site in self.k.untrain_ret:
+            if site.startswith("skip"):
+                end = self._label("end")
+                out += [Item(f"jmp {end}"), *[Item("int3")] * int(site[4:]), Label(end)]
+            else:
+                out.append(_NOPS[int(site[3:])])
+        return out
+
+    def clear_cpu_buffers(self) -> list[Item | Label]:
+        if self.k.clear_cpu_buffers == "skip_verw":  # 6.1: ALTERNATIVE "jmp .Lskip_verw", ""
+            skip = self._label("skip_verw")
+            return [Item(f"jmp {skip}"), Item(f"verw [{X86_VERW_SEL:#x}](%rip)"), Label(skip)]
+        return [_NOPS[7]]  # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)"
+
     # -- registers -------------------------------------------------------------------
     def push_and_clear_regs(self, rdx: str = "%rdx", rax: str = "%rax") -> list[Item | Label]:
+        rax = self._ops(rax)
+        if self.k.split_push_clear:
+            # PUSH_REGS, then CLEAR_REGS: all the pushes first, then the xors.
+            pushes = ["%rdi", "%rsi", rdx, "%rcx", rax, "%r8", "%r9", "%r10", "%r11",
+                      "%rbx", "%rbp", "%r12", "%r13", "%r14", "%r15"]  # fmt: skip
+            clears = ["%esi", "%edx", "%ecx", "%r8d", "%r9d", "%r10d", "%r11d", "%ebx",
+                      "%ebp", "%r12d", "%r13d", "%r14d", "%r15d"]  # fmt: skip
+            split: list[Item | Label] = [Item(f"pushq {r}") for r in pushes]
+            return split + [Item(f"xorl {r}, {r}") for r in clears]
         # v5.8 interleaves each push with the xor that clears the register (nospec).
-        rax = resolve_operands(rax)
         seq = [
             ("pushq %rdi", None),
             ("pushq %rsi", None),
@@ -226,7 +297,7 @@ class Expander:
         return out
 
     def pop_regs(self, pop_rdi: str = "1", skip_r11rcx: str = "0") -> list[Item | Label]:
-        skip = skip_r11rcx == "1"
+        skip = skip_r11rcx == "1" and self.k.pop_skip_r11rcx
         regs = ["%r15", "%r14", "%r13", "%r12", "%rbp", "%rbx"]
         regs.append("%rsi" if skip else "%r11")
         regs += ["%r10", "%r9", "%r8", "%rax"]
@@ -242,9 +313,21 @@ class Expander:
             "X86_FEATURE_LA57": self.f.la57,
             "X86_FEATURE_PTI": self.f.pti,
             "X86_FEATURE_PCID": self.f.pcid,
+            "X86_FEATURE_XENPV": False,  # bare metal, never a Xen PV guest
         }[feature]
-        chosen = new if present else old
-        return [Item(resolve_operands(s.strip())) for s in chosen.split(";") if s.strip()]
+        chosen, other = (new, old) if present else (old, new)
+        out: list[Item | Label] = [
+            Item(self._ops(re.sub(r"\s+", " ", s.strip()))) for s in chosen.split(";") if s.strip()
+        ]
+        if not out and other.strip():
+            # an empty side is NOP-padded to the other's length: a 5-byte call or jmp
+            assert re.match(r"\s*(jmp|call)\b", other), other
+            out.append(_NOPS[5])
+        elif not other.strip() and [getattr(i, "text", "")[:6] for i in out] == ["jmp .L"]:
+            # a jmp patched over an empty original: apply_alternatives() makes it a
+            # 2-byte jmp and NOPs the rest of the 5-byte slot (never executed)
+            out.append(_NOPS[3])
+        return out
 
     def expand(self, name: str, args: str) -> list[Item | Label]:
         """Expand macro *name* with its argument text (``scratch_reg=%rsp``)."""
@@ -263,21 +346,44 @@ class Expander:
             return [Item("swapgs")]
         if name == "INTERRUPT_RETURN":
             return [Item("jmp native_iret")]
+        if name == "SWITCH_TO_USER_CR3":
+            return self.switch_to_user_cr3(kw["scratch_reg"], kw["scratch_reg2"])
+        if name in ("IBRS_ENTER", "IBRS_EXIT"):
+            return self.ibrs(exit=name == "IBRS_EXIT")
+        if name == "UNTRAIN_RET":
+            return self.untrain_ret()
+        if name == "CLEAR_BRANCH_HISTORY":
+            return [_NOPS[5]]  # ALTERNATIVE "", "call clear_bhb_loop"
+        if name == "CLEAR_CPU_BUFFERS":
+            return self.clear_cpu_buffers()
+        if name == "ENDBR":
+            # IBT: 6.12 is built with it (ENDBR64 runs as a NOP without CET); 6.1 is not.
+            if self.k.endbr:
+                return [Item("endbr64", asm=".byte 0xf3, 0x0f, 0x1e, 0xfa")]
+            return []
         if name == "ALTERNATIVE":
             parts = re.findall(r'"([^"]*)"', args)
             feature = args.rsplit(",", 1)[1].strip()
             return self.alternative(parts[0], parts[1], feature)
-        if name in ("STACKLEAK_ERASE_NOCLOBBER", "UNWIND_HINT_EMPTY", "UNWIND_HINT_REGS",
-                    "UNWIND_HINT_IRET_REGS"):  # fmt: skip
+        if name in _EMPTY:
             return []
         raise KeyError(name)
 
 
+# Annotations for objtool and the unwinder, and STACKLEAK (not configured): no code.
+_EMPTY = frozenset(
+    {
+        "STACKLEAK_ERASE", "STACKLEAK_ERASE_NOCLOBBER", "UNWIND_HINT_EMPTY",
+        "UNWIND_HINT_REGS", "UNWIND_HINT_IRET_REGS", "UNWIND_HINT_ENTRY",
+        "UNWIND_HINT_END_OF_STACK", "ANNOTATE_NOENDBR",
+    }
+)  # fmt: skip
+
 MACROS = frozenset(
     {
-        "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "PUSH_AND_CLEAR_REGS", "POP_REGS",
-        "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN", "ALTERNATIVE",
-        "STACKLEAK_ERASE_NOCLOBBER", "UNWIND_HINT_EMPTY", "UNWIND_HINT_REGS",
-        "UNWIND_HINT_IRET_REGS",
+        "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "SWITCH_TO_USER_CR3",
+        "PUSH_AND_CLEAR_REGS", "POP_REGS", "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN",
+        "ALTERNATIVE", "IBRS_ENTER", "IBRS_EXIT", "UNTRAIN_RET", "CLEAR_BRANCH_HISTORY",
+        "CLEAR_CPU_BUFFERS", "ENDBR", *_EMPTY,
     }
 )  # fmt: skip

@@ -23,13 +23,14 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Tab, Tabs
 
+from engine.kernel import spec
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
 from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.msrs import MsrPanel, MsrView
-from tui.widgets.note import NotePanel, NoteView, kernel_note, user_note
+from tui.widgets.note import NotePanel, NoteView, c_step_note, kernel_note, user_note
 from tui.widgets.registers import RegistersPanel, RegistersView
 from tui.widgets.roots import RootsPanel, RootsView
 from tui.widgets.source import Listing, SourceListing
@@ -407,6 +408,7 @@ class DebuggerScreen(Screen[None]):
         trace = self.timeline.trace
         self._listing_view.set_rows(self._listing.rows)
         self._listing_view.border_title = f"entry_64.S · {trace.kernel}"
+        self._checks.in_c = spec(trace.kernel).checks_in_c
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -435,7 +437,11 @@ class DebuggerScreen(Screen[None]):
         self._listing_view.next_row = rows[position] if upcoming is not None else None
 
         self._expansion.view = ExpansionView(line, ran, upcoming)
-        if line is not None:
+        # 6.12's SYSRET decision: modelled C steps inside do_syscall_64, not instructions
+        c_step = focus if focus is not None and focus.text.startswith("(C)") else None
+        if c_step is not None:
+            self._expansion.set_title("do_syscall_64 · C, modelled")
+        elif line is not None:
             macro = focus.macro if focus is not None else None
             self._expansion.set_title(f"expansion · {macro}" if macro else "instruction")
         elif focus is not None and focus.cpl == 0:
@@ -443,7 +449,9 @@ class DebuggerScreen(Screen[None]):
         else:
             self._expansion.set_title("user instruction")
 
-        if line is not None:
+        if c_step is not None:
+            note = c_step_note(c_step.text, c_step.source)
+        elif line is not None:
             note = line.note
         elif focus is not None:
             note = user_note(focus.text) if focus.cpl == 3 else kernel_note(focus.label)

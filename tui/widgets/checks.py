@@ -1,4 +1,8 @@
-"""The six SYSRET-eligibility checks of v5.8 in the order the entry code makes them."""
+"""The six SYSRET-eligibility checks in the order the kernel makes them.
+
+v5.8.13 and 6.1 make them in entry_SYSCALL_64's assembly; 6.12 in C at the end of
+do_syscall_64, where the panel shows each as the C condition SYSRET needs.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,17 @@ CHECK_TITLES: dict[str, str] = {
     "r11_eq_rflags": "R11 == RFLAGS",
     "no_rf_tf": "no RF, no TF",
     "ss_user": "SS == __USER_DS",
+    "rip_below_task_size_max": "RIP < TASK_SIZE_MAX",
+}
+
+#: 6.12: what do_syscall_64's C requires for SYSRET, one condition per check.
+C_TITLES: dict[str, str] = {
+    "rcx_eq_rip": "regs->cx == regs->ip",
+    "r11_eq_rflags": "regs->r11 == regs->flags",
+    "cs_user": "regs->cs == __USER_CS",
+    "ss_user": "regs->ss == __USER_DS",
+    "rip_below_task_size_max": "regs->ip < TASK_SIZE_MAX",
+    "no_rf_tf": "!(regs->flags & (RF | TF))",
 }
 
 #: Why SYSRET cannot be used when a check fails: one line each.
@@ -39,6 +54,11 @@ CHECK_REASONS: dict[str, str] = {
     "r11_eq_rflags": "SYSRET loads RFLAGS from R11, so R11 must hold the saved flags.",
     "no_rf_tf": "SYSRET cannot restore RF, and a set TF would trap right after SYSRET.",
     "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
+    "rip_below_task_size_max": (
+        "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "
+        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and the last page "
+        "below the hole goes too."
+    ),
 }
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
@@ -62,6 +82,8 @@ def check_detail(check: CheckState) -> str:
         if bits:
             return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
         return f"{left.label} {left.value:#x}: RF and TF clear"
+    if check.relation is Relation.BELOW:
+        return f"{left.label} {left.value:#x} {'<' if ok else '≥'} {right.label} {right.value:#x}"
     return f"{left.label} {left.value:#x} {'==' if ok else '≠'} {right.label} {right.value:#x}"
 
 
@@ -107,7 +129,13 @@ class ChecksPanel(LinePanel):
     checks: reactive[tuple[CheckState, ...]] = reactive((), repaint=False)
     """The six checks as of the current step."""
 
+    in_c: reactive[bool] = reactive(False, repaint=False)
+    """The kernel makes the checks in C (6.12): show them as C conditions."""
+
     def watch_checks(self) -> None:
+        self.rebuild()
+
+    def watch_in_c(self) -> None:
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
@@ -117,7 +145,11 @@ class ChecksPanel(LinePanel):
         lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
-            title = CHECK_TITLES.get(check.name, check.name)
+            if self.in_c:
+                # the C condition is longer than the column: it gets a line of its own
+                title = ""
+            else:
+                title = CHECK_TITLES.get(check.name, check.name)
             if check.result == "pass":
                 style = self.style("checks--pass")
                 verdict = ""
@@ -130,8 +162,13 @@ class ChecksPanel(LinePanel):
             else:
                 style = self.style("checks--pending")
                 verdict = "skipped" if failure is not None else "pending"
-            head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
+            if self.in_c:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<24}"
+            else:
+                head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{title:<17}"
             lines.append(Content.assemble((head, style), (verdict, style)))
+            if self.in_c:
+                lines.append(Content.assemble((f"    C: {C_TITLES.get(check.name, '')}", style)))
             detail = check_detail(check)
             if detail:
                 for text in wrap(detail, width):
@@ -147,17 +184,27 @@ class ChecksPanel(LinePanel):
         # Wrapped at spaces to the panel's width: the verdict is read in full at every size.
         if failure is not None:
             style = self.style("checks--verdict-iret")
-            text = f"✗ {failure.name} failed → slow exit, IRET via {IRET_PATH.split()[-1]}"
+            if self.in_c:
+                text = (
+                    f"✗ {failure.name} failed: do_syscall_64 returns false → IRET via "
+                    f"{IRET_PATH.split()[-1]}"
+                )
+            else:
+                text = f"✗ {failure.name} failed → slow exit, IRET via {IRET_PATH.split()[-1]}"
         elif exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
             passed = sum(c.result == "pass" for c in checks)
             head = (
                 "all six passed" if passed == len(checks) else f"{passed} passed, the rest removed"
             )
-            text = f"✓ {head} → fast exit, SYSRET via {SYSRET_PATH.split()[-1]}"
+            how = "true" if self.in_c else "fast exit"
+            text = f"✓ {head} → {how}, SYSRET via {SYSRET_PATH.split()[-1]}"
         else:
             style = self.style("checks--verdict-pending")
-            text = "verdict pending: the checks run after do_syscall_64 returns"
+            if self.in_c:
+                text = "verdict pending: the checks run in C at the end of do_syscall_64"
+            else:
+                text = "verdict pending: the checks run after do_syscall_64 returns"
         return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
 
 

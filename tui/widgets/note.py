@@ -37,6 +37,35 @@ KERNEL_NOTES: dict[str, str] = {
 }
 
 
+#: 6.12's C steps in do_syscall_64 (not emulated: modelled), by the step's text.
+C_STEP_NOTES: dict[str, str] = {
+    "(C) the system call and exit work": (
+        "bool do_syscall_64(struct pt_regs *regs, int nr), arch/x86/entry/common.c: run the "
+        "handler from sys_call_table, then the exit work (signals, ptrace). In 6.12 the same "
+        "function also decides between SYSRET and IRET, in C, before it returns. No C runs on "
+        "this emulated CPU: these steps are modelled on the pt_regs in emulated memory."
+    ),
+    "(C) return true": (
+        "Every condition held: do_syscall_64 returns true (AL = 1) and the assembly's "
+        "test %al,%al; jz falls through to SYSRET."
+    ),
+    "(C) return false": (
+        "A condition failed: do_syscall_64 returns false (AL = 0) and the assembly's "
+        "test %al,%al; jz jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
+    ),
+}
+C_CHECK_NOTE = (
+    "A SYSRET condition of do_syscall_64, in the order the compiled code tests it (modelled: "
+    "the values compared are read from pt_regs in emulated memory). When it holds, the "
+    "function returns false and the exit is IRET. Source: {source}"
+)
+
+
+def c_step_note(text: str, source: str) -> str:
+    """The note for one of 6.12's modelled C steps (its text starts with "(C)")."""
+    return C_STEP_NOTES.get(text, C_CHECK_NOTE.format(source=source.strip()))
+
+
 def kernel_note(label: str) -> str:
     return KERNEL_NOTES.get(label, "Kernel code outside entry_64.S.")
 

@@ -1,0 +1,113 @@
+"""6.12's SYSRET decision, the C at the end of do_syscall_64 (arch/x86/entry/common.c).
+
+Modelled, not executed: the engine does not run compiled C.  Each condition is
+evaluated on the pt_regs words read from emulated memory, in the order the compiled
+code of the traced kernel tests them (Debian 6.12.117, do_syscall_64+0xb5..0xf8):
+
+    mov 0x80(%rbx),%rax; cmp %rax,0x58(%rbx); jne   regs->cx != regs->ip
+    mov 0x90(%rbx),%rdx; cmp %rdx,0x30(%rbx); jne   regs->r11 != regs->flags
+    cmpw $0x33,0x88(%rbx); jne                      regs->cs != __USER_CS   (16 bits)
+    cmpw $0x2b,0xa0(%rbx); jne                      regs->ss != __USER_DS   (16 bits)
+    movabs $0x7ffffffff000,%rcx; cmp %rcx,%rax; jae regs->ip >= TASK_SIZE_MAX
+    test $0x10100,%edx; sete %al                    regs->flags & (RF | TF)
+
+The first condition that holds makes the function return false (IRET); the rest
+are not reached.  cs and ss are u16 in 6.12's struct pt_regs, so only their low 16
+bits are compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.constants import RF, TF, USER_CS, USER_DS
+from engine.kernel.variants import C_CHECK_SOURCE
+from engine.trace import CheckName, CheckResult, CheckState, Operand, Relation
+
+
+def task_size_max(paging: int) -> int:
+    """TASK_SIZE_MAX: (1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE, 47 or 56 bits."""
+    return (1 << (56 if paging == 5 else 47)) - 0x1000
+
+
+#: The condition each check tests in C, as the compiled code evaluates it.
+C_CONDITION: dict[str, str] = {
+    "rcx_eq_rip": "regs->cx != regs->ip",
+    "r11_eq_rflags": "regs->r11 != regs->flags",
+    "cs_user": "regs->cs != __USER_CS",
+    "ss_user": "regs->ss != __USER_DS",
+    "rip_below_task_size_max": "regs->ip >= TASK_SIZE_MAX",
+    "no_rf_tf": "regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CCheck:
+    """One SYSRET condition as evaluated: its state (the operands compared, the
+    verdict), the C source line and the condition that sends the exit to IRET."""
+
+    state: CheckState
+    source: str
+    condition: str
+
+    @property
+    def name(self) -> str:
+        return str(self.state.name)
+
+    @property
+    def passed(self) -> bool:
+        return self.state.result is CheckResult.PASS
+
+
+def evaluate_c(name: str, pt: Mapping[str, int], paging: int) -> CheckState:
+    """The C condition *name* on the pt_regs words *pt* (operands as the C names them)."""
+    check = CheckName(name)
+    if check is CheckName.RCX_EQ_RIP:
+        left, right, rel = (
+            Operand("regs->cx", pt["cx"]),
+            Operand("regs->ip", pt["ip"]),
+            Relation.EQUAL,
+        )
+        ok = left.value == right.value
+    elif check is CheckName.R11_EQ_RFLAGS:
+        left, right = Operand("regs->r11", pt["r11"]), Operand("regs->flags", pt["flags"])
+        rel, ok = Relation.EQUAL, pt["r11"] == pt["flags"]
+    elif check in (CheckName.CS_USER, CheckName.SS_USER):
+        field, want, sym = (
+            ("cs", USER_CS, "__USER_CS")
+            if check is CheckName.CS_USER
+            else ("ss", USER_DS, "__USER_DS")
+        )
+        low = pt[field] & 0xFFFF  # u16 in 6.12's struct pt_regs
+        left, right, rel = Operand(f"(u16) regs->{field}", low), Operand(sym, want), Relation.EQUAL
+        ok = low == want
+    elif check is CheckName.RIP_BELOW_TASK_SIZE_MAX:
+        top = task_size_max(paging)
+        left, right = Operand("regs->ip", pt["ip"]), Operand("TASK_SIZE_MAX", top)
+        rel, ok = Relation.BELOW, pt["ip"] < top
+    elif check is CheckName.NO_RF_TF:
+        left, right = Operand("regs->flags", pt["flags"]), Operand("RF|TF", RF | TF)
+        rel, ok = Relation.BITS_CLEAR, not pt["flags"] & (RF | TF)
+    else:
+        raise KeyError(name)
+    result = CheckResult.PASS if ok else CheckResult.FAIL
+    return CheckState(check, result, left, right, rel)
+
+
+def sysret_conditions(
+    order: tuple[str, ...], pt: Mapping[str, int], paging: int, removed: tuple[str, ...] = ()
+) -> list[CCheck]:
+    """Evaluate the C checks in *order* up to the first that fails (what-if: skip *removed*)."""
+    out: list[CCheck] = []
+    for name in order:
+        if name in removed:
+            continue
+        state = evaluate_c(name, pt, paging)
+        out.append(CCheck(state, C_CHECK_SOURCE[name], C_CONDITION[name]))
+        if state.result is CheckResult.FAIL:
+            break
+    return out
+
+
+__all__ = ["C_CONDITION", "CCheck", "evaluate_c", "sysret_conditions", "task_size_max"]

@@ -1,0 +1,59 @@
+"""Cut the real-kernel reference traces down to what the oracle tests compare.
+
+Usage: python tests/engine/oracle/extract.py TRACES_DIR
+
+TRACES_DIR holds v6.1/ and v6.12/ with case_X_entry.json (and v6.12/case_X_full.json),
+single-step traces of Debian's 6.1.192 and 6.12.117 kernels under QEMU 7.2 TCG
+(-cpu max,la57=off; nokaslr pti=on; no PCID) taken with gdb.  Kept per step: the
+instruction (bytes, disassembly, symbol) and the registers before it; pt_regs at
+and after the call; the exit.  From the full 6.12 traces, the compiled SYSRET checks
+at the end of do_syscall_64.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+KEEP = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+        "r12", "r13", "r14", "r15", "rip", "eflags", "cs", "ss", "fs_base", "gs_base",
+        "k_gs_base", "cr3")  # fmt: skip
+
+
+def cut(doc: dict) -> dict:
+    steps = [
+        {
+            "sym": s["sym"],
+            "bytes": s["bytes"],
+            "asm": s["asm"],
+            "regs": {k: s["regs"][k] for k in KEEP},
+        }
+        for s in doc["steps"]
+    ]
+    pt = {p["where"].split(" (")[0]: p["named"] for p in doc["pt_regs"]}
+    return {"case": doc["case"], "exit": doc["exit"].lower(), "steps": steps, "pt_regs": pt}
+
+
+def compiled_checks(doc: dict) -> list[str]:
+    """The instructions of do_syscall_64 from the first read of regs->ip to the sete."""
+    body = [s for s in doc["steps"] if s["sym"] and s["sym"].startswith("do_syscall_64+")]
+    start = next(i for i, s in enumerate(body) if s["asm"].startswith("mov    0x80(%rbx)"))
+    end = next(i for i, s in enumerate(body) if s["asm"].startswith("sete"))
+    return [s["asm"] for s in body[start : end + 1]]
+
+
+def main(src: str) -> None:
+    out = Path(__file__).parent
+    for kernel in ("v6.1", "v6.12"):
+        for entry in sorted((Path(src) / kernel).glob("case_*_entry.json")):
+            case = entry.name.split("_")[1]
+            data = cut(json.loads(entry.read_text()))
+            full = Path(src) / kernel / f"case_{case}_full.json"
+            if kernel == "v6.12" and full.exists():
+                data["compiled_checks"] = compiled_checks(json.loads(full.read_text()))
+            (out / f"{kernel}_{case}.json").write_text(json.dumps(data, indent=0) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
