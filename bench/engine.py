@@ -7,6 +7,9 @@ machine_build_ms               building the machine for scenarios/getpid.toml (U
 image_assemble_ms              expanding and assembling entry_64.S once (Keystone + Capstone)
 recorded_round_trip_ms         one fully recorded trace of getpid (every step a record)
 unrecorded_round_trips_per_s   the same round trip without per-step records, one core
+untrusted_assemble_ms          assembling a scenario's user code in the limited child
+                               (fork, Keystone, answer; a new text each time, no cache)
+memory_16mib_build_ms          building the machine for a scenario with a 16 MiB [[memory]]
 recorded_loop_10000_ms         recording user code that never reaches its syscall
                                (``1: jmp 1b``) up to the default step cap of 10,000 steps;
                                the target is well under 1500
@@ -32,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import KERNELS, Session, load_scenario, parse_scenario, with_kernel
+from engine.asm import assemble_untrusted
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 
@@ -64,6 +68,12 @@ def main() -> None:
         session.run(False)
     per_s = n / (time.perf_counter() - t)
     steps = len(session.run(True).steps)
+    texts = iter(range(1 << 20))
+    untrusted_ms = median_ms(
+        lambda: assemble_untrusted([f"mov ${next(texts):#x}, %eax\nsyscall"], 0x401000), 30
+    )
+    big = parse_scenario('name = "m"\n[[memory]]\naddress = 0x10000000\nsize = 0x1000000\n')
+    big_ms = median_ms(lambda: Session(big), 5)
     loop = Session(parse_scenario('name = "loop"\n[user]\ncode = "1: jmp 1b"\n', "loop.toml"))
     loop_ms = median_ms(lambda: loop.run(True), 5)
     print(f"machine_build_ms: {build_ms:.1f}")
@@ -71,6 +81,8 @@ def main() -> None:
     print(f"recorded_round_trip_ms: {recorded_ms:.2f}")
     print(f"recorded_steps: {steps}")
     print(f"unrecorded_round_trips_per_s: {per_s:.0f}")
+    print(f"untrusted_assemble_ms: {untrusted_ms:.1f}")
+    print(f"memory_16mib_build_ms: {big_ms:.1f}")
     print(f"recorded_loop_10000_ms: {loop_ms:.0f}")
     for kernel in KERNELS:
         ksc = with_kernel(sc, kernel)

@@ -22,12 +22,37 @@ displacement once it knows where the instruction ends.
 
 So every instruction is disassembled by Capstone and compared with the intended
 text; a mismatch raises :class:`AssemblyError` at build time.
+
+A scenario's user code is untrusted text, and Keystone is native code that does
+not survive all of it:
+
+* it loops forever at 100 % CPU on some statements (``-1``, ``[rax]``, any
+  statement that starts with punctuation such as ``! % & ( * + , - / : < = > [ \\ ^ |
+  ~`` followed by ``1``): the statement loop of its AsmParser never advances
+  (keystone-engine/keystone#551).  ``signal.alarm`` cannot interrupt native code.
+* it segfaults on ``.text`` and on section switches (``.section``, ``.data``):
+  keystone-engine/keystone#288, #368.
+* it allocates without bound on ``.space 0x1000000``, ``.fill`` and ``.incbin
+  "/dev/zero"``, and ``.incbin`` puts any local file's bytes into the code.
+
+So :func:`assemble_untrusted` runs Keystone in a forked child with memory and CPU
+limits and a wall-clock deadline enforced by the parent, and engine.scenario only
+lets instructions, labels and data directives through to it.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import functools
+import os
+import pickle
 import re
+import resource
+import select
+import signal
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -239,3 +264,182 @@ def assemble(
         out.append(Assembled(addr, code, decoded[0], it))
         addr += len(code)
     return out, labels
+
+
+# -- untrusted code: Keystone in a child process ------------------------------------
+
+#: Wall-clock seconds one untrusted assembly may take (real user code needs a few ms).
+UNTRUSTED_TIMEOUT = 2.0
+#: Address space the child may add to what it inherits from the parent.
+UNTRUSTED_MEMORY = 256 << 20
+#: The most bytes user code may assemble to.
+MAX_USER_CODE = 64 << 10
+#: Keystone's answer for a text that assembles to more than :data:`MAX_USER_CODE` bytes.
+TOO_LARGE = f"assembles to more than {MAX_USER_CODE >> 10} KiB, the limit for user code"
+#: Results kept per source text, so that reloading a scenario does not fork again.
+_CACHE_SIZE = 256
+
+
+class AssemblerFailed(Exception):
+    """Keystone did not finish on untrusted text: it hung, crashed or ran out of memory."""
+
+
+#: One result per text given: the bytes, or Keystone's error message.
+AsmResult = bytes | str
+
+_cache: OrderedDict[tuple[tuple[str, ...], int], tuple[AsmResult, ...] | str] = OrderedDict()
+# One child at a time: a second fork made while the first child runs would inherit the
+# first pipe's write end and keep it open past the first child's death.
+_lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    # A process forked while another thread held the lock (the app forks its loader from
+    # a worker thread) would otherwise find it held forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+def assemble_untrusted(texts: Sequence[str], address: int) -> tuple[AsmResult, ...]:
+    """Assemble each of *texts* at *address* with Keystone, in a forked child.
+
+    Returns, per text, its bytes or Keystone's error message; raises
+    :class:`AssemblerFailed` when the child hangs (killed after
+    :data:`UNTRUSTED_TIMEOUT` s of wall-clock time), crashes or exceeds its
+    memory, or when a text assembles to more than :data:`MAX_USER_CODE` bytes.
+    Results (failures too) are cached by text.
+
+    Why a fork and not a thread, a signal or a subprocess: Keystone's hangs are
+    loops in native code that no Python mechanism can interrupt, and a crash
+    must not take the process with it; a fork costs about 2 ms and needs no
+    re-import (Keystone is already loaded here).
+
+    Safe to call from a worker thread of a Textual app: the child runs only the
+    forking thread, and that thread only calls into Keystone's C code (a fresh
+    ``Ks``, so none the parent's other threads might be using at fork time),
+    ``os.write`` and ``os._exit`` (no Python locks, no imports, no atexit
+    handlers, no flushing of the parent's buffers); glibc makes malloc usable
+    after fork.  The parent waits in ``select`` without the GIL, so the UI
+    thread keeps running, and it kills the child when the deadline passes.
+    """
+    key = (tuple(texts), address)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is None:
+            try:
+                hit = _run_child(key[0], address)
+            except AssemblerFailed as exc:
+                hit = str(exc)
+            _cache[key] = hit
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        else:
+            _cache.move_to_end(key)
+    if isinstance(hit, str):
+        raise AssemblerFailed(hit)
+    return hit
+
+
+def _inherited_address_space() -> int | None:
+    """Bytes of address space this process maps now (RLIMIT_AS counts them in the child)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> None:
+    """The child's whole life: limits, Keystone, one message, ``os._exit``."""
+    code = 1
+    try:
+        # Keystone reports some failures on stderr ("LLVM ERROR"): keep them off the
+        # parent's terminal, which may be the app's screen.
+        faulthandler.disable()  # its file is a copy of the parent's stderr
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        cpu = int(UNTRUSTED_TIMEOUT) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if vsz is not None:
+            limit = vsz + UNTRUSTED_MEMORY
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes no core file
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # nor any other file
+        # No new file descriptors: even a directive that slipped through could not open
+        # a local file (.incbin, .include).
+        resource.setrlimit(resource.RLIMIT_NOFILE, (0, 0))
+        ks = Ks(KS_ARCH_X86, KS_MODE_64)
+        ks.syntax = KS_OPT_SYNTAX_ATT
+        results: list[AsmResult] = []
+        for text in texts:
+            try:
+                encoding, _count = ks.asm(text, address)
+            except KsError as exc:
+                results.append(str(exc))
+                continue
+            data = bytes(encoding or b"")
+            if len(data) > MAX_USER_CODE:
+                results.append(TOO_LARGE)
+                continue
+            results.append(data)
+        payload = pickle.dumps(tuple(results))
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(out, view) :]
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _run_child(texts: tuple[str, ...], address: int) -> tuple[AsmResult, ...]:
+    vsz = _inherited_address_space()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns (and coverage cannot see it)
+        os.close(read_end)
+        _child(texts, address, write_end, vsz)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + UNTRUSTED_TIMEOUT
+    timed_out = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([read_end], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        if timed_out:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if timed_out:
+        raise AssemblerFailed(
+            f"the assembler did not finish (stopped after {UNTRUSTED_TIMEOUT:g} s)"
+        )
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            raise AssemblerFailed("the assembler did not finish (CPU time limit)")
+        if sig == signal.SIGABRT:
+            # C++'s bad_alloc under RLIMIT_AS ends in std::terminate, i.e. abort().
+            raise AssemblerFailed(
+                f"the assembler gave up (out of its {UNTRUSTED_MEMORY >> 20} MiB of memory?)"
+            )
+        raise AssemblerFailed(f"the assembler crashed ({signal.Signals(sig).name})")
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not chunks:
+        raise AssemblerFailed("the assembler failed (it exited without an answer)")
+    result = pickle.loads(b"".join(chunks))
+    assert isinstance(result, tuple)
+    return result

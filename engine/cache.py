@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -141,24 +142,41 @@ def cached(kind: str, parts: tuple[bytes | str, ...], compute: Callable[[], T]) 
     return value
 
 
+def read_source(path: str | Path) -> bytes:
+    """The bytes of the scenario file at *path*, read as ``engine.scenario`` reads it.
+
+    A regular file of at most 1 MiB is read here without loading the parser (a FIFO or a
+    device is never opened for reading: O_NONBLOCK, then checked on the open file);
+    anything else goes to :func:`engine.scenario.read_scenario_text`, which raises the
+    :class:`~engine.errors.ScenarioError` that says what is wrong.
+    """
+    limit = 1 << 20  # engine.scenario.MAX_FILE_SIZE, without importing the parser
+    try:
+        real = os.path.realpath(str(path))
+        if stat.S_ISREG(os.stat(real).st_mode):
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as file:
+                info = os.fstat(file.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size <= limit:
+                    data = file.read(limit + 1)
+                    if len(data) <= limit:
+                        data.decode("utf-8")
+                        return data
+    except (OSError, ValueError):
+        pass
+    from engine.scenario import read_scenario_text
+
+    return read_scenario_text(path).encode("utf-8")
+
+
 def run_file(path: str | Path) -> tuple[Trace, bytes]:
     """Load and run the scenario file at *path*: its trace and the bytes it was made from.
 
     Raises :class:`engine.errors.ScenarioError` as ``load_scenario`` does.  A failing file is
     never cached, so its error is reported afresh each time.
     """
-    from engine.errors import ScenarioError
-
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except (OSError, ValueError):
-        # Let the loader phrase the error (no such file, a directory, ...).
-        from engine.scenario import load_scenario
-
-        load_scenario(path)
-        raise ScenarioError(name, None, "cannot read") from None
-    return run_bytes(data, name), data
+    data = read_source(path)
+    return run_bytes(data, str(path)), data
 
 
 def run_bytes(data: bytes, name: str) -> Trace:

@@ -69,9 +69,7 @@ CR0_NE = 1 << 5
 CR0_WP = 1 << 16
 CR0_PG = 1 << 31
 CR4_PAE = 1 << 5
-CR4_PGE = 1 << 7
 CR4_LA57 = 1 << 12
-CR4_FSGSBASE = 1 << 16
 CR4_PCIDE = 1 << 17
 
 # KPTI (arch/x86/entry/calling.h).
@@ -94,14 +92,6 @@ PT_REGS_FIELDS: tuple[str, ...] = (
 PT_REGS_OFFSET: dict[str, int] = {name: 8 * i for i, name in enumerate(PT_REGS_FIELDS)}
 PT_REGS_SIZE = 8 * len(PT_REGS_FIELDS)  # 168
 
-# The user register each pt_regs field holds.
-PT_REGS_TO_REG: dict[str, str] = {
-    "r15": "r15", "r14": "r14", "r13": "r13", "r12": "r12", "bp": "rbp", "bx": "rbx",
-    "r11": "r11", "r10": "r10", "r9": "r9", "r8": "r8", "ax": "rax", "cx": "rcx",
-    "dx": "rdx", "si": "rsi", "di": "rdi", "ip": "rip", "cs": "cs", "flags": "rflags",
-    "sp": "rsp", "ss": "ss",
-}  # fmt: skip
-
 # Per-CPU TSS (struct x86_hw_tss, arch/x86/include/asm/processor.h).
 TSS_sp0 = 4
 TSS_sp1 = 12  # v5.8: cpu_current_top_of_stack
@@ -123,7 +113,6 @@ ENOSYS = 38
 EFAULT = 14
 EINVAL = 22
 EPERM = 1
-EBADF = 9
 
 # Syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 NR_write = 1
@@ -146,6 +135,13 @@ UC_STRICT_RESTORE_SS = 0x4
 CHECK_NAMES: tuple[str, ...] = (
     "rcx_eq_rip", "canonical_rip", "cs_user", "r11_eq_rflags", "no_rf_tf", "ss_user",
 )  # fmt: skip
+
+# Exception vectors (Intel SDM vol. 3A, table 6-1) the engine names in code.
+VEC_DB, VEC_BP, VEC_UD, VEC_DF, VEC_GP, VEC_PF, VEC_AC = 1, 3, 6, 8, 13, 14, 17
+VEC_NP, VEC_SS = 11, 12  # segment not present, stack-segment fault
+
+# The requested privilege level in a selector's low bits (= CPL for CS in long mode).
+SELECTOR_RPL_MASK = 3
 
 EXCEPTION_NAMES: dict[int, str] = {
     0: "#DE", 1: "#DB", 2: "NMI", 3: "#BP", 4: "#OF", 5: "#BR", 6: "#UD", 7: "#NM",

@@ -14,15 +14,16 @@ import re
 
 from capstone import CS_AC_WRITE, CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_MEM
+from unicorn import x86_const as X
 
-from engine.constants import EXCEPTION_NAMES
+from engine.constants import EXCEPTION_NAMES, VEC_GP, VEC_NP, VEC_PF, VEC_SS
 from engine.machine import Machine
-from engine.model import error_code
+from engine.model import error_code, iret_fault
 from engine.paging import NX, US
 from engine.trace import Fault
 
-#: Exception vectors the engine names (Intel SDM vol. 3A, table 6-1).
-VEC_DB, VEC_BP, VEC_UD, VEC_GP, VEC_PF = 1, 3, 6, 13, 14
+#: IRETQ (REX.W CF).
+IRETQ = b"\x48\xcf"
 
 #: The longest x86 instruction: a fetch fault is at most this far past RIP.
 MAX_INSN = 15
@@ -61,9 +62,38 @@ def _executable(m: Machine, cr3: int, vaddr: int, cpl: int) -> bool:
     return w.mapped and not w.flags & NX and (cpl < 3 or bool(w.flags & US))
 
 
+def _descriptor(m: Machine, cr3: int, selector: int) -> int | None:
+    """The descriptor *selector* names in the GDT or LDT as loaded, None past the limit."""
+    table = m.uc.reg_read(X.UC_X86_REG_LDTR if selector & 4 else X.UC_X86_REG_GDTR)
+    base, limit = table[-3], table[-2]  # (selector,) base, limit, flags
+    if selector & 4 and table[0] & ~3 == 0:
+        return None  # no LDT loaded
+    offset = selector & ~7
+    if offset + 7 > limit:
+        return None
+    raw = m.read_virt(cr3, base + offset, 8)
+    return None if raw is None else int.from_bytes(raw, "little")
+
+
+def _iret_error_code(m: Machine, intno: int, rip: int, cr3: int) -> int | None:
+    """The error code of a #GP/#NP/#SS Unicorn raised on IRETQ: the CS or SS selector of
+    the frame it refused (or 0), per :func:`engine.model.iret_fault`; None when the
+    model does not find the fault Unicorn raised."""
+    rsp = int(m.uc.reg_read(X.UC_X86_REG_RSP))
+    frame = m.read_virt(cr3, rsp, 5 * 8)
+    if frame is None:
+        return None
+    cs, ss = (int.from_bytes(frame[i * 8 : i * 8 + 2], "little") for i in (1, 4))
+    vector, code = iret_fault(cs, ss, functools.partial(_descriptor, m, cr3))
+    return code if vector == intno else None
+
+
 def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: int) -> Fault:
     """The :class:`Fault` for exception *intno* as Unicorn raised it."""
     name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
+    if intno in (VEC_GP, VEC_NP, VEC_SS) and m.read_virt(cr3, rip, 2) == IRETQ:
+        selector_code = _iret_error_code(m, intno, rip, cr3)
+        return Fault(intno, name, cpl, rip, None, False, "", selector_code)
     if intno != VEC_PF:
         return Fault(intno, name, cpl, rip, None, False, "", error_code(intno))
     fetch = rip <= cr2 < rip + MAX_INSN and not _executable(m, cr3, cr2, cpl)
@@ -78,4 +108,4 @@ def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: in
     return Fault(intno, name, cpl, rip, cr2, False, "", pf)
 
 
-__all__ = ["VEC_BP", "VEC_DB", "VEC_GP", "VEC_PF", "VEC_UD", "from_interrupt", "is_io"]
+__all__ = ["from_interrupt", "is_io", "writes_memory"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.constants import user_space_top
+
 PAGE = 0x1000
 
 DIRECT_MAP = 0xFFFF888000000000
@@ -33,7 +35,6 @@ LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode
 
 THREAD_SIZE = 0x4000
 TASK_STACK_BASE = 0xFFFFC90000010000
-TASK_STACK_TOP = TASK_STACK_BASE + THREAD_SIZE
 
 CEA_BASE = 0xFFFFFE0000001000  # per-CPU cpu_entry_area of CPU 0
 CEA_GDT = CEA_BASE
@@ -69,7 +70,7 @@ class Layout:
 
     @property
     def task_size_max(self) -> int:
-        return (1 << (56 if self.paging == 5 else 47)) - PAGE
+        return user_space_top(self.paging) - PAGE
 
     @property
     def task_stack_base(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
@@ -22,6 +23,7 @@ from engine.constants import (
     CR0_PE,
     CR0_PG,
     CR0_WP,
+    CR3_PCID_MASK,
     CR4_LA57,
     CR4_PAE,
     CR4_PCIDE,
@@ -41,9 +43,11 @@ from engine.constants import (
     MSR_SYSCALL_MASK,
     PTI_USER_PCID_MASK,
     PTI_USER_PGTABLE_MASK,
+    RFLAGS_FIXED,
     STAR_VALUE,
     TSS_SELECTOR,
     TSS_SIZE,
+    X86_CR3_PCID_NOFLUSH,
     TSS_io_bitmap_base,
     TSS_sp0,
 )
@@ -132,6 +136,19 @@ class _PhysRegion:
     writable: bool = True
 
 
+def _coalesce(regions: Iterable[tuple[int, bytes | bytearray]]) -> list[tuple[int, bytes]]:
+    """Join regions that follow each other in physical memory (page-padded) into one each."""
+    out: list[tuple[int, bytearray]] = []
+    for base, data in sorted(regions, key=lambda r: r[0]):
+        padded = bytearray(data)
+        padded += bytes(-len(padded) % L.PAGE)
+        if out and out[-1][0] + len(out[-1][1]) == base:
+            out[-1][1].extend(padded)
+        else:
+            out.append((base, padded))
+    return [(base, bytes(data)) for base, data in out]
+
+
 @dataclass
 class Machine:
     """Unicorn plus everything the kernel expects to find in memory and in MSRs."""
@@ -152,7 +169,6 @@ class Machine:
     rflags_reg: RegisterFile = field(init=False)
     cs_reg: RegisterFile = field(init=False)
     transition_regs: RegisterFile = field(init=False)
-    control_regs: RegisterFile = field(init=False)
     msr: MsrAccess = field(init=False)
     _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
     _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
@@ -177,7 +193,6 @@ class Machine:
         self.transition_regs = RegisterFile(
             self.uc, (X.UC_X86_REG_RCX, X.UC_X86_REG_R11, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP)
         )
-        self.control_regs = RegisterFile(self.uc, (X.UC_X86_REG_CR0, X.UC_X86_REG_CR4))
         self.msr = MsrAccess(self.uc)
         self._build_memory()
         self._build_cpu()
@@ -254,12 +269,14 @@ class Machine:
         # Page tables are not written by the MMU (A/D preset) nor by the code: not restored.
         used = pt.alloc(1) - L.PHYS_PAGE_TABLES
         self.regions.insert(0, _PhysRegion(L.PHYS_PAGE_TABLES, pt.pool[:used], writable=False))
-        for r in self.regions:
-            size = (len(r.pristine) + L.PAGE - 1) // L.PAGE * L.PAGE
-            self.uc.mem_map(r.base, size, UC_PROT_ALL)
-            self.uc.mem_write(r.base, bytes(r.pristine))
+        # Physically adjacent regions (a [[memory]] range is one region per page) are mapped
+        # as one: Unicorn's mem_map costs grow with the number of regions already mapped,
+        # and 4096 one-page maps of a 16 MiB range took seconds.
+        for base, data in _coalesce((r.base, r.pristine) for r in self.regions):
+            self.uc.mem_map(base, (len(data) + L.PAGE - 1) // L.PAGE * L.PAGE, UC_PROT_ALL)
+            self.uc.mem_write(base, data)
         # What a run can change, restored before the next one.
-        self._pristine = [(r.base, bytes(r.pristine)) for r in self.regions if r.writable]
+        self._pristine = _coalesce((r.base, r.pristine) for r in self.regions if r.writable)
 
         pcid = self.config.pcid
         self.kernel_cr3 = self.kernel_pgd | (KERNEL_PCID if pcid else 0)
@@ -297,7 +314,7 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, 0x2)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, RFLAGS_FIXED)
         self._kernel_ctx = uc.context_save()
 
     @functools.cached_property
@@ -419,8 +436,9 @@ class Machine:
             for rname, addr in self.named_regions():
                 w = self.walk(cr3, addr)
                 regions.append(MappedRegion(rname, addr, w.mapped, w.phys, w.describe()))
-            pcid = cr3 & 0xFFF if self.config.pcid else 0
-            out.append(RootSummary(name, cr3, cr3 & ~0xFFF & ((1 << 63) - 1), pcid, tuple(regions)))
+            pcid = cr3 & CR3_PCID_MASK if self.config.pcid else 0
+            pgd = cr3 & ~CR3_PCID_MASK & ~X86_CR3_PCID_NOFLUSH
+            out.append(RootSummary(name, cr3, pgd, pcid, tuple(regions)))
         return tuple(out)
 
     def msrs(self) -> dict[str, int]:

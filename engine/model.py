@@ -21,9 +21,15 @@ Everything here is labelled "modelled" in the trace and on screen.
   raises #GP(0) when the port is not allowed (v5.8 points the bitmap past the TSS
   limit, so no port is).  Unicorn 2.1 performs the access without the check.
   :func:`io_faults` says when the CPU would fault.
+* SYSENTER in 64-bit mode: AMD CPUs raise #UD (AMD APM vol. 3, SYSENTER: not
+  supported in long mode); Intel CPUs enter the kernel at MSR_IA32_SYSENTER_EIP.
+  Unicorn 2.1 does neither: it goes on with the next instruction.
+  :func:`sysenter_faults` says when #UD applies.
 * Error codes: Unicorn 2.1 hands an exception to the UC_HOOK_INTR hook instead of
   delivering it through the IDT, so no error code is ever pushed where it could be
-  read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it.
+  read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it, and
+  :func:`iret_fault` the selector (or 0) an IRETQ to CPL 3 names when it refuses
+  the CS or SS of its frame.
 
 Exceptions themselves (vector, CPL, RIP, CR2) are Unicorn's: the engine always gives
 ``emu_start`` an instruction count, because without one Unicorn 2.1 reports the
@@ -33,6 +39,7 @@ exception bookkeeping of unicorn-engine/unicorn#1883).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.constants import (
@@ -40,6 +47,12 @@ from engine.constants import (
     RF,
     RFLAGS_FIXED,
     SYSRET_RFLAGS_KEEP,
+    VEC_AC,
+    VEC_DF,
+    VEC_GP,
+    VEC_NP,
+    VEC_PF,
+    VEC_SS,
     VM,
     X86_CR3_PCID_NOFLUSH,
     is_canonical,
@@ -53,8 +66,6 @@ assert SYSRET_RFLAGS_KEEP == 0x3FFFFF & ~(RF | VM) & ~_RESERVED_ZERO
 #: IOPL's position in RFLAGS.
 IOPL_SHIFT = 12
 
-#: Exception vectors (Intel SDM vol. 3A, table 6-1) that push an error code.
-VEC_DF, VEC_TS, VEC_NP, VEC_SS, VEC_GP, VEC_PF, VEC_AC = 8, 10, 11, 12, 13, 14, 17
 
 #: #PF error-code bits (Intel SDM vol. 3A, 4.7).
 PF_PRESENT, PF_WRITE, PF_USER, PF_FETCH = 0x1, 0x2, 0x4, 0x10
@@ -91,6 +102,11 @@ def syscall_transition(
 def sysret_faults(cpu: str, rcx: int, paging: int) -> bool:
     """True when SYSRETQ raises #GP(0) at CPL 0: Intel, with a non-canonical RCX."""
     return cpu == "intel" and not is_canonical(rcx, paging)
+
+
+def sysenter_faults(cpu: str) -> bool:
+    """True when SYSENTER in 64-bit mode raises #UD: AMD (APM vol. 3, SYSENTER)."""
+    return cpu == "amd"
 
 
 def iret_faults(rip: int, paging: int) -> bool:
@@ -141,6 +157,49 @@ def error_code(
     return None
 
 
+#: Descriptor access-byte bits (Intel SDM vol. 3A, 3.4.5).
+_P, _S, _CODE, _CONFORMING, _WRITABLE = 0x80, 0x10, 0x08, 0x04, 0x02
+
+
+def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tuple[int, int]:
+    """(vector, error code) of the fault an IRETQ from CPL 0 raises on the CS and SS of
+    its frame, in the order Intel SDM vol. 2A "IRET" checks them; (0, 0) when both pass.
+
+    *descriptor* gives the 8-byte descriptor a selector names, or None when it lies past
+    its table's limit.  Returning to CPL 3 (RPL of CS): CS must be a present code segment
+    of that DPL (conforming: DPL <= RPL); SS must not be null, must have the same RPL and
+    be a present, writable data segment of that DPL.  A refused selector is the error
+    code (#GP, or #NP / #SS when only its P bit is clear); a null one gives 0.
+    """
+    if cs & ~3 == 0:
+        return VEC_GP, 0
+    rpl = cs & 3
+    desc = descriptor(cs)
+    if desc is None:
+        return VEC_GP, cs & ~3
+    access = (desc >> 40) & 0xFF
+    dpl = (access >> 5) & 3
+    if not access & _S or not access & _CODE:  # (RPL < CPL cannot be: CPL is 0)
+        return VEC_GP, cs & ~3
+    if (dpl > rpl) if access & _CONFORMING else (dpl != rpl):
+        return VEC_GP, cs & ~3
+    if not access & _P:
+        return VEC_NP, cs & ~3
+    if ss & ~3 == 0:
+        # 64-bit mode allows a null SS only for a return to CPL 0-2
+        return (VEC_GP, 0) if rpl == 3 else (0, 0)
+    desc = descriptor(ss)
+    if desc is None or ss & 3 != rpl:
+        return VEC_GP, ss & ~3
+    access = (desc >> 40) & 0xFF
+    writable_data = access & _S and not access & _CODE and access & _WRITABLE
+    if not writable_data or (access >> 5) & 3 != rpl:
+        return VEC_GP, ss & ~3
+    if not access & _P:
+        return VEC_SS, ss & ~3
+    return 0, 0
+
+
 def cr3_as_stored(value: int, pcide: bool) -> int:
     """The CR3 a real CPU keeps after MOV to CR3: bit 63 dropped when CR4.PCIDE = 1."""
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
@@ -151,8 +210,10 @@ __all__ = [
     "cr3_as_stored",
     "error_code",
     "io_faults",
+    "iret_fault",
     "iret_faults",
     "syscall_transition",
+    "sysenter_faults",
     "sysret_faults",
     "sysret_rflags",
 ]

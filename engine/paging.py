@@ -7,9 +7,10 @@ same entries back out of emulated memory to explain what a root maps.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from engine.errors import EngineError
 from engine.layout import PAGE
 
 P = 1 << 0
@@ -17,13 +18,34 @@ RW = 1 << 1
 US = 1 << 2
 A = 1 << 5
 D = 1 << 6
-PS = 1 << 7
 NX = 1 << 63
 ADDR_MASK = 0x000FFFFFFFFFF000
 
 # Accessed/dirty bits are set up front: the MMU would otherwise set them on first
 # use, and the tables would then differ from one run to the next.
 TABLE_FLAGS = P | RW | US | A
+
+
+class PageTablePoolExhausted(EngineError):
+    """The machine's fixed pool of page-table pages is used up (too many scattered mappings)."""
+
+
+def tables_needed(ranges: Iterable[tuple[int, int]], levels: int) -> int:
+    """Table pages below the root that mapping the ``[start, end)`` *ranges* in one root needs.
+
+    A table at level *n* (1 = page table) covers ``2**(12 + 9n)`` bytes, so the
+    count is the number of distinct such spans the ranges touch, summed over levels.
+    """
+    spans = list(ranges)
+    total = 0
+    for level in range(1, levels):
+        shift = 12 + 9 * level
+        seen: set[int] = set()
+        for start, end in spans:
+            if end > start:
+                seen.update(range(start >> shift, ((end - 1) >> shift) + 1))
+        total += len(seen)
+    return total
 
 
 class PageTableBuilder:
@@ -38,7 +60,10 @@ class PageTableBuilder:
     def alloc(self, pages: int = 1, align: int = PAGE) -> int:
         offset = (self._next + align - 1) // align * align
         if offset + pages * PAGE > len(self.pool):
-            raise MemoryError("page-table pool exhausted")
+            raise PageTablePoolExhausted(
+                f"page-table pool exhausted ({len(self.pool) // PAGE} pages): "
+                "the [[memory]] ranges are spread over too many page tables"
+            )
         self._next = offset + pages * PAGE
         return self.pool_phys + offset
 

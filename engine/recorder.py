@@ -18,7 +18,12 @@ from unicorn import x86_const as X
 
 from engine import layout as L
 from engine.asm import disasm_one
-from engine.constants import MSR_KERNEL_GS_BASE, PT_REGS_FIELDS, PT_REGS_SIZE
+from engine.constants import (
+    MSR_KERNEL_GS_BASE,
+    PT_REGS_FIELDS,
+    PT_REGS_SIZE,
+    SELECTOR_RPL_MASK,
+)
 from engine.kernel.image import KernelImage
 from engine.machine import Machine
 from engine.scenario import Scenario
@@ -74,6 +79,7 @@ class Pending:
     writes: list[int] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
     rewritten: tuple[tuple[str, int, int], ...] = ()
+    cr3_written: int | None = None  # what this step's MOV to CR3 wrote
 
 
 @dataclass
@@ -127,6 +133,7 @@ class StepRecorder:
         self.steps: list[Step] = []
         self.prev_regs: Regs | None = None
         self.last_stack: StackName | None = None
+        self.cr3_written: int | None = None
         #: Called with each step as it is recorded, the machine still in that state
         #: (the invariant tests compare the record with their own reads).
         self.on_step: Callable[[Step], None] | None = None
@@ -138,7 +145,7 @@ class StepRecorder:
         return Regs(*vals, self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # type: ignore[call-arg]
 
     def cpl(self) -> int:
-        return int(self.m.cs_reg.read()[0]) & 3
+        return int(self.m.cs_reg.read()[0]) & SELECTOR_RPL_MASK
 
     def stack_name(self, rsp: int) -> StackName:
         if self.task.lo <= rsp <= self.task.hi:
@@ -211,6 +218,8 @@ class StepRecorder:
         """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
         regs = self.read_regs()
         prev = self.prev_regs or regs
+        if p.cr3_written is not None:
+            self.cr3_written = p.cr3_written
         stack_name = self.stack_name(regs.rsp)
         # RSP also serves as a scratch register (it holds CR3 in SWITCH_TO_KERNEL_CR3):
         # only a move onto another real stack is an event.
@@ -240,6 +249,7 @@ class StepRecorder:
             modelled=p.modelled,
             stack_name=stack_name,
             rewritten=p.rewritten,
+            cr3_written=self.cr3_written,
         )
         self.steps.append(step)
         self.prev_regs = regs
@@ -248,4 +258,6 @@ class StepRecorder:
         return step
 
 
-__all__ = ["ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "Pending", "StepRecorder"]
+__all__ = [
+    "ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
+]  # fmt: skip

@@ -55,6 +55,10 @@ def step_json(step: Step) -> dict[str, Any]:
         "events": [{"kind": e.kind, "text": e.text, "modelled": e.modelled} for e in step.events],
         "modelled": step.modelled,
         "stack_name": step.stack_name,
+        "rewritten": [
+            {"slot": name, "old": hx(old), "new": hx(new)} for name, old, new in step.rewritten
+        ],
+        "cr3_written": None if step.cr3_written is None else hx(step.cr3_written),
     }
 
 
@@ -71,6 +75,7 @@ def trace_json(trace: Trace) -> dict[str, Any]:
             "address": None if f.address is None else hx(f.address),
             "modelled": f.modelled,
             "reason": f.reason,
+            "error_code": None if f.error_code is None else hx(f.error_code),
         }
     final = trace.final or trace.initial
     return {

@@ -43,12 +43,15 @@ from engine.constants import (
     MSR_STAR,
     MSR_SYSCALL_MASK,
     SYSRET_RFLAGS_KEEP,
+    VEC_DB,
+    VEC_GP,
+    VEC_UD,
     ZF,
     TSS_io_bitmap_base,
     user_space_top,
 )
 from engine.errors import HookError
-from engine.faults import VEC_DB, VEC_GP, VEC_UD, from_interrupt, is_io
+from engine.faults import from_interrupt, is_io
 from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
@@ -60,10 +63,11 @@ from engine.model import (
     io_faults,
     iret_faults,
     syscall_transition,
+    sysenter_faults,
     sysret_faults,
     sysret_rflags,
 )
-from engine.recorder import Pending, StepRecorder
+from engine.recorder import WORD, Pending, StepRecorder
 from engine.scenario import Scenario
 from engine.syscalls import PtRegs, do_syscall_64
 from engine.trace import (
@@ -181,6 +185,10 @@ class Run:
         assert scenario.code is not None
         #: The user's IN/OUT instructions, checked by the I/O-permission model.
         self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
+        #: The user's SYSENTERs: Unicorn runs past them as if they were NOPs.
+        self.sysenter_at = frozenset(
+            a for a, _, text in scenario.code.lines if text.split()[0] == "sysenter"
+        )
         self.actions = self._build_actions()
 
     # -- hooks -----------------------------------------------------------------------
@@ -230,7 +238,7 @@ class Run:
     def _on_mem_write(
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
-        a = self.rec.virt(address) & ~7
+        a = self.rec.virt(address) & ~(WORD - 1)
         self.rec.wrote(a)
         if self.pending is not None:
             self.pending.writes.append(a)
@@ -239,7 +247,7 @@ class Run:
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
     ) -> None:
         if self.pending is not None:
-            self.pending.reads.append(self.rec.virt(address) & ~7)
+            self.pending.reads.append(self.rec.virt(address) & ~(WORD - 1))
 
     def _on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
@@ -256,10 +264,16 @@ class Run:
             self._user_instruction()
             if address in self.io_at:
                 self._io(address)
+            if address in self.sysenter_at:
+                self._sysenter(address)
         if address in self.pts.swapgs:
             self._event(Event(EventKind.SWAPGS, "swapgs: GS_BASE ⇄ KERNEL_GS_BASE"))
         elif address in self.pts.mov_cr3:
-            self._event(Event(EventKind.CR3_SWITCH, "MOV to CR3: page-table root switch"))
+            _, value = self._mov_cr3_source(address)
+            self.pending.cr3_written = value
+            self._event(
+                Event(EventKind.CR3_SWITCH, f"MOV to CR3 {value:#x}: page-table root switch")
+            )
         action = self.actions.get(address)
         if action is not None:
             action(address)
@@ -275,6 +289,8 @@ class Run:
         self._user_instruction()
         if address in self.io_at:
             self._io(address)
+        if address in self.sysenter_at:
+            self._sysenter(address)
 
     def _after_step(self) -> None:
         """The model's part of the instruction that just completed (see ``after_step``)."""
@@ -294,6 +310,26 @@ class Run:
                 "port I/O at CPL 3 with IOPL 0, and the TSS I/O bitmap allows no port "
                 "(it starts past the TSS limit)",
             )
+
+    def _sysenter(self, address: int) -> None:
+        """SYSENTER in 64-bit mode: #UD on AMD (modelled); on Intel the other entry point.
+
+        Unicorn 2.1 treats SYSENTER as a hook call and goes on with the next bytes, which
+        neither vendor does, so the run stops here either way.
+        """
+        if sysenter_faults(self.sc.machine.cpu):
+            self._model_fault(
+                VEC_UD, address, "SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"
+            )
+        self._event(
+            Event(
+                EventKind.UNSUPPORTED,
+                "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
+                "emulated: only entry_SYSCALL_64 is",
+            )
+        )
+        self.stopped = "stopped at SYSENTER (entry_SYSENTER_compat is not emulated)"
+        raise _Stop
 
     def _user_instruction(self) -> None:
         if self.initial is None:
@@ -338,9 +374,7 @@ class Run:
         Unicorn would store it (and, with 5-level paging, walk from a bogus root), so the
         bit is taken out of the source register for the MOV and put back right after.
         """
-        asm = self.img.by_address[address]
-        reg = GPRS[asm.text.split()[1].rstrip(",").lstrip("%")]
-        value = int(self.uc.reg_read(reg))
+        reg, value = self._mov_cr3_source(address)
         stored = cr3_as_stored(value, self.pcide)
         if stored != value:
             self.uc.reg_write(reg, stored)
@@ -353,6 +387,12 @@ class Run:
                     modelled=True,
                 )
             )
+
+    def _mov_cr3_source(self, address: int) -> tuple[int, int]:
+        """The source register of the MOV to CR3 at *address*, and the value it holds."""
+        asm = self.img.by_address[address]
+        reg = GPRS[asm.text.split()[1].rstrip(",").lstrip("%")]
+        return reg, int(self.uc.reg_read(reg))
 
     def _fix_cr3_at(self, address: int) -> None:
         self._fix_cr3()
@@ -690,7 +730,6 @@ class Run:
             final=final,
             final_cpl=final.cpl,
             msrs=self.m.msrs(),
-            control=dict(zip(("CR0", "CR4"), self.m.control_regs.read(), strict=True)),
             roots=self.m.roots,
             source=self.img.source,
             symbols=dict(self.img.symbols),

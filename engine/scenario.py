@@ -6,17 +6,30 @@ The format is documented in docs/scenarios.md.  Every problem is reported as a
 
 from __future__ import annotations
 
+import bisect
+import datetime
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.asm import capstone, hexify_decimals, keystone
+from engine.asm import (
+    MAX_USER_CODE,
+    TOO_LARGE,
+    AsmResult,
+    AssemblerFailed,
+    assemble_untrusted,
+    capstone,
+    hexify_decimals,
+)
 from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.machine import MachineConfig
+from engine.paging import tables_needed
 
 # Re-exported: they used to live here.
 from engine.paths import bundled_scenarios_dir as bundled_scenarios_dir
@@ -38,6 +51,21 @@ DEFAULT_RFLAGS = 0x246
 DEFAULT_RAX = 39  # getpid: the plainest round trip
 DEFAULT_PID = 1234
 DEFAULT_STEP_CAP = 10_000
+#: The largest step_cap a scenario may ask for (a recorded step costs memory and time).
+MAX_STEP_CAP = 100_000
+#: Scenario files larger than this are refused before reading (real ones are < 4 KiB).
+MAX_FILE_SIZE = 1 << 20
+#: [[memory]] limits: entries, bytes in all, and page tables per root they may need
+#: (the machine's pool has 256 table pages; the kernel's own mappings use < 40).
+MAX_MEMORY_ENTRIES = 32
+MAX_MEMORY_TOTAL = 32 << 20
+MAX_MEMORY_TABLES = 100
+#: User code statements (64 KiB of code is at most 65536 one-byte instructions).
+MAX_STATEMENTS = 20_000
+#: Data directives user code may use; every other directive is refused (see engine/asm.py).
+DATA_DIRECTIVES = (
+    ".byte", ".short", ".word", ".value", ".long", ".int", ".quad", ".ascii", ".asciz", ".string",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +140,12 @@ class _Reader:
         self.text = text
 
     def line_of(self, key: str) -> int | None:
-        leaf = key.rsplit(".", 1)[-1]
-        for i, line in enumerate(self.text.splitlines(), 1):
-            if re.match(rf"\s*\"?{re.escape(leaf)}\"?\s*=", line):
-                return i
+        """The line of *key* (``sigframe.rip``, ``memory[1].size``), else of its table."""
+        lines = _key_lines(self.text)
+        while key:
+            if key in lines:
+                return lines[key]
+            key = re.sub(r"(\[\d+\]|\.?[^.\[]*)$", "", key) if "." in key or "[" in key else ""
         return None
 
     def fail(self, key: str, message: str) -> ScenarioError:
@@ -124,7 +154,7 @@ class _Reader:
     def table(self, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1], {})
         if not isinstance(value, dict):
-            raise self.fail(key, f"expected a table [{key}], got {type(value).__name__}")
+            raise self.fail(key, f"expected a table [{key}], got {_kind(value)}")
         for k in value:
             if k not in allowed:
                 raise self.fail(f"{key}.{k}", f"unknown key; expected one of: {', '.join(allowed)}")
@@ -136,14 +166,17 @@ class _Reader:
         if value < 0 and lo >= 0 and value >= -(1 << 63) and hi == MASK64:
             value &= MASK64  # two's complement, as a 64-bit register holds it
         if not lo <= value <= hi:
-            raise self.fail(key, f"value {value:#x} out of range {lo:#x}..{hi:#x}")
+            shown = f"{value:#x}" if abs(value) < 1 << 80 else "with more than 80 bits"
+            raise self.fail(key, f"value {shown} out of range {lo:#x}..{hi:#x}")
         return value
 
     def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
         if not isinstance(value, str):
             raise self.fail(key, f"expected a string, got {_kind(value)}")
         if choices is not None and value not in choices:
-            raise self.fail(key, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+            raise self.fail(
+                key, f"expected one of {', '.join(map(repr, choices))}, got {_show(value)}"
+            )
         return value
 
     def boolean(self, value: Any, key: str) -> bool:
@@ -152,10 +185,79 @@ class _Reader:
         return value
 
 
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+    (list, "an array"), (dict, "a table"), (datetime.datetime, "a date-time"),
+    (datetime.date, "a date"), (datetime.time, "a time"),
+)  # fmt: skip
+
+
 def _kind(value: Any) -> str:
-    return {str: "a string", bool: "a boolean", int: "an integer", float: "a float"}.get(
-        type(value), type(value).__name__
-    )
+    """The TOML word for *value*'s type; a key left out reads as a missing value."""
+    if value is None:
+        return "a missing value"
+    for t, word in _KINDS:
+        if isinstance(value, t):
+            return word
+    return "a value of another kind"
+
+
+def _show(value: str) -> str:
+    """A user string quoted for a message, cut to a readable length."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
+
+
+# One key of a line: bare, "basic" or 'literal'; dotted keys are several.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_KEY_LINE = re.compile(rf"\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
+_HEADER_LINE = re.compile(rf"\s*(\[\[?)\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]")
+
+
+def _key_path(text: str) -> list[str]:
+    """The parts of a (dotted, maybe quoted) TOML key, decoded as TOML decodes them."""
+    try:
+        data: Any = tomllib.loads(f"{text} = 0")
+    except (ValueError, RecursionError):
+        return []
+    parts = []
+    while isinstance(data, dict) and len(data) == 1:
+        name, data = next(iter(data.items()))
+        parts.append(name)
+    return parts
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Where each key and table is first written, by the names errors use.
+
+    ``[[memory]]`` tables are ``memory[0]``, ``memory[1]``...; a key under a table
+    header is named with the table's path (``sigframe.rip``, not ``rip``).
+    """
+    found: dict[str, int] = {}
+    table = ""
+    arrays: dict[str, int] = {}
+    in_string: str | None = None  # the delimiter of the multi-line string being read
+    for number, line in enumerate(text.splitlines(), 1):
+        if in_string is not None:
+            if in_string in line:
+                in_string = None
+            continue
+        for quotes in ('"""', "'''"):
+            if line.count(quotes) % 2:
+                in_string = quotes
+        if m := _HEADER_LINE.match(line):
+            path = ".".join(_key_path(m.group(2)))
+            if m.group(1) == "[[":
+                arrays[path] = arrays.get(path, -1) + 1
+                found.setdefault(path, number)
+                path = f"{path}[{arrays[path]}]"
+            table = path
+            found.setdefault(table, number)
+        elif m := _KEY_LINE.match(line):
+            parts = _key_path(m.group(1))
+            for i in range(1, len(parts) + 1):
+                name = ".".join(parts[:i])
+                found.setdefault(f"{table}.{name}" if table else name, number)
+    return found
 
 
 def _split_statements(code: str) -> list[str]:
@@ -173,52 +275,91 @@ def _split_statements(code: str) -> list[str]:
 
 def _rename_local_labels(statements: list[str]) -> list[str]:
     """GNU as numeric local labels (``1:``, ``jmp 1f``, ``jne 1b``) as names Keystone knows."""
-    defs = [(i, st[:-1]) for i, st in enumerate(statements) if re.fullmatch(r"\d+:", st)]
+    defs: dict[str, list[int]] = {}  # label number -> statement indexes defining it, in order
+    for i, st in enumerate(statements):
+        if re.fullmatch(r"\d+:", st):
+            defs.setdefault(st[:-1], []).append(i)
     if not defs:
         return statements
-
-    def name(k: int, n: str) -> str:
-        return f"local_{n}_{k}"
 
     out = []
     for i, st in enumerate(statements):
         if re.fullmatch(r"\d+:", st):
-            k = next(k for k, (j, _) in enumerate(defs) if j == i)
-            out.append(name(k, st[:-1]) + ":")
+            out.append(f"local_{st[:-1]}_{i}:")
             continue
 
         def ref(m: re.Match[str], i: int = i) -> str:
-            n, way = m.group(1), m.group(2)
-            if way == "b":
-                cands = [k for k, (j, d) in enumerate(defs) if d == n and j < i]
-                return name(cands[-1], n) if cands else m.group(0)
-            cands = [k for k, (j, d) in enumerate(defs) if d == n and j > i]
-            return name(cands[0], n) if cands else m.group(0)
+            places = defs.get(m.group(1), [])
+            k = bisect.bisect_left(places, i)
+            if m.group(2) == "b":
+                return f"local_{m.group(1)}_{places[k - 1]}" if k > 0 else m.group(0)
+            k = bisect.bisect_right(places, i)
+            return f"local_{m.group(1)}_{places[k]}" if k < len(places) else m.group(0)
 
         out.append(re.sub(r"(?<![\w$])(\d+)([bf])\b", ref, st))
     return out
 
 
+_LABEL = re.compile(r"[A-Za-z_.$][\w.$]*:|\d+:")
+_ASSIGNMENT = re.compile(r"[\w.$]+\s*=")
+
+
+def _check_statements(statements: list[str], reader: _Reader) -> None:
+    """Only instructions, labels and data directives reach the assembler (see engine/asm.py)."""
+    if len(statements) > MAX_STATEMENTS:
+        raise reader.fail("user.code", f"more than {MAX_STATEMENTS} statements")
+    for st in statements:
+        if st.endswith(":") and _LABEL.fullmatch(st):
+            continue
+        if _ASSIGNMENT.match(st):
+            raise reader.fail("user.code", f"symbol assignment is not allowed: {_show(st)}")
+        if st.startswith("."):
+            directive = st.split(None, 1)[0].split(",", 1)[0]
+            if directive.lower() not in DATA_DIRECTIVES:
+                raise reader.fail(
+                    "user.code",
+                    f"directive {_show(directive)} is not allowed; user code may use "
+                    f"instructions, labels and the data directives {' '.join(DATA_DIRECTIVES)}",
+                )
+            continue
+        if not re.match(r"[A-Za-z]", st):
+            raise reader.fail(
+                "user.code",
+                f"expected an instruction, a label or a data directive, got {_show(st)}",
+            )
+
+
+def _assemble(texts: list[str], address: int, reader: _Reader) -> tuple[AsmResult, ...]:
+    try:
+        return assemble_untrusted(texts, address)
+    except AssemblerFailed as exc:
+        raise reader.fail("user.code", str(exc)) from None
+
+
 def assemble_user_code(source: str, address: int, path: str, reader: _Reader) -> UserCode:
     """Assemble the user's AT&T code at *address* and check it with Capstone.
 
-    Decimal numbers are rewritten as hex first (keystone#569); afterwards every
-    number the user wrote must appear in Capstone's reading of the instruction.
+    Only instructions, labels and data directives are accepted, and Keystone runs
+    in a child process with limits (engine.asm.assemble_untrusted).  Decimal
+    numbers are rewritten as hex first (keystone#569); afterwards every number the
+    user wrote must appear in Capstone's reading of the instruction.
     """
-    statements = _rename_local_labels(_split_statements(source))
+    split = _split_statements(source)
+    _check_statements(split, reader)
+    statements = _rename_local_labels(split)
     if not statements:
         raise reader.fail("user.code", "expected at least one instruction")
     hexed = [hexify_decimals(s) for s in statements]
-    # Errors quote what the user wrote ($39), not the rewrite Keystone was given ($0x27).
-    written = dict(zip(hexed, statements, strict=True))
-    try:
-        encoding, _ = keystone().asm("\n".join(hexed), address)
-    except Exception as exc:  # KsError: the message says what Keystone disliked
-        raise reader.fail("user.code", f"does not assemble: {exc}") from None
-    code = bytes(encoding or b"")
+    (result,) = _assemble(["\n".join(hexed)], address, reader)
+    if result == TOO_LARGE:
+        raise reader.fail("user.code", TOO_LARGE)
+    if isinstance(result, str):  # KsError: the message says what Keystone disliked
+        raise reader.fail("user.code", f"does not assemble: {result}")
+    code = result
+    assert len(code) <= MAX_USER_CODE
     insns = list(capstone().disasm(code, address))
-    real = [s for s in hexed if not s.endswith(":")]
-    if any(s.startswith(".") for s in real):
+    real = [(s, orig) for s, orig in zip(hexed, statements, strict=True) if not s.endswith(":")]
+    if any(s.startswith(".") for s, _ in real):
         # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
         if not insns or sum(i.size for i in insns) != len(code):
             raise reader.fail("user.code", "the bytes given do not decode as instructions")
@@ -229,14 +370,13 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         return UserCode(source, address, code, tuple(decoded))
     if sum(i.size for i in insns) != len(code) or len(insns) != len(real):
         # Keystone can also fail silently, returning no bytes (``movq %rax, %bogus``):
-        # find the statement it dropped.
-        for stmt in real:
-            try:
-                enc, _ = keystone().asm(stmt, address)
-            except Exception:  # a label reference: judged with the whole block
-                continue
-            if not enc:
-                raise reader.fail("user.code", f"does not assemble: {written[stmt]!r}")
+        # find the statement it dropped (a label reference fails alone: judged with the
+        # whole block).
+        singles = _assemble([s for s, _ in real], address, reader)
+        for (_, orig), single in zip(real, singles, strict=True):
+            if single == b"":
+                # the statement as the user wrote it ($39), not the hex rewrite ($0x27)
+                raise reader.fail("user.code", f"does not assemble: {_show(orig)}")
         raise reader.fail(
             "user.code",
             f"{len(real)} statements assembled to {len(insns)} instructions; "
@@ -244,20 +384,35 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         )
     lines: list[tuple[int, str, str]] = []
     num = re.compile(r"-?0x[0-9a-fA-F]+|-?\d+")
-    for stmt, insn in zip(real, insns, strict=True):
+    for (stmt, orig), insn in zip(real, insns, strict=True):
         text = f"{insn.mnemonic} {insn.op_str}".strip()
-        wanted = {int(n, 0) & MASK64 for n in num.findall(stmt.split(" ", 1)[-1])}
+        wanted = [int(n, 0) for n in num.findall(stmt.split(" ", 1)[-1])]
         got = {int(n, 0) & MASK64 for n in num.findall(insn.op_str)}
         is_branch = insn.mnemonic.startswith(("j", "call", "loop"))
         # Sign-extended immediates read back as 64-bit; compare the low parts too.
-        got |= {g & 0xFFFFFFFF for g in got} | {g & 0xFF for g in got}
-        if not is_branch and " " in stmt and not wanted <= got | {1, 2, 4, 8}:
+        got |= {g & 0xFFFFFFFF for g in got} | {g & 0xFF for g in got} | {1, 2, 4, 8}
+        if not is_branch and " " in stmt and not all(_encoded(w, got) for w in wanted):
             raise reader.fail(
                 "user.code",
-                f"Keystone assembled {written[stmt]!r} as {text!r}; refusing a silent wrong byte",
+                f"Keystone assembled {_show(orig)} as {text!r}; refusing a silent wrong byte",
             )
-        lines.append((insn.address, written[stmt], text))
+        lines.append((insn.address, orig, text))
     return UserCode(source, address, code, tuple(lines))
+
+
+def _encoded(number: int, got: set[int]) -> bool:
+    """Whether *number* as the user wrote it is among Capstone's operands *got*.
+
+    A negative immediate comes back at its operand's width (``movl $-1, %eax`` reads
+    ``$0xffffffff``): it matches its two's complement at any width it fits in.
+    """
+    if number >= 0:
+        return number & MASK64 in got
+    return any(
+        number & ((1 << bits) - 1) in got
+        for bits in (64, 32, 16, 8)
+        if number >= -(1 << (bits - 1))
+    )
 
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
@@ -273,7 +428,11 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     r = _Reader(path, text)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise ScenarioError(
+            path, None, "not valid TOML: arrays or tables nested too deep"
+        ) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
         m = re.search(r"line (\d+)", str(exc))
         raise ScenarioError(
             path, None, f"not valid TOML: {exc}", int(m.group(1)) if m else None
@@ -328,7 +487,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     memory = []
     mem = data.get("memory", [])
     if not isinstance(mem, list):
-        raise r.fail("memory", "expected an array of tables [[memory]]")
+        raise r.fail("memory", f"expected an array of tables [[memory]], got {_kind(mem)}")
+    if len(mem) > MAX_MEMORY_ENTRIES:
+        raise r.fail("memory", f"{len(mem)} [[memory]] tables; at most {MAX_MEMORY_ENTRIES}")
     for i, entry in enumerate(mem):
         key = f"memory[{i}]"
         if not isinstance(entry, dict):
@@ -336,7 +497,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         for k in entry:
             if k not in ("address", "size", "access"):
                 raise r.fail(f"{key}.{k}", "unknown key; expected one of: address, size, access")
-        addr = r.integer(entry.get("address"), f"{key}.address", 0, user_top)
+        if "address" not in entry:
+            raise r.fail(f"{key}.address", "required key missing (the range's first address)")
+        addr = r.integer(entry["address"], f"{key}.address", 0, user_top)
         size = r.integer(entry.get("size", 0x1000), f"{key}.size", 1, 1 << 24)
         if addr & 0xFFF or size & 0xFFF:
             raise r.fail(key, "address and size must be multiples of 0x1000")
@@ -344,6 +507,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             raise r.fail(f"{key}.size", "range reaches past the top of user space")
         access = r.string(entry.get("access", "rw"), f"{key}.access", ("r", "rw", "rx", "rwx"))
         memory.append(MemoryRange(addr, size, access))
+    _check_memory(r, memory, rip, code, rsp, config.paging)
 
     e = r.table(data, "expect", EXPECT_KEYS)
     fault_names = (*EXCEPTION_NAMES.values(), "none")
@@ -358,13 +522,32 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         fault_cpl=r.integer(e["fault_cpl"], "expect.fault_cpl", 0, 3) if "fault_cpl" in e else None,
         given=tuple(e),
     )
-    step_cap = r.integer(data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, 1_000_000)
+    step_cap = r.integer(data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP)
     return Scenario(
         name=name, path=path, description=description, kernel=kernel, machine=config,
         regs=regs, rip=rip, rsp=rsp, rflags=rflags | 0x2, fs_base=fs_base, gs_base=gs_base,
         code=code, memory=tuple(memory), handler_set=handler_set, pid=pid, sigframe=sigframe,
         expect=expect, step_cap=step_cap,
     )  # fmt: skip
+
+
+def _check_memory(
+    r: _Reader, memory: list[MemoryRange], rip: int, code: UserCode, rsp: int, paging: int
+) -> None:
+    """Refuse [[memory]] the machine cannot hold: too large, or too scattered for its tables."""
+    total = sum(m.size for m in memory)
+    if total > MAX_MEMORY_TOTAL:
+        raise r.fail("memory", f"{total:#x} bytes in all; at most {MAX_MEMORY_TOTAL:#x}")
+    ranges = [(m.address, m.address + m.size) for m in memory]
+    ranges.append((rip, rip + len(code.code)))
+    ranges.append((max(rsp - 0x4000, 0), rsp + 0x1000))  # the stack pages (engine.run)
+    tables = tables_needed(ranges, paging)
+    if tables > MAX_MEMORY_TABLES:
+        raise r.fail(
+            "memory",
+            f"the ranges are spread over {tables} page tables; at most {MAX_MEMORY_TABLES} "
+            "(put them closer together)",
+        )
 
 
 def with_kernel(sc: Scenario, kernel: str) -> Scenario:
@@ -397,7 +580,7 @@ def _check_names(r: _Reader, value: Any, checks: tuple[str, ...]) -> tuple[str, 
         raise r.fail(key, f"expected a list of check names, got {_kind(value)}")
     for v in value:
         if v not in checks:
-            raise r.fail(key, f"expected check names from {', '.join(checks)}, got {v!r}")
+            raise r.fail(key, f"expected check names from {', '.join(checks)}, got {_show(v)}")
     return tuple(sorted(set(value)))
 
 
@@ -406,17 +589,60 @@ def _paging(r: _Reader, value: Any) -> int:
     return v
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file; every problem is a :class:`ScenarioError`."""
+def read_scenario_text(path: str | Path) -> str:
+    """The text of the scenario file at *path*, read safely; problems are ScenarioErrors.
+
+    Only a regular file (after resolving symlinks) of at most :data:`MAX_FILE_SIZE`
+    bytes is read: a FIFO would block forever, a device (``/dev/zero``) never ends,
+    and the size is checked on the open file before reading it.
+    """
     p = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        real = os.path.realpath(p)
+        info = os.stat(real)
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError(p, None, "is a directory, expected a .toml file")
+        if not stat.S_ISREG(info.st_mode):
+            kind = _file_kind(info.st_mode)
+            raise ScenarioError(p, None, f"is {kind}, not a regular file")
+        # O_NONBLOCK: should the path have been swapped for a FIFO since the stat, open
+        # does not wait for a writer; the fstat below then refuses it.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ScenarioError(p, None, f"is {_file_kind(info.st_mode)}, not a regular file")
+            if info.st_size > MAX_FILE_SIZE:
+                raise ScenarioError(
+                    p, None, f"is {info.st_size} bytes; scenario files are at most 1 MiB"
+                )
+            raw = f.read(MAX_FILE_SIZE + 1)
     except FileNotFoundError:
         raise ScenarioError(p, None, "no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(p, None, "is a directory, expected a .toml file") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(p, None, "not UTF-8 text") from None
+    except PermissionError:
+        raise ScenarioError(p, None, "cannot read: permission denied") from None
     except OSError as exc:
-        raise ScenarioError(p, None, f"cannot read: {exc.strerror}") from None
-    return parse_scenario(text, p)
+        raise ScenarioError(p, None, f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path with a NUL byte
+        raise ScenarioError(p, None, f"not a usable path: {exc}") from None
+    if len(raw) > MAX_FILE_SIZE:  # it grew while being read
+        raise ScenarioError(p, None, "is larger than 1 MiB; scenario files are at most 1 MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(p, None, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, word in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    ):  # fmt: skip
+        if test(mode):
+            return word
+    return "a special file"
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and parse a scenario file; every problem is a :class:`ScenarioError`."""
+    return parse_scenario(read_scenario_text(path), str(path))

@@ -115,7 +115,7 @@ class Regs:
     @property
     def cpl(self) -> int:
         """Current privilege level: the RPL bits of CS (equal to CPL in long mode)."""
-        return self.cs & 3
+        return self.cs & 3  # the RPL bits (engine.constants.SELECTOR_RPL_MASK)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in REG_NAMES}
@@ -229,6 +229,9 @@ class Step:
     #: pt_regs fields the step rewrote, with (old, new): the modelled do_syscall_64 step
     #: (the system call, then [handler.set] as ptrace or sigreturn would).
     rewritten: tuple[tuple[str, int, int], ...] = ()
+    #: The value the latest MOV to CR3 so far wrote (bit 63, no-flush, included), as
+    #: read from its source register; ``regs.cr3`` is what CR3 reads back.
+    cr3_written: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +301,6 @@ class Trace:
     msrs: dict[str, int] = field(
         default_factory=dict
     )  # EFER, STAR, LSTAR, SYSCALL_MASK read at start
-    control: dict[str, int] = field(default_factory=dict)  # CR0, CR4
     roots: tuple[RootSummary, ...] = ()
     source: tuple[SourceLine, ...] = ()
     symbols: dict[str, int] = field(default_factory=dict)

@@ -26,11 +26,13 @@ def run_app(path: str | None) -> int:
 
 def default_scenario_dirs() -> tuple[Path, ...]:
     """Where the picker looks for *.toml: what the user is working on first (./scenarios,
-    then the working directory), the scenarios shipped with the package after."""
+    then the working directory), the scenarios shipped with the package after (those taken
+    from the kernel's x86 selftests in their own folder)."""
     from engine.paths import bundled_scenarios_dir
 
     cwd = Path.cwd()
-    return (cwd / "scenarios", cwd, bundled_scenarios_dir())
+    bundled = bundled_scenarios_dir()
+    return (cwd / "scenarios", cwd, bundled, bundled / "selftests")
 
 
 class SyscallTuiApp(App[int]):

@@ -6,12 +6,14 @@
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
 
 A broken scenario prints one line naming the file and key and exits with status 2.
+Everything a scenario wrote (its name, file names, user code, program output) is
+printed as text: control characters escaped, never read as Rich markup.  A closed
+pipe (``trace --json | head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -20,15 +22,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from engine.errors import EngineError, ScenarioError
+# Only light modules here: the debugger's start must not wait for the parser, Unicorn,
+# Capstone or Keystone (the commands that need them import them).
+from engine.errors import EngineError, ScenarioError, escape
 from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in syscall-tui, not in the scenario
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE
 
 
-def _error(message: str) -> int:
-    print(f"syscall-tui: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+def _error(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    print(f"syscall-tui: {escape(message)}", file=sys.stderr)
+    return status
+
+
+def _internal(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {exc} (a bug in syscall-tui; please report it)"
 
 
 #: A trace output format: writes the whole trace to a text stream.
@@ -81,21 +91,24 @@ def write_table(trace: Trace, out: TextIO) -> None:
     """
     steps = trace.steps
     number_width = max(len("step"), len(str(len(steps))))
-    text_width = max((len(s.text) for s in steps), default=0)
-    source_width = min(max((len(s.source.strip()) for s in steps), default=0), 60)
+    texts = [escape(s.text) for s in steps]
+    sources = [escape(s.source.strip()) for s in steps]
+    text_width = max(map(len, texts), default=0)
+    source_width = min(max(map(len, sources), default=0), 60)
     write = out.write
-    write(f"{trace.scenario} · {trace.kernel} · {trace.cpu}\n")
+    # Everything a scenario wrote is escaped: no control character reaches the terminal.
+    write(escape(f"{trace.scenario} · {trace.kernel} · {trace.cpu}") + "\n")
     header = (
         f"{'step':>{number_width}}  CPL  {'rip':<16}  {'instruction':<{text_width}}  "
         f"{'source':<{source_width}}  events"
     )
     write(header.rstrip() + "\n")
     rows = []
-    for s in steps:
-        events = "; ".join(event_text(e) for e in s.events)
+    for s, text, source in zip(steps, texts, sources, strict=True):
+        events = escape("; ".join(event_text(e) for e in s.events))
         row = (
             f"{step_number(s):>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
-            f"{s.text:<{text_width}}  {s.source.strip():<{source_width}}  {events}"
+            f"{text:<{text_width}}  {source:<{source_width}}  {events}"
         )
         rows.append(row.rstrip())
     if rows:
@@ -114,17 +127,19 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
         f"exit path:    {trace.exit or '—'}",
         f"failed check: {failed_check_words(trace)}",
     ]
-    lines.extend(f"  {c.result:12} {c.name:14} {describe(c)}".rstrip() for c in trace.checks)
+    lines.extend(
+        f"  {c.result:12} {c.name:14} {escape(describe(c))}".rstrip() for c in trace.checks
+    )
     if trace.handler:
-        lines.append("do_syscall_64: " + "; ".join(trace.handler))
+        lines.append("do_syscall_64: " + escape("; ".join(trace.handler)))
     if trace.fault:
-        lines.append(f"fault:        {trace.fault.describe()}")
+        lines.append(f"fault:        {escape(trace.fault.describe())}")
     if final is not None:
         lines.append(
             f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
-    lines.append(f"stopped:      {trace.stopped}")
+    lines.append(f"stopped:      {escape(trace.stopped or '')}")
     out.write("\n".join(lines) + "\n")
 
 
@@ -149,16 +164,15 @@ def cmd_trace(path: str, output: str = "table") -> int:
         trace = run_scenario(load_scenario(path))
     except ScenarioError as exc:
         return _error(str(exc))
-    # One write of the whole text: 10,000 rows cost one system call, not 10,000.
+    # Written in 64 KiB pieces, not a line at a time (10,000 rows cost a few hundred system
+    # calls), and not in one piece: a reader that went away shows at the next piece as
+    # a broken pipe, inside main's handler.
     buffer = io.StringIO()
     TRACE_FORMATS[output](trace, buffer)
-    try:
-        sys.stdout.write(buffer.getvalue())
+    text = buffer.getvalue()
+    for start in range(0, len(text), 1 << 16):
+        sys.stdout.write(text[start : start + (1 << 16)])
         sys.stdout.flush()
-    except BrokenPipeError:
-        # `syscall-tui trace X | head`: the reader has what it wanted.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -173,46 +187,50 @@ def _scenario_files(paths: list[str]) -> list[Path]:
     return out
 
 
-def cmd_check(paths: list[str]) -> int:
+def _check_one(f: Path) -> tuple[str, str]:
+    """One file's verdict for `check`: (ok|FAIL|SKIP|ERROR, one escaped line)."""
     from engine import load_scenario, run_scenario
     from engine.report import expectation_mismatches
 
+    name = escape(str(f))
+    try:
+        sc = load_scenario(f)
+        trace = run_scenario(sc)
+        problems = expectation_mismatches(sc, trace)
+    except ScenarioError as exc:
+        return "ERROR", str(exc)
+    except Exception as exc:  # one file's engine failure must not hide the others' results
+        return "ERROR", f"{name}: {escape(_internal(exc))}"
+    if not sc.expect.given:
+        return "SKIP", f"{name}: no [expect]"
+    if problems:
+        return "FAIL", f"{name}: " + escape("; ".join(problems))
+    verdict = f"exit {trace.exit or 'none'}, failed check {failed_check_words(trace)}"
+    return "ok", f"{name}: {verdict}"
+
+
+def cmd_check(paths: list[str]) -> int:
+    """Check every file, whatever happens to one; exit 2 if any was broken, else 1 if any
+    failed its [expect], else 0.  Files without [expect] are counted as skipped."""
     files = _scenario_files(paths)
     if not files:
         return _error(f"no scenario files in {' '.join(paths)}")
-    bad_input = failed = skipped = passed = 0
+    counts = {"ok": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
     for f in files:
-        try:
-            sc = load_scenario(f)
-            trace = run_scenario(sc)
-        except ScenarioError as exc:
-            print(f"ERROR {exc}")
-            bad_input += 1
-            continue
-        if not sc.expect.given:
-            # Nothing to compare: neither a pass nor a failure.
-            skipped += 1
-            print(f"SKIP  {f}: no [expect]")
-            continue
-        problems = expectation_mismatches(sc, trace)
-        if problems:
-            failed += 1
-            print(f"FAIL  {f}: " + "; ".join(problems))
-        else:
-            passed += 1
-            verdict = f"exit {trace.exit or 'none'}, failed check {failed_check_words(trace)}"
-            print(f"ok    {f}: {verdict}")
-    summary = f"{passed} passed, {failed} failed"
-    if skipped:
-        summary += f", {skipped} skipped (no [expect])"
-    if bad_input:
-        summary += f", {bad_input} broken"
-    if not passed and not failed:
+        verdict, line = _check_one(f)
+        counts[verdict] += 1
+        print(f"{verdict:5} {line}", flush=True)
+    summary = f"{counts['ok']} passed, {counts['FAIL']} failed"
+    if counts["SKIP"]:
+        summary += f", {counts['SKIP']} skipped"
+    if counts["ERROR"]:
+        summary += f", {counts['ERROR']} broken"
+    if not counts["ok"] and not counts["FAIL"]:
         summary += ": no check ran"
     print(summary)
-    if bad_input:
+    if counts["ERROR"]:
         return EXIT_BAD_INPUT
-    return 1 if failed else 0
+    return 1 if counts["FAIL"] else 0
 
 
 def cmd_gdb(argv: list[str]) -> int:
@@ -222,6 +240,20 @@ def cmd_gdb(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`trace --json | head`): stop quietly.  Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] == "gdb":
@@ -251,11 +283,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
-        # Not tui.app: the engine starts working before Textual is imported.
+        # Not tui.app: the engine starts working (and reports a broken file) before
+        # Textual is imported.
         from tui.launch import run_app
 
         return run_app(ns.scenario)
     except EngineError as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # ^C inside a Unicorn hook
+            return 130
         return _error(f"engine error: {exc}")
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # never a traceback; the one line says it is our bug
+        return _error(_internal(exc), EXIT_INTERNAL)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from engine import EngineError, ScenarioError, load_scenario
+from engine.errors import escape
 from engine.gdbstub import DEFAULT_HOST, serve
 from engine.trace import Trace
 
@@ -19,7 +20,7 @@ EXIT_BAD_INPUT = 2
 
 def _announce(host: str, port: int, elf: Path, trace: Trace) -> None:
     where = f"[{host}]" if ":" in host else host
-    print(f"syscall-tui gdb: {trace.scenario} · {trace.kernel} · {len(trace.steps)} steps")
+    print(f"syscall-tui gdb: {escape(trace.scenario)} · {trace.kernel} · {len(trace.steps)} steps")
     print(f"listening on {where}:{port} (one client; the stub ends when it detaches)")
     print(f"kernel symbols: {elf}")
     print(f"  gdb -q -ex 'target remote {where}:{port}'")

@@ -119,6 +119,18 @@ SCENES = (
         caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
     ),
     Scene(
+        "14-check-ss-user-handler",
+        "check-ss-user.toml",
+        event("handler"),
+        caption="the pt_regs words do_syscall_64 rewrote, old → new",
+    ),
+    Scene(
+        "15-sysret-drops-rf",
+        "what-if-sysret-rf.toml",
+        end,
+        caption="what-if without no_rf_tf: SYSRET loads RFLAGS 0x246 from R11 0x10246",
+    ),
+    Scene(
         "17-v6.12-task-size-max",
         "v6.12-last-page-below-task-size-max.toml",
         failed_check,

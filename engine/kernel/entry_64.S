@@ -36,7 +36,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 /// orig_ax keeps the system-call number for ptrace and syscall restart; pt_regs->ax will hold the return value.
 	pushq	%rax					/* pt_regs->orig_ax */
 
-/// Push the remaining general registers into pt_regs (ax gets -ENOSYS, the answer if nothing else is done) and zero each one after saving it, so that user values cannot steer speculation in the kernel.
+/// Push the remaining general registers into pt_regs (pt_regs->ax gets -ENOSYS, the answer if nothing else is done), zeroing RDX, RCX, R8-R15, RBX and RBP right after each is saved so that user values cannot steer speculation in the kernel. RDI, RSI and RAX are not cleared: RAX still holds the call number, and the next two instructions overwrite RDI and RSI.
 	PUSH_AND_CLEAR_REGS rax=$-ENOSYS
 
 	/* IRQs are off. */
@@ -100,7 +100,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 	 * infinite loop whenever #DB happens with register state that satisfies
 	 * the opportunistic SYSRET conditions.
 	 */
-/// Check 5 (no_rf_tf): SYSRET cannot restore RF, and with TF it would trap before the first user instruction. Either flag means IRET.
+/// Check 5 (no_rf_tf): SYSRET cannot restore RF: it always clears it (and VM) in what it loads from R11. It can load TF, but then the CPU traps from user space immediately after the SYSRET, which loops forever if a #DB left that state. Either flag means IRET.
 	testq	$(X86_EFLAGS_RF|X86_EFLAGS_TF), %r11
 	jnz	swapgs_restore_regs_and_return_to_usermode
 
@@ -147,13 +147,13 @@ syscall_return_via_sysret:
 	popq	%rdi
 /// ... and the user RSP. From here until SYSRET the kernel runs on the user's stack.
 	popq	%rsp
-/// swapgs puts the user's GS base back, then SYSRETQ: RIP = RCX, RFLAGS = R11, CS/SS from MSR_STAR, CPL 3.
+/// swapgs puts the user's GS base back, then SYSRETQ: RIP = RCX, RFLAGS = R11 with RF and VM cleared, CS/SS from MSR_STAR, CPL 3.
 	USERGS_SYSRET64
 SYM_CODE_END(entry_SYSCALL_64)
 
-	/* ... ret_from_intr (elsewhere in entry_64.S) falls into: */
+	/* SYM_CODE_START_LOCAL(common_interrupt_return), whose first label this is: */
 SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
-/// The slow exit, taken when any SYSRET check failed: restore every general register, RCX and R11 included, from pt_regs.
+/// The slow exit, taken when any SYSRET check failed: restore every general register, RCX and R11 included, from pt_regs. In v5.8 this is the first label of common_interrupt_return, the exit interrupts and exceptions share; the SYSCALL path only jumps here.
 	POP_REGS pop_rdi=0
 
 	/*
@@ -171,7 +171,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 	pushq	6*8(%rdi)	/* SS */
 /// ... RSP ...
 	pushq	5*8(%rdi)	/* RSP */
-/// ... RFLAGS (IRET restores RF and TF, which SYSRET cannot) ...
+/// ... RFLAGS (IRET restores RF, which SYSRET cannot, and a TF that traps only after the first user instruction) ...
 	pushq	4*8(%rdi)	/* EFLAGS */
 /// ... CS ...
 	pushq	3*8(%rdi)	/* CS */
@@ -214,7 +214,7 @@ SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	 * This may fault.  Non-paranoid faults on return to userspace are
 	 * handled by fixup_bad_iret.  These include #SS, #GP, and #NP.
 	 */
-/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks them against the GDT, and drops to CPL 3. Unlike SYSRET it can return anywhere and restore any flag.
+/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks the selectors against the GDT, and drops to CPL 3. Unlike SYSRET it loads CS and SS from the frame and restores RF, but it cannot return to a non-canonical RIP: that raises #GP(0) at CPL 0 on the IRETQ itself (modelled here), which v5.8 sends to fixup_bad_iret.
 	iretq
 
 native_irq_return_ldt:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from engine import Session, parse_scenario
+from engine.constants import VEC_BP, VEC_GP, VEC_PF, VEC_UD
 from engine.faults import is_io
 from engine.model import error_code, io_faults, sysret_rflags
 from engine.trace import EventKind, Trace
 from tests.conftest import SCENARIOS, trace_of
 
-GP, PF, UD, BP = 13, 14, 6, 3
+GP, PF, UD, BP = VEC_GP, VEC_PF, VEC_UD, VEC_BP
 
 
 def run(code: str, extra: str = "", record: bool = True) -> Trace:

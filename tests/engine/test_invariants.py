@@ -41,6 +41,7 @@ from engine.constants import (
     ZF,
 )
 from engine.machine import GPRS, Machine
+from engine.report import trace_json
 from engine.scenario import SIGFRAME_FIELDS, USER_REGS, Scenario
 from engine.trace import EventKind, Step, Trace
 from tests.conftest import SCENARIOS
@@ -101,7 +102,8 @@ def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
         assert slots == after, f"step {step.index} {step.text!r}: pt_regs differ from after_call"
 
 
-SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.toml"))
+# every shipped scenario, the selftest ones (scenarios/selftests/) included
+SHIPPED = sorted(str(p.relative_to(SCENARIOS)) for p in SCENARIOS.rglob("*.toml"))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -174,3 +176,14 @@ def test_generated_scenario_steps_hold_the_machine_state(
     )
     trace = run_watched(session, sc)
     assert_pt_regs_follow_the_handler(trace)
+
+
+def test_trace_json_shows_the_new_ss_in_every_step_from_the_handler_on() -> None:
+    data = trace_json(run_watched(Session(load_scenario(SCENARIOS / "check-ss-user.toml"))))
+    steps = data["steps"]
+    handler = next(
+        i for i, s in enumerate(steps) if any(e["kind"] == "handler" for e in s["events"])
+    )
+    assert {"slot": "ss", "old": "0x2b", "new": "0x23"} in steps[handler]["rewritten"]
+    for step in steps[handler:]:
+        assert {w["slot"]: w["value"] for w in step["stack"]}["ss"] == "0x23"

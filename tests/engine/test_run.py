@@ -369,7 +369,7 @@ def test_user_fault_is_an_event() -> None:
 
 
 def test_recorded_and_unrecorded_runs_agree() -> None:
-    for path in sorted(SCENARIOS.glob("*.toml")):
+    for path in sorted(SCENARIOS.rglob("*.toml")):  # scenarios/selftests/ too
         session = Session(load_scenario(path))
         a, b = session.run(True), session.run(False)
         assert (a.exit, a.failed_check, a.final, a.pt_regs_after_call) == (

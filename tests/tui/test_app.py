@@ -43,7 +43,13 @@ def test_default_dirs_put_the_working_directory_before_the_shipped_scenarios() -
 
     dirs = default_scenario_dirs()
     assert dirs[:2] == (Path.cwd() / "scenarios", Path.cwd())
-    assert dirs[-1] == bundled_scenarios_dir()
+    assert dirs[2:] == (bundled_scenarios_dir(), bundled_scenarios_dir() / "selftests")
+
+
+def test_the_picker_lists_the_selftest_scenarios() -> None:
+    found = dict(scenario_files(default_scenario_dirs()))
+    selftests = next(files for d, files in found.items() if d.name == "selftests")
+    assert "sysret_rip-sigreturn-to-2-47-v5.8-intel.toml" in [p.name for p in selftests]
 
 
 @pytest.mark.parametrize(

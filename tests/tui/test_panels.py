@@ -384,3 +384,25 @@ async def test_stack_shows_the_handlers_new_ss_at_the_handler_step() -> None:
         assert rows[0][1] == "h" and rows[0].endswith("0000000000000023")
         note = text(app.query_one(NotePanel))
         assert "ss      0x2b → 0x23" in note
+        assert stack.tooltip is not None and "ss: 0x2b → 0x23" in str(stack.tooltip)
+        goto(app, handler + 1)
+        assert stack.tooltip is None
+
+
+@run_async
+async def test_roots_show_what_mov_to_cr3_wrote_and_what_cr3_reads_back() -> None:
+    trace = scenario_trace("getpid.toml")
+    switch = position_after(trace, has_event("cr3_switch"))
+    app = make_app()
+    async with app.run_test(size=WIDE):
+        roots = app.query_one(RootsPanel)
+        goto(app, switch - 1)
+        assert "MOV to CR3 none yet" in text(roots)
+        goto(app, switch)
+        written = trace.steps[switch - 1].cr3_written
+        assert written is not None and written >> 63 == 1  # btsq $0x3f: no flush asked
+        regs = trace.steps[switch - 1].regs
+        assert regs.cr3 >> 63 == 0  # with CR4.PCIDE the CPU does not store bit 63
+        shown = text(roots)
+        assert f"MOV to CR3 {written:016x} (bit 63 1)" in shown
+        assert f"CR3 reads  {regs.cr3:016x} (bit 63 0)" in shown

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape as markup_escape
+
+from engine.errors import escape
 
 
 class DebuggerCommands(Provider):
@@ -28,9 +31,10 @@ class DebuggerCommands(Provider):
             commands.append((title, binding.tooltip, partial(screen.run_action, binding.action)))
         for _directory, files in scenario_files(screen.scenario_dirs):
             for path in files:
-                commands.append(
-                    (f"Open scenario {path.name}", str(path), partial(self._open, screen, path))
-                )
+                # The palette reads titles and help as markup: a file name is text.
+                title = markup_escape(f"Open scenario {escape(path.name)}")
+                help_text = markup_escape(escape(str(path)))
+                commands.append((title, help_text, partial(self._open, screen, path)))
         return commands
 
     @staticmethod

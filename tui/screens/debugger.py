@@ -23,6 +23,7 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Tab, Tabs
 
+from engine.errors import escape
 from engine.kernel import spec
 from engine.trace import Trace
 from tui.screens.timeline import Timeline
@@ -91,7 +92,8 @@ def plural(count: int, noun: str) -> str:
 
 
 def scenario_name(trace: Trace) -> str:
-    return trace.scenario or (Path(trace.path).stem if trace.path else "scenario")
+    """The name to show: the scenario's own text, so control characters are escaped."""
+    return escape(trace.scenario or (Path(trace.path).stem if trace.path else "scenario"), 200)
 
 
 class DebuggerScreen(Screen[None]):
@@ -306,23 +308,27 @@ class DebuggerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def reload(self, path: str, before: bytes | None) -> None:
-        """Re-read the loaded file; run it again only if its bytes changed."""
-        from engine.cache import run_bytes
+        """Re-read the loaded file; run it again (in a child, as ``o`` does) only if its
+        bytes changed."""
+        from textual.worker import get_current_worker
+
+        from engine.cache import read_source
         from engine.errors import ScenarioError
+        from tui.loader import LoadError, load_with_source
 
         try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            self.post_message(self.LoadFailed(path, f"cannot read: {error.strerror}", True))
+            data = read_source(path)
+        except ScenarioError as error:
+            self.post_message(self.LoadFailed(path, str(error), True))
             return
         if data == before:
             return
+        worker = get_current_worker()
         try:
-            trace = run_bytes(data, path)
-        except ScenarioError as error:
-            self.post_message(self.LoadFailed(path, str(error), True))
-        except Exception as error:
-            self.post_message(self.LoadFailed(path, f"{type(error).__name__}: {error}", True))
+            trace, data = load_with_source(path, lambda: worker.is_cancelled)
+        except LoadError as error:
+            if not worker.is_cancelled:
+                self.post_message(self.LoadFailed(path, str(error), True))
         else:
             self.post_message(self.Loaded(trace, data, reloaded=True))
 
@@ -345,7 +351,7 @@ class DebuggerScreen(Screen[None]):
 
     def _at_end(self) -> None:
         stopped = self.timeline.trace.stopped or "the run ended"
-        self.notify(f"End of the trace: {stopped}", title="end", timeout=4)
+        self.notify(f"End of the trace: {escape(stopped)}", title="end", timeout=4, markup=False)
 
     # -- loading --------------------------------------------------------------------
 
@@ -363,17 +369,22 @@ class DebuggerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self, path: Path) -> None:
-        """Parse and run a scenario off the UI thread; the result comes back as a message."""
-        from engine.cache import run_file
-        from engine.errors import ScenarioError
+        """Parse and run a scenario in a child process; the result comes back as a message.
 
+        The child (tui.loader) keeps a hostile file's hangs, crashes and long runs away
+        from the UI; this worker thread only waits for it, and kills it when the worker
+        is cancelled (a newer load, or the app quitting).
+        """
+        from textual.worker import get_current_worker
+
+        from tui.loader import LoadError, load_with_source
+
+        worker = get_current_worker()
         try:
-            trace, data = run_file(str(path))
-        except ScenarioError as error:
-            self.post_message(self.LoadFailed(str(path), str(error)))
-        except Exception as error:
-            # An engine bug on one scenario must not end the session the learner is in.
-            self.post_message(self.LoadFailed(str(path), f"{type(error).__name__}: {error}"))
+            trace, data = load_with_source(str(path), lambda: worker.is_cancelled)
+        except LoadError as error:
+            if not worker.is_cancelled:
+                self.post_message(self.LoadFailed(str(path), str(error)))
         else:
             self.post_message(self.Loaded(trace, data))
 
@@ -382,19 +393,22 @@ class DebuggerScreen(Screen[None]):
         self._source = message.source
         name = scenario_name(message.trace)
         steps = plural(len(message.trace.steps), "step")
+        # markup=False: the names are the scenario's own text
         if message.reloaded:
-            file = Path(message.trace.path or "").name
-            self.notify(f"{file} changed: re-read and run again, {steps}", title="reloaded")
+            file = escape(Path(message.trace.path or "").name, 80)
+            self.notify(
+                f"{file} changed: re-read and run again, {steps}", title="reloaded", markup=False
+            )
         else:
-            self.notify(f"{name}: {steps}", title="loaded")
+            self.notify(f"{name}: {steps}", title="loaded", markup=False)
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
-        name = Path(message.path).name
+        name = escape(Path(message.path).name, 80)
         if message.reloaded:
             title = f"{name} changed but does not load; still showing the previous run"
         else:
             title = f"could not load {name}"
-        self.notify(message.error, title=title, severity="error", timeout=10)
+        self.notify(escape(message.error), title=title, severity="error", timeout=10, markup=False)
 
     def set_trace(self, trace: Trace) -> None:
         """Replace the session with a new trace, at position 0."""
@@ -486,7 +500,10 @@ class DebuggerScreen(Screen[None]):
             changed=changed & {"fs_base", "gs_base", "kernel_gs_base"},
         )
         self._roots.view = RootsView(
-            trace.roots, regs.cr3, "cr3_switch" in kinds or "cr3" in changed
+            trace.roots,
+            regs.cr3,
+            "cr3_switch" in kinds or "cr3" in changed,
+            ran.cr3_written if ran is not None else None,
         )
 
         checks = timeline.checks(position)

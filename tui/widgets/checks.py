@@ -52,7 +52,9 @@ CHECK_REASONS: dict[str, str] = {
     ),
     "cs_user": "SYSRET always loads CS 0x33; any other CS must return through IRET.",
     "r11_eq_rflags": "SYSRET loads RFLAGS from R11, so R11 must hold the saved flags.",
-    "no_rf_tf": "SYSRET cannot restore RF, and a set TF would trap right after SYSRET.",
+    "no_rf_tf": (
+        "SYSRET always clears RF, and a TF it loads traps right after SYSRET (a #DB loop)."
+    ),
     "ss_user": "SYSRET always loads SS 0x2b; any other SS must return through IRET.",
     "rip_below_task_size_max": (
         "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "

@@ -22,8 +22,8 @@ USER_NOTES: dict[str, str] = {
     ),
 }
 USER_DEFAULT = (
-    "The scenario's own program, running at CPL 3 on the user page tables. Nothing of the "
-    "kernel is reachable from here except through SYSCALL."
+    "The scenario's own program, running at CPL 3 on the user page tables. The kernel is "
+    "entered from here only through SYSCALL (or an interrupt or an exception)."
 )
 
 

@@ -24,6 +24,7 @@ class RootsView:
     roots: tuple[RootSummary, ...]  # the user and kernel roots, as walked by the engine
     cr3: int  # CR3 after the last step
     switched: bool  # the last step wrote CR3
+    written: int | None = None  # what the latest MOV to CR3 wrote, bit 63 included
 
 
 class RootsPanel(LinePanel):
@@ -89,17 +90,33 @@ class RootsPanel(LinePanel):
                 "bit 12 PTI",
                 [f"{int(f.user_half)} {'user' if f.user_half else 'kernel'} half" for f in fields],
             ),
-            row(
-                "bit 63",
-                [f"{int(f.noflush)} {'keep TLB' if f.noflush else 'flush'}" for f in fields],
-            ),
             Content.assemble(
                 (f"{'maps':<{REGION_NAME}}", name_style),
                 *((f"{r.name:<{REGION_COLUMN}}", name_style) for r in roots),
             ),
         ]
+        lines[-1:-1] = self._cr3_write(view)  # before the "maps" heading
         lines.extend(self._regions(roots))
         return lines
+
+    def _cr3_write(self, view: RootsView) -> list[Content]:
+        """The latest MOV to CR3 as written (bit 63 asks to keep the PCID's TLB entries)
+        and CR3 as it reads back (a CPU with CR4.PCIDE does not store bit 63)."""
+        name = self.style("roots--name")
+        style = self.style("roots--switched" if view.switched else "roots--live")
+        if view.written is None:
+            wrote = Content.assemble((f"{'MOV to CR3':<{NAME}}", name), ("none yet", style))
+        else:
+            noflush = int(decode_cr3(view.written).noflush)
+            wrote = Content.assemble(
+                (f"{'MOV to CR3':<{NAME}}", name),
+                (f"{view.written:016x} (bit 63 {noflush})", style),
+            )
+        bit = int(decode_cr3(view.cr3).noflush)
+        reads = Content.assemble(
+            (f"{'CR3 reads':<{NAME}}", name), (f"{view.cr3:016x} (bit 63 {bit})", style)
+        )
+        return [wrote, reads]
 
     def _regions(self, roots: list[RootSummary]) -> list[Content]:
         names: list[str] = []

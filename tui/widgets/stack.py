@@ -83,6 +83,14 @@ class StackPanel(LinePanel):
     """The stacks as of the current step."""
 
     def watch_view(self) -> None:
+        view = self.view
+        rewritten = view.rewritten if view is not None else ()
+        # old → new for the words marked "h", on hover
+        self.tooltip = (
+            "\n".join(f"{name}: {old:#x} → {new:#x}" for name, old, new in rewritten)
+            if rewritten
+            else None
+        )
         self.rebuild()
         arrow = next((i for i, line in enumerate(self.lines) if line.plain.startswith("→")), 0)
         self.keep_in_view(arrow)

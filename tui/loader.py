@@ -1,0 +1,178 @@
+"""Load and run a scenario for the app in a forked child process.
+
+A scenario file is untrusted, and the app must stay what the learner is using:
+so the parse, the assembly and the recorded run happen in a child process.  The
+UI thread never waits for it and never competes with it for the GIL; ``q`` kills
+it (the worker that waits is cancelled when the screen goes, and checks that
+every 50 ms); a crash in native code (Unicorn, Keystone) ends the child, not the
+app.  The trace comes back pickled in batches of steps, so the worker thread
+releases the GIL between batches and a 100,000-step trace does not freeze the UI
+while it is read back.
+
+Forking a process that has threads is safe here because the child touches no
+lock another thread could hold: it only runs engine code (which does no logging
+and no printing; imports are safe, CPython holds its import lock across fork),
+its stdout and stderr point at /dev/null (never at the app's terminal), the
+signal handlers Textual installed are reset, and it ends with ``os._exit``
+(no atexit handlers, no flushing of the parent's buffers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import faulthandler
+import os
+import pickle
+import resource
+import select
+import signal
+import struct
+from collections.abc import Callable
+from typing import cast
+
+from engine.trace import Step, Trace
+
+#: Steps per pickled batch: about 15 ms of unpickling each.
+BATCH = 500
+#: Address space the child may add to what it inherits: Unicorn alone reserves 1 GiB.
+CHILD_MEMORY = 3 << 30
+#: Seconds between checks whether the wait was cancelled.
+POLL = 0.05
+
+_HEADER = struct.Struct("<Q")
+
+
+class LoadError(Exception):
+    """The scenario could not be loaded or run; the text is one escaped line."""
+
+
+def load_in_child(path: str, cancelled: Callable[[], bool]) -> Trace:
+    """Parse and run the scenario at *path* in a child; its trace, or :class:`LoadError`."""
+    return load_with_source(path, cancelled)[0]
+
+
+def load_with_source(path: str, cancelled: Callable[[], bool]) -> tuple[Trace, bytes]:
+    """Parse and run the scenario at *path* in a child: its trace and the file's bytes it
+    was made from (restart compares them with the file's), or :class:`LoadError`.
+
+    *cancelled* is polled while waiting; when it returns True the child is killed and
+    :class:`LoadError` is raised.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        os.close(read_end)
+        _child(path, write_end)
+    os.close(write_end)
+    reader = _Reader(read_end, cancelled)
+    try:
+        kind, payload = reader.message()
+        if kind == "error":
+            raise LoadError(str(payload))
+        head, count, source = cast(tuple[Trace, int, bytes], payload)
+        steps: list[Step] = []
+        while len(steps) < count:
+            _, batch = reader.message()
+            steps.extend(cast(tuple[Step, ...], batch))
+        return dataclasses.replace(head, steps=tuple(steps)), source
+    except _Ended as end:
+        status = _reap(pid, kill=end.kill)
+        pid = 0
+        if end.kill:
+            raise LoadError("loading was cancelled") from None
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            raise LoadError(f"{path}: the engine crashed on this file ({name})") from None
+        raise LoadError(f"{path}: the engine ended without an answer") from None
+    finally:
+        os.close(read_end)
+        if pid:
+            _reap(pid, kill=True)
+
+
+class _Ended(Exception):
+    def __init__(self, kill: bool) -> None:
+        self.kill = kill
+
+
+class _Reader:
+    """Length-prefixed pickles from the child, waiting in slices so that a cancel is seen."""
+
+    def __init__(self, fd: int, cancelled: Callable[[], bool]) -> None:
+        self.fd = fd
+        self.cancelled = cancelled
+        self.buffer = bytearray()
+
+    def _fill(self, size: int) -> None:
+        while len(self.buffer) < size:
+            if self.cancelled():
+                raise _Ended(kill=True)
+            ready, _, _ = select.select([self.fd], [], [], POLL)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                raise _Ended(kill=False)
+            self.buffer += chunk
+
+    def message(self) -> tuple[str, object]:
+        self._fill(_HEADER.size)
+        (size,) = _HEADER.unpack_from(self.buffer)
+        self._fill(_HEADER.size + size)
+        data = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
+        del self.buffer[: _HEADER.size + size]
+        kind, payload = pickle.loads(data)
+        return str(kind), payload
+
+
+def _reap(pid: int, kill: bool) -> int:
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def _send(fd: int, kind: str, payload: object) -> None:
+    data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
+    code = 1
+    try:
+        for sig in (signal.SIGWINCH, signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGCONT):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, signal.SIG_DFL)
+        faulthandler.disable()  # its file is a copy of the parent's stderr
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with open("/proc/self/statm", "rb") as f:
+            vsz = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (vsz + CHILD_MEMORY, vsz + CHILD_MEMORY))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        from engine import ScenarioError
+        from engine.cache import read_source, run_bytes
+        from engine.errors import escape
+
+        try:
+            # The same cached run as the app's start: a scenario opened before is a lookup.
+            source = read_source(path)
+            trace = run_bytes(source, path)
+        except ScenarioError as exc:
+            _send(out, "error", str(exc))
+        except Exception as exc:  # an engine bug on one file must not end the session
+            _send(out, "error", escape(f"{path}: {type(exc).__name__}: {exc}", 300))
+        else:
+            steps = trace.steps
+            _send(out, "trace", (dataclasses.replace(trace, steps=()), len(steps), source))
+            for i in range(0, len(steps), BATCH):
+                _send(out, "steps", steps[i : i + BATCH])
+        code = 0
+    finally:
+        os._exit(code)
