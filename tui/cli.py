@@ -152,11 +152,6 @@ def write_json(trace: Trace, out: TextIO) -> None:
     out.write("\n")
 
 
-def print_trace(trace: Trace) -> None:
-    """The step table, then the verdict, on stdout."""
-    write_table(trace, sys.stdout)
-
-
 def cmd_trace(path: str, output: str = "table") -> int:
     from engine import load_scenario, run_scenario
 

@@ -47,11 +47,6 @@ class LoadError(Exception):
     """The scenario could not be loaded or run; the text is one escaped line."""
 
 
-def load_in_child(path: str, cancelled: Callable[[], bool]) -> Trace:
-    """Parse and run the scenario at *path* in a child; its trace, or :class:`LoadError`."""
-    return load_with_source(path, cancelled)[0]
-
-
 def load_with_source(path: str, cancelled: Callable[[], bool]) -> tuple[Trace, bytes]:
     """Parse and run the scenario at *path* in a child: its trace and the file's bytes it
     was made from (restart compares them with the file's), or :class:`LoadError`.
