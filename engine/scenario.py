@@ -45,6 +45,9 @@ SIGFRAME_FIELDS = (
     "rdx", "rax", "rcx", "rsp", "rip", "eflags", "cs", "gs", "fs", "ss", "uc_flags",
 )  # fmt: skip
 
+#: The CPU vendors a scenario can choose with ``[machine] cpu``, the default first.
+CPUS: tuple[str, ...] = ("intel", "amd")
+
 DEFAULT_RIP = 0x401000
 DEFAULT_RSP = 0x7FFC0000F000
 DEFAULT_RFLAGS = 0x246
@@ -450,7 +453,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     checks = spec(kernel).checks
     config = MachineConfig(
         kernel=kernel,
-        cpu=r.string(mt.get("cpu", "intel"), "machine.cpu", ("intel", "amd")),
+        cpu=r.string(mt.get("cpu", CPUS[0]), "machine.cpu", CPUS),
         paging=_paging(r, mt.get("paging", 4)),
         pti=r.boolean(mt.get("pti", True), "machine.pti"),
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),

@@ -8,8 +8,10 @@ from typing import ClassVar
 
 from textual.app import App, CSSPathType
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.screen import Screen
 
+from engine.compare import Comparison
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
@@ -62,3 +64,40 @@ class SyscallTuiApp(App[int]):
 
     def get_default_screen(self) -> Screen[None]:
         return DebuggerScreen(self.trace, self.scenario_dirs, self.source)
+
+
+def _compare_commands() -> type[Provider]:
+    # Imported when the palette opens: the debugger's start-up does not pay for it.
+    from tui.screens.compare import CompareCommands
+
+    return CompareCommands
+
+
+class CompareApp(App[int]):
+    """Two recorded runs side by side (``syscall-tui compare``)."""
+
+    TITLE = "syscall-tui compare"
+    # The panels the compare screen shares with the debugger are styled in debugger.tcss.
+    CSS_PATH: ClassVar[CSSPathType | None] = [
+        HERE / "debugger.tcss",
+        HERE / "dialogs.tcss",
+        HERE / "compare.tcss",
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = SyscallTuiApp.BINDINGS
+    COMMANDS = App.COMMANDS | {_compare_commands}
+
+    def __init__(self, comparison: Comparison) -> None:
+        super().__init__()
+        self.comparison = comparison
+
+    def get_default_screen(self) -> Screen[None]:
+        from tui.screens.compare import CompareScreen
+
+        return CompareScreen(self.comparison)
+
+
+def run_compare_app(comparison: Comparison) -> int:
+    """Open the compare view on two recorded runs."""
+    app = CompareApp(comparison)
+    app.run()
+    return app.return_code or 0

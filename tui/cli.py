@@ -4,6 +4,8 @@
     syscall-tui trace SCENARIO [--format table|json]  the step table, then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
+    syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
+                                         two runs side by side (see tui/compare_cli.py)
 
 A broken scenario prints one line naming the file and key and exits with status 2.
 Everything a scenario wrote (its name, file names, user code, program output) is
@@ -253,6 +255,10 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args and args[0] == "gdb":
             return cmd_gdb(args[1:])
+        if args and args[0] == "compare":
+            from tui.compare_cli import main_compare
+
+            return main_compare(args[1:])
         if args and args[0] in ("trace", "check"):
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
@@ -274,7 +280,7 @@ def _main(argv: list[str] | None) -> int:
             description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
             "scenario's [machine] kernel says) on an emulated CPU. "
             "Subcommands: trace SCENARIO [--format table|json], check PATH..., "
-            "gdb SCENARIO [--port N]",
+            "gdb SCENARIO [--port N], compare A [B] ...",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)

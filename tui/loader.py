@@ -47,9 +47,12 @@ class LoadError(Exception):
     """The scenario could not be loaded or run; the text is one escaped line."""
 
 
-def load_with_source(path: str, cancelled: Callable[[], bool]) -> tuple[Trace, bytes]:
-    """Parse and run the scenario at *path* in a child: its trace and the file's bytes it
-    was made from (restart compares them with the file's), or :class:`LoadError`.
+def load_with_source(
+    path: str, cancelled: Callable[[], bool], kernel: str | None = None
+) -> tuple[Trace, bytes]:
+    """Parse and run the scenario at *path* (on *kernel*, when given) in a child: its
+    trace and the file's bytes it was made from (restart compares them with the file's),
+    or :class:`LoadError`.
 
     *cancelled* is polled while waiting; when it returns True the child is killed and
     :class:`LoadError` is raised.
@@ -58,7 +61,7 @@ def load_with_source(path: str, cancelled: Callable[[], bool]) -> tuple[Trace, b
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_end)
-        _child(path, write_end)
+        _child(path, write_end, kernel)
     os.close(write_end)
     reader = _Reader(read_end, cancelled)
     try:
@@ -136,7 +139,7 @@ def _send(fd: int, kind: str, payload: object) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
+def _child(path: str, out: int, kernel: str | None) -> None:  # pragma: no cover - child
     code = 1
     try:
         for sig in (signal.SIGWINCH, signal.SIGINT, signal.SIGTERM, signal.SIGTSTP, signal.SIGCONT):
@@ -151,14 +154,18 @@ def _child(path: str, out: int) -> None:  # pragma: no cover - runs in the child
         resource.setrlimit(resource.RLIMIT_AS, (vsz + CHILD_MEMORY, vsz + CHILD_MEMORY))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-        from engine import ScenarioError
+        from engine import ScenarioError, load_scenario, run_scenario
         from engine.cache import read_source, run_bytes
         from engine.errors import escape
+        from engine.scenario import with_kernel
 
         try:
-            # The same cached run as the app's start: a scenario opened before is a lookup.
             source = read_source(path)
-            trace = run_bytes(source, path)
+            if kernel is None:
+                # The same cached run as the app's start: a file opened before is a lookup.
+                trace = run_bytes(source, path)
+            else:
+                trace = run_scenario(with_kernel(load_scenario(path), kernel))
         except ScenarioError as exc:
             _send(out, "error", str(exc))
         except Exception as exc:  # an engine bug on one file must not end the session

@@ -145,6 +145,76 @@ SCENES = (
 )
 
 
+@dataclass(frozen=True)
+class CompareScene:
+    """The compare view on two runs, at the row where their paths part (or the end)."""
+
+    name: str
+    left: str
+    right: str
+    size: tuple[int, int] = WIDE
+    cpus: tuple[str | None, str | None] = (None, None)
+    kernels: tuple[str | None, str | None] = (None, None)
+    caption: str = ""
+
+
+COMPARE_SCENES = (
+    CompareScene(
+        "14-compare-v5.8-v6.12-last-page",
+        "v6.12-last-page-below-task-size-max.toml",
+        "v6.12-last-page-below-task-size-max.toml",
+        kernels=("v5.8.13", "v6.12"),
+        caption="compare: the last page below TASK_SIZE_MAX, SYSRET on v5.8.13, IRET on 6.12",
+    ),
+    CompareScene(
+        "15-compare-ptrace-rip",
+        "getpid.toml",
+        "check-rcx-eq-rip.toml",
+        caption="compare: ptrace moved RIP, rcx_eq_rip fails, the IRET path opens a gap",
+    ),
+    CompareScene(
+        "16-compare-sysret-intel-amd",
+        "cve-2012-0217-intel.toml",
+        "cve-2012-0217-amd.toml",
+        caption="compare: the same SYSRET faults in ring 0 on Intel, in user mode on AMD",
+    ),
+    CompareScene(
+        "19-compare-narrow-pti-off",
+        "getpid.toml",
+        "pti-off.toml",
+        size=NARROW,
+        caption="compare at 80x24: without PTI the CR3 switches are gaps",
+    ),
+)
+
+
+async def shoot_compare(scene: CompareScene, out: Path) -> Path:
+    from engine.compare import compare_traces, variant
+    from tui.app import CompareApp
+    from tui.screens.compare import CompareScreen
+
+    left, right = (
+        run_scenario(variant(load_scenario(SCENARIOS / name), kernel=kernel, cpu=cpu))
+        for name, kernel, cpu in zip(
+            (scene.left, scene.right), scene.kernels, scene.cpus, strict=True
+        )
+    )
+    comparison = compare_traces(left, right)
+    app = CompareApp(comparison)
+    async with app.run_test(size=scene.size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        # Where the runs decide differently, else where they part, else the end.
+        mark = comparison.decision or comparison.paths_part or comparison.first_difference
+        screen.position = mark.position if mark is not None else len(comparison.rows)
+        await pilot.pause()
+        await pilot.pause()
+        path = out / f"{scene.name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        return path
+
+
 async def shoot(scene: Scene, trace: Trace, out: Path) -> Path:
     app = SyscallTuiApp(trace, scenario_dirs=(SCENARIOS,))
     async with app.run_test(size=scene.size) as pilot:
@@ -169,6 +239,8 @@ async def shoot_all(out: Path) -> list[Path]:
         if scene.scenario not in traces:
             traces[scene.scenario] = run_scenario(load_scenario(SCENARIOS / scene.scenario))
         paths.append(await shoot(scene, traces[scene.scenario], out))
+    for compare_scene in COMPARE_SCENES:
+        paths.append(await shoot_compare(compare_scene, out))
     return paths
 
 

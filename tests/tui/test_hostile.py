@@ -6,6 +6,7 @@ import glob
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -200,11 +201,19 @@ async def test_q_quits_while_a_long_load_runs(tmp_path: Path) -> None:
     before = _children()
     async with app.run_test(size=WIDE) as pilot:
         await _open(app, pilot, "long.toml")
-        await pilot.pause(0.2)
+        # a loaded machine may take a while to fork: wait for the child, not a fixed time
+        for _ in range(100):
+            if _children() - before:
+                break
+            await pilot.pause(0.05)
         assert _children() - before  # the child is at work
         await pilot.press("q")
         await app.workers.wait_for_complete()
     assert not app.is_running
+    for _ in range(100):
+        if not _children() - before:
+            break
+        time.sleep(0.05)
     assert not _children() - before  # killed and reaped, not left spinning
 
 

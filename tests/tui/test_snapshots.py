@@ -12,6 +12,8 @@ from typing import Any
 from textual.pilot import Pilot
 
 from tests.tui.helpers import has_event, make_app, position_after, scenario_trace
+from tui.app import CompareApp
+from tui.screens.compare import CompareScreen
 from tui.screens.debugger import DebuggerScreen
 
 SnapCompare = Callable[..., bool]
@@ -164,3 +166,36 @@ class TestNarrowHabits:
     def test_failing_check(self, snap_compare: SnapCompare) -> None:
         app = make_app("sigreturn-noncanonical.toml")
         assert snap_compare(app, terminal_size=NARROW, run_before=at(failing_check_position()))
+
+
+class TestCompare:
+    """The compare view: getpid beside the same call with RIP moved by ptrace."""
+
+    @staticmethod
+    def app() -> CompareApp:
+        from engine.compare import compare_traces
+
+        return CompareApp(
+            compare_traces(scenario_trace("getpid.toml"), scenario_trace("check-rcx-eq-rip.toml"))
+        )
+
+    @staticmethod
+    def at_paths_part() -> Callable[[Pilot[Any]], Any]:
+        async def run_before(pilot: Pilot[Any]) -> None:
+            await pilot.pause()
+            screen = pilot.app.screen
+            assert isinstance(screen, CompareScreen)
+            parts = screen.comparison.paths_part
+            assert parts is not None
+            screen.position = parts.position
+            await pilot.pause()
+
+        return run_before
+
+    def test_wide_where_the_paths_part(self, snap_compare: SnapCompare) -> None:
+        """Both runs at the first check: A passes it, B fails it; the IRET path opens a gap."""
+        assert snap_compare(self.app(), terminal_size=WIDE, run_before=self.at_paths_part())
+
+    def test_narrow_where_the_paths_part(self, snap_compare: SnapCompare) -> None:
+        """80x24: the aligned steps and the values that differ, nothing else."""
+        assert snap_compare(self.app(), terminal_size=NARROW, run_before=self.at_paths_part())

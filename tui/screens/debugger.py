@@ -122,6 +122,13 @@ class DebuggerScreen(Screen[None]):
         ),
         Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
         Binding(
+            "k",
+            "switch_kernel",
+            "kernel",
+            tooltip="Run this scenario again on the next kernel",
+            id="switch-kernel",
+        ),
+        Binding(
             "question_mark", "help", "help", key_display="?", tooltip="Keys and legend", id="help"
         ),
         *(
@@ -367,9 +374,21 @@ class DebuggerScreen(Screen[None]):
 
         self.app.push_screen(ScenarioPicker(self.scenario_dirs, bundled_scenarios_dir()), chosen)
 
+    def action_switch_kernel(self) -> None:
+        """Run the loaded scenario again on the next kernel."""
+        from engine.kernel import KERNELS
+
+        trace = self.timeline.trace
+        if trace.path is None or len(KERNELS) < 2:
+            self.notify(f"No other kernel to switch to: only {trace.kernel}", timeout=4)
+            return
+        after = KERNELS[(KERNELS.index(trace.kernel) + 1) % len(KERNELS)]
+        self.load(Path(trace.path), kernel=after)
+
     @work(thread=True, exclusive=True, group="load")
-    def load(self, path: Path) -> None:
-        """Parse and run a scenario in a child process; the result comes back as a message.
+    def load(self, path: Path, kernel: str | None = None) -> None:
+        """Parse and run a scenario (on *kernel*, when given) in a child process; the result
+        comes back as a message.
 
         The child (tui.loader) keeps a hostile file's hangs, crashes and long runs away
         from the UI; this worker thread only waits for it, and kills it when the worker
@@ -381,7 +400,7 @@ class DebuggerScreen(Screen[None]):
 
         worker = get_current_worker()
         try:
-            trace, data = load_with_source(str(path), lambda: worker.is_cancelled)
+            trace, data = load_with_source(str(path), lambda: worker.is_cancelled, kernel=kernel)
         except LoadError as error:
             if not worker.is_cancelled:
                 self.post_message(self.LoadFailed(str(path), str(error)))

@@ -1,0 +1,252 @@
+"""The compare screen driven through Pilot on real runs: stepping together, the jumps to
+differences, what each run's panels show, and the kernel switch of the debugger."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from textual.widgets import Input
+
+from engine.compare import Comparison, compare_traces
+from tests.tui.helpers import make_app, run_async, scenario_trace
+from tui.app import CompareApp
+from tui.screens.compare import CompareCommands, CompareScreen
+from tui.screens.debugger import DebuggerScreen
+from tui.screens.goto import GotoDialog
+from tui.widgets.checks import ChecksPanel
+from tui.widgets.compare import AlignedSteps, CompareStatus, SideBySide, difference_lines
+from tui.widgets.registers import RegistersPanel
+
+WIDE = (160, 50)
+
+
+@functools.cache
+def ptrace_comparison() -> Comparison:
+    """getpid (SYSRET) against the same call with RIP moved by ptrace (IRET)."""
+    return compare_traces(scenario_trace("getpid.toml"), scenario_trace("check-rcx-eq-rip.toml"))
+
+
+def compare_screen(app: CompareApp) -> CompareScreen:
+    screen = app.screen
+    assert isinstance(screen, CompareScreen)
+    return screen
+
+
+def registers(app: CompareApp, side: str) -> RegistersPanel:
+    return app.screen.query_one(f"#registers-{side}", RegistersPanel)
+
+
+def checks(app: CompareApp, side: str) -> dict[str, str]:
+    panel = app.screen.query_one(f"#checks-{side}", ChecksPanel)
+    return {c.name: c.result for c in panel.checks}
+
+
+@run_async
+async def test_s_and_b_move_both_runs_one_aligned_row() -> None:
+    c = ptrace_comparison()
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        assert screen.position == 0
+        view = registers(app, "a").view
+        assert view is not None and view.regs == c.left.initial
+        await pilot.press("s", "s", "f7")
+        assert screen.position == 3
+        for side, trace in (("a", c.left), ("b", c.right)):
+            view = registers(app, side).view
+            assert view is not None and view.regs == trace.steps[2].regs
+        await pilot.press("b")
+        assert screen.position == 2
+        await pilot.press("b", "b", "b")
+        assert screen.position == 0
+
+
+@run_async
+async def test_f_jumps_to_the_first_difference_and_d_walks_the_changes() -> None:
+    c = ptrace_comparison()
+    first, parts = c.first_difference, c.paths_part
+    assert first is not None and parts is not None
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        await pilot.press("f")
+        assert screen.position == first.position
+        values = app.screen.query_one(SideBySide).view
+        assert values is not None
+        assert (values.left_pt_regs["ip"], values.right_pt_regs["ip"]) == (0x401007, 0x401020)
+        assert "pt_regs" in app.screen.query_one(CompareStatus).text
+        await pilot.press("r", "d")
+        assert screen.position == first.position  # nothing differs before it
+        while screen.position < parts.position:
+            before = screen.position
+            await pilot.press("d")
+            assert screen.position > before
+        assert screen.position == parts.position
+        assert checks(app, "a")["rcx_eq_rip"] == "pass"
+        assert checks(app, "b")["rcx_eq_rip"] == "fail"
+        # the panels light what differs from the other run
+        view = registers(app, "b").view
+        assert view is not None and {"r11", "rflags"} <= view.changed
+        await pilot.press("D")
+        assert screen.position < parts.position
+        await pilot.press("p")
+        assert screen.position == parts.position
+        await pilot.press("r", "v")
+        assert c.decision is not None and screen.position == c.decision.position
+
+
+@run_async
+async def test_a_run_with_a_gap_stands_still_while_the_other_steps() -> None:
+    c = ptrace_comparison()
+    gap = next(k for k, row in enumerate(c.rows) if row.left is None)
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        screen.position = gap
+        await pilot.pause()
+        held = registers(app, "a").view
+        await pilot.press("s")
+        assert screen.position == gap + 1
+        right_row = c.rows[gap].right
+        assert right_row is not None
+        now = registers(app, "a").view
+        assert held is not None and now is not None
+        assert (now.regs, now.before) == (held.regs, held.before)
+        view = registers(app, "b").view
+        assert view is not None and view.regs == c.right.steps[right_row].regs
+
+
+@run_async
+async def test_c_stops_at_events_and_n_at_the_next_line() -> None:
+    c = ptrace_comparison()
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        await pilot.press("c")
+        row = c.rows[screen.position - 1]
+        assert row.left is not None
+        assert "syscall" in {e.kind for e in c.left.steps[row.left].events}
+        await pilot.press("n", "n")  # swapgs, then the save of the user RSP
+        assert screen.position == 4
+        await pilot.press("n")
+        # line 16 (SWITCH_TO_KERNEL_CR3) is several instructions, passed in one press
+        row = c.rows[screen.position - 1]
+        assert row.left is not None and c.left.steps[row.left].macro == "SWITCH_TO_KERNEL_CR3"
+        assert c.rows[screen.position].left is not None
+        assert c.left.steps[c.rows[screen.position].left or 0].macro != "SWITCH_TO_KERNEL_CR3"
+
+
+@run_async
+async def test_g_goes_to_a_row_and_the_end_is_announced() -> None:
+    c = ptrace_comparison()
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        screen = compare_screen(app)
+        await pilot.press("g")
+        assert isinstance(app.screen, GotoDialog)
+        app.screen.query_one(Input).value = str(len(c.rows))
+        await pilot.press("enter")
+        assert screen.position == len(c.rows)
+        await pilot.press("s")
+        assert screen.position == len(c.rows)
+        await pilot.pause()
+        assert app.screen is screen
+
+
+@run_async
+async def test_the_aligned_listing_marks_the_rows() -> None:
+    c = ptrace_comparison()
+    parts = c.paths_part
+    assert parts is not None
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        screen.position = parts.position
+        await pilot.pause()
+        lines = [line.plain for line in app.screen.query_one(AlignedSteps).lines]
+        assert len(lines) == len(c.rows)
+        assert lines[parts.position - 1].startswith("●◇")
+        first = c.first_difference
+        assert first is not None and lines[first.position - 1][1] == "◆"
+        gap = next(k for k, row in enumerate(c.rows) if row.left is None)
+        assert "    ·" in lines[gap] and " + " in lines[gap]
+
+
+def test_the_banner_names_both_differences() -> None:
+    text = "\n".join(difference_lines(ptrace_comparison()))
+    assert "first difference at row" in text and "ip 0x401007 ≠ 0x401020" in text
+    assert "paths part and decisions differ at row" in text
+    assert "rcx_eq_rip pass ≠ fail" in text
+    same = compare_traces(scenario_trace("getpid.toml"), scenario_trace("getpid.toml"))
+    assert difference_lines(same)[0].startswith("identical")
+
+
+@run_async
+async def test_every_compare_key_is_in_the_palette() -> None:
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=WIDE):
+        screen = compare_screen(app)
+        provider = CompareCommands(screen)
+        titles = {title for title, _help, _run in provider._commands()}
+        for binding in CompareScreen.BINDINGS:
+            assert not isinstance(binding, tuple)
+            if binding.show:
+                assert binding.description.capitalize() in titles
+                assert binding.tooltip
+        assert {"First diff", "Next diff", "Paths part", "Verdicts"} <= titles
+
+
+@run_async
+async def test_k_in_the_debugger_reruns_on_each_kernel_in_turn() -> None:
+    from engine.kernel import KERNELS
+
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        seen = [screen.timeline.trace.kernel]
+        for _ in KERNELS:
+            await pilot.press("s", "s", "k")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.position == 0
+            seen.append(screen.timeline.trace.kernel)
+        assert seen == [*KERNELS, KERNELS[0]]
+        assert screen.timeline.trace.scenario == scenario_trace("getpid.toml").scenario
+
+
+@run_async
+async def test_k_with_one_kernel_says_there_is_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets._toast import Toast
+
+    import engine.kernel
+
+    monkeypatch.setattr(engine.kernel, "KERNELS", ("v5.8.13",))
+    app = make_app()
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        before = screen.timeline
+        await pilot.press("k")
+        await pilot.pause()
+        assert screen.timeline is before
+        assert any("No other kernel" in str(t.render()) for t in app.screen.query(Toast))
+
+
+@run_async
+async def test_question_mark_shows_the_compare_keys_and_marks() -> None:
+    from textual.widgets import Markdown
+
+    from tui.screens.compare import CompareHelp
+
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=WIDE) as pilot:
+        screen = compare_screen(app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareHelp)
+        text = app.screen.query_one(Markdown).source
+        assert "Jump to the first difference" in text and "only A has this step" in text
+        await pilot.press("escape")
+        assert app.screen is screen

@@ -1,0 +1,113 @@
+"""``syscall-tui compare``: two runs side by side, in the TUI or as a summary or JSON.
+
+    syscall-tui compare A.toml B.toml                 two scenarios
+    syscall-tui compare A.toml --kernel v5.8.13,v6.1  one scenario on two kernels
+    syscall-tui compare A.toml --cpu intel,amd        one scenario on two CPU vendors
+        [--json | --summary]
+
+The TUI opens when stdout is a terminal; otherwise (a pipe, a file) and with --summary the
+text summary is printed, with --json the JSON.  Headless, the exit status is that of diff:
+0 when the runs are identical, 1 when they differ, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import NoReturn
+
+from engine import ScenarioError, load_scenario, run_scenario
+from engine.compare import compare_traces, comparison_json, summary_lines, variant
+from engine.kernel import KERNELS
+from engine.scenario import CPUS
+
+EXIT_BAD_INPUT = 2
+
+
+class BadArguments(Exception):
+    """A command line that cannot be run; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: the same shape as a scenario error.
+        raise BadArguments(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="syscall-tui compare",
+        description="Two runs side by side, aligned by what they do, with where they part.",
+    )
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="one or two scenario files")
+    p.add_argument(
+        "--kernel",
+        metavar="K[,K]",
+        help=f"kernel of A and B (one name: both); one of {', '.join(KERNELS)}",
+    )
+    p.add_argument(
+        "--cpu", metavar="C[,C]", help=f"CPU vendor of A and B (one name: both); {', '.join(CPUS)}"
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    out.add_argument("--summary", action="store_true", help="print the text summary")
+    return p
+
+
+def _pair(value: str | None, option: str, choices: tuple[str, ...]) -> list[str]:
+    if value is None:
+        return []
+    names = [v.strip() for v in value.split(",")]
+    if not 1 <= len(names) <= 2:
+        raise BadArguments(f"{option}: expected one or two names separated by a comma")
+    for name in names:
+        if name not in choices:
+            raise BadArguments(f"{option}: unknown {name!r}; expected one of {', '.join(choices)}")
+    return names
+
+
+def main_compare(args: list[str]) -> int:
+    try:
+        ns = parser().parse_args(args)
+        files: list[str] = ns.scenarios
+        if len(files) > 2:
+            raise BadArguments(f"expected one or two scenario files, got {len(files)}")
+        kernels = _pair(ns.kernel, "--kernel", KERNELS)
+        cpus = _pair(ns.cpu, "--cpu", CPUS)
+        if len(files) == 1 and len(kernels) < 2 and len(cpus) < 2:
+            raise BadArguments(
+                "one scenario needs two kernels or two CPUs to compare "
+                "(--kernel A,B or --cpu A,B), or give two scenario files"
+            )
+    except BadArguments as exc:
+        print(f"syscall-tui compare: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        scenarios = [load_scenario(f) for f in files]
+        traces = []
+        for side, sc in enumerate(scenarios * (3 - len(scenarios))):
+            if side >= 2:
+                break
+            kernel = kernels[min(side, len(kernels) - 1)] if kernels else None
+            cpu = cpus[min(side, len(cpus) - 1)] if cpus else None
+            traces.append(run_scenario(variant(sc, kernel=kernel, cpu=cpu)))
+    except ScenarioError as exc:
+        print(f"syscall-tui: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    comparison = compare_traces(traces[0], traces[1])
+    if not (ns.json or ns.summary) and sys.stdout.isatty():
+        from tui.app import run_compare_app
+
+        return run_compare_app(comparison)
+    try:
+        if ns.json:
+            json.dump(comparison_json(comparison), sys.stdout, indent=1, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            print("\n".join(summary_lines(comparison)))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (head, less) has gone: not an error of the comparison.
+        sys.stdout = None
+    return 0 if comparison.identical else 1
