@@ -63,6 +63,22 @@ SIGCONTEXT_TO_PTREGS = {
 }  # fmt: skip
 
 
+_C_ESCAPES = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\", 0x00: "\\0"}
+
+
+def c_string(data: bytes) -> str:
+    """Bytes as a C string literal, the way strace shows a buffer: "hello\\n"."""
+    out = []
+    for byte in data:
+        if byte in _C_ESCAPES:
+            out.append(_C_ESCAPES[byte])
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"'
+
+
 def build_sigframe(values: dict[str, int]) -> bytes:
     """The ucontext part of an rt_sigframe, laid out as signal delivery writes it."""
     uc = bytearray(SIGFRAME_SIZE)
@@ -161,12 +177,13 @@ def do_syscall_64(
             ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
         else:
             res.output = data
+            shown = c_string(data[:40]) + ("…" if len(data) > 40 else "")
             what = msg(
                 "write({fd}, {buf:#x}, {count}) wrote {data}",
                 fd=fd,
                 buf=buf,
                 count=count,
-                data=repr(data[:40]),
+                data=shown,
             )
             ret(len(data), what)
     elif nr == NR_arch_prctl:

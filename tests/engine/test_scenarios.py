@@ -76,7 +76,8 @@ def test_trace_json_contract() -> None:
     for value in regs.values():
         assert value.startswith("0x") and value == value.lower()
     step = doc["steps"][0]
-    for key in ("index", "rip", "bytes", "text", "source_line", "macro", "label", "cpl", "regs",
+    assert step["step"] == 1
+    for key in ("step", "rip", "bytes", "text", "source_line", "macro", "label", "cpl", "regs",
                 "changed", "stack", "checks", "events", "modelled"):  # fmt: skip
         assert key in step
 

@@ -199,15 +199,18 @@ class ChecksPanel(LinePanel):
     def _verdict(
         self, checks: tuple[CheckState, ...], failure: CheckState | None, width: int
     ) -> list[Content]:
+        # Wrapped to the panel's width, in cells: the verdict is read in full at every size.
         if failure is not None:
             style = self.style("checks--verdict-iret")
+            target = IRET_PATH.split()[-1]
             if self.in_c:
-                head = "✗ " + _("{check} failed: do_syscall_64 returns false → IRET via").format(
-                    check=failure.name
-                )
+                text = "✗ " + _(
+                    "{check} failed: do_syscall_64 returns false → IRET via {target}"
+                ).format(check=failure.name, target=target)
             else:
-                head = "✗ " + _("{check} failed → slow exit, IRET via").format(check=failure.name)
-            target = "swapgs_restore_regs_and_return_to_usermode"
+                text = "✗ " + _("{check} failed → slow exit, IRET via {target}").format(
+                    check=failure.name, target=target
+                )
         elif exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
             passed = sum(c.result == "pass" for c in checks)
@@ -216,22 +219,19 @@ class ChecksPanel(LinePanel):
                 if passed == len(checks)
                 else tr(msg("{passed} passed, the rest removed", passed=passed))
             )
+            target = SYSRET_PATH.split()[-1]
             if self.in_c:
-                head = "✓ " + _("{head} → true, SYSRET via").format(head=summary)
+                via = _("{head} → true, SYSRET via {target}")
             else:
-                head = "✓ " + _("{head} → fast exit, SYSRET via").format(head=summary)
-            target = "syscall_return_via_sysret"
+                via = _("{head} → fast exit, SYSRET via {target}")
+            text = "✓ " + via.format(head=summary, target=target)
         else:
             style = self.style("checks--verdict-pending")
             if self.in_c:
-                head = _("verdict pending: the checks run in C")
-                target = _("at the end of do_syscall_64")
+                text = _("verdict pending: the checks run in C at the end of do_syscall_64")
             else:
-                head = _("verdict pending: the checks run after")
-                target = _("do_syscall_64 returns")
-            return [Content.assemble((text, style)) for text in (head, target)]
-        lines = [*wrap_cells(head, max(width, 20), subsequent_indent="  "), "  " + target]
-        return [Content.assemble((text, style)) for text in lines]
+                text = _("verdict pending: the checks run after do_syscall_64 returns")
+        return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
 
 
 class VerdictBar(Widget):
@@ -241,6 +241,8 @@ class VerdictBar(Widget):
 
     checks: reactive[tuple[CheckState, ...]] = reactive(())
     """The six checks as of the current step."""
+    fault: reactive[str] = reactive("")
+    """The name of the fault that ended the run ("#GP"), once the position reached it."""
 
     def render(self) -> Content:
         styles = {
@@ -256,7 +258,16 @@ class VerdictBar(Widget):
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
             parts.append(("  " + text, styles["fail"]))
         elif exit_path(self.checks) is not None:
-            parts.append(("  " + _("all passed → SYSRET"), styles["pass"]))
+            passed = sum(c.result == "pass" for c in self.checks)
+            removed = len(self.checks) - passed
+            head = (
+                _("all passed")
+                if not removed
+                else _("{passed} passed, {removed} removed").format(passed=passed, removed=removed)
+            )
+            parts.append((f"  {head} → SYSRET", styles["pass"]))
         else:
             parts.append(("  " + _("verdict pending"), pending))
+        if self.fault:
+            parts.append((f" → {self.fault}", styles["fail"]))
         return Content.assemble(*parts)
