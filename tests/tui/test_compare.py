@@ -250,3 +250,17 @@ async def test_question_mark_shows_the_compare_keys_and_marks() -> None:
         assert "Jump to the first difference" in text and "only A has this step" in text
         await pilot.press("escape")
         assert app.screen is screen
+
+
+@run_async
+async def test_a_run_on_6_12_shows_its_checks_as_c_conditions() -> None:
+    """6.12 decides in C: its checklist says so and gives the long check name room, as the
+    debugger's does, while the v5.8.13 run beside it keeps the assembly checklist."""
+    c = compare_traces(
+        scenario_trace("getpid.toml"), scenario_trace("v6.12-last-page-below-task-size-max.toml")
+    )
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE):
+        a = app.screen.query_one("#checks-a", ChecksPanel)
+        b = app.screen.query_one("#checks-b", ChecksPanel)
+        assert (a.in_c, b.in_c) == (False, True)

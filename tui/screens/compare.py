@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown
 
 from engine.compare import PATH_ASPECTS, Comparison
+from engine.kernel import spec
 from engine.trace import CheckState, Regs, Step, Trace
 from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
@@ -147,6 +148,9 @@ class CompareScreen(Screen[None]):
         self._registers[1].border_title = "registers · B (≠ A lit)"
         self._checks[0].border_title = "SYSRET checks · A"
         self._checks[1].border_title = "SYSRET checks · B"
+        for panel, trace in zip(self._checks, (c.left, c.right), strict=True):
+            # 6.12 makes the checks in C: shown as C conditions, as the debugger shows them
+            panel.in_c = spec(trace.kernel).checks_in_c
         self._values.border_title = "A beside B at this row"
         self._show()
 
