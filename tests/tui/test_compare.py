@@ -264,3 +264,17 @@ async def test_a_run_on_6_12_shows_its_checks_as_c_conditions() -> None:
         a = app.screen.query_one("#checks-a", ChecksPanel)
         b = app.screen.query_one("#checks-b", ChecksPanel)
         assert (a.in_c, b.in_c) == (False, True)
+
+
+@run_async
+async def test_the_first_differing_pt_regs_slot_is_scrolled_into_view() -> None:
+    """At 80x24 the values panel has room for a few slots: at the first difference (RIP
+    moved by ptrace) the slot that differs, pt_regs->ip, is on screen, not below r15..bp."""
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f")
+        await pilot.pause()
+        values = app.screen.query_one(SideBySide)
+        row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
+        top = round(values.scroll_y)
+        assert top <= row < top + values.scrollable_content_region.height

@@ -218,6 +218,13 @@ class SideBySide(LinePanel):
 
     def watch_view(self) -> None:
         self.rebuild()
+        # The differing registers come first; a differing pt_regs slot can sit below the
+        # equal ones, out of a short panel's view: bring the first one in.
+        differing = next(
+            (k for k, line in enumerate(self._lines) if k > 0 and " ≠ " in line.plain), None
+        )
+        if differing is not None:
+            self.keep_in_view(differing)
 
     def build(self, width: int) -> list[Content]:
         view = self.view
