@@ -53,7 +53,8 @@ def print_trace(trace: Trace) -> None:
 
     # markup=False: the plain strings below carry user text (program output, handler
     # lines, the stop reason) too.
-    console = Console(highlight=False, markup=False)
+    # soft_wrap: the verdict lines are not broken at 80 columns when piped (the table is)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
     console.on_broken_pipe = _reraise_broken_pipe  # type: ignore[method-assign]
     table = Table(title=text(f"{trace.scenario} · {trace.kernel} · {trace.cpu}"), expand=False)
     for col in ("#", "CPL", "rip", "instruction", "source", "events"):
@@ -68,8 +69,9 @@ def print_trace(trace: Trace) -> None:
     final = trace.final
     console.print(f"exit path:    {trace.exit or '—'}")
     console.print(f"failed check: {trace.failed_check or 'none'}")
+    name_width = max((len(c.name) for c in trace.checks), default=0)
     for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:14} {escape(describe(c))}")
+        console.print(f"  {c.result:12} {c.name:{name_width}} {escape(describe(c))}")
     if trace.handler:
         console.print("do_syscall_64: " + escape("; ".join(trace.handler)))
     if trace.fault:

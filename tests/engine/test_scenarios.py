@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,18 @@ def test_int80_is_not_the_syscall_path() -> None:
     t = run_scenario(parse_scenario('name = "x"\n[user]\ncode = "int $0x80"'))
     assert t.fault is not None and t.fault.name == "INT 0x80" and t.fault.cpl == 3
     assert t.exit is None
+
+
+def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
+    """6.12's rip_below_task_size_max is longer than the other names: the compared values
+    still start in one column, not glued to that name."""
+    r = cli("trace", "scenarios/v6.12-last-page-below-task-size-max.toml")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("failed check:"))) + 1
+    columns = set()
+    for line in lines[start : start + 6]:
+        m = re.match(r"  (pass|fail|not_reached|removed) +(\w+) +", line)
+        assert m is not None, line
+        columns.add(m.end())
+    assert len(columns) == 1, lines[start : start + 6]
