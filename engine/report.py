@@ -30,7 +30,8 @@ def pt_regs_json(values: dict[str, int]) -> dict[str, str]:
 
 def step_json(step: Step) -> dict[str, Any]:
     return {
-        "index": step.index,
+        # Numbered as the app and the table number it: step 1 is the first instruction.
+        "step": step.index + 1,
         "rip": hx(step.rip),
         "bytes": step.code.hex(),
         "text": step.text,

@@ -13,7 +13,6 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,10 @@ from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.machine import MachineConfig
 from engine.paging import tables_needed
+
+# Re-exported: they used to live here.
+from engine.paths import bundled_scenarios_dir as bundled_scenarios_dir
+from engine.paths import default_scenario_path as default_scenario_path
 
 USER_REGS = (
     "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
@@ -373,9 +376,10 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         # find the statement it dropped (a label reference fails alone: judged with the
         # whole block).
         singles = _assemble([s for s, _ in real], address, reader)
-        for (stmt, _), single in zip(real, singles, strict=True):
+        for (_, orig), single in zip(real, singles, strict=True):
             if single == b"":
-                raise reader.fail("user.code", f"does not assemble: {_show(stmt)}")
+                # the statement as the user wrote it ($39), not the hex rewrite ($0x27)
+                raise reader.fail("user.code", f"does not assemble: {_show(orig)}")
         raise reader.fail(
             "user.code",
             f"{len(real)} statements assembled to {len(insns)} instructions; "
@@ -393,7 +397,7 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
         if not is_branch and " " in stmt and not all(_encoded(w, got) for w in wanted):
             raise reader.fail(
                 "user.code",
-                f"Keystone assembled {_show(stmt)} as {text!r}; refusing a silent wrong byte",
+                f"Keystone assembled {_show(orig)} as {text!r}; refusing a silent wrong byte",
             )
         lines.append((insn.address, orig, text))
     return UserCode(source, address, code, tuple(lines))
@@ -645,16 +649,3 @@ def _file_kind(mode: int) -> str:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and parse a scenario file; every problem is a :class:`ScenarioError`."""
     return parse_scenario(read_scenario_text(path), str(path))
-
-
-def bundled_scenarios_dir() -> Path:
-    """The shipped scenarios: inside the installed package, or scenarios/ of a checkout."""
-    installed = Path(str(resources.files("engine"))) / "scenarios"  # the wheel puts them here
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def default_scenario_path() -> str:
-    """The built-in default scenario: getpid through the SYSRET fast path."""
-    return str(bundled_scenarios_dir() / "getpid.toml")

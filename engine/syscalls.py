@@ -62,6 +62,22 @@ SIGCONTEXT_TO_PTREGS = {
 }  # fmt: skip
 
 
+_C_ESCAPES = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\", 0x00: "\\0"}
+
+
+def c_string(data: bytes) -> str:
+    """Bytes as a C string literal, the way strace shows a buffer: "hello\\n"."""
+    out = []
+    for byte in data:
+        if byte in _C_ESCAPES:
+            out.append(_C_ESCAPES[byte])
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"'
+
+
 def build_sigframe(values: dict[str, int]) -> bytes:
     """The ucontext part of an rt_sigframe, laid out as signal delivery writes it."""
     uc = bytearray(SIGFRAME_SIZE)
@@ -154,7 +170,8 @@ def do_syscall_64(
             ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
         else:
             res.output = data
-            ret(len(data), f"write({fd}, {buf:#x}, {count}) wrote {data[:40]!r}")
+            shown = c_string(data[:40]) + ("…" if len(data) > 40 else "")
+            ret(len(data), f"write({fd}, {buf:#x}, {count}) wrote {shown}")
     elif nr == NR_arch_prctl:
         code, addr = regs["di"], regs["si"]
         if code in (ARCH_SET_FS, ARCH_SET_GS):

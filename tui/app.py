@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -20,13 +19,22 @@ from tui.screens.debugger import DebuggerScreen
 HERE = Path(__file__).resolve().parent
 
 
-def default_scenario_dirs() -> tuple[Path, ...]:
-    """Where the picker looks for *.toml: the bundled scenarios (those taken from the
-    kernel's x86 selftests in their own folder), then the working directory."""
-    from engine import bundled_scenarios_dir
+def run_app(path: str | None) -> int:
+    """Open the debugger on the scenario at ``path`` (None: the built-in default)."""
+    from tui.launch import run_app as launch
 
+    return launch(path)
+
+
+def default_scenario_dirs() -> tuple[Path, ...]:
+    """Where the picker looks for *.toml: what the user is working on first (./scenarios,
+    then the working directory), the scenarios shipped with the package after (those taken
+    from the kernel's x86 selftests in their own folder)."""
+    from engine.paths import bundled_scenarios_dir
+
+    cwd = Path.cwd()
     bundled = bundled_scenarios_dir()
-    return (bundled, bundled / "selftests", Path.cwd())
+    return (cwd / "scenarios", cwd, bundled, bundled / "selftests")
 
 
 class SyscallTuiApp(App[int]):
@@ -40,15 +48,22 @@ class SyscallTuiApp(App[int]):
         Binding("q", "quit", "quit", tooltip="Leave syscall-tui", id="quit")
     ]
 
-    def __init__(self, trace: Trace, scenario_dirs: Iterable[Path] | None = None) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        scenario_dirs: Iterable[Path] | None = None,
+        source: bytes | None = None,
+    ) -> None:
         super().__init__()
         self.trace = trace
+        self.source = source
+        """The bytes of the scenario file the trace was made from, if known (for restart)."""
         self.scenario_dirs = (
             tuple(scenario_dirs) if scenario_dirs is not None else default_scenario_dirs()
         )
 
     def get_default_screen(self) -> Screen[None]:
-        return DebuggerScreen(self.trace, self.scenario_dirs)
+        return DebuggerScreen(self.trace, self.scenario_dirs, self.source)
 
 
 def _compare_commands() -> type[Provider]:
@@ -79,24 +94,6 @@ class CompareApp(App[int]):
         from tui.screens.compare import CompareScreen
 
         return CompareScreen(self.comparison)
-
-
-def run_app(path: str | None) -> int:
-    """Run the scenario at ``path`` (None: the built-in default) and open the debugger on it.
-
-    A scenario that cannot be loaded is reported on stderr before any screen is drawn.
-    """
-    from engine import ScenarioError, default_scenario_path, load_scenario, run_scenario
-
-    target = path if path is not None else str(default_scenario_path())
-    try:
-        trace = run_scenario(load_scenario(target))
-    except ScenarioError as error:  # its text names the file and is escaped
-        print(f"syscall-tui: {error}", file=sys.stderr)
-        return 2
-    app = SyscallTuiApp(trace)
-    app.run()
-    return app.return_code or 0
 
 
 def run_compare_app(comparison: Comparison) -> int:

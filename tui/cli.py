@@ -1,8 +1,12 @@
 """The ``syscall-tui`` command: open the debugger, print a trace, or check scenarios.
 
     syscall-tui [SCENARIO]               the debugger (default scenario without one)
-    syscall-tui trace SCENARIO [--json]  the step table, then the verdict
+    syscall-tui trace SCENARIO [--format table|json|markdown] [--lang en|ja]
+                                         the step table (or JSON, or an annotated
+                                         Markdown listing), then the verdict
     syscall-tui check PATH...            run every scenario's [expect]; exit 1 on a mismatch
+    syscall-tui serve [SCENARIO] [--port 8000] [--host 127.0.0.1]
+                                         the debugger in a browser, one instance per tab
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
     syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
                                          two runs side by side (see tui/compare_cli.py)
@@ -16,17 +20,18 @@ pipe (``trace --json | head``) ends the command quietly.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TextIO
 
-from engine import EngineError, ScenarioError, load_scenario, run_scenario
-from engine.checks import describe
-from engine.constants import flag_names
-from engine.errors import escape
-from engine.report import expectation_mismatches, trace_json
-from engine.trace import Trace
+# Only light modules here: the debugger's start must not wait for the parser, Unicorn,
+# Capstone or Keystone (the commands that need them import them).
+from engine.errors import EngineError, ScenarioError, escape
+from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in syscall-tui, not in the scenario
@@ -42,65 +47,178 @@ def _internal(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (a bug in syscall-tui; please report it)"
 
 
-def print_trace(trace: Trace) -> None:
-    """A readable step table, then the verdict."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+#: A trace output format: writes the whole trace to a text stream, in a language
+#: (``--lang``; only the Markdown listing has texts to translate).
+class Writer(Protocol):
+    def __call__(self, trace: Trace, out: TextIO, lang: str = "en") -> None: ...
 
-    def text(value: str) -> Text:  # never markup; control characters escaped
-        return Text(escape(value))
 
-    # markup=False: the plain strings below carry user text (program output, handler
-    # lines, the stop reason) too.
-    # soft_wrap: the verdict lines are not broken at 80 columns when piped (the table is)
-    console = Console(highlight=False, markup=False, soft_wrap=True)
-    console.on_broken_pipe = _reraise_broken_pipe  # type: ignore[method-assign]
-    table = Table(title=text(f"{trace.scenario} · {trace.kernel} · {trace.cpu}"), expand=False)
-    for col in ("#", "CPL", "rip", "instruction", "source", "events"):
-        table.add_column(col, overflow="fold")
-    for s in trace.steps:
-        events = "; ".join(("[modelled] " if e.modelled else "") + e.text for e in s.events)
-        table.add_row(
-            str(s.index), str(s.cpl), f"{s.rip:016x}", text(s.text), text(s.source), text(events),
-            style="bold" if s.events else None,
-        )  # fmt: skip
-    console.print(table)
+#: ``--format`` choices by name.  A new format is one function under ``@trace_format("name")``.
+TRACE_FORMATS: dict[str, Writer] = {}
+
+
+def trace_format(name: str) -> Callable[[Writer], Writer]:
+    """Register a writer as ``syscall-tui trace --format NAME``."""
+
+    def register(writer: Writer) -> Writer:
+        TRACE_FORMATS[name] = writer
+        return writer
+
+    return register
+
+
+def step_number(step: Step) -> int:
+    """The number a person sees for a step: 1 is the first instruction, as in the app
+    (position N is "after step N", and ``g N`` goes there)."""
+    return step.index + 1
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def failed_check_words(trace: Trace) -> str:
+    """The first failed check, "none" when every check that ran passed, or "no check ran"
+    when the run never reached them (a fault, the step cap)."""
+    if trace.failed_check:
+        return trace.failed_check
+    if all(c.result == "not_reached" for c in trace.checks):
+        return "no check ran"
+    return "none"
+
+
+def event_text(event: Event) -> str:
+    return ("[modelled] " if event.modelled else "") + event.text
+
+
+@trace_format("table")
+def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
+    """A plain fixed-width table, then the verdict.
+
+    No wrapping and no terminal width: a row is one line however long, so a value is never
+    split, whether the output goes to a terminal, a file or a pipe.
+    """
+    steps = trace.steps
+    number_width = max(len("step"), len(str(len(steps))))
+    texts = [escape(s.text) for s in steps]
+    sources = [escape(s.source.strip()) for s in steps]
+    text_width = max(map(len, texts), default=0)
+    source_width = min(max(map(len, sources), default=0), 60)
+    write = out.write
+    # Everything a scenario wrote is escaped: no control character reaches the terminal.
+    write(escape(f"{trace.scenario} · {trace.kernel} · {trace.cpu}") + "\n")
+    header = (
+        f"{'step':>{number_width}}  CPL  {'rip':<16}  {'instruction':<{text_width}}  "
+        f"{'source':<{source_width}}  events"
+    )
+    write(header.rstrip() + "\n")
+    rows = []
+    for s, text, source in zip(steps, texts, sources, strict=True):
+        events = escape("; ".join(event_text(e) for e in s.events))
+        row = (
+            f"{step_number(s):>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
+            f"{text:<{text_width}}  {source:<{source_width}}  {events}"
+        )
+        rows.append(row.rstrip())
+    if rows:
+        write("\n".join(rows))
+        write("\n")
+    write_verdict(trace, out)
+
+
+def write_verdict(trace: Trace, out: TextIO) -> None:
+    from engine.checks import describe
+    from engine.constants import flag_names
+
     final = trace.final
-    console.print(f"exit path:    {trace.exit or '—'}")
-    console.print(f"failed check: {trace.failed_check or 'none'}")
+    lines = [
+        f"steps:        {len(trace.steps)}",
+        f"exit path:    {trace.exit or '—'}",
+        f"failed check: {failed_check_words(trace)}",
+    ]
+    # 6.12's rip_below_task_size_max is longer than the others: size the column to it
     name_width = max((len(c.name) for c in trace.checks), default=0)
-    for c in trace.checks:
-        console.print(f"  {c.result:12} {c.name:{name_width}} {escape(describe(c))}")
+    lines.extend(
+        f"  {c.result:12} {c.name:{name_width}} {escape(describe(c))}".rstrip()
+        for c in trace.checks
+    )
     if trace.handler:
-        console.print("do_syscall_64: " + escape("; ".join(trace.handler)))
+        lines.append("do_syscall_64: " + escape("; ".join(trace.handler)))
     if trace.fault:
-        console.print(f"fault:        {escape(trace.fault.describe())}", style="bold red")
+        lines.append(f"fault:        {escape(trace.fault.describe())}")
     if final is not None:
-        console.print(
+        lines.append(
             f"final:        CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
-    console.print(f"stopped:      {escape(trace.stopped or '')}")
+    lines.append(f"stopped:      {escape(trace.stopped or '')}")
+    out.write("\n".join(lines) + "\n")
 
 
-def _reraise_broken_pipe() -> None:
-    """Rich would exit with status 1 itself; let main end every broken pipe the same way."""
-    raise BrokenPipeError
+@trace_format("json")
+def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
+    """The trace as JSON (see engine.report.trace_json)."""
+    from engine.report import trace_json
+
+    json.dump(trace_json(trace), out, indent=1)
+    out.write("\n")
 
 
-def cmd_trace(path: str, as_json: bool) -> int:
+@trace_format("markdown")
+def write_markdown(trace: Trace, out: TextIO, lang: str = "en") -> None:
+    """The run as an annotated listing to publish (see engine.export)."""
+    from engine.export import trace_markdown
+
+    out.write(trace_markdown(trace, lang))
+
+
+def cmd_trace(path: str, output: str = "table", lang: str = "en") -> int:
+    from engine import load_scenario, run_scenario
+    from engine.export import ExportError
+
     try:
         trace = run_scenario(load_scenario(path))
     except ScenarioError as exc:
         return _error(str(exc))
-    if as_json:
-        json.dump(trace_json(trace), sys.stdout, indent=1)
-        sys.stdout.write("\n")
-        sys.stdout.flush()  # a closed pipe shows here, inside main's handler
-    else:
-        print_trace(trace)
+    # Written in 64 KiB pieces, not a line at a time (10,000 rows cost a few hundred system
+    # calls), and not in one piece: a reader that went away shows at the next piece as
+    # a broken pipe, inside main's handler.
+    buffer = io.StringIO()
+    try:
+        TRACE_FORMATS[output](trace, buffer, lang)
+    except ExportError as exc:
+        return _error(str(exc))
+    text = buffer.getvalue()
+    for start in range(0, len(text), 1 << 16):
+        sys.stdout.write(text[start : start + (1 << 16)])
+        sys.stdout.flush()
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text!r}")
+    return port
+
+
+def cmd_serve(scenario: str | None, host: str, port: int, public_url: str | None) -> int:
+    if scenario is not None:
+        from engine import load_scenario
+
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            return _error(str(exc))
+    from tui.serve import serve
+
+    try:
+        return serve(scenario, host, port, public_url)
+    except OSError as exc:  # the address is taken or not ours
+        return _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _scenario_files(paths: list[str]) -> list[Path]:
@@ -116,6 +234,9 @@ def _scenario_files(paths: list[str]) -> list[Path]:
 
 def _check_one(f: Path) -> tuple[str, str]:
     """One file's verdict for `check`: (ok|FAIL|SKIP|ERROR, one escaped line)."""
+    from engine import load_scenario, run_scenario
+    from engine.report import expectation_mismatches
+
     name = escape(str(f))
     try:
         sc = load_scenario(f)
@@ -129,7 +250,7 @@ def _check_one(f: Path) -> tuple[str, str]:
         return "SKIP", f"{name}: no [expect]"
     if problems:
         return "FAIL", f"{name}: " + escape("; ".join(problems))
-    verdict = f"exit {trace.exit or 'none'}, failed check {trace.failed_check or 'none'}"
+    verdict = f"exit {trace.exit or 'none'}, failed check {failed_check_words(trace)}"
     return "ok", f"{name}: {verdict}"
 
 
@@ -149,6 +270,8 @@ def cmd_check(paths: list[str]) -> int:
         summary += f", {counts['SKIP']} skipped"
     if counts["ERROR"]:
         summary += f", {counts['ERROR']} broken"
+    if not counts["ok"] and not counts["FAIL"]:
+        summary += ": no check ran"
     print(summary)
     if counts["ERROR"]:
         return EXIT_BAD_INPUT
@@ -184,13 +307,43 @@ def _main(argv: list[str] | None) -> int:
             from tui.compare_cli import main_compare
 
             return main_compare(args[1:])
+        if args and args[0] == "serve":
+            parser = argparse.ArgumentParser(
+                prog="syscall-tui serve",
+                description="Serve the debugger to web browsers; each tab runs its own instance.",
+            )
+            parser.add_argument("scenario", nargs="?", help="scenario file (default: getpid)")
+            parser.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free)")
+            parser.add_argument(
+                "--host",
+                default="127.0.0.1",
+                help="address to listen on (default 127.0.0.1; anyone reaching another "
+                "address runs the app)",
+            )
+            parser.add_argument(
+                "--public-url",
+                help="the URL browsers use, when it is not the address they connect to "
+                "(behind a proxy)",
+            )
+            ns = parser.parse_args(args[1:])
+            return cmd_serve(ns.scenario, ns.host, ns.port, ns.public_url)
         if args and args[0] in ("trace", "check"):
             parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
             if args[0] == "trace":
                 parser.add_argument("scenario")
-                parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+                parser.add_argument(
+                    "--format",
+                    choices=sorted(TRACE_FORMATS),
+                    default="table",
+                    help="table (plain fixed-width text, the default), json or markdown",
+                )
+                parser.add_argument("--json", action="store_true", help="same as --format json")
+                parser.add_argument(
+                    "--lang", choices=("en", "ja"), default="en",
+                    help="language of the markdown listing's explanations",
+                )  # fmt: skip
                 ns = parser.parse_args(args[1:])
-                return cmd_trace(ns.scenario, ns.json)
+                return cmd_trace(ns.scenario, "json" if ns.json else ns.format, ns.lang)
             parser.add_argument("paths", nargs="+", help="scenario files or folders")
             ns = parser.parse_args(args[1:])
             return cmd_check(ns.paths)
@@ -198,17 +351,14 @@ def _main(argv: list[str] | None) -> int:
             prog="syscall-tui",
             description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
             "scenario's [machine] kernel says) on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--json], check PATH..., gdb SCENARIO [--port N], "
-            "compare A [B] ...",
+            "Subcommands: trace SCENARIO [--format table|json|markdown], check PATH..., "
+            "gdb SCENARIO [--port N], compare A [B] ..., serve [SCENARIO] [--port N] [--host ADDR]",
         )
         parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
         ns = parser.parse_args(args)
-        if ns.scenario is not None:
-            try:
-                load_scenario(ns.scenario)
-            except ScenarioError as exc:
-                return _error(str(exc))
-        from tui.app import run_app
+        # Not tui.app: the engine starts working (and reports a broken file) before
+        # Textual is imported.
+        from tui.launch import run_app
 
         return run_app(ns.scenario)
     except EngineError as exc:

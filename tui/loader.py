@@ -47,9 +47,12 @@ class LoadError(Exception):
     """The scenario could not be loaded or run; the text is one escaped line."""
 
 
-def load_in_child(path: str, cancelled: Callable[[], bool], kernel: str | None = None) -> Trace:
-    """Parse and run the scenario at *path* (on *kernel*, when given) in a child; its
-    trace, or :class:`LoadError`.
+def load_with_source(
+    path: str, cancelled: Callable[[], bool], kernel: str | None = None
+) -> tuple[Trace, bytes]:
+    """Parse and run the scenario at *path* (on *kernel*, when given) in a child: its
+    trace and the file's bytes it was made from (restart compares them with the file's),
+    or :class:`LoadError`.
 
     *cancelled* is polled while waiting; when it returns True the child is killed and
     :class:`LoadError` is raised.
@@ -65,12 +68,12 @@ def load_in_child(path: str, cancelled: Callable[[], bool], kernel: str | None =
         kind, payload = reader.message()
         if kind == "error":
             raise LoadError(str(payload))
-        head, count = cast(tuple[Trace, int], payload)
+        head, count, source = cast(tuple[Trace, int, bytes], payload)
         steps: list[Step] = []
         while len(steps) < count:
             _, batch = reader.message()
             steps.extend(cast(tuple[Step, ...], batch))
-        return dataclasses.replace(head, steps=tuple(steps))
+        return dataclasses.replace(head, steps=tuple(steps)), source
     except _Ended as end:
         status = _reap(pid, kill=end.kill)
         pid = 0
@@ -152,19 +155,24 @@ def _child(path: str, out: int, kernel: str | None) -> None:  # pragma: no cover
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         from engine import ScenarioError, load_scenario, run_scenario
+        from engine.cache import read_source, run_bytes
         from engine.errors import escape
         from engine.scenario import with_kernel
 
         try:
-            scenario = load_scenario(path)
-            trace = run_scenario(scenario if kernel is None else with_kernel(scenario, kernel))
+            source = read_source(path)
+            if kernel is None:
+                # The same cached run as the app's start: a file opened before is a lookup.
+                trace = run_bytes(source, path)
+            else:
+                trace = run_scenario(with_kernel(load_scenario(path), kernel))
         except ScenarioError as exc:
             _send(out, "error", str(exc))
         except Exception as exc:  # an engine bug on one file must not end the session
             _send(out, "error", escape(f"{path}: {type(exc).__name__}: {exc}", 300))
         else:
             steps = trace.steps
-            _send(out, "trace", (dataclasses.replace(trace, steps=()), len(steps)))
+            _send(out, "trace", (dataclasses.replace(trace, steps=()), len(steps), source))
             for i in range(0, len(steps), BATCH):
                 _send(out, "steps", steps[i : i + BATCH])
         code = 0

@@ -105,6 +105,14 @@ SCENES = (
         caption="80x24: the stack tab",
     ),
     Scene(
+        "14-medium-checks",
+        "sigreturn-noncanonical.toml",
+        failed_check,
+        size=(120, 36),
+        panel="checks",
+        caption="120x36: the code beside the checks",
+    ),
+    Scene(
         "13-cve-2012-0217-intel",
         "cve-2012-0217-intel.toml",
         end,

@@ -67,7 +67,15 @@ def _strip_comment(line: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def build_image(features: Features) -> KernelImage:
-    """Expand and assemble the rendition for *features* (cached: it does not change)."""
+    """Expand and assemble the rendition for *features* (cached in memory and on disk, keyed
+    by the features and the engine's source, entry_64.S included: see engine.cache)."""
+    from engine.cache import cached
+
+    return cached("image", (repr(features),), lambda: assemble_image(features))
+
+
+def assemble_image(features: Features) -> KernelImage:
+    """Expand and assemble the rendition for *features*."""
     expander = Expander(features)
     kspec = spec(features.kernel)
     check_names = kspec.asm_checks

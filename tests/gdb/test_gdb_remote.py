@@ -167,7 +167,7 @@ def test_pt_regs_in_memory_at_the_call_match_the_trace() -> None:
         assert hex(words[base + 8 * i]) == at_call[name], name
     # and the stack slots the trace shows at that step
     step = next(s for s in t["steps"] if s["label"] == "do_syscall_64")
-    before = t["steps"][step["index"] - 1]
+    before = t["steps"][step["step"] - 2]  # steps are numbered from 1: the one before it
     for slot in before["stack"]:
         assert hex(words.get(int(slot["address"], 16), -1)) == slot["value"], slot
 
@@ -176,7 +176,7 @@ def test_label_breakpoint_and_reverse_continue() -> None:
     name = "swapgs_restore_regs_and_return_to_usermode"
     t = trace_json("check-rcx-eq-rip.toml")
     first = next(s for s in t["steps"] if s["label"] == name)
-    at = t["steps"][first["index"] - 1]  # the state where the label's instruction is next
+    at = t["steps"][first["step"] - 2]  # the state where the label's instruction is next
     with stub("check-rcx-eq-rip.toml") as port:
         out = gdb(
             port, f"break {name}", "continue", print_regs("HIT"), "info symbol $pc",
@@ -221,16 +221,17 @@ def test_memory_through_each_steps_page_tables() -> None:
     steps = t["steps"]
     top = int(steps[-1]["stack"][0]["address"], 16)  # pt_regs->ss, the first word pushed
     user_rip = int(steps[0]["rip"], 16)
-    cr3 = next(s["index"] for s in steps if any(e["kind"] == "cr3_switch" for e in s["events"]))
+    # stepi N from the start runs steps 1..N (the JSON numbers steps from 1)
+    cr3 = next(s["step"] for s in steps if any(e["kind"] == "cr3_switch" for e in s["events"]))
     pushed = next(s for s in steps if s["stack"])
-    assert int(pushed["stack"][0]["address"], 16) == top and pushed["index"] > cr3 + 1
+    assert int(pushed["stack"][0]["address"], 16) == top and pushed["step"] > cr3 + 1
     with stub("getpid.toml") as port:
         out = gdb(
             port,
             f"x/gx {top:#x}",  # user CR3 at the start: the task stack is not mapped
             f"x/2bx {user_rip:#x}", "x/gx 0",  # the user's code is; page 0 is not
-            f"stepi {cr3 + 1}", 'echo KERNEL-CR3\\n', f"x/gx {top:#x}",  # mapped, not yet written
-            f"stepi {pushed['index'] - cr3}", 'echo PUSHED\\n', f"x/gx {top:#x}",
+            f"stepi {cr3}", 'echo KERNEL-CR3\\n', f"x/gx {top:#x}",  # mapped, not yet written
+            f"stepi {pushed['step'] - cr3}", 'echo PUSHED\\n', f"x/gx {top:#x}",
         )  # fmt: skip
     assert f"Cannot access memory at address {top:#x}" in out
     assert "Cannot access memory at address 0x0" in out

@@ -8,7 +8,7 @@ import pytest
 
 from tests.tui.helpers import SCENARIOS
 from tui.app import default_scenario_dirs, run_app
-from tui.screens.picker import scenario_files
+from tui.screens.picker import Entry, match_score, scenario_files
 
 
 def test_run_app_reports_a_broken_scenario_without_starting(
@@ -38,13 +38,43 @@ def test_picker_lists_each_directory_once_with_its_toml_files(tmp_path: Path) ->
     ]
 
 
-def test_default_dirs_start_with_the_bundled_scenarios() -> None:
+def test_default_dirs_put_the_working_directory_before_the_shipped_scenarios() -> None:
+    from engine import bundled_scenarios_dir
+
     dirs = default_scenario_dirs()
-    assert dirs[0].resolve() == SCENARIOS.resolve()
-    assert Path.cwd() in dirs
+    assert dirs[:2] == (Path.cwd() / "scenarios", Path.cwd())
+    assert dirs[2:] == (bundled_scenarios_dir(), bundled_scenarios_dir() / "selftests")
 
 
 def test_the_picker_lists_the_selftest_scenarios() -> None:
     found = dict(scenario_files(default_scenario_dirs()))
     selftests = next(files for d, files in found.items() if d.name == "selftests")
     assert "sysret_rip-sigreturn-to-2-47-v5.8-intel.toml" in [p.name for p in selftests]
+
+
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ("cve intel", "cve-2012-0217-intel.toml"),
+        ("non-canonical amd", "sigreturn-noncanonical-amd.toml"),
+        ("getpid", "getpid.toml"),
+        ("5-level", "la57-rip-2-47.toml"),
+    ],
+)
+def test_picker_search_ranks_the_scenario_a_person_means_first(query: str, wanted: str) -> None:
+    entries = [Entry.read(path) for path in sorted(SCENARIOS.glob("*.toml"))]
+    scored = [(match_score(query, e.haystack), e.path.name) for e in entries]
+    ranked = sorted((s, name) for s, name in scored if s is not None)
+    best = max(s for s, _ in ranked)
+    assert wanted in [name for s, name in ranked if s == best]
+
+
+def test_picker_reads_titles_without_trusting_the_file(tmp_path: Path) -> None:
+    (tmp_path / "markup.toml").write_text('name = "[bold red]x"\ndescription = """a\n\nb"""\n')
+    (tmp_path / "broken.toml").write_bytes(b"\xff\xfe")
+    entries = {p.name: Entry.read(p) for p in tmp_path.iterdir()}
+    assert entries["markup.toml"].title == "[bold red]x"
+    assert entries["markup.toml"].description == "a"
+    assert (
+        entries["broken.toml"].title == "" and "not a valid" in entries["broken.toml"].description
+    )

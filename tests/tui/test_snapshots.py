@@ -128,6 +128,46 @@ class TestNarrow:
         assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
 
 
+def handler_position() -> int:
+    return position_after(scenario_trace("getpid.toml"), has_event("handler"))
+
+
+MEDIUM = (120, 36)
+
+
+class TestMedium:
+    """120x36: the code column beside one tabbed panel; the verdict pinned below."""
+
+    def test_start(self, snap_compare: SnapCompare) -> None:
+        """Before the first instruction: the user program, the registers beside it."""
+        assert snap_compare(make_app(), terminal_size=MEDIUM, run_before=at(0))
+
+    def test_handler_step(self, snap_compare: SnapCompare) -> None:
+        """The modelled do_syscall_64 step, the stack beside the code."""
+        run_before = at(handler_position(), panel="stack")
+        assert snap_compare(make_app(), terminal_size=MEDIUM, run_before=run_before)
+
+    def test_failing_check(self, snap_compare: SnapCompare) -> None:
+        """canonical_rip fails: the checks panel whole, with its values and the reason."""
+        app = make_app("sigreturn-noncanonical.toml")
+        run_before = at(failing_check_position(), panel="checks")
+        assert snap_compare(app, terminal_size=MEDIUM, run_before=run_before)
+
+
+class TestNarrowHabits:
+    """80x24: the start, the handler step and a failing check on the code tab."""
+
+    def test_start(self, snap_compare: SnapCompare) -> None:
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=at(0))
+
+    def test_handler_step(self, snap_compare: SnapCompare) -> None:
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=at(handler_position()))
+
+    def test_failing_check(self, snap_compare: SnapCompare) -> None:
+        app = make_app("sigreturn-noncanonical.toml")
+        assert snap_compare(app, terminal_size=NARROW, run_before=at(failing_check_position()))
+
+
 class TestCompare:
     """The compare view: getpid beside the same call with RIP moved by ptrace."""
 

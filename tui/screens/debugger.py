@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
+from textual._context import active_app
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -20,7 +21,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Tab, Tabs
 
 from engine.errors import escape
 from engine.kernel import spec
@@ -28,6 +29,7 @@ from engine.trace import Trace
 from tui.screens.timeline import Timeline
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
+from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.msrs import MsrPanel, MsrView
 from tui.widgets.note import NotePanel, NoteView, c_step_note, kernel_note, user_note
 from tui.widgets.registers import RegistersPanel, RegistersView
@@ -36,9 +38,35 @@ from tui.widgets.source import Listing, SourceListing
 from tui.widgets.stack import StackPanel, StackView, rows_needed, stack_title
 from tui.widgets.status import FaultBanner, NowBar, StatusLine
 
-#: Below either size the columns do not fit, and the panels become tabs.
-WIDE_MIN_WIDTH = 120
-WIDE_MIN_HEIGHT = 36
+#: The layouts, chosen from what fits rather than from one size.
+#:
+#: wide: three columns.  The state and machine columns are 49 cells (two 16-digit values and
+#: their names side by side, or two CR3 roots); the code column needs 56 for an instruction
+#: with its operands.  The machine column stacks the MSRs (14 rows), the CR3 roots (15) and
+#: the checks, which need 10 rows for the verdict and six check rows; status and footer take 2.
+CODE_MIN_WIDTH = 56
+SIDE_WIDTH = 49
+WIDE_MIN_WIDTH = CODE_MIN_WIDTH + 2 * SIDE_WIDTH
+WIDE_MIN_HEIGHT = 14 + 15 + 10 + 2
+#: medium: the code column beside one other panel chosen by tabs (registers, stack, MSRs,
+#: CR3 roots, checks), with the verdict pinned.  The code column stacks the listing (at
+#: least 6 rows), the expansion (12) and the note (8); tabs, verdict, status, footer: 4.
+MEDIUM_MIN_WIDTH = CODE_MIN_WIDTH + SIDE_WIDTH
+MEDIUM_MIN_HEIGHT = 6 + 12 + 8 + 4
+#: Anything smaller: one panel at a time, with the current line and the verdict pinned.
+
+#: The panels the medium layout shows beside the code.
+SIDE_PANELS = ("registers", "stack", "msrs", "roots", "checks")
+
+
+def layout_for(width: int, height: int) -> str:
+    """The layout class for a terminal of this size: "-wide", "-medium" or "-narrow"."""
+    if width >= WIDE_MIN_WIDTH and height >= WIDE_MIN_HEIGHT:
+        return "-wide"
+    if width >= MEDIUM_MIN_WIDTH and height >= MEDIUM_MIN_HEIGHT:
+        return "-medium"
+    return "-narrow"
+
 
 #: The tabs of the narrow layout: (panel name, tab label).
 PANELS: tuple[tuple[str, str], ...] = (
@@ -50,6 +78,17 @@ PANELS: tuple[tuple[str, str], ...] = (
     ("roots", "CR3"),
     ("checks", "checks"),
 )
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def scenario_name(trace: Trace) -> str:
@@ -74,7 +113,13 @@ class DebuggerScreen(Screen[None]):
             id="continue",
         ),
         Binding("g", "go_to", "go to", tooltip="Jump to step N", id="go-to"),
-        Binding("r", "restart", "restart", tooltip="Back to before the first step", id="restart"),
+        Binding(
+            "r",
+            "restart",
+            "restart",
+            tooltip="Back to before the first step, re-reading the scenario file",
+            id="restart",
+        ),
         Binding("o", "open_scenario", "open", tooltip="Load another scenario", id="open"),
         Binding(
             "k",
@@ -96,12 +141,16 @@ class DebuggerScreen(Screen[None]):
     """Steps executed: 0 is before the first, len(steps) after the last."""
     panel: var[str] = var("code", init=False)
     """The panel shown when the layout is narrow enough to need tabs."""
+    side: var[str] = var("registers", init=False)
+    """The panel shown beside the code in the medium layout."""
 
     @dataclass
     class Loaded(Message, bubble=False):
         """A scenario ran to completion and its trace is ready."""
 
         trace: Trace
+        source: bytes | None = None  # the file's bytes the trace was made from
+        reloaded: bool = False  # the loaded file itself, changed on disk (restart)
 
     @dataclass
     class LoadFailed(Message, bubble=False):
@@ -109,12 +158,24 @@ class DebuggerScreen(Screen[None]):
 
         path: str
         error: str
+        reloaded: bool = False
 
-    def __init__(self, trace: Trace, scenario_dirs: tuple[Path, ...] = ()) -> None:
-        # The panel class is set from the start: changing classes after mount restyles the
-        # whole screen, which is a good part of the start-up time.
-        super().__init__(classes="show-code")
+    def __init__(
+        self, trace: Trace, scenario_dirs: tuple[Path, ...] = (), source: bytes | None = None
+    ) -> None:
+        # The panel and layout classes are set from the start: changing classes after mount
+        # restyles the whole screen, which is a good part of the start-up time.
+        try:
+            size = active_app.get().size
+            layout = layout_for(size.width, size.height)
+        except LookupError:
+            layout = "-wide"
+        super().__init__(classes=f"show-code side-registers {layout}")
         self.scenario_dirs = scenario_dirs
+        if source is None and trace.path is not None:
+            source = _read(trace.path)
+        self._source = source
+        """The bytes of the loaded file the trace was made from: restart compares with them."""
         self.timeline = Timeline(trace)
         """The loaded trace with its stops precomputed."""
         self._listing = Listing.from_trace(trace)
@@ -122,7 +183,8 @@ class DebuggerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
         yield NowBar(id="now")
-        yield Tabs(*(Tab(label, id=f"tab-{panel}") for panel, label in PANELS), id="panel-tabs")
+        if not self.has_class("-wide"):
+            yield self._make_tabs()
         with Horizontal(id="panels"):
             with Vertical(id="code-column", classes="column"):
                 yield SourceListing(id="listing")
@@ -137,7 +199,9 @@ class DebuggerScreen(Screen[None]):
                 yield ChecksPanel(id="checks")
         yield VerdictBar(id="verdict")
         yield StatusLine(id="status")
-        yield Footer()
+        app_bindings = [b for b in self.app.BINDINGS if isinstance(b, Binding)]
+        keys = keys_of([*self._bindings_shown(), *app_bindings])
+        yield KeyBar([*keys, Key("ctrl+p", "^p", "palette")], id="keys")
 
     def on_mount(self) -> None:
         # The step path touches every panel: look them up once.
@@ -164,21 +228,32 @@ class DebuggerScreen(Screen[None]):
     # -- layout -----------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
-        narrow = event.size.width < WIDE_MIN_WIDTH or event.size.height < WIDE_MIN_HEIGHT
-        self.set_class(narrow, "-narrow")
-        footer = self.query_one(Footer)
-        if footer.compact != narrow:
-            footer.compact = narrow
-        # ctrl+p still opens the palette; its footer entry does not fit at 80 columns.
-        if footer.show_command_palette == narrow:
-            footer.show_command_palette = not narrow
+        layout = layout_for(event.size.width, event.size.height)
+        for name in ("-wide", "-medium", "-narrow"):
+            self.set_class(name == layout, name)
+        if layout != "-wide" and not self.query(Tabs):
+            # Tabs are a dozen widgets the three-column layout never shows: made when needed.
+            self.mount(self._make_tabs(), before="#panels")
+
+    def _make_tabs(self) -> Tabs:
+        tabs = (Tab(label, id=f"tab-{panel}") for panel, label in PANELS)
+        return Tabs(*tabs, active=f"tab-{self.panel}", id="panel-tabs")
+
+    def _bindings_shown(self) -> list[Binding]:
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
 
     def watch_panel(self, old: str, new: str) -> None:
         self.remove_class(f"show-{old}")
         self.add_class(f"show-{new}")
-        tabs = self.query_one(Tabs)
-        if tabs.active != f"tab-{new}":
-            tabs.active = f"tab-{new}"
+        if new in SIDE_PANELS:
+            self.side = new
+        for tabs in self.query(Tabs):
+            if tabs.active != f"tab-{new}":
+                tabs.active = f"tab-{new}"
+
+    def watch_side(self, old: str, new: str) -> None:
+        self.remove_class(f"side-{old}")
+        self.add_class(f"side-{new}")
 
     @on(Tabs.TabActivated, "#panel-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -186,8 +261,16 @@ class DebuggerScreen(Screen[None]):
             self.panel = event.tab.id.removeprefix("tab-")
 
     def action_show_panel(self, panel: str) -> None:
-        """Show one panel in the narrow layout."""
+        """Show one panel (narrow and medium layouts) and give it the keyboard for scrolling."""
         self.panel = panel
+        target = {"code": "#listing", "why": "#note"}.get(panel, f"#{panel}")
+        # After the refresh: a panel that was hidden cannot take focus yet.
+        self.call_after_refresh(self._focus_panel, target)
+
+    def _focus_panel(self, selector: str) -> None:
+        widget = self.query_one(selector)
+        if widget.focusable:
+            widget.focus()
 
     # -- navigation ---------------------------------------------------------------------
 
@@ -224,8 +307,37 @@ class DebuggerScreen(Screen[None]):
         self.position = self.timeline.next_stop(self.position)
 
     def action_restart(self) -> None:
-        """Go back to the state before the first instruction."""
+        """Go back to before the first instruction; re-run the file if it changed."""
         self.position = 0
+        path = self.timeline.trace.path
+        if path is not None:
+            self.reload(path, self._source)
+
+    @work(thread=True, exclusive=True, group="load")
+    def reload(self, path: str, before: bytes | None) -> None:
+        """Re-read the loaded file; run it again (in a child, as ``o`` does) only if its
+        bytes changed."""
+        from textual.worker import get_current_worker
+
+        from engine.cache import read_source
+        from engine.errors import ScenarioError
+        from tui.loader import LoadError, load_with_source
+
+        try:
+            data = read_source(path)
+        except ScenarioError as error:
+            self.post_message(self.LoadFailed(path, str(error), True))
+            return
+        if data == before:
+            return
+        worker = get_current_worker()
+        try:
+            trace, data = load_with_source(path, lambda: worker.is_cancelled)
+        except LoadError as error:
+            if not worker.is_cancelled:
+                self.post_message(self.LoadFailed(path, str(error), True))
+        else:
+            self.post_message(self.Loaded(trace, data, reloaded=True))
 
     def action_go_to(self) -> None:
         """Ask for a step number and jump there."""
@@ -258,7 +370,9 @@ class DebuggerScreen(Screen[None]):
             if path is not None:
                 self.load(path)
 
-        self.app.push_screen(ScenarioPicker(self.scenario_dirs), chosen)
+        from engine.scenario import bundled_scenarios_dir
+
+        self.app.push_screen(ScenarioPicker(self.scenario_dirs, bundled_scenarios_dir()), chosen)
 
     def action_switch_kernel(self) -> None:
         """Run the loaded scenario again on the next kernel."""
@@ -282,36 +396,38 @@ class DebuggerScreen(Screen[None]):
         """
         from textual.worker import get_current_worker
 
-        from tui.loader import LoadError, load_in_child
+        from tui.loader import LoadError, load_with_source
 
         worker = get_current_worker()
         try:
-            trace = load_in_child(str(path), lambda: worker.is_cancelled, kernel=kernel)
+            trace, data = load_with_source(str(path), lambda: worker.is_cancelled, kernel=kernel)
         except LoadError as error:
             if not worker.is_cancelled:
                 self.post_message(self.LoadFailed(str(path), str(error)))
         else:
-            self.post_message(self.Loaded(trace))
+            self.post_message(self.Loaded(trace, data))
 
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
         self.set_trace(message.trace)
+        self._source = message.source
         name = scenario_name(message.trace)
-        # markup=False: the name is the scenario's own text
-        self.notify(
-            f"{name}: {len(message.trace.steps)} steps",
-            title="loaded",
-            timeout=4,
-            markup=False,
-        )
+        steps = plural(len(message.trace.steps), "step")
+        # markup=False: the names are the scenario's own text
+        if message.reloaded:
+            file = escape(Path(message.trace.path or "").name, 80)
+            self.notify(
+                f"{file} changed: re-read and run again, {steps}", title="reloaded", markup=False
+            )
+        else:
+            self.notify(f"{name}: {steps}", title="loaded", markup=False)
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
-        self.notify(
-            escape(message.error),
-            title=f"could not load {escape(Path(message.path).name, 80)}",
-            severity="error",
-            timeout=10,
-            markup=False,
-        )
+        name = escape(Path(message.path).name, 80)
+        if message.reloaded:
+            title = f"{name} changed but does not load; still showing the previous run"
+        else:
+            title = f"could not load {name}"
+        self.notify(escape(message.error), title=title, severity="error", timeout=10, markup=False)
 
     def set_trace(self, trace: Trace) -> None:
         """Replace the session with a new trace, at position 0."""
@@ -415,6 +531,7 @@ class DebuggerScreen(Screen[None]):
 
         fault = timeline.fault_at(position)
         self._fault.fault = fault
+        self._verdict.fault = fault.name if fault is not None else ""
 
         status = self._status
         status.position = position

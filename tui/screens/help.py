@@ -27,7 +27,9 @@ LEGEND = """\
 `continue` stops at: entering the kernel, the CR3 switch, swapgs, the call to
 do_syscall_64, each check verdict, the exit instruction and a fault.
 
-In a narrow terminal the panels become tabs: keys 1–7 pick one.
+When the three columns do not fit, the code stays beside one panel picked by the tabs
+(keys 3–7); in a narrow terminal every panel is a tab (keys 1–7). A number key also gives
+its panel the keyboard: the arrow and page keys then scroll it, as the mouse wheel does.
 """
 
 

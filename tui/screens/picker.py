@@ -1,7 +1,14 @@
-"""Choose a scenario file: the bundled ones and the *.toml of the working directory."""
+"""Choose a scenario file: ./scenarios and the working directory first, the shipped ones after.
+
+Each file is listed with its title (``name``) and description; typing filters the list,
+matching every word of the query against the title and the file name (``cve intel`` finds
+cve-2012-0217-intel.toml), and Enter opens the highlighted file or a typed path.
+"""
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,11 +21,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from engine.errors import escape
-
 #: TOML files that are certainly not scenarios: a project's own configuration, typically in
 #: the working directory the debugger is started from.
 NOT_SCENARIOS = frozenset({"pyproject.toml", "Cargo.toml", "ruff.toml", ".ruff.toml"})
+
+#: Only this much of a file is read for its title: a listed file is untrusted and may be huge.
+HEAD_BYTES = 64 * 1024
 
 
 def scenario_files(directories: tuple[Path, ...]) -> list[tuple[Path, list[Path]]]:
@@ -36,52 +44,182 @@ def scenario_files(directories: tuple[Path, ...]) -> list[tuple[Path, list[Path]
         if resolved in seen or not resolved.is_dir():
             continue
         seen.add(resolved)
-        files = sorted(
-            p for p in resolved.glob("*.toml") if p.is_file() and p.name not in NOT_SCENARIOS
-        )
+        try:
+            files = sorted(
+                p for p in resolved.glob("*.toml") if p.is_file() and p.name not in NOT_SCENARIOS
+            )
+        except OSError:
+            continue
         found.append((directory, files))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One listed scenario file."""
+
+    path: Path
+    title: str  # the scenario's name, or "" when it has none (or does not parse)
+    description: str  # its first paragraph, on one line
+    head: bytes  # the first bytes, to list a shipped copy of a file already listed once
+
+    @classmethod
+    def read(cls, path: Path) -> Entry:
+        try:
+            with path.open("rb") as file:
+                head = file.read(HEAD_BYTES)
+        except OSError:
+            return cls(path, "", "(cannot be read)", b"")
+        title = description = ""
+        try:
+            data = tomllib.loads(head.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+            description = "(not a valid scenario: open it to see why)"
+        else:
+            if isinstance(data.get("name"), str):
+                title = " ".join(data["name"].split())
+            if isinstance(data.get("description"), str):
+                description = " ".join(data["description"].split("\n\n")[0].split())
+        return cls(path, title, description, head)
+
+    @property
+    def haystack(self) -> str:
+        return f"{self.title} {self.path.name}".lower()
+
+
+def match_score(query: str, haystack: str) -> int | None:
+    """How well every word of ``query`` matches ``haystack``: None if one does not match at
+    all; a word found as written scores more than one whose letters only appear in order."""
+    score = 0
+    for word in query.lower().split():
+        if word in haystack:
+            score += 3 if f" {word}" in f" {haystack}" else 2
+            continue
+        position = 0
+        for char in word:
+            position = haystack.find(char, position) + 1
+            if not position:
+                return None
+        score += 1
+    return score
+
+
+def display_dir(directory: Path) -> str:
+    """A directory as a person would type it: relative to the working directory if inside."""
+    try:
+        relative = directory.resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        return f"{directory}/"
+    return "./" if str(relative) == "." else f"./{relative}/"
+
+
+def looks_like_path(text: str) -> bool:
+    return "/" in text or text.startswith("~") or text.endswith(".toml")
 
 
 class ScenarioPicker(ModalScreen[Path | None]):
     """Returns the chosen file, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "cancel", tooltip="Keep the current scenario", id="cancel")
+        Binding("escape", "cancel", "cancel", tooltip="Keep the current scenario", id="cancel"),
+        Binding("down", "move(1)", "next", show=False, tooltip="Highlight the next file"),
+        Binding("up", "move(-1)", "previous", show=False, tooltip="Highlight the previous file"),
     ]
 
-    def __init__(self, directories: tuple[Path, ...]) -> None:
+    def __init__(self, directories: tuple[Path, ...], shipped: Path | None = None) -> None:
         super().__init__()
         self.directories = directories
+        self.shipped = shipped
+        """The directory of the shipped scenarios, headed as such."""
+        self._groups: list[tuple[Path, list[Entry]]] = []
         self._paths: dict[str, Path] = {}
 
     def compose(self) -> ComposeResult:
-        options: list[Option | None] = []
-        # File names are shown as text (Content), never read as markup: a file named
-        # "[red]x.toml" is listed as just that.
+        listed: set[tuple[str, bytes]] = set()
         for directory, files in scenario_files(self.directories):
-            options.append(Option(Content(f"{escape(str(directory))}/"), disabled=True))
+            entries = []
             for path in files:
-                option_id = f"scenario-{len(self._paths)}"
-                self._paths[option_id] = path
-                options.append(Option(Content(f"  {escape(path.name)}"), id=option_id))
-            if not files:
-                options.append(Option("  (no *.toml here)", disabled=True))
+                entry = Entry.read(path)
+                # An installed copy of the scenarios already listed from ./scenarios.
+                if (path.name, entry.head) in listed:
+                    continue
+                listed.add((path.name, entry.head))
+                entries.append(entry)
+            self._groups.append((directory, entries))
         with Vertical(id="picker"):
-            yield OptionList(*options, id="scenarios")
-            yield Label("or type a path:")
-            yield Input(placeholder="path/to/scenario.toml", id="path")
+            yield Input(placeholder="search titles and file names, or type a path", id="path")
+            yield OptionList(*self._options(""), id="scenarios")
+            yield Label("type to filter · ↑↓ choose · enter open · esc cancel", id="picker-help")
+
+    def _heading(self, directory: Path) -> str:
+        shown = display_dir(directory)
+        if shown.startswith("./") or self.shipped is None or not _same_dir(directory, self.shipped):
+            return shown
+        return f"shipped with syscall-tui · {directory}/"
+
+    def _options(self, query: str) -> list[Option | None]:
+        self._paths = {}
+        options: list[Option | None] = []
+        for directory, entries in self._groups:
+            if query.strip():
+                scored = [(match_score(query, e.haystack), i, e) for i, e in enumerate(entries)]
+                entries = [e for s, _, e in sorted(
+                    ((s, i, e) for s, i, e in scored if s is not None),
+                    key=lambda item: (-item[0], item[1]),
+                )]  # fmt: skip
+                if not entries:
+                    continue
+            options.append(Option(Content(self._heading(directory)), disabled=True))
+            if not entries:
+                options.append(Option(Content("  (no scenario files here)"), disabled=True))
+            for entry in entries:
+                option_id = f"scenario-{len(self._paths)}"
+                self._paths[option_id] = entry.path
+                options.append(Option(self._prompt(entry), id=option_id))
+        if query.strip() and not self._paths:
+            options.append(Option(Content(f"no scenario matches {query.strip()!r}"), disabled=True))
+        return options
+
+    @staticmethod
+    def _prompt(entry: Entry) -> Content:
+        # Content, not markup: titles and descriptions come from untrusted files.
+        title = _fit(entry.title or entry.path.name, PROMPT_WIDTH - 2)
+        detail = entry.path.name if entry.title else ""
+        if entry.description:
+            detail = f"{detail} · {entry.description}" if detail else entry.description
+        # One row each: a wrapped description would read as another entry.
+        detail = _fit(detail, PROMPT_WIDTH - 4)
+        return Content.assemble(
+            ("  " + title, "bold"), *(("\n    " + detail, "dim"),) if detail else ()
+        )
 
     def on_mount(self) -> None:
         self.query_one("#picker").border_title = "open scenario"
+        self.query_one(Input).focus()
+        self._highlight_first()
+
+    def _highlight_first(self) -> None:
         option_list = self.query_one(OptionList)
-        option_list.focus()
         if self._paths:
-            first = next(iter(self._paths))
-            option_list.highlighted = option_list.get_option_index(first)
+            option_list.highlighted = option_list.get_option_index(next(iter(self._paths)))
 
     def path_of(self, option_id: str) -> Path:
         return self._paths[option_id]
+
+    @on(Input.Changed)
+    def _filter(self, event: Input.Changed) -> None:
+        option_list = self.query_one(OptionList)
+        option_list.clear_options()
+        option_list.add_options(self._options(event.value))
+        self._highlight_first()
+
+    def action_move(self, delta: int) -> None:
+        """Move the highlight while typing goes on in the search field."""
+        option_list = self.query_one(OptionList)
+        if delta > 0:
+            option_list.action_cursor_down()
+        else:
+            option_list.action_cursor_up()
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -90,8 +228,36 @@ class ScenarioPicker(ModalScreen[Path | None]):
 
     @on(Input.Submitted)
     def _typed(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(Path(event.value.strip()).expanduser())
+        text = event.value.strip()
+        listed = {path.name: path for path in self._paths.values()}
+        if text in listed:
+            self.dismiss(listed[text])
+        elif text and looks_like_path(text):
+            self.dismiss(Path(text).expanduser())
+        else:
+            option_list = self.query_one(OptionList)
+            highlighted = option_list.highlighted
+            if highlighted is not None:
+                option = option_list.get_option_at_index(highlighted)
+                if option.id in self._paths:
+                    self.dismiss(self._paths[option.id])
+                    return
+            self.app.bell()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+#: Room for a prompt in the dialog (72 columns, less its border, padding and scrollbar).
+PROMPT_WIDTH = 64
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -144,7 +144,7 @@ class ChecksPanel(LinePanel):
         checks = self.checks
         failure = first_failure(checks)
         # The verdict comes first so it stays in view even when the details need scrolling.
-        lines = self._verdict(checks, failure)
+        lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
             if self.in_c:
@@ -180,40 +180,34 @@ class ChecksPanel(LinePanel):
                     lines.append(Content.assemble((text, self.style("checks--fail"))))
         return lines
 
-    def _verdict(self, checks: tuple[CheckState, ...], failure: CheckState | None) -> list[Content]:
+    def _verdict(
+        self, checks: tuple[CheckState, ...], failure: CheckState | None, width: int
+    ) -> list[Content]:
+        # Wrapped at spaces to the panel's width: the verdict is read in full at every size.
         if failure is not None:
             style = self.style("checks--verdict-iret")
             if self.in_c:
-                return [
-                    Content.assemble((f"✗ {failure.name} failed:", style)),
-                    Content.assemble(("  do_syscall_64 returns false → IRET via", style)),
-                    Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
-                ]
-            return [
-                Content.assemble((f"✗ {failure.name} failed → slow exit, IRET via", style)),
-                Content.assemble(("  swapgs_restore_regs_and_return_to_usermode", style)),
-            ]
-        if exit_path(checks) is not None:
+                text = (
+                    f"✗ {failure.name} failed: do_syscall_64 returns false → IRET via "
+                    f"{IRET_PATH.split()[-1]}"
+                )
+            else:
+                text = f"✗ {failure.name} failed → slow exit, IRET via {IRET_PATH.split()[-1]}"
+        elif exit_path(checks) is not None:
             style = self.style("checks--verdict-sysret")
             passed = sum(c.result == "pass" for c in checks)
             head = (
                 "all six passed" if passed == len(checks) else f"{passed} passed, the rest removed"
             )
             how = "true" if self.in_c else "fast exit"
-            return [
-                Content.assemble((f"✓ {head} → {how}, SYSRET via", style)),
-                Content.assemble(("  syscall_return_via_sysret", style)),
-            ]
-        style = self.style("checks--verdict-pending")
-        if self.in_c:
-            return [
-                Content.assemble(("verdict pending: the checks run in C", style)),
-                Content.assemble(("at the end of do_syscall_64", style)),
-            ]
-        return [
-            Content.assemble(("verdict pending: the checks run after", style)),
-            Content.assemble(("do_syscall_64 returns", style)),
-        ]
+            text = f"✓ {head} → {how}, SYSRET via {SYSRET_PATH.split()[-1]}"
+        else:
+            style = self.style("checks--verdict-pending")
+            if self.in_c:
+                text = "verdict pending: the checks run in C at the end of do_syscall_64"
+            else:
+                text = "verdict pending: the checks run after do_syscall_64 returns"
+        return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
 
 
 class VerdictBar(Widget):
@@ -223,6 +217,8 @@ class VerdictBar(Widget):
 
     checks: reactive[tuple[CheckState, ...]] = reactive(())
     """The six checks as of the current step."""
+    fault: reactive[str] = reactive("")
+    """The name of the fault that ended the run ("#GP"), once the position reached it."""
 
     def render(self) -> Content:
         styles = {
@@ -237,7 +233,12 @@ class VerdictBar(Widget):
         if failure is not None:
             parts.append((f"  {failure.name} FAIL → IRET (slow path)", styles["fail"]))
         elif exit_path(self.checks) is not None:
-            parts.append(("  all passed → SYSRET", styles["pass"]))
+            passed = sum(c.result == "pass" for c in self.checks)
+            removed = len(self.checks) - passed
+            head = "all passed" if not removed else f"{passed} passed, {removed} removed"
+            parts.append((f"  {head} → SYSRET", styles["pass"]))
         else:
             parts.append(("  verdict pending", pending))
+        if self.fault:
+            parts.append((f" → {self.fault}", styles["fail"]))
         return Content.assemble(*parts)

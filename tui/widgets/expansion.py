@@ -3,6 +3,7 @@ Capstone's disassembly, the one just executed and the next one marked."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -82,6 +83,27 @@ def window(rows: list[ExpansionRow], size: int = WINDOW) -> tuple[int, int]:
     return start, start + size
 
 
+#: At most this many rows of the source line above the instructions; a longer one ends in "…"
+#: (the longest line of the rendition, an ALTERNATIVE, takes three rows at 56 columns).
+SOURCE_ROWS = 3
+
+
+def source_rows(line: SourceLine, width: int, style: Style) -> list[Content]:
+    """The source line as written (tabs and alignment runs squeezed), wrapped at spaces."""
+    text = " ".join(line.text.split())
+    rows = textwrap.wrap(
+        text,
+        width=max(width, 16),
+        initial_indent=f"{line.number:>4}  ",
+        subsequent_indent="      ",
+        break_on_hyphens=False,
+    )
+    if len(rows) > SOURCE_ROWS:
+        rows = rows[:SOURCE_ROWS]
+        rows[-1] = rows[-1][: max(width - 2, 1)] + "…"
+    return [Content.assemble((row, style)) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class ExpansionView:
     line: SourceLine | None  # the source line in focus, None outside entry_64.S
@@ -99,6 +121,7 @@ class MacroExpansion(LinePanel):
         "expansion--next",
         "expansion--more",
         "expansion--modelled",
+        "expansion--source",
     }
 
     view: reactive[ExpansionView | None] = reactive(None, repaint=False)
@@ -114,13 +137,16 @@ class MacroExpansion(LinePanel):
         rows = expansion_rows(view.line, view.ran, view.upcoming)
         if not rows:
             return []
+        lines: list[Content] = []
+        if view.line is not None:
+            # The whole source line, wrapped: the listing may have to cut it.
+            lines.extend(source_rows(view.line, width, self.style("expansion--source")))
         start, end = window(rows)
         code_width = max(len(row.code) for row in rows) * 3 - 1
-        longest = max(len(row.text) for row in rows) + len("  modelled")
+        longest = max(len(row.text) + (len("  modelled") if row.modelled else 0) for row in rows)
         fits_bytes = width >= 2 + 16 + 2 + code_width + 2 + longest
         base = self.style()
         more = self.style("expansion--more")
-        lines: list[Content] = []
         if start:
             lines.append(Content.assemble((f"  ⋮ {start} before", more)))
         for row in rows[start:end]:
@@ -149,14 +175,15 @@ class MacroExpansion(LinePanel):
         if end < len(rows):
             lines.append(Content.assemble((f"  ⋮ {len(rows) - end} more", more)))
         if not fits_bytes:
-            focus = next((r for r in rows if r.ran), None) or next(
-                (r for r in rows if r.upcoming), None
-            )
-            if focus is not None:
-                lines.append(
-                    Content.assemble(
-                        ("  bytes ", more),
-                        (focus.code.hex(" "), self.style("expansion--bytes")),
+            # One bytes row per marked instruction, with its marker: the bytes shown are
+            # always those of the instruction they sit next to.
+            for row in rows[start:end]:
+                if row.ran or row.upcoming:
+                    marker = "▶" if row.upcoming else "●"
+                    lines.append(
+                        Content.assemble(
+                            (f"  {marker} bytes ", more),
+                            (row.code.hex(" "), self.style("expansion--bytes")),
+                        )
                     )
-                )
         return lines

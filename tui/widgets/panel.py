@@ -17,8 +17,12 @@ from textual.strip import Strip
 from textual.style import Style
 
 
-class LinePanel(ScrollView, can_focus=False):
-    """Subclasses implement `build(width)`; call `rebuild()` whenever their data changes."""
+class LinePanel(ScrollView, can_focus=True):
+    """Subclasses implement `build(width)`; call `rebuild()` whenever their data changes.
+
+    Focusable, so that a panel whose lines do not fit can be scrolled from the keyboard
+    (tab to it, then the arrow and page keys) as well as with the mouse wheel.
+    """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -29,6 +33,7 @@ class LinePanel(ScrollView, can_focus=False):
         """Keep at least this many rows so the height does not change from step to step."""
         self._styles: dict[tuple[str, ...], Style] = {}
         self._follow: int | None = None
+        self._built_width = 0
 
     @property
     def lines(self) -> list[Content]:
@@ -57,6 +62,7 @@ class LinePanel(ScrollView, can_focus=False):
     def rebuild(self) -> None:
         """Recompute the lines and refresh those that changed."""
         width = self.scrollable_content_region.width or self.size.width
+        self._built_width = width
         self._styles.clear()
         new = self.build(width)
         old = self._lines
@@ -88,6 +94,11 @@ class LinePanel(ScrollView, can_focus=False):
         if self._follow is not None:
             self.keep_in_view(self._follow)
 
+    def _rewrap(self) -> None:
+        self._strips.clear()
+        self.rebuild()
+        self.refresh()
+
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
@@ -114,6 +125,11 @@ class LinePanel(ScrollView, can_focus=False):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
+        if width and width != self._built_width:
+            # Built while hidden or before the first layout (no Resize came since): wrap the
+            # lines again for the width they are drawn at.
+            self._built_width = width
+            self.call_later(self._rewrap)
         if (scroll_x, width) != self._strip_key:
             self._strips.clear()
             self._strip_key = (scroll_x, width)

@@ -146,6 +146,14 @@ class SourceListing(ScrollView, can_focus=True):
         if self.ran_row is None and new is not None:
             self._reveal(new)
 
+    def on_resize(self) -> None:
+        # A new size moves the window: bring the current line back into it (centred), or
+        # after 160x50 → 60x20 → 80x24 it would sit outside until the next step.
+        self._cache.clear()
+        row = self.ran_row if self.ran_row is not None else self.next_row
+        if row is not None:
+            self.call_after_refresh(self._reveal, row)
+
     def _refresh_rows(self, *rows: int | None) -> None:
         for row in rows:
             if row is not None:
@@ -225,6 +233,12 @@ class SourceListing(ScrollView, can_focus=True):
             )
             pad = max(0, width + scroll_x - len(content.plain))
             content = Content.assemble(content, (" " * pad, base))
+        if row.kind != "heading" and len(content.plain.rstrip()) > scroll_x + width and width > 1:
+            # Cut rows end in "…", so a cut is never mistaken for the end of the line; the
+            # whole line is in the expansion panel, and ← → scroll the listing.
+            content = content[: scroll_x + width - 1] + Content.assemble(
+                ("…", self.get_visual_style("source--comment"))
+            )
         segments = list(content.render_segments(self.get_visual_style()))
         strip = Strip(segments, content.cell_length)
         return strip.crop(scroll_x, scroll_x + width).simplify()

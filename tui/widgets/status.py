@@ -18,7 +18,7 @@ class StatusLine(Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"status--scenario", "status--dim", "status--modelled"}
 
     scenario: reactive[str] = reactive("")
-    """Title of the loaded scenario; shortened to the part before ':' when space is short."""
+    """Title of the loaded scenario; cut with an ellipsis when space is short."""
     position: reactive[int] = reactive(0)
     """Steps executed so far."""
     total: reactive[int] = reactive(0)
@@ -33,14 +33,20 @@ class StatusLine(Widget):
     """The last step was (partly) modelled rather than executed."""
 
     def render(self) -> Content:
-        """The values always fit; the scenario title, then the words around them, give way."""
+        """The values always fit; the scenario title, then the words around them, give way.
+
+        A title that does not fit is cut at the end with an ellipsis, never to a prefix that
+        reads like another scenario's name ("what-if" of two what-if scenarios).
+        """
         width = self.content_size.width
-        for title, exit_path in (
-            (self.scenario, self.exit_path),
-            (self.scenario.split(":", 1)[0].strip(), self.exit_path),
-            ("", self.exit_path),
-            ("", self.exit_path.split(" (", 1)[0]),
-        ):
+        content = self._line(self.scenario, self.exit_path)
+        if content.cell_length <= width:
+            return content
+        rest = self._line("", self.exit_path).cell_length + len(" · ")
+        room = width - rest
+        if room >= 12:
+            return self._line(self.scenario[: room - 1].rstrip() + "…", self.exit_path)
+        for title, exit_path in (("", self.exit_path), ("", self.exit_path.split(" (", 1)[0])):
             content = self._line(title, exit_path)
             if content.cell_length <= width:
                 return content

@@ -1,0 +1,507 @@
+"""A recorded run as an annotated listing in Markdown (``syscall-tui trace --format markdown``).
+
+The kind of listing people publish about the entry path: the verdict first, then
+entry_64.S at the macro level with its ``///`` notes, and under each executed line the
+instructions it became with what each did (registers, the pt_regs slot written or read,
+the stack and CR3 switches), then the six SYSRET checks with the values compared.
+
+Every value comes from the trace and every explanation is a text the engine already
+has (the source notes, event texts, the checks' own descriptions); nothing here restates a fact.
+Learner-facing words pass through :func:`_`, the one translation hook, so that
+``--lang`` renders them from the gettext catalogues where this build has them.
+
+Scenario files are untrusted: every string that reaches the document is escaped for
+Markdown (inline text, code spans, table cells, fenced blocks), so a scenario's name or
+code cannot inject markup, links or HTML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from engine.checks import describe
+from engine.constants import flag_names
+from engine.kernel.variants import C_CHECK_SOURCE, spec
+from engine.trace import Regs, StackSlot, Step, Trace
+
+LANGS = ("en", "ja")
+
+
+class ExportError(Exception):
+    """The listing cannot be written as asked (e.g. a language this build lacks)."""
+
+
+def _english(text: str) -> str:
+    return str.__str__(text)
+
+
+def _catalogue_module() -> object | None:
+    """engine.i18n (gettext catalogues) where this build has it."""
+    try:
+        return importlib.import_module("engine.i18n")
+    except ImportError:
+        return None
+
+
+_translate: Callable[[str], str] = _english
+
+
+def N_(text: str) -> str:
+    """Mark *text* as a message to translate where it is shown, not here."""
+    return text
+
+
+def _(text: str) -> str:
+    """The one translation hook: every learner-facing string of the listing passes here,
+    the fixed words (English msgids) and the engine's own texts alike."""
+    return _translate(text)
+
+
+@contextlib.contextmanager
+def _language(lang: str) -> Iterator[None]:
+    """Render in *lang* for the duration, then put the previous language back."""
+    global _translate
+    if lang not in LANGS:
+        raise ExportError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
+    module = _catalogue_module() if lang != "en" else None
+    if lang != "en" and module is None:
+        raise ExportError(f"--lang {lang}: this build has no {lang} message catalogue")
+    saved = _translate
+    previous = getattr(module, "get_language", lambda: "en")() if module else "en"
+    try:
+        if module is not None:
+            module.set_language(lang)  # type: ignore[attr-defined]
+            _translate = module.tr  # type: ignore[attr-defined]
+        yield
+    finally:
+        if module is not None:
+            module.set_language(previous)  # type: ignore[attr-defined]
+        _translate = saved
+
+
+# -- Markdown escaping ---------------------------------------------------------------------
+
+# Characters that can start markup anywhere in a line; an underscore only at a word's
+# edge (GFM ignores it inside words: rcx_eq_rip stays readable); # and > only in front.
+_INLINE_SPECIAL = re.compile(r"[\\`*\[\]<|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|^[#>+=-]")
+
+
+# What GFM would turn into a link without brackets (http://..., www...., a@b).
+_AUTOLINK = re.compile(r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(@)", re.I)
+
+
+def esc(text: str) -> str:
+    """*text* as literal inline Markdown (one line, no markup, no HTML, no autolinks)."""
+    out = _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(0), " ".join(str(text).split()))
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), out)
+
+
+def code(text: str, cell: bool = True) -> str:
+    """*text* as an inline code span; in a table cell a ``|`` is escaped as GFM needs."""
+    one_line = " ".join(str(text).split()) or " "
+    longest = max((len(run) for run in re.findall(r"`+", one_line)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
+    span = f"{ticks}{pad}{one_line}{pad}{ticks}"
+    return span.replace("|", "\\|") if cell else span
+
+
+def fenced(lines: list[str], info: str = "") -> list[str]:
+    """A fenced code block holding *lines* verbatim (the fence outgrows any backtick run)."""
+    clean = [line.replace("\r", "").replace("\t", "    ") for line in lines]
+    longest = max((len(run) for line in clean for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, *clean, fence]
+
+
+def hx(value: int) -> str:
+    return f"{value:#x}"
+
+
+def table(head: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    """A GFM table; *align* is one letter per column (l, r), default left."""
+    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(head), "l")]
+    out = ["| " + " | ".join(head) + " |", "| " + " | ".join(marks) + " |"]
+    out.extend("| " + " | ".join(cell or " " for cell in row) + " |" for row in rows)
+    return out
+
+
+def number(step: Step) -> int:
+    """The number a reader sees for a step, as the app counts them: the first
+    instruction is step 1, and the app's "step N" is the state after it."""
+    return step.index + 1
+
+
+# -- what a step did -------------------------------------------------------------------------
+
+#: How each kind of event is named in the listing (English msgids).
+#: Identifiers (SYSCALL, swapgs, ...) stay as they are in every language.
+EVENT_KINDS: dict[str, str] = {
+    "syscall": "SYSCALL",
+    "swapgs": "swapgs",
+    "cr3_switch": N_("CR3 switch"),
+    "stack_switch": N_("stack switch"),
+    "handler": "do_syscall_64",
+    "check": N_("SYSRET check"),
+    "sysret": "SYSRET",
+    "iret": "IRET",
+    "return": N_("back in user space"),
+    "fault": N_("fault"),
+    "exit": N_("exit"),
+    "cap": N_("step cap"),
+    "unsupported": N_("not emulated"),
+}
+
+EXIT_NAMES = {"sysret": "SYSRET", "iret": "IRET"}
+RESULT_WORDS = {
+    "pass": N_("pass"),
+    "fail": N_("FAIL"),
+    "not_reached": N_("not reached"),
+    "removed": N_("removed"),
+}
+
+
+def _reg_change(name: str, old: int, new: int) -> str:
+    text = code(f"{name} {hx(old)} → {hx(new)}")
+    if name == "rflags":
+        text += " " + code(" ".join(flag_names(new)) or "—")
+    return text
+
+
+def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
+    for slot in step.stack:
+        if slot.address == address:
+            if slot.slot == "return address":
+                return _("return address"), slot
+            return f"pt_regs->{slot.slot}", slot
+    for slot in step.entry_stack:
+        if slot.address == address:
+            return _("entry stack") + (f" {slot.slot}" if slot.slot else ""), slot
+    return None
+
+
+def _event(kind: str, text: str, modelled: bool) -> str:
+    label = _(EVENT_KINDS.get(kind, kind))
+    tag = " *" + esc(_("modelled")) + "*" if modelled else ""
+    return f"**{esc(label)}**: {esc(_(text))}{tag}"
+
+
+def _effects(step: Step, before: Regs) -> list[str]:
+    """What *step* did, one item each: registers, stack words written and read, events."""
+    out = [
+        _reg_change(name, getattr(before, name), getattr(step.regs, name))
+        for name in step.changed
+        if name != "rip"
+    ]
+    for verb, addresses in ((_("wrote"), step.stack_writes), (_("read"), step.stack_reads)):
+        for address in addresses:
+            found = _slot_name(step, address)
+            if found is not None:
+                name, slot = found
+                out.append(f"{esc(verb)} **{esc(name)}** {code(hx(slot.value))}")
+            else:
+                out.append(f"{esc(verb)} {code(hx(address))}")
+    for name, old, new in step.rewritten:
+        out.append(f"{esc(_('rewrote'))} **pt_regs->{esc(name)}** {code(f'{old:#x} → {new:#x}')}")
+    out.extend(_event(e.kind, e.text, e.modelled) for e in step.events)
+    return out
+
+
+# -- the listing's structure -----------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """Consecutive steps of one source line (kernel) or of the user's code."""
+
+    line: int | None
+    steps: list[Step] = field(default_factory=list)
+
+
+def _groups(steps: tuple[Step, ...]) -> list[_Group]:
+    out: list[_Group] = []
+    for step in steps:
+        if not out or out[-1].line != step.source_line:
+            out.append(_Group(step.source_line))
+        out[-1].steps.append(step)
+    return out
+
+
+def _listed_before(step: Step, seen: set[tuple[int, str]]) -> bool:
+    """The same instruction (address and text) already has a row, and this step is an
+    ordinary re-run of it: a modelled step (the C code's pseudo-steps share an address)
+    always gets its own row."""
+    return (step.rip, step.text) in seen and not step.modelled
+
+
+def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[str]]:
+    """A row per step; a run of steps re-running instructions already listed becomes one
+    row with what the run changed (a loop up to the step cap stays readable)."""
+    rows: list[list[str]] = []
+    steps = group.steps
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        before = trace.steps[step.index - 1].regs if step.index else trace.initial
+        if not _listed_before(step, seen):
+            seen.add((step.rip, step.text))
+            what = code(step.text)
+            if step.source_line is None and step.source and step.source != step.text:
+                what += " " + esc(_("from")) + " " + code(step.source)
+            effects = _effects(step, before)
+            rows.append([str(number(step)), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(steps) and _listed_before(steps[j + 1], seen):
+            j += 1
+        run = steps[i : j + 1]
+        last = run[-1]
+        changed = [n for n in last.regs.changed_from(before) if n != "rip"]
+        effects = [_reg_change(n, getattr(before, n), getattr(last.regs, n)) for n in changed]
+        effects.extend(_event(e.kind, e.text, e.modelled) for s in run for e in s.events)
+        low, high = min(s.rip for s in run), max(s.rip for s in run)
+        again = _("{count} instructions listed above, run again").format(count=len(run))
+        rows.append(
+            [
+                f"{number(run[0])}–{number(last)}" if len(run) > 1 else str(number(last)),
+                code(f"{low:016x}–{high:016x}" if low != high else f"{low:016x}"),
+                f"*{esc(again)}*",
+                "<br>".join(effects),
+            ]
+        )
+        i = j + 1
+    return rows
+
+
+def _context(trace: Trace, group: _Group, previous: Step | None) -> list[int]:
+    """Source lines to show with an executed line: the comments and labels between it and
+    the line before when execution fell through, else those just above it (a jump's
+    target label)."""
+    assert group.line is not None
+    numbers = {s.number: s for s in trace.source}
+    first = group.steps[0]
+    if (
+        previous is not None
+        and previous.source_line is not None
+        and previous.source_line < group.line
+        and previous.rip + len(previous.code) == first.rip
+    ):
+        return list(range(previous.source_line + 1, group.line + 1))
+    lines = [group.line]
+    n = group.line - 1
+    while n in numbers and not numbers[n].instructions and len(lines) < 16:
+        lines.insert(0, n)
+        if numbers[n].label:
+            break
+        n -= 1
+    if numbers.get(lines[0]) is not None and not numbers[lines[0]].label:
+        # no label above: keep only the comments directly above, not a run of blanks
+        while len(lines) > 1 and not numbers[lines[0]].text.strip():
+            lines.pop(0)
+    return lines
+
+
+def _listing(trace: Trace) -> Iterator[str]:
+    numbers = {s.number: s for s in trace.source}
+    seen: set[tuple[int, str]] = set()
+    previous: Step | None = None
+    head = [_("step"), _("address"), _("instruction"), _("what it did")]
+    for group in _groups(trace.steps):
+        if group.line is None:
+            yield f"### {esc(_('User code, CPL 3'))}"
+            yield ""
+        else:
+            shown = _context(trace, group, previous)
+            while len(shown) > 1 and not numbers[shown[0]].text.strip():
+                shown.pop(0)
+            for n in shown:
+                if numbers[n].label:
+                    yield f"### {esc(numbers[n].label or '')}"
+                    yield ""
+            block = [f"{n:4}  {numbers[n].text}".rstrip() for n in shown]
+            yield from fenced(block, "asm")
+            yield ""
+            notes = [(n, numbers[n].note) for n in shown if numbers[n].note]
+            for n, note in notes:
+                prefix = f"**{n}** " if len(notes) > 1 else ""
+                yield f"> {prefix}{esc(_(note))}"
+                yield ""
+        rows = _rows(group, trace, seen)
+        if len(rows) == 1 and group.line is not None:
+            # one instruction: a line of text reads better than a one-row table
+            number, address, what, effects = rows[0]
+            yield f"**{number}** · {address} · {what}" + (
+                " — " + effects.replace("<br>", " · ") if effects else ""
+            )
+        else:
+            yield from table(head, rows, "rl")
+        yield ""
+        previous = group.steps[-1]
+
+
+def _verdict(trace: Trace) -> Iterator[str]:
+    final = trace.final or trace.initial
+    path = EXIT_NAMES.get(trace.exit or "", _("none"))
+    failed = trace.failed_check
+    yield f"- **{esc(_('exit path'))}**: {esc(path)}"
+    yield f"- **{esc(_('first failing check'))}**: " + (code(failed) if failed else esc(_("none")))
+    if trace.fault is not None:
+        yield f"- **{esc(_('fault'))}**: {esc(_(trace.fault.describe()))}"
+    if trace.handler:
+        yield f"- **do_syscall_64** *({esc(_('modelled'))})*: " + "; ".join(
+            esc(_(line)) for line in trace.handler
+        )
+    if trace.output:
+        text = trace.output.decode("utf-8", "backslashreplace")
+        yield f"- **{esc(_('output'))}**: {code(text, cell=False)}"
+    yield (
+        f"- **{esc(_('final state'))}**: "
+        + code(
+            f"CPL {trace.final_cpl}  RIP {hx(final.rip)}  RSP {hx(final.rsp)}  "
+            f"RFLAGS {hx(final.rflags)} [{' '.join(flag_names(final.rflags))}]",
+            cell=False,
+        )
+    )
+    yield f"- **{esc(_('run ended'))}**: {esc(_(trace.stopped))}"
+
+
+def _check_notes(trace: Trace, name: str) -> list[str]:
+    """The source notes that explain the check (the entry code's own words): its own, and
+    the one before when it goes on from it ("... and it must ...")."""
+    noted = [s.note for s in trace.source if s.note]
+    for i, note in enumerate(noted):
+        if f"({name})" in note:
+            goes_on = note.split(":", 1)[-1].strip().startswith("...")
+            return [noted[i - 1], note] if goes_on and i else [note]
+    return []
+
+
+def _check_why(trace: Trace, name: str) -> str:
+    """Why the kernel makes the check: the entry code's note for an assembly check, the
+    C source line for one tested in C (6.12's do_syscall_64, modelled)."""
+    notes = _check_notes(trace, name)
+    if notes:
+        return " ".join(esc(_(note)) for note in notes)
+    if name in spec(trace.kernel).c_checks and name in C_CHECK_SOURCE:
+        return f"{code(C_CHECK_SOURCE[name])} *({esc(_('C, modelled'))})*"
+    return ""
+
+
+def _checks(trace: Trace) -> Iterator[str]:
+    rows = []
+    for number, check in enumerate(trace.checks, start=1):
+        result = _(RESULT_WORDS.get(check.result, check.result))
+        rows.append(
+            [
+                str(number),
+                code(check.name),
+                f"**{esc(result)}**" if check.result == "fail" else esc(result),
+                esc(_(describe(check))),
+                _check_why(trace, check.name),
+            ]
+        )
+    head = ["#", _("check"), _("result"), _("values compared"), _("why the kernel checks it")]
+    yield from table(head, rows, "r")
+
+
+def _moments(trace: Trace) -> Iterator[str]:
+    rows = [
+        [
+            str(number(step)),
+            esc(_(EVENT_KINDS.get(e.kind, e.kind))),
+            _event_text(e.text, e.modelled),
+        ]
+        for step in trace.steps
+        for e in step.events
+    ]
+    yield from table([_("step"), _("what"), _("detail")], rows, "r")
+
+
+def _event_text(text: str, modelled: bool) -> str:
+    return esc(_(text)) + (" *" + esc(_("modelled")) + "*" if modelled else "")
+
+
+def _pt_regs(trace: Trace) -> Iterator[str]:
+    if not trace.pt_regs_at_call:
+        return
+    yield f"## {esc(_('pt_regs around do_syscall_64'))}"
+    yield ""
+    rows = []
+    for name, value in trace.pt_regs_at_call.items():
+        after = trace.pt_regs_after_call.get(name, value)
+        mark = f"**{code(hx(after))}**" if after != value else code(hx(after))
+        rows.append([code(f"pt_regs->{name}"), code(hx(value)), mark])
+    yield from table([_("slot"), _("at the call"), _("after it")], rows, "lrr")
+    yield ""
+
+
+def _machine(trace: Trace) -> Iterator[str]:
+    yield f"## {esc(_('Machine'))}"
+    yield ""
+    rows = [[code(name), code(hx(value))] for name, value in trace.msrs.items()]
+    yield from table([_("register"), _("value")], rows, "lr")
+    yield ""
+    rows = [
+        [esc(_(r.name)), code(hx(r.cr3)), code(hx(r.pgd)), code(str(r.pcid))] for r in trace.roots
+    ]
+    if rows:
+        yield from table([_("page-table root"), "CR3", "PGD", "PCID"], rows, "lrrr")
+        yield ""
+
+
+def _document(trace: Trace) -> Iterator[str]:
+    yield f"# {esc(trace.scenario)}"
+    yield ""
+    facts = [
+        f"Linux {trace.kernel} entry_SYSCALL_64",
+        _("CPU: {cpu}").format(cpu=trace.cpu),
+        _("{levels}-level paging").format(levels=trace.paging),
+        _("PTI on") if trace.pti else _("PTI off"),
+        _("PCID on") if trace.pcid else _("PCID off"),
+        _("{count} steps").format(count=len(trace.steps)),
+    ]
+    yield esc(" · ".join(facts))
+    yield ""
+    yield (
+        "*"
+        + esc(
+            _(
+                "Recorded by syscall-tui on an emulated x86-64 CPU: every value below was read "
+                "from the machine at that step; steps marked modelled were computed from the "
+                "Intel SDM where the emulator is not the CPU."
+            )
+        )
+        + "*"
+    )
+    yield ""
+    yield f"## {esc(_('Verdict'))}"
+    yield ""
+    yield from _verdict(trace)
+    yield ""
+    yield f"## {esc(_('SYSRET checks'))}"
+    yield ""
+    yield from _checks(trace)
+    yield ""
+    yield f"## {esc(_('Moments'))}"
+    yield ""
+    yield from _moments(trace)
+    yield ""
+    yield f"## {esc(_('Listing'))}"
+    yield ""
+    yield from _listing(trace)
+    yield from _pt_regs(trace)
+    yield from _machine(trace)
+
+
+def trace_markdown(trace: Trace, lang: str = "en") -> str:
+    """The run as an annotated Markdown listing, in *lang* ("en" or "ja")."""
+    with _language(lang):
+        return "\n".join(_document(trace)).rstrip() + "\n"
+
+
+__all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "number", "trace_markdown"]

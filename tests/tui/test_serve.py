@@ -1,0 +1,168 @@
+"""``syscall-tui serve``: a real server process, fetched over HTTP and websocket (no browser)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.tui.helpers import SCENARIOS
+from tui.cli import main
+from tui.serve import app_command, is_loopback
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``python -m tui serve --port 0 ARGS`` and read the URL it says it serves on."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui", "serve", "--port", "0", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+            found = re.search(rb"serving the debugger on (http://\S+)", line)
+            if found:
+                return proc, found.group(1).decode().rstrip("/")
+    _stop(proc)
+    pytest.fail(f"the server did not start: {seen.decode(errors='replace')}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    proc, url = _start(str(SCENARIOS / "check-rcx-eq-rip.toml"))
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode("utf-8", "replace")
+
+
+def test_serves_the_app_page_on_the_loopback_address(server: str) -> None:
+    assert server.startswith("http://127.0.0.1:")
+    status, page = _get(server + "/")
+    assert status == 200
+    assert "<div>syscall-tui</div>" in page  # textual-serve's intro names the app
+    port = server.rsplit(":", 1)[1]
+    # the page's websocket points back where the browser came from
+    assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
+    status, script = _get(server + "/static/js/textual.js")
+    assert status == 200 and "xterm" in script.lower()
+
+
+def test_the_page_points_at_the_address_the_browser_used(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    request = urllib.request.Request(server + "/", headers={"Host": f"lab.example:{port}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        page = response.read().decode()
+    assert f'data-session-websocket-url="ws://lab.example:{port}/ws"' in page
+
+
+async def _screen_text(url: str, limit: float = 60.0) -> bytes:
+    """What one browser tab's app instance writes, until the checks panel is drawn."""
+    ws_url = url.replace("http://", "ws://") + "/ws?width=160&height=50"
+    out = b""
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and b"rcx_eq_rip" not in out:
+            message = await ws.receive(timeout=limit)
+            if message.type != aiohttp.WSMsgType.BINARY:
+                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+                continue
+            out += message.data
+    return out
+
+
+def test_each_connection_runs_its_own_instance_of_the_debugger(server: str) -> None:
+    async def two_tabs() -> list[bytes]:
+        return list(await asyncio.gather(_screen_text(server), _screen_text(server)))
+
+    for screen in asyncio.run(two_tabs()):
+        assert b"entry_SYSCALL_64" in screen
+        assert b"rcx_eq_rip" in screen  # the checks panel of the scenario it was given
+
+
+def test_a_broken_scenario_is_refused_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[user]\ncode = 42\n", encoding="utf-8")
+    assert main(["serve", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("syscall-tui: ") and "broken.toml" in err
+
+
+def test_another_address_is_loud() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.7")
+    assert not is_loopback("lab.example")
+
+
+def test_app_command_runs_this_python_on_the_absolute_scenario_path() -> None:
+    command = app_command("scenarios/getpid.toml")
+    assert command.startswith(sys.executable)
+    assert str((Path.cwd() / "scenarios/getpid.toml").resolve()) in command
+    assert app_command(None).endswith("-m tui")
+
+
+def test_a_taken_port_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"syscall-tui: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_another_address_warns_before_it_listens(capsys: pytest.CaptureFixture[str]) -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails, after the warning
+    assert main(["serve", "--host", "192.0.2.1", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("syscall-tui: warning: listening on 192.0.2.1: anyone who can")
+    assert err[1].startswith("syscall-tui: cannot listen on 192.0.2.1:0: ")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", port])
+    assert exit_.value.code == 2
