@@ -278,3 +278,23 @@ async def test_the_first_differing_pt_regs_slot_is_scrolled_into_view() -> None:
         row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
         top = round(values.scroll_y)
         assert top <= row < top + values.scrollable_content_region.height
+
+
+@run_async
+async def test_compare_numbers_steps_from_1_as_the_trace_and_debugger_do() -> None:
+    """The ptrace run's do_syscall_64 return is its step 47 in `trace` and the debugger
+    (index 46): the banner, the summary and the aligned listing call it 47 too."""
+    from engine.compare import summary_lines
+
+    c = ptrace_comparison()
+    first = c.first_difference
+    assert first is not None and first.left == 46
+    assert c.left.steps[46].text == "retq"
+    assert "A step 47 retq" in "\n".join(difference_lines(c))
+    assert "A step 47 retq" in "\n".join(summary_lines(c))
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.pause()
+        lines = [line.plain for line in app.screen.query_one(AlignedSteps).lines]
+        assert lines[0][2:].split()[:2] == ["1", "movl"]
+        assert lines[first.position - 1][2:].split()[:2] == ["47", "retq"]

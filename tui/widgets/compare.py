@@ -178,7 +178,7 @@ class AlignedSteps(LinePanel):
             gap = "    ·".ljust(width)
             return Content.assemble((gap, self.style("aligned--gap")))
         step = trace.steps[index]
-        number = f"{index:>4} "
+        number = f"{index + 1:>4} "  # step numbers start at 1, as in the debugger
         text = step.text
         insn_width = min(30, max(12, width - len(number) - 8))
         insn = text if len(text) <= insn_width else text[: insn_width - 1] + "…"
@@ -318,7 +318,7 @@ def _side_words(trace: Trace, index: int | None) -> str:
         return "no step yet"
     step = trace.steps[index]
     events = f" [{', '.join(e.kind for e in step.events)}]" if step.events else ""
-    return f"step {index} {step.text}{events}"
+    return f"step {index + 1} {step.text}{events}"  # step 1 is the first, as elsewhere
 
 
 def _values(pairs: tuple[ValuePair, ...], limit: int = 3) -> str:
