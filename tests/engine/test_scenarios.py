@@ -224,3 +224,24 @@ def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
         if m.group(3):  # a check not reached compared nothing
             columns.add(m.end() - 1)
     assert len(columns) == 1, lines[start : start + 6]
+
+
+def test_user_source_shows_local_labels_as_written() -> None:
+    """`1:` / `jnz 1b` are renamed for Keystone; the source a step shows is the user's."""
+    code = "mov $3, %ecx\n1: dec %ecx\njnz 1b\njmp 2f\nnop\n2: syscall"
+    t = run_scenario(parse_scenario(f'name = "x"\n[user]\ncode = """\n{code}\n"""\n'))
+    sources = [s.source for s in t.steps if s.cpl == 3]
+    assert sources[:4] == ["mov $3, %ecx", "dec %ecx", "jnz 1b", "dec %ecx"]
+    assert "jmp 2f" in sources
+    assert not any("local_" in s for s in sources)
+
+
+@pytest.mark.parametrize("label", ["foo7", "1f"])
+def test_a_digit_in_a_label_is_not_taken_for_a_number_keystone_dropped(label: str) -> None:
+    """`lea foo7(%rip)` and `lea 1f(%rip)` assemble: the 7 (or the renamed label's
+    numbers) are part of a name, not a displacement Capstone must read back."""
+    target = label.rstrip("f") if label == "1f" else label
+    code = f"nop\nnop\nlea {label}(%rip), %rax\n{target}: syscall"
+    t = run_scenario(parse_scenario(f'name = "x"\n[user]\ncode = """\n{code}\n"""\n'))
+    assert t.exit == "sysret"
+    assert t.steps[2].text == "leaq (%rip), %rax"  # the label is the next instruction
