@@ -298,3 +298,18 @@ async def test_compare_numbers_steps_from_1_as_the_trace_and_debugger_do() -> No
         lines = [line.plain for line in app.screen.query_one(AlignedSteps).lines]
         assert lines[0][2:].split()[:2] == ["1", "movl"]
         assert lines[first.position - 1][2:].split()[:2] == ["47", "retq"]
+
+
+@run_async
+async def test_the_differing_slot_is_in_view_even_when_registers_differ_too() -> None:
+    """Where the paths part, r11 and rflags differ as well as pt_regs->ip: the registers
+    at the top of the panel do not keep the differing slot out of a short panel's view."""
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await pilot.pause()
+        values = app.screen.query_one(SideBySide)
+        assert values.view is not None and values.view.registers  # registers differ here
+        row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
+        top = round(values.scroll_y)
+        assert top <= row < top + values.scrollable_content_region.height

@@ -219,12 +219,14 @@ class SideBySide(LinePanel):
     def watch_view(self) -> None:
         self.rebuild()
         # The differing registers come first; a differing pt_regs slot can sit below the
-        # equal ones, out of a short panel's view: bring the first one in.
-        differing = next(
-            (k for k, line in enumerate(self._lines) if k > 0 and " ≠ " in line.plain), None
-        )
-        if differing is not None:
-            self.keep_in_view(differing)
+        # equal ones, out of a short panel's view: bring the first one in (only a pt_regs
+        # slot: a register that differs all run long would pull the view back up each step).
+        plain = [line.plain for line in self._lines]
+        heading = next((k for k, text in enumerate(plain) if text == "pt_regs"), None)
+        if heading is not None:
+            slot = next((k for k in range(heading, len(plain)) if " ≠ " in plain[k]), None)
+            if slot is not None:
+                self.keep_in_view(slot)
 
     def build(self, width: int) -> list[Content]:
         view = self.view
