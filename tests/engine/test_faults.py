@@ -153,3 +153,41 @@ def test_iretq_at_cpl3_refuses_a_kernel_cs_first() -> None:
     t = run("pushq $0x2b; pushq %rsp; pushfq; pushq $0x10; pushq $0x401000; iretq")
     f = t.fault
     assert f is not None and (f.vector, f.cpl, f.error_code) == (GP, 3, 0x10)
+
+
+FAR_TRANSFERS = [
+    # (user code, error code): a far RET, JMP or CALL refusing the CS it loads pushes
+    # that selector (SDM vol. 2A "RET", "JMP", "CALL"), not 0
+    ("pushq $0x10; pushq $0x401000; lretq", 0x10),  # __KERNEL_CS: RPL 0 < CPL 3
+    ("pushq $0x2b; pushq $0x401000; lretq", 0x28),  # __USER_DS: not a code segment
+    ("pushq $0; pushq $0x401000; lretq", 0),  # null
+    ("movq $0x401000, (%rsp); movw $0x10, 8(%rsp); ljmpq *(%rsp)", 0x10),
+    ("movq $0x401000, (%rsp); movw $0x10, 8(%rsp); lcallq *(%rsp)", 0x10),
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), FAR_TRANSFERS)
+def test_a_refused_far_transfer_pushes_the_selector(code: str, expected: int) -> None:
+    f = run(f"{code}; syscall").fault
+    assert f is not None and (f.vector, f.cpl) == (GP, 3)
+    assert f.error_code == expected
+
+
+STACK_FAULTS = [
+    # a non-canonical address through SS is #SS(0) (SDM vol. 2A, 64-bit mode exceptions)
+    ("movabs $0x800000000000, %rsp; pop %rax", True),
+    ("movabs $0x800000000008, %rsp; push %rax", True),
+    ("movabs $0x800000000000, %rsp; ret", True),
+    ("movabs $0x800000000000, %rbp; mov 8(%rbp), %rax", True),
+    ("movabs $0x800000000000, %rbp; leave", True),
+    # not through SS: Unicorn's #GP(0) stands
+    ("movabs $0x800000000000, %rax; mov (%rax), %rax", False),
+    ("movabs $0x800000000000, %rax; push (%rax)", False),
+]
+
+
+@pytest.mark.parametrize(("code", "ss"), STACK_FAULTS)
+def test_a_non_canonical_stack_address_is_a_modelled_ss0(code: str, ss: bool) -> None:
+    f = run(f"{code}; syscall").fault
+    assert f is not None and f.cpl == 3 and f.rip == 0x40100A and f.error_code == 0
+    assert (f.vector, f.name, f.modelled) == ((12, "#SS", True) if ss else (GP, "#GP", False))
