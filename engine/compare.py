@@ -670,6 +670,7 @@ def _run_json(trace: Trace) -> dict[str, Any]:
         "fault": None if o.fault is None else {"name": o.fault, "cpl": o.fault_cpl},
         "final": {"cpl": o.final_cpl, "rip": _hx(o.final_rip)},
         "stopped": trace.stopped,
+        "not_removed": list(trace.not_removed),
     }
 
 
@@ -736,6 +737,12 @@ def summary_lines(c: Comparison) -> list[str]:
     out = [
         f"A  {run_label(c.left)} · {len(c.left.steps)} steps",
         f"B  {run_label(c.right)} · {len(c.right.steps)} steps",
+        *(
+            f"{side}: remove_checks {', '.join(t.not_removed)} not applied: "
+            f"{t.kernel} has no such check"
+            for side, t in (("A", c.left), ("B", c.right))
+            if t.not_removed
+        ),
         f"aligned {len(c.rows)} rows: {counts['same']} same, {counts['similar']} similar, "
         f"{counts['left']} only in A, {counts['right']} only in B",
     ]

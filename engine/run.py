@@ -735,6 +735,7 @@ class Run:
             symbols=dict(self.img.symbols),
             stopped=self.stopped,
             events=tuple(self.all_events),
+            not_removed=sc.not_removed,
         )
 
 

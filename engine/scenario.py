@@ -133,6 +133,8 @@ class Scenario:
     sigframe: dict[str, int] = field(default_factory=dict)
     expect: Expect = Expect()
     step_cap: int = DEFAULT_STEP_CAP
+    #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
+    not_removed: tuple[str, ...] = ()
 
 
 class _Reader:
@@ -559,11 +561,20 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
     """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
 
     What only makes sense on the original kernel is dropped: a ``remove_checks`` name or
-    an expected ``failed_check`` the other kernel does not have.
+    an expected ``failed_check`` the other kernel does not have.  A dropped name is kept
+    in ``not_removed`` and the scenario is renamed after its file, because its own name
+    may describe the what-if ("what-if: no canonical_rip check") that is no longer in force.
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
     checks = spec(kernel).checks
+    dropped = tuple(n for n in sc.machine.removed_checks if n not in checks)
+    if dropped:
+        sc = replace(
+            sc,
+            name=f"{Path(sc.path).stem}: {', '.join(dropped)} not in {kernel}, so not removed",
+            not_removed=dropped,
+        )
     machine = replace(
         sc.machine,
         kernel=kernel,

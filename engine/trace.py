@@ -306,3 +306,5 @@ class Trace:
     symbols: dict[str, int] = field(default_factory=dict)
     stopped: str = ""  # why the run ended, in words
     events: tuple[Event, ...] = ()  # all events of all steps, in order
+    #: remove_checks names this kernel has no check for (the scenario run on another kernel)
+    not_removed: tuple[str, ...] = ()

@@ -313,3 +313,30 @@ async def test_the_differing_slot_is_in_view_even_when_registers_differ_too() ->
         row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
         top = round(values.scroll_y)
         assert top <= row < top + values.scrollable_content_region.height
+
+
+@run_async
+async def test_k_says_when_the_what_if_is_not_in_force_on_the_other_kernel() -> None:
+    """v6.12 has no canonical_rip check: the title stops claiming its removal, and a
+    notification says so."""
+    from textual.widgets._toast import Toast
+
+    from tui.widgets.status import StatusLine
+
+    app = make_app("cve-2012-0217-intel.toml")
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        await pilot.press("k")  # v6.1: has canonical_rip, the what-if holds
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.timeline.trace.kernel == "v6.1"
+        assert not screen.timeline.trace.not_removed
+        await pilot.press("k")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        trace = screen.timeline.trace
+        assert trace.kernel == "v6.12" and trace.not_removed == ("canonical_rip",)
+        toasts = [str(t.render()) for t in app.screen.query(Toast)]
+        assert any("canonical_rip" in t and "not applied" in t for t in toasts)
+        assert "what-if" not in str(app.screen.query_one(StatusLine).render())

@@ -420,6 +420,16 @@ class DebuggerScreen(Screen[None]):
             )
         else:
             self.notify(f"{name}: {steps}", title="loaded", markup=False)
+        if message.trace.not_removed:
+            # the scenario's what-if removes a check this kernel does not have: say so
+            names = ", ".join(message.trace.not_removed)
+            self.notify(
+                f"{names}: no such check in {message.trace.kernel}; remove_checks not applied",
+                title="what-if not in force",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
         name = escape(Path(message.path).name, 80)
