@@ -8,6 +8,7 @@ what that step changed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -96,6 +97,10 @@ def scenario_name(trace: Trace) -> str:
     return escape(trace.scenario or (Path(trace.path).stem if trace.path else "scenario"), 200)
 
 
+#: How long the "End of the trace" notice stays.
+END_NOTICE_SECONDS = 4
+
+
 class DebuggerScreen(Screen[None]):
     """Step through one recorded SYSCALL round trip in both directions."""
 
@@ -179,6 +184,8 @@ class DebuggerScreen(Screen[None]):
         self.timeline = Timeline(trace)
         """The loaded trace with its stops precomputed."""
         self._listing = Listing.from_trace(trace)
+        self._end_notice_until = 0.0
+        """Until when (monotonic) the "End of the trace" notice is on screen."""
 
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
@@ -357,8 +364,17 @@ class DebuggerScreen(Screen[None]):
         self.app.push_screen(HelpScreen())
 
     def _at_end(self) -> None:
+        # One notice at a time: pressing c or s again at the end must not stack copies.
+        if time.monotonic() < self._end_notice_until:
+            return
+        self._end_notice_until = time.monotonic() + END_NOTICE_SECONDS
         stopped = self.timeline.trace.stopped or "the run ended"
-        self.notify(f"End of the trace: {escape(stopped)}", title="end", timeout=4, markup=False)
+        self.notify(
+            f"End of the trace: {escape(stopped)}",
+            title="end",
+            timeout=END_NOTICE_SECONDS,
+            markup=False,
+        )
 
     # -- loading --------------------------------------------------------------------
 
@@ -443,6 +459,7 @@ class DebuggerScreen(Screen[None]):
         """Replace the session with a new trace, at position 0."""
         self.timeline = Timeline(trace)
         self._listing = Listing.from_trace(trace)
+        self._end_notice_until = 0.0  # a new trace's end gets its own notice
         self.set_reactive(DebuggerScreen.position, 0)
         self._apply_timeline()
 
