@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -100,9 +101,10 @@ class MsrPanel(LinePanel):
         if "SYSCALL_MASK" in msrs:
             mask = msrs["SYSCALL_MASK"]
             lines.append(Content.assemble(self._label("SYSCALL_MASK"), hex64(mask)))
-            lines.append(
-                Content.assemble(("  SYSCALL clears " + " ".join(fmask_names(mask)), decoded))
-            )
+            # wrapped, not cut: every flag SYSCALL clears must show, however narrow the column
+            clears = "  SYSCALL clears " + " ".join(fmask_names(mask))
+            for part in textwrap.wrap(clears, max(width, 20), subsequent_indent="    "):
+                lines.append(Content.assemble((part, decoded)))
         lines.append(self._base(view, "FS_BASE", "fs_base", view.fs_base))
         lines.append(self._base(view, "GS_BASE", "gs_base", view.gs_base))
         lines.append(self._base(view, "KERNEL_GS_BASE", "kernel_gs_base", view.kernel_gs_base))
