@@ -79,8 +79,9 @@ def describe(state: CheckState) -> str:
         if bits:
             return f"{left.label} {left.value:#x} has {'+'.join(bits)}"
         return f"{left.label} {left.value:#x}: RF and TF clear"
-    if state.relation is Relation.BELOW:
-        return f"{left.label} {left.value:#x} {'<' if ok else '≥'} {right.label} {right.value:#x}"
+    if state.relation is Relation.BELOW:  # a RIP against TASK_SIZE_MAX: padded as RIPs are
+        below = "<" if ok else "≥"
+        return f"{left.label} {left.value:#018x} {below} {right.label} {right.value:#018x}"
     wide = state.name in (CheckName.RCX_EQ_RIP,)
     fmt = "#018x" if wide else "#x"
     eq = "==" if ok else "≠"

@@ -161,7 +161,7 @@ class Fault:
     error_code: int | None = None
 
     def describe(self, tag_modelled: bool = True) -> str:
-        where = f" address {self.address:#x}" if self.address is not None else ""
+        where = f", address {self.address:#x}" if self.address is not None else ""
         code = ""
         if self.error_code is not None:  # always modelled: say so unless the whole fault is
             code = f", error code {self.error_code:#x}" + ("" if self.modelled else " (modelled)")

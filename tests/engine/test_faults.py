@@ -65,6 +65,9 @@ def test_unmapped_read_is_pf_with_cr2_and_error_code() -> None:
     f = t.fault
     assert f is not None and (f.vector, f.cpl, f.rip, f.address) == (PF, 3, 0x401000, 0x10)
     assert f.error_code == 0x4  # not present, read, user
+    assert f.describe() == (
+        "#PF (vector 14) at CPL 3, RIP 0x0000000000401000, address 0x10, error code 0x4 (modelled)"
+    )
 
 
 def test_write_to_read_only_code_is_a_present_write_pf() -> None:
