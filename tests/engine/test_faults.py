@@ -194,3 +194,11 @@ def test_a_non_canonical_stack_address_is_a_modelled_ss0(code: str, ss: bool) ->
     f = run(f"{code}; syscall").fault
     assert f is not None and f.cpl == 3 and f.rip == 0x40100A and f.error_code == 0
     assert (f.vector, f.name, f.modelled) == ((12, "#SS", True) if ss else (GP, "#GP", False))
+
+
+def test_the_documented_setup_differences_hold() -> None:
+    """docs/scenarios.md says: no #AC (CR0.AM clear), SSE is #UD (CR4.OSFXSR clear)."""
+    ac = run("pushfq; orq $0x40000, (%rsp); popfq; mov 1(%rsp), %rax; syscall")
+    assert ac.fault is None and ac.exit == "sysret"
+    sse = run("movaps %xmm0, %xmm1; syscall").fault
+    assert sse is not None and (sse.vector, sse.rip) == (UD, 0x401000)
