@@ -103,7 +103,11 @@ class MsrPanel(LinePanel):
             lines.append(Content.assemble(self._label("SYSCALL_MASK"), hex64(mask)))
             # wrapped, not cut: every flag SYSCALL clears must show, however narrow the column
             clears = "  SYSCALL clears " + " ".join(fmask_names(mask))
-            for part in textwrap.wrap(clears, max(width, 20), subsequent_indent="    "):
+            # (not before the panel has a width: an early narrow build would leave it taller)
+            parts = (
+                textwrap.wrap(clears, width, subsequent_indent="    ") if width > 0 else [clears]
+            )
+            for part in parts:
                 lines.append(Content.assemble((part, decoded)))
         lines.append(self._base(view, "FS_BASE", "fs_base", view.fs_base))
         lines.append(self._base(view, "GS_BASE", "gs_base", view.gs_base))
