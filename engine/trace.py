@@ -130,6 +130,8 @@ class Regs:
         )  # fmt: skip
 
     def changed_from(self, other: Regs) -> tuple[str, ...]:
+        if self == other:  # a spin loop (``1: jmp 1b``) changes nothing: skip the walk
+            return ()
         pairs = zip(REG_NAMES, self.values(), other.values(), strict=True)
         return tuple(n for n, a, b in pairs if a != b)
 
