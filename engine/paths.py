@@ -8,7 +8,8 @@ from pathlib import Path
 def bundled_scenarios_dir() -> Path:
     """The shipped scenarios: inside the installed package, or scenarios/ of a checkout."""
     # The package's own folder, where the wheel puts them.  (importlib.resources would say
-    # the same for a package on disk, but loads zipfile for it: a tenth of the start-up.)
+    # the same for a package on disk, but imports zipfile to say
+    # it, which nothing else at start-up needs.)
     installed = Path(__file__).resolve().parent / "scenarios"
     if installed.is_dir():
         return installed
