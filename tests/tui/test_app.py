@@ -22,6 +22,27 @@ def test_run_app_reports_a_broken_scenario_without_starting(
     assert "broken.toml" in err and len(err.strip().splitlines()) == 1
 
 
+def test_the_debugger_loads_no_emulator_before_it_needs_one() -> None:
+    # A start from a cached trace needs neither the emulator nor the assembler: the app's
+    # modules must not pull them in (through the compare view's types, say).
+    import subprocess
+    import sys
+
+    heavy = ("unicorn", "capstone", "keystone", "engine.scenario", "engine.run", "zipfile")
+    code = f"import sys, tui.app; print([m for m in {heavy!r} if m in sys.modules])"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_run_app_reports_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_app("does/not/exist.toml") == 2
     assert "no such file" in capsys.readouterr().err
