@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,32 @@ def test_the_debugger_loads_no_emulator_before_it_needs_one() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_run_app_opens_the_trace_the_engine_records(
+    cache: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the cache the run happens in a forked child; with it (filled by the first
+    # start) it is read back.  Either way the app gets the engine's own trace.
+    from engine.cache import run_file
+    from tui.app import SyscallTuiApp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if cache:
+        monkeypatch.delenv("SYSCALL_TUI_NO_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("SYSCALL_TUI_NO_CACHE", "1")
+    path = str(SCENARIOS / "getpid.toml")
+    opened: list[SyscallTuiApp] = []
+    monkeypatch.setattr(SyscallTuiApp, "run", lambda self: opened.append(self))
+    for _ in range(2):
+        assert run_app(path) == 0
+    expected, data = run_file(path)
+    assert [app.trace for app in opened] == [expected, expected]
+    assert all(app.source == data for app in opened)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every child was reaped
 
 
 def test_run_app_reports_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
