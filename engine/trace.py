@@ -32,13 +32,13 @@ def _compact_pickle(cls: type[_R]) -> type[_R]:
         def reduce_one(self: Any) -> tuple[type[_R], tuple[Any, ...]]:
             return cls, (get(self),)
 
-        cls.__reduce__ = reduce_one  # type: ignore[assignment,method-assign]
+        cls.__reduce__ = reduce_one  # type: ignore[method-assign]
     else:
 
         def reduce(self: Any) -> tuple[type[_R], tuple[Any, ...]]:
             return cls, get(self)
 
-        cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
+        cls.__reduce__ = reduce  # type: ignore[method-assign]
     return cls
 
 

@@ -45,6 +45,7 @@ def run_app(path: str | None) -> int:
         except LoadError as error:
             print(f"syscall-tui: {error}", file=sys.stderr)
             return 2
+    assert trace is not None  # from the cache or from the child
     app = SyscallTuiApp(trace, source=data)
     app.run()
     return app.return_code or 0
