@@ -20,8 +20,12 @@ step_ms_median / step_back_ms_median
 
 open_step_cap_s / open_step_cap_uncached_s
     cold_start_s for a scenario that runs into the step cap (10,000 steps), from the cache,
-    and with the cache turned off (the engine records all 10,000 steps before the first
-    frame; the project is byte-compiled, as for cold_start_s).
+    and with the cache turned off (the engine assembles the kernel and records all 10,000
+    steps before the first frame; the project is byte-compiled, as for cold_start_s).
+
+open_step_cap_new_file_s
+    The same scenario in a file not opened before (each run edits a comment), the cache on:
+    the kernel image comes from the cache, the 10,000 steps are recorded.
 
 trace_step_cap_s / trace_step_cap_json_s
     ``syscall-tui trace`` of that scenario into a pipe, without the cache: 10,000 rows, as
@@ -76,9 +80,10 @@ SIZE = (160, 50)
 STEP_CAP_SCENARIO = 'name = "spin until the step cap"\n[user]\ncode = "1: jmp 1b; syscall"\n'
 
 
-def step_cap_file() -> str:
+def step_cap_file(edit: int = 0) -> str:
+    """A step-cap scenario; each *edit* number gives other bytes (a trace cache miss)."""
     path = Path(tempfile.mkdtemp(prefix="syscall-tui-bench-")) / "spin.toml"
-    path.write_text(STEP_CAP_SCENARIO, encoding="utf-8")
+    path.write_text(STEP_CAP_SCENARIO + f"# edit {edit}\n", encoding="utf-8")
     return str(path)
 
 
@@ -120,6 +125,7 @@ def cold_start(
     scenario: str | None = None,
     cache: bool = True,
     name: str = "cold_start",
+    new_file: bool = False,
 ) -> list[float]:
     """Seconds from process spawn to the first frame on a real pseudo-terminal.
 
@@ -144,7 +150,10 @@ def cold_start(
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     times = []
-    for _ in range(runs):
+    for run in range(runs):
+        if new_file:  # a scenario never opened before: its trace is not in the cache
+            scenario = step_cap_file(edit=run)
+            code = f"import sys; from tui.launch import run_app; sys.exit(run_app({scenario!r}))"
         used = children_cpu()
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
@@ -305,6 +314,7 @@ def main() -> None:
     step_cap_uncached = cold_start(
         3, scenario=step_cap_file(), cache=False, name="open_step_cap_uncached"
     )
+    step_cap_new = cold_start(3, cache=True, name="open_step_cap_new_file", new_file=True)
     traced = trace_step_cap()
     traced_json = trace_step_cap(output="json")
     costs = asyncio.run(step_costs())
@@ -317,9 +327,10 @@ def main() -> None:
     print(f"cold_start_over_import_floor: {ratio:.2f}")
     print(f"open_step_cap_s: {statistics.median(step_cap):.3f}")
     print(f"open_step_cap_uncached_s: {statistics.median(step_cap_uncached):.3f}")
+    print(f"open_step_cap_new_file_s: {statistics.median(step_cap_new):.3f}")
     print(f"trace_step_cap_s: {statistics.median(traced):.3f}")
     print(f"trace_step_cap_json_s: {statistics.median(traced_json):.3f}")
-    for name in ("cold_start", "open_step_cap", "open_step_cap_uncached"):
+    for name in ("cold_start", "open_step_cap", "open_step_cap_uncached", "open_step_cap_new_file"):
         print(f"{name}_cpu_s: {statistics.median(CPU[name]):.3f}")
     print(f"trace_step_cap_cpu_s: {statistics.median(CPU['trace_step_cap_table']):.3f}")
     print(f"trace_step_cap_json_cpu_s: {statistics.median(CPU['trace_step_cap_json']):.3f}")
