@@ -631,6 +631,7 @@ def _step_brief(trace: Trace, index: int | None) -> dict[str, Any] | None:
     s = trace.steps[index]
     return {
         "index": index,
+        "step": index + 1,  # as `trace --json` numbers it
         "rip": f"{s.rip:#x}",
         "text": s.text,
         "source_line": s.source_line,
@@ -714,7 +715,8 @@ def _side(trace: Trace, index: int | None) -> str:
     where = f"line {s.source_line}" if s.source_line is not None else "user"
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
     source = printable(" ".join(s.source.split()))
-    return f"step {index} {s.text} ({where}: {source}){events}"
+    # numbered as the trace table and the app number it: step 1 is the first instruction
+    return f"step {index + 1} {s.text} ({where}: {source}){events}"
 
 
 def _exit_words(o: Outcome) -> str:

@@ -13,12 +13,12 @@ import functools
 import re
 
 from capstone import CS_AC_WRITE, CS_ARCH_X86, CS_MODE_64, Cs
-from capstone.x86 import X86_OP_MEM
+from capstone.x86 import X86_INS_MOV, X86_INS_POP, X86_OP_MEM, X86_OP_REG
 from unicorn import x86_const as X
 
 from engine.constants import EXCEPTION_NAMES, VEC_GP, VEC_NP, VEC_PF, VEC_SS
 from engine.machine import Machine
-from engine.model import error_code, iret_fault
+from engine.model import error_code, iret_fault, segment_load_error_code
 from engine.paging import NX, US
 from engine.trace import Fault
 
@@ -75,7 +75,54 @@ def _descriptor(m: Machine, cr3: int, selector: int) -> int | None:
     return None if raw is None else int.from_bytes(raw, "little")
 
 
-def _iret_error_code(m: Machine, intno: int, rip: int, cr3: int) -> int | None:
+#: The segment registers MOV and POP load, by Capstone's name.
+_SEGMENT_REGS = ("ds", "es", "fs", "gs", "ss")
+
+
+def _register(m: Machine, name: str) -> int | None:
+    reg = getattr(X, f"UC_X86_REG_{name.upper()}", None)
+    return None if reg is None else int(m.uc.reg_read(reg))
+
+
+def _segment_load(m: Machine, cr3: int, rip: int) -> tuple[str, int | None] | None:
+    """(segment register, selector) when the instruction at *rip* is a MOV or POP into a
+    segment register; the selector is None when it cannot be read (a memory operand
+    through a segment override, or memory the page tables do not map)."""
+    code = m.read_virt(cr3, rip, MAX_INSN) or b""
+    for insn in _detailed().disasm(code, rip, 1):
+        if insn.id not in (X86_INS_MOV, X86_INS_POP):
+            return None
+        ops = list(insn.operands)
+        seg = next(
+            (op for op in ops if op.type == X86_OP_REG and insn.reg_name(op.reg) in _SEGMENT_REGS
+             and op.access & CS_AC_WRITE),
+            None,
+        )  # fmt: skip
+        if seg is None:
+            return None
+        name = insn.reg_name(seg.reg)
+        if insn.id == X86_INS_POP:
+            raw = m.read_virt(cr3, int(m.uc.reg_read(X.UC_X86_REG_RSP)), 2)
+            return name, None if raw is None else int.from_bytes(raw, "little")
+        source = next(op for op in ops if op is not seg)
+        if source.type == X86_OP_REG:
+            value = _register(m, insn.reg_name(source.reg))
+            return name, None if value is None else value & 0xFFFF
+        mem = source.mem
+        if mem.segment:
+            return name, None
+        base = 0
+        if mem.base:
+            base_name = insn.reg_name(mem.base)
+            base = rip + insn.size if base_name == "rip" else _register(m, base_name) or 0
+        index = _register(m, insn.reg_name(mem.index)) or 0 if mem.index else 0
+        address = (base + index * mem.scale + mem.disp) & (2**64 - 1)
+        raw = m.read_virt(cr3, address, 2)
+        return name, None if raw is None else int.from_bytes(raw, "little")
+    return None
+
+
+def _iret_error_code(m: Machine, intno: int, rip: int, cr3: int, cpl: int) -> int | None:
     """The error code of a #GP/#NP/#SS Unicorn raised on IRETQ: the CS or SS selector of
     the frame it refused (or 0), per :func:`engine.model.iret_fault`; None when the
     model does not find the fault Unicorn raised."""
@@ -84,7 +131,7 @@ def _iret_error_code(m: Machine, intno: int, rip: int, cr3: int) -> int | None:
     if frame is None:
         return None
     cs, ss = (int.from_bytes(frame[i * 8 : i * 8 + 2], "little") for i in (1, 4))
-    vector, code = iret_fault(cs, ss, functools.partial(_descriptor, m, cr3))
+    vector, code = iret_fault(cs, ss, functools.partial(_descriptor, m, cr3), cpl)
     return code if vector == intno else None
 
 
@@ -92,8 +139,14 @@ def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: in
     """The :class:`Fault` for exception *intno* as Unicorn raised it."""
     name = EXCEPTION_NAMES.get(intno, f"INT {intno:#x}")
     if intno in (VEC_GP, VEC_NP, VEC_SS) and m.read_virt(cr3, rip, 2) == IRETQ:
-        selector_code = _iret_error_code(m, intno, rip, cr3)
+        selector_code = _iret_error_code(m, intno, rip, cr3, cpl)
         return Fault(intno, name, cpl, rip, None, False, "", selector_code)
+    if intno in (VEC_GP, VEC_NP, VEC_SS):
+        load = _segment_load(m, cr3, rip)
+        if load is not None:
+            register, selector = load
+            load_code = None if selector is None else segment_load_error_code(register, selector)
+            return Fault(intno, name, cpl, rip, None, False, "", load_code)
     if intno != VEC_PF:
         return Fault(intno, name, cpl, rip, None, False, "", error_code(intno))
     fetch = rip <= cr2 < rip + MAX_INSN and not _executable(m, cr3, cr2, cpl)

@@ -161,9 +161,12 @@ def error_code(
 _P, _S, _CODE, _CONFORMING, _WRITABLE = 0x80, 0x10, 0x08, 0x04, 0x02
 
 
-def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tuple[int, int]:
-    """(vector, error code) of the fault an IRETQ from CPL 0 raises on the CS and SS of
+def iret_fault(
+    cs: int, ss: int, descriptor: Callable[[int], int | None], cpl: int = 0
+) -> tuple[int, int]:
+    """(vector, error code) of the fault an IRETQ at *cpl* raises on the CS and SS of
     its frame, in the order Intel SDM vol. 2A "IRET" checks them; (0, 0) when both pass.
+    (User code may run IRETQ too: at CPL 3 a CS of RPL < 3 is refused.)
 
     *descriptor* gives the 8-byte descriptor a selector names, or None when it lies past
     its table's limit.  Returning to CPL 3 (RPL of CS): CS must be a present code segment
@@ -179,7 +182,7 @@ def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tup
         return VEC_GP, cs & ~3
     access = (desc >> 40) & 0xFF
     dpl = (access >> 5) & 3
-    if not access & _S or not access & _CODE:  # (RPL < CPL cannot be: CPL is 0)
+    if not access & _S or not access & _CODE or rpl < cpl:
         return VEC_GP, cs & ~3
     if (dpl > rpl) if access & _CONFORMING else (dpl != rpl):
         return VEC_GP, cs & ~3
@@ -200,6 +203,16 @@ def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tup
     return 0, 0
 
 
+def segment_load_error_code(register: str, selector: int) -> int:
+    """The error code of the #GP, #NP or #SS a MOV or POP into *register* (ds, es, fs,
+    gs, ss) raises on *selector* (Intel SDM vol. 2A "MOV", "POP"): the selector with its
+    RPL cleared, whatever the reason (past the table limit, the wrong type, DPL or RPL,
+    not present); 0 for a null selector, which only SS refuses.  Unicorn raises the
+    fault; the code is not reported by it.
+    """
+    return 0 if selector & ~3 == 0 else selector & ~3
+
+
 def cr3_as_stored(value: int, pcide: bool) -> int:
     """The CR3 a real CPU keeps after MOV to CR3: bit 63 dropped when CR4.PCIDE = 1."""
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
@@ -212,6 +225,7 @@ __all__ = [
     "io_faults",
     "iret_fault",
     "iret_faults",
+    "segment_load_error_code",
     "syscall_transition",
     "sysenter_faults",
     "sysret_faults",

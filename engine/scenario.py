@@ -361,7 +361,8 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
     code = result
     assert len(code) <= MAX_USER_CODE
     insns = list(capstone().disasm(code, address))
-    real = [(s, orig) for s, orig in zip(hexed, statements, strict=True) if not s.endswith(":")]
+    # orig: the statement as the user wrote it (``jnz 1b``, not the renamed label), to show
+    real = [(s, orig) for s, orig in zip(hexed, split, strict=True) if not s.endswith(":")]
     if any(s.startswith(".") for s, _ in real):
         # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
         if not insns or sum(i.size for i in insns) != len(code):
@@ -386,7 +387,8 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
             "one instruction per statement expected",
         )
     lines: list[tuple[int, str, str]] = []
-    num = re.compile(r"-?0x[0-9a-fA-F]+|-?\d+")
+    # a number, not the digits of a name (foo7, the renamed local_1_3) or register (%r8)
+    num = re.compile(r"(?<![\w.])(?:-?0x[0-9a-fA-F]+|-?\d+)")
     for (stmt, orig), insn in zip(real, insns, strict=True):
         text = f"{insn.mnemonic} {insn.op_str}".strip()
         wanted = [int(n, 0) for n in num.findall(stmt.split(" ", 1)[-1])]

@@ -136,8 +136,11 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
         f"exit path:    {trace.exit or '—'}",
         f"failed check: {failed_check_words(trace)}",
     ]
+    # 6.12's rip_below_task_size_max is longer than the others: size the column to it
+    name_width = max((len(c.name) for c in trace.checks), default=0)
     lines.extend(
-        f"  {c.result:12} {c.name:14} {escape(describe(c))}".rstrip() for c in trace.checks
+        f"  {c.result:12} {c.name:{name_width}} {escape(describe(c))}".rstrip()
+        for c in trace.checks
     )
     if trace.handler:
         lines.append("do_syscall_64: " + escape("; ".join(trace.handler)))

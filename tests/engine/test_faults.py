@@ -126,3 +126,30 @@ def test_sysret_clears_rf_from_r11_modelled(cpu: str) -> None:
 def test_shipped_sysret_rf_what_if() -> None:
     t = trace_of("what-if-sysret-rf.toml")
     assert t.final is not None and t.final.rflags == 0x246 and t.final_cpl == 3
+
+
+SEGMENT_LOADS = [
+    # (user code, error code): a MOV or POP into a segment register refuses the selector
+    # it loads and pushes it, RPL cleared (SDM vol. 2A "MOV", "POP"), not 0
+    ("mov $0x7, %eax; mov %eax, %ds", 0x4),  # an LDT selector, and no LDT is loaded
+    ("mov $0x1003, %eax; mov %eax, %es", 0x1000),  # past the GDT limit
+    ("mov $0x18, %eax; mov %eax, %ds", 0x18),  # __KERNEL_DS: DPL 0 < CPL 3
+    ("pushq $0x1003; popq %fs", 0x1000),
+    ("movw $0x18, (%rsp); movw (%rsp), %gs", 0x18),  # the selector read from memory
+    ("xor %eax, %eax; mov %eax, %ss", 0),  # a null SS at CPL 3: #GP(0)
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), SEGMENT_LOADS)
+def test_a_refused_segment_load_pushes_the_selector(code: str, expected: int) -> None:
+    t = run(f"{code}; syscall")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl) == (GP, 3)
+    assert f.error_code == expected
+
+
+def test_iretq_at_cpl3_refuses_a_kernel_cs_first() -> None:
+    """User code may run IRETQ: at CPL 3 a CS of RPL 0 is #GP(CS), before SS is looked at."""
+    t = run("pushq $0x2b; pushq %rsp; pushfq; pushq $0x10; pushq $0x401000; iretq")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl, f.error_code) == (GP, 3, 0x10)

@@ -8,13 +8,10 @@ that differ.  A run with a gap at a row stands still while the other steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.reactive import var
@@ -22,7 +19,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown
 
 from engine.compare import PATH_ASPECTS, Comparison
+from engine.kernel import spec
 from engine.trace import CheckState, Regs, Step, Trace
+from tui.screens.commands import Command, CommandsProvider, binding_commands
 from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
 from tui.widgets.checks import ChecksPanel
@@ -147,6 +146,9 @@ class CompareScreen(Screen[None]):
         self._registers[1].border_title = "registers · B (≠ A lit)"
         self._checks[0].border_title = "SYSRET checks · A"
         self._checks[1].border_title = "SYSRET checks · B"
+        for panel, trace in zip(self._checks, (c.left, c.right), strict=True):
+            # 6.12 makes the checks in C: shown as C conditions, as the debugger shows them
+            panel.in_c = spec(trace.kernel).checks_in_c
         self._values.border_title = "A beside B at this row"
         self._show()
 
@@ -370,27 +372,11 @@ class CompareHelp(HelpScreen):
             yield Markdown(keys_markdown() + "\n\n" + LEGEND_MARKDOWN)
 
 
-class CompareCommands(Provider):
+class CompareCommands(CommandsProvider):
     """The compare screen's keys in the command palette."""
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _commands(self) -> list[Command]:
         screen = self.screen
         if not isinstance(screen, CompareScreen):
             return []
-        out: list[tuple[str, str, Callable[[], object]]] = []
-        for binding in CompareScreen.BINDINGS:
-            if isinstance(binding, Binding) and binding.show:
-                title = binding.description.capitalize()
-                out.append((title, binding.tooltip, partial(screen.run_action, binding.action)))
-        return out
-
-    async def discover(self) -> Hits:
-        for title, help_text, command in self._commands():
-            yield DiscoveryHit(title, command, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, command in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)
+        return binding_commands(screen, CompareScreen.BINDINGS)
