@@ -160,8 +160,22 @@ def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
     """The trace as JSON (see engine.report.trace_json)."""
     from engine.report import trace_json
 
-    json.dump(trace_json(trace), out, indent=1)
-    out.write("\n")
+    # One step a line: json's indenting encoder is pure Python and took seconds for a
+    # step-cap run; the compact one is in C.  The rest of the document stays indented.
+    doc = trace_json(trace)
+    steps = doc["steps"]
+    doc["steps"] = []
+    head = json.dumps(doc, indent=1)
+    marker = '\n "steps": [],\n'  # top-level keys are indented by one space
+    if steps and head.count(marker) == 1:
+        before, after = head.split(marker)
+        out.write(before + '\n "steps": [\n  ')
+        out.write(",\n  ".join(map(json.dumps, steps)))
+        out.write("\n ],\n" + after + "\n")
+    else:
+        doc["steps"] = steps
+        json.dump(doc, out, indent=1)
+        out.write("\n")
 
 
 @trace_format("markdown")
