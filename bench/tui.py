@@ -19,11 +19,21 @@ step_ms_median / step_back_ms_median
     the first frame that shows the new position.
 
 open_step_cap_s / open_step_cap_uncached_s
-    cold_start_s for a scenario that runs into the step cap (10,000 steps), from the cache
-    and on its first run.
+    cold_start_s for a scenario that runs into the step cap (10,000 steps), from the cache,
+    and with the cache turned off (the engine assembles the kernel and records all 10,000
+    steps before the first frame; the project is byte-compiled, as for cold_start_s).
 
-trace_step_cap_s
-    ``syscall-tui trace`` of that scenario into a pipe, without the cache: 10,000 rows.
+open_step_cap_new_file_s
+    The same scenario in a file not opened before (each run edits a comment), the cache on:
+    the kernel image comes from the cache, the 10,000 steps are recorded.
+
+trace_step_cap_s / trace_step_cap_json_s
+    ``syscall-tui trace`` of that scenario into a pipe, without the cache: 10,000 rows, as
+    the table and as JSON.
+
+*_cpu_s
+    The CPU time (user + system) of the measured process, the median over the same runs:
+    on a machine shared with other work it varies much less than the wall time.
 
 import_floor_s
     For scale: spawning ``python -c "import textual.app"`` alone, the part of the cold start
@@ -36,6 +46,7 @@ import asyncio
 import fcntl
 import os
 import pty
+import resource
 import select
 import statistics
 import struct
@@ -69,32 +80,53 @@ SIZE = (160, 50)
 STEP_CAP_SCENARIO = 'name = "spin until the step cap"\n[user]\ncode = "1: jmp 1b; syscall"\n'
 
 
-def step_cap_file() -> str:
+def step_cap_file(edit: int = 0) -> str:
+    """A step-cap scenario; each *edit* number gives other bytes (a trace cache miss)."""
     path = Path(tempfile.mkdtemp(prefix="syscall-tui-bench-")) / "spin.toml"
-    path.write_text(STEP_CAP_SCENARIO, encoding="utf-8")
+    path.write_text(STEP_CAP_SCENARIO + f"# edit {edit}\n", encoding="utf-8")
     return str(path)
 
 
-def trace_step_cap(runs: int = 3) -> list[float]:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: CPU seconds of each measured run, by measurement (see the *_cpu_s numbers).
+CPU: dict[str, list[float]] = {}
+
+
+def trace_step_cap(runs: int = 3, output: str = "table") -> list[float]:
     """Seconds for ``syscall-tui trace`` of a step-cap run (10,000 rows) into a pipe."""
     path = step_cap_file()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SYSCALL_TUI_NO_CACHE": "1"}
     times = []
+    cpu = CPU.setdefault(f"trace_step_cap_{output}", [])
     for _ in range(runs):
         start = time.perf_counter()
+        used = children_cpu()
         done = subprocess.run(
-            [sys.executable, "-m", "tui", "trace", path],
+            [sys.executable, "-m", "tui", "trace", "--format", output, path],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             check=True,
         )
         times.append(time.perf_counter() - start)
+        cpu.append(children_cpu() - used)
         assert done.stdout.count(b"\n") > 10_000
     return times
 
 
-def cold_start(runs: int = 5, bytecode: bool = True, scenario: str | None = None) -> list[float]:
+def cold_start(
+    runs: int = 5,
+    bytecode: bool = True,
+    scenario: str | None = None,
+    cache: bool = True,
+    name: str = "cold_start",
+    new_file: bool = False,
+) -> list[float]:
     """Seconds from process spawn to the first frame on a real pseudo-terminal.
 
     With *bytecode*, the project's modules are compiled once beforehand (into a temporary
@@ -108,6 +140,9 @@ def cold_start(runs: int = 5, bytecode: bool = True, scenario: str | None = None
     # first start after installing; cold_start_uncached_s reports that run.
     env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="syscall-tui-cache-")
     env.pop("SYSCALL_TUI_NO_CACHE", None)
+    if not cache:
+        env["SYSCALL_TUI_NO_CACHE"] = "1"
+    cpu = CPU.setdefault(name, [])
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="syscall-tui-pycache-")
@@ -115,7 +150,11 @@ def cold_start(runs: int = 5, bytecode: bool = True, scenario: str | None = None
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     times = []
-    for _ in range(runs):
+    for run in range(runs):
+        if new_file:  # a scenario never opened before: its trace is not in the cache
+            scenario = step_cap_file(edit=run)
+            code = f"import sys; from tui.launch import run_app; sys.exit(run_app({scenario!r}))"
+        used = children_cpu()
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
         start = time.perf_counter()
@@ -152,7 +191,10 @@ def cold_start(runs: int = 5, bytecode: bool = True, scenario: str | None = None
             process.kill()
             process.wait()
         os.close(master)
+        cpu.append(children_cpu() - used)
     UNCACHED.append(times[0])
+    if bytecode:
+        del cpu[-len(times)]  # the run that compiled
     return times[1:] if bytecode else times[1:] or times
 
 
@@ -252,10 +294,13 @@ async def step_costs() -> dict[str, list[float]]:
 
 def import_floor(runs: int = 5) -> list[float]:
     times = []
+    cpu = CPU.setdefault("import_floor", [])
     for _ in range(runs):
         start = time.perf_counter()
+        used = children_cpu()
         subprocess.run([sys.executable, "-c", "import textual.app"], check=True, cwd=ROOT)
         times.append(time.perf_counter() - start)
+        cpu.append(children_cpu() - used)
     return times
 
 
@@ -263,11 +308,15 @@ def main() -> None:
     floor = import_floor()
     starts = cold_start()
     uncached = UNCACHED[0]
-    uncompiled = cold_start(4, bytecode=False)
+    uncompiled = cold_start(4, bytecode=False, name="cold_start_no_bytecode")
     UNCACHED.clear()
-    step_cap = cold_start(3, scenario=step_cap_file())
-    step_cap_uncached = UNCACHED[0]
+    step_cap = cold_start(3, scenario=step_cap_file(), name="open_step_cap")
+    step_cap_uncached = cold_start(
+        3, scenario=step_cap_file(), cache=False, name="open_step_cap_uncached"
+    )
+    step_cap_new = cold_start(3, cache=True, name="open_step_cap_new_file", new_file=True)
     traced = trace_step_cap()
+    traced_json = trace_step_cap(output="json")
     costs = asyncio.run(step_costs())
     print(f"cold_start_s: {statistics.median(starts):.3f}")
     print(f"cold_start_s_max: {max(starts):.3f}")
@@ -277,8 +326,15 @@ def main() -> None:
     ratio = statistics.median(starts) / statistics.median(floor)
     print(f"cold_start_over_import_floor: {ratio:.2f}")
     print(f"open_step_cap_s: {statistics.median(step_cap):.3f}")
-    print(f"open_step_cap_uncached_s: {step_cap_uncached:.3f}")
+    print(f"open_step_cap_uncached_s: {statistics.median(step_cap_uncached):.3f}")
+    print(f"open_step_cap_new_file_s: {statistics.median(step_cap_new):.3f}")
     print(f"trace_step_cap_s: {statistics.median(traced):.3f}")
+    print(f"trace_step_cap_json_s: {statistics.median(traced_json):.3f}")
+    for name in ("cold_start", "open_step_cap", "open_step_cap_uncached", "open_step_cap_new_file"):
+        print(f"{name}_cpu_s: {statistics.median(CPU[name]):.3f}")
+    print(f"trace_step_cap_cpu_s: {statistics.median(CPU['trace_step_cap_table']):.3f}")
+    print(f"trace_step_cap_json_cpu_s: {statistics.median(CPU['trace_step_cap_json']):.3f}")
+    print(f"import_floor_cpu_s: {statistics.median(CPU['import_floor']):.3f}")
     print(f"step_ms_median: {statistics.median(costs['s']):.2f}")
     print(f"step_ms_p90: {statistics.quantiles(costs['s'], n=10)[-1]:.2f}")
     print(f"step_back_ms_median: {statistics.median(costs['b']):.2f}")

@@ -77,6 +77,9 @@ def capstone() -> Cs:
     return cs
 
 
+# A function of its arguments only: a loop in user code decodes the same bytes at the same
+# address on every pass, and Capstone's Python wrapper costs more than the lookup.
+@functools.lru_cache(maxsize=4096)
 def disasm_one(code: bytes, address: int) -> tuple[str, int] | None:
     """Capstone's AT&T text of the first instruction in *code*, and its size."""
     for insn in capstone().disasm(code, address, 1):

@@ -179,6 +179,16 @@ def run_file(path: str | Path) -> tuple[Trace, bytes]:
     return run_bytes(data, str(path)), data
 
 
+def cached_trace(data: bytes, name: str) -> Trace | None:
+    """The trace :func:`run_bytes` would give, if the cache has it; None otherwise."""
+    try:
+        key = _key("trace", name, data)
+    except OSError:
+        return None
+    hit: Trace | None = load("trace", key)
+    return hit
+
+
 def run_bytes(data: bytes, name: str) -> Trace:
     """The trace of scenario text *data* (named *name*), from the cache when possible."""
 

@@ -91,7 +91,7 @@ def describe(state: CheckState) -> str:
     if state.relation is Relation.BELOW:
         # Only names and values: glue, not a message.
         return Msg(
-            "{left} {lvalue:#x} {rel} {right} {rvalue:#x}",
+            "{left} {lvalue:#018x} {rel} {right} {rvalue:#018x}",
             left=left.label, lvalue=left.value, rel="<" if ok else "≥",
             right=right.label, rvalue=right.value,
         )  # fmt: skip

@@ -632,6 +632,7 @@ def _step_brief(trace: Trace, index: int | None) -> dict[str, Any] | None:
     s = trace.steps[index]
     return {
         "index": index,
+        "step": index + 1,  # as `trace --json` numbers it
         "rip": f"{s.rip:#x}",
         "text": s.text,
         "source_line": s.source_line,
@@ -670,6 +671,7 @@ def _run_json(trace: Trace) -> dict[str, Any]:
         "fault": None if o.fault is None else {"name": o.fault, "cpl": o.fault_cpl},
         "final": {"cpl": o.final_cpl, "rip": _hx(o.final_rip)},
         "stopped": trace.stopped,
+        "not_removed": list(trace.not_removed),
     }
 
 
@@ -715,7 +717,8 @@ def _side(trace: Trace, index: int | None) -> str:
     where = f"line {s.source_line}" if s.source_line is not None else "user"
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
     source = printable(" ".join(s.source.split()))
-    return f"step {index} {s.text} ({where}: {source}){events}"
+    # numbered as the trace table and the app number it: step 1 is the first instruction
+    return f"step {index + 1} {s.text} ({where}: {source}){events}"
 
 
 def _exit_words(o: Outcome) -> str:
@@ -735,6 +738,12 @@ def summary_lines(c: Comparison) -> list[str]:
     out = [
         f"A  {run_label(c.left)} · {len(c.left.steps)} steps",
         f"B  {run_label(c.right)} · {len(c.right.steps)} steps",
+        *(
+            f"{side}: remove_checks {', '.join(t.not_removed)} not applied: "
+            f"{t.kernel} has no such check"
+            for side, t in (("A", c.left), ("B", c.right))
+            if t.not_removed
+        ),
         f"aligned {len(c.rows)} rows: {counts['same']} same, {counts['similar']} similar, "
         f"{counts['left']} only in A, {counts['right']} only in B",
     ]

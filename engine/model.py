@@ -29,7 +29,11 @@ Everything here is labelled "modelled" in the trace and on screen.
   delivering it through the IDT, so no error code is ever pushed where it could be
   read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it, and
   :func:`iret_fault` the selector (or 0) an IRETQ to CPL 3 names when it refuses
-  the CS or SS of its frame.
+  the CS or SS of its frame; :func:`return_cs_fault` and :func:`far_jump_fault` the
+  same for the CS a far RET, JMP or CALL loads.
+* A non-canonical stack address: Unicorn raises #GP(0) for every non-canonical data
+  address; the SDM raises #SS(0) when the access goes through SS (PUSH, POP, RSP- or
+  RBP-based operands).  :func:`stack_fault` says when #SS applies.
 
 Exceptions themselves (vector, CPL, RIP, CR2) are Unicorn's: the engine always gives
 ``emu_start`` an instruction count, because without one Unicorn 2.1 reports the
@@ -161,9 +165,12 @@ def error_code(
 _P, _S, _CODE, _CONFORMING, _WRITABLE = 0x80, 0x10, 0x08, 0x04, 0x02
 
 
-def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tuple[int, int]:
-    """(vector, error code) of the fault an IRETQ from CPL 0 raises on the CS and SS of
+def iret_fault(
+    cs: int, ss: int, descriptor: Callable[[int], int | None], cpl: int = 0
+) -> tuple[int, int]:
+    """(vector, error code) of the fault an IRETQ at *cpl* raises on the CS and SS of
     its frame, in the order Intel SDM vol. 2A "IRET" checks them; (0, 0) when both pass.
+    (User code may run IRETQ too: at CPL 3 a CS of RPL < 3 is refused.)
 
     *descriptor* gives the 8-byte descriptor a selector names, or None when it lies past
     its table's limit.  Returning to CPL 3 (RPL of CS): CS must be a present code segment
@@ -171,20 +178,10 @@ def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tup
     be a present, writable data segment of that DPL.  A refused selector is the error
     code (#GP, or #NP / #SS when only its P bit is clear); a null one gives 0.
     """
-    if cs & ~3 == 0:
-        return VEC_GP, 0
+    refused = return_cs_fault(cs, descriptor, cpl)
+    if refused != (0, 0):
+        return refused
     rpl = cs & 3
-    desc = descriptor(cs)
-    if desc is None:
-        return VEC_GP, cs & ~3
-    access = (desc >> 40) & 0xFF
-    dpl = (access >> 5) & 3
-    if not access & _S or not access & _CODE:  # (RPL < CPL cannot be: CPL is 0)
-        return VEC_GP, cs & ~3
-    if (dpl > rpl) if access & _CONFORMING else (dpl != rpl):
-        return VEC_GP, cs & ~3
-    if not access & _P:
-        return VEC_NP, cs & ~3
     if ss & ~3 == 0:
         # 64-bit mode allows a null SS only for a return to CPL 0-2
         return (VEC_GP, 0) if rpl == 3 else (0, 0)
@@ -200,6 +197,88 @@ def iret_fault(cs: int, ss: int, descriptor: Callable[[int], int | None]) -> tup
     return 0, 0
 
 
+def return_cs_fault(cs: int, descriptor: Callable[[int], int | None], cpl: int) -> tuple[int, int]:
+    """(vector, error code) of the fault a far return (RETF, IRETQ) at *cpl* raises on
+    the CS it pops, (0, 0) when the CS passes (Intel SDM vol. 2A "RET", "IRET"): null
+    is #GP(0); past the table limit, not a code segment, RPL < CPL, or a DPL that does
+    not match the RPL (conforming: DPL > RPL) is #GP(selector); not present #NP(selector).
+    """
+    if cs & ~3 == 0:
+        return VEC_GP, 0
+    rpl = cs & 3
+    desc = descriptor(cs)
+    if desc is None:
+        return VEC_GP, cs & ~3
+    access = (desc >> 40) & 0xFF
+    dpl = (access >> 5) & 3
+    if not access & _S or not access & _CODE or rpl < cpl:
+        return VEC_GP, cs & ~3
+    if (dpl > rpl) if access & _CONFORMING else (dpl != rpl):
+        return VEC_GP, cs & ~3
+    if not access & _P:
+        return VEC_NP, cs & ~3
+    return 0, 0
+
+
+#: A 64-bit call gate's descriptor type: a far JMP/CALL through one is not modelled.
+_CALL_GATE = 0xC
+
+
+def far_jump_fault(
+    cs: int, descriptor: Callable[[int], int | None], cpl: int
+) -> tuple[int, int] | None:
+    """(vector, error code) of the fault a far JMP or CALL at *cpl* raises on the CS
+    selector it loads, (0, 0) when the CS passes (Intel SDM vol. 2A "JMP", "CALL",
+    64-bit mode): null is #GP(0); past the limit, a TSS, LDT or task gate, a code
+    segment with RPL > CPL or DPL != CPL (conforming: DPL > CPL) or a data segment is
+    #GP(selector); not present #NP(selector).  None for a call gate (not modelled).
+    """
+    if cs & ~3 == 0:
+        return VEC_GP, 0
+    desc = descriptor(cs)
+    if desc is None:
+        return VEC_GP, cs & ~3
+    access = (desc >> 40) & 0xFF
+    if not access & _S:
+        return None if access & 0xF == _CALL_GATE else (VEC_GP, cs & ~3)
+    dpl = (access >> 5) & 3
+    if not access & _CODE:
+        return VEC_GP, cs & ~3
+    if (dpl > cpl) if access & _CONFORMING else (cs & 3 > cpl or dpl != cpl):
+        return VEC_GP, cs & ~3
+    if not access & _P:
+        return VEC_NP, cs & ~3
+    return 0, 0
+
+
+def stack_fault(stack: list[tuple[int, int]], other: list[tuple[int, int]], paging: int) -> bool:
+    """True when a #GP(0) Unicorn raised is in fact #SS(0): an access through SS
+    (push, pop, or a memory operand based on RSP or RBP without a segment override)
+    has a byte at a non-canonical address and no other access of the instruction does
+    (Intel SDM vol. 2A, 64-bit mode exceptions: "#SS(0) If a memory address referencing
+    the SS segment is in a non-canonical form").  Unicorn raises #GP(0) for either.
+    *stack* and *other* are (address, size) pairs.
+    """
+
+    def bad(accesses: list[tuple[int, int]]) -> bool:
+        return any(
+            not is_canonical(a, paging) or not is_canonical((a + n - 1) % 2**64, paging)
+            for a, n in accesses
+        )
+
+    return bad(stack) and not bad(other)
+
+
+def segment_load_error_code(register: str, selector: int) -> int:
+    """The error code of the #GP, #NP or #SS a MOV or POP into *register* (ds, es, fs,
+    gs, ss) raises on *selector* (Intel SDM vol. 2A "MOV", "POP"): the selector with its
+    RPL cleared, whatever the reason (past the table limit, the wrong type, DPL or RPL,
+    not present); 0 for a null selector, which only SS refuses.  Unicorn raises the
+    fault; the code is not reported by it.
+    """
+    return 0 if selector & ~3 == 0 else selector & ~3
+
+
 def cr3_as_stored(value: int, pcide: bool) -> int:
     """The CR3 a real CPU keeps after MOV to CR3: bit 63 dropped when CR4.PCIDE = 1."""
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
@@ -209,9 +288,13 @@ __all__ = [
     "SyscallEffect",
     "cr3_as_stored",
     "error_code",
+    "far_jump_fault",
     "io_faults",
     "iret_fault",
     "iret_faults",
+    "return_cs_fault",
+    "segment_load_error_code",
+    "stack_fault",
     "syscall_transition",
     "sysenter_faults",
     "sysret_faults",

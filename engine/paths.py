@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 
 def bundled_scenarios_dir() -> Path:
     """The shipped scenarios: inside the installed package, or scenarios/ of a checkout."""
-    installed = Path(str(resources.files("engine"))) / "scenarios"  # the wheel puts them here
+    # The package's own folder, where the wheel puts them.  (importlib.resources would say
+    # the same for a package on disk, but imports zipfile to say
+    # it, which nothing else at start-up needs.)
+    installed = Path(__file__).resolve().parent / "scenarios"
     if installed.is_dir():
         return installed
     return Path(__file__).resolve().parent.parent / "scenarios"

@@ -221,6 +221,12 @@ class StepRecorder:
         """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
         regs = self.read_regs()
         prev = self.prev_regs or regs
+        # Equal records are shared with the step before (a loop repeats them thousands of
+        # times): a long trace then pickles, and is read back, once per distinct value.
+        if regs == prev:
+            regs = prev
+        if self.steps and checks == self.steps[-1].checks:
+            checks = self.steps[-1].checks
         if p.cr3_written is not None:
             self.cr3_written = p.cr3_written
         stack_name = self.stack_name(regs.rsp)

@@ -783,6 +783,7 @@ class Run:
             symbols=dict(self.img.symbols),
             stopped=self.stopped,
             events=tuple(self.all_events),
+            not_removed=sc.not_removed,
         )
 
 

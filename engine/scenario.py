@@ -133,6 +133,8 @@ class Scenario:
     sigframe: dict[str, int] = field(default_factory=dict)
     expect: Expect = Expect()
     step_cap: int = DEFAULT_STEP_CAP
+    #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
+    not_removed: tuple[str, ...] = ()
 
 
 class _Reader:
@@ -361,7 +363,8 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
     code = result
     assert len(code) <= MAX_USER_CODE
     insns = list(capstone().disasm(code, address))
-    real = [(s, orig) for s, orig in zip(hexed, statements, strict=True) if not s.endswith(":")]
+    # orig: the statement as the user wrote it (``jnz 1b``, not the renamed label), to show
+    real = [(s, orig) for s, orig in zip(hexed, split, strict=True) if not s.endswith(":")]
     if any(s.startswith(".") for s, _ in real):
         # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
         if not insns or sum(i.size for i in insns) != len(code):
@@ -386,7 +389,8 @@ def assemble_user_code(source: str, address: int, path: str, reader: _Reader) ->
             "one instruction per statement expected",
         )
     lines: list[tuple[int, str, str]] = []
-    num = re.compile(r"-?0x[0-9a-fA-F]+|-?\d+")
+    # a number, not the digits of a name (foo7, the renamed local_1_3) or register (%r8)
+    num = re.compile(r"(?<![\w.])(?:-?0x[0-9a-fA-F]+|-?\d+)")
     for (stmt, orig), insn in zip(real, insns, strict=True):
         text = f"{insn.mnemonic} {insn.op_str}".strip()
         wanted = [int(n, 0) for n in num.findall(stmt.split(" ", 1)[-1])]
@@ -557,11 +561,20 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
     """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
 
     What only makes sense on the original kernel is dropped: a ``remove_checks`` name or
-    an expected ``failed_check`` the other kernel does not have.
+    an expected ``failed_check`` the other kernel does not have.  A dropped name is kept
+    in ``not_removed`` and the scenario is renamed after its file, because its own name
+    may describe the what-if ("what-if: no canonical_rip check") that is no longer in force.
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
     checks = spec(kernel).checks
+    dropped = tuple(n for n in sc.machine.removed_checks if n not in checks)
+    if dropped:
+        sc = replace(
+            sc,
+            name=f"{Path(sc.path).stem}: {', '.join(dropped)} not in {kernel}, so not removed",
+            not_removed=dropped,
+        )
     machine = replace(
         sc.machine,
         kernel=kernel,

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, CSSPathType
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.screen import Screen
 
-from engine.compare import Comparison
 from engine.i18n import N_, set_language
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
+
+if TYPE_CHECKING:
+    # engine.compare loads the scenario parser and with it the whole machine (Unicorn,
+    # Capstone, Keystone): the debugger's start from a cached trace must not pay for it.
+    from engine.compare import Comparison
 
 HERE = Path(__file__).resolve().parent
 

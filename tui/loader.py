@@ -57,12 +57,40 @@ def load_with_source(
     *cancelled* is polled while waiting; when it returns True the child is killed and
     :class:`LoadError` is raised.
     """
+    return start_load(path, kernel).result(cancelled)
+
+
+class Loading:
+    """A child process running one scenario; :meth:`result` waits for its answer."""
+
+    def __init__(self, path: str, pid: int, read_end: int) -> None:
+        self.path = path
+        self.pid = pid
+        self.read_end = read_end
+
+    def result(self, cancelled: Callable[[], bool] = lambda: False) -> tuple[Trace, bytes]:
+        """The trace and the file's bytes, as :func:`load_with_source` gives them."""
+        return _receive(self.path, self.pid, self.read_end, cancelled)
+
+
+def start_load(path: str, kernel: str | None = None) -> Loading:
+    """Fork the child that runs the scenario at *path*; it works while the caller goes on.
+
+    Called before the app's own modules are imported (the start-up), the engine and
+    Textual load on two cores at once rather than taking turns on the GIL.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_end)
         _child(path, write_end, kernel)
     os.close(write_end)
+    return Loading(path, pid, read_end)
+
+
+def _receive(
+    path: str, pid: int, read_end: int, cancelled: Callable[[], bool]
+) -> tuple[Trace, bytes]:
     reader = _Reader(read_end, cancelled)
     try:
         kind, payload = reader.message()

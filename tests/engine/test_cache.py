@@ -81,3 +81,29 @@ def test_the_cache_keeps_a_bounded_number_of_entries(
     for n in range(5):
         cache.store("trace", f"{n:064x}", n)
     assert len(list((cache_home / "trace").iterdir())) == 3
+
+
+def test_a_long_loop_pickles_back_to_equal_records_sharing_repeated_values() -> None:
+    import pickle
+
+    from engine.scenario import parse_scenario
+
+    text = 'name = "spin"\nstep_cap = 300\n[user]\ncode = "1: jmp 1b; syscall"\n'
+    trace = run_scenario(parse_scenario(text, "spin.toml"))
+    assert len(trace.steps) == 300
+    back = pickle.loads(pickle.dumps(trace, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == trace
+    assert type(back.steps[5].regs) is type(trace.steps[5].regs)
+    # The loop changes no register: every step after the first records no change, and the
+    # equal registers are one record, read back as one.
+    assert all(step.changed == () for step in back.steps[2:])
+    assert back.steps[10].regs is back.steps[11].regs
+    assert back.steps[10].checks is back.steps[11].checks
+
+
+def test_copies_of_records_go_through_the_same_reduction_and_stay_equal() -> None:
+    import copy
+
+    trace = run_scenario(load_scenario(GETPID))
+    assert copy.deepcopy(trace) == trace
+    assert copy.copy(trace.steps[3]) == trace.steps[3]

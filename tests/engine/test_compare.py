@@ -291,3 +291,18 @@ def test_v5_8_and_v6_12_decide_differently_on_the_last_page_below_task_size_max(
     assert "swapgs" in same and "pushq $0x2b" in same
     data = comparison_json(c)
     assert data["decision"]["verdicts"] == {"left": "sysret", "right": "iret"}
+
+
+def test_a_removed_check_the_other_kernel_lacks_is_said_not_applied() -> None:
+    from engine.scenario import with_kernel
+
+    sc = load_scenario(SCENARIOS / "cve-2012-0217-intel.toml")
+    assert with_kernel(sc, "v6.1").not_removed == ()
+    assert with_kernel(sc, "v6.1").name == sc.name
+    right = with_kernel(sc, "v6.12")
+    assert right.not_removed == ("canonical_rip",) and right.machine.removed_checks == ()
+    assert "what-if" not in right.name and "not removed" in right.name
+    c = compare_traces(run_scenario(sc), run_scenario(variant(sc, kernel="v6.12")))
+    assert "B: remove_checks canonical_rip not applied: v6.12 has no such check" in summary_lines(c)
+    data = comparison_json(c)
+    assert (data["left"]["not_removed"], data["right"]["not_removed"]) == ([], ["canonical_rip"])

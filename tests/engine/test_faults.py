@@ -65,6 +65,9 @@ def test_unmapped_read_is_pf_with_cr2_and_error_code() -> None:
     f = t.fault
     assert f is not None and (f.vector, f.cpl, f.rip, f.address) == (PF, 3, 0x401000, 0x10)
     assert f.error_code == 0x4  # not present, read, user
+    assert f.describe() == (
+        "#PF (vector 14) at CPL 3, RIP 0x0000000000401000, address 0x10, error code 0x4 (modelled)"
+    )
 
 
 def test_write_to_read_only_code_is_a_present_write_pf() -> None:
@@ -126,3 +129,76 @@ def test_sysret_clears_rf_from_r11_modelled(cpu: str) -> None:
 def test_shipped_sysret_rf_what_if() -> None:
     t = trace_of("what-if-sysret-rf.toml")
     assert t.final is not None and t.final.rflags == 0x246 and t.final_cpl == 3
+
+
+SEGMENT_LOADS = [
+    # (user code, error code): a MOV or POP into a segment register refuses the selector
+    # it loads and pushes it, RPL cleared (SDM vol. 2A "MOV", "POP"), not 0
+    ("mov $0x7, %eax; mov %eax, %ds", 0x4),  # an LDT selector, and no LDT is loaded
+    ("mov $0x1003, %eax; mov %eax, %es", 0x1000),  # past the GDT limit
+    ("mov $0x18, %eax; mov %eax, %ds", 0x18),  # __KERNEL_DS: DPL 0 < CPL 3
+    ("pushq $0x1003; popq %fs", 0x1000),
+    ("movw $0x18, (%rsp); movw (%rsp), %gs", 0x18),  # the selector read from memory
+    ("xor %eax, %eax; mov %eax, %ss", 0),  # a null SS at CPL 3: #GP(0)
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), SEGMENT_LOADS)
+def test_a_refused_segment_load_pushes_the_selector(code: str, expected: int) -> None:
+    t = run(f"{code}; syscall")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl) == (GP, 3)
+    assert f.error_code == expected
+
+
+def test_iretq_at_cpl3_refuses_a_kernel_cs_first() -> None:
+    """User code may run IRETQ: at CPL 3 a CS of RPL 0 is #GP(CS), before SS is looked at."""
+    t = run("pushq $0x2b; pushq %rsp; pushfq; pushq $0x10; pushq $0x401000; iretq")
+    f = t.fault
+    assert f is not None and (f.vector, f.cpl, f.error_code) == (GP, 3, 0x10)
+
+
+FAR_TRANSFERS = [
+    # (user code, error code): a far RET, JMP or CALL refusing the CS it loads pushes
+    # that selector (SDM vol. 2A "RET", "JMP", "CALL"), not 0
+    ("pushq $0x10; pushq $0x401000; lretq", 0x10),  # __KERNEL_CS: RPL 0 < CPL 3
+    ("pushq $0x2b; pushq $0x401000; lretq", 0x28),  # __USER_DS: not a code segment
+    ("pushq $0; pushq $0x401000; lretq", 0),  # null
+    ("movq $0x401000, (%rsp); movw $0x10, 8(%rsp); ljmpq *(%rsp)", 0x10),
+    ("movq $0x401000, (%rsp); movw $0x10, 8(%rsp); lcallq *(%rsp)", 0x10),
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), FAR_TRANSFERS)
+def test_a_refused_far_transfer_pushes_the_selector(code: str, expected: int) -> None:
+    f = run(f"{code}; syscall").fault
+    assert f is not None and (f.vector, f.cpl) == (GP, 3)
+    assert f.error_code == expected
+
+
+STACK_FAULTS = [
+    # a non-canonical address through SS is #SS(0) (SDM vol. 2A, 64-bit mode exceptions)
+    ("movabs $0x800000000000, %rsp; pop %rax", True),
+    ("movabs $0x800000000008, %rsp; push %rax", True),
+    ("movabs $0x800000000000, %rsp; ret", True),
+    ("movabs $0x800000000000, %rbp; mov 8(%rbp), %rax", True),
+    ("movabs $0x800000000000, %rbp; leave", True),
+    # not through SS: Unicorn's #GP(0) stands
+    ("movabs $0x800000000000, %rax; mov (%rax), %rax", False),
+    ("movabs $0x800000000000, %rax; push (%rax)", False),
+]
+
+
+@pytest.mark.parametrize(("code", "ss"), STACK_FAULTS)
+def test_a_non_canonical_stack_address_is_a_modelled_ss0(code: str, ss: bool) -> None:
+    f = run(f"{code}; syscall").fault
+    assert f is not None and f.cpl == 3 and f.rip == 0x40100A and f.error_code == 0
+    assert (f.vector, f.name, f.modelled) == ((12, "#SS", True) if ss else (GP, "#GP", False))
+
+
+def test_the_documented_setup_differences_hold() -> None:
+    """docs/scenarios.md says: no #AC (CR0.AM clear), SSE is #UD (CR4.OSFXSR clear)."""
+    ac = run("pushfq; orq $0x40000, (%rsp); popfq; mov 1(%rsp), %rax; syscall")
+    assert ac.fault is None and ac.exit == "sysret"
+    sse = run("movaps %xmm0, %xmm1; syscall").fault
+    assert sse is not None and (sse.vector, sse.rip) == (UD, 0x401000)

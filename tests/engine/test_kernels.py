@@ -16,6 +16,7 @@ from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.scenario import Scenario
 from engine.trace import Trace
+from tests.conftest import trace_of
 
 
 def scenario(kernel: str, body: str = "", code: str = "mov $39, %eax; syscall") -> Scenario:
@@ -127,7 +128,7 @@ def test_task_size_max_follows_the_paging_mode() -> None:
     body = "paging = 5\n[handler.set]\nip = 0x7ffffffff000\ncx = 0x7ffffffff000\n"
     t = run("v6.12", body)
     c = {str(c.name): c for c in t.checks}["rip_below_task_size_max"]
-    assert c.result == "pass" and "0xfffffffffff000" in describe(c)
+    assert c.result == "pass" and "0x00fffffffffff000" in describe(c)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -233,3 +234,13 @@ def test_v612_what_if_without_the_task_size_max_check() -> None:
     assert c["rip_below_task_size_max"].result == "removed"
     assert t.failed_check is None and t.exit == "sysret"
     assert t.fault is not None and t.fault.name == "#GP" and t.fault.cpl == 0
+
+
+def test_v612_rip_checks_write_their_values_alike() -> None:
+    """regs->cx == regs->ip and regs->ip < TASK_SIZE_MAX: both padded as a RIP is."""
+    t = trace_of("v6.12-last-page-below-task-size-max.toml")
+    c = {str(c.name): c for c in t.checks}
+    assert describe(c["rcx_eq_rip"]) == "regs->cx 0x00007ffffffff000 == regs->ip 0x00007ffffffff000"
+    assert describe(c["rip_below_task_size_max"]) == (
+        "regs->ip 0x00007ffffffff000 ≥ TASK_SIZE_MAX 0x00007ffffffff000"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,40 @@ def test_int80_is_not_the_syscall_path() -> None:
     t = run_scenario(parse_scenario('name = "x"\n[user]\ncode = "int $0x80"'))
     assert t.fault is not None and t.fault.name == "INT 0x80" and t.fault.cpl == 3
     assert t.exit is None
+
+
+def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
+    """6.12's rip_below_task_size_max is longer than the other names: the compared values
+    still start in one column, not glued to that name."""
+    r = cli("trace", "scenarios/v6.12-last-page-below-task-size-max.toml")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("failed check:"))) + 1
+    columns = set()
+    for line in lines[start : start + 6]:
+        m = re.match(r"  (pass|fail|not_reached|removed) +(\w+)( +\S)?", line)
+        assert m is not None, line
+        if m.group(3):  # a check not reached compared nothing
+            columns.add(m.end() - 1)
+    assert len(columns) == 1, lines[start : start + 6]
+
+
+def test_user_source_shows_local_labels_as_written() -> None:
+    """`1:` / `jnz 1b` are renamed for Keystone; the source a step shows is the user's."""
+    code = "mov $3, %ecx\n1: dec %ecx\njnz 1b\njmp 2f\nnop\n2: syscall"
+    t = run_scenario(parse_scenario(f'name = "x"\n[user]\ncode = """\n{code}\n"""\n'))
+    sources = [s.source for s in t.steps if s.cpl == 3]
+    assert sources[:4] == ["mov $3, %ecx", "dec %ecx", "jnz 1b", "dec %ecx"]
+    assert "jmp 2f" in sources
+    assert not any("local_" in s for s in sources)
+
+
+@pytest.mark.parametrize("label", ["foo7", "1f"])
+def test_a_digit_in_a_label_is_not_taken_for_a_number_keystone_dropped(label: str) -> None:
+    """`lea foo7(%rip)` and `lea 1f(%rip)` assemble: the 7 (or the renamed label's
+    numbers) are part of a name, not a displacement Capstone must read back."""
+    target = label.rstrip("f") if label == "1f" else label
+    code = f"nop\nnop\nlea {label}(%rip), %rax\n{target}: syscall"
+    t = run_scenario(parse_scenario(f'name = "x"\n[user]\ncode = """\n{code}\n"""\n'))
+    assert t.exit == "sysret"
+    assert t.steps[2].text == "leaq (%rip), %rax"  # the label is the next instruction

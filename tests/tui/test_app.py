@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,53 @@ def test_run_app_reports_a_broken_scenario_without_starting(
     err = capsys.readouterr().err
     assert err.startswith("syscall-tui: ")
     assert "broken.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_debugger_loads_no_emulator_before_it_needs_one() -> None:
+    # A start from a cached trace needs neither the emulator nor the assembler: the app's
+    # modules must not pull them in (through the compare view's types, say).
+    import subprocess
+    import sys
+
+    heavy = ("unicorn", "capstone", "keystone", "engine.scenario", "engine.run", "zipfile")
+    code = f"import sys, tui.app; print([m for m in {heavy!r} if m in sys.modules])"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_run_app_opens_the_trace_the_engine_records(
+    cache: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the cache the run happens in a forked child; with it (filled by the first
+    # start) it is read back.  Either way the app gets the engine's own trace.
+    from engine.cache import run_file
+    from tui.app import SyscallTuiApp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if cache:
+        monkeypatch.delenv("SYSCALL_TUI_NO_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("SYSCALL_TUI_NO_CACHE", "1")
+    path = str(SCENARIOS / "getpid.toml")
+    opened: list[SyscallTuiApp] = []
+    monkeypatch.setattr(SyscallTuiApp, "run", lambda self: opened.append(self))
+    for _ in range(2):
+        assert run_app(path) == 0
+    expected, data = run_file(path)
+    assert [app.trace for app in opened] == [expected, expected]
+    assert all(app.source == data for app in opened)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every child was reaped
 
 
 def test_run_app_reports_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:

@@ -250,3 +250,93 @@ async def test_question_mark_shows_the_compare_keys_and_marks() -> None:
         assert "Jump to the first difference" in text and "only A has this step" in text
         await pilot.press("escape")
         assert app.screen is screen
+
+
+@run_async
+async def test_a_run_on_6_12_shows_its_checks_as_c_conditions() -> None:
+    """6.12 decides in C: its checklist says so and gives the long check name room, as the
+    debugger's does, while the v5.8.13 run beside it keeps the assembly checklist."""
+    c = compare_traces(
+        scenario_trace("getpid.toml"), scenario_trace("v6.12-last-page-below-task-size-max.toml")
+    )
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE):
+        a = app.screen.query_one("#checks-a", ChecksPanel)
+        b = app.screen.query_one("#checks-b", ChecksPanel)
+        assert (a.in_c, b.in_c) == (False, True)
+
+
+@run_async
+async def test_the_first_differing_pt_regs_slot_is_scrolled_into_view() -> None:
+    """At 80x24 the values panel has room for a few slots: at the first difference (RIP
+    moved by ptrace) the slot that differs, pt_regs->ip, is on screen, not below r15..bp."""
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f")
+        await pilot.pause()
+        values = app.screen.query_one(SideBySide)
+        row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
+        top = round(values.scroll_y)
+        assert top <= row < top + values.scrollable_content_region.height
+
+
+@run_async
+async def test_compare_numbers_steps_from_1_as_the_trace_and_debugger_do() -> None:
+    """The ptrace run's do_syscall_64 return is its step 47 in `trace` and the debugger
+    (index 46): the banner, the summary and the aligned listing call it 47 too."""
+    from engine.compare import summary_lines
+
+    c = ptrace_comparison()
+    first = c.first_difference
+    assert first is not None and first.left == 46
+    assert c.left.steps[46].text == "retq"
+    assert "A step 47 retq" in "\n".join(difference_lines(c))
+    assert "A step 47 retq" in "\n".join(summary_lines(c))
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.pause()
+        lines = [line.plain for line in app.screen.query_one(AlignedSteps).lines]
+        assert lines[0][2:].split()[:2] == ["1", "movl"]
+        assert lines[first.position - 1][2:].split()[:2] == ["47", "retq"]
+
+
+@run_async
+async def test_the_differing_slot_is_in_view_even_when_registers_differ_too() -> None:
+    """Where the paths part, r11 and rflags differ as well as pt_regs->ip: the registers
+    at the top of the panel do not keep the differing slot out of a short panel's view."""
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await pilot.pause()
+        values = app.screen.query_one(SideBySide)
+        assert values.view is not None and values.view.registers  # registers differ here
+        row = next(k for k, line in enumerate(values.lines) if line.plain.startswith("ip "))
+        top = round(values.scroll_y)
+        assert top <= row < top + values.scrollable_content_region.height
+
+
+@run_async
+async def test_k_says_when_the_what_if_is_not_in_force_on_the_other_kernel() -> None:
+    """v6.12 has no canonical_rip check: the title stops claiming its removal, and a
+    notification says so."""
+    from textual.widgets._toast import Toast
+
+    from tui.widgets.status import StatusLine
+
+    app = make_app("cve-2012-0217-intel.toml")
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DebuggerScreen)
+        await pilot.press("k")  # v6.1: has canonical_rip, the what-if holds
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.timeline.trace.kernel == "v6.1"
+        assert not screen.timeline.trace.not_removed
+        await pilot.press("k")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        trace = screen.timeline.trace
+        assert trace.kernel == "v6.12" and trace.not_removed == ("canonical_rip",)
+        toasts = [str(t.render()) for t in app.screen.query(Toast)]
+        assert any("canonical_rip" in t and "not applied" in t for t in toasts)
+        assert "what-if" not in str(app.screen.query_one(StatusLine).render())

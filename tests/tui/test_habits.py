@@ -273,6 +273,21 @@ def test_the_table_never_wraps_a_value() -> None:
         assert f"{step.rip:016x}" in row and step.text in row
 
 
+def test_the_json_trace_is_the_report_with_one_step_a_line() -> None:
+    import json
+
+    from engine.report import trace_json
+
+    trace = scenario_trace("sigreturn-noncanonical.toml")
+    out = io.StringIO()
+    TRACE_FORMATS["json"](trace, out)
+    text = out.getvalue()
+    assert json.loads(text) == json.loads(json.dumps(trace_json(trace)))
+    step_lines = [line for line in text.splitlines() if line.startswith('  {"step": ')]
+    assert len(step_lines) == len(trace.steps)
+    assert json.loads(step_lines[0].rstrip(","))["step"] == 1
+
+
 def test_adding_a_trace_format_is_one_registration() -> None:
     assert set(TRACE_FORMATS) >= {"table", "json"}
 

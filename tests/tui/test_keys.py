@@ -331,3 +331,24 @@ async def test_command_palette_opens_a_scenario_by_name() -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.timeline.trace.scenario == scenario_trace("pti-off.toml").scenario
+
+
+def test_help_writes_function_keys_upper_case_and_the_f_key_as_is() -> None:
+    from textual.binding import Binding
+
+    from tui.screens.help import key_names
+
+    assert key_names(Binding("f", "x", "x")) == "f"
+    assert key_names(Binding("s,f7", "x", "x")) == "s / F7"
+    assert key_names(Binding("f24,fx", "x", "x")) == "F24 / fx"
+
+
+@run_async
+async def test_c_again_and_again_at_the_end_shows_one_end_notice() -> None:
+    app = make_app()
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        screen = debugger(app)
+        screen.position = screen.timeline.end
+        await pilot.press("c", "c", "c", "s")
+        await pilot.pause()
+        assert sum("End of the trace" in text for text in toasts(app)) == 1

@@ -406,3 +406,22 @@ async def test_roots_show_what_mov_to_cr3_wrote_and_what_cr3_reads_back() -> Non
         shown = text(roots)
         assert f"MOV to CR3 {written:016x} (bit 63 1)" in shown
         assert f"CR3 reads  {regs.cr3:016x} (bit 63 0)" in shown
+
+
+@run_async
+async def test_every_flag_syscall_clears_shows_within_the_msr_panel() -> None:
+    """6.12's mask clears 14 flags: the line wraps instead of running past the panel."""
+    from engine.decode import fmask_names
+
+    trace = scenario_trace("v6.12-nopti.toml")
+    names = fmask_names(trace.msrs["SYSCALL_MASK"])
+    assert {"RF", "AC", "ID"} <= set(names)
+    for size in (WIDE, (200, 60)):
+        app = make_app("v6.12-nopti.toml")
+        async with app.run_test(size=size):
+            panel = app.query_one(MsrPanel)
+            width = panel.scrollable_content_region.width
+            start = next(i for i, line in enumerate(panel.lines) if "clears" in line.plain)
+            shown = [line.plain for line in panel.lines[start:] if line.cell_length <= width]
+            words = " ".join(shown).split()
+            assert all(name in words for name in names), (size, shown)

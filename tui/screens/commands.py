@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape as markup_escape
+from textual.screen import Screen
 
 from engine.errors import escape
 from engine.i18n import LANGUAGES, _, get_language
@@ -17,24 +19,50 @@ from engine.i18n import LANGUAGES, _, get_language
 #: "Language" in each language, for the palette entry that switches to it.
 LANGUAGE_WORD = {"en": "Language", "ja": "言語 (language)"}
 
+#: A palette entry: title, help text, what it runs.
+Command = tuple[str, str, Callable[[], object]]
 
-class DebuggerCommands(Provider):
+
+def binding_commands(screen: Screen[Any], bindings: list[BindingType]) -> list[Command]:
+    """One entry per shown key of *screen*: the palette offers what the footer does."""
+    commands: list[Command] = []
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.show:
+            # English msgids in the class: shown in the current language
+            title = _(binding.description).capitalize()
+            commands.append((title, _(binding.tooltip), partial(screen.run_action, binding.action)))
+    return commands
+
+
+class CommandsProvider(Provider):
+    """A provider over a fixed list of entries; subclasses say which, for the active screen."""
+
+    def _commands(self) -> list[Command]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, help_text, command in self._commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, command in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)
+
+
+class DebuggerCommands(CommandsProvider):
     """Offers the debugger's actions while the debugger screen is active."""
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _commands(self) -> list[Command]:
         from tui.screens.debugger import DebuggerScreen
         from tui.screens.picker import scenario_files
 
         screen = self.screen
         if not isinstance(screen, DebuggerScreen):
             return []
-        commands: list[tuple[str, str, Callable[[], object]]] = []
-        for binding in DebuggerScreen.BINDINGS:
-            if not isinstance(binding, Binding) or not binding.show:
-                continue
-            title = _(binding.description).capitalize()
-            help_text = _(binding.tooltip)
-            commands.append((title, help_text, partial(screen.run_action, binding.action)))
+        commands = binding_commands(screen, DebuggerScreen.BINDINGS)
         for _directory, files in scenario_files(screen.scenario_dirs):
             for path in files:
                 # The palette reads titles and help as markup: a file name is text.
@@ -53,14 +81,3 @@ class DebuggerCommands(Provider):
 
         assert isinstance(screen, DebuggerScreen)
         screen.load(path)
-
-    async def discover(self) -> Hits:
-        for title, help_text, command in self._commands():
-            yield DiscoveryHit(title, command, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, command in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)

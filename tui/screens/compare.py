@@ -8,13 +8,10 @@ that differ.  A run with a gap at a row stands still while the other steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.reactive import var
@@ -23,7 +20,9 @@ from textual.widgets import Footer, Markdown
 
 from engine.compare import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
+from engine.kernel import spec
 from engine.trace import CheckState, Regs, Step, Trace
+from tui.screens.commands import Command, CommandsProvider, binding_commands
 from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
 from tui.text import localized_bindings
@@ -170,6 +169,9 @@ class CompareScreen(Screen[None]):
         self._checks[0].border_title = _("SYSRET checks · A")
         self._checks[1].border_title = _("SYSRET checks · B")
         self._values.border_title = _("A beside B at this row")
+        for panel, trace in zip(self._checks, (c.left, c.right), strict=True):
+            # 6.12 makes the checks in C: shown as C conditions, as the debugger shows them
+            panel.in_c = spec(trace.kernel).checks_in_c
         self._show()
 
     def on_resize(self, event: Resize) -> None:
@@ -404,28 +406,11 @@ class CompareHelp(HelpScreen):
             yield Markdown(keys_markdown() + "\n\n" + _(LEGEND_MARKDOWN))
 
 
-class CompareCommands(Provider):
+class CompareCommands(CommandsProvider):
     """The compare screen's keys in the command palette."""
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _commands(self) -> list[Command]:
         screen = self.screen
         if not isinstance(screen, CompareScreen):
             return []
-        out: list[tuple[str, str, Callable[[], object]]] = []
-        for binding in CompareScreen.BINDINGS:
-            if isinstance(binding, Binding) and binding.show:
-                title = _(binding.description).capitalize()
-                help_text = _(binding.tooltip)
-                out.append((title, help_text, partial(screen.run_action, binding.action)))
-        return out
-
-    async def discover(self) -> Hits:
-        for title, help_text, command in self._commands():
-            yield DiscoveryHit(title, command, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, command in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), command, text=title, help=help_text)
+        return binding_commands(screen, CompareScreen.BINDINGS)

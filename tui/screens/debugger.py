@@ -8,6 +8,7 @@ what that step changed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -93,6 +94,10 @@ def _read(path: str) -> bytes | None:
 def scenario_name(trace: Trace) -> str:
     """The name to show: the scenario's own text, so control characters are escaped."""
     return escape(trace.scenario or (Path(trace.path).stem if trace.path else "scenario"), 200)
+
+
+#: How long the "End of the trace" notice stays.
+END_NOTICE_SECONDS = 4
 
 
 class DebuggerScreen(Screen[None]):
@@ -191,6 +196,8 @@ class DebuggerScreen(Screen[None]):
         self.timeline = Timeline(trace)
         """The loaded trace with its stops precomputed."""
         self._listing = Listing.from_trace(trace)
+        self._end_notice_until = 0.0
+        """Until when (monotonic) the "End of the trace" notice is on screen."""
 
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
@@ -393,11 +400,15 @@ class DebuggerScreen(Screen[None]):
         self.app.push_screen(HelpScreen())
 
     def _at_end(self) -> None:
+        # One notice at a time: pressing c or s again at the end must not stack copies.
+        if time.monotonic() < self._end_notice_until:
+            return
+        self._end_notice_until = time.monotonic() + END_NOTICE_SECONDS
         stopped = tr(self.timeline.trace.stopped) or _("the run ended")
         self.notify(
             _("End of the trace: {stopped}").format(stopped=escape(stopped)),
             title=_("end"),
-            timeout=4,
+            timeout=END_NOTICE_SECONDS,
             markup=False,
         )
 
@@ -463,6 +474,19 @@ class DebuggerScreen(Screen[None]):
             self.notify(text, title=_("reloaded"), markup=False)
         else:
             self.notify(f"{name}: {steps}", title=_("loaded"), markup=False)
+        if message.trace.not_removed:
+            # the scenario's what-if removes a check this kernel does not have: say so
+            names = ", ".join(message.trace.not_removed)
+            text = _("{names}: no such check in {kernel}; remove_checks not applied").format(
+                names=names, kernel=message.trace.kernel
+            )
+            self.notify(
+                text,
+                title=_("what-if not in force"),
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
 
     def on_debugger_screen_load_failed(self, message: LoadFailed) -> None:
         name = escape(Path(message.path).name, 80)
@@ -478,6 +502,7 @@ class DebuggerScreen(Screen[None]):
         """Replace the session with a new trace, at position 0."""
         self.timeline = Timeline(trace)
         self._listing = Listing.from_trace(trace)
+        self._end_notice_until = 0.0  # a new trace's end gets its own notice
         self.set_reactive(DebuggerScreen.position, 0)
         self._apply_timeline()
 

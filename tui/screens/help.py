@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -56,11 +57,17 @@ def legend_markdown() -> str:
     return "\n".join(out)
 
 
+#: f1 .. f24: written F1 in the help; a plain "f" stays lower case (F would mean shift+f).
+_FUNCTION_KEY = re.compile(r"f(?:[1-9]|1[0-9]|2[0-4])")
+
+
 def key_names(binding: Binding) -> str:
     """How a binding's keys are written in the help: "s / F7"."""
     if binding.key_display:
         return binding.key_display
-    return " / ".join(key.upper() if key.startswith("f") else key for key in binding.key.split(","))
+    return " / ".join(
+        key.upper() if _FUNCTION_KEY.fullmatch(key) else key for key in binding.key.split(",")
+    )
 
 
 def keys_markdown() -> str:

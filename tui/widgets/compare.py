@@ -180,7 +180,7 @@ class AlignedSteps(LinePanel):
             gap = "    ·".ljust(width)
             return Content.assemble((gap, self.style("aligned--gap")))
         step = trace.steps[index]
-        number = f"{index:>4} "
+        number = f"{index + 1:>4} "  # step numbers start at 1, as in the debugger
         text = step.text
         insn_width = min(30, max(12, width - len(number) - 8))
         insn = text if len(text) <= insn_width else text[: insn_width - 1] + "…"
@@ -220,6 +220,15 @@ class SideBySide(LinePanel):
 
     def watch_view(self) -> None:
         self.rebuild()
+        # The differing registers come first; a differing pt_regs slot can sit below the
+        # equal ones, out of a short panel's view: bring the first one in (only a pt_regs
+        # slot: a register that differs all run long would pull the view back up each step).
+        plain = [line.plain for line in self._lines]
+        heading = next((k for k, text in enumerate(plain) if text == "pt_regs"), None)
+        if heading is not None:
+            slot = next((k for k in range(heading, len(plain)) if " ≠ " in plain[k]), None)
+            if slot is not None:
+                self.keep_in_view(slot)
 
     def build(self, width: int) -> list[Content]:
         view = self.view
@@ -313,7 +322,7 @@ def _side_words(trace: Trace, index: int | None) -> str:
         return _("no step yet")
     step = trace.steps[index]
     events = f" [{', '.join(e.kind for e in step.events)}]" if step.events else ""
-    return _("step {index} {text}").format(index=index, text=step.text) + events
+    return _("step {index} {text}").format(index=index + 1, text=step.text) + events
 
 
 def _values(pairs: tuple[ValuePair, ...], limit: int = 3) -> str:
