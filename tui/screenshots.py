@@ -120,13 +120,13 @@ SCENES = (
         caption="what-if without canonical_rip: Intel SYSRET #GP in ring 0",
     ),
     Scene(
-        "14-check-ss-user-handler",
+        "15-check-ss-user-handler",
         "check-ss-user.toml",
         event("handler"),
         caption="the pt_regs words do_syscall_64 rewrote, old → new",
     ),
     Scene(
-        "15-sysret-drops-rf",
+        "16-sysret-drops-rf",
         "what-if-sysret-rf.toml",
         end,
         caption="what-if without no_rf_tf: SYSRET loads RFLAGS 0x246 from R11 0x10246",
@@ -144,21 +144,21 @@ SCENES = (
         caption="6.1: IBRS_ENTER, UNTRAIN_RET, CLEAR_BRANCH_HISTORY as patched",
     ),
     Scene(
-        "19-ja-noncanonical-check-fails",
+        "23-ja-noncanonical-check-fails",
         "sigreturn-noncanonical.toml",
         failed_check,
         caption="--lang ja: canonical_rip fails",
         lang="ja",
     ),
     Scene(
-        "20-ja-getpid-handler",
+        "24-ja-getpid-handler",
         "getpid.toml",
         event("handler"),
         caption="--lang ja: do_syscall_64, modelled",
         lang="ja",
     ),
     Scene(
-        "21-ja-narrow-why",
+        "25-ja-narrow-why",
         "getpid.toml",
         event("cr3_switch"),
         size=NARROW,
@@ -167,7 +167,7 @@ SCENES = (
         lang="ja",
     ),
     Scene(
-        "22-ja-narrow-checks",
+        "26-ja-narrow-checks",
         "sigreturn-noncanonical.toml",
         failed_check,
         size=NARROW,
@@ -193,26 +193,26 @@ class CompareScene:
 
 COMPARE_SCENES = (
     CompareScene(
-        "14-compare-v5.8-v6.12-last-page",
+        "19-compare-v5.8-v6.12-last-page",
         "v6.12-last-page-below-task-size-max.toml",
         "v6.12-last-page-below-task-size-max.toml",
         kernels=("v5.8.13", "v6.12"),
         caption="compare: the last page below TASK_SIZE_MAX, SYSRET on v5.8.13, IRET on 6.12",
     ),
     CompareScene(
-        "15-compare-ptrace-rip",
+        "20-compare-ptrace-rip",
         "getpid.toml",
         "check-rcx-eq-rip.toml",
         caption="compare: ptrace moved RIP, rcx_eq_rip fails, the IRET path opens a gap",
     ),
     CompareScene(
-        "16-compare-sysret-intel-amd",
+        "21-compare-sysret-intel-amd",
         "cve-2012-0217-intel.toml",
         "cve-2012-0217-amd.toml",
         caption="compare: the same SYSRET faults in ring 0 on Intel, in user mode on AMD",
     ),
     CompareScene(
-        "19-compare-narrow-pti-off",
+        "22-compare-narrow-pti-off",
         "getpid.toml",
         "pti-off.toml",
         size=NARROW,
