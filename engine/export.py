@@ -61,6 +61,29 @@ def _(text: str) -> str:
     return _translate(text)
 
 
+# Babel's extractor does not look inside f-strings (before Python 3.12 an f-string is one
+# token), so the listing's fixed words used in them are marked here, where it sees them,
+# and translated where they are shown.
+W_ENTRY_STACK = N_("entry stack")
+W_REWROTE = N_("rewrote")
+W_USER_CODE_CPL_3 = N_("User code, CPL 3")
+W_EXIT_PATH = N_("exit path")
+W_FIRST_FAILING_CHECK = N_("first failing check")
+W_NONE = N_("none")
+W_FAULT = N_("fault")
+W_MODELLED = N_("modelled")
+W_OUTPUT = N_("output")
+W_FINAL_STATE = N_("final state")
+W_RUN_ENDED = N_("run ended")
+W_C_MODELLED = N_("C, modelled")
+W_PT_REGS_AROUND_DO_SYSCALL_64 = N_("pt_regs around do_syscall_64")
+W_MACHINE = N_("Machine")
+W_VERDICT = N_("Verdict")
+W_SYSRET_CHECKS = N_("SYSRET checks")
+W_MOMENTS = N_("Moments")
+W_LISTING = N_("Listing")
+
+
 @contextlib.contextmanager
 def _language(lang: str) -> Iterator[None]:
     """Render in *lang* for the duration, then put the previous language back."""
@@ -180,7 +203,7 @@ def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
             return f"pt_regs->{slot.slot}", slot
     for slot in step.entry_stack:
         if slot.address == address:
-            return _("entry stack") + (f" {slot.slot}" if slot.slot else ""), slot
+            return _(W_ENTRY_STACK) + (f" {slot.slot}" if slot.slot else ""), slot
     return None
 
 
@@ -206,7 +229,7 @@ def _effects(step: Step, before: Regs) -> list[str]:
             else:
                 out.append(f"{esc(verb)} {code(hx(address))}")
     for name, old, new in step.rewritten:
-        out.append(f"{esc(_('rewrote'))} **pt_regs->{esc(name)}** {code(f'{old:#x} → {new:#x}')}")
+        out.append(f"{esc(_(W_REWROTE))} **pt_regs->{esc(name)}** {code(f'{old:#x} → {new:#x}')}")
     out.extend(_event(e.kind, e.text, e.modelled) for e in step.events)
     return out
 
@@ -313,7 +336,7 @@ def _listing(trace: Trace) -> Iterator[str]:
     head = [_("step"), _("address"), _("instruction"), _("what it did")]
     for group in _groups(trace.steps):
         if group.line is None:
-            yield f"### {esc(_('User code, CPL 3'))}"
+            yield f"### {esc(_(W_USER_CODE_CPL_3))}"
             yield ""
         else:
             shown = _context(trace, group, previous)
@@ -348,26 +371,26 @@ def _verdict(trace: Trace) -> Iterator[str]:
     final = trace.final or trace.initial
     path = EXIT_NAMES.get(trace.exit or "", _("none"))
     failed = trace.failed_check
-    yield f"- **{esc(_('exit path'))}**: {esc(path)}"
-    yield f"- **{esc(_('first failing check'))}**: " + (code(failed) if failed else esc(_("none")))
+    yield f"- **{esc(_(W_EXIT_PATH))}**: {esc(path)}"
+    yield f"- **{esc(_(W_FIRST_FAILING_CHECK))}**: " + (code(failed) if failed else esc(_(W_NONE)))
     if trace.fault is not None:
-        yield f"- **{esc(_('fault'))}**: {esc(_(trace.fault.describe()))}"
+        yield f"- **{esc(_(W_FAULT))}**: {esc(_(trace.fault.describe()))}"
     if trace.handler:
-        yield f"- **do_syscall_64** *({esc(_('modelled'))})*: " + "; ".join(
+        yield f"- **do_syscall_64** *({esc(_(W_MODELLED))})*: " + "; ".join(
             esc(_(line)) for line in trace.handler
         )
     if trace.output:
         text = trace.output.decode("utf-8", "backslashreplace")
-        yield f"- **{esc(_('output'))}**: {code(text, cell=False)}"
+        yield f"- **{esc(_(W_OUTPUT))}**: {code(text, cell=False)}"
     yield (
-        f"- **{esc(_('final state'))}**: "
+        f"- **{esc(_(W_FINAL_STATE))}**: "
         + code(
             f"CPL {trace.final_cpl}  RIP {hx(final.rip)}  RSP {hx(final.rsp)}  "
             f"RFLAGS {hx(final.rflags)} [{' '.join(flag_names(final.rflags))}]",
             cell=False,
         )
     )
-    yield f"- **{esc(_('run ended'))}**: {esc(_(trace.stopped))}"
+    yield f"- **{esc(_(W_RUN_ENDED))}**: {esc(_(trace.stopped))}"
 
 
 def _check_notes(trace: Trace, name: str) -> list[str]:
@@ -388,7 +411,7 @@ def _check_why(trace: Trace, name: str) -> str:
     if notes:
         return " ".join(esc(_(note)) for note in notes)
     if name in spec(trace.kernel).c_checks and name in C_CHECK_SOURCE:
-        return f"{code(C_CHECK_SOURCE[name])} *({esc(_('C, modelled'))})*"
+        return f"{code(C_CHECK_SOURCE[name])} *({esc(_(W_C_MODELLED))})*"
     return ""
 
 
@@ -429,7 +452,7 @@ def _event_text(text: str, modelled: bool) -> str:
 def _pt_regs(trace: Trace) -> Iterator[str]:
     if not trace.pt_regs_at_call:
         return
-    yield f"## {esc(_('pt_regs around do_syscall_64'))}"
+    yield f"## {esc(_(W_PT_REGS_AROUND_DO_SYSCALL_64))}"
     yield ""
     rows = []
     for name, value in trace.pt_regs_at_call.items():
@@ -441,7 +464,7 @@ def _pt_regs(trace: Trace) -> Iterator[str]:
 
 
 def _machine(trace: Trace) -> Iterator[str]:
-    yield f"## {esc(_('Machine'))}"
+    yield f"## {esc(_(W_MACHINE))}"
     yield ""
     rows = [[code(name), code(hx(value))] for name, value in trace.msrs.items()]
     yield from table([_("register"), _("value")], rows, "lr")
@@ -479,19 +502,19 @@ def _document(trace: Trace) -> Iterator[str]:
         + "*"
     )
     yield ""
-    yield f"## {esc(_('Verdict'))}"
+    yield f"## {esc(_(W_VERDICT))}"
     yield ""
     yield from _verdict(trace)
     yield ""
-    yield f"## {esc(_('SYSRET checks'))}"
+    yield f"## {esc(_(W_SYSRET_CHECKS))}"
     yield ""
     yield from _checks(trace)
     yield ""
-    yield f"## {esc(_('Moments'))}"
+    yield f"## {esc(_(W_MOMENTS))}"
     yield ""
     yield from _moments(trace)
     yield ""
-    yield f"## {esc(_('Listing'))}"
+    yield f"## {esc(_(W_LISTING))}"
     yield ""
     yield from _listing(trace)
     yield from _pt_regs(trace)

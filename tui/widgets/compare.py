@@ -305,10 +305,11 @@ class RunsBar(Widget):
         for side, trace, o in (("A", c.left, c.left_outcome), ("B", c.right, c.right_outcome)):
             # The kernel and CPU, then the exit, come before the (long) scenario name, so
             # they survive a narrow terminal.
+            exit_word = pgettext("exit path", "exit")
             lines.append(
                 Content.assemble(
                     (f"{side} ", self.get_visual_style("runs--side")),
-                    f"{trace.kernel} · {trace.cpu} · {pgettext('exit path', 'exit')} ",
+                    f"{trace.kernel} · {trace.cpu} · {exit_word} ",
                     (outcome_words(o), outcome_style),
                     " · " + _("{count} steps").format(count=o.steps) + " · ",
                     Content(printable(trace.scenario)),
