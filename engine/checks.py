@@ -63,23 +63,33 @@ def evaluate(name: str, rflags: int, regs: Regs, pt_regs: Mapping[str, int]) -> 
     return CheckState(check, result, left, right, rel)
 
 
-def describe(state: CheckState) -> str:
+def describe(state: CheckState, compact: bool = False) -> str:
     """The comparison in words, e.g. ``SS 0x23 ≠ __USER_DS 0x2b`` (English; a message
-    that engine.i18n.tr() shows translated)."""
+    that engine.i18n.tr() shows translated).
+
+    The trace and the listing pad RIP-sized values to 16 digits so columns line up;
+    *compact* (the checklist panel) writes every value without padding so a comparison
+    fits one line, and says nothing for a check not reached yet."""
     if state.result is CheckResult.REMOVED:
         return N_("not in this kernel (what-if: machine.remove_checks)")
     left, right = state.left, state.right
     if left is None or right is None:
         return ""
+    if compact and state.result is CheckResult.NOT_REACHED:
+        return ""
     ok = state.result is CheckResult.PASS
+    wide = not compact and (
+        state.relation in (Relation.CANONICAL, Relation.BELOW) or state.name is CheckName.RCX_EQ_RIP
+    )
+    fmt = "#018x" if wide else "#x"
+    lvalue, rvalue = format(left.value, fmt), format(right.value, fmt)
     if state.relation is Relation.CANONICAL:
         if ok:
-            return msg("RIP {rip:#018x} is canonical", rip=left.value)
+            return msg("{label} {value} is canonical", label=left.label, value=lvalue)
         return msg(
-            "RIP {rip:#018x} ≠ sign-extended {ext:#018x}: not canonical",
-            rip=left.value,
-            ext=right.value,
-        )
+            "{left} {lvalue} ≠ {right} {rvalue}: not canonical",
+            left=left.label, lvalue=lvalue, right=right.label, rvalue=rvalue,
+        )  # fmt: skip
     if state.relation is Relation.BITS_CLEAR:
         bits = [n for n, b in (("RF", RF), ("TF", TF)) if left.value & b & right.value]
         if bits:
@@ -88,21 +98,11 @@ def describe(state: CheckState) -> str:
                 label=left.label, value=left.value, bits="+".join(bits),
             )  # fmt: skip
         return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
-    if state.relation is Relation.BELOW:
-        # Only names and values: glue, not a message.
-        return Msg(
-            "{left} {lvalue:#018x} {rel} {right} {rvalue:#018x}",
-            left=left.label, lvalue=left.value, rel="<" if ok else "≥",
-            right=right.label, rvalue=right.value,
-        )  # fmt: skip
-    wide = state.name in (CheckName.RCX_EQ_RIP,)
-    fmt = "#018x" if wide else "#x"
-    eq = "==" if ok else "≠"
     # No words here, only names and values: glue that is not a message.
+    rel = ("<" if ok else "≥") if state.relation is Relation.BELOW else ("==" if ok else "≠")
     return Msg(
-        "{left} {lvalue} {eq} {right} {rvalue}",
-        left=left.label, lvalue=format(left.value, fmt), eq=eq,
-        right=right.label, rvalue=format(right.value, fmt),
+        "{left} {lvalue} {rel} {right} {rvalue}",
+        left=left.label, lvalue=lvalue, rel=rel, right=right.label, rvalue=rvalue,
     )  # fmt: skip
 
 

@@ -13,10 +13,9 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.checks import RF_TF
-from engine.decode import rflags_set
-from engine.i18n import N_, Msg, _, msg, tr
-from engine.trace import CheckResult, CheckState, Relation
+from engine.checks import describe
+from engine.i18n import N_, _, msg, tr
+from engine.trace import CheckState
 from tui.text import pad
 from tui.text import wrap as wrap_cells
 from tui.widgets.panel import LinePanel
@@ -69,41 +68,8 @@ GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
 
 def check_detail(check: CheckState) -> str:
-    """The values a check compared, from its operands (hex without padding, so that a
-    comparison fits on one line of the panel); English, shown through tr()."""
-    if check.result is CheckResult.REMOVED:
-        return N_("not in this kernel (what-if: machine.remove_checks)")
-    left, right = check.left, check.right
-    if left is None or right is None or check.result is CheckResult.NOT_REACHED:
-        return ""
-    ok = check.result is CheckResult.PASS
-    if check.relation is Relation.CANONICAL:
-        if ok:
-            return msg("{label} {value:#x} is canonical", label=left.label, value=left.value)
-        return msg(
-            "{left} {lvalue:#x} ≠ {right} {rvalue:#x}: not canonical",
-            left=left.label, lvalue=left.value, right=right.label, rvalue=right.value,
-        )  # fmt: skip
-    if check.relation is Relation.BITS_CLEAR:
-        bits = rflags_set(left.value & right.value & RF_TF)
-        if bits:
-            return msg(
-                "{label} {value:#x} has {bits}",
-                label=left.label, value=left.value, bits="+".join(bits),
-            )  # fmt: skip
-        return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
-    if check.relation is Relation.BELOW:
-        # Only names and values: glue, not a message.
-        return Msg(
-            "{left} {lvalue:#x} {rel} {right} {rvalue:#x}",
-            left=left.label, lvalue=left.value, rel="<" if ok else "≥",
-            right=right.label, rvalue=right.value,
-        )  # fmt: skip
-    return Msg(
-        "{left} {lvalue:#x} {eq} {right} {rvalue:#x}",
-        left=left.label, lvalue=left.value, eq="==" if ok else "≠",
-        right=right.label, rvalue=right.value,
-    )  # fmt: skip
+    """The values a check compared, compact enough for one line of the panel."""
+    return describe(check, compact=True)
 
 
 def first_failure(checks: tuple[CheckState, ...]) -> CheckState | None:
