@@ -4,7 +4,7 @@ cold_start_s
     Wall time from spawning ``python -c "run_app(None)"`` on a 160x50 pseudo-terminal until
     the first frame of the default scenario (its status line) has been written to the terminal.
     The engine's work is included, as a user would wait for it: served from the on-disk cache
-    (engine.cache) filled by the first run, which is reported as cold_start_uncached_s (that
+    (engine.store) filled by the first run, which is reported as cold_start_uncached_s (that
     run also byte-compiles the project, as the first start after an install does).  The
     project's modules are byte-compiled first, as an installed copy is;
     cold_start_no_bytecode_s is the same with every module compiled from source.
@@ -136,7 +136,7 @@ def cold_start(
     """
     code = f"import sys; from tui.launch import run_app; sys.exit(run_app({scenario!r}))"
     env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "COLUMNS": "160"}
-    # A cache of this run's own: the first run fills it (see engine.cache), like a user's
+    # A cache of this run's own: the first run fills it (see engine.store), like a user's
     # first start after installing; cold_start_uncached_s reports that run.
     env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="syscall-tui-cache-")
     env.pop("SYSCALL_TUI_NO_CACHE", None)

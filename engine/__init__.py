@@ -13,18 +13,19 @@ if TYPE_CHECKING:
     from engine.errors import AssemblyError, EngineError, HookError, ScenarioError
     from engine.kernel import KERNELS
     from engine.paths import bundled_scenarios_dir, default_scenario_path
-    from engine.run import Session, run_scenario
-    from engine.scenario import Scenario, load_scenario, parse_scenario, with_kernel
+    from engine.run.session import Session, run_scenario
+    from engine.scenario.model import Scenario
+    from engine.scenario.parse import load_scenario, parse_scenario, with_kernel
     from engine.trace import Trace
 
 _WHERE = {
     "AssemblyError": "engine.errors", "EngineError": "engine.errors",
     "HookError": "engine.errors", "ScenarioError": "engine.errors",
     "KERNELS": "engine.kernel",
-    "Session": "engine.run", "run_scenario": "engine.run",
-    "Scenario": "engine.scenario", "bundled_scenarios_dir": "engine.paths",
-    "default_scenario_path": "engine.paths", "load_scenario": "engine.scenario",
-    "parse_scenario": "engine.scenario", "with_kernel": "engine.scenario",
+    "Session": "engine.run.session", "run_scenario": "engine.run.session",
+    "Scenario": "engine.scenario.model", "bundled_scenarios_dir": "engine.paths",
+    "default_scenario_path": "engine.paths", "load_scenario": "engine.scenario.parse",
+    "parse_scenario": "engine.scenario.parse", "with_kernel": "engine.scenario.parse",
     "Trace": "engine.trace",
 }  # fmt: skip
 

@@ -55,25 +55,40 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from capstone import CS_ARCH_X86, CS_MODE_64, CS_OPT_SYNTAX_ATT, Cs
-from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX_ATT, Ks, KsError
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import AssemblyError
+
+if TYPE_CHECKING:
+    from capstone import Cs
+    from keystone import Ks
+
+# Keystone and Capstone load on first use, not with this module: the scenario parser imports
+# it, and parsing a file without user code (or reading one from the cache) needs neither.
+
+
+@functools.cache
+def _keystone_module() -> ModuleType:
+    import keystone
+
+    return keystone
 
 
 @functools.cache
 def keystone() -> Ks:
-    ks = Ks(KS_ARCH_X86, KS_MODE_64)
-    ks.syntax = KS_OPT_SYNTAX_ATT
+    ks_mod = _keystone_module()
+    ks = ks_mod.Ks(ks_mod.KS_ARCH_X86, ks_mod.KS_MODE_64)
+    ks.syntax = ks_mod.KS_OPT_SYNTAX_ATT
     return ks
 
 
 @functools.cache
 def capstone() -> Cs:
-    cs = Cs(CS_ARCH_X86, CS_MODE_64)
-    cs.syntax = CS_OPT_SYNTAX_ATT
+    import capstone as cs_mod
+
+    cs = cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64)
+    cs.syntax = cs_mod.CS_OPT_SYNTAX_ATT
     return cs
 
 
@@ -212,7 +227,7 @@ def _encode(item: Item, address: int, labels: dict[str, int]) -> bytes:
         source = f"{mnem} {_substitute_labels(ops, labels)}".strip()
     try:
         encoding, _count = keystone().asm(source, address)
-    except KsError as exc:
+    except _keystone_module().KsError as exc:
         raise AssemblyError(f"Keystone cannot assemble {source!r}: {exc}") from None
     if not encoding:
         raise AssemblyError(f"Keystone produced no bytes for {source!r}")
@@ -329,6 +344,7 @@ def assemble_untrusted(texts: Sequence[str], address: int) -> tuple[AsmResult, .
     thread keeps running, and it kills the child when the deadline passes.
     """
     key = (tuple(texts), address)
+    _keystone_module()  # in the parent: the child may open no file, so it cannot import
     with _lock:
         hit = _cache.get(key)
         if hit is None:
@@ -358,6 +374,7 @@ def _inherited_address_space() -> int | None:
 def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> None:
     """The child's whole life: limits, Keystone, one message, ``os._exit``."""
     code = 1
+    ks_mod = _keystone_module()  # loaded by the parent before the fork: no import here
     try:
         # Keystone reports some failures on stderr ("LLVM ERROR"): keep them off the
         # parent's terminal, which may be the app's screen.
@@ -375,13 +392,13 @@ def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> N
         # No new file descriptors: even a directive that slipped through could not open
         # a local file (.incbin, .include).
         resource.setrlimit(resource.RLIMIT_NOFILE, (0, 0))
-        ks = Ks(KS_ARCH_X86, KS_MODE_64)
-        ks.syntax = KS_OPT_SYNTAX_ATT
+        ks = ks_mod.Ks(ks_mod.KS_ARCH_X86, ks_mod.KS_MODE_64)
+        ks.syntax = ks_mod.KS_OPT_SYNTAX_ATT
         results: list[AsmResult] = []
         for text in texts:
             try:
                 encoding, _count = ks.asm(text, address)
-            except KsError as exc:
+            except ks_mod.KsError as exc:
                 results.append(str(exc))
                 continue
             data = bytes(encoding or b"")

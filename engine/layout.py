@@ -7,6 +7,7 @@ vmalloc space (0xffffc90000000000), the cpu_entry_area at 0xfffffe0000000000.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.constants import user_space_top
@@ -84,3 +85,21 @@ class Layout:
     @property
     def entry_stack_top(self) -> int:
         return ENTRY_STACK_TOP
+
+
+def tables_needed(ranges: Iterable[tuple[int, int]], levels: int) -> int:
+    """Table pages below the root that mapping the ``[start, end)`` *ranges* in one root needs.
+
+    A table at level *n* (1 = page table) covers ``2**(12 + 9n)`` bytes, so the
+    count is the number of distinct such spans the ranges touch, summed over levels.
+    """
+    spans = list(ranges)
+    total = 0
+    for level in range(1, levels):
+        shift = 12 + 9 * level
+        seen: set[int] = set()
+        for start, end in spans:
+            if end > start:
+                seen.update(range(start >> shift, ((end - 1) >> shift) + 1))
+        total += len(seen)
+    return total

@@ -3,7 +3,7 @@
 The engine yields these; the TUI and the CLI only render them.  Every value in
 them was read from the emulated machine (Unicorn's registers, emulated memory,
 MSRs, CR3) at the moment the record was taken.  Where the engine *modelled* a
-part of the CPU that Unicorn does not implement (see ``engine.model``), the
+part of the CPU that Unicorn does not implement (see ``engine.machine.modelled``), the
 record says so with ``modelled=True``.
 """
 

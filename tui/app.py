@@ -17,18 +17,11 @@ from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
 
 if TYPE_CHECKING:
-    # engine.compare loads the scenario parser and with it the whole machine (Unicorn,
+    # engine.compare.compare loads the scenario parser and with it the whole machine (Unicorn,
     # Capstone, Keystone): the debugger's start from a cached trace must not pay for it.
-    from engine.compare import Comparison
+    from engine.compare.compare import Comparison
 
 HERE = Path(__file__).resolve().parent
-
-
-def run_app(path: str | None) -> int:
-    """Open the debugger on the scenario at ``path`` (None: the built-in default)."""
-    from tui.launch import run_app as launch
-
-    return launch(path)
 
 
 def default_scenario_dirs() -> tuple[Path, ...]:

@@ -172,8 +172,8 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
 
 @trace_format("json")
 def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
-    """The trace as JSON (see engine.report.trace_json)."""
-    from engine.report import trace_json
+    """The trace as JSON (see engine.views.json.trace_json)."""
+    from engine.views.json import trace_json
 
     # One step a line: json's indenting encoder is pure Python and took seconds for a
     # step-cap run; the compact one is in C.  The rest of the document stays indented.
@@ -195,15 +195,15 @@ def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
 
 @trace_format("markdown")
 def write_markdown(trace: Trace, out: TextIO, lang: str = "en") -> None:
-    """The run as an annotated listing to publish (see engine.export)."""
-    from engine.export import trace_markdown
+    """The run as an annotated listing to publish (see engine.views.markdown)."""
+    from engine.views.markdown import trace_markdown
 
     out.write(trace_markdown(trace, lang))
 
 
 def cmd_trace(path: str, output: str = "table", lang: str = "en") -> int:
     from engine import load_scenario, run_scenario
-    from engine.export import ExportError
+    from engine.views.markdown import ExportError
 
     try:
         trace = run_scenario(load_scenario(path))
@@ -264,7 +264,7 @@ def _scenario_files(paths: list[str]) -> list[Path]:
 def _check_one(f: Path) -> tuple[str, str]:
     """One file's verdict for `check`: (ok|FAIL|SKIP|ERROR, one escaped line)."""
     from engine import load_scenario, run_scenario
-    from engine.report import expectation_mismatches
+    from engine.views.json import expectation_mismatches
 
     name = escape(str(f))
     try:

@@ -18,10 +18,10 @@ import sys
 from typing import NoReturn
 
 from engine import ScenarioError, load_scenario, run_scenario
-from engine.compare import compare_traces, comparison_json, summary_lines, variant
+from engine.compare.compare import compare_traces, comparison_json, summary_lines, variant
 from engine.i18n import LANGUAGES, language_from_env, set_language
 from engine.kernel import KERNELS
-from engine.scenario import CPUS
+from engine.scenario.model import CPUS
 
 EXIT_BAD_INPUT = 2
 

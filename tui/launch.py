@@ -1,6 +1,6 @@
 """Start the debugger fast: the engine works in a child process while Textual loads.
 
-Importing Textual is most of a cold start.  A trace in the on-disk cache (engine.cache) is
+Importing Textual is most of a cold start.  A trace in the on-disk cache (engine.store) is
 read before Textual loads, without Unicorn, Capstone or Keystone; otherwise the scenario
 runs in a child process forked before anything else is imported (tui.loader: the child the
 app uses to open files), so that the engine and Textual load on two cores at once rather
@@ -18,13 +18,14 @@ def run_app(path: str | None) -> int:
 
     A scenario that cannot be loaded is reported on stderr before any screen is drawn.
     """
-    from engine.cache import cached_trace, read_source
     from engine.errors import ScenarioError
     from engine.paths import default_scenario_path
+    from engine.run.cached import cached_trace
+    from engine.scenario.reader import read_scenario_bytes
 
     target = path if path is not None else default_scenario_path()
     try:
-        data = read_source(target)
+        data = read_scenario_bytes(target)
     except ScenarioError as error:
         print(f"syscall-tui: {error}", file=sys.stderr)  # the error names the file
         return 2

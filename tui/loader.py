@@ -183,12 +183,13 @@ def _child(path: str, out: int, kernel: str | None) -> None:  # pragma: no cover
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         from engine import ScenarioError, load_scenario, run_scenario
-        from engine.cache import read_source, run_bytes
         from engine.errors import escape
-        from engine.scenario import with_kernel
+        from engine.run.cached import run_bytes
+        from engine.scenario.parse import with_kernel
+        from engine.scenario.reader import read_scenario_bytes
 
         try:
-            source = read_source(path)
+            source = read_scenario_bytes(path)
             if kernel is None:
                 # The same cached run as the app's start: a file opened before is a lookup.
                 trace = run_bytes(source, path)

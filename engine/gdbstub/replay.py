@@ -27,8 +27,8 @@ from unicorn import UC_HOOK_CODE
 from unicorn import x86_const as X
 
 from engine.errors import EngineError
-from engine.run import Session
-from engine.scenario import Scenario
+from engine.run.session import Session
+from engine.scenario.model import Scenario
 from engine.trace import Regs, Trace
 
 CACHE_SIZE = 128

@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.gdbstub.elf import symbol_elf, symbol_sizes
 from engine.gdbstub.protocol import MAX_PACKET, Stub, checksum, frame, unescape
 from engine.gdbstub.replay import Replay
-from engine.scenario import Scenario
+from engine.scenario.model import Scenario
 from engine.trace import Trace
 
 DEFAULT_HOST = "127.0.0.1"

@@ -68,8 +68,8 @@ def _strip_comment(line: str) -> str:
 @functools.lru_cache(maxsize=16)
 def build_image(features: Features) -> KernelImage:
     """Expand and assemble the rendition for *features* (cached in memory and on disk, keyed
-    by the features and the engine's source, entry_64.S included: see engine.cache)."""
-    from engine.cache import cached
+    by the features and the engine's source, entry_64.S included: see engine.store)."""
+    from engine.store import cached
 
     return cached("image", (repr(features),), lambda: assemble_image(features))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from engine import ScenarioError, parse_scenario, run_scenario
-from engine.report import trace_json
+from engine.views.json import trace_json
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SHIPPED: tuple[tuple[str, str], ...] = tuple(

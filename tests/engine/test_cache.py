@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import cache
-from engine.run import run_scenario
-from engine.scenario import load_scenario
+from engine import store
+from engine.run import cached
+from engine.run.session import run_scenario
+from engine.scenario.parse import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 GETPID = ROOT / "scenarios" / "getpid.toml"
@@ -25,29 +26,29 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_hit_is_the_trace_a_run_gives(cache_home: Path) -> None:
     fresh = run_scenario(load_scenario(GETPID))
-    first, data = cache.run_file(str(GETPID))
+    first, data = cached.run_file(str(GETPID))
     assert data == GETPID.read_bytes()
     assert list((cache_home / "trace").iterdir())
-    second, _ = cache.run_file(str(GETPID))
+    second, _ = cached.run_file(str(GETPID))
     assert first == fresh and second == fresh
 
 
 def test_other_bytes_are_another_entry(cache_home: Path, tmp_path: Path) -> None:
     text = GETPID.read_text()
-    one = cache.run_bytes(text.encode(), "s.toml")
-    other = cache.run_bytes(text.replace("$39", "$110").encode(), "s.toml")  # getppid
+    one = cached.run_bytes(text.encode(), "s.toml")
+    other = cached.run_bytes(text.replace("$39", "$110").encode(), "s.toml")  # getppid
     assert one.steps[0].text != other.steps[0].text
     assert len(list((cache_home / "trace").iterdir())) == 2
 
 
 def test_a_damaged_entry_is_recomputed(cache_home: Path) -> None:
-    good, _ = cache.run_file(str(GETPID))
+    good, _ = cached.run_file(str(GETPID))
     (entry,) = (cache_home / "trace").iterdir()
     raw = bytearray(entry.read_bytes())
     raw[-5] ^= 0xFF
     entry.write_bytes(bytes(raw))
-    assert cache.load("trace", entry.name) is None
-    again, _ = cache.run_file(str(GETPID))
+    assert store.load("trace", entry.name) is None
+    again, _ = cached.run_file(str(GETPID))
     assert again == good
 
 
@@ -55,7 +56,7 @@ def test_a_damaged_entry_is_recomputed(cache_home: Path) -> None:
 def test_an_unwritable_cache_is_no_error(cache_home: Path) -> None:
     cache_home.parent.chmod(0o500)
     try:
-        trace, _ = cache.run_file(str(GETPID))
+        trace, _ = cached.run_file(str(GETPID))
     finally:
         cache_home.parent.chmod(0o700)
     assert trace.exit == "sysret"
@@ -63,30 +64,30 @@ def test_an_unwritable_cache_is_no_error(cache_home: Path) -> None:
 
 def test_a_cache_path_that_is_a_file_is_no_error(cache_home: Path) -> None:
     cache_home.write_text("not a directory")
-    trace, _ = cache.run_file(str(GETPID))
+    trace, _ = cached.run_file(str(GETPID))
     assert trace.exit == "sysret"
 
 
 def test_the_engine_source_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert len(cache.engine_fingerprint()) == 64
-    key = cache._key("trace", "a", b"b")
-    monkeypatch.setattr(cache, "engine_fingerprint", lambda: "0" * 64)
-    assert cache._key("trace", "a", b"b") != key
+    assert len(store.engine_fingerprint()) == 64
+    key = store.entry_key("trace", "a", b"b")
+    monkeypatch.setattr(store, "engine_fingerprint", lambda: "0" * 64)
+    assert store.entry_key("trace", "a", b"b") != key
 
 
 def test_the_cache_keeps_a_bounded_number_of_entries(
     cache_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(store, "MAX_ENTRIES", 3)
     for n in range(5):
-        cache.store("trace", f"{n:064x}", n)
+        store.store("trace", f"{n:064x}", n)
     assert len(list((cache_home / "trace").iterdir())) == 3
 
 
 def test_a_long_loop_pickles_back_to_equal_records_sharing_repeated_values() -> None:
     import pickle
 
-    from engine.scenario import parse_scenario
+    from engine.scenario.parse import parse_scenario
 
     text = 'name = "spin"\nstep_cap = 300\n[user]\ncode = "1: jmp 1b; syscall"\n'
     trace = run_scenario(parse_scenario(text, "spin.toml"))

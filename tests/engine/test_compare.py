@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from engine import compare as C
 from engine import load_scenario, parse_scenario, run_scenario
-from engine.compare import StepKey, compare_traces, comparison_json, summary_lines, variant
+from engine.compare import compare as C
+from engine.compare.compare import StepKey, compare_traces, comparison_json, summary_lines, variant
 from engine.trace import Trace
 from tests.conftest import SCENARIOS, trace_of
 
@@ -294,7 +294,7 @@ def test_v5_8_and_v6_12_decide_differently_on_the_last_page_below_task_size_max(
 
 
 def test_a_removed_check_the_other_kernel_lacks_is_said_not_applied() -> None:
-    from engine.scenario import with_kernel
+    from engine.scenario.parse import with_kernel
 
     sc = load_scenario(SCENARIOS / "cve-2012-0217-intel.toml")
     assert with_kernel(sc, "v6.1").not_removed == ()

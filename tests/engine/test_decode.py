@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.decode import (
+from engine.views.decode import (
     decode_cr3,
     decode_star,
     efer_set,

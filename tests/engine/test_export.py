@@ -11,8 +11,8 @@ from markdown_it import MarkdownIt
 
 from engine import load_scenario, run_scenario
 from engine.checks import describe
-from engine.export import ExportError, code, esc, fenced, trace_markdown
 from engine.trace import Trace
+from engine.views.markdown import ExportError, code, esc, fenced, trace_markdown
 from tests.conftest import SCENARIOS, trace_of
 from tui.cli import main
 

@@ -6,8 +6,8 @@ import pytest
 
 from engine import Session, parse_scenario
 from engine.constants import VEC_BP, VEC_GP, VEC_PF, VEC_UD
-from engine.faults import is_io
-from engine.model import error_code, io_faults, sysret_rflags
+from engine.machine.faults import is_io
+from engine.machine.modelled import error_code, io_faults, sysret_rflags
 from engine.trace import EventKind, Trace
 from tests.conftest import SCENARIOS, trace_of
 

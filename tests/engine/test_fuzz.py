@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from engine import ScenarioError, Session, parse_scenario, run_scenario
 from engine.asm import UNTRUSTED_TIMEOUT
-from engine.report import trace_json
+from engine.views.json import trace_json
 from tests.engine.fuzzing import Outcome, case, check_case, toml_string
 
 #: Per case: the assembler's own limit plus a run of the capped steps below.

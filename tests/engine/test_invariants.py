@@ -40,10 +40,10 @@ from engine.constants import (
     USER_DS,
     ZF,
 )
-from engine.machine import GPRS, Machine
-from engine.report import trace_json
-from engine.scenario import SIGFRAME_FIELDS, USER_REGS, Scenario
+from engine.machine.core import GPRS, Machine
+from engine.scenario.model import SIGFRAME_FIELDS, USER_REGS, Scenario
 from engine.trace import EventKind, Step, Trace
+from engine.views.json import trace_json
 from tests.conftest import SCENARIOS
 
 REG_IDS: dict[str, int] = {

@@ -14,7 +14,7 @@ from engine.constants import MASK64, RF, TF, USER_CS, USER_DS, sign_extend
 from engine.kernel import KERNELS, spec
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
-from engine.scenario import Scenario
+from engine.scenario.model import Scenario
 from engine.trace import Trace
 from tests.conftest import trace_of
 

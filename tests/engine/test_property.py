@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from engine import Session, parse_scenario
 from engine.constants import MASK64, RF, TF, USER_CS, USER_DS, sign_extend
-from engine.scenario import Scenario
+from engine.scenario.model import Scenario
 
 BASE = parse_scenario('name = "property"\n[user]\ncode = "mov $39, %eax; syscall"', "property.toml")
 SESSION = Session(BASE)

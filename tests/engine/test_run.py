@@ -22,8 +22,9 @@ from engine.constants import (
     USER_CS,
     USER_DS,
 )
-from engine.machine import Machine, MachineConfig
-from engine.model import cr3_as_stored, syscall_transition, sysret_faults
+from engine.machine.core import Machine
+from engine.machine.modelled import cr3_as_stored, syscall_transition, sysret_faults
+from engine.scenario.model import MachineConfig
 from engine.trace import CheckResult, EventKind, Relation, Step, Trace
 from tests.conftest import SCENARIOS, trace_of
 
@@ -380,12 +381,12 @@ def test_recorded_and_unrecorded_runs_agree() -> None:
 
 
 def test_hook_exceptions_are_reraised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.run
+    import engine.run.session
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("inside a hook")
 
-    monkeypatch.setattr(engine.run, "do_syscall_64", boom)
+    monkeypatch.setattr(engine.run.session, "do_syscall_64", boom)
     with pytest.raises(HookError) as info:
         run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
     assert isinstance(info.value.__cause__, ZeroDivisionError)

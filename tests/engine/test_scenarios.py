@@ -12,7 +12,7 @@ import pytest
 
 from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
 from engine.constants import MASK64
-from engine.report import expectation_mismatches
+from engine.views.json import expectation_mismatches
 from tests.conftest import ROOT, SCENARIOS
 
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))

@@ -15,8 +15,8 @@ import pytest
 
 from engine import Session, Trace, load_scenario, parse_scenario, run_scenario
 from engine.constants import AC, DF, NT, TF, USER_DS
-from engine.report import expectation_mismatches
 from engine.trace import EventKind, Regs
+from engine.views.json import expectation_mismatches
 from tests.conftest import SCENARIOS
 
 SELFTESTS = SCENARIOS / "selftests"
@@ -210,8 +210,8 @@ def test_iretq_refusing_ss_names_the_selector(name: str, code: int) -> None:
 
 
 def test_iret_fault_follows_the_sdm_order() -> None:
-    from engine.machine import GDT_DESCRIPTORS
-    from engine.model import iret_fault
+    from engine.machine.core import GDT_DESCRIPTORS
+    from engine.machine.modelled import iret_fault
 
     def gdt(selector: int) -> int | None:
         i = selector >> 3

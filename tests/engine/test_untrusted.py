@@ -11,7 +11,8 @@ import pytest
 from engine import ScenarioError, load_scenario, parse_scenario
 from engine.asm import TOO_LARGE, AssemblerFailed, assemble_untrusted
 from engine.errors import escape
-from engine.scenario import MAX_FILE_SIZE, MAX_STEP_CAP, read_scenario_text
+from engine.scenario.model import MAX_FILE_SIZE, MAX_STEP_CAP
+from engine.scenario.reader import read_scenario_text
 
 
 def test_untrusted_assembly_returns_bytes_and_keystone_errors() -> None:

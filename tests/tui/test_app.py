@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.tui.helpers import SCENARIOS
-from tui.app import default_scenario_dirs, run_app
+from tui.app import default_scenario_dirs
+from tui.launch import run_app
 from tui.screens.picker import Entry, match_score, scenario_files
 
 
@@ -29,7 +30,7 @@ def test_the_debugger_loads_no_emulator_before_it_needs_one() -> None:
     import subprocess
     import sys
 
-    heavy = ("unicorn", "capstone", "keystone", "engine.scenario", "engine.run", "zipfile")
+    heavy = ("unicorn", "capstone", "keystone", "engine.scenario.parse", "engine.run.session", "zipfile")
     code = f"import sys, tui.app; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
@@ -50,7 +51,7 @@ def test_run_app_opens_the_trace_the_engine_records(
 ) -> None:
     # Without the cache the run happens in a forked child; with it (filled by the first
     # start) it is read back.  Either way the app gets the engine's own trace.
-    from engine.cache import run_file
+    from engine.run.cached import run_file
     from tui.app import SyscallTuiApp
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -12,7 +12,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import OptionList, Tabs
 
-from engine.cache import run_file
+from engine.run.cached import run_file
 from tests.tui.helpers import (
     SCENARIOS,
     make_app,
@@ -276,7 +276,7 @@ def test_the_table_never_wraps_a_value() -> None:
 def test_the_json_trace_is_the_report_with_one_step_a_line() -> None:
     import json
 
-    from engine.report import trace_json
+    from engine.views.json import trace_json
 
     trace = scenario_trace("sigreturn-noncanonical.toml")
     out = io.StringIO()
@@ -318,7 +318,7 @@ async def test_a_long_title_is_cut_with_an_ellipsis_not_to_a_prefix() -> None:
 async def test_a_step_cap_trace_opens() -> None:
     trace = run_file(str(SCENARIOS / "getpid.toml"))[0]
     # The step-cap case: a user loop that never reaches its syscall.
-    from engine.cache import run_bytes
+    from engine.run.cached import run_bytes
 
     looping = run_bytes(b'name = "spin"\n[user]\ncode = "1: jmp 1b; syscall"\n', "spin.toml")
     assert len(looping.steps) > 1000 and len(trace.steps) < 1000

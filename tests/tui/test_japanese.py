@@ -11,7 +11,7 @@ from engine.i18n import get_language, set_language
 from tests.tui.helpers import has_event, make_app, position_after, run_async, scenario_trace
 from tui import cli
 from tui.app import SyscallTuiApp
-from tui.screens.debugger import PANELS, DebuggerScreen
+from tui.screens.debugger import HELP_EXTRA, PANELS, DebuggerScreen
 from tui.screens.help import HelpScreen, keys_markdown, legend_markdown
 from tui.screens.timeline import Timeline
 from tui.text import fit, pad, wrap
@@ -146,7 +146,7 @@ async def test_everything_on_screen_is_japanese() -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        assert "1 命令を実行する" in keys_markdown()
+        assert "1 命令を実行する" in keys_markdown(DebuggerScreen.BINDINGS, HELP_EXTRA)
         assert "画面の見方" in legend_markdown()
 
 

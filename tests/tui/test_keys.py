@@ -17,7 +17,7 @@ from tests.tui.helpers import (
     scenario_trace,
 )
 from tui.app import SyscallTuiApp
-from tui.screens.debugger import DebuggerScreen
+from tui.screens.debugger import HELP_EXTRA, DebuggerScreen
 from tui.screens.goto import GotoDialog
 from tui.screens.help import HelpScreen
 from tui.screens.picker import ScenarioPicker
@@ -267,7 +267,7 @@ async def test_question_mark_shows_the_help_built_from_the_bindings() -> None:
         assert isinstance(app.screen, HelpScreen)
         from tui.screens.help import keys_markdown
 
-        table = keys_markdown()
+        table = keys_markdown(DebuggerScreen.BINDINGS, HELP_EXTRA)
         for binding in DebuggerScreen.BINDINGS:
             if binding.show:  # type: ignore[union-attr]
                 assert binding.tooltip in table  # type: ignore[union-attr]

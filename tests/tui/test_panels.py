@@ -411,7 +411,7 @@ async def test_roots_show_what_mov_to_cr3_wrote_and_what_cr3_reads_back() -> Non
 @run_async
 async def test_every_flag_syscall_clears_shows_within_the_msr_panel() -> None:
     """6.12's mask clears 14 flags: the line wraps instead of running past the panel."""
-    from engine.decode import fmask_names
+    from engine.views.decode import fmask_names
 
     trace = scenario_trace("v6.12-nopti.toml")
     names = fmask_names(trace.msrs["SYSCALL_MASK"])

@@ -1,6 +1,6 @@
 """The compare screen: two runs side by side, stepping together row by row.
 
-The engine aligned the runs (engine.compare); the screen holds the position in the aligned
+The engine aligned the runs (engine.compare.compare); the screen holds the position in the aligned
 rows and pushes, at every move, each run's state as of its last step at that row down to
 the panels: one register panel and one checklist per run, the aligned steps, and the values
 that differ.  A run with a gap at a row stands still while the other steps.
@@ -12,13 +12,13 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Footer
 
-from engine.compare import PATH_ASPECTS, Comparison
+from engine.compare.compare import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
 from engine.kernel import spec
 from engine.trace import CheckState, Regs, Step, Trace
@@ -279,7 +279,7 @@ class CompareScreen(Screen[None]):
 
     def action_help(self) -> None:
         """Show the keys and what the marks mean."""
-        self.app.push_screen(CompareHelp())
+        self.app.push_screen(HelpScreen(self.BINDINGS, HELP_EXTRA, compare_legend))
 
     # -- pushing the state down -----------------------------------------------------------
 
@@ -383,27 +383,12 @@ LEGEND_MARKDOWN = N_("""\
 """)
 
 
-def keys_markdown() -> str:
-    from tui.screens.help import key_names
-
-    key, action = _("key"), _("action")
-    rows = ["## " + _("Keys"), "", f"| {key} | {action} |", "| --- | --- |"]
-    for binding in CompareScreen.BINDINGS:
-        if isinstance(binding, Binding) and binding.show:
-            text = _(binding.tooltip or binding.description)
-            rows.append(f"| `{key_names(binding)}` | {text} |")
-    palette, leave = _("command palette: every action"), _("quit")
-    rows.append(f"| `ctrl+p` | {palette} |")
-    rows.append(f"| `q` | {leave} |")
-    return "\n".join(rows)
+#: Help rows for keys that are not the compare screen's own bindings.
+HELP_EXTRA = (("ctrl+p", N_("command palette: every action")), ("q", N_("quit")))
 
 
-class CompareHelp(HelpScreen):
-    """The compare view's keys and marks."""
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Markdown(keys_markdown() + "\n\n" + _(LEGEND_MARKDOWN))
+def compare_legend() -> str:
+    return _(LEGEND_MARKDOWN)
 
 
 class CompareCommands(CommandsProvider):

@@ -100,6 +100,14 @@ def scenario_name(trace: Trace) -> str:
 END_NOTICE_SECONDS = 4
 
 
+#: Help rows for keys that are not the debugger screen's own bindings.
+HELP_EXTRA = (
+    ("1`–`7", N_("pick a panel when the panels are tabs")),
+    ("ctrl+p", N_("command palette: every action, and each scenario to open")),
+    ("q", N_("quit")),
+)
+
+
 class DebuggerScreen(Screen[None]):
     """Step through one recorded SYSCALL round trip in both directions."""
 
@@ -362,12 +370,12 @@ class DebuggerScreen(Screen[None]):
         bytes changed."""
         from textual.worker import get_current_worker
 
-        from engine.cache import read_source
         from engine.errors import ScenarioError
+        from engine.scenario.reader import read_scenario_bytes
         from tui.loader import LoadError, load_with_source
 
         try:
-            data = read_source(path)
+            data = read_scenario_bytes(path)
         except ScenarioError as error:
             self.post_message(self.LoadFailed(path, str(error), True))
             return
@@ -397,7 +405,7 @@ class DebuggerScreen(Screen[None]):
         # Imported here: Markdown is the heaviest widget and is not needed to start.
         from tui.screens.help import HelpScreen
 
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(HelpScreen(self.BINDINGS, HELP_EXTRA))
 
     def _at_end(self) -> None:
         # One notice at a time: pressing c or s again at the end must not stack copies.
@@ -422,7 +430,7 @@ class DebuggerScreen(Screen[None]):
             if path is not None:
                 self.load(path)
 
-        from engine.scenario import bundled_scenarios_dir
+        from engine.paths import bundled_scenarios_dir
 
         self.app.push_screen(ScenarioPicker(self.scenario_dirs, bundled_scenarios_dir()), chosen)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -70,21 +71,17 @@ def key_names(binding: Binding) -> str:
     )
 
 
-def keys_markdown() -> str:
-    """The key table, built from the bindings so that it cannot drift from them."""
-    from tui.screens.debugger import DebuggerScreen
+def keys_markdown(bindings: Sequence[BindingType], extra: Sequence[tuple[str, str]]) -> str:
+    """The key table, built from a screen's bindings so that it cannot drift from them.
 
+    *extra* adds rows for keys that are not the screen's bindings: (keys, English msgid).
+    """
     key, action = _("key"), _("action")
     rows = ["## " + _("Keys"), "", f"| {key} | {action} |", "| --- | --- |"]
-    for binding in DebuggerScreen.BINDINGS:
+    for binding in bindings:
         if isinstance(binding, Binding) and binding.show:
             text = _(binding.tooltip or binding.description)
             rows.append(f"| `{key_names(binding)}` | {text} |")
-    extra = (
-        ("1`–`7", N_("pick a panel when the panels are tabs")),
-        ("ctrl+p", N_("command palette: every action, and each scenario to open")),
-        ("q", N_("quit")),
-    )
     rows.extend(f"| `{keys}` | {_(text)} |" for keys, text in extra)
     return "\n".join(rows)
 
@@ -98,9 +95,23 @@ class HelpScreen(ModalScreen[None]):
         )
     ]
 
+    def __init__(
+        self,
+        bindings: Sequence[BindingType],
+        extra: Sequence[tuple[str, str]],
+        legend: Callable[[], str] = legend_markdown,
+    ) -> None:
+        # The screen that opens the help hands its keys down: the help knows no screen.
+        super().__init__()
+        self._screen_bindings = bindings
+        self._extra = extra
+        self._legend = legend
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(keys_markdown() + "\n\n" + legend_markdown())
+            yield Markdown(
+                keys_markdown(self._screen_bindings, self._extra) + "\n\n" + self._legend()
+            )
 
     def on_mount(self) -> None:
         localized_bindings(self)

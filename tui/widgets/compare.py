@@ -1,7 +1,7 @@
 """Panels of the compare view: the two runs' steps aligned row by row, the values that
 differ at the current row, the runs and where they part.
 
-They render what the screen pushes down (a :class:`~engine.compare.Comparison` and a
+They render what the screen pushes down (a :class:`~engine.compare.compare.Comparison` and a
 position in its rows); the engine did the aligning.
 """
 
@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.compare import (
+from engine.compare.compare import (
     LANDMARK_TITLES,
     AlignedRow,
     Comparison,
@@ -26,9 +26,9 @@ from engine.compare import (
     printable,
 )
 from engine.constants import PT_REGS_FIELDS
-from engine.decode import hex64
 from engine.i18n import N_, _, pgettext
 from engine.trace import Step, Trace
+from engine.views.decode import hex64
 from tui.text import pad
 from tui.widgets.panel import LinePanel
 

@@ -10,8 +10,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from engine.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
 from engine.i18n import _
+from engine.views.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
 from tui.text import wrap
 from tui.widgets.panel import LinePanel
 

@@ -9,9 +9,9 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from engine.decode import IOPL_MASK, RFLAGS_BITS, hex64, selector_name
 from engine.i18n import _
 from engine.trace import Regs
+from engine.views.decode import IOPL_MASK, RFLAGS_BITS, hex64, selector_name
 from tui.widgets.panel import LinePanel
 
 LEFT = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp")

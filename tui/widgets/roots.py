@@ -9,9 +9,9 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from engine.decode import decode_cr3, same_root
 from engine.i18n import N_, _, tr
 from engine.trace import MappedRegion, RootSummary
+from engine.views.decode import decode_cr3, same_root
 from tui.text import pad
 from tui.widgets.panel import LinePanel
 

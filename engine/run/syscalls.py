@@ -38,7 +38,7 @@ from engine.constants import (
     NR_write,
 )
 from engine.i18n import Msg, msg
-from engine.machine import GDT_DESCRIPTORS, Machine
+from engine.machine.core import GDT_DESCRIPTORS, Machine
 
 SYSCALL_NAMES = {
     0: "read", 1: "write", 2: "open", 3: "close", 15: "rt_sigreturn", 39: "getpid",

@@ -33,7 +33,8 @@ from typing import Any, Literal
 
 from engine.constants import PT_REGS_FIELDS
 from engine.i18n import N_
-from engine.scenario import Scenario, with_kernel
+from engine.scenario.model import Scenario
+from engine.scenario.parse import with_kernel
 from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
 
 #: How an aligned row's two sides relate.

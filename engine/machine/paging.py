@@ -7,7 +7,7 @@ same entries back out of emulated memory to explain what a root maps.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.errors import EngineError
@@ -28,24 +28,6 @@ TABLE_FLAGS = P | RW | US | A
 
 class PageTablePoolExhausted(EngineError):
     """The machine's fixed pool of page-table pages is used up (too many scattered mappings)."""
-
-
-def tables_needed(ranges: Iterable[tuple[int, int]], levels: int) -> int:
-    """Table pages below the root that mapping the ``[start, end)`` *ranges* in one root needs.
-
-    A table at level *n* (1 = page table) covers ``2**(12 + 9n)`` bytes, so the
-    count is the number of distinct such spans the ranges touch, summed over levels.
-    """
-    spans = list(ranges)
-    total = 0
-    for level in range(1, levels):
-        shift = 12 + 9 * level
-        seen: set[int] = set()
-        for start, end in spans:
-            if end > start:
-                seen.update(range(start >> shift, ((end - 1) >> shift) + 1))
-        total += len(seen)
-    return total
 
 
 class PageTableBuilder:

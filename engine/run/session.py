@@ -1,12 +1,12 @@
 """Drive one SYSCALL round trip on the machine and record it.
 
-Phases: the engine enters user mode with an IRETQ of its own (engine.launch, not
+Phases: the engine enters user mode with an IRETQ of its own (engine.run.launch, not
 recorded); the user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring
-transition is modelled (engine.model); entry_SYSCALL_64 runs instruction by
-instruction in Unicorn, with do_syscall_64 modelled as one step (engine.syscalls);
+transition is modelled (engine.machine.modelled); entry_SYSCALL_64 runs instruction by
+instruction in Unicorn, with do_syscall_64 modelled as one step (engine.run.syscalls);
 one of the two exits returns to CPL 3, where the engine lets the CPU fetch, but not
 execute, the instruction at the return RIP.  Any CPU exception on the way ends the
-run.  Each step is recorded by engine.recorder from the machine as it is after it.
+run.  Each step is recorded by engine.run.recorder from the machine as it is after it.
 
 Unicorn swallows Python exceptions raised inside hooks (unicorn-engine/unicorn#1386,
 #1987, #2129), so every hook here catches, stores, stops the emulation, and the
@@ -51,14 +51,13 @@ from engine.constants import (
     user_space_top,
 )
 from engine.errors import HookError
-from engine.faults import from_interrupt, is_io
 from engine.i18n import N_, joined, msg
 from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
-from engine.launch import launch_key, prepare_launch, user_mappings
-from engine.machine import GPRS, Machine
-from engine.model import (
+from engine.machine.core import GPRS, Machine
+from engine.machine.faults import from_interrupt, is_io
+from engine.machine.modelled import (
     cr3_as_stored,
     error_code,
     io_faults,
@@ -68,9 +67,10 @@ from engine.model import (
     sysret_faults,
     sysret_rflags,
 )
-from engine.recorder import WORD, Pending, StepRecorder
-from engine.scenario import Scenario
-from engine.syscalls import PtRegs, do_syscall_64
+from engine.run.launch import launch_key, prepare_launch, user_mappings
+from engine.run.recorder import WORD, Pending, StepRecorder
+from engine.run.syscalls import PtRegs, do_syscall_64
+from engine.scenario.model import Scenario
 from engine.trace import (
     CheckResult,
     CheckState,
@@ -733,7 +733,7 @@ class Run:
         if self.fault is not None or self.stopped:
             return
         # One past the cap: the cap's own check stops the run first.  Any count will
-        # do for the vectors (see engine.model), and this one also bounds a loop.
+        # do for the vectors (see engine.machine.modelled), and this one also bounds a loop.
         self._emu(self.sc.rip, count=self.sc.step_cap + 1)
         if self.fault is not None or self.stopped:
             return

@@ -1,5 +1,6 @@
-"""An on-disk cache of what the engine computes the same way every time: the assembled kernel
-image for a set of features, and the recorded trace of a scenario file.
+"""The on-disk store of what the engine computes the same way every time: the assembled kernel
+image for a set of features (engine.kernel.image), and the recorded trace of a scenario file
+(engine.run.cached).
 
 A run is deterministic: its trace depends only on the scenario's bytes (and the path it is
 named by in the trace), the engine's own source (this package's .py files and the kernel
@@ -21,15 +22,11 @@ import functools
 import hashlib
 import os
 import pickle
-import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from engine.version import __version__
-
-if TYPE_CHECKING:
-    from engine.trace import Trace
 
 T = TypeVar("T")
 
@@ -62,7 +59,7 @@ def engine_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _key(kind: str, *parts: bytes | str) -> str:
+def entry_key(kind: str, *parts: bytes | str) -> str:
     digest = hashlib.sha256(kind.encode() + b"\0" + engine_fingerprint().encode())
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -131,7 +128,7 @@ def _prune(folder: Path) -> None:
 def cached(kind: str, parts: tuple[bytes | str, ...], compute: Callable[[], T]) -> T:
     """``compute()``, or the result it gave last time for the same *parts* and engine."""
     try:
-        key = _key(kind, *parts)
+        key = entry_key(kind, *parts)
     except OSError:  # the engine's source cannot be read: no key, no cache
         return compute()
     hit: T | None = load(kind, key)
@@ -140,67 +137,3 @@ def cached(kind: str, parts: tuple[bytes | str, ...], compute: Callable[[], T]) 
     value = compute()
     store(kind, key, value)
     return value
-
-
-def read_source(path: str | Path) -> bytes:
-    """The bytes of the scenario file at *path*, read as ``engine.scenario`` reads it.
-
-    A regular file of at most 1 MiB is read here without loading the parser (a FIFO or a
-    device is never opened for reading: O_NONBLOCK, then checked on the open file);
-    anything else goes to :func:`engine.scenario.read_scenario_text`, which raises the
-    :class:`~engine.errors.ScenarioError` that says what is wrong.
-    """
-    limit = 1 << 20  # engine.scenario.MAX_FILE_SIZE, without importing the parser
-    try:
-        real = os.path.realpath(str(path))
-        if stat.S_ISREG(os.stat(real).st_mode):
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as file:
-                info = os.fstat(file.fileno())
-                if stat.S_ISREG(info.st_mode) and info.st_size <= limit:
-                    data = file.read(limit + 1)
-                    if len(data) <= limit:
-                        data.decode("utf-8")
-                        return data
-    except (OSError, ValueError):
-        pass
-    from engine.scenario import read_scenario_text
-
-    return read_scenario_text(path).encode("utf-8")
-
-
-def run_file(path: str | Path) -> tuple[Trace, bytes]:
-    """Load and run the scenario file at *path*: its trace and the bytes it was made from.
-
-    Raises :class:`engine.errors.ScenarioError` as ``load_scenario`` does.  A failing file is
-    never cached, so its error is reported afresh each time.
-    """
-    data = read_source(path)
-    return run_bytes(data, str(path)), data
-
-
-def cached_trace(data: bytes, name: str) -> Trace | None:
-    """The trace :func:`run_bytes` would give, if the cache has it; None otherwise."""
-    try:
-        key = _key("trace", name, data)
-    except OSError:
-        return None
-    hit: Trace | None = load("trace", key)
-    return hit
-
-
-def run_bytes(data: bytes, name: str) -> Trace:
-    """The trace of scenario text *data* (named *name*), from the cache when possible."""
-
-    def compute() -> Trace:
-        from engine.errors import ScenarioError
-        from engine.run import run_scenario
-        from engine.scenario import parse_scenario
-
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScenarioError(name, None, "not UTF-8 text") from None
-        return run_scenario(parse_scenario(text, name))
-
-    return cached("trace", (name, data), compute)

@@ -4,7 +4,7 @@ The vector, CPL, RIP and CR2 are Unicorn's: the UC_HOOK_INTR hook receives the
 vector with the CPU still in the state of the fault (RIP at the faulting
 instruction, or past it for a trap such as #BP), and CR2 as the MMU set it.  The
 error code is not reported by Unicorn (it never delivers the exception through the
-IDT), so :func:`engine.model.error_code` supplies it, from the page walk for a #PF.
+IDT), so :func:`engine.machine.modelled.error_code` supplies it, from the page walk for a #PF.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from capstone.x86 import (
 from unicorn import x86_const as X
 
 from engine.constants import EXCEPTION_NAMES, VEC_GP, VEC_NP, VEC_PF, VEC_SS, is_canonical
-from engine.machine import Machine
-from engine.model import (
+from engine.machine.core import Machine
+from engine.machine.modelled import (
     error_code,
     far_jump_fault,
     iret_fault,
@@ -46,7 +46,7 @@ from engine.model import (
     segment_load_error_code,
     stack_fault,
 )
-from engine.paging import NX, US
+from engine.machine.paging import NX, US
 from engine.trace import Fault
 
 #: IRETQ (REX.W CF).
@@ -164,7 +164,7 @@ _STACK_BASES = ("rsp", "rbp", "esp", "ebp")
 
 def _is_stack_fault(m: Machine, cr3: int, rip: int) -> bool:
     """Whether the #GP(0) Unicorn raised at *rip* is the SDM's #SS(0), per
-    :func:`engine.model.stack_fault`."""
+    :func:`engine.machine.modelled.stack_fault`."""
     code = m.read_virt(cr3, rip, MAX_INSN) or b""
     rsp = int(m.uc.reg_read(X.UC_X86_REG_RSP))
     for insn in _detailed().disasm(code, rip, 1):
@@ -230,7 +230,7 @@ def _segment_load(m: Machine, cr3: int, rip: int) -> tuple[str, int | None] | No
 
 def _iret_error_code(m: Machine, intno: int, rip: int, cr3: int, cpl: int) -> int | None:
     """The error code of a #GP/#NP/#SS Unicorn raised on IRETQ: the CS or SS selector of
-    the frame it refused (or 0), per :func:`engine.model.iret_fault`; None when the
+    the frame it refused (or 0), per :func:`engine.machine.modelled.iret_fault`; None when the
     model does not find the fault Unicorn raised."""
     rsp = int(m.uc.reg_read(X.UC_X86_REG_RSP))
     frame = m.read_virt(cr3, rsp, 5 * 8)

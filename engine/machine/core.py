@@ -54,8 +54,9 @@ from engine.constants import (
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
-from engine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
-from engine.regfile import MsrAccess, RegisterFile
+from engine.machine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
+from engine.machine.regfile import MsrAccess, RegisterFile
+from engine.scenario.model import MachineConfig
 from engine.trace import MappedRegion, RootSummary
 
 # GDT (arch/x86/kernel/cpu/common.c, gdt_page): flat descriptors, accessed bit preset
@@ -103,18 +104,6 @@ STEP_REG_IDS: tuple[int, ...] = (
     X.UC_X86_REG_RIP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_SS,
     X.UC_X86_REG_FS_BASE, X.UC_X86_REG_GS_BASE, X.UC_X86_REG_CR3,
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class MachineConfig:
-    """What the scenario's [machine] table chooses."""
-
-    cpu: str = "intel"
-    paging: int = 4
-    pti: bool = True
-    pcid: bool = True
-    removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
-    kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
 
 
 @dataclass(frozen=True, slots=True)

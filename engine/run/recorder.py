@@ -26,8 +26,8 @@ from engine.constants import (
 )
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage
-from engine.machine import Machine
-from engine.scenario import Scenario
+from engine.machine.core import Machine
+from engine.scenario.model import Scenario
 from engine.trace import (
     CheckState,
     Event,

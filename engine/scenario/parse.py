@@ -1,4 +1,4 @@
-"""Scenario files (TOML): what machine to build, what user code to run, what to expect.
+"""Parsing scenario files (TOML): what machine to build, what user code to run, what to expect.
 
 The format is documented in docs/scenarios.md.  Every problem is reported as a
 :class:`ScenarioError` naming the file, the key and what was expected.
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import os
 import re
-import stat
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,113 +26,30 @@ from engine.asm import (
 from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
-from engine.machine import MachineConfig
-from engine.paging import tables_needed
-
-# Re-exported: they used to live here.
-from engine.paths import bundled_scenarios_dir as bundled_scenarios_dir
-from engine.paths import default_scenario_path as default_scenario_path
-
-USER_REGS = (
-    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15",
-)  # fmt: skip
-
-SIGFRAME_FIELDS = (
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
-    "rdx", "rax", "rcx", "rsp", "rip", "eflags", "cs", "gs", "fs", "ss", "uc_flags",
-)  # fmt: skip
-
-#: The CPU vendors a scenario can choose with ``[machine] cpu``, the default first.
-CPUS: tuple[str, ...] = ("intel", "amd")
-
-DEFAULT_RIP = 0x401000
-DEFAULT_RSP = 0x7FFC0000F000
-DEFAULT_RFLAGS = 0x246
-DEFAULT_RAX = 39  # getpid: the plainest round trip
-DEFAULT_PID = 1234
-DEFAULT_STEP_CAP = 10_000
-#: The largest step_cap a scenario may ask for (a recorded step costs memory and time).
-MAX_STEP_CAP = 100_000
-#: Scenario files larger than this are refused before reading (real ones are < 4 KiB).
-MAX_FILE_SIZE = 1 << 20
-#: [[memory]] limits: entries, bytes in all, and page tables per root they may need
-#: (the machine's pool has 256 table pages; the kernel's own mappings use < 40).
-MAX_MEMORY_ENTRIES = 32
-MAX_MEMORY_TOTAL = 32 << 20
-MAX_MEMORY_TABLES = 100
-#: User code statements (64 KiB of code is at most 65536 one-byte instructions).
-MAX_STATEMENTS = 20_000
-#: Data directives user code may use; every other directive is refused (see engine/asm.py).
-DATA_DIRECTIVES = (
-    ".byte", ".short", ".word", ".value", ".long", ".int", ".quad", ".ascii", ".asciz", ".string",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class UserCode:
-    """The user's program, assembled (and verified) at its address."""
-
-    source: str
-    address: int
-    code: bytes
-    lines: tuple[tuple[int, str, str], ...]  # (address, user's statement, Capstone text)
-
-    def statement_at(self, address: int) -> str | None:
-        for addr, stmt, _ in self.lines:
-            if addr == address:
-                return stmt
-        return None
-
-    @property
-    def syscall_return(self) -> int:
-        """Where the first ``syscall`` of the program returns to."""
-        for addr, _, text in self.lines:
-            if text.split()[0] == "syscall":
-                return addr + 2
-        return self.address
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryRange:
-    address: int
-    size: int
-    access: str  # "r" "rw" "rx" "rwx"
-
-
-@dataclass(frozen=True, slots=True)
-class Expect:
-    exit: str | None = None  # "sysret" | "iret" | "none"
-    failed_check: str | None = None  # a check name | "none"
-    fault: str | None = None  # "#GP" ... | "none"
-    fault_cpl: int | None = None
-    given: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """A parsed, validated scenario."""
-
-    name: str
-    path: str
-    description: str = ""
-    kernel: str = "v5.8.13"
-    machine: MachineConfig = field(default_factory=MachineConfig)
-    regs: dict[str, int] = field(default_factory=dict)  # user GPRs (rax..r15)
-    rip: int = DEFAULT_RIP
-    rsp: int = DEFAULT_RSP
-    rflags: int = DEFAULT_RFLAGS
-    fs_base: int = 0
-    gs_base: int = 0
-    code: UserCode | None = None
-    memory: tuple[MemoryRange, ...] = ()
-    handler_set: dict[str, int] = field(default_factory=dict)
-    pid: int = DEFAULT_PID
-    sigframe: dict[str, int] = field(default_factory=dict)
-    expect: Expect = Expect()
-    step_cap: int = DEFAULT_STEP_CAP
-    #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
-    not_removed: tuple[str, ...] = ()
+from engine.layout import tables_needed
+from engine.scenario.model import (
+    CPUS,
+    DATA_DIRECTIVES,
+    DEFAULT_PID,
+    DEFAULT_RAX,
+    DEFAULT_RFLAGS,
+    DEFAULT_RIP,
+    DEFAULT_RSP,
+    DEFAULT_STEP_CAP,
+    MAX_MEMORY_ENTRIES,
+    MAX_MEMORY_TABLES,
+    MAX_MEMORY_TOTAL,
+    MAX_STATEMENTS,
+    MAX_STEP_CAP,
+    SIGFRAME_FIELDS,
+    USER_REGS,
+    Expect,
+    MachineConfig,
+    MemoryRange,
+    Scenario,
+    UserCode,
+)
+from engine.scenario.reader import read_scenario_text
 
 
 class _Reader:
@@ -547,7 +462,7 @@ def _check_memory(
         raise r.fail("memory", f"{total:#x} bytes in all; at most {MAX_MEMORY_TOTAL:#x}")
     ranges = [(m.address, m.address + m.size) for m in memory]
     ranges.append((rip, rip + len(code.code)))
-    ranges.append((max(rsp - 0x4000, 0), rsp + 0x1000))  # the stack pages (engine.run)
+    ranges.append((max(rsp - 0x4000, 0), rsp + 0x1000))  # the stack pages (engine.run.session)
     tables = tables_needed(ranges, paging)
     if tables > MAX_MEMORY_TABLES:
         raise r.fail(
@@ -603,60 +518,6 @@ def _check_names(r: _Reader, value: Any, checks: tuple[str, ...]) -> tuple[str, 
 def _paging(r: _Reader, value: Any) -> int:
     v = r.integer(value, "machine.paging", 4, 5)
     return v
-
-
-def read_scenario_text(path: str | Path) -> str:
-    """The text of the scenario file at *path*, read safely; problems are ScenarioErrors.
-
-    Only a regular file (after resolving symlinks) of at most :data:`MAX_FILE_SIZE`
-    bytes is read: a FIFO would block forever, a device (``/dev/zero``) never ends,
-    and the size is checked on the open file before reading it.
-    """
-    p = str(path)
-    try:
-        real = os.path.realpath(p)
-        info = os.stat(real)
-        if stat.S_ISDIR(info.st_mode):
-            raise ScenarioError(p, None, "is a directory, expected a .toml file")
-        if not stat.S_ISREG(info.st_mode):
-            kind = _file_kind(info.st_mode)
-            raise ScenarioError(p, None, f"is {kind}, not a regular file")
-        # O_NONBLOCK: should the path have been swapped for a FIFO since the stat, open
-        # does not wait for a writer; the fstat below then refuses it.
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ScenarioError(p, None, f"is {_file_kind(info.st_mode)}, not a regular file")
-            if info.st_size > MAX_FILE_SIZE:
-                raise ScenarioError(
-                    p, None, f"is {info.st_size} bytes; scenario files are at most 1 MiB"
-                )
-            raw = f.read(MAX_FILE_SIZE + 1)
-    except FileNotFoundError:
-        raise ScenarioError(p, None, "no such file") from None
-    except PermissionError:
-        raise ScenarioError(p, None, "cannot read: permission denied") from None
-    except OSError as exc:
-        raise ScenarioError(p, None, f"cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a path with a NUL byte
-        raise ScenarioError(p, None, f"not a usable path: {exc}") from None
-    if len(raw) > MAX_FILE_SIZE:  # it grew while being read
-        raise ScenarioError(p, None, "is larger than 1 MiB; scenario files are at most 1 MiB")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(p, None, f"not UTF-8 text (byte {exc.start})") from None
-
-
-def _file_kind(mode: int) -> str:
-    for test, word in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-    ):  # fmt: skip
-        if test(mode):
-            return word
-    return "a special file"
 
 
 def load_scenario(path: str | Path) -> Scenario:

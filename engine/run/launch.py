@@ -22,9 +22,9 @@ from engine.constants import (
     user_space_top,
 )
 from engine.i18n import N_
-from engine.machine import GPRS, Machine, UserMapping
-from engine.scenario import Scenario
-from engine.syscalls import build_sigframe
+from engine.machine.core import GPRS, Machine, UserMapping
+from engine.run.syscalls import build_sigframe
+from engine.scenario.model import Scenario
 
 #: Bytes of the IRETQ frame: RIP, CS, RFLAGS, RSP, SS.
 IRET_FRAME_SIZE = 5 * 8

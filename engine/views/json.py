@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.checks import describe
 from engine.constants import PT_REGS_FIELDS
-from engine.scenario import Scenario
+from engine.scenario.model import Scenario
 from engine.trace import Regs, Step, Trace
 
 FINAL_REGS = (

@@ -1,0 +1,1 @@
+"""Two recorded runs side by side: which steps correspond, where they part, and the summary."""

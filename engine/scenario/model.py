@@ -1,0 +1,123 @@
+"""What a scenario is, once parsed and validated: plain frozen records, nothing heavy.
+
+The parser (:mod:`engine.scenario.parse`) builds these; the machine, the run and every view
+read them.  Importing this module loads no emulator, assembler or disassembler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MachineConfig:
+    """What the scenario's [machine] table chooses."""
+
+    cpu: str = "intel"
+    paging: int = 4
+    pti: bool = True
+    pcid: bool = True
+    removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
+    kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
+
+
+USER_REGS = (
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
+    "r13", "r14", "r15",
+)  # fmt: skip
+
+SIGFRAME_FIELDS = (
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
+    "rdx", "rax", "rcx", "rsp", "rip", "eflags", "cs", "gs", "fs", "ss", "uc_flags",
+)  # fmt: skip
+
+#: The CPU vendors a scenario can choose with ``[machine] cpu``, the default first.
+CPUS: tuple[str, ...] = ("intel", "amd")
+
+DEFAULT_RIP = 0x401000
+DEFAULT_RSP = 0x7FFC0000F000
+DEFAULT_RFLAGS = 0x246
+DEFAULT_RAX = 39  # getpid: the plainest round trip
+DEFAULT_PID = 1234
+DEFAULT_STEP_CAP = 10_000
+#: The largest step_cap a scenario may ask for (a recorded step costs memory and time).
+MAX_STEP_CAP = 100_000
+#: Scenario files larger than this are refused before reading (real ones are < 4 KiB).
+MAX_FILE_SIZE = 1 << 20
+#: [[memory]] limits: entries, bytes in all, and page tables per root they may need
+#: (the machine's pool has 256 table pages; the kernel's own mappings use < 40).
+MAX_MEMORY_ENTRIES = 32
+MAX_MEMORY_TOTAL = 32 << 20
+MAX_MEMORY_TABLES = 100
+#: User code statements (64 KiB of code is at most 65536 one-byte instructions).
+MAX_STATEMENTS = 20_000
+#: Data directives user code may use; every other directive is refused (see engine/asm.py).
+DATA_DIRECTIVES = (
+    ".byte", ".short", ".word", ".value", ".long", ".int", ".quad", ".ascii", ".asciz", ".string",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class UserCode:
+    """The user's program, assembled (and verified) at its address."""
+
+    source: str
+    address: int
+    code: bytes
+    lines: tuple[tuple[int, str, str], ...]  # (address, user's statement, Capstone text)
+
+    def statement_at(self, address: int) -> str | None:
+        for addr, stmt, _ in self.lines:
+            if addr == address:
+                return stmt
+        return None
+
+    @property
+    def syscall_return(self) -> int:
+        """Where the first ``syscall`` of the program returns to."""
+        for addr, _, text in self.lines:
+            if text.split()[0] == "syscall":
+                return addr + 2
+        return self.address
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRange:
+    address: int
+    size: int
+    access: str  # "r" "rw" "rx" "rwx"
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    exit: str | None = None  # "sysret" | "iret" | "none"
+    failed_check: str | None = None  # a check name | "none"
+    fault: str | None = None  # "#GP" ... | "none"
+    fault_cpl: int | None = None
+    given: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A parsed, validated scenario."""
+
+    name: str
+    path: str
+    description: str = ""
+    kernel: str = "v5.8.13"
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    regs: dict[str, int] = field(default_factory=dict)  # user GPRs (rax..r15)
+    rip: int = DEFAULT_RIP
+    rsp: int = DEFAULT_RSP
+    rflags: int = DEFAULT_RFLAGS
+    fs_base: int = 0
+    gs_base: int = 0
+    code: UserCode | None = None
+    memory: tuple[MemoryRange, ...] = ()
+    handler_set: dict[str, int] = field(default_factory=dict)
+    pid: int = DEFAULT_PID
+    sigframe: dict[str, int] = field(default_factory=dict)
+    expect: Expect = Expect()
+    step_cap: int = DEFAULT_STEP_CAP
+    #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
+    not_removed: tuple[str, ...] = ()
