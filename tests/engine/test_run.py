@@ -381,12 +381,12 @@ def test_recorded_and_unrecorded_runs_agree() -> None:
 
 
 def test_hook_exceptions_are_reraised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.run.session
+    import engine.run.actions
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("inside a hook")
 
-    monkeypatch.setattr(engine.run.session, "do_syscall_64", boom)
+    monkeypatch.setattr(engine.run.actions, "do_syscall_64", boom)
     with pytest.raises(HookError) as info:
         run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
     assert isinstance(info.value.__cause__, ZeroDivisionError)
