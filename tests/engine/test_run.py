@@ -369,6 +369,7 @@ def test_user_fault_is_an_event() -> None:
     assert t.steps[-1].events[-1].kind == "fault"
 
 
+@pytest.mark.slow
 def test_recorded_and_unrecorded_runs_agree() -> None:
     for path in sorted(SCENARIOS.rglob("*.toml")):  # scenarios/selftests/ too
         session = Session(load_scenario(path))
