@@ -17,11 +17,11 @@ The compares, as v5.8.13 entry_SYSCALL_64 makes them (RSP points at pt_regs):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from engine.constants import CHECK_NAMES, RF, TF, USER_CS, USER_DS, ZF
 from engine.i18n import N_, Msg, msg
-from engine.trace import CheckName, CheckResult, CheckState, Operand, Regs, Relation
+from engine.trace import CheckName, CheckResult, CheckState, ExitPath, Operand, Regs, Relation
 
 #: The bits ``testq $(X86_EFLAGS_RF|X86_EFLAGS_TF), %r11`` looks at.
 RF_TF = RF | TF
@@ -107,3 +107,14 @@ def describe(state: CheckState, compact: bool = False) -> str:
 
 
 __all__ = ["RF_TF", "describe", "evaluate", "initial_states"]
+
+
+def decided_exit(checks: Sequence[CheckState]) -> ExitPath | None:
+    """The exit the checks have decided on: IRET once one failed, SYSRET once all passed (or
+    were removed), None before that.  The one definition: trace, compare and the UI ask it."""
+    results = [c.result for c in checks]
+    if CheckResult.FAIL in results:
+        return ExitPath.IRET
+    if results and all(r in (CheckResult.PASS, CheckResult.REMOVED) for r in results):
+        return ExitPath.SYSRET
+    return None

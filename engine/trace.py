@@ -253,6 +253,22 @@ class CheckState:
     relation: Relation = Relation.EQUAL
 
 
+#: The names of the stack words that are not pt_regs fields: what ``call do_syscall_64``
+#: pushed below pt_regs, and RAX as the exit saves it on the entry stack.
+SLOT_RETURN_ADDRESS = "return address"
+SLOT_SAVED_AX = "ax (saved)"
+
+
+class StepKind(StrEnum):
+    """What a step is: an instruction the CPU ran, or one of 6.12's modelled C steps."""
+
+    INSTRUCTION = "instruction"
+    C_CALL = "c_call"  # do_syscall_64's system call and exit work
+    C_CONDITION = "c_condition"  # one SYSRET condition, as the compiled code tests it
+    C_RETURN_TRUE = "c_return_true"  # do_syscall_64 returns true: SYSRET
+    C_RETURN_FALSE = "c_return_false"  # do_syscall_64 returns false: IRET
+
+
 @_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -283,6 +299,17 @@ class Step:
     #: The value the latest MOV to CR3 so far wrote (bit 63, no-flush, included), as
     #: read from its source register; ``regs.cr3`` is what CR3 reads back.
     cr3_written: int | None = None
+    kind: StepKind = StepKind.INSTRUCTION
+
+    @property
+    def number(self) -> int:
+        """The step's number as every output writes it: steps are numbered from 1."""
+        return self.index + 1
+
+    @property
+    def is_c(self) -> bool:
+        """One of 6.12's modelled C steps inside do_syscall_64, not an instruction."""
+        return self.kind is not StepKind.INSTRUCTION
 
 
 @_compact_pickle
@@ -345,7 +372,7 @@ class Trace:
     initial: Regs  # registers before the first user instruction
     steps: tuple[Step, ...]
     exit: ExitPath | None
-    failed_check: str | None
+    failed_check: CheckName | None
     checks: tuple[CheckState, ...]  # final state of the six checks
     fault: Fault | None
     pt_regs_at_call: dict[str, int] = field(default_factory=dict)

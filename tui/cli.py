@@ -34,7 +34,7 @@ from typing import Protocol, TextIO
 # Capstone or Keystone (the commands that need them import them).
 from engine.errors import EngineError, ScenarioError, escape
 from engine.i18n import LANGUAGES, N_, _, language_from_env, set_language, tr
-from engine.trace import Event, Step, Trace
+from engine.trace import Event, Trace
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in syscall-tui, not in the scenario
@@ -68,12 +68,6 @@ def trace_format(name: str) -> Callable[[Writer], Writer]:
         return writer
 
     return register
-
-
-def step_number(step: Step) -> int:
-    """The number a person sees for a step: 1 is the first instruction, as in the app
-    (position N is "after step N", and ``g N`` goes there)."""
-    return step.index + 1
 
 
 def failed_check_words(trace: Trace) -> str:
@@ -122,7 +116,7 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     for s, text, source in zip(steps, texts, sources, strict=True):
         events = escape("; ".join(event_text(e) for e in s.events))
         row = (
-            f"{step_number(s):>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
+            f"{s.number:>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
             f"{pad(text, text_width)}  {pad(source, source_width)}  {events}"
         )
         rows.append(row.rstrip())

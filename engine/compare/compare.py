@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.checks import decided_exit
 from engine.constants import PT_REGS_FIELDS
 from engine.i18n import N_
 from engine.scenario.model import Scenario
@@ -448,14 +449,7 @@ def check_differences(a: Step | None, b: Step | None) -> tuple[CheckPair, ...]:
 def verdict(step: Step | None) -> ExitPath | None:
     """The exit the checks have decided on as of *step*: IRET once one failed, SYSRET once
     all passed (or were removed), None before that."""
-    if step is None or not step.checks:
-        return None
-    results = [c.result for c in step.checks]
-    if CheckResult.FAIL in results:
-        return ExitPath.IRET
-    if all(r in (CheckResult.PASS, CheckResult.REMOVED) for r in results):
-        return ExitPath.SYSRET
-    return None
+    return None if step is None else decided_exit(step.checks)
 
 
 def verdict_difference(a: Step | None, b: Step | None) -> tuple[ExitPath, ExitPath] | None:
@@ -633,7 +627,7 @@ def _step_brief(trace: Trace, index: int | None) -> dict[str, Any] | None:
     s = trace.steps[index]
     return {
         "index": index,
-        "step": index + 1,  # as `trace --json` numbers it
+        "step": s.number,  # as `trace --json` numbers it
         "rip": f"{s.rip:#x}",
         "text": s.text,
         "source_line": s.source_line,
@@ -718,8 +712,7 @@ def _side(trace: Trace, index: int | None) -> str:
     where = f"line {s.source_line}" if s.source_line is not None else "user"
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
     source = printable(" ".join(s.source.split()))
-    # numbered as the trace table and the app number it: step 1 is the first instruction
-    return f"step {index + 1} {s.text} ({where}: {source}){events}"
+    return f"step {s.number} {s.text} ({where}: {source}){events}"
 
 
 def _exit_words(o: Outcome) -> str:

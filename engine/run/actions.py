@@ -24,7 +24,7 @@ from engine.kernel.macros import Features
 from engine.machine.core import GPRS
 from engine.machine.modelled import cr3_as_stored, iret_faults, sysret_faults, sysret_rflags
 from engine.run.syscalls import PtRegs, do_syscall_64
-from engine.trace import Event, EventKind, ExitPath
+from engine.trace import CheckName, Event, EventKind, ExitPath
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -39,7 +39,7 @@ class EntryPoints:
     sysret: int
     iret: int
     ldt: int | None  # native_irq_return_ldt (only kernels built with ESPFIX64)
-    check_at: dict[int, str]  # address of each assembly check's jne → its name
+    check_at: dict[int, CheckName]  # address of each assembly check's jne → its name
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
@@ -61,7 +61,7 @@ def entry_points(features: Features) -> EntryPoints:
         sysret=next(a.address for a in img.entry if a.text == "sysretq"),
         iret=next(a.address for a in img.entry if a.text == "iretq"),
         ldt=sym.get("native_irq_return_ldt"),
-        check_at={a.address: a.item.meta.check for a in checks},
+        check_at={a.address: CheckName(a.item.meta.check) for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
         after_cr3_write=frozenset(a.address + len(a.code) for a in mov_cr3),
         swapgs=frozenset(a.address for a in img.entry if a.text == "swapgs"),
@@ -188,7 +188,7 @@ class EntryActions:
         removed = run.img.features.removed_checks
         results = sysret_conditions(run.kernel.c_checks, run.pt_after_call, run.paging, removed)
         if run.failed_check is None:
-            run.failed_check = next((c.name for c in results if not c.passed), None)
+            run.failed_check = next((c.state.name for c in results if not c.passed), None)
         run.sink.c_checks(address, results, all(c.passed for c in results))
 
     # -- the assembly checks ---------------------------------------------------------------

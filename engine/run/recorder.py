@@ -29,6 +29,8 @@ from engine.kernel.image import KernelImage
 from engine.machine.core import Machine
 from engine.scenario.model import Scenario
 from engine.trace import (
+    SLOT_RETURN_ADDRESS,
+    SLOT_SAVED_AX,
     CheckState,
     Event,
     EventKind,
@@ -37,6 +39,7 @@ from engine.trace import (
     StackName,
     StackSlot,
     Step,
+    StepKind,
 )
 
 #: What a stack-switch event calls each stack.
@@ -49,12 +52,10 @@ STACK_NAMES: dict[StackName, str] = {
 
 #: The words each exit builds on the entry stack, from its top down.
 ENTRY_FRAME_SLOTS: dict[ExitPath, tuple[str, ...]] = {
-    ExitPath.SYSRET: ("sp", "di", "ax (saved)"),
-    ExitPath.IRET: ("ss", "sp", "flags", "cs", "ip", "di", "ax (saved)"),
+    ExitPath.SYSRET: ("sp", "di", SLOT_SAVED_AX),
+    ExitPath.IRET: ("ss", "sp", "flags", "cs", "ip", "di", SLOT_SAVED_AX),
 }
 
-#: The slot name of the word below pt_regs: what ``call do_syscall_64`` pushed.
-RETURN_ADDRESS = "return address"
 
 #: Bytes of one stack word.
 WORD = 8
@@ -81,6 +82,7 @@ class Pending:
     reads: list[int] = field(default_factory=list)
     rewritten: tuple[tuple[str, int, int], ...] = ()
     cr3_written: int | None = None  # what this step's MOV to CR3 wrote
+    kind: StepKind = StepKind.INSTRUCTION
 
 
 @dataclass
@@ -110,7 +112,7 @@ class _StackWatch:
             if pt_regs:
                 field_off = addr - (self.hi - PT_REGS_SIZE)
                 inside = 0 <= field_off < PT_REGS_SIZE
-                slot = PT_REGS_FIELDS[field_off // WORD] if inside else RETURN_ADDRESS
+                slot = PT_REGS_FIELDS[field_off // WORD] if inside else SLOT_RETURN_ADDRESS
             else:
                 index = (self.hi - addr) // WORD - 1
                 slot = names[index] if index < len(names) else ""
@@ -268,6 +270,7 @@ class StepRecorder:
             stack_name=stack_name,
             rewritten=p.rewritten,
             cr3_written=self.cr3_written,
+            kind=p.kind,
         )
         self.steps.append(step)
         self.prev_regs = regs
@@ -277,5 +280,5 @@ class StepRecorder:
 
 
 __all__ = [
-    "ENTRY_FRAME_SLOTS", "RETURN_ADDRESS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
+    "ENTRY_FRAME_SLOTS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
 ]  # fmt: skip

@@ -43,7 +43,7 @@ from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
 from engine.run.user import UserActions
 from engine.scenario.model import Scenario
-from engine.trace import CheckState, Event, EventKind, ExitPath, Fault, Regs, Trace
+from engine.trace import CheckName, CheckState, Event, EventKind, ExitPath, Fault, Regs, Trace
 
 #: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
 #: exception by its own vector only when ``emu_start`` has a count (otherwise as
@@ -95,7 +95,7 @@ class Run:
         self.checks: list[CheckState] = initial_states(
             machine.image.features.removed_checks, self.kernel.checks
         )
-        self.failed_check: str | None = None
+        self.failed_check: CheckName | None = None
         self.exit: ExitPath | None = None
         self.fault: Fault | None = None
         self.stopped = ""

@@ -21,7 +21,7 @@ from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.run.recorder import WORD, Pending, StepRecorder
 from engine.run.syscalls import PtRegs
-from engine.trace import CheckResult, CheckState, Event, EventKind, ExitPath
+from engine.trace import CheckResult, CheckState, Event, EventKind, ExitPath, StepKind
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -144,12 +144,15 @@ class Recording:
             body = self.pending
             # The step that ran the system call is C, not the RET at this address.
             body.code, body.text = b"", "(C) the system call and exit work"
+            body.kind = StepKind.C_CALL
             body.source = f"{run.kernel.c_call}: the system call   /* C code: modelled */"
             body.modelled = True
             self.finish()
             for c in results:
                 verdict = N_("FAIL → return false (IRET)") if not c.passed else N_("pass")
-                self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                self.pending = self._c_step(
+                    address, f"(C) {c.condition}", c.source, StepKind.C_CONDITION
+                )
                 run.decide(c)
                 run.event(
                     Event(
@@ -168,6 +171,7 @@ class Recording:
                 address,
                 f"(C) return {ret}",
                 f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+                StepKind.C_RETURN_TRUE if sysret else StepKind.C_RETURN_FALSE,
             )
         else:
             for c in results:
@@ -188,9 +192,11 @@ class Recording:
         self.finish()
         self.pending = self.rec.begin(address, 1)
 
-    def _c_step(self, address: int, text: str, source: str) -> Pending:
+    def _c_step(self, address: int, text: str, source: str, kind: StepKind) -> Pending:
         line = self.run.points.call_line
-        return Pending(address, b"", text, line, source, None, "do_syscall_64", 0, modelled=True)
+        return Pending(
+            address, b"", text, line, source, None, "do_syscall_64", 0, modelled=True, kind=kind
+        )
 
 
 class Sweep:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.trace import CheckName, ExitPath
+
 
 @dataclass(frozen=True, slots=True)
 class MachineConfig:
@@ -90,9 +92,12 @@ class MemoryRange:
 
 @dataclass(frozen=True, slots=True)
 class Expect:
-    exit: str | None = None  # "sysret" | "iret" | "none"
-    failed_check: str | None = None  # a check name | "none"
-    fault: str | None = None  # "#GP" ... | "none"
+    """The scenario's [expect]: only the keys in *given* are checked, and for those, None
+    is what the file wrote as "none" (no exit, no failed check, no fault)."""
+
+    exit: ExitPath | None = None
+    failed_check: CheckName | None = None
+    fault: str | None = None  # an exception's name: "#GP", "#PF", ...
     fault_cpl: int | None = None
     given: tuple[str, ...] = ()
 

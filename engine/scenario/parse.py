@@ -50,6 +50,7 @@ from engine.scenario.model import (
     UserCode,
 )
 from engine.scenario.reader import read_scenario_text
+from engine.trace import CheckName, ExitPath
 
 
 class _Reader:
@@ -337,6 +338,9 @@ def _encoded(number: int, got: set[int]) -> bool:
     )
 
 
+#: What [expect] says for "no exit", "no failed check", "no fault".
+NONE = "none"
+
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
             "step_cap")  # fmt: skip
 MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks")
@@ -432,15 +436,19 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     _check_memory(r, memory, rip, code, rsp, config.paging)
 
     e = r.table(data, "expect", EXPECT_KEYS)
-    fault_names = (*EXCEPTION_NAMES.values(), "none")
+    fault_names = (*EXCEPTION_NAMES.values(), NONE)
+
+    def named(key: str, choices: tuple[str, ...]) -> str | None:
+        """The value of expect.*key*, one of *choices*; None for "none" or no key."""
+        value = r.string(e[key], f"expect.{key}", (*choices, NONE)) if key in e else NONE
+        return None if value == NONE else value
+
+    exit_path = named("exit", tuple(p.value for p in ExitPath))
+    failed_check = named("failed_check", checks)
     expect = Expect(
-        exit=r.string(e["exit"], "expect.exit", ("sysret", "iret", "none"))
-        if "exit" in e
-        else None,
-        failed_check=r.string(e["failed_check"], "expect.failed_check", (*checks, "none"))
-        if "failed_check" in e
-        else None,
-        fault=r.string(e["fault"], "expect.fault", fault_names) if "fault" in e else None,
+        exit=ExitPath(exit_path) if exit_path is not None else None,
+        failed_check=CheckName(failed_check) if failed_check is not None else None,
+        fault=named("fault", fault_names),
         fault_cpl=r.integer(e["fault_cpl"], "expect.fault_cpl", 0, 3) if "fault_cpl" in e else None,
         given=tuple(e),
     )
@@ -496,7 +504,7 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
         removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
     )
     expect = sc.expect
-    if expect.failed_check not in (None, "none", *checks):
+    if expect.failed_check not in (None, *checks):
         expect = replace(
             expect,
             failed_check=None,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from engine.checks import describe
 from engine.constants import flag_names
 from engine.kernel.variants import C_CHECK_SOURCE, spec
-from engine.trace import Regs, StackSlot, Step, Trace
+from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 
 LANGS = ("en", "ja")
 
@@ -153,12 +153,6 @@ def table(head: list[str], rows: list[list[str]], align: str = "") -> list[str]:
     return out
 
 
-def number(step: Step) -> int:
-    """The number a reader sees for a step, as the app counts them: the first
-    instruction is step 1, and the app's "step N" is the state after it."""
-    return step.index + 1
-
-
 # -- what a step did -------------------------------------------------------------------------
 
 #: How each kind of event is named in the listing (English msgids).
@@ -198,7 +192,7 @@ def _reg_change(name: str, old: int, new: int) -> str:
 def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
     for slot in step.stack:
         if slot.address == address:
-            if slot.slot == "return address":
+            if slot.slot == SLOT_RETURN_ADDRESS:
                 return _("return address"), slot
             return f"pt_regs->{slot.slot}", slot
     for slot in step.entry_stack:
@@ -276,7 +270,7 @@ def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[
             if step.source_line is None and step.source and step.source != step.text:
                 what += " " + esc(_("from")) + " " + code(step.source)
             effects = _effects(step, before)
-            rows.append([str(number(step)), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
+            rows.append([str(step.number), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
             i += 1
             continue
         j = i
@@ -291,7 +285,7 @@ def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[
         again = _("{count} instructions listed above, run again").format(count=len(run))
         rows.append(
             [
-                f"{number(run[0])}–{number(last)}" if len(run) > 1 else str(number(last)),
+                f"{run[0].number}–{last.number}" if len(run) > 1 else str(last.number),
                 code(f"{low:016x}–{high:016x}" if low != high else f"{low:016x}"),
                 f"*{esc(again)}*",
                 "<br>".join(effects),
@@ -435,7 +429,7 @@ def _checks(trace: Trace) -> Iterator[str]:
 def _moments(trace: Trace) -> Iterator[str]:
     rows = [
         [
-            str(number(step)),
+            str(step.number),
             esc(_(EVENT_KINDS.get(e.kind, e.kind))),
             _event_text(e.text, e.modelled),
         ]
@@ -527,4 +521,4 @@ def trace_markdown(trace: Trace, lang: str = "en") -> str:
         return "\n".join(_document(trace)).rstrip() + "\n"
 
 
-__all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "number", "trace_markdown"]
+__all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "trace_markdown"]

@@ -339,7 +339,7 @@ def _checks(trace: Trace, index: int | None) -> tuple[CheckState, ...]:
 
 def _count(index: int | None) -> int:
     """Steps run so far on a side whose last step is *index*."""
-    return 0 if index is None else index + 1
+    return 0 if index is None else index + 1  # a count: steps 0..index have run
 
 
 def _landmarks(c: Comparison) -> tuple[tuple[int, ...], tuple[int, ...]]:

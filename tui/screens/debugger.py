@@ -27,7 +27,7 @@ from textual.widgets import Tab, Tabs
 from engine.errors import escape
 from engine.i18n import N_, _, msg, set_language, tr
 from engine.kernel import spec
-from engine.trace import Trace
+from engine.trace import ExitPath, StackName, Trace
 from tui.screens.timeline import Timeline
 from tui.text import localized_bindings
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
@@ -549,7 +549,7 @@ class DebuggerScreen(Screen[None]):
 
         self._expansion.view = ExpansionView(line, ran, upcoming)
         # 6.12's SYSRET decision: modelled C steps inside do_syscall_64, not instructions
-        c_step = focus if focus is not None and focus.text.startswith("(C)") else None
+        c_step = focus if focus is not None and focus.is_c else None
         if c_step is not None:
             self._expansion.set_title(_("do_syscall_64 · C, modelled"))
         elif line is not None:
@@ -563,7 +563,7 @@ class DebuggerScreen(Screen[None]):
             self._expansion.set_title(_("user instruction"))
 
         if c_step is not None:
-            note = c_step_note(c_step.text, c_step.source)
+            note = c_step_note(c_step.kind, c_step.source)
         elif line is not None:
             note = line.note
         elif focus is not None:
@@ -576,7 +576,7 @@ class DebuggerScreen(Screen[None]):
 
         self._registers.view = RegistersView(regs, timeline.before(position), changed)
 
-        stack_name = ran.stack_name if ran is not None else "user"
+        stack_name = ran.stack_name if ran is not None else StackName.USER
         self._stack.view = StackView(
             stack=ran.stack if ran is not None else (),
             entry_stack=ran.entry_stack if ran is not None else (),
@@ -623,7 +623,7 @@ class DebuggerScreen(Screen[None]):
             status.exit_path = _("fault {name}").format(name=fault.name)
         elif path is not None:
             status.exit_path = (
-                _("SYSRET (fast path)") if path.startswith("SYSRET") else _("IRET (slow path)")
+                _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")
             )
         else:
             status.exit_path = "—"

@@ -13,9 +13,9 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.checks import describe
+from engine.checks import decided_exit, describe
 from engine.i18n import N_, _, msg, tr
-from engine.trace import CheckState
+from engine.trace import CheckState, ExitPath
 from tui.text import pad
 from tui.text import wrap as wrap_cells
 from tui.widgets.panel import LinePanel
@@ -76,13 +76,9 @@ def first_failure(checks: tuple[CheckState, ...]) -> CheckState | None:
     return next((c for c in checks if c.result == "fail"), None)
 
 
-def exit_path(checks: tuple[CheckState, ...]) -> str | None:
+def exit_path(checks: tuple[CheckState, ...]) -> ExitPath | None:
     """The way back to user mode the checks decided on, once they have."""
-    if first_failure(checks) is not None:
-        return IRET_PATH
-    if checks and all(c.result in ("pass", "removed") for c in checks):
-        return SYSRET_PATH
-    return None
+    return decided_exit(checks)
 
 
 def wrap(text: str, width: int, indent: str = "  ") -> list[str]:

@@ -180,7 +180,7 @@ class AlignedSteps(LinePanel):
             gap = "    ·".ljust(width)
             return Content.assemble((gap, self.style("aligned--gap")))
         step = trace.steps[index]
-        number = f"{index + 1:>4} "  # step numbers start at 1, as in the debugger
+        number = f"{step.number:>4} "
         text = step.text
         insn_width = min(30, max(12, width - len(number) - 8))
         insn = text if len(text) <= insn_width else text[: insn_width - 1] + "…"
@@ -323,7 +323,7 @@ def _side_words(trace: Trace, index: int | None) -> str:
         return _("no step yet")
     step = trace.steps[index]
     events = f" [{', '.join(e.kind for e in step.events)}]" if step.events else ""
-    return _("step {index} {text}").format(index=index + 1, text=step.text) + events
+    return _("step {index} {text}").format(index=step.number, text=step.text) + events
 
 
 def _values(pairs: tuple[ValuePair, ...], limit: int = 3) -> str:

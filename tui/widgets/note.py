@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.reactive import reactive
 
 from engine.i18n import N_, Msg, _, tr
-from engine.trace import Event
+from engine.trace import Event, StepKind
 from tui.text import wrap
 from tui.widgets.panel import LinePanel
 
@@ -39,19 +39,20 @@ KERNEL_NOTES: dict[str, str] = {
 }
 
 
-#: 6.12's C steps in do_syscall_64 (not emulated: modelled), by the step's text.
-C_STEP_NOTES: dict[str, str] = {
-    "(C) the system call and exit work": N_(
+#: 6.12's C steps in do_syscall_64 (not emulated: modelled), by kind; a condition's note
+#: is C_CHECK_NOTE with its source line.
+C_STEP_NOTES: dict[StepKind, str] = {
+    StepKind.C_CALL: N_(
         "bool do_syscall_64(struct pt_regs *regs, int nr), arch/x86/entry/common.c: run the "
         "handler from sys_call_table, then the exit work (signals, ptrace). In 6.12 the same "
         "function also decides between SYSRET and IRET, in C, before it returns. No C runs on "
         "this emulated CPU: these steps are modelled on the pt_regs in emulated memory."
     ),
-    "(C) return true": N_(
+    StepKind.C_RETURN_TRUE: N_(
         "Every condition held: do_syscall_64 returns true (AL = 1) and the assembly's "
         "test %al,%al; jz falls through to SYSRET."
     ),
-    "(C) return false": N_(
+    StepKind.C_RETURN_FALSE: N_(
         "A condition failed: do_syscall_64 returns false (AL = 0) and the assembly's "
         "test %al,%al; jz jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
     ),
@@ -63,9 +64,9 @@ C_CHECK_NOTE = N_(
 )
 
 
-def c_step_note(text: str, source: str) -> str:
-    """The note for one of 6.12's modelled C steps (its text starts with "(C)")."""
-    note = C_STEP_NOTES.get(text)
+def c_step_note(kind: StepKind, source: str) -> str:
+    """The note for one of 6.12's modelled C steps."""
+    note = C_STEP_NOTES.get(kind)
     return note if note is not None else Msg(C_CHECK_NOTE, source=source.strip())
 
 

@@ -17,26 +17,25 @@ from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import N_, _
-from engine.trace import StackSlot, Step
+from engine.trace import SLOT_RETURN_ADDRESS, SLOT_SAVED_AX, StackName, StackSlot, Step
 from tui.text import fit
 from tui.widgets.panel import LinePanel
 
-STACK_TITLES = {
-    "user": N_("stack · rsp on the user stack"),
-    "task": N_("stack · rsp on the task stack"),
-    "entry": N_("stack · rsp on the entry stack"),
-    "other": N_("stack · rsp is scratch, on no stack"),
+STACK_TITLES: dict[StackName, str] = {
+    StackName.USER: N_("stack · rsp on the user stack"),
+    StackName.TASK: N_("stack · rsp on the task stack"),
+    StackName.ENTRY: N_("stack · rsp on the entry stack"),
+    StackName.OTHER: N_("stack · rsp is scratch, on no stack"),
 }
 
 
-def stack_title(stack_name: str) -> str:
-    title = STACK_TITLES.get(stack_name)
-    return _(title) if title else _("stack · rsp on {name}").format(name=stack_name)
+def stack_title(stack_name: StackName) -> str:
+    return _(STACK_TITLES[stack_name])
 
 
 SLOT_WIDTH = 8
 #: Shorter names for the engine's longer slot names, so a word stays on one row.
-SLOT_SHORT = {"return address": N_("ret addr"), "ax (saved)": N_("saved ax")}
+SLOT_SHORT = {SLOT_RETURN_ADDRESS: N_("ret addr"), SLOT_SAVED_AX: N_("saved ax")}
 
 
 def slot_label(slot: str) -> str:
@@ -57,7 +56,7 @@ class StackView:
     stack: tuple[StackSlot, ...]  # pt_regs words written so far on the task stack
     entry_stack: tuple[StackSlot, ...]  # words written so far on the entry stack
     rsp: int
-    stack_name: str  # which stack RSP is on: "user", "task", "entry" or "other"
+    stack_name: StackName  # which stack RSP is on
     writes: tuple[int, ...]  # addresses the last step wrote
     reads: tuple[int, ...]  # addresses the last step read
     rewritten: tuple[tuple[str, int, int], ...] = ()  # pt_regs fields the step rewrote
@@ -69,6 +68,8 @@ class StackView:
 
 class StackPanel(LinePanel):
     """pt_regs and trampoline words with slot names."""
+
+    _rsp_row = 0  # the row of RSP's arrow in the last build
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "stack--heading",
@@ -96,53 +97,64 @@ class StackPanel(LinePanel):
             else None
         )
         self.rebuild()
-        arrow = next((i for i, line in enumerate(self.lines) if line.plain.startswith("→")), 0)
-        self.keep_in_view(arrow)
+        self.keep_in_view(self._rsp_row)
 
     def build(self, width: int) -> list[Content]:
         view = self.view
         if view is None:
             return []
+        # The row RSP's arrow is on, kept in view; found while building, never read back.
+        self._rsp_row = 0
         lines: list[Content] = []
-        lines.extend(self._section(view, "task", _("task stack · pt_regs"), view.stack))
-        if view.entry_stack or view.stack_name == "entry":
+        self._section(lines, view, StackName.TASK, _("task stack · pt_regs"), view.stack)
+        if view.entry_stack or view.stack_name is StackName.ENTRY:
             title = _("entry stack · trampoline")
-            lines.extend(self._section(view, "entry", title, view.entry_stack))
-        if view.stack_name in ("user", "other"):
+            self._section(lines, view, StackName.ENTRY, title, view.entry_stack)
+        if view.stack_name in (StackName.USER, StackName.OTHER):
             where = (
                 _("rsp points into the user stack")
-                if view.stack_name == "user"
+                if view.stack_name is StackName.USER
                 else _("rsp is scratch here, not a stack pointer")
             )
             rsp_style = self.style("stack--rsp")
             lines.append(Content.assemble((where, self.style("stack--heading-live"))))
+            self._rsp_row = len(lines)
             lines.append(Content.assemble(("→  ", rsp_style), (f"{view.rsp:016x}", rsp_style)))
         return lines
 
     def _section(
-        self, view: StackView, name: str, title: str, slots: tuple[StackSlot, ...]
-    ) -> list[Content]:
-        live = view.stack_name == name
+        self,
+        lines: list[Content],
+        view: StackView,
+        name: StackName,
+        title: str,
+        slots: tuple[StackSlot, ...],
+    ) -> None:
+        """Append one stack's heading and words to *lines*."""
+        live = view.stack_name is name
         heading = self.style("stack--heading-live" if live else "stack--heading")
-        lines = [Content.assemble((title + ("  ◀ rsp" if live else ""), heading))]
+        lines.append(Content.assemble((title + ("  ◀ rsp" if live else ""), heading)))
         if not slots and not live:
             empty = self.style("stack--empty")
             lines.append(Content.assemble(("  " + _("(nothing pushed yet)"), empty)))
-            return lines
+            return
         ordered = sorted(slots, key=lambda s: s.address, reverse=True)
         rsp = view.rsp
         arrow_done = not live
         for slot in ordered:
             if not arrow_done and rsp > slot.address:
                 # RSP sits between words (e.g. the top of an emptied stack): draw it on its own.
+                self._rsp_row = len(lines)
                 lines.append(self._rsp_line(rsp, "top" if slot is ordered[0] else ""))
                 arrow_done = True
             at_rsp = live and slot.address == rsp
+            if at_rsp:
+                self._rsp_row = len(lines)
             arrow_done = arrow_done or at_rsp
             lines.append(self._slot_line(view, slot, at_rsp, popped=live and slot.address < rsp))
         if not arrow_done:
+            self._rsp_row = len(lines)
             lines.append(self._rsp_line(rsp, "empty" if not ordered else ""))
-        return lines
 
     def _rsp_line(self, rsp: int, why: str) -> Content:
         style = self.style("stack--rsp")
