@@ -181,6 +181,16 @@ def test_a_planted_pickle_runs_nothing_and_the_run_is_recomputed(
         assert trace == fresh_getpid()
 
 
+def test_no_source_file_unpickles_or_unmarshals() -> None:
+    """Nothing the project reads (cache files, the loader's and the assembler's children's
+    pipes) goes through pickle, marshal or shelve: only the JSON layout and plain records."""
+    needles = ("import pickle", "pickle.load", "Unpickler", "marshal.load", "import shelve")
+    for path in sorted([*(ROOT / "engine").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
+        text = path.read_text()
+        for needle in needles:
+            assert needle not in text, (path.relative_to(ROOT), needle)
+
+
 def test_an_entry_of_another_scenario_is_not_shown(cache_home: Path) -> None:
     """A well-formed entry written for other bytes, or another file's trace with the right
     header, is not taken for the run of this one."""
