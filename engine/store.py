@@ -127,7 +127,7 @@ def _refusal(st: os.stat_result) -> str | None:
     if st.st_uid != os.geteuid():
         return f"is owned by uid {st.st_uid}, not by this user"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+        return f"is writable by others, mode {stat.S_IMODE(st.st_mode):04o}"
     return None
 
 
@@ -147,7 +147,7 @@ def _open_folder(name: str | Path, create: bool, shown: Path, dir_fd: int | None
         raise
     if why is not None:
         os.close(fd)
-        _warn(f"not using the cache folder {shown} (it {why})")
+        _warn(f"not using the cache folder {shown} (it {why}: delete it, or chmod 700 it)")
         raise PermissionError(why)
     return fd
 

@@ -181,6 +181,30 @@ def test_a_planted_pickle_runs_nothing_and_the_run_is_recomputed(
         assert trace == fresh_getpid()
 
 
+def test_a_planted_pickle_in_the_image_store_runs_nothing(cache_home: Path, tmp_path: Path) -> None:
+    """The kernel image is stored too (every command reads it): a pickle put under its key
+    is ignored and the image assembled afresh."""
+    from engine.kernel import image
+    from engine.kernel.macros import Features
+
+    marker = tmp_path / "payload-ran"
+    payload = pickle.dumps(_CreatesAFile(marker))
+    features = Features(pti=True, pcid=False, la57=False)
+    key = store.entry_key("image", repr(features))
+    folder = cache_home / "image"
+    folder.mkdir(parents=True, mode=0o700)
+    cache_home.chmod(0o700)
+    (folder / key).write_bytes(store._header("image", key, payload) + payload)
+    image.build_image.cache_clear()
+    try:
+        built = image.build_image(features)
+    finally:
+        image.build_image.cache_clear()
+    assert not marker.exists()
+    assert built == image.assemble_image(features)
+    assert (folder / key).read_bytes().startswith(f"{store.FORMAT} image {key} ".encode())
+
+
 def test_no_source_file_unpickles_or_unmarshals() -> None:
     """Nothing the project reads (cache files, the loader's and the assembler's children's
     pipes) goes through pickle, marshal or shelve: only the JSON layout and plain records."""
