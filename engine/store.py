@@ -250,6 +250,9 @@ def load(kind: str, key: str, decode: Callable[[Any], T]) -> T | None:
     except (ValueError, TypeError, RecursionError, MemoryError) as exc:
         _warn(f"ignoring the cache entry {key[:16]} (not in the layout: {str(exc)[:80]})")
         return None
+    except Exception as exc:  # a reader's own bug must not make a damaged entry an error
+        _warn(f"ignoring the cache entry {key[:16]} (unreadable: {type(exc).__name__})")
+        return None
 
 
 def store(kind: str, key: str, value: T, encode: Callable[[T], Any]) -> None:

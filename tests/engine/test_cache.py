@@ -4,6 +4,7 @@ recomputation, never a wrong answer, a hang, unbounded memory or an error."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -534,6 +535,40 @@ def test_a_pool_that_breaks_the_layout_is_refused(damage: str) -> None:
         next(e for e in pool if e[0] == "b")[1] = "zz"
     with pytest.raises(ValueError):
         codec.decode_trace(pool)
+
+
+def test_random_damage_to_a_pool_is_refused_or_still_a_trace() -> None:
+    """Values swapped for others anywhere in a real pool: the reader raises ValueError (the
+    store's signal to recompute) or returns a Trace, never any other exception."""
+    import random
+
+    trace = run_scenario(load_scenario(ROOT / "scenarios" / "sigreturn-noncanonical.toml"))
+    text = json.dumps(codec.encode_trace(trace))
+    junk: list[Any] = [None, True, 0, -1, 1 << 64, "", "m", "t:S", [], {}, [0], 1.5]
+    junk += ["{x.__class__}", {"v": [], "n": []}, [["x", "t", 0]]]
+    rnd = random.Random(15)
+
+    def places(v: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [at]
+        items = enumerate(v) if isinstance(v, list) else v.items() if isinstance(v, dict) else ()
+        for k, x in items:
+            out += places(x, (*at, k))
+        return out
+
+    spots = places(json.loads(text))[1:]
+    for _ in range(200):
+        pool = json.loads(text)
+        for _ in range(rnd.randint(1, 3)):
+            *parents, last = rnd.choice(spots)
+            target = pool
+            try:
+                for k in parents:
+                    target = target[k]
+                target[last] = rnd.choice(junk)
+            except (KeyError, IndexError, TypeError):
+                pass  # an earlier swap removed the place
+        with contextlib.suppress(ValueError):
+            assert isinstance(codec.decode_trace(pool), Trace)
 
 
 def test_templates_may_not_look_up_attributes_or_pad_without_bound() -> None:
