@@ -45,11 +45,11 @@ from __future__ import annotations
 import faulthandler
 import functools
 import os
-import pickle
 import re
 import resource
 import select
 import signal
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -406,8 +406,7 @@ def _child(texts: tuple[str, ...], address: int, out: int, vsz: int | None) -> N
                 results.append(TOO_LARGE)
                 continue
             results.append(data)
-        payload = pickle.dumps(tuple(results))
-        view = memoryview(payload)
+        view = memoryview(_pack(results))
         while view:
             view = view[os.write(out, view) :]
         code = 0
@@ -426,6 +425,9 @@ def _run_child(texts: tuple[str, ...], address: int) -> tuple[AsmResult, ...]:
     chunks: list[bytes] = []
     deadline = time.monotonic() + UNTRUSTED_TIMEOUT
     timed_out = False
+    # The most an honest answer can take: each result is at most the code limit (or a short
+    # message) and its header.
+    budget = len(texts) * (MAX_USER_CODE + _MAX_MESSAGE + _RESULT.size)
     try:
         while True:
             left = deadline - time.monotonic()
@@ -439,6 +441,10 @@ def _run_child(texts: tuple[str, ...], address: int) -> tuple[AsmResult, ...]:
             if not chunk:
                 break
             chunks.append(chunk)
+            budget -= len(chunk)
+            if budget < 0:
+                timed_out = True  # not an answer: kill the child like a hung one
+                break
     finally:
         os.close(read_end)
         if timed_out:
@@ -460,6 +466,46 @@ def _run_child(texts: tuple[str, ...], address: int) -> tuple[AsmResult, ...]:
         raise AssemblerFailed(f"the assembler crashed ({signal.Signals(sig).name})")
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not chunks:
         raise AssemblerFailed("the assembler failed (it exited without an answer)")
-    result = pickle.loads(b"".join(chunks))
-    assert isinstance(result, tuple)
+    result = _unpack(b"".join(chunks), len(texts))
+    if result is None:
+        raise AssemblerFailed("the assembler failed (its answer was malformed)")
     return result
+
+
+# The child's answer, one record per text: a kind byte (b"B" bytes, b"S" Keystone's
+# message in UTF-8), a length, the data.  Not a pickle: the child runs Keystone on
+# untrusted text, and a Keystone that such text corrupted must not be able to make the
+# parent run code by what it writes.
+_RESULT = struct.Struct("<cI")
+_MAX_MESSAGE = 4096  # Keystone's error messages are a line
+
+
+def _pack(results: Sequence[AsmResult]) -> bytes:
+    out = bytearray()
+    for r in results:
+        data = r if isinstance(r, bytes) else r.encode("utf-8", "replace")[:_MAX_MESSAGE]
+        out += _RESULT.pack(b"B" if isinstance(r, bytes) else b"S", len(data)) + data
+    return bytes(out)
+
+
+def _unpack(raw: bytes, count: int) -> tuple[AsmResult, ...] | None:
+    """The *count* results in *raw*, or None unless it is exactly that many well-formed
+    records within their limits."""
+    results: list[AsmResult] = []
+    at = 0
+    while at < len(raw):
+        if at + _RESULT.size > len(raw):
+            return None
+        kind, size = _RESULT.unpack_from(raw, at)
+        at += _RESULT.size
+        data = raw[at : at + size]
+        at += size
+        if len(data) != size:
+            return None
+        if kind == b"B" and size <= MAX_USER_CODE:
+            results.append(data)
+        elif kind == b"S" and size <= _MAX_MESSAGE:
+            results.append(data.decode("utf-8", "replace"))
+        else:
+            return None
+    return tuple(results) if len(results) == count else None

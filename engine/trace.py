@@ -9,40 +9,10 @@ record says so with ``modelled=True``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from operator import attrgetter
-from typing import Any, TypeVar
 
 from engine.i18n import N_, Msg, joined, msg
-
-_R = TypeVar("_R")
-
-
-def _compact_pickle(cls: type[_R]) -> type[_R]:
-    """Pickle a record as its class and its field values, rebuilt by the class itself.
-
-    A slotted dataclass pickles through ``__getstate__``/``__setstate__`` loops written in
-    Python, per object: reading back a 10,000-step trace (from the on-disk cache or the
-    loader child) took a quarter of a second for them alone.  ``attrgetter`` reads the
-    fields in C, and the generated ``__init__`` sets them in one call.
-    """
-    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    get = attrgetter(*names)
-    if len(names) == 1:
-
-        def reduce_one(self: Any) -> tuple[type[_R], tuple[Any, ...]]:
-            return cls, (get(self),)
-
-        cls.__reduce__ = reduce_one  # type: ignore[method-assign]
-    else:
-
-        def reduce(self: Any) -> tuple[type[_R], tuple[Any, ...]]:
-            return cls, get(self)
-
-        cls.__reduce__ = reduce  # type: ignore[method-assign]
-    return cls
-
 
 #: Names of the registers in :class:`Regs`, in display order.
 REG_NAMES: tuple[str, ...] = (
@@ -115,7 +85,6 @@ class Relation(StrEnum):
     BELOW = "below"  # 6.12's C: passes when left < right (unsigned)
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Regs:
     """Architectural registers at one instant, read from Unicorn."""
@@ -169,7 +138,6 @@ class Regs:
         return tuple(n for n, a, b in pairs if a != b)
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something worth a line in the trace: a mode switch, a CR3 switch, swapgs,
@@ -180,7 +148,6 @@ class Event:
     modelled: bool = False
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Fault:
     """A CPU exception that ended the run."""
@@ -218,7 +185,6 @@ class Fault:
         return joined("", parts)
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class StackSlot:
     """One 8-byte word of a stack, with the name of the slot it holds."""
@@ -228,7 +194,6 @@ class StackSlot:
     slot: str  # pt_regs field ("ss", "sp", ... "r15") or trampoline-frame name
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Operand:
     """One value a check compared, with the name the entry code gives it."""
@@ -237,7 +202,6 @@ class Operand:
     value: int
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class CheckState:
     """One SYSRET-eligibility check as of a step, with the values it compared.
@@ -269,7 +233,6 @@ class StepKind(StrEnum):
     C_RETURN_FALSE = "c_return_false"  # do_syscall_64 returns false: IRET
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Step:
     """One executed instruction and the machine state right after it."""
@@ -312,7 +275,6 @@ class Step:
         return self.kind is not StepKind.INSTRUCTION
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class MappedRegion:
     """What one page-table root maps at a named region, found by walking it."""
@@ -324,7 +286,6 @@ class MappedRegion:
     flags: str  # "rw- user nx" style summary of the leaf entry
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class RootSummary:
     """One of the two KPTI page-table roots, decoded."""
@@ -336,7 +297,6 @@ class RootSummary:
     regions: tuple[MappedRegion, ...]
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class SourceInstruction:
     address: int
@@ -345,7 +305,6 @@ class SourceInstruction:
     macro: str | None
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class SourceLine:
     """A line of the entry_64.S rendition with what it assembled to."""
@@ -357,7 +316,6 @@ class SourceLine:
     instructions: tuple[SourceInstruction, ...]
 
 
-@_compact_pickle
 @dataclass(frozen=True, slots=True)
 class Trace:
     """A whole round trip: what the scenario asked for and every step taken."""

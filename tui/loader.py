@@ -5,9 +5,10 @@ so the parse, the assembly and the recorded run happen in a child process.  The
 UI thread never waits for it and never competes with it for the GIL; ``q`` kills
 it (the worker that waits is cancelled when the screen goes, and checks that
 every 50 ms); a crash in native code (Unicorn, Keystone) ends the child, not the
-app.  The trace comes back pickled in batches of steps, so the worker thread
-releases the GIL between batches and a 100,000-step trace does not freeze the UI
-while it is read back.
+app.  The trace comes back in batches of steps, in the checked JSON layout of the
+on-disk cache (engine.codec: data, never a pickle, since the child ran native code on
+untrusted input), so the worker thread releases the GIL between batches and a
+100,000-step trace does not freeze the UI while it is read back.
 
 Forking a process that has threads is safe here because the child touches no
 lock another thread could hold: it only runs engine code (which does no logging
@@ -22,19 +23,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import faulthandler
+import json
 import os
-import pickle
 import resource
 import select
 import signal
 import struct
 from collections.abc import Callable
-from typing import cast
+from typing import Any
 
 from engine.trace import Step, Trace
 
-#: Steps per pickled batch: about 15 ms of unpickling each.
+#: Steps per batch: a few milliseconds of reading back each.
 BATCH = 500
+#: The largest message an honest child sends (a batch of steps, or the trace's head with
+#: the scenario's bytes): anything larger ends the load instead of filling memory.
+MAX_MESSAGE = 64 << 20
 #: Address space the child may add to what it inherits: Unicorn alone reserves 1 GiB.
 CHILD_MEMORY = 3 << 30
 #: Seconds between checks whether the wait was cancelled.
@@ -91,16 +95,31 @@ def start_load(path: str, kernel: str | None = None) -> Loading:
 def _receive(
     path: str, pid: int, read_end: int, cancelled: Callable[[], bool]
 ) -> tuple[Trace, bytes]:
+    from engine.codec import decode_steps, decode_trace
+    from engine.scenario.model import MAX_STEP_CAP
+
     reader = _Reader(read_end, cancelled)
     try:
-        kind, payload = reader.message()
-        if kind == "error":
-            raise LoadError(str(payload))
-        head, count, source = cast(tuple[Trace, int, bytes], payload)
-        steps: list[Step] = []
-        while len(steps) < count:
-            _, batch = reader.message()
-            steps.extend(cast(tuple[Step, ...], batch))
+        try:
+            message = reader.message()
+            if message.get("kind") == "error" and type(message.get("text")) is str:
+                raise LoadError(str(message["text"]))
+            head: Trace = decode_trace(message["head"])
+            count, source = message["count"], bytes.fromhex(message["source"])
+            if message.get("kind") != "trace" or type(count) is not int:
+                raise ValueError("not a trace")
+            if not 0 <= count <= 2 * MAX_STEP_CAP:
+                raise ValueError("too many steps")
+            steps: list[Step] = []
+            while len(steps) < count:
+                batch = reader.message()
+                steps.extend(decode_steps(batch.get("steps"), len(steps)))
+            if len(steps) != count:
+                raise ValueError("too many steps")
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            _reap(pid, kill=True)
+            pid = 0
+            raise LoadError(f"{path}: the engine's answer was malformed") from exc
         return dataclasses.replace(head, steps=tuple(steps)), source
     except _Ended as end:
         status = _reap(pid, kill=end.kill)
@@ -123,7 +142,8 @@ class _Ended(Exception):
 
 
 class _Reader:
-    """Length-prefixed pickles from the child, waiting in slices so that a cancel is seen."""
+    """Length-prefixed JSON objects from the child, waiting in slices so that a cancel is
+    seen."""
 
     def __init__(self, fd: int, cancelled: Callable[[], bool]) -> None:
         self.fd = fd
@@ -142,14 +162,18 @@ class _Reader:
                 raise _Ended(kill=False)
             self.buffer += chunk
 
-    def message(self) -> tuple[str, object]:
+    def message(self) -> dict[str, Any]:
         self._fill(_HEADER.size)
         (size,) = _HEADER.unpack_from(self.buffer)
+        if size > MAX_MESSAGE:
+            raise ValueError("a message larger than any answer")
         self._fill(_HEADER.size + size)
         data = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
         del self.buffer[: _HEADER.size + size]
-        kind, payload = pickle.loads(data)
-        return str(kind), payload
+        message = json.loads(data)
+        if type(message) is not dict:
+            raise ValueError("not a message")
+        return message
 
 
 def _reap(pid: int, kill: bool) -> int:
@@ -160,8 +184,8 @@ def _reap(pid: int, kill: bool) -> int:
     return status
 
 
-def _send(fd: int, kind: str, payload: object) -> None:
-    data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+def _send(fd: int, message: dict[str, Any]) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]
@@ -196,14 +220,18 @@ def _child(path: str, out: int, kernel: str | None) -> None:  # pragma: no cover
             else:
                 trace = run_scenario(with_kernel(load_scenario(path), kernel))
         except ScenarioError as exc:
-            _send(out, "error", str(exc))
+            _send(out, {"kind": "error", "text": str(exc)})
         except Exception as exc:  # an engine bug on one file must not end the session
-            _send(out, "error", escape(f"{path}: {type(exc).__name__}: {exc}", 300))
+            text = escape(f"{path}: {type(exc).__name__}: {exc}", 300)
+            _send(out, {"kind": "error", "text": text})
         else:
+            from engine.codec import encode_steps, encode_trace
+
             steps = trace.steps
-            _send(out, "trace", (dataclasses.replace(trace, steps=()), len(steps), source))
+            head = encode_trace(dataclasses.replace(trace, steps=()))
+            _send(out, {"kind": "trace", "head": head, "count": len(steps), "source": source.hex()})
             for i in range(0, len(steps), BATCH):
-                _send(out, "steps", steps[i : i + BATCH])
+                _send(out, {"kind": "steps", "steps": encode_steps(steps[i : i + BATCH])})
         code = 0
     finally:
         os._exit(code)

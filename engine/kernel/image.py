@@ -6,12 +6,16 @@ import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from engine.asm import Assembled, Item, Label, assemble
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
 from engine.kernel.variants import KernelSpec, spec
 from engine.layout import DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
 from engine.trace import SourceInstruction, SourceLine
+
+if TYPE_CHECKING:
+    from engine.codec import Codec, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,83 @@ def build_image(features: Features) -> KernelImage:
     by the features and the engine's source, entry_64.S included: see engine.store)."""
     from engine.store import cached
 
-    return cached("image", (repr(features),), lambda: assemble_image(features))
+    return cached(
+        "image",
+        (repr(features),),
+        lambda: assemble_image(features),
+        _encode_image,
+        lambda data: _decode_image(data, features),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredImage:
+    """What the store keeps of a :class:`KernelImage`: the rest follows from the features
+    it is stored under (the spec) or from these (the code, the maps by address)."""
+
+    entry: tuple[Assembled, ...]
+    do_syscall_64: Assembled
+    launch: Assembled
+    symbols: dict[str, int]
+    labels: dict[str, int]
+    source: tuple[SourceLine, ...]
+
+
+@functools.cache
+def _image_codec() -> tuple[Codec, Spec]:
+    from engine import trace
+    from engine.codec import BYTES, COUNT, TEXT, U64, Codec, Optional, source_lines
+
+    c = Codec()
+    meta = c.record(
+        LineMeta, "l", {"line": COUNT, "macro": Optional(TEXT), "check": Optional(TEXT)}
+    )
+    item = c.record(Item, "i", {"text": TEXT, "asm": Optional(TEXT), "meta": meta})
+    assembled = c.record(
+        Assembled, "a", {"address": U64, "code": BYTES, "text": TEXT, "item": item}
+    )
+    labels = c.str_map(U64, "d")
+    root = c.record(
+        _StoredImage,
+        "K",
+        {
+            "entry": c.tuple_of(assembled, "t:a"),
+            "do_syscall_64": assembled,
+            "launch": assembled,
+            "symbols": labels,
+            "labels": labels,
+            "source": source_lines(c, trace),
+        },
+    )
+    return c, root
+
+
+def _encode_image(image: KernelImage) -> object:
+    codec, root = _image_codec()
+    stored = _StoredImage(
+        image.entry, image.do_syscall_64, image.launch, image.symbols, image.labels, image.source
+    )
+    return codec.encode(stored, root)
+
+
+def _decode_image(data: object, features: Features) -> KernelImage:
+    """The image stored for *features*, checked: its instructions follow each other from
+    the entry text's start and sit where the two stubs are (raises ValueError)."""
+    from engine.codec import Invalid
+
+    codec, root = _image_codec()
+    stored: _StoredImage = codec.decode(data, root)
+    address = ENTRY_TEXT
+    for a in stored.entry:
+        if a.address != address or not a.code:
+            raise Invalid("the entry text's instructions do not follow each other")
+        address += len(a.code)
+    if stored.do_syscall_64.address != DO_SYSCALL_64 or stored.launch.address != LAUNCH_STUB:
+        raise Invalid("a stub is not at its address")
+    return _finish(
+        features, stored.entry, stored.do_syscall_64, stored.launch, stored.symbols,
+        stored.labels, stored.source,
+    )  # fmt: skip
 
 
 def assemble_image(features: Features) -> KernelImage:
@@ -169,16 +249,28 @@ def assemble_image(features: Features) -> KernelImage:
         for i, (text, n, lab) in enumerate(shown)
     )
     public = {k: v for k, v in labels.items() if not k.startswith(".")}
-    image_code = b"".join(a.code for a in entry)
+    return _finish(features, tuple(entry), do_sys, launch, public, dict(labels), source)
+
+
+def _finish(
+    features: Features,
+    entry: tuple[Assembled, ...],
+    do_sys: Assembled,
+    launch: Assembled,
+    symbols: dict[str, int],
+    labels: dict[str, int],
+    source: tuple[SourceLine, ...],
+) -> KernelImage:
+    """The image made of these parts, with what follows from them (assembled or stored)."""
     image = KernelImage(
         features=features,
-        kernel=kspec,
-        entry=tuple(entry),
-        entry_code=image_code,
+        kernel=spec(features.kernel),
+        entry=entry,
+        entry_code=b"".join(a.code for a in entry),
         do_syscall_64=do_sys,
         launch=launch,
-        symbols=public,
-        labels=dict(labels),
+        symbols=symbols,
+        labels=labels,
         source=source,
         by_address={a.address: a for a in (*entry, do_sys, launch)},
     )

@@ -5,9 +5,11 @@ Light until a run is needed: a hit is served before Unicorn, Capstone or Keyston
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from engine.codec import Invalid, decode_trace, encode_trace
 from engine.scenario.reader import read_scenario_bytes
 from engine.store import cached, entry_key, load
 
@@ -31,8 +33,19 @@ def cached_trace(data: bytes, name: str) -> Trace | None:
         key = entry_key("trace", name, data)
     except OSError:
         return None
-    hit: Trace | None = load("trace", key)
-    return hit
+    return load("trace", key, _reader(name))
+
+
+def _reader(name: str) -> Callable[[Any], Trace]:
+    """The checked reader of a trace entry for the scenario named *name*."""
+
+    def read(pool: Any) -> Trace:
+        trace: Trace = decode_trace(pool)
+        if trace.path != name:  # the key binds the name too: this is another scenario's
+            raise Invalid("the trace of another file")
+        return trace
+
+    return read
 
 
 def run_bytes(data: bytes, name: str) -> Trace:
@@ -49,4 +62,4 @@ def run_bytes(data: bytes, name: str) -> Trace:
             raise ScenarioError(name, None, "not UTF-8 text") from None
         return run_scenario(parse_scenario(text, name))
 
-    return cached("trace", (name, data), compute)
+    return cached("trace", (name, data), compute, encode_trace, _reader(name))

@@ -231,7 +231,7 @@ class StepRecorder:
         regs = self.read_regs()
         prev = self.prev_regs or regs
         # Equal records are shared with the step before (a loop repeats them thousands of
-        # times): a long trace then pickles, and is read back, once per distinct value.
+        # times): a long trace is then stored, and read back, once per distinct value.
         if regs == prev:
             regs = prev
         if self.steps and checks == self.steps[-1].checks:

@@ -127,7 +127,10 @@ class Recording:
             else N_("pass")
         )
         text = msg(
-            "{check}: {verdict} ({detail})", check=name, verdict=verdict, detail=describe(state)
+            "{check}: {verdict} ({detail})",
+            check=str(name),
+            verdict=verdict,
+            detail=describe(state),
         )
         self.run.event(Event(EventKind.CHECK, text))
         return state

@@ -144,3 +144,21 @@ def test_removed_check_leaves_no_compare_behind() -> None:
     assert not any(t.startswith(("shlq", "sarq")) for t in texts)
     assert texts.count("cmpq %rcx, %r11") == 1  # rcx_eq_rip's compare stays
     assert sum(1 for a in image.entry if getattr(a.item.meta, "check", None)) == 5
+
+
+def test_the_childs_answer_is_records_not_a_pickle() -> None:
+    """The parent reads the Keystone child's answer as length-prefixed records and refuses
+    anything else: a child that untrusted text corrupted cannot make it run code."""
+    import pickle
+
+    from engine import asm
+
+    results = (b"\x90\xc3", "invalid operand", b"")
+    assert asm._unpack(asm._pack(results), 3) == results
+    packed = asm._pack(results)
+    assert asm._unpack(packed, 2) is None  # one record too many
+    assert asm._unpack(packed[:5], 3) is None  # truncated inside a header or a record
+    assert asm._unpack(pickle.dumps(results), 3) is None
+    oversized = asm._RESULT.pack(b"B", asm.MAX_USER_CODE + 1) + bytes(asm.MAX_USER_CODE + 1)
+    assert asm._unpack(oversized, 1) is None
+    assert asm._unpack(asm._RESULT.pack(b"X", 0), 1) is None
