@@ -11,6 +11,7 @@ arch/x86/kernel/process_64.c.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.constants import (
@@ -135,6 +136,102 @@ def _valid_user_ss(selector: int) -> bool:
     return bool(present and dpl == 3 and s and typ in (2, 3, 6, 7))
 
 
+@dataclass
+class Call:
+    """One system call as its handler sees it: the machine, pt_regs, and the result so far."""
+
+    m: Machine
+    cr3: int
+    nr: int
+    pt: PtRegs
+    regs: dict[str, int]
+    pid: int
+    res: HandlerResult
+
+    @property
+    def name(self) -> str:
+        return SYSCALL_NAMES.get(self.nr, "")
+
+    def ret(self, value: int, what: str) -> None:
+        """The system call returns *value* in regs->ax; *what* says what was called."""
+        self.pt.write("ax", value)
+        signed = value if value < 1 << 63 else value - (1 << 64)
+        self.res.lines.append(Msg("{what} = {value}", what=what, value=signed))
+
+
+def sys_getpid(c: Call) -> None:
+    c.ret(c.pid, "getpid()")
+
+
+def sys_write(c: Call) -> None:
+    fd, buf, count = c.regs["di"], c.regs["si"], c.regs["dx"]
+    data = c.m.read_virt(c.cr3, buf, min(count, 1 << 16)) if count else b""
+    if data is None:
+        c.ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
+        return
+    c.res.output = data
+    shown = c_string(data[:40]) + ("…" if len(data) > 40 else "")
+    what = msg(
+        "write({fd}, {buf:#x}, {count}) wrote {data}", fd=fd, buf=buf, count=count, data=shown
+    )
+    c.ret(len(data), what)
+
+
+def sys_arch_prctl(c: Call) -> None:
+    code, addr = c.regs["di"], c.regs["si"]
+    m = c.m
+    if code in (ARCH_SET_FS, ARCH_SET_GS):
+        which = "FS" if code == ARCH_SET_FS else "GS"
+        if addr >= m.layout.task_size_max:
+            c.ret(_err(EPERM), f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
+            return
+        # do_arch_prctl_64(): for the current task the base goes straight into the MSR.
+        # The user GS base is the *inactive* one while in the kernel, so it lands in
+        # MSR_KERNEL_GS_BASE and becomes live at the exit's swapgs.
+        msr = MSR_FS_BASE if code == ARCH_SET_FS else MSR_KERNEL_GS_BASE
+        m.write_msr(msr, addr)
+        c.res.lines.append(
+            f"{'MSR_FS_BASE' if which == 'FS' else 'MSR_KERNEL_GS_BASE'} ← {addr:#x}"
+        )
+        c.ret(0, f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
+    elif code in (ARCH_GET_FS, ARCH_GET_GS):
+        msr = MSR_FS_BASE if code == ARCH_GET_FS else MSR_KERNEL_GS_BASE
+        value = m.read_msr(msr)
+        ok = m.write_virt(c.cr3, addr, struct.pack("<Q", value))
+        which = "FS" if code == ARCH_GET_FS else "GS"
+        c.ret(0 if ok else _err(EFAULT), f"arch_prctl(ARCH_GET_{which}, {addr:#x})")
+    else:
+        c.ret(_err(EINVAL), f"arch_prctl({code:#x}, {addr:#x})")
+
+
+def sys_exit(c: Call) -> None:
+    """exit and exit_group: do_exit() never returns to user space."""
+    c.res.exited = c.regs["di"] & 0xFF
+    c.res.lines.append(
+        msg(
+            "{name}({status}): do_exit() does not return to user space",
+            name=c.name,
+            status=c.regs["di"],
+        )
+    )
+
+
+def sys_rt_sigreturn(c: Call) -> None:
+    _rt_sigreturn(c.m, c.cr3, c.pt, c.regs, c.res)
+
+
+#: The modelled system calls by number, one handler each (as in sys_call_table); any other
+#: number below NR_syscalls leaves regs->ax at -ENOSYS and says so.
+HANDLERS: dict[int, Callable[[Call], None]] = {
+    NR_getpid: sys_getpid,
+    NR_write: sys_write,
+    NR_arch_prctl: sys_arch_prctl,
+    NR_rt_sigreturn: sys_rt_sigreturn,
+    NR_exit: sys_exit,
+    NR_exit_group: sys_exit,
+}
+
+
 def do_syscall_64(
     m: Machine,
     cr3: int,
@@ -152,83 +249,24 @@ def do_syscall_64(
     """
     res = HandlerResult()
     pt = PtRegs(m, cr3, regs_addr)
-    regs = pt.read() if regs is None else regs
-    name = SYSCALL_NAMES.get(nr, "")
-
-    def ret(value: int, what: str) -> None:
-        pt.write("ax", value)
-        res.lines.append(
-            Msg(
-                "{what} = {value}", what=what, value=value if value < 1 << 63 else value - (1 << 64)
-            )
-        )
-
+    call = Call(m, cr3, nr, pt, pt.read() if regs is None else regs, pid, res)
     if nr >= nr_syscalls:
         # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
         res.lines.append(
             msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=nr_syscalls)
         )
-    elif nr == NR_getpid:
-        ret(pid, "getpid()")
-    elif nr == NR_write:
-        fd, buf, count = regs["di"], regs["si"], regs["dx"]
-        data = m.read_virt(cr3, buf, min(count, 1 << 16)) if count else b""
-        if data is None:
-            ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
-        else:
-            res.output = data
-            shown = c_string(data[:40]) + ("…" if len(data) > 40 else "")
-            what = msg(
-                "write({fd}, {buf:#x}, {count}) wrote {data}",
-                fd=fd,
-                buf=buf,
-                count=count,
-                data=shown,
-            )
-            ret(len(data), what)
-    elif nr == NR_arch_prctl:
-        code, addr = regs["di"], regs["si"]
-        if code in (ARCH_SET_FS, ARCH_SET_GS):
-            which = "FS" if code == ARCH_SET_FS else "GS"
-            if addr >= m.layout.task_size_max:
-                ret(_err(EPERM), f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
-            else:
-                # do_arch_prctl_64(): for the current task the base goes straight into the
-                # MSR. The user GS base is the *inactive* one while in the kernel, so it
-                # lands in MSR_KERNEL_GS_BASE and becomes live at the exit's swapgs.
-                msr = MSR_FS_BASE if code == ARCH_SET_FS else MSR_KERNEL_GS_BASE
-                m.write_msr(msr, addr)
-                res.lines.append(
-                    f"{'MSR_FS_BASE' if which == 'FS' else 'MSR_KERNEL_GS_BASE'} ← {addr:#x}"
-                )
-                ret(0, f"arch_prctl(ARCH_SET_{which}, {addr:#x})")
-        elif code in (ARCH_GET_FS, ARCH_GET_GS):
-            msr = MSR_FS_BASE if code == ARCH_GET_FS else MSR_KERNEL_GS_BASE
-            value = m.read_msr(msr)
-            ok = m.write_virt(cr3, addr, struct.pack("<Q", value))
-            which = "FS" if code == ARCH_GET_FS else "GS"
-            ret(0 if ok else _err(EFAULT), f"arch_prctl(ARCH_GET_{which}, {addr:#x})")
-        else:
-            ret(_err(EINVAL), f"arch_prctl({code:#x}, {addr:#x})")
-    elif nr == NR_rt_sigreturn:
-        _rt_sigreturn(m, cr3, pt, regs, res)
-    elif nr in (NR_exit, NR_exit_group):
-        res.exited = regs["di"] & 0xFF
-        res.lines.append(
-            msg(
-                "{name}({status}): do_exit() does not return to user space",
-                name=name,
-                status=regs["di"],
-            )
-        )
-    else:
+        return res
+    handler = HANDLERS.get(nr)
+    if handler is None:
         res.lines.append(
             msg(
                 "{name} (nr {nr}) is not modelled: ax left at -ENOSYS",
-                name=name or "syscall",
+                name=call.name or "syscall",
                 nr=nr,
             )
         )
+    else:
+        handler(call)
     return res
 
 
