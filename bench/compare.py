@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import load_scenario, parse_scenario, run_scenario
-from engine.compare.compare import Comparison, compare_traces
+from engine.compare.diff import Comparison, compare_traces
 from engine.trace import Trace
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -33,7 +33,7 @@ def loaded_after(statement: str, names: tuple[str, ...]) -> list[str]:
     [
         "import engine.scenario.parse",
         "import engine.scenario.reader",
-        "import engine.compare.compare",
+        "import engine.compare.diff, engine.compare.render",
         "import engine.views.json",
         "import engine.trace, engine.checks, engine.store, engine.run.cached",
     ],

@@ -17,9 +17,9 @@ from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
 
 if TYPE_CHECKING:
-    # engine.compare.compare loads the scenario parser and with it the whole machine (Unicorn,
+    # engine.compare loads the scenario parser and with it the whole machine (Unicorn,
     # Capstone, Keystone): the debugger's start from a cached trace must not pay for it.
-    from engine.compare.compare import Comparison
+    from engine.compare.diff import Comparison
 
 HERE = Path(__file__).resolve().parent
 

@@ -18,7 +18,8 @@ import sys
 from typing import NoReturn
 
 from engine import ScenarioError, load_scenario, run_scenario
-from engine.compare.compare import compare_traces, comparison_json, summary_lines, variant
+from engine.compare.diff import compare_traces, variant
+from engine.compare.render import comparison_json, summary_lines
 from engine.i18n import LANGUAGES, language_from_env, set_language
 from engine.kernel import KERNELS
 from engine.scenario.model import CPUS

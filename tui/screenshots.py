@@ -222,7 +222,7 @@ COMPARE_SCENES = (
 
 
 async def shoot_compare(scene: CompareScene, out: Path) -> Path:
-    from engine.compare.compare import compare_traces, variant
+    from engine.compare.diff import compare_traces, variant
     from tui.app import CompareApp
     from tui.screens.compare import CompareScreen
 

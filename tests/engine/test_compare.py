@@ -8,8 +8,10 @@ import json
 import pytest
 
 from engine import load_scenario, parse_scenario, run_scenario
-from engine.compare import compare as C
-from engine.compare.compare import StepKey, compare_traces, comparison_json, summary_lines, variant
+from engine.compare import align, diff, render
+from engine.compare.align import StepKey
+from engine.compare.diff import compare_traces, variant
+from engine.compare.render import comparison_json, summary_lines
 from engine.trace import Trace
 from tests.conftest import SCENARIOS, trace_of
 
@@ -18,7 +20,7 @@ def run(name: str, **machine: str) -> Trace:
     return run_scenario(variant(load_scenario(SCENARIOS / name), **machine))
 
 
-def assert_alignment_is_complete(c: C.Comparison) -> None:
+def assert_alignment_is_complete(c: diff.Comparison) -> None:
     """Every step of each run is on exactly one row, in order; no row is empty."""
     lefts = [r.left for r in c.rows if r.left is not None]
     rights = [r.right for r in c.rows if r.right is not None]
@@ -158,10 +160,10 @@ def test_kernel_rips_are_not_a_difference_but_user_rips_are() -> None:
     t = trace_of("getpid.toml")
     kernel_step = next(s for s in t.steps if s.cpl == 0)
     moved = kernel_step.regs.__class__(**{**kernel_step.regs.as_dict(), "rip": 1 << 63 | 0x10})
-    assert C.register_differences(kernel_step.regs, moved) == ()
+    assert diff.register_differences(kernel_step.regs, moved) == ()
     user = t.initial
     other = user.__class__(**{**user.as_dict(), "rip": user.rip + 2})
-    assert [p.name for p in C.register_differences(user, other)] == ["rip"]
+    assert [p.name for p in diff.register_differences(user, other)] == ["rip"]
 
 
 def test_block_alignment_of_long_runs_still_pairs_everything(
@@ -171,7 +173,7 @@ def test_block_alignment_of_long_runs_still_pairs_everything(
     complete, ordered alignment with the common steps paired."""
     a, b = trace_of("getpid.toml"), trace_of("sigreturn-noncanonical.toml")
     full = compare_traces(a, b)
-    monkeypatch.setattr(C, "FULL_ALIGNMENT_CELLS", 50)
+    monkeypatch.setattr(align, "FULL_ALIGNMENT_CELLS", 50)
     blocks = compare_traces(a, b)
     assert_alignment_is_complete(blocks)
     assert blocks.counts()["same"] >= full.counts()["same"] - 5
@@ -223,7 +225,7 @@ def test_long_unlike_user_loops_still_pair_the_whole_kernel_path(
     kernel path pairs up even though the user loops before it have nothing in common."""
     a = run_scenario(parse_scenario(LOOP.format(n=40, body="dec %ecx"), "a.toml"))
     b = run_scenario(parse_scenario(LOOP.format(n=40, body="sub $1, %ecx"), "b.toml"))
-    monkeypatch.setattr(C, "FULL_ALIGNMENT_CELLS", 100)
+    monkeypatch.setattr(align, "FULL_ALIGNMENT_CELLS", 100)
     c = compare_traces(a, b)
     assert_alignment_is_complete(c)
     kernel_rows = [r for r in c.rows if r.left is not None and a.steps[r.left].cpl == 0]
@@ -254,14 +256,14 @@ def test_decisions_differ_where_a_verdict_or_the_exit_differs() -> None:
 
 def test_a_check_one_run_has_not_reached_is_no_difference() -> None:
     getpid, moved = trace_of("getpid.toml"), trace_of("check-rcx-eq-rip.toml")
-    at_end = C.check_differences(getpid.steps[-1], moved.steps[-1])
+    at_end = diff.check_differences(getpid.steps[-1], moved.steps[-1])
     # getpid passed all six; the ptrace'd run failed the first and reached no other
     assert [(x.name, x.left, x.right) for x in at_end] == [("rcx_eq_rip", "pass", "fail")]
 
 
 def test_landmarks_at_one_row_are_named_together() -> None:
     c = compare_traces(trace_of("getpid.toml"), trace_of("check-rcx-eq-rip.toml"))
-    assert [names for names, _ in C.landmarks(c)] == [("first",), ("paths", "decision")]
+    assert [names for names, _ in render.landmarks(c)] == [("first",), ("paths", "decision")]
     text = "\n".join(summary_lines(c))
     assert "paths part and decisions differ at row" in text
 

@@ -8,7 +8,7 @@ import functools
 import pytest
 from textual.widgets import Input
 
-from engine.compare.compare import Comparison, compare_traces
+from engine.compare.diff import Comparison, compare_traces
 from tests.tui.helpers import make_app, run_async, scenario_trace
 from tui.app import CompareApp
 from tui.screens.compare import CompareCommands, CompareScreen
@@ -284,7 +284,7 @@ async def test_the_first_differing_pt_regs_slot_is_scrolled_into_view() -> None:
 async def test_compare_numbers_steps_from_1_as_the_trace_and_debugger_do() -> None:
     """The ptrace run's do_syscall_64 return is its step 47 in `trace` and the debugger
     (index 46): the banner, the summary and the aligned listing call it 47 too."""
-    from engine.compare.compare import summary_lines
+    from engine.compare.render import summary_lines
 
     c = ptrace_comparison()
     first = c.first_difference

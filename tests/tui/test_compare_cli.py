@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import tui.app
-from engine.compare.compare import Comparison
+from engine.compare.diff import Comparison
 from tests.tui.helpers import SCENARIOS
 from tui.cli import main
 

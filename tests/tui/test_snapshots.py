@@ -211,7 +211,7 @@ class TestCompare:
 
     @staticmethod
     def app() -> CompareApp:
-        from engine.compare.compare import compare_traces
+        from engine.compare.diff import compare_traces
 
         return CompareApp(
             compare_traces(scenario_trace("getpid.toml"), scenario_trace("check-rcx-eq-rip.toml"))

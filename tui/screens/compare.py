@@ -1,6 +1,6 @@
 """The compare screen: two runs side by side, stepping together row by row.
 
-The engine aligned the runs (engine.compare.compare); the screen holds the position in the aligned
+The engine aligned the runs (engine.compare); the screen holds the position in the aligned
 rows and pushes, at every move, each run's state as of its last step at that row down to
 the panels: one register panel and one checklist per run, the aligned steps, and the values
 that differ.  A run with a gap at a row stands still while the other steps.
@@ -18,7 +18,7 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from engine.compare.compare import PATH_ASPECTS, Comparison
+from engine.compare.diff import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
 from engine.kernel import spec
 from engine.trace import CheckState, Regs, Step, Trace

@@ -1,7 +1,7 @@
 """Panels of the compare view: the two runs' steps aligned row by row, the values that
 differ at the current row, the runs and where they part.
 
-They render what the screen pushes down (a :class:`~engine.compare.compare.Comparison` and a
+They render what the screen pushes down (a :class:`~engine.compare.Comparison` and a
 position in its rows); the engine did the aligning.
 """
 
@@ -15,16 +15,8 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.compare.compare import (
-    LANDMARK_TITLES,
-    AlignedRow,
-    Comparison,
-    Difference,
-    Outcome,
-    ValuePair,
-    landmarks,
-    printable,
-)
+from engine.compare.diff import AlignedRow, Comparison, Difference, Outcome, ValuePair
+from engine.compare.render import LANDMARK_TITLES, landmarks, printable
 from engine.constants import PT_REGS_FIELDS
 from engine.i18n import N_, _, pgettext
 from engine.trace import Step, Trace

@@ -1,0 +1,363 @@
+"""Two recorded runs side by side: the aligned rows, and where the runs part.
+
+Pure functions over two :class:`~engine.trace.Trace` objects (aligned by
+engine.compare.align); nothing here runs the machine or imports UI code.
+
+A row of the alignment differs when its steps do not have the same key (the *path*
+differs), when the events they raised differ (a check verdict, a fault, the exit), or
+when the registers or pt_regs slots they leave differ.  Kernel RIPs are not compared (two
+builds place code differently; the instruction is compared instead), user RIPs are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.checks import decided_exit
+from engine.compare.align import align_keys, step_keys
+from engine.constants import PT_REGS_FIELDS
+from engine.scenario.model import Scenario
+from engine.scenario.parse import with_kernel
+from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
+
+#: How an aligned row's two sides relate.
+#:  same     both sides ran the same instruction of the same source line
+#:  similar  both sides are on the same source line, with another instruction
+#:  left     only the left run has this step (a gap on the right)
+#:  right    only the right run has this step
+RowKind = Literal["same", "similar", "left", "right"]
+
+#: What can differ at a row (or at the start, before any step).
+Aspect = Literal["path", "events", "checks", "registers", "pt_regs"]
+
+#: The aspects that mean the runs went (or are about to go) different ways, as opposed to
+#: carrying different values along the same way.
+PATH_ASPECTS: frozenset[str] = frozenset({"path", "events", "checks"})
+
+#: Events that decide how a run ends.  A row where the runs differ in these (or in a
+#: check's verdict) is where they *decide* differently.
+DECISIVE_EVENTS: frozenset[str] = frozenset(
+    {
+        EventKind.SYSRET,
+        EventKind.IRET,
+        EventKind.FAULT,
+        EventKind.EXIT,
+        EventKind.CAP,
+        EventKind.UNSUPPORTED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePair:
+    """One named value that differs between the runs; None where a side has no such value."""
+
+    name: str
+    left: int | None
+    right: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPair:
+    """A SYSRET check with another verdict in each run ("pass", "fail", "not_reached")."""
+
+    name: str
+    left: CheckResult
+    right: CheckResult
+
+
+@dataclass(frozen=True, slots=True)
+class AlignedRow:
+    """One row of the side-by-side view: a step of each run, or a step and a gap."""
+
+    left: int | None  # index into the left trace's steps
+    right: int | None
+    kind: RowKind
+    events_differ: bool  # the two steps raised different kinds of events
+    decides: bool  # the runs decide differently here: a verdict, the exit, a fault
+    checks: tuple[CheckPair, ...]  # checks both runs decided, with other verdicts
+    verdicts: tuple[ExitPath, ExitPath] | None  # both decided, on other exits: (A, B)
+    registers: tuple[ValuePair, ...]  # registers that differ after this row
+    pt_regs: tuple[ValuePair, ...]  # pt_regs slots that differ after this row
+
+    @property
+    def aspects(self) -> tuple[Aspect, ...]:
+        """What differs at this row, in the order a reader wants it."""
+        out: list[Aspect] = []
+        if self.kind != "same":
+            out.append("path")
+        if self.events_differ:
+            out.append("events")
+        if self.checks or self.verdicts:
+            out.append("checks")
+        if self.registers:
+            out.append("registers")
+        if self.pt_regs:
+            out.append("pt_regs")
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """Where something first differs: a position in the aligned view and what differs."""
+
+    position: int  # 0: the start, before any step; k: right after row k - 1
+    left: int | None  # the step each side ran last at that position (None: none yet)
+    right: int | None
+    aspects: tuple[Aspect, ...]
+    registers: tuple[ValuePair, ...]
+    pt_regs: tuple[ValuePair, ...]
+    checks: tuple[CheckPair, ...] = ()
+    verdicts: tuple[ExitPath, ExitPath] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run ended, in the terms the two are compared on."""
+
+    exit: ExitPath | None
+    failed_check: str | None
+    fault: str | None  # "#GP", ... or None
+    fault_cpl: int | None
+    final_cpl: int
+    final_rip: int
+    steps: int
+
+    @classmethod
+    def of(cls, trace: Trace) -> Outcome:
+        final = trace.final or trace.initial
+        f = trace.fault
+        return cls(
+            trace.exit,
+            trace.failed_check,
+            f.name if f else None,
+            f.cpl if f else None,
+            trace.final_cpl,
+            final.rip,
+            len(trace.steps),
+        )
+
+
+OUTCOME_FIELDS = ("exit", "failed_check", "fault", "fault_cpl", "final_cpl", "final_rip")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Two runs aligned step by step, with the first places they differ."""
+
+    left: Trace
+    right: Trace
+    rows: tuple[AlignedRow, ...]
+    start: tuple[ValuePair, ...]  # registers that differ before the first step
+    first_difference: Difference | None  # the first position where anything differs
+    paths_part: Difference | None  # the first row where the steps themselves differ
+    decision: Difference | None  # the first row where the runs decide differently
+    outcome_differs: tuple[str, ...]  # names from OUTCOME_FIELDS
+    pt_regs_at_call: tuple[ValuePair, ...]  # what do_syscall_64 was given
+    pt_regs_after_call: tuple[ValuePair, ...]  # what it left for the exit
+    positions: tuple[tuple[int | None, int | None], ...] = ((None, None),)
+    """For each position 0 .. len(rows): the step each run has run last there."""
+
+    @property
+    def identical(self) -> bool:
+        return self.first_difference is None and not self.outcome_differs
+
+    @property
+    def left_outcome(self) -> Outcome:
+        return Outcome.of(self.left)
+
+    @property
+    def right_outcome(self) -> Outcome:
+        return Outcome.of(self.right)
+
+    def counts(self) -> dict[RowKind, int]:
+        out: dict[RowKind, int] = {"same": 0, "similar": 0, "left": 0, "right": 0}
+        for row in self.rows:
+            out[row.kind] += 1
+        return out
+
+    def steps_at(self, position: int) -> tuple[int | None, int | None]:
+        """The step each side has run last at *position* (0 .. len(rows)); None: none yet."""
+        return self.positions[position]
+
+
+# -- alignment ------------------------------------------------------------------------
+
+
+def register_differences(a: Regs, b: Regs) -> tuple[ValuePair, ...]:
+    """Registers holding different values; a kernel RIP is where a build put the code, so
+    RIP only counts while both are user addresses."""
+    out = []
+    for name, x, y in zip(REG_NAMES, a.values(), b.values(), strict=True):
+        if x == y:
+            continue
+        if name == "rip" and (x >> 63 or y >> 63):
+            continue
+        out.append(ValuePair(name, x, y))
+    return tuple(out)
+
+
+def _pt_regs(step: Step | None) -> dict[str, int]:
+    if step is None:
+        return {}
+    return {s.slot: s.value for s in step.stack if s.slot in PT_REGS_FIELDS}
+
+
+def slot_differences(a: dict[str, int], b: dict[str, int]) -> tuple[ValuePair, ...]:
+    """pt_regs slots with different values (or written on one side only), in struct order."""
+    return tuple(
+        ValuePair(f, a.get(f), b.get(f))
+        for f in PT_REGS_FIELDS
+        if (f in a or f in b) and a.get(f) != b.get(f)
+    )
+
+
+def check_differences(a: Step | None, b: Step | None) -> tuple[CheckPair, ...]:
+    """Checks both runs have decided, with other verdicts, as of these steps.
+
+    A check one run has not reached yet is no difference: two kernels make their checks
+    at different points (6.12 in C after the call).  A kernel that names its checks
+    differently is compared on the names both share.
+    """
+    if a is None or b is None:
+        return ()
+    theirs = {c.name: c.result for c in b.checks}
+    return tuple(
+        CheckPair(c.name, c.result, theirs[c.name])
+        for c in a.checks
+        if c.name in theirs
+        and theirs[c.name] != c.result
+        and CheckResult.NOT_REACHED not in (c.result, theirs[c.name])
+    )
+
+
+def verdict(step: Step | None) -> ExitPath | None:
+    """The exit the checks have decided on as of *step*: IRET once one failed, SYSRET once
+    all passed (or were removed), None before that."""
+    return None if step is None else decided_exit(step.checks)
+
+
+def verdict_difference(a: Step | None, b: Step | None) -> tuple[ExitPath, ExitPath] | None:
+    """Both runs' checks have decided, on different exits: whatever each kernel calls its
+    checks, this is where they decide differently."""
+    va, vb = verdict(a), verdict(b)
+    return (va, vb) if va is not None and vb is not None and va != vb else None
+
+
+def compare_traces(left: Trace, right: Trace) -> Comparison:
+    """Align two runs and find where they first differ."""
+    ka, ea = step_keys(left)
+    kb, eb = step_keys(right)
+    kinds_a = frozenset().union(*ea)
+    kinds_b = frozenset().union(*eb)
+    rows: list[AlignedRow] = []
+    last_a: Step | None = None
+    last_b: Step | None = None
+    for i, j in align_keys(ka, kb, ea, eb):
+        sa = left.steps[i] if i is not None else None
+        sb = right.steps[j] if j is not None else None
+        last_a = sa or last_a
+        last_b = sb or last_b
+        kind: RowKind
+        if sa is not None and sb is not None:
+            assert i is not None and j is not None
+            kind = "same" if ka[i] == kb[j] else "similar"
+            events_differ = ea[i] != eb[j]
+            decisive = (ea[i] ^ eb[j]) & DECISIVE_EVENTS
+        else:
+            kind = "left" if sa is not None else "right"
+            events_differ = False
+            # An exit or fault the other run never has, raised where it has no step.
+            if i is not None:
+                decisive = (ea[i] - kinds_b) & DECISIVE_EVENTS
+            else:
+                assert j is not None
+                decisive = (eb[j] - kinds_a) & DECISIVE_EVENTS
+        checks = check_differences(last_a, last_b)
+        verdicts = verdict_difference(last_a, last_b)
+        regs_a = last_a.regs if last_a is not None else left.initial
+        regs_b = last_b.regs if last_b is not None else right.initial
+        rows.append(
+            AlignedRow(
+                i,
+                j,
+                kind,
+                events_differ,
+                bool(checks or verdicts or decisive),
+                checks,
+                verdicts,
+                register_differences(regs_a, regs_b),
+                slot_differences(_pt_regs(last_a), _pt_regs(last_b)),
+            )
+        )
+    start = register_differences(left.initial, right.initial)
+    first: Difference | None = None
+    if start:
+        first = Difference(0, None, None, ("registers",), start, ())
+    parts: Difference | None = None
+    decision: Difference | None = None
+    last_left: int | None = None
+    last_right: int | None = None
+    positions: list[tuple[int | None, int | None]] = [(None, None)]
+    for row in rows:
+        last_left = row.left if row.left is not None else last_left
+        last_right = row.right if row.right is not None else last_right
+        positions.append((last_left, last_right))
+    for k, row in enumerate(rows, start=1):
+        aspects = row.aspects
+        if not aspects and not row.decides:
+            continue
+        wanted = first is None or row.decides or (parts is None and PATH_ASPECTS & set(aspects))
+        if not wanted:
+            continue
+        diff = Difference(
+            k, *positions[k], aspects, row.registers, row.pt_regs, row.checks, row.verdicts
+        )
+        first = first or diff
+        if parts is None and PATH_ASPECTS.intersection(aspects):
+            parts = diff
+        if row.decides:
+            decision = diff
+            break  # neither of the others can come after it
+    oa, ob = Outcome.of(left), Outcome.of(right)
+    outcome = tuple(f for f in OUTCOME_FIELDS if _outcome_differs(f, oa, ob))
+    return Comparison(
+        left=left,
+        right=right,
+        rows=tuple(rows),
+        start=start,
+        first_difference=first,
+        paths_part=parts,
+        decision=decision,
+        outcome_differs=outcome,
+        pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
+        pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
+        positions=tuple(positions),
+    )
+
+
+def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:
+    x, y = getattr(a, name), getattr(b, name)
+    if name == "final_rip" and (x >> 63 or y >> 63):
+        return False  # where each build put its code, as with the registers
+    return bool(x != y)
+
+
+# -- scenarios to compare ---------------------------------------------------------------
+
+
+def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> Scenario:
+    """The same scenario on another kernel or CPU vendor (names already validated)."""
+    if kernel is not None:
+        sc = with_kernel(sc, kernel)
+    if cpu is not None:
+        sc = dataclasses.replace(sc, machine=dataclasses.replace(sc.machine, cpu=cpu))
+    return sc
+
+
+__all__ = [
+    "AlignedRow", "CheckPair", "Comparison", "Difference", "Outcome", "ValuePair",
+    "compare_traces", "variant",
+]  # fmt: skip
