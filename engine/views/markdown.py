@@ -8,7 +8,7 @@ the stack and CR3 switches), then the six SYSRET checks with the values compared
 Every value comes from the trace and every explanation is a text the engine already
 has (the source notes, event texts, the checks' own descriptions); nothing here restates a fact.
 Learner-facing words pass through :func:`_`, the one translation hook, so that
-``--lang`` renders them from the gettext catalogues where this build has them.
+``--lang`` renders them from the gettext catalogues (engine.i18n, as everywhere).
 
 Scenario files are untrusted: every string that reaches the document is escaped for
 Markdown (inline text, code spans, table cells, fenced blocks), so a scenario's name or
@@ -18,47 +18,29 @@ code cannot inject markup, links or HTML.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from engine.checks import describe
 from engine.constants import flag_names
+from engine.i18n import LANGUAGES, N_, get_language, set_language, tr
 from engine.kernel.variants import C_CHECK_SOURCE, spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 
-LANGS = ("en", "ja")
+#: The languages the listing is written in: those the UI offers.
+LANGS = tuple(LANGUAGES)
 
 
 class ExportError(Exception):
     """The listing cannot be written as asked (e.g. a language this build lacks)."""
 
 
-def _english(text: str) -> str:
-    return str.__str__(text)
-
-
-def _catalogue_module() -> object | None:
-    """engine.i18n (gettext catalogues) where this build has it."""
-    try:
-        return importlib.import_module("engine.i18n")
-    except ImportError:
-        return None
-
-
-_translate: Callable[[str], str] = _english
-
-
-def N_(text: str) -> str:
-    """Mark *text* as a message to translate where it is shown, not here."""
-    return text
-
-
 def _(text: str) -> str:
     """The one translation hook: every learner-facing string of the listing passes here,
-    the fixed words (English msgids) and the engine's own texts alike."""
-    return _translate(text)
+    the fixed words (English msgids) and the engine's own texts alike (engine.i18n.tr,
+    in the language :func:`_language` has set)."""
+    return tr(text)
 
 
 # Babel's extractor does not look inside f-strings (before Python 3.12 an f-string is one
@@ -87,23 +69,14 @@ W_LISTING = N_("Listing")
 @contextlib.contextmanager
 def _language(lang: str) -> Iterator[None]:
     """Render in *lang* for the duration, then put the previous language back."""
-    global _translate
-    if lang not in LANGS:
-        raise ExportError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
-    module = _catalogue_module() if lang != "en" else None
-    if lang != "en" and module is None:
-        raise ExportError(f"--lang {lang}: this build has no {lang} message catalogue")
-    saved = _translate
-    previous = getattr(module, "get_language", lambda: "en")() if module else "en"
+    if lang not in LANGUAGES:
+        raise ExportError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
+    previous = get_language()
+    set_language(lang)
     try:
-        if module is not None:
-            module.set_language(lang)  # type: ignore[attr-defined]
-            _translate = module.tr  # type: ignore[attr-defined]
         yield
     finally:
-        if module is not None:
-            module.set_language(previous)  # type: ignore[attr-defined]
-        _translate = saved
+        set_language(previous)
 
 
 # -- Markdown escaping ---------------------------------------------------------------------
