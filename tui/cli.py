@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import NoReturn, Protocol, TextIO
 
 # Only light modules here: the debugger's start must not wait for the parser, Unicorn,
 # Capstone or Keystone (the commands that need them import them).
@@ -301,16 +301,13 @@ def cmd_check(paths: list[str]) -> int:
     return 1 if counts["FAIL"] else 0
 
 
-def cmd_gdb(argv: list[str]) -> int:
-    from tui.gdb import main as gdb_main
-
-    return gdb_main(argv)
-
-
-def _language_option(parser: argparse.ArgumentParser) -> None:
+def _language_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    # A command's own --lang is SUPPRESSed when absent, so `syscall-tui --lang ja trace F`
+    # keeps the language given before the command.
     parser.add_argument(
         "--lang",
         choices=sorted(LANGUAGES),
+        default=default,
         help="language of the explanations (default: from the locale, LANG=ja_JP.UTF-8 → ja)",
     )
 
@@ -329,65 +326,111 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line ("syscall-tui trace: ..."), exit status 2, as a
+    broken scenario's are; ``-h`` still prints the usage and every option."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {escape(message)}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+#: The subcommands; the first word that is none of these (or no word) opens the debugger.
+COMMANDS = ("open", "trace", "check", "serve", "gdb", "compare")
+
+
+def build_parser() -> Parser:
+    """The command line: one subparser per command, each listing its own options."""
+    parser = Parser(
+        prog="syscall-tui",
+        description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
+        "scenario's [machine] kernel says) on an emulated CPU. Without a command: the "
+        "debugger on SCENARIO (default: the built-in getpid scenario).",
+    )
+    _language_option(parser, default=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    debug = sub.add_parser("open", help="the debugger (the default command)")
+    debug.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
+    _language_option(debug)
+
+    trace = sub.add_parser("trace", help="the step table, JSON or a Markdown listing")
+    trace.add_argument("scenario")
+    trace.add_argument(
+        "--format",
+        choices=sorted(TRACE_FORMATS),
+        default="table",
+        help="table (plain fixed-width text, the default), json or markdown",
+    )
+    trace.add_argument("--json", action="store_true", help="same as --format json")
+    _language_option(trace)
+
+    check = sub.add_parser("check", help="every scenario's [expect]; exit 1 on a mismatch")
+    check.add_argument("paths", nargs="+", help="scenario files or folders")
+
+    serve = sub.add_parser(
+        "serve",
+        help="the debugger in a browser",
+        description="Serve the debugger to web browsers; each tab runs its own instance.",
+    )
+    serve.add_argument("scenario", nargs="?", help="scenario file (default: getpid)")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; anyone reaching another "
+        "address runs the app)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the URL browsers use, when it is not the address they connect to (behind a proxy)",
+    )
+
+    from tui import compare_cli, gdb
+
+    gdb.add_arguments(sub.add_parser("gdb", help=gdb.HELP, description=gdb.DESCRIPTION))
+    compare_cli.add_arguments(
+        sub.add_parser("compare", help=compare_cli.HELP, description=compare_cli.DESCRIPTION)
+    )
+    return parser
+
+
+def with_command(args: list[str]) -> list[str]:
+    """*args* with ``open`` put first when they name no command (``syscall-tui FILE``)."""
+    words = iter(args)
+    for word in words:
+        if word in ("-h", "--help"):
+            return args
+        if word == "--lang":
+            next(words, None)  # its value
+        elif not word.startswith("-"):
+            return args if word in COMMANDS else ["open", *args]
+    return ["open", *args]
+
+
 def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args and args[0] == "gdb":
-            return cmd_gdb(args[1:])
-        if args and args[0] == "compare":
-            from tui.compare_cli import main_compare
-
-            return main_compare(args[1:])
-        if args and args[0] == "serve":
-            parser = argparse.ArgumentParser(
-                prog="syscall-tui serve",
-                description="Serve the debugger to web browsers; each tab runs its own instance.",
-            )
-            parser.add_argument("scenario", nargs="?", help="scenario file (default: getpid)")
-            parser.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free)")
-            parser.add_argument(
-                "--host",
-                default="127.0.0.1",
-                help="address to listen on (default 127.0.0.1; anyone reaching another "
-                "address runs the app)",
-            )
-            parser.add_argument(
-                "--public-url",
-                help="the URL browsers use, when it is not the address they connect to "
-                "(behind a proxy)",
-            )
-            ns = parser.parse_args(args[1:])
-            return cmd_serve(ns.scenario, ns.host, ns.port, ns.public_url)
-        if args and args[0] in ("trace", "check"):
-            parser = argparse.ArgumentParser(prog=f"syscall-tui {args[0]}")
-            if args[0] == "trace":
-                parser.add_argument("scenario")
-                parser.add_argument(
-                    "--format",
-                    choices=sorted(TRACE_FORMATS),
-                    default="table",
-                    help="table (plain fixed-width text, the default), json or markdown",
-                )
-                parser.add_argument("--json", action="store_true", help="same as --format json")
-                _language_option(parser)
-                ns = parser.parse_args(args[1:])
-                lang = ns.lang or language_from_env()
-                set_language(lang)  # the table's words; the Markdown listing takes lang
-                return cmd_trace(ns.scenario, "json" if ns.json else ns.format, lang)
-            parser.add_argument("paths", nargs="+", help="scenario files or folders")
-            ns = parser.parse_args(args[1:])
+        try:
+            ns = build_parser().parse_args(with_command(args))
+        except SystemExit as exit:  # -h, or a bad command line (one line said why)
+            return exit.code if isinstance(exit.code, int) else EXIT_BAD_INPUT
+        lang = ns.lang or language_from_env()
+        set_language(lang)
+        if ns.command == "trace":
+            return cmd_trace(ns.scenario, "json" if ns.json else ns.format, lang)
+        if ns.command == "check":
             return cmd_check(ns.paths)
-        parser = argparse.ArgumentParser(
-            prog="syscall-tui",
-            description="Step through Linux entry_SYSCALL_64 (v5.8.13, 6.1 or 6.12, as the "
-            "scenario's [machine] kernel says) on an emulated CPU. "
-            "Subcommands: trace SCENARIO [--format table|json|markdown], check PATH..., "
-            "gdb SCENARIO [--port N], compare A [B] ..., serve [SCENARIO] [--port N] [--host ADDR]",
-        )
-        parser.add_argument("scenario", nargs="?", help="scenario file (default: built-in getpid)")
-        _language_option(parser)
-        ns = parser.parse_args(args)
-        set_language(ns.lang or language_from_env())
+        if ns.command == "serve":
+            return cmd_serve(ns.scenario, ns.host, ns.port, ns.public_url)
+        if ns.command == "gdb":
+            from tui.gdb import run
+
+            return run(ns)
+        if ns.command == "compare":
+            from tui.compare_cli import run as run_compare
+
+            return run_compare(ns)
         # Not tui.app: the engine starts working (and reports a broken file) before
         # Textual is imported.
         from tui.launch import run_app

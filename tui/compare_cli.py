@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import NoReturn
 
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare.diff import compare_traces, variant
 from engine.compare.render import comparison_json, summary_lines
-from engine.i18n import LANGUAGES, language_from_env, set_language
+from engine.i18n import LANGUAGES
 from engine.kernel import KERNELS
 from engine.scenario.model import CPUS
 
@@ -31,17 +30,12 @@ class BadArguments(Exception):
     """A command line that cannot be run; the message is one line."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, not argparse's usage block: the same shape as a scenario error.
-        raise BadArguments(message)
+HELP = "two runs side by side"
+DESCRIPTION = "Two runs side by side, aligned by what they do, with where they part."
 
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="syscall-tui compare",
-        description="Two runs side by side, aligned by what they do, with where they part.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``syscall-tui compare`` (tui.cli builds the parser)."""
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="one or two scenario files")
     p.add_argument(
         "--kernel",
@@ -57,9 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lang",
         choices=sorted(LANGUAGES),
+        default=argparse.SUPPRESS,
         help="language of the view (default: from the locale, LANG=ja_JP.UTF-8 → ja)",
     )
-    return p
 
 
 def _pair(value: str | None, option: str, choices: tuple[str, ...]) -> list[str]:
@@ -74,10 +68,10 @@ def _pair(value: str | None, option: str, choices: tuple[str, ...]) -> list[str]
     return names
 
 
-def main_compare(args: list[str]) -> int:
+def run(ns: argparse.Namespace) -> int:
+    """``syscall-tui compare``, with the options :func:`add_arguments` defined (the language
+    is set already)."""
     try:
-        ns = parser().parse_args(args)
-        set_language(ns.lang or language_from_env())
         files: list[str] = ns.scenarios
         if len(files) > 2:
             raise BadArguments(f"expected one or two scenario files, got {len(files)}")

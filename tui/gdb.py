@@ -28,19 +28,25 @@ def _announce(host: str, port: int, elf: Path, trace: Trace) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="syscall-tui gdb",
-        description="Serve a scenario's recorded run over the GDB Remote Serial Protocol: "
-        "stepi, reverse-stepi, continue/reverse-continue to breakpoints, registers and "
-        "memory of the emulated machine at every step.",
-    )
+HELP = "serve the run to gdb (remote protocol, 127.0.0.1)"
+DESCRIPTION = (
+    "Serve a scenario's recorded run over the GDB Remote Serial Protocol: stepi, "
+    "reverse-stepi, continue/reverse-continue to breakpoints, registers and memory of the "
+    "emulated machine at every step."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``syscall-tui gdb`` (tui.cli builds the parser)."""
     parser.add_argument("scenario")
     parser.add_argument("--port", type=int, default=1234, help="TCP port (0: any free one)")
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
     )
-    ns = parser.parse_args(argv)
+
+
+def run(ns: argparse.Namespace) -> int:
+    """``syscall-tui gdb``, with the options :func:`add_arguments` defined."""
     if not 0 <= ns.port <= 65535:
         print(f"syscall-tui: --port {ns.port}: expected 0..65535", file=sys.stderr)
         return EXIT_BAD_INPUT
