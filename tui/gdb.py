@@ -40,6 +40,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
     )
+    parser.add_argument(
+        "--qemu-compat",
+        action="store_true",
+        help="also answer as QEMU's system-emulation stub does (qqemu.sstepbits, "
+        "qqemu.PhyMemMode, monitor info registers/mem/tlb, xp, gva2gpa), which kernel "
+        "front-ends (pwndbg's kernel commands, bata24's GEF) require; pwndbg then ignores "
+        "/proc maps: use 'set kernel-vmmap monitor'",
+    )
     ns = parser.parse_args(argv)
     if not 0 <= ns.port <= 65535:
         print(f"syscall-tui: --port {ns.port}: expected 0..65535", file=sys.stderr)
@@ -50,7 +58,7 @@ def main(argv: list[str]) -> int:
         print(f"syscall-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        serve(scenario, ns.host, ns.port, _announce)
+        serve(scenario, ns.host, ns.port, _announce, qemu_compat=ns.qemu_compat)
     except OSError as exc:
         print(f"syscall-tui: cannot listen on {ns.host}:{ns.port}: {exc.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
