@@ -155,7 +155,18 @@ def info_tlb(r: Replay) -> str:
     return "".join(lines)
 
 
-def _number(text: str) -> int:
+#: ``$name`` in an HMP expression: a register (QEMU's get_monitor_def()).
+_MONITOR_REGS = {
+    **{n: n.upper() for n in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "rip",
+                              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                              "cr0", "cr2", "cr3", "cr4")},
+    "pc": "RIP", "sp": "RSP", "eflags": "RFLAGS",
+}  # fmt: skip
+
+
+def _number(text: str, r: Replay | None = None) -> int:
+    if text.startswith("$") and r is not None and text[1:].lower() in _MONITOR_REGS:
+        return _reg(r, _MONITOR_REGS[text[1:].lower()])
     value = int(text, 0)
     if not 0 <= value < 1 << 64:
         raise ValueError(text)
@@ -176,7 +187,7 @@ def xp(r: Replay, fmt: str, address: str) -> str:
             form = c
         else:
             return f"invalid char in format: '{c}'\n"
-    addr = _number(address)
+    addr = _number(address, r)
     total = min(count * size, MAX_DUMP)
     line_size = 8 if size == 1 else 16
     digits = (size * 8 + 3) // 4
@@ -204,7 +215,7 @@ def xp(r: Replay, fmt: str, address: str) -> str:
 
 
 def gva2gpa(r: Replay, address: str) -> str:
-    va = _number(address)
+    va = _number(address, r)
     walk = r.machine.walk(_reg(r, "CR3"), va)
     return "Unmapped\n" if walk.phys is None else f"gpa: {walk.phys:#x}\n"
 

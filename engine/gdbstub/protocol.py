@@ -415,7 +415,10 @@ class Stub:
                 line = bytes.fromhex(text[6:]).decode("latin-1")
             except ValueError:
                 raise Malformed(text) from None
-            return monitor.command(self._machine(), line).encode("utf-8", "replace").hex()
+            output = monitor.command(self._machine(), line)
+            # the output, hex-encoded; "OK" alone when there is none (an empty reply
+            # would mean "qRcmd not supported")
+            return output.encode("utf-8", "replace").hex() or "OK"
         return None
 
     def _vfile(self, text: str) -> str | bytes:
