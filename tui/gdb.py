@@ -1,4 +1,4 @@
-"""``syscall-tui gdb SCENARIO [--port N]``: serve a recorded run to gdb.
+"""``syscall-tui gdb SCENARIO [--port N] [--qemu-compat]``: serve a recorded run to gdb.
 
 The protocol and the replay live in :mod:`engine.gdbstub`; this only parses the
 command line and tells the user how to connect.
