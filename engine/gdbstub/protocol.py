@@ -30,6 +30,7 @@ protocol prescribes for "not supported".
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from engine.gdbstub.target import REGISTERS, register_hex, target_xml
 
 #: Largest packet (payload) either side sends; told to gdb in qSupported.
 MAX_PACKET = 0x4000
+#: Positions whose registers are kept (about 1.3 KB of hex each).
+REGISTER_CACHE = 4096
 #: Longest range one write watchpoint may watch.
 MAX_WATCH = 0x1000
 
@@ -134,6 +137,7 @@ class Stub:
     phys_mode: bool = False  # Qqemu.PhyMemMode:1: m reads guest-physical memory
     _files: dict[int, bytes] = field(default_factory=dict)  # vFile descriptor → contents
     _maps: bytes | None = None  # /proc/PID/maps, built on first use (it never changes)
+    _register_cache: OrderedDict[int, tuple[str, ...]] = field(default_factory=OrderedDict)
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
     error_messages: bool = False  # gdb said error-message+: "E.text" replies are shown
@@ -254,14 +258,31 @@ class Stub:
         self.replay.goto(self.position)
         return self.replay
 
+    def _registers_at(self) -> tuple[str, ...]:
+        """Every register at the current position, as gdb wants it.
+
+        Kept per position: a recorded position's machine never changes, and reading
+        ~70 registers through Unicorn costs about a millisecond, which gdb would pay on
+        every stop (g) and front-ends again register by register (p).
+        """
+        cached = self._register_cache.get(self.position)
+        if cached is None:
+            r = self._machine()
+            cached = tuple(register_hex(r, i) for i in range(len(REGISTERS)))
+            self._register_cache[self.position] = cached
+            if len(self._register_cache) > REGISTER_CACHE:
+                self._register_cache.popitem(last=False)
+        else:
+            self._register_cache.move_to_end(self.position)
+        return cached
+
     def read_registers(self) -> str:
-        r = self._machine()
-        return "".join(register_hex(r, i) for i in range(len(REGISTERS)))
+        return "".join(self._registers_at())
 
     def read_register(self, index: int) -> str:
         if not 0 <= index < len(REGISTERS):
             return E_MALFORMED
-        return register_hex(self._machine(), index)
+        return self._registers_at()[index]
 
     def read_memory(self, address: int, length: int) -> str:
         length = min(length, MAX_PACKET // 2 - 32)

@@ -390,3 +390,18 @@ def test_no_new_packet_crashes_the_stub(prefix: bytes, rest: bytes) -> None:
     assert reply is None or isinstance(reply, bytes)
     stub.handle(b"Qqemu.PhyMemMode:1")
     assert stub.handle(b"m" + rest[:8].hex().encode() + b",10") is not None
+
+
+def test_register_replies_are_kept_per_position_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.gdbstub import protocol
+
+    monkeypatch.setattr(protocol, "REGISTER_CACHE", 3)
+    r = replay_of("getpid.toml")
+    stub = Stub(r)
+    for p in (0, 1, 2, 3, 1, 50):
+        stub.position = p
+        assert reg(stub, "rip") == r.regs_at(p).rip and reg(stub, "rsp") == r.regs_at(p).rsp
+        assert stub.handle(b"g") == stub.handle(b"g")
+    assert len(stub._register_cache) == 3
