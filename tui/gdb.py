@@ -1,4 +1,4 @@
-"""``syscall-tui gdb SCENARIO [--port N]``: serve a recorded run to gdb.
+"""``syscall-tui gdb SCENARIO [--port N] [--qemu-compat]``: serve a recorded run to gdb.
 
 The protocol and the replay live in :mod:`engine.gdbstub`; this only parses the
 command line and tells the user how to connect.
@@ -43,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
     )
+    parser.add_argument(
+        "--qemu-compat",
+        action="store_true",
+        help="also answer as QEMU's system-emulation stub does (qqemu.sstepbits, "
+        "qqemu.PhyMemMode, monitor info registers/mem/tlb, xp, gva2gpa), which kernel "
+        "front-ends (pwndbg's kernel commands, bata24's GEF) require; pwndbg then ignores "
+        "/proc maps: use 'set kernel-vmmap monitor'",
+    )
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -56,7 +64,7 @@ def run(ns: argparse.Namespace) -> int:
         print(f"syscall-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        serve(scenario, ns.host, ns.port, _announce)
+        serve(scenario, ns.host, ns.port, _announce, qemu_compat=ns.qemu_compat)
     except OSError as exc:
         print(f"syscall-tui: cannot listen on {ns.host}:{ns.port}: {exc.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -93,8 +93,11 @@ def symbol_elf(symbols: Mapping[str, int], sizes: Mapping[str, int] | None = Non
         SHDR.pack(names[".shstrtab"], SHT_STRTAB, 0, 0, shstr_off, len(shstrtab), 0, 0, 1, 0),
     ]  # fmt: skip
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, v1, SysV
+    # e_entry 0: a symbol file has no entry point (gABI: "zero if none").  Any address
+    # there is taken for the program's own: pwndbg looks for an ELF header at it and
+    # prints "Could not find ELF base!" at every stop.
     ehdr = EHDR.pack(
-        ident, ET_EXEC, EM_X86_64, 1, lo, 0, shoff, 0,
+        ident, ET_EXEC, EM_X86_64, 1, 0, 0, shoff, 0,
         EHDR.size, 0, 0, SHDR.size, len(headers), 4,  # e_shstrndx: .shstrtab
     )  # fmt: skip
     return ehdr + bytes(body) + b"".join(headers)

@@ -14,7 +14,14 @@ What the program under debug looks like to gdb:
   SIGSEGV, #UD → SIGILL, ...), or, if the run ended without one, as the end of the
   replay log; going forward from there ends the process: ``W`` (exit status from exit(),
   else 0) or ``X`` with the fault's signal;
-* the recording is read-only: register and memory writes are refused with an error.
+* the recording is read-only: register and memory writes are refused with an error;
+* it looks like a Linux process to process-oriented front-ends (GEF, pwndbg):
+  ``/proc/<pid>/maps``, ``exe``, ``cmdline``, ``environ`` over vFile, and an auxv
+  (:mod:`engine.gdbstub.procfs`);
+* with *qemu_compat*, it also answers as QEMU's system-emulation stub does, which is
+  what kernel-oriented front-ends test for: ``qqemu.sstepbits``, the physical-memory
+  mode ``qqemu.PhyMemMode`` and HMP monitor commands over ``qRcmd``
+  (:mod:`engine.gdbstub.monitor`).
 
 Every malformed packet gets an ``E`` reply; unknown ones the empty reply the
 protocol prescribes for "not supported".
@@ -23,14 +30,18 @@ protocol prescribes for "not supported".
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.gdbstub import monitor, procfs
 from engine.gdbstub.replay import Replay
 from engine.gdbstub.target import REGISTERS, register_hex, target_xml
 
 #: Largest packet (payload) either side sends; told to gdb in qSupported.
 MAX_PACKET = 0x4000
+#: Positions whose registers are kept (about 1.3 KB of hex each).
+REGISTER_CACHE = 4096
 #: Longest range one write watchpoint may watch.
 MAX_WATCH = 0x1000
 
@@ -45,9 +56,16 @@ VECTOR_SIGNALS = {
     17: SIGBUS, 19: SIGFPE,
 }  # fmt: skip
 
-ENOENT, EBADF = 2, 9  # File-I/O errno values
+# File-I/O errno values (gdb's remote protocol, "Errno Values")
+ENOENT, EBADF, EACCES, EINVAL, EMFILE, EROFS = 2, 9, 13, 22, 24, 30
+#: Most files gdb may hold open at once over vFile (it keeps the symbol file open twice).
+MAX_FILES = 16
+FIRST_FD = 3
+O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC = 3, 0x8, 0x200, 0x400
 E_MALFORMED = "E01"
 E_READ_ONLY = "E02"
+#: The same refusal, in words, for a gdb that shows them ("error-message+", gdb 15).
+E_READ_ONLY_TEXT = "E.the recording is history: its memory and registers cannot be written"
 E_FAULT = "E0e"  # EFAULT-like: nothing mapped at that address
 
 
@@ -115,9 +133,14 @@ class Stub:
     breakpoints: dict[int, str] = field(default_factory=dict)  # address → "sw" | "hw"
     watchpoints: dict[tuple[int, int], None] = field(default_factory=dict)  # (address, length)
     _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
-    _file: bytes | None = None  # the symbol file, while gdb has it open
+    qemu_compat: bool = False  # answer QEMU's packets and monitor commands
+    phys_mode: bool = False  # Qqemu.PhyMemMode:1: m reads guest-physical memory
+    _files: dict[int, bytes] = field(default_factory=dict)  # vFile descriptor → contents
+    _maps: bytes | None = None  # /proc/PID/maps, built on first use (it never changes)
+    _register_cache: OrderedDict[int, tuple[str, ...]] = field(default_factory=OrderedDict)
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
+    error_messages: bool = False  # gdb said error-message+: "E.text" replies are shown
 
     # -- the recording -----------------------------------------------------------
     @property
@@ -235,23 +258,57 @@ class Stub:
         self.replay.goto(self.position)
         return self.replay
 
+    def _registers_at(self) -> tuple[str, ...]:
+        """Every register at the current position, as gdb wants it.
+
+        Kept per position: a recorded position's machine never changes, and reading
+        ~70 registers through Unicorn costs about a millisecond, which gdb would pay on
+        every stop (g) and front-ends again register by register (p).
+        """
+        cached = self._register_cache.get(self.position)
+        if cached is None:
+            r = self._machine()
+            cached = tuple(register_hex(r, i) for i in range(len(REGISTERS)))
+            self._register_cache[self.position] = cached
+            if len(self._register_cache) > REGISTER_CACHE:
+                self._register_cache.popitem(last=False)
+        else:
+            self._register_cache.move_to_end(self.position)
+        return cached
+
     def read_registers(self) -> str:
-        r = self._machine()
-        return "".join(register_hex(r, i) for i in range(len(REGISTERS)))
+        return "".join(self._registers_at())
 
     def read_register(self, index: int) -> str:
         if not 0 <= index < len(REGISTERS):
             return E_MALFORMED
-        return register_hex(self._machine(), index)
+        return self._registers_at()[index]
 
     def read_memory(self, address: int, length: int) -> str:
         length = min(length, MAX_PACKET // 2 - 32)
         if address >= 1 << 64:
             return E_FAULT
-        data = self._machine().read(address, length)
+        data = (
+            self._read_phys(address, length)
+            if self.phys_mode
+            else self._machine().read(address, length)
+        )
         if not data and length:
             return E_FAULT
         return data.hex()
+
+    def _read_phys(self, address: int, length: int) -> bytes:
+        """Up to *length* bytes of guest-physical memory, stopping where it is not backed."""
+        machine = self._machine().machine
+        out = bytearray()
+        while length > 0:
+            n = min(length, 0x1000 - (address & 0xFFF))
+            try:
+                out += machine.read_phys(address, n)
+            except Exception:  # unicorn.UcError: no RAM there
+                break
+            address, length = address + n, length - n
+        return bytes(out)
 
     # -- packets ---------------------------------------------------------------------
     def handle(self, packet: bytes) -> bytes | None:
@@ -270,11 +327,12 @@ class Stub:
             return ""
         head, args = text[:1], text[1:]
         if text.startswith("qSupported"):
+            self.error_messages = "error-message+" in text.split(":", 1)[-1].split(";")
             return (
-                f"PacketSize={MAX_PACKET:x};qXfer:features:read+;"
+                f"PacketSize={MAX_PACKET:x};qXfer:features:read+;qXfer:auxv:read+;"
                 + ("qXfer:exec-file:read+;" if self.exec_file else "")
                 + "QStartNoAckMode+;ReverseStep+;ReverseContinue+;swbreak+;hwbreak+;"
-                "vContSupported+"
+                "vContSupported+" + (";error-message+" if self.error_messages else "")
             )
         if text == "QStartNoAckMode":
             self.no_ack = True
@@ -291,6 +349,10 @@ class Stub:
             return "l"
         if text.startswith("qSymbol"):
             return "OK"
+        if self.qemu_compat:
+            reply = self._qemu(text)
+            if reply is not None:
+                return reply
         if head == "?":
             return self.stop_reply()
         if head == "H" or head == "T":
@@ -300,7 +362,7 @@ class Stub:
         if head == "p":
             return self.read_register(_hex(args))
         if head in ("G", "P", "M", "X"):
-            return E_READ_ONLY
+            return E_READ_ONLY_TEXT if self.error_messages else E_READ_ONLY
         if head == "m":
             return self.read_memory(*_addr_len(args))
         if head in ("Z", "z"):
@@ -350,43 +412,113 @@ class Stub:
             self.breakpoints.pop(address, None)
         return "OK"
 
+    def _qemu(self, text: str) -> str | None:
+        """QEMU's own packets (gdbstub/system.c), None for any other."""
+        # QEMU answers "qemu.sstepbits" as q or Q alike (its common query/set table),
+        # and bata24's GEF asks it as Qqemu.sstepbits.
+        if text in ("qqemu.sstepbits", "Qqemu.sstepbits"):
+            return "ENABLE=1,NOIRQ=2,NOTIMER=4"
+        if text == "qqemu.sstep":
+            return "0x7"  # QEMU's default: stepping without IRQs and timers
+        if text.startswith("Qqemu.sstep="):
+            _hex(text.partition("=")[2])
+            return "OK"  # nothing asynchronous runs here: every step is without both
+        if text == "qqemu.PhyMemMode":
+            return "1" if self.phys_mode else "0"
+        if text.startswith("Qqemu.PhyMemMode:"):
+            mode = text.partition(":")[2]
+            if mode not in ("0", "1"):
+                return E_MALFORMED
+            self.phys_mode = mode == "1"
+            return "OK"
+        if text.startswith("qRcmd,"):
+            try:
+                line = bytes.fromhex(text[6:]).decode("latin-1")
+            except ValueError:
+                raise Malformed(text) from None
+            output = monitor.command(self._machine(), line)
+            # the output, hex-encoded; "OK" alone when there is none (an empty reply
+            # would mean "qRcmd not supported")
+            return output.encode("utf-8", "replace").hex() or "OK"
+        return None
+
     def _vfile(self, text: str) -> str | bytes:
-        """Host I/O, for the symbol file only: gdb on another machine can fetch it, and a
-        local gdb need not warn that the target has no file transfer.  Any other path
-        is "no such file": the stub shows nothing else of the disk it runs on.
+        """Host I/O, read-only, over the files the recording has and nothing else: the
+        symbol file (gdb on another machine can fetch it, and a local one need not warn
+        that the target has no file transfer) and the procfs view of :mod:`procfs`.
+        Any other path is "no such file": the stub shows nothing of the disk it runs on.
+        Each open gets its own descriptor, as gdb caches reads per descriptor.
         """
         op, _, args = text.partition(":")
         if op == "setfs":
             return "F0"
-        if op == "open":
+        if op in ("open", "readlink", "unlink", "stat", "lstat"):
             path_hex = args.split(",")[0]
             try:
                 path = bytes.fromhex(path_hex).decode()
             except ValueError:
                 raise Malformed(text) from None
-            if self.exec_file is None or path != self.exec_file:
+            if op == "unlink":
+                return f"F-1,{EROFS:x}"
+            if op == "readlink":
+                target = self._readlink(path)
+                if target is None:
+                    return f"F-1,{ENOENT:x}" if self._contents(path) is None else f"F-1,{EINVAL:x}"
+                return f"F{len(target):x};".encode() + target
+            data = self._contents(path)
+            if data is None:
                 return f"F-1,{ENOENT:x}"
-            self._file = Path(self.exec_file).read_bytes()
-            return "F3"
-        if op in ("pread", "fstat", "close"):
+            if op != "open":
+                return f"F-1,{EACCES:x}"  # vFile has no stat packet; gdb uses fstat
+            flags = _hex(args.split(",")[1]) if "," in args else 0
+            if flags & (O_ACCMODE | O_APPEND | O_CREAT | O_TRUNC):
+                return f"F-1,{EROFS:x}"  # the recording is history: nothing is writable
+            if len(self._files) >= MAX_FILES:
+                return f"F-1,{EMFILE:x}"
+            fd = next(n for n in range(FIRST_FD, FIRST_FD + MAX_FILES + 1) if n not in self._files)
+            self._files[fd] = data
+            return f"F{fd:x}"
+        if op in ("pread", "fstat", "close", "pwrite"):
             parts = args.split(",")
-            if _hex(parts[0]) != 3 or self._file is None:
+            fd = _hex(parts[0])
+            if fd not in self._files:
                 return f"F-1,{EBADF:x}"
+            if op == "pwrite":
+                return f"F-1,{EBADF:x}"  # opened read-only
             if op == "close":
-                self._file = None
+                del self._files[fd]
                 return "F0"
+            data = self._files[fd]
             if op == "fstat":
                 # gdb's File-I/O struct stat, big-endian: mode 0100444, one link, the size
                 st = struct.pack(">IIIIIIIQQQIII", 0, 0, 0o100444, 1, 0, 0, 0,
-                                 len(self._file), 4096, 0, 0, 0, 0)  # fmt: skip
+                                 len(data), 4096, 0, 0, 0, 0)  # fmt: skip
                 return f"F{len(st):x};".encode() + st
             if len(parts) != 3:
                 raise Malformed(text)
             count = min(_hex(parts[1]), MAX_PACKET // 2)
             offset = _hex(parts[2])
-            chunk = self._file[offset : offset + count]
+            chunk = data[offset : offset + count]
             return f"F{len(chunk):x};".encode() + chunk
         return ""
+
+    def _contents(self, path: str) -> bytes | None:
+        """The bytes of a served file, None for any other path."""
+        which = procfs.proc_file(path)
+        if which == "maps":
+            if self._maps is None:
+                self._maps = procfs.maps(self.replay)
+            return self._maps
+        if which in ("cmdline", "environ"):
+            return b""  # no program was exec'd: the user code was placed in memory
+        if self.exec_file is not None and (which == "exe" or path == self.exec_file):
+            return Path(self.exec_file).read_bytes()
+        return None
+
+    def _readlink(self, path: str) -> bytes | None:
+        if procfs.proc_file(path) == "exe" and self.exec_file is not None:
+            return self.exec_file.encode()
+        return None
 
     def _xfer(self, text: str) -> str | bytes:
         parts = text.split(":")
@@ -400,6 +532,8 @@ class Stub:
             data = target_xml().encode()
         elif obj == "exec-file" and self.exec_file:
             data = self.exec_file.encode()
+        elif obj == "auxv" and not annex:
+            data = procfs.auxv()
         else:
             return ""
         length = min(length, MAX_PACKET // 2)

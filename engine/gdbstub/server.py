@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.gdbstub.elf import symbol_elf, symbol_sizes
 from engine.gdbstub.protocol import MAX_PACKET, Stub, checksum, frame, unescape
 from engine.gdbstub.replay import Replay
+from engine.machine import idt
 from engine.scenario.model import Scenario
 from engine.trace import Trace
 
@@ -25,11 +26,15 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 def write_symbol_file(trace: Trace, directory: Path) -> Path:
-    """The labels of the kernel image this run used, as an ELF symbol file."""
+    """The labels of the kernel image this run used, as an ELF symbol file, with the
+    names of the IDT's handler stubs (engine/machine/idt.py)."""
     code = [(i.address, len(i.code)) for line in trace.source for i in line.instructions]
     code += [(s.rip, len(s.code)) for s in trace.steps]
+    handlers = idt.handler_symbols(trace.kernel)
+    code += [(address, idt.STUB_SIZE) for address in handlers.values()]
+    symbols = {**handlers, **trace.symbols}
     path = directory / f"kernel-{trace.kernel}.elf"
-    path.write_bytes(symbol_elf(trace.symbols, symbol_sizes(trace.symbols, code)))
+    path.write_bytes(symbol_elf(symbols, symbol_sizes(symbols, code)))
     return path
 
 
@@ -107,11 +112,13 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = 1234,
     announce: Callable[[str, int, Path, Trace], None] | None = None,
+    qemu_compat: bool = False,
 ) -> None:
     """Record *scenario*, then serve it to one gdb client until it leaves.
 
     *announce* is called once listening, with the bound address and port (useful with
-    port 0) and the path of the symbol file.
+    port 0) and the path of the symbol file.  *qemu_compat* makes the stub answer
+    QEMU's own packets and monitor commands (see :mod:`engine.gdbstub.monitor`).
     """
     replay = Replay(scenario)
     workdir = Path(tempfile.mkdtemp(prefix="syscall-tui-gdb-"))
@@ -129,7 +136,7 @@ def serve(
         # The listener is closed now: one client at a time, and no second one.
         with sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stub = Stub(replay, exec_file=str(elf))
+            stub = Stub(replay, exec_file=str(elf), qemu_compat=qemu_compat)
             with contextlib.suppress(OSError):
                 Connection(sock, stub).serve()
     finally:

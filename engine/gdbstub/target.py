@@ -3,7 +3,9 @@
 Feature and register names follow gdb's own i386/64bit-core.xml, 64bit-sse.xml and
 64bit-segments.xml, so gdb (and pwndbg/GEF on top of it) treat the target as a plain
 amd64 machine.  The system registers gdb has no standard feature for go in one of
-this program's own, with the names QEMU's gdb stub uses (k_gs_base, cr0..cr8, efer).
+this program's own, with the names QEMU's gdb stub uses (k_gs_base, cr0..cr8, efer),
+plus the MSRs SYSCALL is set up by (lstar, star, cstar, fmask: the names of the patch
+that adds them to QEMU's i386-64bit.xml), since they are what this program is about.
 Every value is read from the replayed Unicorn machine at the current position.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from unicorn import x86_const as X
 
+from engine.constants import MSR_CSTAR, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK
 from engine.gdbstub.replay import (
     MSR_EFER,
     MSR_FS_BASE,
@@ -87,6 +90,10 @@ def _registers() -> tuple[Register, ...]:
     for n in ("cr0", "cr2", "cr3", "cr4", "cr8"):
         add(n, 64, "int", "system", SYSTEM, _uc(n.upper()))
     add("efer", 64, "int", "system", SYSTEM, _msr(MSR_EFER))
+    add("star", 64, "int", "system", SYSTEM, _msr(MSR_STAR))
+    add("lstar", 64, "code_ptr", "system", SYSTEM, _msr(MSR_LSTAR))
+    add("cstar", 64, "code_ptr", "system", SYSTEM, _msr(MSR_CSTAR))
+    add("fmask", 64, "int", "system", SYSTEM, _msr(MSR_SYSCALL_MASK))
     return tuple(regs)
 
 

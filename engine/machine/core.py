@@ -54,6 +54,7 @@ from engine.constants import (
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
+from engine.machine import idt
 from engine.machine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
 from engine.machine.regfile import MsrAccess, RegisterFile
 from engine.scenario.model import MachineConfig
@@ -207,6 +208,13 @@ class Machine:
         entry[: len(self.image.entry_code)] = self.image.entry_code
         off = L.LAUNCH_STUB - L.ENTRY_TEXT
         entry[off : off + len(self.image.launch.code)] = self.image.launch.code
+        kernel = self.config.kernel
+        stubs = idt.stub_code(kernel)
+        assert len(self.image.entry_code) <= idt.STUBS - L.ENTRY_TEXT, "entry code over the stubs"
+        entry[idt.STUBS - L.ENTRY_TEXT : idt.STUBS - L.ENTRY_TEXT + len(stubs)] = stubs
+        self._region(idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel)
+        rodata = self._region(idt.PHYS_KERNEL_RODATA, L.PAGE, writable=False)
+        rodata[: len(idt.banner(kernel))] = idt.banner(kernel)
         self._region(L.PHYS_TASK_STACK, L.THREAD_SIZE)
         cea = self._region(L.PHYS_CEA, 2 * L.PAGE)
         for i, desc in enumerate(GDT_DESCRIPTORS):
@@ -250,6 +258,10 @@ class Machine:
             kernel_only(L.KERNEL_TEXT + o, L.PHYS_KERNEL_TEXT + o, 0)
         for o in range(0, L.THREAD_SIZE, L.PAGE):
             kernel_only(lay.task_stack_base + o, L.PHYS_TASK_STACK + o, RW | NX)
+        # Mapped last, so the tables above keep their physical addresses: the IDT in the
+        # cpu_entry_area (both roots, read-only, as Linux maps it) and the banner's page.
+        both(idt.CEA_RO_IDT, idt.PHYS_IDT, NX)
+        kernel_only(idt.KERNEL_RODATA, idt.PHYS_KERNEL_RODATA, NX)
         if self.config.pti:
             # pti_set_user_pgtbl(): the kernel's copy of user PGD entries is NX, so the
             # kernel can never execute user code through it.
@@ -289,6 +301,7 @@ class Machine:
             uc.reg_write(X.UC_X86_REG_CR4, cr4 | CR4_PCIDE)
         uc.reg_write(X.UC_X86_REG_CR3, self.kernel_cr3)
         uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * GDT_ENTRIES - 1, 0))
+        uc.reg_write(X.UC_X86_REG_IDTR, (0, idt.CEA_RO_IDT, idt.IDT_LIMIT, 0))
         # TR as LTR leaves it: the CPU reads the I/O-permission bitmap base from this TSS
         # when user code runs IN or OUT with CPL > IOPL.
         uc.reg_write(

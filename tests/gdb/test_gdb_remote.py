@@ -51,11 +51,11 @@ def trace_json(scenario: str) -> dict:
 
 
 @contextmanager
-def stub(scenario: str | Path) -> Iterator[int]:
-    """A running stub for *scenario*; yields its port."""
+def stub(scenario: str | Path, *options: str) -> Iterator[int]:
+    """A running stub for *scenario* (with extra command-line *options*); yields its port."""
     path = scenario if isinstance(scenario, Path) else SCENARIOS / scenario
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui", "gdb", str(path), "--port", "0"],
+        [sys.executable, "-m", "tui", "gdb", str(path), "--port", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
     )  # fmt: skip
     # If the stub never says where it listens, the timer ends it and the read below ends.
