@@ -3,7 +3,8 @@
 Read by scripts/oracle, never imported.  The settings come as JSON in $ORACLE_CFG:
 port, entry (entry_SYSCALL_64), do_syscall_64, rcx (where the scenario's syscall returns:
 a hardware breakpoint on the entry fires only for that system call, not for /init's own),
-depth ("entry": `nexti` over the call to do_syscall_64), max_steps, out.  Writes
+depth ("entry": step over the call to do_syscall_64), exceptions (the addresses of the
+asm_exc_* entry points: the trace ends at the first instruction of one), max_steps, out.  Writes
 {steps:[{rip, bytes, asm, regs}], pt_regs:{at, after, addr}, null_steps_dropped, end}.
 A step's regs are the state before it; the last step is the user state (CS & 3 == 3).
 """
@@ -60,6 +61,11 @@ def main() -> None:
                 result["end"] = "step limit"
                 break
             pc = before["rip"]
+            if pc in cfg["exceptions"]:  # an exception's entry: the trace says where it went
+                result["steps"].append({"rip": pc, "bytes": "", "asm": "", "regs": before,
+                                        "exception": True})  # fmt: skip
+                result["end"] = "exception entry"
+                break
             insn = arch.disassemble(pc)[0]
             code = gdb.selected_inferior().read_memory(pc, insn["length"]).tobytes()
             step = {"rip": pc, "bytes": code.hex(), "asm": insn["asm"], "regs": before}
@@ -71,7 +77,13 @@ def main() -> None:
                 result["pt_regs"]["addr"] = addr
                 result["pt_regs"]["at"] = qwords(addr, 21)
                 if cfg["depth"] == "entry":
-                    gdb.execute("nexti", to_string=True)
+                    # Not `nexti`: with a ptrace parent other tasks run (and return from
+                    # do_syscall_64) meanwhile; only this task's kernel stack has this RSP.
+                    bp = gdb.Breakpoint(f"*{pc + len(code):#x}", type=gdb.BP_HARDWARE_BREAKPOINT,
+                                        internal=True)  # fmt: skip
+                    bp.condition = f"$rsp == {before['rsp']:#x}"
+                    gdb.execute("continue", to_string=True)
+                    bp.delete()
                     result["pt_regs"]["after"] = qwords(addr, 21)
                     before = regs()
                     continue
