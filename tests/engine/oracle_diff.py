@@ -64,6 +64,11 @@ def cut(doc: dict) -> dict:
     return {**out, "steps": steps, "pt_regs": doc["pt_regs"]}
 
 
+def is_user_state(step: dict) -> bool:
+    """The step after SYSRETQ/IRETQ: no instruction recorded, CPL 3."""
+    return not step["asm"] and int(step["regs"]["cs"], 16) & 3 == 3
+
+
 def canonical(text: str) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
     """(mnemonic, registers, immediates) of one AT&T instruction, gdb's or Capstone's."""
     text = text.split("#")[0].split("<")[0].strip()
@@ -202,7 +207,7 @@ def compare(real: dict, trace: Trace) -> list[str]:
     exit_path = str(trace.exit) if trace.exit is not None else "none"
     if exit_path != real["exit"]:
         out.append(f"exit: engine {exit_path} vs real {real['exit']}")
-    if steps and "final_user_state" in steps[-1] and not ring0_fault and trace.final is not None:
+    if steps and is_user_state(steps[-1]) and not ring0_fault and trace.final is not None:
         want = _hex(steps[-1]["regs"])
         final = trace.final
         compat = not _long_mode_cs(steps[-1])
