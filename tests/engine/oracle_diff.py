@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
-from engine.scenario import Scenario, with_kernel
+from engine.scenario.model import Scenario
+from engine.scenario.parse import with_kernel
 from engine.trace import Trace
 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",

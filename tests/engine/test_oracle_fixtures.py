@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine import Session
-from engine.scenario import load_scenario
+from engine.scenario.parse import load_scenario
 from engine.trace import Trace
 from tests.engine.oracle_diff import compare, cut, is_user_state, on_real_machine
 
