@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.trace import UserLine
+
 
 @dataclass(frozen=True, slots=True)
 class MachineConfig:
@@ -65,17 +67,32 @@ class UserCode:
     address: int
     code: bytes
     lines: tuple[tuple[int, str, str], ...]  # (address, user's statement, Capstone text)
+    #: every statement (labels, instructions, data) in the order written, for display
+    listing: tuple[UserLine, ...] = ()
+    #: (address, Capstone text) of what the data statements would execute as, if jumped
+    #: into: the machine's models (I/O, SYSENTER) must know them; no display shows them.
+    data_insns: tuple[tuple[int, str], ...] = ()
 
     def statement_at(self, address: int) -> str | None:
+        """The instruction statement at *address*, or the data statement holding it."""
         for addr, stmt, _ in self.lines:
             if addr == address:
                 return stmt
+        for line in self.listing:
+            if line.kind == "data" and line.address <= address < line.address + len(line.code):
+                return line.text
         return None
+
+    @property
+    def executable(self) -> tuple[tuple[int, str], ...]:
+        """(address, Capstone text) of every instruction the program holds, data read as code
+        included, by address."""
+        return tuple(sorted([(a, text) for a, _, text in self.lines] + list(self.data_insns)))
 
     @property
     def syscall_return(self) -> int:
         """Where the first ``syscall`` of the program returns to."""
-        for addr, _, text in self.lines:
+        for addr, text in self.executable:
             if text.split()[0] == "syscall":
                 return addr + 2
         return self.address

@@ -130,7 +130,7 @@ CORPUS: list[tuple[str, str, str]] = [
     ),
     ("none-words", 'name = "x"\n[user]\nrax = [1]\n', "expected an integer, got an array"),
     ("table-words", 'name = "x"\nuser = 1\n', "expected a table [user], got an integer"),
-    ("step-cap-max", 'name = "x"\nstep_cap = 1000000\n', "out of range 0x1..0x186a0"),
+    ("step-cap-max", 'name = "x"\nstep_cap = 1000000\n', "value 1000000 out of range 1..100000"),
     (
         "pool",
         'name = "x"\n' + "".join(f"[[memory]]\naddress = {i << 39:#x}\n" for i in range(40)),
