@@ -34,7 +34,11 @@ as code for display, and every instruction is checked against the statement it c
   Intel-syntax name (which never carries one) differs from its AT&T name;
 * every number written in it (a silently wrong byte, keystone#569 and friends).
 
-Every problem is a :class:`UserCodeError` that quotes the statement as written.
+Keystone also drops a bad statement without a word (keystone#293, an invalid one followed
+by valid ones; #532, no bytes and no error for an operand it does not know; ``.quad (``
+gives no bytes), so a program whose walk does not add up is assembled again statement by
+statement to name the one at fault.  Every problem is a :class:`UserCodeError` that
+quotes the statement as written.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ _OPERAND_CHARS = re.compile(r"[A-Za-z0-9_.$%(),*+\-:~<>|&^ \t]*")
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _STRINGS = re.compile(rf"[ \t]*{_STRING}(?:[ \t]*,[ \t]*{_STRING})*[ \t]*")
 STRING_DIRECTIVES = (".ascii", ".asciz", ".string")
+#: Bytes per value of the numeric data directives.
+_WIDTHS = {".byte": 1, ".short": 2, ".word": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
 #: Instruction prefixes that stand before a mnemonic on its line.
 PREFIXES = frozenset(
     ("rep", "repe", "repz", "repne", "repnz", "lock", "notrack", "data16", "data32", "addr32",
@@ -300,6 +306,18 @@ def _reason(result: AsmResult, st: Statement | None = None) -> str:
     return re.sub(r"\s*\(KS_ERR_\w+\)", "", result).strip().lower() or "Keystone refused it"
 
 
+def _size_problem(st: Statement, own: bytes) -> str | None:
+    """Whether a numeric data statement came out at its size (``.quad (`` gives no bytes
+    and no error)."""
+    width = _WIDTHS.get(st.text.split()[0].lower())
+    if width is None:
+        return None
+    values = len(st.text.split(None, 1)[1].split(","))
+    if len(own) == width * values:
+        return None
+    return f"Keystone made {len(own)} bytes of it, not {width * values}"
+
+
 def _culprit(statements: list[Statement], labels: set[str], address: int) -> UserCodeError | None:
     """The first statement that fails on its own (an error, or no bytes), if any."""
     real = [st for st in statements if st.kind != "label"]
@@ -309,6 +327,8 @@ def _culprit(statements: list[Statement], labels: set[str], address: int) -> Use
             return UserCodeError(TOO_LARGE, st.line)
         if isinstance(single, str) or (single == b"" and st.kind == "instruction"):
             return does_not_assemble(st, _reason(single, st))
+        if st.kind == "data" and (problem := _size_problem(st, single)):
+            return does_not_assemble(st, problem)
     return None
 
 
@@ -426,6 +446,8 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             own = alone[id(st)]
             if isinstance(own, str):
                 raise does_not_assemble(st, _reason(own, st))
+            if problem := _size_problem(st, own):
+                raise does_not_assemble(st, problem)
             chunk = whole[offset : offset + len(own)]
             if len(chunk) != len(own):
                 raise fail(st, "its bytes are missing from the program")

@@ -15,6 +15,8 @@ from engine import ScenarioError, parse_scenario, run_scenario
 from engine.asm import AsmResult, assemble_untrusted
 from engine.scenario import usercode
 from engine.scenario.model import DATA_DIRECTIVES
+from engine.views.json import trace_json
+from engine.views.markdown import trace_markdown
 from tests.engine.test_scenarios import cli
 
 WRITE_HI = """name = "write hi"
@@ -93,6 +95,7 @@ QUOTED = [
     ("nop\n.fill 3", "directive '.fill' is not allowed", 5),
     ("nop\n.byte 4/2", "'.byte 4/2': '/' is not accepted", 5),
     ("rep\nmovsb", "'rep': a prefix goes on the line of its instruction", 4),
+    ("syscall\n.quad (", "'.quad (' does not assemble (Keystone made 0 bytes of it, not 8)", 5),
 ]
 
 
@@ -315,3 +318,19 @@ def test_the_write_example_runs_from_the_cli(tmp_path: Path) -> None:
     r = cli("trace", str(path))
     assert r.returncode == 0, r.stderr
     assert "lea msg(%rip), %rsi" in r.stdout
+
+
+def test_json_and_markdown_show_the_program_as_written() -> None:
+    t = run_scenario(parse_scenario(WRITE_HI))
+    entries = trace_json(t)["user_code"]
+    assert entries[-1] == {
+        "address": "0x401018",
+        "kind": "data",
+        "text": '.ascii "hi\\n"',
+        "bytes": "68690a",
+        "line": 6,
+    }
+    assert [e["kind"] for e in entries].count("instruction") == 5
+    md = trace_markdown(t)
+    assert '0000000000401018      .ascii "hi\\n"   /* 68 69 0a */' in md
+    assert "from `lea msg(%rip), %rsi`" in md  # the step names the user's line
