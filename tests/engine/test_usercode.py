@@ -17,6 +17,7 @@ from engine.scenario import usercode
 from engine.scenario.model import DATA_DIRECTIVES
 from engine.views.json import trace_json
 from engine.views.markdown import trace_markdown
+from tests.conftest import ROOT
 from tests.engine.test_scenarios import cli
 
 WRITE_HI = """name = "write hi"
@@ -334,3 +335,18 @@ def test_json_and_markdown_show_the_program_as_written() -> None:
     md = trace_markdown(t)
     assert '0000000000401018      .ascii "hi\\n"   /* 68 69 0a */' in md
     assert "from `lea msg(%rip), %rsi`" in md  # the step names the user's line
+
+
+def test_the_documented_write_example_runs_as_the_docs_say(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "scenarios.md").read_text()
+    section = doc[doc.index("## User code") :]
+    example = section[
+        section.index("```toml\n") + 8 : section.index("```", section.index("```toml") + 7)
+    ]
+    assert "code = '''" in example
+    path = tmp_path / "write-hi.toml"
+    path.write_text(example)
+    r = cli("trace", str(path))
+    assert r.returncode == 0, r.stderr
+    said = re.search(r"`(write\(1, 0x[0-9a-f]+, 3\) wrote \"hi\\n\" = 3)`", section)
+    assert said is not None and said.group(1) in r.stdout
