@@ -55,7 +55,6 @@ from engine.asm import (
     assemble_untrusted,
     capstone,
     capstone_intel,
-    disasm_one,
     hexify_decimals,
 )
 from engine.constants import MASK64
@@ -309,13 +308,19 @@ def _reason(result: AsmResult, st: Statement | None = None) -> str:
 def _size_problem(st: Statement, own: bytes) -> str | None:
     """Whether a numeric data statement came out at its size (``.quad (`` gives no bytes
     and no error)."""
-    width = _WIDTHS.get(st.text.split()[0].lower())
-    if width is None:
+    width = _width(st)
+    if width is None or len(own) == width * _values(st):
         return None
-    values = len(st.text.split(None, 1)[1].split(","))
-    if len(own) == width * values:
-        return None
-    return f"Keystone made {len(own)} bytes of it, not {width * values}"
+    return f"Keystone made {len(own)} bytes of it, not {width * _values(st)}"
+
+
+def _width(st: Statement) -> int | None:
+    """Bytes per value of a numeric data statement (None: a string directive)."""
+    return _WIDTHS.get(st.text.split()[0].lower())
+
+
+def _values(st: Statement) -> int:
+    return len(st.text.split(None, 1)[1].split(","))
 
 
 def _culprit(statements: list[Statement], labels: set[str], address: int) -> UserCodeError | None:
@@ -416,10 +421,15 @@ def assemble_user_code(source: str, address: int) -> UserCode:
     if not any(st.kind != "label" for st in statements):
         raise UserCodeError("expected at least one instruction")
     labels = {st.asm[:-1] for st in statements if st.kind == "label"}
-    data = [st for st in statements if st.kind == "data"]
-    whole, *sizes = _assemble(
-        ["\n".join(st.asm for st in statements), *(_alone(st, labels) for st in data)], address
+    # A string's size needs Keystone's reading of its escapes: each distinct one is
+    # assembled alone too, in the same child.  A number's is its width (_size_problem holds
+    # Keystone to it), so 20,000 `.byte` lines cost no 20,000 Keystone calls.
+    strings = list(
+        dict.fromkeys(
+            _alone(st, labels) for st in statements if st.kind == "data" and _width(st) is None
+        )
     )
+    whole, *sizes = _assemble(["\n".join(st.asm for st in statements), *strings], address)
     if whole == TOO_LARGE:
         raise UserCodeError(TOO_LARGE)
     if isinstance(whole, str) or whole == b"":
@@ -427,7 +437,7 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             f"does not assemble ({_reason(whole)})"
         )
     assert len(whole) <= MAX_USER_CODE
-    alone = dict(zip((id(st) for st in data), sizes, strict=True))
+    string_bytes = dict(zip(strings, sizes, strict=True))
 
     def fail(st: Statement, reason: str) -> UserCodeError:
         # A statement Keystone dropped silently shifts every later one: name that one.
@@ -443,13 +453,16 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             listing.append(UserLine(at, "label", st.text, b"", st.line))
             continue
         if st.kind == "data":
-            own = alone[id(st)]
-            if isinstance(own, str):
-                raise does_not_assemble(st, _reason(own, st))
-            if problem := _size_problem(st, own):
-                raise does_not_assemble(st, problem)
-            chunk = whole[offset : offset + len(own)]
-            if len(chunk) != len(own):
+            width = _width(st)
+            if width is None:
+                own = string_bytes[_alone(st, labels)]
+                if isinstance(own, str):
+                    raise does_not_assemble(st, _reason(own, st))
+                size = len(own)
+            else:
+                size = width * _values(st)
+            chunk = whole[offset : offset + size]
+            if len(chunk) != size:
                 raise fail(st, "its bytes are missing from the program")
             listing.append(UserLine(at, "data", st.text, chunk, st.line))
             # What it would execute as, if the program jumps into it (no display shows it).
@@ -459,19 +472,20 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             )
             offset += len(chunk)
             continue
-        decoded = disasm_one(whole[offset:], at)
-        if decoded is None:
+        # (at most one instruction's 15 bytes: a copy of the rest per statement is quadratic)
+        insn = next(capstone().disasm(whole[offset : offset + 15], at, 1), None)
+        if insn is None:
             raise fail(st, "its bytes do not decode as an instruction")
-        text, size = decoded
-        insn = next(capstone().disasm(whole[offset : offset + size], at, 1))
-        intel = next(capstone_intel().disasm(whole[offset : offset + size], at, 1))
-        written = _mnemonic_of(st.text)
-        att = _mnemonic_of(insn.mnemonic)
-        if not mnemonic_matches(written, att, _mnemonic_of(intel.mnemonic)):
-            raise fail(
-                st,
-                f"no such instruction {written!r}; Keystone took it for {att!r}, GNU as rejects it",
-            )
+        text, size = f"{insn.mnemonic} {insn.op_str}".strip(), insn.size
+        written, att = _mnemonic_of(st.text), _mnemonic_of(insn.mnemonic)
+        if _canonical(written) != _canonical(att):  # then the Intel name decides
+            intel = next(capstone_intel().disasm(whole[offset : offset + size], at, 1))
+            if not mnemonic_matches(written, att, _mnemonic_of(intel.mnemonic)):
+                raise fail(
+                    st,
+                    f"no such instruction {written!r}; Keystone took it for {att!r}, "
+                    "GNU as rejects it",
+                )
         if problem := _numbers_problem(st, text, insn.op_str, insn.mnemonic):
             raise fail(st, problem)
         lines.append((at, st.text, text))

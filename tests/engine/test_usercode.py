@@ -350,3 +350,13 @@ def test_the_documented_write_example_runs_as_the_docs_say(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     said = re.search(r"`(write\(1, 0x[0-9a-f]+, 3\) wrote \"hi\\n\" = 3)`", section)
     assert said is not None and said.group(1) in r.stdout
+
+
+def test_many_data_statements_cost_one_keystone_text_each_distinct_string(
+    keystone_inputs: list[str],
+) -> None:
+    """The child has 2 s: 20,000 data lines must not mean 20,000 Keystone calls."""
+    code = "\n".join([".byte 1", '.ascii "ab"'] * 9_000 + ["syscall"])
+    sc = parse_scenario(scenario(code))
+    assert sc.code is not None and len(sc.code.code) == 27_002
+    assert len(keystone_inputs) == 2  # the program, and '.ascii "ab"' alone for its size
