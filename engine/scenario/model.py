@@ -6,7 +6,9 @@ read them.  Importing this module loads no emulator, assembler or disassembler.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from engine.trace import UserLine
 
@@ -74,13 +76,19 @@ class UserCode:
     data_insns: tuple[tuple[int, str], ...] = ()
 
     def statement_at(self, address: int) -> str | None:
-        """The instruction statement at *address*, or the data statement holding it."""
-        for addr, stmt, _ in self.lines:
-            if addr == address:
-                return stmt
-        for line in self.listing:
-            if line.kind == "data" and line.address <= address < line.address + len(line.code):
-                return line.text
+        """The instruction statement at *address*, or the data statement holding it.
+
+        Called for every user step: a search of the listing (in address order), not a scan.
+        """
+        k = bisect.bisect_right(self.listing, address, key=attrgetter("address"))
+        while k > 0:
+            k -= 1
+            line = self.listing[k]
+            if line.kind == "label" or not line.code:
+                continue  # no bytes of its own: the statement before it holds the address
+            if line.kind == "instruction":
+                return line.text if line.address == address else None
+            return line.text if address < line.address + len(line.code) else None
         return None
 
     @property
