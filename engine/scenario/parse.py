@@ -224,13 +224,21 @@ def _basic_string(reader: _Reader) -> bool:
 
 
 def _statement_line(reader: _Reader, source: str, number: int) -> int | None:
-    """The file line of line *number* of the code string: the first line from ``code =`` on
-    that holds its text (an escaped newline puts several code lines on one file line)."""
+    """The file line of line *number* of the code string.
+
+    Without escapes it is *number* lines on from ``code =`` (one more when the string opens
+    with a line break, which TOML drops); an escaped newline puts several code lines on
+    one file line, so otherwise the first line from ``code =`` on that holds its text.
+    """
     start = reader.line_of("user.code")
     if start is None:
         return None
     wanted = source.split("\n")[number - 1].strip()
     lines = reader.text.splitlines()
+    opening = re.search(r"=\s*('''|\"\"\")\s*$", lines[start - 1])
+    expected = start + number - (0 if opening else 1)
+    if wanted and expected <= len(lines) and wanted in lines[expected - 1]:
+        return expected
     for i in range(start - 1, len(lines)):
         if wanted and wanted in lines[i]:
             return i + 1

@@ -360,3 +360,11 @@ def test_many_data_statements_cost_one_keystone_text_each_distinct_string(
     sc = parse_scenario(scenario(code))
     assert sc.code is not None and len(sc.code.code) == 27_002
     assert len(keystone_inputs) == 2  # the program, and '.ascii "ab"' alone for its size
+
+
+def test_a_statement_is_placed_on_its_own_line_not_an_earlier_one_that_quotes_it() -> None:
+    err = error_of(scenario("nop  # the next line is nop $1\nnop\nnop $1"))
+    assert err.line == 6, str(err)
+    # an escaped newline puts two code lines on one file line: the line that holds it
+    err = error_of('name = "x"\n[user]\ncode = """nop\\nnop\nnop $1"""\n')
+    assert err.line == 4, str(err)
