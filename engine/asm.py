@@ -92,6 +92,15 @@ def capstone() -> Cs:
     return cs
 
 
+@functools.cache
+def capstone_intel() -> Cs:
+    """Capstone in Intel syntax, whose mnemonics carry no AT&T size suffix (``syscall``,
+    ``mov``): the user-code check tells a suffix from the last letter of a name with it."""
+    import capstone as cs_mod
+
+    return cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64)
+
+
 # A function of its arguments only: a loop in user code decodes the same bytes at the same
 # address on every pass, and Capstone's Python wrapper costs more than the lookup.
 @functools.lru_cache(maxsize=4096)

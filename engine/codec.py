@@ -750,6 +750,11 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
     )
     source = source_lines(c, t)
     u64_map = c.str_map(U64, "d")
+    user_line = c.record(
+        t.UserLine,
+        "U",
+        {"address": U64, "kind": TEXT, "text": TEXT, "code": BYTES, "line": COUNT},
+    )
     trace = c.record(
         t.Trace,
         "T",
@@ -780,6 +785,7 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
             "stopped": TEXT,
             "events": events,
             "not_removed": texts,
+            "user_code": c.tuple_of(user_line, "t:U"),
         },
     )
     return c, trace

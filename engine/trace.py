@@ -317,6 +317,21 @@ class SourceLine:
 
 
 @dataclass(frozen=True, slots=True)
+class UserLine:
+    """One statement of the scenario's ``[user] code``, as written and where it landed.
+
+    The user-code panel, JSON and Markdown show the program from these: labels as labels,
+    data as its bytes (never decoded as instructions), instructions as the user wrote them.
+    """
+
+    address: int
+    kind: str  # "label" | "instruction" | "data"
+    text: str  # the statement as written (``jmp start``, ``msg: .ascii "hi\\n"`` is two)
+    code: bytes = b""  # what it assembled to (nothing for a label)
+    line: int = 0  # 1-based line in the code string
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
     """A whole round trip: what the scenario asked for and every step taken."""
 
@@ -349,3 +364,5 @@ class Trace:
     events: tuple[Event, ...] = ()  # all events of all steps, in order
     #: remove_checks names this kernel has no check for (the scenario run on another kernel)
     not_removed: tuple[str, ...] = ()
+    #: the scenario's user code statement by statement (empty for a trace of another origin)
+    user_code: tuple[UserLine, ...] = ()

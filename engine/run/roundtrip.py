@@ -111,12 +111,12 @@ class Run:
         #: completed and before anything reads the machine (SYSRET's RFLAGS).
         self.after_step: Callable[[], None] | None = None
         assert scenario.code is not None
-        #: The user's IN/OUT instructions, checked by the I/O-permission model.
-        self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
+        #: The user's IN/OUT instructions, checked by the I/O-permission model
+        #: (data the program may execute counts too: its instructions as Capstone reads them).
+        decoded = scenario.code.executable
+        self.io_at = frozenset(a for a, text in decoded if is_io(text))
         #: The user's SYSENTERs: Unicorn runs past them as if they were NOPs.
-        self.sysenter_at = frozenset(
-            a for a, _, text in scenario.code.lines if text.split()[0] == "sysenter"
-        )
+        self.sysenter_at = frozenset(a for a, text in decoded if text.split()[0] == "sysenter")
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
 
@@ -356,6 +356,7 @@ def build_trace(run: Run, final: Regs) -> Trace:
         stopped=run.stopped,
         events=tuple(run.all_events),
         not_removed=sc.not_removed,
+        user_code=sc.code.listing if sc.code is not None else (),
     )
 
 

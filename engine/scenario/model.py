@@ -6,9 +6,11 @@ read them.  Importing this module loads no emulator, assembler or disassembler.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
+from operator import attrgetter
 
-from engine.trace import CheckName, ExitPath
+from engine.trace import CheckName, ExitPath, UserLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +69,38 @@ class UserCode:
     address: int
     code: bytes
     lines: tuple[tuple[int, str, str], ...]  # (address, user's statement, Capstone text)
+    #: every statement (labels, instructions, data) in the order written, for display
+    listing: tuple[UserLine, ...] = ()
+    #: (address, Capstone text) of what the data statements would execute as, if jumped
+    #: into: the machine's models (I/O, SYSENTER) must know them; no display shows them.
+    data_insns: tuple[tuple[int, str], ...] = ()
 
     def statement_at(self, address: int) -> str | None:
-        for addr, stmt, _ in self.lines:
-            if addr == address:
-                return stmt
+        """The instruction statement at *address*, or the data statement holding it.
+
+        Called for every user step: a search of the listing (in address order), not a scan.
+        """
+        k = bisect.bisect_right(self.listing, address, key=attrgetter("address"))
+        while k > 0:
+            k -= 1
+            line = self.listing[k]
+            if line.kind == "label" or not line.code:
+                continue  # no bytes of its own: the statement before it holds the address
+            if line.kind == "instruction":
+                return line.text if line.address == address else None
+            return line.text if address < line.address + len(line.code) else None
         return None
+
+    @property
+    def executable(self) -> tuple[tuple[int, str], ...]:
+        """(address, Capstone text) of every instruction the program holds, data read as code
+        included, by address."""
+        return tuple(sorted([(a, text) for a, _, text in self.lines] + list(self.data_insns)))
 
     @property
     def syscall_return(self) -> int:
         """Where the first ``syscall`` of the program returns to."""
-        for addr, _, text in self.lines:
+        for addr, text in self.executable:
             if text.split()[0] == "syscall":
                 return addr + 2
         return self.address

@@ -6,7 +6,6 @@ The format is documented in docs/scenarios.md.  Every problem is reported as a
 
 from __future__ import annotations
 
-import bisect
 import datetime
 import re
 import tomllib
@@ -14,22 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.asm import (
-    MAX_USER_CODE,
-    TOO_LARGE,
-    AsmResult,
-    AssemblerFailed,
-    assemble_untrusted,
-    capstone,
-    hexify_decimals,
-)
 from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.layout import tables_needed
+from engine.scenario import usercode
 from engine.scenario.model import (
     CPUS,
-    DATA_DIRECTIVES,
     DEFAULT_PID,
     DEFAULT_RAX,
     DEFAULT_RFLAGS,
@@ -39,7 +29,6 @@ from engine.scenario.model import (
     MAX_MEMORY_ENTRIES,
     MAX_MEMORY_TABLES,
     MAX_MEMORY_TOTAL,
-    MAX_STATEMENTS,
     MAX_STEP_CAP,
     SIGFRAME_FIELDS,
     USER_REGS,
@@ -81,14 +70,37 @@ class _Reader:
                 raise self.fail(f"{key}.{k}", f"unknown key; expected one of: {', '.join(allowed)}")
         return value
 
-    def integer(self, value: Any, key: str, lo: int = 0, hi: int = MASK64) -> int:
+    def integer(
+        self,
+        value: Any,
+        key: str,
+        lo: int = 0,
+        hi: int = MASK64,
+        *,
+        negative: bool = True,
+        decimal: bool = False,
+    ) -> int:
+        """*value* as an integer in lo..hi.  A negative one is taken as a 64-bit register
+        holds it (two's complement) only where *negative* (a register's value, ``ax =
+        -14``), never for an address, flags or a selector (``ip = -1`` is a mistake, not
+        0xffffffffffffffff).  A count (*decimal*) is shown in decimal."""
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"expected an integer, got {_kind(value)}")
         if value < 0 and lo >= 0 and value >= -(1 << 63) and hi == MASK64:
-            value &= MASK64  # two's complement, as a 64-bit register holds it
+            if not negative:
+                raise self.fail(
+                    key,
+                    f"value {value} is negative; expected {lo:#x}..{hi:#x} "
+                    "(an address, flags or a selector)",
+                )
+            value &= MASK64
         if not lo <= value <= hi:
-            shown = f"{value:#x}" if abs(value) < 1 << 80 else "with more than 80 bits"
-            raise self.fail(key, f"value {shown} out of range {lo:#x}..{hi:#x}")
+            if abs(value) >= 1 << 80:
+                shown = "with more than 80 bits"
+            else:
+                shown = str(value) if decimal else f"{value:#x}"
+            bounds = f"{lo}..{hi}" if decimal else f"{lo:#x}..{hi:#x}"
+            raise self.fail(key, f"value {shown} out of range {bounds}")
         return value
 
     def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
@@ -181,161 +193,57 @@ def _key_lines(text: str) -> dict[str, int]:
     return found
 
 
-def _split_statements(code: str) -> list[str]:
-    """One statement per line or `;`, comments dropped, ``label: insn`` split in two."""
-    out = []
-    for line in code.replace(";", "\n").splitlines():
-        line = line.split("#", 1)[0].strip()
-        while m := re.match(r"^([\w.$]+):\s*(.*)$", line):
-            out.append(m.group(1) + ":")
-            line = m.group(2).strip()
-        if line:
-            out.append(line)
-    return out
-
-
-def _rename_local_labels(statements: list[str]) -> list[str]:
-    """GNU as numeric local labels (``1:``, ``jmp 1f``, ``jne 1b``) as names Keystone knows."""
-    defs: dict[str, list[int]] = {}  # label number -> statement indexes defining it, in order
-    for i, st in enumerate(statements):
-        if re.fullmatch(r"\d+:", st):
-            defs.setdefault(st[:-1], []).append(i)
-    if not defs:
-        return statements
-
-    out = []
-    for i, st in enumerate(statements):
-        if re.fullmatch(r"\d+:", st):
-            out.append(f"local_{st[:-1]}_{i}:")
-            continue
-
-        def ref(m: re.Match[str], i: int = i) -> str:
-            places = defs.get(m.group(1), [])
-            k = bisect.bisect_left(places, i)
-            if m.group(2) == "b":
-                return f"local_{m.group(1)}_{places[k - 1]}" if k > 0 else m.group(0)
-            k = bisect.bisect_right(places, i)
-            return f"local_{m.group(1)}_{places[k]}" if k < len(places) else m.group(0)
-
-        out.append(re.sub(r"(?<![\w$])(\d+)([bf])\b", ref, st))
-    return out
-
-
-_LABEL = re.compile(r"[A-Za-z_.$][\w.$]*:|\d+:")
-_ASSIGNMENT = re.compile(r"[\w.$]+\s*=")
-
-
-def _check_statements(statements: list[str], reader: _Reader) -> None:
-    """Only instructions, labels and data directives reach the assembler (see engine/asm.py)."""
-    if len(statements) > MAX_STATEMENTS:
-        raise reader.fail("user.code", f"more than {MAX_STATEMENTS} statements")
-    for st in statements:
-        if st.endswith(":") and _LABEL.fullmatch(st):
-            continue
-        if _ASSIGNMENT.match(st):
-            raise reader.fail("user.code", f"symbol assignment is not allowed: {_show(st)}")
-        if st.startswith("."):
-            directive = st.split(None, 1)[0].split(",", 1)[0]
-            if directive.lower() not in DATA_DIRECTIVES:
-                raise reader.fail(
-                    "user.code",
-                    f"directive {_show(directive)} is not allowed; user code may use "
-                    f"instructions, labels and the data directives {' '.join(DATA_DIRECTIVES)}",
-                )
-            continue
-        if not re.match(r"[A-Za-z]", st):
-            raise reader.fail(
-                "user.code",
-                f"expected an instruction, a label or a data directive, got {_show(st)}",
-            )
-
-
-def _assemble(texts: list[str], address: int, reader: _Reader) -> tuple[AsmResult, ...]:
-    try:
-        return assemble_untrusted(texts, address)
-    except AssemblerFailed as exc:
-        raise reader.fail("user.code", str(exc)) from None
-
-
 def assemble_user_code(source: str, address: int, path: str, reader: _Reader) -> UserCode:
-    """Assemble the user's AT&T code at *address* and check it with Capstone.
+    """Assemble the user's AT&T code at *address* (engine.scenario.usercode), every problem a
+    one-line error on the line of the statement it quotes."""
+    try:
+        return usercode.assemble_user_code(source, address)
+    except usercode.UserCodeError as exc:
+        message = exc.message
+        if exc.broken_string and _basic_string(reader):
+            message += f": {BROKEN_BY_ESCAPE}"
+        if exc.line is None:
+            raise reader.fail("user.code", message) from None
+        line = _statement_line(reader, source, exc.line)
+        raise ScenarioError(reader.path, "user.code", message, line) from None
 
-    Only instructions, labels and data directives are accepted, and Keystone runs
-    in a child process with limits (engine.asm.assemble_untrusted).  Decimal
-    numbers are rewritten as hex first (keystone#569); afterwards every number the
-    user wrote must appear in Capstone's reading of the instruction.
+
+#: The hint for a string split by a TOML escape (``"""`` strings decode ``\n``).
+BROKEN_BY_ESCAPE = (
+    'the string was broken by a TOML escape (in "…" and """…""", \\n is a newline); '
+    "use '''…''' for code"
+)
+
+
+def _basic_string(reader: _Reader) -> bool:
+    """Whether ``code`` is written as a basic TOML string, whose escapes are decoded."""
+    line = reader.line_of("user.code")
+    if line is None:
+        return False
+    m = re.search(r"=\s*(['\"])", reader.text.splitlines()[line - 1])
+    return m is not None and m.group(1) == '"'
+
+
+def _statement_line(reader: _Reader, source: str, number: int) -> int | None:
+    """The file line of line *number* of the code string.
+
+    Without escapes it is *number* lines on from ``code =`` (one more when the string opens
+    with a line break, which TOML drops); an escaped newline puts several code lines on
+    one file line, so otherwise the first line from ``code =`` on that holds its text.
     """
-    split = _split_statements(source)
-    _check_statements(split, reader)
-    statements = _rename_local_labels(split)
-    if not statements:
-        raise reader.fail("user.code", "expected at least one instruction")
-    hexed = [hexify_decimals(s) for s in statements]
-    (result,) = _assemble(["\n".join(hexed)], address, reader)
-    if result == TOO_LARGE:
-        raise reader.fail("user.code", TOO_LARGE)
-    if isinstance(result, str):  # KsError: the message says what Keystone disliked
-        raise reader.fail("user.code", f"does not assemble: {result}")
-    code = result
-    assert len(code) <= MAX_USER_CODE
-    insns = list(capstone().disasm(code, address))
-    # orig: the statement as the user wrote it (``jnz 1b``, not the renamed label), to show
-    real = [(s, orig) for s, orig in zip(hexed, split, strict=True) if not s.endswith(":")]
-    if any(s.startswith(".") for s, _ in real):
-        # Data directives (.byte 0x0f, 0x05): no statement-to-instruction mapping to check.
-        if not insns or sum(i.size for i in insns) != len(code):
-            raise reader.fail("user.code", "the bytes given do not decode as instructions")
-        decoded = []
-        for i in insns:
-            text = f"{i.mnemonic} {i.op_str}".strip()
-            decoded.append((i.address, text, text))
-        return UserCode(source, address, code, tuple(decoded))
-    if sum(i.size for i in insns) != len(code) or len(insns) != len(real):
-        # Keystone can also fail silently, returning no bytes (``movq %rax, %bogus``):
-        # find the statement it dropped (a label reference fails alone: judged with the
-        # whole block).
-        singles = _assemble([s for s, _ in real], address, reader)
-        for (_, orig), single in zip(real, singles, strict=True):
-            if single == b"":
-                # the statement as the user wrote it ($39), not the hex rewrite ($0x27)
-                raise reader.fail("user.code", f"does not assemble: {_show(orig)}")
-        raise reader.fail(
-            "user.code",
-            f"{len(real)} statements assembled to {len(insns)} instructions; "
-            "one instruction per statement expected",
-        )
-    lines: list[tuple[int, str, str]] = []
-    # a number, not the digits of a name (foo7, the renamed local_1_3) or register (%r8)
-    num = re.compile(r"(?<![\w.])(?:-?0x[0-9a-fA-F]+|-?\d+)")
-    for (stmt, orig), insn in zip(real, insns, strict=True):
-        text = f"{insn.mnemonic} {insn.op_str}".strip()
-        wanted = [int(n, 0) for n in num.findall(stmt.split(" ", 1)[-1])]
-        got = {int(n, 0) & MASK64 for n in num.findall(insn.op_str)}
-        is_branch = insn.mnemonic.startswith(("j", "call", "loop"))
-        # Sign-extended immediates read back as 64-bit; compare the low parts too.
-        got |= {g & 0xFFFFFFFF for g in got} | {g & 0xFF for g in got} | {1, 2, 4, 8}
-        if not is_branch and " " in stmt and not all(_encoded(w, got) for w in wanted):
-            raise reader.fail(
-                "user.code",
-                f"Keystone assembled {_show(orig)} as {text!r}; refusing a silent wrong byte",
-            )
-        lines.append((insn.address, orig, text))
-    return UserCode(source, address, code, tuple(lines))
-
-
-def _encoded(number: int, got: set[int]) -> bool:
-    """Whether *number* as the user wrote it is among Capstone's operands *got*.
-
-    A negative immediate comes back at its operand's width (``movl $-1, %eax`` reads
-    ``$0xffffffff``): it matches its two's complement at any width it fits in.
-    """
-    if number >= 0:
-        return number & MASK64 in got
-    return any(
-        number & ((1 << bits) - 1) in got
-        for bits in (64, 32, 16, 8)
-        if number >= -(1 << (bits - 1))
-    )
+    start = reader.line_of("user.code")
+    if start is None:
+        return None
+    wanted = source.split("\n")[number - 1].strip()
+    lines = reader.text.splitlines()
+    opening = re.search(r"=\s*('''|\"\"\")\s*$", lines[start - 1])
+    expected = start + number - (0 if opening else 1)
+    if wanted and expected <= len(lines) and wanted in lines[expected - 1]:
+        return expected
+    for i in range(start - 1, len(lines)):
+        if wanted and wanted in lines[i]:
+            return i + 1
+    return start
 
 
 #: What [expect] says for "no exit", "no failed check", "no fault".
@@ -346,6 +254,9 @@ TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigf
 MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks")
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
+#: pt_regs and sigframe fields that hold an address, flags or a selector: no negative value
+NOT_NEGATIVE = frozenset(("ip", "sp", "flags", "cs", "ss", "rip", "rsp", "eflags", "gs", "fs",
+                          "uc_flags"))  # fmt: skip
 EXPECT_KEYS = ("exit", "failed_check", "fault", "fault_cpl")
 
 
@@ -390,12 +301,12 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     rip = r.integer(u.get("rip", DEFAULT_RIP), "user.rip", 0, user_top)
     # Any value: RSP is not checked by IRET or SYSRET (a what-if may want a bad one);
     # only a canonical user address gets stack pages.
-    rsp = r.integer(u.get("rsp", DEFAULT_RSP), "user.rsp")
+    rsp = r.integer(u.get("rsp", DEFAULT_RSP), "user.rsp", negative=False)
     rflags = r.integer(u.get("rflags", DEFAULT_RFLAGS), "user.rflags", 0, 0x3FFFFF)
     if rflags & 0x20000:
         raise r.fail("user.rflags", "VM (bit 17) cannot be set in 64-bit mode")
-    fs_base = r.integer(u.get("fs_base", 0), "user.fs_base")
-    gs_base = r.integer(u.get("gs_base", 0), "user.gs_base")
+    fs_base = r.integer(u.get("fs_base", 0), "user.fs_base", negative=False)
+    gs_base = r.integer(u.get("gs_base", 0), "user.gs_base", negative=False)
     for key, val in (("user.fs_base", fs_base), ("user.gs_base", gs_base)):
         if not is_canonical(val, config.paging):
             raise r.fail(key, f"expected a canonical address, got {val:#x}")
@@ -404,11 +315,15 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
 
     h = r.table(data, "handler", HANDLER_KEYS)
     hs = r.table(h, "handler.set", PT_REGS_FIELDS)
-    handler_set = {k: r.integer(v, f"handler.set.{k}") for k, v in hs.items()}
-    pid = r.integer(h.get("pid", DEFAULT_PID), "handler.pid", 1, 4194304)
+    handler_set = {
+        k: r.integer(v, f"handler.set.{k}", negative=k not in NOT_NEGATIVE) for k, v in hs.items()
+    }
+    pid = r.integer(h.get("pid", DEFAULT_PID), "handler.pid", 1, 4194304, decimal=True)
 
     sf = r.table(data, "sigframe", SIGFRAME_FIELDS)
-    sigframe = {k: r.integer(v, f"sigframe.{k}") for k, v in sf.items()}
+    sigframe = {
+        k: r.integer(v, f"sigframe.{k}", negative=k not in NOT_NEGATIVE) for k, v in sf.items()
+    }
 
     memory = []
     mem = data.get("memory", [])
@@ -449,10 +364,14 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         exit=ExitPath(exit_path) if exit_path is not None else None,
         failed_check=CheckName(failed_check) if failed_check is not None else None,
         fault=named("fault", fault_names),
-        fault_cpl=r.integer(e["fault_cpl"], "expect.fault_cpl", 0, 3) if "fault_cpl" in e else None,
+        fault_cpl=r.integer(e["fault_cpl"], "expect.fault_cpl", 0, 3, decimal=True)
+        if "fault_cpl" in e
+        else None,
         given=tuple(e),
     )
-    step_cap = r.integer(data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP)
+    step_cap = r.integer(
+        data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
+    )
     return Scenario(
         name=name, path=path, description=description, kernel=kernel, machine=config,
         regs=regs, rip=rip, rsp=rsp, rflags=rflags | 0x2, fs_base=fs_base, gs_base=gs_base,
@@ -524,7 +443,7 @@ def _check_names(r: _Reader, value: Any, checks: tuple[str, ...]) -> tuple[str, 
 
 
 def _paging(r: _Reader, value: Any) -> int:
-    v = r.integer(value, "machine.paging", 4, 5)
+    v = r.integer(value, "machine.paging", 4, 5, decimal=True)
     return v
 
 

@@ -94,6 +94,17 @@ def trace_json(trace: Trace) -> dict[str, Any]:
         "handler": list(trace.handler),
         "output": trace.output.decode("utf-8", "backslashreplace"),
         "stopped": trace.stopped,
+        # the scenario's code as written: labels, instructions and data (bytes, never decoded)
+        "user_code": [
+            {
+                "address": hx(line.address),
+                "kind": line.kind,
+                "text": line.text,
+                "bytes": line.code.hex(),
+                "line": line.line,
+            }
+            for line in trace.user_code
+        ],
         "steps": [step_json(s) for s in trace.steps],
         "final": {"cpl": trace.final_cpl, "regs": regs_json(final)},
     }

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from engine.checks import describe
 from engine.constants import flag_names
+from engine.errors import escape
 from engine.i18n import LANGUAGES, N_, get_language, set_language, tr
 from engine.kernel.variants import C_CHECK_SOURCE, spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
@@ -296,15 +297,37 @@ def _context(trace: Trace, group: _Group, previous: Step | None) -> list[int]:
     return lines
 
 
+def user_program(trace: Trace) -> list[str]:
+    """The scenario's code, a line per statement: address, then the statement as written;
+    a data statement with its bytes as a comment (data is never shown as instructions)."""
+    out = []
+    for line in trace.user_code:
+        text = escape(line.text)
+        if line.kind == "label":
+            out.append(f"{line.address:016x}  {text}")
+        elif line.kind == "data":
+            shown = line.code[:16].hex(" ") + (" …" if len(line.code) > 16 else "")
+            out.append(f"{line.address:016x}      {text}   /* {shown} */")
+        else:
+            out.append(f"{line.address:016x}      {text}")
+    return out
+
+
 def _listing(trace: Trace) -> Iterator[str]:
     numbers = {s.number: s for s in trace.source}
     seen: set[tuple[int, str]] = set()
     previous: Step | None = None
     head = [_("step"), _("address"), _("instruction"), _("what it did")]
+    program_shown = False
     for group in _groups(trace.steps):
         if group.line is None:
             yield f"### {esc(_(W_USER_CODE_CPL_3))}"
             yield ""
+            if not program_shown and trace.user_code:
+                # the user's program as written (labels, data as bytes) before what it did
+                program_shown = True
+                yield from fenced(user_program(trace), "asm")
+                yield ""
         else:
             shown = _context(trace, group, previous)
             while len(shown) > 1 and not numbers[shown[0]].text.strip():

@@ -101,7 +101,7 @@ BROKEN = [
     (
         "asm.toml",
         'name = "x"\n[user]\ncode = "movq %rax, %bogus"\n',
-        "user.code: does not assemble",
+        "user.code: 'movq %rax, %bogus' does not assemble",
         None,
     ),
     ("noname.toml", "[user]\nrax = 1\n", "name: required key missing", None),
@@ -197,7 +197,7 @@ def test_user_code_forms(code: str, user_texts: list[str]) -> None:
 
 def test_keystone_silent_drop_is_an_error() -> None:
     # Keystone returns no bytes, without an error, for an unknown register.
-    with pytest.raises(ScenarioError, match="does not assemble: 'movq %rax, %bogus'"):
+    with pytest.raises(ScenarioError, match="'movq %rax, %bogus' does not assemble"):
         parse_scenario('name = "x"\n[user]\ncode = "movq %rax, %bogus; syscall"')
 
 

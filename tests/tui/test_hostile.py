@@ -161,7 +161,7 @@ async def test_hostile_files_load_in_app_without_harm(tmp_path: Path) -> None:
     write(tmp_path, "hang.toml", 'name = "h"\n[user]\ncode = "-1"\n')
     write(tmp_path, "crash.toml", 'name = "c"\n[user]\ncode = ".text"\n')
     write(tmp_path, "w.toml", WRITE_MARKUP)
-    write(tmp_path, "ks-hang.toml", 'name = "k"\n[user]\ncode = ".quad [1"\n')
+    write(tmp_path, "ks-hang.toml", 'name = "k"\n[user]\ncode = ".quad )"\n')
     os.mkfifo(tmp_path / "fifo.toml")
     messages: list[Message] = []
 
@@ -219,7 +219,7 @@ async def test_q_quits_while_a_long_load_runs(tmp_path: Path) -> None:
 
 @run_async
 async def test_keys_work_while_keystone_hangs_in_the_child(tmp_path: Path) -> None:
-    write(tmp_path, "ks-hang2.toml", 'name = "k"\n[user]\ncode = ".quad [2"\n')
+    write(tmp_path, "ks-hang2.toml", 'name = "k"\n[user]\ncode = ".quad %rax"\n')
     app = make_app(scenario_dirs=(tmp_path,))
     async with app.run_test(size=WIDE) as pilot:
         await _open(app, pilot, "ks-hang2.toml")

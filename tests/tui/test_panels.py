@@ -56,7 +56,7 @@ async def test_start_shows_the_initial_state_with_nothing_changed() -> None:
         listing = app.query_one(SourceListing)
         assert listing.ran_row is None
         assert listing.next_row is not None
-        assert "movl $0x27, %eax" in listing.rows[listing.next_row].text
+        assert "mov $39, %eax" in listing.rows[listing.next_row].text  # as written
         status = text(app.query_one(StatusLine))
         assert f"step 0/{len(trace.steps)}" in status and "CPL 3" in status and "exit —" in status
         assert "verdict pending" in text(app.query_one(ChecksPanel))

@@ -6,6 +6,7 @@ marker changed, however long the listing is.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -56,9 +57,10 @@ class Listing:
     def from_trace(cls, trace: Trace) -> Listing:
         """Lay out the rows every step can point at.
 
-        The user program (each distinct instruction the run executed at CPL 3, by address)
-        comes first, then entry_64.S, then kernel code outside it (the modelled C handler),
-        grouped by symbol, so that every step has a row to highlight.
+        The user program (the scenario's code as written, then anything else the run
+        executed at CPL 3, by address) comes first, then entry_64.S, then kernel code
+        outside it (the modelled C handler), grouped by symbol, so that every step has a
+        row to highlight.
         """
         user: dict[int, str] = {}
         other: dict[str, dict[int, str]] = {}
@@ -70,9 +72,35 @@ class Listing:
                     other.setdefault(step.label, {}).setdefault(step.rip, step.text)
         rows: list[ListingRow] = [ListingRow("heading", N_("user program · CPL 3"))]
         row_of_rip: dict[int, int] = {}
-        for address in sorted(user):
+        # The scenario's own lines, as written (labels, `jmp start`, data as its bytes), so a
+        # step at CPL 3 lights the line the user wrote, not Capstone's rewrite of it.
+        spans: list[tuple[int, int, int]] = []  # (first address, end, row) of code and data
+        for user_line in trace.user_code:
+            if user_line.kind == "label":
+                rows.append(
+                    ListingRow("user", f"{user_line.address:016x}  {user_line.text}", is_label=True)
+                )
+                continue
+            spans.append(
+                (user_line.address, user_line.address + max(len(user_line.code), 1), len(rows))
+            )
+            text = user_line.text
+            if user_line.kind == "data":
+                shown = user_line.code[:8].hex(" ") + (" …" if len(user_line.code) > 8 else "")
+                text = f"{text}   /* {shown} */"
+            rows.append(ListingRow("user", f"{user_line.address:016x}      {text}"))
+        spans.sort()
+        starts = [span[0] for span in spans]
+        outside: dict[int, str] = {}
+        for address, text in user.items():
+            k = bisect.bisect_right(starts, address) - 1
+            if k >= 0 and address < spans[k][1]:
+                row_of_rip[address] = spans[k][2]
+            else:  # past the program (or a trace without its user code): what ran there
+                outside[address] = text
+        for address in sorted(outside):
             row_of_rip[address] = len(rows)
-            rows.append(ListingRow("user", f"{address:016x}  {user[address]}"))
+            rows.append(ListingRow("user", f"{address:016x}  {outside[address]}"))
         rows.append(ListingRow("heading", f"arch/x86/entry/entry_64.S · {trace.kernel}"))
         first_source = len(rows)
         for line in trace.source:
