@@ -4,9 +4,10 @@
  * entry and its two exits, at the kernel's macro level.  Rendered for
  * syscall-tui; lines starting with "///" are notes for the reader and are not
  * shown as source.  Macros are expanded by engine/kernel/macros.py as the
- * traced kernel patched them at boot (Debian's build: IBT's ENDBR present,
- * no ESPFIX64, mitigations the CPU does not need patched out), for the PTI /
- * PCID / paging the scenario gives.  Per-CPU variables are reached
+ * traced kernel patched them at boot (Debian's cloud kernel: IBT's ENDBR
+ * present, no ESPFIX64, which Debian's default amd64 kernel has; mitigations
+ * the CPU does not need patched out), for the PTI / PCID / paging the scenario
+ * gives.  Per-CPU variables are reached
  * %gs-relative through RIP-relative addressing, as 6.12 compiles them.
  */
 
@@ -211,7 +212,7 @@ SYM_INNER_LABEL(restore_regs_and_return_to_kernel, SYM_L_GLOBAL)
 
 .Lnative_iret:
 	UNWIND_HINT_IRET_REGS
-/// Debian's 6.12 build has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ.
+/// Debian's 6.12 cloud kernel, the one traced, has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ. (Debian's default amd64 kernel has ESPFIX64 and tests SS here, as v5.8 does.)
 SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR	/* exc_double_fault */
 	/*
