@@ -29,6 +29,10 @@ FALSE: list[tuple[str, str]] = [
     (r"no \(Debian's build\)", "only Debian's cloud kernel lacks ESPFIX64"),
     (r"Debian の 6\.12? ビルドには CONFIG_X86_ESPFIX64", "only the cloud kernel lacks ESPFIX64"),
     (r"as Debian builds it has no ESPFIX64", "only the cloud kernel lacks ESPFIX64"),
+    # 6.1.192 and 6.12 dispatch through x64_sys_call(), a switch (the BHI fix);
+    # arch/x86/entry/syscall_64.c: "The sys_call_table[] is no longer used for system calls".
+    (r"(look up the handler in|handler from) sys_call_table", "6.1/6.12 call x64_sys_call()"),
+    (r"sys_call_table (から|の)ハンドラ", "6.1/6.12 call x64_sys_call()"),
 ]
 
 
