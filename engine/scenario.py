@@ -25,7 +25,7 @@ from engine.asm import (
     capstone,
     hexify_decimals,
 )
-from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
+from engine.constants import EXCEPTION_NAMES, IOPL, MASK64, PT_REGS_FIELDS, is_canonical
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.machine import MachineConfig
@@ -475,6 +475,15 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     rflags = r.integer(u.get("rflags", DEFAULT_RFLAGS), "user.rflags", 0, 0x3FFFFF)
     if rflags & 0x20000:
         raise r.fail("user.rflags", "VM (bit 17) cannot be set in 64-bit mode")
+    if rflags & IOPL:
+        # Since Linux 5.5 iopl(3) sets thread.iopl_emul and opens the I/O bitmap
+        # (arch/x86/kernel/ioport.c); sigreturn (FIX_EFLAGS) and ptrace (FLAG_MASK) cannot
+        # set IOPL either, so no task of v5.8, 6.1 or 6.12 runs with RFLAGS.IOPL != 0.
+        raise r.fail(
+            "user.rflags",
+            f"IOPL (bits 12-13) is {(rflags & IOPL) >> 12}, but no task of these kernels runs "
+            "with IOPL != 0: since Linux 5.5 iopl() opens the TSS I/O bitmap instead",
+        )
     fs_base = r.integer(u.get("fs_base", 0), "user.fs_base")
     gs_base = r.integer(u.get("gs_base", 0), "user.gs_base")
     for key, val in (("user.fs_base", fs_base), ("user.gs_base", gs_base)):

@@ -33,6 +33,8 @@ FALSE: list[tuple[str, str]] = [
     # arch/x86/entry/syscall_64.c: "The sys_call_table[] is no longer used for system calls".
     (r"(look up the handler in|handler from) sys_call_table", "6.1/6.12 call x64_sys_call()"),
     (r"sys_call_table (から|の)ハンドラ", "6.1/6.12 call x64_sys_call()"),
+    # Since v5.5 iopl() is emulated through the I/O bitmap (arch/x86/kernel/ioport.c).
+    (r"IOPL 3 is allowed|\(iopl\(3\)\)", "iopl(3) does not set RFLAGS.IOPL"),
 ]
 
 

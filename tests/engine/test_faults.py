@@ -6,6 +6,7 @@ import pytest
 
 from engine import Session, parse_scenario
 from engine.constants import VEC_BP, VEC_GP, VEC_PF, VEC_UD
+from engine.errors import ScenarioError
 from engine.faults import is_io
 from engine.model import error_code, io_faults, sysret_rflags
 from engine.trace import EventKind, Trace
@@ -44,11 +45,15 @@ def test_port_io_without_iopl_is_a_modelled_gp0(insn: str) -> None:
     assert f.modelled and t.steps[-1].modelled
 
 
-def test_port_io_with_iopl3_runs() -> None:
-    t = Session(
-        parse_scenario('name = "io"\n[user]\nrflags = 0x3246\ncode = "in $0x60, %al; syscall"\n')
-    ).run()
-    assert t.fault is None and t.exit == "sysret"
+@pytest.mark.parametrize("rflags", [0x1246, 0x2246, 0x3246])
+def test_a_user_iopl_is_refused_with_the_reason(rflags: int) -> None:
+    # iopl(3) has opened the I/O bitmap instead of setting RFLAGS.IOPL since Linux 5.5:
+    # a scenario cannot start a task with IOPL != 0, so port I/O at CPL 3 always faults.
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(f'name = "io"\n[user]\nrflags = {rflags:#x}\ncode = "in $0x60, %al"\n')
+    text = str(err.value)
+    assert "\n" not in text and "user.rflags" in text and "iopl()" in text
+    assert f"IOPL (bits 12-13) is {rflags >> 12}" in text
 
 
 def test_ud2_is_ud_and_int3_is_bp_with_rip_after_it() -> None:
