@@ -35,6 +35,13 @@ FALSE: list[tuple[str, str]] = [
     (r"sys_call_table (から|の)ハンドラ", "6.1/6.12 call x64_sys_call()"),
     # Since v5.5 iopl() is emulated through the I/O bitmap (arch/x86/kernel/ioport.c).
     (r"IOPL 3 is allowed|\(iopl\(3\)\)", "iopl(3) does not set RFLAGS.IOPL"),
+    # 0x7ffffffff000 is TASK_SIZE_MAX, the page no task can map, above the last user page.
+    (
+        r"last user page,? \(?0x7ffffffff000|return(s)? to the last user page",
+        "0x7ffffffff000 is TASK_SIZE_MAX",
+    ),
+    (r"last page below TASK_SIZE_MAX|last-page-below-task-size-max", "it is TASK_SIZE_MAX"),
+    (r"ユーザ空間の最後のページ（0x7ffffffff000）", "0x7ffffffff000 is TASK_SIZE_MAX"),
 ]
 
 

@@ -99,7 +99,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 	ALTERNATIVE "shl $(64 - 48), %rcx; sar $(64 - 48), %rcx", "shl $(64 - 57), %rcx; sar $(64 - 57), %rcx", X86_FEATURE_LA57
 
 	/* If this changed %rcx, it was not canonical */
-/// Check 2 (canonical_rip): if sign-extension changed RCX it was not canonical, and Intel's SYSRET would #GP in ring 0 on the user's stack (CVE-2012-0217). 6.1 still tests canonical-ness, so the last user page (0x7ffffffff000) passes.
+/// Check 2 (canonical_rip): if sign-extension changed RCX it was not canonical, and Intel's SYSRET would #GP in ring 0 on the user's stack (CVE-2012-0217). 6.1 still tests canonical-ness, so TASK_SIZE_MAX itself (0x7ffffffff000, the page above the last user page, which no task can map) passes.
 	cmpq	%rcx, %r11
 	jne	swapgs_restore_regs_and_return_to_usermode
 

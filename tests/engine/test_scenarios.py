@@ -213,7 +213,7 @@ def test_int80_is_not_the_syscall_path() -> None:
 def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
     """6.12's rip_below_task_size_max is longer than the other names: the compared values
     still start in one column, not glued to that name."""
-    r = cli("trace", "scenarios/v6.12-last-page-below-task-size-max.toml")
+    r = cli("trace", "scenarios/v6.12-fallthrough-to-task-size-max.toml")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     start = lines.index(next(x for x in lines if x.startswith("failed check:"))) + 1

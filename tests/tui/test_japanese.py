@@ -182,7 +182,7 @@ LAYOUT_SCENARIOS = (
     "getpid.toml",
     "sigreturn-noncanonical.toml",
     "cve-2012-0217-intel.toml",
-    "v6.12-last-page-below-task-size-max.toml",
+    "v6.12-fallthrough-to-task-size-max.toml",
     "v6.1-tf-single-step.toml",
 )
 
