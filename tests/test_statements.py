@@ -42,6 +42,16 @@ FALSE: list[tuple[str, str]] = [
     ),
     (r"last page below TASK_SIZE_MAX|last-page-below-task-size-max", "it is TASK_SIZE_MAX"),
     (r"ユーザ空間の最後のページ（0x7ffffffff000）", "0x7ffffffff000 is TASK_SIZE_MAX"),
+    # IRETQ to a non-canonical RIP is #GP(0) (SDM vol. 2A, IRET); SYSRET loads TF from R11
+    # (and traps at once) but always clears RF.
+    (
+        r"return anywhere and restore any flag|どこへでも戻れ",
+        "IRET cannot go to a non-canonical RIP",
+    ),
+    (
+        r"IRET restores RF and TF, which SYSRET cannot|IRET は RF と TF を復元できる",
+        "SYSRET loads TF; only RF is IRET's alone",
+    ),
 ]
 
 

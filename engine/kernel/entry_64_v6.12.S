@@ -175,7 +175,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 	pushq	6*8(%rdi)	/* SS */
 /// ... RSP ...
 	pushq	5*8(%rdi)	/* RSP */
-/// ... RFLAGS (IRET restores RF and TF, which SYSRET cannot) ...
+/// ... RFLAGS (IRET restores RF, which SYSRET cannot, and a TF that traps only after the first user instruction) ...
 	pushq	4*8(%rdi)	/* EFLAGS */
 /// ... CS ...
 	pushq	3*8(%rdi)	/* CS */
@@ -221,6 +221,6 @@ SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	 * Double-faults due to espfix64 are handled in exc_double_fault.
 	 * Other faults here are fatal.
 	 */
-/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks them against the GDT, and drops to CPL 3. Unlike SYSRET it can return anywhere and restore any flag.
+/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks the selectors against the GDT, and drops to CPL 3. Unlike SYSRET it loads CS and SS from the frame and restores RF, but it cannot return to a non-canonical RIP: that raises #GP(0) at CPL 0 on the IRETQ itself (modelled here), which error_entry sends to fixup_bad_iret.
 	iretq
 SYM_CODE_END(common_interrupt_return)
