@@ -57,12 +57,13 @@ from engine.kernel.common_c import CCheck, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.launch import launch_key, prepare_launch, user_mappings
-from engine.machine import GPRS, Machine
+from engine.machine import GDT_DESCRIPTORS, GPRS, Machine
 from engine.model import (
     cr3_as_stored,
     error_code,
     io_faults,
     iret_faults,
+    syscall_compat_faults,
     syscall_transition,
     sysenter_faults,
     sysret_faults,
@@ -90,6 +91,19 @@ KERNEL_COUNT = 1 << 30
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
+
+
+#: The vector of int $0x80, the 32-bit system-call gate (IA32_SYSCALL_VECTOR).
+VEC_INT80 = 0x80
+
+
+def _long_mode_cs(selector: int) -> bool:
+    """Is *selector* a 64-bit code segment (L = 1)?  CS 0x23, __USER32_CS, is not: code
+    under it runs in compatibility mode.  This machine has no LDT."""
+    index = selector >> 3
+    if selector & 4 or index >= len(GDT_DESCRIPTORS):
+        return False
+    return bool(GDT_DESCRIPTORS[index] >> 53 & 1)
 
 
 class _Stop(Exception):
@@ -173,6 +187,9 @@ class Run:
         self.stopped = ""
         self.hook_error: BaseException | None = None
         self.syscall_hit: int | None = None
+        #: where RIP belongs when a hook stopped the run on an instruction that did not
+        #: complete (Unicorn's SYSCALL helper has already moved RIP past it)
+        self.rewind_rip: int | None = None
         self.pt_at_call: dict[str, int] = {}
         self.pt_after_call: dict[str, int] = {}
         self.handler_lines: list[str] = []
@@ -323,16 +340,20 @@ class Run:
         """
         if sysenter_faults(self.sc.machine.cpu):
             self._model_fault(
-                VEC_UD, address, "SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"
+                VEC_UD,
+                address,
+                N_("SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"),
             )
         self._event(
             Event(
                 EventKind.UNSUPPORTED,
-                "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
-                "emulated: only entry_SYSCALL_64 is",
+                N_(
+                    "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
+                    "emulated: only entry_SYSCALL_64 is"
+                ),
             )
         )
-        self.stopped = "stopped at SYSENTER (entry_SYSENTER_compat is not emulated)"
+        self.stopped = N_("stopped at SYSENTER (entry_SYSENTER_compat is not emulated)")
         raise _Stop
 
     def _user_instruction(self) -> None:
@@ -632,8 +653,42 @@ class Run:
         # Unicorn calls this hook from its syscall helper before the helper advances RIP:
         # RIP is the address of the `syscall` (0f 05, always 2 bytes).  After emu_stop it
         # has moved past it, so the address is taken here.
-        self.syscall_hit = int(uc.reg_read(X.UC_X86_REG_RIP))
+        rip = int(uc.reg_read(X.UC_X86_REG_RIP))
+        if not _long_mode_cs(int(uc.reg_read(X.UC_X86_REG_CS))):
+            self._syscall_compat(rip)
+        self.syscall_hit = rip
         uc.emu_stop()
+
+    def _syscall_compat(self, address: int) -> None:
+        """SYSCALL in compatibility mode: #UD on Intel (modelled); on AMD the 32-bit entry.
+
+        Unicorn 2.1 calls the SYSCALL hook whatever the mode, so without this the engine
+        would run entry_SYSCALL_64, which no CPU enters from 32-bit code.
+        """
+        self.rewind_rip = address
+        if syscall_compat_faults(self.sc.machine.cpu):
+            self._model_fault(
+                VEC_UD,
+                address,
+                N_(
+                    "SYSCALL in compatibility mode (CS.L = 0) is invalid on Intel "
+                    "(SDM vol. 2B, SYSCALL)"
+                ),
+            )
+        self._event(
+            Event(
+                EventKind.UNSUPPORTED,
+                N_(
+                    "SYSCALL in compatibility mode enters through MSR_CSTAR into "
+                    "entry_SYSCALL_compat on AMD, which is not modelled yet: only "
+                    "entry_SYSCALL_64 is"
+                ),
+            )
+        )
+        self.stopped = N_(
+            "stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat is not modelled yet)"
+        )
+        raise _Stop
 
     def _on_intr(self, uc: Any, intno: int, data: Any) -> None:
         rip = int(uc.reg_read(X.UC_X86_REG_RIP))
@@ -641,6 +696,20 @@ class Run:
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
             # is taken on the way into the kernel.
             return
+        if intno == VEC_INT80:
+            # int $0x80 goes through the IDT's DPL-3 gate to entry_INT80_compat, the
+            # 32-bit system-call entry (CONFIG_IA32_EMULATION): a system call, not a fault.
+            self._event(
+                Event(
+                    EventKind.UNSUPPORTED,
+                    N_(
+                        "int $0x80 is the 32-bit system-call entry (entry_INT80_compat), not a "
+                        "fault; it is not modelled yet: only entry_SYSCALL_64 is"
+                    ),
+                )
+            )
+            self.stopped = N_("stopped at int $0x80 (entry_INT80_compat is not modelled yet)")
+            raise _Stop
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
         cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
         self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
@@ -750,6 +819,8 @@ class Run:
         # it stands, as one raised in a hook does.
         with contextlib.suppress(_Stop):
             self._phases()
+        if self.rewind_rip is not None:
+            self.uc.reg_write(X.UC_X86_REG_RIP, self.rewind_rip)
         self._after_step()
         if self.record and self.pending is not None:
             with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded

@@ -13,6 +13,7 @@ import pytest
 from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
 from engine.constants import MASK64
 from engine.report import expectation_mismatches
+from engine.trace import EventKind
 from tests.conftest import ROOT, SCENARIOS
 
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
@@ -204,10 +205,17 @@ def test_any_rsp_value_is_allowed_and_returned() -> None:
     assert t.exit == "sysret" and t.final is not None and t.final.rsp == MASK64
 
 
-def test_int80_is_not_the_syscall_path() -> None:
+def test_int80_is_the_compat_entry_not_a_fault() -> None:
+    # int $0x80 is the 32-bit system call (entry_INT80_compat): not modelled, and not
+    # reported as an exception either.
     t = run_scenario(parse_scenario('name = "x"\n[user]\ncode = "int $0x80"'))
-    assert t.fault is not None and t.fault.name == "INT 0x80" and t.fault.cpl == 3
-    assert t.exit is None
+    assert t.fault is None and t.exit is None
+    assert "entry_INT80_compat is not modelled yet" in t.stopped
+    assert any(
+        e.kind == EventKind.UNSUPPORTED and "32-bit system-call entry" in e.text
+        for s in t.steps
+        for e in s.events
+    )
 
 
 def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
