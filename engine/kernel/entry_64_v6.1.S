@@ -26,7 +26,7 @@ SYM_CODE_START(entry_SYSCALL_64)
 	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
 
 SYM_INNER_LABEL(entry_SYSCALL_64_safe_stack, SYM_L_GLOBAL)
-/// From this label on, RSP is the task stack: an NMI or #DB that hits here may trust it.
+/// From this label on, RSP is the task stack: ip_within_syscall_gap() treats RIPs before it as still on the user's RSP, which the SEV-ES #VC handler (vc_switch_off_ist) must not trust.
 	ANNOTATE_NOENDBR
 
 	/* Construct struct pt_regs on stack */
