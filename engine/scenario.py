@@ -25,7 +25,14 @@ from engine.asm import (
     capstone,
     hexify_decimals,
 )
-from engine.constants import EXCEPTION_NAMES, IOPL, MASK64, PT_REGS_FIELDS, is_canonical
+from engine.constants import (
+    EXCEPTION_NAMES,
+    IOPL,
+    MASK64,
+    PT_REGS_FIELDS,
+    is_canonical,
+    user_space_top,
+)
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.machine import MachineConfig
@@ -489,6 +496,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     for key, val in (("user.fs_base", fs_base), ("user.gs_base", gs_base)):
         if not is_canonical(val, config.paging):
             raise r.fail(key, f"expected a canonical address, got {val:#x}")
+        why = _unreachable_base(kernel, val, config.paging)
+        if why:
+            raise r.fail(key, why)
     code_src = r.string(u.get("code", "syscall"), "user.code")
     code = assemble_user_code(code_src, rip, path, r)
 
@@ -566,6 +576,22 @@ def _check_memory(
         )
 
 
+def _unreachable_base(kernel: str, base: int, paging: int) -> str:
+    """Why a task of *kernel* can never have the FS or GS base *base* ("" if it can).
+
+    Without FSGSBASE (v5.8: user space got WRFSBASE/WRGSBASE in 5.9) the only way to set
+    a base is arch_prctl(ARCH_SET_FS/GS), and do_arch_prctl_64() returns -EPERM for an
+    address at or above TASK_SIZE_MAX.
+    """
+    task_size_max = user_space_top(paging) - 0x1000
+    if spec(kernel).fsgsbase or base < task_size_max:
+        return ""
+    return (
+        f"{base:#x} is at or above TASK_SIZE_MAX, and {kernel} has no FSGSBASE (5.9+): "
+        "its only way to set a base, arch_prctl(), refuses such an address"
+    )
+
+
 def with_kernel(sc: Scenario, kernel: str) -> Scenario:
     """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
 
@@ -596,6 +622,10 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
             failed_check=None,
             given=tuple(k for k in expect.given if k != "failed_check"),
         )
+    for key, base in (("user.fs_base", sc.fs_base), ("user.gs_base", sc.gs_base)):
+        why = _unreachable_base(kernel, base, machine.paging)
+        if why:
+            raise ScenarioError(sc.path, key, why)
     return replace(sc, kernel=kernel, machine=machine, expect=expect)
 
 

@@ -91,6 +91,9 @@ class KernelSpec:
     #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
+    #: user space may set its FS/GS base with WRFSBASE/WRGSBASE (CR4.FSGSBASE, Linux 5.9+);
+    #: before that only arch_prctl(), which refuses a base at or above TASK_SIZE_MAX
+    fsgsbase: bool = True
     # -- how its macros expand (engine/kernel/macros.py) ------------------------------
     #: PUSH_AND_CLEAR_REGS is PUSH_REGS then CLEAR_REGS (v5.8 interleaves push and xor)
     split_push_clear: bool = False
@@ -140,6 +143,7 @@ SPECS: dict[str, KernelSpec] = {
         c_call="do_syscall_64(nr, regs)",
         espfix64=True,
         nr_syscalls=440,
+        fsgsbase=False,  # FSGSBASE for user space came in 5.9
     ),
     "v6.1": KernelSpec(
         name="v6.1",
