@@ -48,6 +48,7 @@ def _catalogue_module() -> object | None:
 
 
 _translate: Callable[[str], str] = _english
+_translate_in: Callable[[str, str], str] = lambda context, text: text
 
 
 def N_(text: str) -> str:
@@ -59,6 +60,12 @@ def _(text: str) -> str:
     """The one translation hook: every learner-facing string of the listing passes here,
     the fixed words (English msgids) and the engine's own texts alike."""
     return _translate(text)
+
+
+def pgettext(context: str, text: str) -> str:
+    """*text* translated in *context*: a word the keys use with another meaning (the
+    column "step" is a number, the key "step" an action)."""
+    return _translate_in(context, text)
 
 
 # Babel's extractor does not look inside f-strings (before Python 3.12 an f-string is one
@@ -87,23 +94,24 @@ W_LISTING = N_("Listing")
 @contextlib.contextmanager
 def _language(lang: str) -> Iterator[None]:
     """Render in *lang* for the duration, then put the previous language back."""
-    global _translate
+    global _translate, _translate_in
     if lang not in LANGS:
         raise ExportError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
     module = _catalogue_module() if lang != "en" else None
     if lang != "en" and module is None:
         raise ExportError(f"--lang {lang}: this build has no {lang} message catalogue")
-    saved = _translate
+    saved, saved_in = _translate, _translate_in
     previous = getattr(module, "get_language", lambda: "en")() if module else "en"
     try:
         if module is not None:
             module.set_language(lang)  # type: ignore[attr-defined]
             _translate = module.tr  # type: ignore[attr-defined]
+            _translate_in = module.pgettext  # type: ignore[attr-defined]
         yield
     finally:
         if module is not None:
             module.set_language(previous)  # type: ignore[attr-defined]
-        _translate = saved
+        _translate, _translate_in = saved, saved_in
 
 
 # -- Markdown escaping ---------------------------------------------------------------------
@@ -333,7 +341,7 @@ def _listing(trace: Trace) -> Iterator[str]:
     numbers = {s.number: s for s in trace.source}
     seen: set[tuple[int, str]] = set()
     previous: Step | None = None
-    head = [_("step"), _("address"), _("instruction"), _("what it did")]
+    head = [pgettext("column", "step"), _("address"), _("instruction"), _("what it did")]
     for group in _groups(trace.steps):
         if group.line is None:
             yield f"### {esc(_(W_USER_CODE_CPL_3))}"
@@ -442,7 +450,7 @@ def _moments(trace: Trace) -> Iterator[str]:
         for step in trace.steps
         for e in step.events
     ]
-    yield from table([_("step"), _("what"), _("detail")], rows, "r")
+    yield from table([pgettext("column", "step"), _("what"), _("detail")], rows, "r")
 
 
 def _event_text(text: str, modelled: bool) -> str:

@@ -37,7 +37,7 @@ from engine.constants import (
     NR_syscalls_v58,
     NR_write,
 )
-from engine.i18n import Msg, msg
+from engine.i18n import Msg, literal, msg
 from engine.machine import GDT_DESCRIPTORS, Machine
 
 SYSCALL_NAMES = {
@@ -153,13 +153,18 @@ def do_syscall_64(
     res = HandlerResult()
     pt = PtRegs(m, cr3, regs_addr)
     regs = pt.read() if regs is None else regs
-    name = SYSCALL_NAMES.get(nr, "")
+    # A system call's name is a name in every language, never a msgid ("exit", "read",
+    # "open" and "close" are words of the UI too).
+    name = literal(SYSCALL_NAMES.get(nr, "syscall"))
 
     def ret(value: int, what: str) -> None:
         pt.write("ax", value)
+        shown = what if isinstance(what, Msg) else literal(what)  # "getpid()" is code
         res.lines.append(
             Msg(
-                "{what} = {value}", what=what, value=value if value < 1 << 63 else value - (1 << 64)
+                "{what} = {value}",
+                what=shown,
+                value=value if value < 1 << 63 else value - (1 << 64),
             )
         )
 
@@ -225,7 +230,7 @@ def do_syscall_64(
         res.lines.append(
             msg(
                 "{name} (nr {nr}) is not modelled: ax left at -ENOSYS",
-                name=name or "syscall",
+                name=name,
                 nr=nr,
             )
         )

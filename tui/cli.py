@@ -33,7 +33,7 @@ from typing import Protocol, TextIO
 # Only light modules here: the debugger's start must not wait for the parser, Unicorn,
 # Capstone or Keystone (the commands that need them import them).
 from engine.errors import EngineError, ScenarioError, escape
-from engine.i18n import LANGUAGES, N_, _, language_from_env, set_language, tr
+from engine.i18n import LANGUAGES, N_, _, language_from_env, pgettext, set_language, tr
 from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
@@ -103,7 +103,8 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
         return text + " " * max(width - cell_len(text), 0)
 
     steps = trace.steps
-    words = {k: _(k) for k in (N_("step"), N_("instruction"), N_("source"), N_("events"))}
+    words = {k: _(k) for k in (N_("instruction"), N_("source"), N_("events"))}
+    words["step"] = pgettext("column", "step")  # the number, not the key's action
     number_width = max(cell_len(words["step"]), len(str(len(steps))))
     texts = [escape(s.text) for s in steps]
     sources = [escape(tr(s.source).strip()) for s in steps]
