@@ -295,3 +295,31 @@ def test_the_step_column_and_the_step_key_are_two_messages() -> None:
     with contextlib.redirect_stdout(md):
         main(["trace", str(SCENARIOS / "getpid.toml"), "--lang", "ja", "--format", "markdown"])
     assert "ステップ" in md.getvalue() and "進む" not in md.getvalue()
+
+
+#: One Japanese word per term (japanese.md §2), and the words it replaced.
+TERMS = {
+    "欄": "スロット (slot)",
+    "モデル化": "模擬 (modelled)",
+    "出口": "復帰経路 (exit path)",
+    "遅い": "低速な復帰経路 (slow exit)",
+    "継続": "続行 (continue)",
+    "戻り番地": "戻り先アドレス (return address)",
+    "戻りアドレス": "戻り先アドレス (return address)",
+    "スタックの先頭": "スタックの最上位 / RSP の位置 (top of stack: two meanings)",
+    "リスティング": "ソースと実行の記録 (Listing)",
+    "。経由:": "{target} 経由で (via)",
+}
+JAPANESE = "[ぁ-んァ-ヶ一-龥ー]"
+
+
+def test_the_catalogue_uses_one_word_per_term_and_full_width_parentheses() -> None:
+    bad = []
+    for m in ja_catalogue():
+        if not m.id or not isinstance(m.string, str):
+            continue
+        bad += [f"{old} → {new}: {m.string[:60]}" for old, new in TERMS.items() if old in m.string]
+        # Parentheses inside Japanese text are full-width: 「SYSRET（高速経路）」.
+        if re.search(rf"{JAPANESE} ?\(|\({JAPANESE}|{JAPANESE}\)", m.string):
+            bad.append(f"half-width parenthesis: {m.string[:60]}")
+    assert not bad, bad

@@ -136,7 +136,7 @@ async def test_everything_on_screen_is_japanese() -> None:
         screen.position = position_after(trace, has_event("handler"))
         await pilot.pause()
         status = app.query_one(StatusLine).render().plain
-        assert "ステップ" in status and "出口" in status
+        assert "ステップ" in status and "復帰経路" in status
         note = app.query_one(NotePanel).plain
         assert has_kana(note) and "pt_regs" in note
         titles = [w.border_title for w in screen.query(LinePanel) if w.border_title]
