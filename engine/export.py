@@ -72,6 +72,7 @@ def pgettext(context: str, text: str) -> str:
 # token), so the listing's fixed words used in them are marked here, where it sees them,
 # and translated where they are shown.
 W_ENTRY_STACK = N_("entry stack")
+W_SAVED_AX = N_("saved ax")
 W_REWROTE = N_("rewrote")
 W_USER_CODE_CPL_3 = N_("User code, CPL 3")
 W_EXIT_PATH = N_("exit path")
@@ -211,7 +212,9 @@ def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
             return f"pt_regs->{slot.slot}", slot
     for slot in step.entry_stack:
         if slot.address == address:
-            return _(W_ENTRY_STACK) + (f" {slot.slot}" if slot.slot else ""), slot
+            # "ax (saved)" is a word as well as a name: the TUI's short "saved ax" message
+            word = _(W_SAVED_AX) if slot.slot == "ax (saved)" else slot.slot
+            return _(W_ENTRY_STACK) + (f" {word}" if word else ""), slot
     return None
 
 

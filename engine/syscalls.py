@@ -260,7 +260,13 @@ def _rt_sigreturn(
         )
     )
     cs, _gs, _fs, ss = struct.unpack_from("<4H", raw, UC_MCONTEXT + SIGCONTEXT_CSGSFS)
-    res.lines.append(f"rt_sigreturn: ucontext at {uc_addr:#x}, uc_flags {uc_flags:#x}")
+    res.lines.append(
+        msg(
+            "rt_sigreturn: ucontext at {addr:#x}, uc_flags {flags:#x}",
+            addr=uc_addr,
+            flags=uc_flags,
+        )
+    )
     for sc_name, field_name in SIGCONTEXT_TO_PTREGS.items():
         pt.write(field_name, sc[sc_name])
     pt.write("cs", cs | 3)  # COPY_SEG_CPL3

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare import compare_traces, comparison_json, summary_lines, variant
-from engine.i18n import LANGUAGES, language_from_env, set_language
+from engine.i18n import LANGUAGES, language_from_env, set_language, tr
 from engine.kernel import KERNELS
 from engine.scenario import CPUS
 
@@ -112,7 +112,7 @@ def main_compare(args: list[str]) -> int:
             json.dump(comparison_json(comparison), sys.stdout, indent=1, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
-            print("\n".join(summary_lines(comparison)))
+            print("\n".join(tr(line) for line in summary_lines(comparison)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (head, less) has gone: not an error of the comparison.
