@@ -282,3 +282,23 @@ def test_every_binding_of_every_screen_is_a_translated_message() -> None:
                 if text and not translated.get(text):
                     bad.append(f"{cls.__module__}.{cls.__name__} {binding.key}: {text!r}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_80x24_key_bar_keeps_its_labels_in_both_languages(lang: str) -> None:
+    """At 80 columns the English bar shows every essential key with its label; the
+    Japanese one must too (the labels are short words: 最初へ, not a longer phrase)."""
+    from engine import i18n
+    from tui.screens.debugger import DebuggerScreen
+    from tui.widgets.keybar import KeyBar, keys_of
+
+    i18n.set_language(lang)
+    try:
+        bar = KeyBar(keys_of(DebuggerScreen.BINDINGS))
+        form = bar._layout(80)
+        assert all(text for _key, _shown, text in form), form
+        assert bar._width(form, bar._gap) <= 80
+        if lang == "ja":
+            assert [t for _k, _d, t in form][:2] == ["進む", "戻る"]
+    finally:
+        i18n.set_language("en")
