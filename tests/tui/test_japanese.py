@@ -302,3 +302,14 @@ def test_the_80x24_key_bar_keeps_its_labels_in_both_languages(lang: str) -> None
             assert [t for _k, _d, t in form][:2] == ["進む", "戻る"]
     finally:
         i18n.set_language("en")
+
+
+@run_async
+async def test_the_command_palette_placeholder_is_japanese() -> None:
+    from textual.command import CommandInput
+
+    app = make_app(lang="ja")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert app.screen.query_one(CommandInput).placeholder == "コマンドを検索…"
