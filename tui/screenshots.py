@@ -135,7 +135,7 @@ SCENES = (
         "17-v6.12-task-size-max",
         "v6.12-fallthrough-to-task-size-max.toml",
         failed_check,
-        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends a return to TASK_SIZE_MAX to IRET",
+        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends TASK_SIZE_MAX itself to IRET",
     ),
     Scene(
         "18-v6.1-mitigations",
