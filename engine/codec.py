@@ -30,7 +30,7 @@ from itertools import chain, groupby, repeat
 from operator import attrgetter
 from typing import Any
 
-from engine.i18n import Joined, Msg
+from engine.i18n import Joined, Literal, Msg
 
 MASK64 = (1 << 64) - 1
 #: Characters of text a pool may build from templates and joins, in all.
@@ -42,7 +42,7 @@ MAX_TEXT_DEPTH = 16
 _SPEC = re.compile(r"[<>^=]?[-+ ]?#?0?\d{0,2}[bdoxXs]?")
 _FORMATTER = string.Formatter()
 
-TEXT_TAGS = frozenset({"s", "m", "j"})
+TEXT_TAGS = frozenset({"s", "l", "m", "j"})
 
 
 class Invalid(ValueError):
@@ -155,6 +155,7 @@ class Codec:
         self.records: dict[type, tuple[str, tuple[tuple[str, Spec], ...]]] = {}
         self.readers: dict[str, Callable[[list[Any], Decoder], Any]] = {
             "s": _read_str,
+            "l": _read_literal,
             "b": _read_bytes,
             "m": _read_msg,
             "j": _read_joined,
@@ -511,6 +512,8 @@ class Encoder:
                 else:
                     raise Invalid(f"message value of type {type(v).__name__}")
             index = self.put(["m", value.template, [tuple(v) for v in values]])
+        elif t is Literal:  # a name, never looked up in the catalogue
+            index = self.put(["l", str.__str__(value)])
         elif t is Joined:
             parts = [self.text(p) for p in value.parts]
             index = self.put(["j", self.text(value.sep), parts])
@@ -558,6 +561,12 @@ def _read_str(entry: list[Any], dec: Decoder) -> Any:
     if len(entry) != 2 or type(entry[1]) is not str:
         raise Invalid("s: not a string")
     return entry[1]
+
+
+def _read_literal(entry: list[Any], dec: Decoder) -> Any:
+    if len(entry) != 2 or type(entry[1]) is not str:
+        raise Invalid("l: not a string")
+    return Literal(entry[1])
 
 
 def _read_bytes(entry: list[Any], dec: Decoder) -> Any:

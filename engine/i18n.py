@@ -62,6 +62,22 @@ def _rebuild(template: str, values: dict[str, Any]) -> Msg:
     return Msg(template, **values)
 
 
+class Literal(str):
+    """A value that is a name, not a message (a system call's name, a C expression): the
+    same in every language.  :func:`tr` never looks it up, so that ``exit`` stays
+    ``exit(0)`` although "exit" is also a msgid (the status line's word)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Literal, (str.__str__(self),))
+
+
+def literal(text: str) -> Literal:
+    """*text* as a :class:`Literal`: shown as it is whatever the language."""
+    return Literal(text)
+
+
 class Joined(str):
     """Parts joined by a separator, each translated on its own."""
 
@@ -173,7 +189,7 @@ def _(message: str) -> str:
     :class:`Joined` from the engine is rendered as :func:`tr` does."""
     if _language == "en" or not message:
         return message
-    if isinstance(message, Msg | Joined):
+    if isinstance(message, Msg | Joined | Literal):
         return tr(message)
     return catalogue(_language).gettext(message)
 
@@ -198,7 +214,10 @@ def tr(text: str, lang: str | None = None) -> str:
         return str.__str__(text)
     cat = catalogue(lang)
     if isinstance(text, Msg):
-        values = {k: tr(v, lang) if isinstance(v, str) else v for k, v in text.values.items()}
+        values = {
+            k: tr(v, lang) if isinstance(v, str) and not isinstance(v, Literal) else v
+            for k, v in text.values.items()
+        }
         try:
             return cat.gettext(text.template).format(**values)
         except (KeyError, IndexError, ValueError):
@@ -207,11 +226,14 @@ def tr(text: str, lang: str | None = None) -> str:
             return text.template.format(**text.values)
     if isinstance(text, Joined):
         return text.sep.join(tr(part, lang) for part in text.parts)
+    if isinstance(text, Literal):
+        return str.__str__(text)
     return cat.gettext(str.__str__(text))
 
 
 __all__ = [
-    "DOMAIN", "LANGUAGES", "LOCALE_DIR", "N_", "Joined", "Msg", "_", "catalogue", "compile_po",
-    "forget_catalogues", "get_language", "joined", "language_from_env", "msg", "pgettext",
+    "DOMAIN", "LANGUAGES", "LOCALE_DIR", "N_", "Joined", "Literal", "Msg", "_", "catalogue",
+    "compile_po", "forget_catalogues", "get_language", "joined", "language_from_env", "literal",
+    "msg", "pgettext",
     "po_path", "set_language", "tr",
 ]  # fmt: skip

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, CSSPathType
 from textual.binding import Binding, BindingType
-from textual.command import Provider
+from textual.command import CommandPalette, Provider
 from textual.screen import Screen
 
-from engine.i18n import N_, set_language
+from engine.i18n import N_, _, set_language
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
@@ -33,6 +33,16 @@ def default_scenario_dirs() -> tuple[Path, ...]:
     cwd = Path.cwd()
     bundled = bundled_scenarios_dir()
     return (cwd / "scenarios", cwd, bundled, bundled / "selftests")
+
+
+#: Textual's own palette placeholder is English; this is its msgid.
+PALETTE_PLACEHOLDER = N_("Search for commands…")
+
+
+def open_palette(app: App[Any]) -> None:
+    """The command palette with its placeholder in the UI's language."""
+    if app.use_command_palette and not CommandPalette.is_open(app):
+        app.push_screen(CommandPalette(placeholder=_(PALETTE_PLACEHOLDER), id="--command-palette"))
 
 
 class SyscallTuiApp(App[int]):
@@ -63,6 +73,9 @@ class SyscallTuiApp(App[int]):
             tuple(scenario_dirs) if scenario_dirs is not None else default_scenario_dirs()
         )
 
+    def action_command_palette(self) -> None:
+        open_palette(self)
+
     def get_default_screen(self) -> Screen[None]:
         return DebuggerScreen(self.trace, self.scenario_dirs, self.source)
 
@@ -90,6 +103,9 @@ class CompareApp(App[int]):
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
         self.comparison = comparison
+
+    def action_command_palette(self) -> None:
+        open_palette(self)
 
     def get_default_screen(self) -> Screen[None]:
         from tui.screens.compare import CompareScreen

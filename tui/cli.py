@@ -33,7 +33,16 @@ from typing import NoReturn, Protocol, TextIO
 # Only light modules here: the debugger's start must not wait for the parser, Unicorn,
 # Capstone or Keystone (the commands that need them import them).
 from engine.errors import EngineError, ScenarioError, escape
-from engine.i18n import LANGUAGES, N_, _, language_from_env, set_language, tr
+from engine.i18n import (
+    LANGUAGES,
+    N_,
+    _,
+    get_language,
+    language_from_env,
+    pgettext,
+    set_language,
+    tr,
+)
 from engine.trace import Event, Trace
 
 EXIT_BAD_INPUT = 2
@@ -97,7 +106,8 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
         return text + " " * max(width - cell_len(text), 0)
 
     steps = trace.steps
-    words = {k: _(k) for k in (N_("step"), N_("instruction"), N_("source"), N_("events"))}
+    words = {k: _(k) for k in (N_("instruction"), N_("source"), N_("events"))}
+    words["step"] = pgettext("column", "step")  # the number, not the key's action
     number_width = max(cell_len(words["step"]), len(str(len(steps))))
     texts = [escape(s.text) for s in steps]
     sources = [escape(tr(s.source).strip()) for s in steps]
@@ -131,6 +141,7 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
 
     from engine.checks import describe
     from engine.constants import flag_names
+    from engine.views.markdown import EXIT_NAMES, RESULT_WORDS
 
     labels = {k: _(k) for k in (N_("steps:"), N_("exit path:"), N_("failed check:"),
                                 N_("fault:"), N_("final:"), N_("stopped:"))}  # fmt: skip
@@ -139,16 +150,29 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
     def head(label: str) -> str:
         return labels[label] + " " * (width - cell_len(labels[label]))
 
+    def pad(text: str, cells: int) -> str:
+        return text + " " * max(cells - cell_len(text), 0)
+
     final = trace.final
+    # English keeps the machine words (scripts read them); another language gets words.
+    english = get_language() == "en"
+    exit_word = (trace.exit if english else EXIT_NAMES.get(trace.exit or "", trace.exit)) or "—"
+
+    def result_word(result: str) -> str:
+        return result if english else _(RESULT_WORDS.get(result, result))
+
+    result_width = max((cell_len(result_word(c.result)) for c in trace.checks), default=0)
+    result_width = max(result_width, 12)
     lines = [
         f"{head('steps:')}{len(trace.steps)}",
-        f"{head('exit path:')}{trace.exit or '—'}",
+        f"{head('exit path:')}{exit_word}",
         f"{head('failed check:')}{failed_check_words(trace)}",
     ]
     # 6.12's rip_below_task_size_max is longer than the others: size the column to it
     name_width = max((len(c.name) for c in trace.checks), default=0)
     lines.extend(
-        f"  {c.result:12} {c.name:{name_width}} {escape(tr(describe(c)))}".rstrip()
+        f"  {pad(result_word(c.result), result_width)} {c.name:{name_width}} "
+        f"{escape(tr(describe(c)))}".rstrip()
         for c in trace.checks
     )
     if trace.handler:

@@ -19,7 +19,7 @@ import sys
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare.diff import compare_traces, variant
 from engine.compare.render import comparison_json, summary_lines
-from engine.i18n import LANGUAGES
+from engine.i18n import LANGUAGES, tr
 from engine.kernel import KERNELS
 from engine.scenario.model import CPUS
 
@@ -107,7 +107,7 @@ def run(ns: argparse.Namespace) -> int:
             json.dump(comparison_json(comparison), sys.stdout, indent=1, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
-            print("\n".join(summary_lines(comparison)))
+            print("\n".join(tr(line) for line in summary_lines(comparison)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (head, less) has gone: not an error of the comparison.

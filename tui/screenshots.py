@@ -133,9 +133,9 @@ SCENES = (
     ),
     Scene(
         "17-v6.12-task-size-max",
-        "v6.12-last-page-below-task-size-max.toml",
+        "v6.12-fallthrough-to-task-size-max.toml",
         failed_check,
-        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends the last page to IRET",
+        caption="6.12: the C check regs->ip >= TASK_SIZE_MAX sends TASK_SIZE_MAX itself to IRET",
     ),
     Scene(
         "18-v6.1-mitigations",
@@ -194,10 +194,10 @@ class CompareScene:
 COMPARE_SCENES = (
     CompareScene(
         "19-compare-v5.8-v6.12-last-page",
-        "v6.12-last-page-below-task-size-max.toml",
-        "v6.12-last-page-below-task-size-max.toml",
+        "v6.12-fallthrough-to-task-size-max.toml",
+        "v6.12-fallthrough-to-task-size-max.toml",
         kernels=("v5.8.13", "v6.12"),
-        caption="compare: the last page below TASK_SIZE_MAX, SYSRET on v5.8.13, IRET on 6.12",
+        caption="compare: a return to TASK_SIZE_MAX, SYSRET on v5.8.13, IRET on 6.12",
     ),
     CompareScene(
         "20-compare-ptrace-rip",

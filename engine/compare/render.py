@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
-from engine.i18n import N_
+from engine.i18n import N_, joined, literal, msg
 from engine.trace import Trace
 
 
@@ -66,7 +66,7 @@ def _step_brief(trace: Trace, index: int | None) -> dict[str, Any] | None:
     s = trace.steps[index]
     return {
         "index": index,
-        "step": s.number,  # as `trace --json` numbers it
+        "step": index + 1,  # as `trace --json` numbers it
         "rip": f"{s.rip:#x}",
         "text": s.text,
         "source_line": s.source_line,
@@ -144,68 +144,149 @@ def _values(pairs: tuple[ValuePair, ...]) -> str:
     return ", ".join(f"{p.name} {_hx(p.left) or '—'} ≠ {_hx(p.right) or '—'}" for p in pairs)
 
 
+#: A check's result as the summary writes it: the machine word in English (as `trace`
+#: prints it), a word in another language.
+RESULT_WORDS: dict[str, str] = {
+    "pass": N_("pass"),
+    "fail": N_("fail"),
+    "not_reached": N_("not_reached"),
+    "removed": N_("removed"),
+}
+
+#: The aspects as words (summary_lines), translated where they are shown.
+ASPECT_WORDS: dict[str, str] = {
+    "path": N_("path"),
+    "events": N_("events"),
+    "checks": N_("checks"),
+    "registers": N_("registers"),
+    "pt_regs": "pt_regs",
+}
+
+
 def _side(trace: Trace, index: int | None) -> str:
     if index is None:
-        return "(no step yet)"
+        return N_("(no step yet)")
     s = trace.steps[index]
-    where = f"line {s.source_line}" if s.source_line is not None else "user"
+    where = msg("line {line}", line=s.source_line) if s.source_line is not None else N_("user")
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
-    source = printable(" ".join(s.source.split()))
-    return f"step {s.number} {s.text} ({where}: {source}){events}"
+    source = literal(printable(" ".join(s.source.split())))
+    return msg(
+        "step {n} {text} ({where}: {source}){events}",
+        n=s.number,
+        text=literal(s.text),
+        where=where,
+        source=source,
+        events=literal(events),
+    )
 
 
 def _exit_words(o: Outcome) -> str:
-    words = o.exit or "no exit"
+    parts: list[str] = [literal(EXIT_WORDS.get(o.exit, o.exit)) if o.exit else N_("no exit")]
     if o.failed_check:
-        words += f" ({o.failed_check} failed)"
+        parts.append(msg(" ({check} failed)", check=literal(o.failed_check)))
     if o.fault:
-        words += f", {o.fault} at CPL {o.fault_cpl}"
+        parts.append(msg(", {fault} at CPL {cpl}", fault=literal(o.fault), cpl=o.fault_cpl))
     elif o.final_cpl == 3 and o.exit:
-        words += f" to {o.final_rip:#x}"
-    return words
+        parts.append(msg(" to {rip:#x}", rip=o.final_rip))
+    return joined("", parts)
+
+
+#: The exit paths as the summary writes them (lower case, as `trace` prints them).
+EXIT_WORDS = {"sysret": "sysret", "iret": "iret"}
 
 
 def summary_lines(c: Comparison) -> list[str]:
-    """A few lines saying where the two runs part, for ``syscall-tui compare`` without a TUI."""
+    """A few lines saying where the two runs part, for ``syscall-tui compare`` without a TUI.
+
+    Each line is English (a :class:`~engine.i18n.Msg`); engine.i18n.tr() renders it in
+    the UI's language.  Names, steps and source are literals: never looked up.
+    """
     counts = c.counts()
-    out = [
-        f"A  {run_label(c.left)} · {len(c.left.steps)} steps",
-        f"B  {run_label(c.right)} · {len(c.right.steps)} steps",
+    out: list[str] = [
+        msg("A  {run} · {n} steps", run=literal(run_label(c.left)), n=len(c.left.steps)),
+        msg("B  {run} · {n} steps", run=literal(run_label(c.right)), n=len(c.right.steps)),
         *(
-            f"{side}: remove_checks {', '.join(t.not_removed)} not applied: "
-            f"{t.kernel} has no such check"
+            msg(
+                "{side}: remove_checks {names} not applied: {kernel} has no such check",
+                side=literal(side),
+                names=literal(", ".join(t.not_removed)),
+                kernel=literal(t.kernel),
+            )
             for side, t in (("A", c.left), ("B", c.right))
             if t.not_removed
         ),
-        f"aligned {len(c.rows)} rows: {counts['same']} same, {counts['similar']} similar, "
-        f"{counts['left']} only in A, {counts['right']} only in B",
+        msg(
+            "aligned {rows} rows: {same} same, {similar} similar, {left} only in A, "
+            "{right} only in B",
+            rows=len(c.rows),
+            same=counts["same"],
+            similar=counts["similar"],
+            left=counts["left"],
+            right=counts["right"],
+        ),
     ]
     if c.identical:
-        out.append("identical: the same steps, values and outcome")
+        out.append(N_("identical: the same steps, values and outcome"))
         return out
     for names, d in landmarks(c):
-        title = " and ".join(LANDMARK_TITLES[n] for n in names)
-        where = "at the start" if d.position == 0 else f"at row {d.position}"
-        out.append(f"{title} {where}: {', '.join(d.aspects)}")
+        title: str = LANDMARK_TITLES[names[0]]
+        for n in names[1:]:
+            title = msg("{a} and {b}", a=title, b=LANDMARK_TITLES[n])
+        aspects = joined(", ", [ASPECT_WORDS.get(a, a) for a in d.aspects])
+        if d.position == 0:
+            out.append(msg("{title} at the start: {aspects}", title=title, aspects=aspects))
+        else:
+            out.append(
+                msg("{title} at row {row}: {aspects}", title=title, row=d.position, aspects=aspects)
+            )
         if d.position:
-            out.append(f"  A {_side(c.left, d.left)}")
-            out.append(f"  B {_side(c.right, d.right)}")
+            out.append(msg("  A {side}", side=_side(c.left, d.left)))
+            out.append(msg("  B {side}", side=_side(c.right, d.right)))
         if d.registers:
-            out.append(f"  registers: {_values(d.registers)}")
+            out.append(msg("  registers: {values}", values=literal(_values(d.registers))))
         if d.checks:
-            checks = ", ".join(f"{c.name} {c.left} ≠ {c.right}" for c in d.checks)
-            out.append(f"  checks: {checks}")
+            checks = joined(
+                ", ",
+                [
+                    msg(
+                        "{name} {left} ≠ {right}",
+                        name=literal(c.name),
+                        left=RESULT_WORDS.get(c.left, c.left),
+                        right=RESULT_WORDS.get(c.right, c.right),
+                    )
+                    for c in d.checks
+                ],
+            )
+            out.append(msg("  checks: {values}", values=checks))
         if d.verdicts:
-            out.append(f"  the checks decided: A {d.verdicts[0]} ≠ B {d.verdicts[1]}")
+            out.append(
+                msg(
+                    "  the checks decided: A {left} ≠ B {right}",
+                    left=literal(d.verdicts[0]),
+                    right=literal(d.verdicts[1]),
+                )
+            )
         if d.pt_regs:
-            out.append(f"  pt_regs: {_values(d.pt_regs)}")
+            out.append(msg("  pt_regs: {values}", values=literal(_values(d.pt_regs))))
     if c.paths_part is None:
-        out.append("the paths do not part: every step corresponds")
+        out.append(N_("the paths do not part: every step corresponds"))
     if c.pt_regs_after_call:
-        out.append(f"pt_regs after do_syscall_64: {_values(c.pt_regs_after_call)}")
+        out.append(
+            msg(
+                "pt_regs after do_syscall_64: {values}",
+                values=literal(_values(c.pt_regs_after_call)),
+            )
+        )
     oa, ob = Outcome.of(c.left), Outcome.of(c.right)
     mark = "≠" if c.outcome_differs else "="
-    out.append(f"exit: A {_exit_words(oa)} {mark} B {_exit_words(ob)}")
+    out.append(
+        msg(
+            "exit: A {left} {mark} B {right}",
+            left=_exit_words(oa),
+            mark=literal(mark),
+            right=_exit_words(ob),
+        )
+    )
     return out
 
 

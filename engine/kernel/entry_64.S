@@ -28,7 +28,7 @@ SYM_CODE_START(entry_SYSCALL_64)
 	pushq	PER_CPU_VAR(cpu_tss_rw + TSS_sp2)	/* pt_regs->sp */
 /// R11 holds the user RFLAGS that SYSCALL saved.
 	pushq	%r11					/* pt_regs->flags */
-/// SYSCALL is only taken from 64-bit user code, so CS is known: __USER_CS.
+/// This entry, through MSR_LSTAR, is reached only by a SYSCALL from 64-bit user code (from 32-bit code AMD enters through MSR_CSTAR, Intel raises #UD), so CS is known: __USER_CS.
 	pushq	$__USER_CS				/* pt_regs->cs */
 /// RCX holds the return address SYSCALL saved: the instruction after the syscall.
 	pushq	%rcx					/* pt_regs->ip */

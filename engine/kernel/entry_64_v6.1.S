@@ -4,9 +4,9 @@
  * entry and its two exits, at the kernel's macro level.  Rendered for
  * syscall-tui; lines starting with "///" are notes for the reader and are not
  * shown as source.  Macros are expanded by engine/kernel/macros.py as the
- * traced kernel patched them at boot (Debian's cloud build: no IBT, no
- * ESPFIX64, mitigations the CPU does not need patched out), for the PTI /
- * PCID / paging the scenario gives.
+ * traced kernel patched them at boot (Debian's cloud kernel: no IBT, no
+ * ESPFIX64, which Debian's default amd64 kernel has; mitigations the CPU does
+ * not need patched out), for the PTI / PCID / paging the scenario gives.
  */
 
 /// SYSCALL has just loaded RIP from MSR_LSTAR, CS/SS from MSR_STAR, saved the user RIP in RCX and RFLAGS in R11, and masked RFLAGS with MSR_SYSCALL_MASK (in 6.1 nearly every flag, so RFLAGS is 0x2 here). It did not touch RSP, GS or CR3.
@@ -26,7 +26,7 @@ SYM_CODE_START(entry_SYSCALL_64)
 	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
 
 SYM_INNER_LABEL(entry_SYSCALL_64_safe_stack, SYM_L_GLOBAL)
-/// From this label on, RSP is the task stack: an NMI or #DB that hits here may trust it.
+/// From this label on, RSP is the task stack: ip_within_syscall_gap() treats RIPs before it as still on the user's RSP, which the SEV-ES #VC handler (vc_switch_off_ist) must not trust.
 	ANNOTATE_NOENDBR
 
 	/* Construct struct pt_regs on stack */
@@ -99,7 +99,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 	ALTERNATIVE "shl $(64 - 48), %rcx; sar $(64 - 48), %rcx", "shl $(64 - 57), %rcx; sar $(64 - 57), %rcx", X86_FEATURE_LA57
 
 	/* If this changed %rcx, it was not canonical */
-/// Check 2 (canonical_rip): if sign-extension changed RCX it was not canonical, and Intel's SYSRET would #GP in ring 0 on the user's stack (CVE-2012-0217). 6.1 still tests canonical-ness, so the last user page (0x7ffffffff000) passes.
+/// Check 2 (canonical_rip): if sign-extension changed RCX it was not canonical, and Intel's SYSRET would #GP in ring 0 on the user's stack (CVE-2012-0217). 6.1 still tests canonical-ness, so TASK_SIZE_MAX itself (0x7ffffffff000, the page above the last user page, which no task can map) passes.
 	cmpq	%rcx, %r11
 	jne	swapgs_restore_regs_and_return_to_usermode
 
@@ -205,7 +205,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 	pushq	6*8(%rdi)	/* SS */
 /// ... RSP ...
 	pushq	5*8(%rdi)	/* RSP */
-/// ... RFLAGS (IRET restores RF and TF, which SYSRET cannot) ...
+/// ... RFLAGS (IRET restores RF, which SYSRET cannot, and a TF that traps only after the first user instruction) ...
 	pushq	4*8(%rdi)	/* EFLAGS */
 /// ... CS ...
 	pushq	3*8(%rdi)	/* CS */
@@ -243,7 +243,7 @@ SYM_INNER_LABEL(restore_regs_and_return_to_kernel, SYM_L_GLOBAL)
 
 .Lnative_iret:
 	UNWIND_HINT_IRET_REGS
-/// Debian's 6.1 build has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ.
+/// Debian's 6.1 cloud kernel, the one traced, has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ. (Debian's default amd64 kernel has ESPFIX64 and tests SS here, as v5.8 does.)
 SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR	/* exc_double_fault */
 	/*
@@ -252,6 +252,6 @@ SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	 * Double-faults due to espfix64 are handled in exc_double_fault.
 	 * Other faults here are fatal.
 	 */
-/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks them against the GDT, and drops to CPL 3. Unlike SYSRET it can return anywhere and restore any flag.
+/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks the selectors against the GDT, and drops to CPL 3. Unlike SYSRET it loads CS and SS from the frame and restores RF, but it cannot return to a non-canonical RIP: that raises #GP(0) at CPL 0 on the IRETQ itself (modelled here), which error_entry sends to fixup_bad_iret.
 	iretq
 SYM_CODE_END(common_interrupt_return)

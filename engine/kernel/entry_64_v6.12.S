@@ -4,9 +4,10 @@
  * entry and its two exits, at the kernel's macro level.  Rendered for
  * syscall-tui; lines starting with "///" are notes for the reader and are not
  * shown as source.  Macros are expanded by engine/kernel/macros.py as the
- * traced kernel patched them at boot (Debian's build: IBT's ENDBR present,
- * no ESPFIX64, mitigations the CPU does not need patched out), for the PTI /
- * PCID / paging the scenario gives.  Per-CPU variables are reached
+ * traced kernel patched them at boot (Debian's cloud kernel: IBT's ENDBR
+ * present, no ESPFIX64, which Debian's default amd64 kernel has; mitigations
+ * the CPU does not need patched out), for the PTI / PCID / paging the scenario
+ * gives.  Per-CPU variables are reached
  * %gs-relative through RIP-relative addressing, as 6.12 compiles them.
  */
 
@@ -27,7 +28,7 @@ SYM_CODE_START(entry_SYSCALL_64)
 	movq	PER_CPU_VAR(pcpu_hot + X86_top_of_stack), %rsp
 
 SYM_INNER_LABEL(entry_SYSCALL_64_safe_stack, SYM_L_GLOBAL)
-/// From this label on, RSP is the task stack: an NMI or #DB that hits here may trust it.
+/// From this label on, RSP is the task stack: ip_within_syscall_gap() treats RIPs before it as still on the user's RSP, which the SEV-ES #VC handler (vc_switch_off_ist) must not trust.
 	ANNOTATE_NOENDBR
 
 	/* Construct struct pt_regs on stack */
@@ -174,7 +175,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 	pushq	6*8(%rdi)	/* SS */
 /// ... RSP ...
 	pushq	5*8(%rdi)	/* RSP */
-/// ... RFLAGS (IRET restores RF and TF, which SYSRET cannot) ...
+/// ... RFLAGS (IRET restores RF, which SYSRET cannot, and a TF that traps only after the first user instruction) ...
 	pushq	4*8(%rdi)	/* EFLAGS */
 /// ... CS ...
 	pushq	3*8(%rdi)	/* CS */
@@ -211,7 +212,7 @@ SYM_INNER_LABEL(restore_regs_and_return_to_kernel, SYM_L_GLOBAL)
 
 .Lnative_iret:
 	UNWIND_HINT_IRET_REGS
-/// Debian's 6.12 build has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ.
+/// Debian's 6.12 cloud kernel, the one traced, has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ. (Debian's default amd64 kernel has ESPFIX64 and tests SS here, as v5.8 does.)
 SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR	/* exc_double_fault */
 	/*
@@ -220,6 +221,6 @@ SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	 * Double-faults due to espfix64 are handled in exc_double_fault.
 	 * Other faults here are fatal.
 	 */
-/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks them against the GDT, and drops to CPL 3. Unlike SYSRET it can return anywhere and restore any flag.
+/// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks the selectors against the GDT, and drops to CPL 3. Unlike SYSRET it loads CS and SS from the frame and restores RF, but it cannot return to a non-canonical RIP: that raises #GP(0) at CPL 0 on the IRETQ itself (modelled here), which error_entry sends to fixup_bad_iret.
 	iretq
 SYM_CODE_END(common_interrupt_return)

@@ -2,7 +2,8 @@
 
 Configuration: non-paravirt, CONFIG_PAGE_TABLE_ISOLATION, CONFIG_X86_5LEVEL, no
 CONFIG_GCC_PLUGIN_STACKLEAK, no CONFIG_DEBUG_ENTRY; v5.8.13 with CONFIG_X86_ESPFIX64,
-6.1 and 6.12 as Debian's builds (no ESPFIX64; 6.12 with IBT's ENDBR).  What the
+6.1 and 6.12 as Debian's cloud kernels (no ESPFIX64, which Debian's default amd64
+kernels have; 6.12 with IBT's ENDBR).  What the
 kernel patches at boot with ALTERNATIVE depends on the CPU features the scenario
 gives (PTI, PCID, LA57): a feature that is present puts the "new" code in place; an
 absent one keeps the "old" code; either is padded with NOPs to the longer length,

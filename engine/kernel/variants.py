@@ -6,7 +6,7 @@ mask is, how do_syscall_64 is called, and which SYSRET checks are made where (in
 assembly for v5.8.13 and 6.1, in C for 6.12).  The engine and the UI ask the spec
 instead of testing the version.
 
-The 6.1 and 6.12 values are those of Debian's builds that were single-stepped
+The 6.1 and 6.12 values are those of Debian's cloud kernels that were single-stepped
 under QEMU (see the oracle traces the tests replay); where the traces do not show a
 value (a per-CPU variable no traced instruction touched) the spec says so.
 """
@@ -88,9 +88,12 @@ class KernelSpec:
     #: do_syscall_64's arguments in (RDI, RSI): ("nr", "regs") or ("regs", "nr")
     c_args: tuple[str, str] = ("nr", "regs")
     c_call: str = ""  # how the C call reads in the source panel
-    #: the ESPFIX64 LDT-stack test before IRETQ is built in
+    #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
+    #: user space may set its FS/GS base with WRFSBASE/WRGSBASE (CR4.FSGSBASE, Linux 5.9+);
+    #: before that only arch_prctl(), which refuses a base at or above TASK_SIZE_MAX
+    fsgsbase: bool = True
     # -- how its macros expand (engine/kernel/macros.py) ------------------------------
     #: PUSH_AND_CLEAR_REGS is PUSH_REGS then CLEAR_REGS (v5.8 interleaves push and xor)
     split_push_clear: bool = False
@@ -140,6 +143,7 @@ SPECS: dict[str, KernelSpec] = {
         c_call="do_syscall_64(nr, regs)",
         espfix64=True,
         nr_syscalls=440,
+        fsgsbase=False,  # FSGSBASE for user space came in 5.9
     ),
     "v6.1": KernelSpec(
         name="v6.1",

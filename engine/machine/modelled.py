@@ -25,6 +25,11 @@ Everything here is labelled "modelled" in the trace and on screen.
   supported in long mode); Intel CPUs enter the kernel at MSR_IA32_SYSENTER_EIP.
   Unicorn 2.1 does neither: it goes on with the next instruction.
   :func:`sysenter_faults` says when #UD applies.
+* SYSCALL outside 64-bit mode (compatibility mode, CS.L = 0, e.g. CS 0x23 after a far
+  return): Intel CPUs raise #UD (SDM vol. 2B, SYSCALL: "IF (CS.L ≠ 1) ... THEN #UD");
+  AMD CPUs enter the kernel at MSR_CSTAR, entry_SYSCALL_compat (APM vol. 3, SYSCALL).
+  Unicorn 2.1 does neither: it calls the SYSCALL hook as in 64-bit mode.
+  :func:`syscall_compat_faults` says when #UD applies.
 * Error codes: Unicorn 2.1 hands an exception to the UC_HOOK_INTR hook instead of
   delivering it through the IDT, so no error code is ever pushed where it could be
   read.  :func:`error_code` gives the one the CPU pushes where the SDM fixes it, and
@@ -111,6 +116,12 @@ def sysret_faults(cpu: str, rcx: int, paging: int) -> bool:
 def sysenter_faults(cpu: str) -> bool:
     """True when SYSENTER in 64-bit mode raises #UD: AMD (APM vol. 3, SYSENTER)."""
     return cpu == "amd"
+
+
+def syscall_compat_faults(cpu: str) -> bool:
+    """True when SYSCALL in compatibility mode raises #UD: Intel (SDM vol. 2B, SYSCALL).
+    AMD takes it, through MSR_CSTAR (APM vol. 3, SYSCALL)."""
+    return cpu == "intel"
 
 
 def iret_faults(rip: int, paging: int) -> bool:
@@ -295,6 +306,7 @@ __all__ = [
     "return_cs_fault",
     "segment_load_error_code",
     "stack_fault",
+    "syscall_compat_faults",
     "syscall_transition",
     "sysenter_faults",
     "sysret_faults",

@@ -41,7 +41,7 @@ from engine.run.actions import EntryActions, entry_points
 from engine.run.launch import launch_key, prepare_launch
 from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
-from engine.run.user import UserActions
+from engine.run.user import VEC_INT80, UserActions, long_mode_cs
 from engine.scenario.model import Scenario
 from engine.trace import CheckName, CheckState, Event, EventKind, ExitPath, Fault, Regs, Trace
 
@@ -101,6 +101,9 @@ class Run:
         self.stopped = ""
         self.hook_error: BaseException | None = None
         self.syscall_hit: int | None = None
+        #: where RIP belongs when a hook stopped the run on an instruction that did not
+        #: complete (Unicorn's SYSCALL helper has already moved RIP past it)
+        self.rewind_rip: int | None = None
         self.pt_at_call: dict[str, int] = {}
         self.pt_after_call: dict[str, int] = {}
         self.handler_lines: list[str] = []
@@ -197,7 +200,10 @@ class Run:
         # Unicorn calls this hook from its syscall helper before the helper advances RIP:
         # RIP is the address of the `syscall` (0f 05, always 2 bytes).  After emu_stop it
         # has moved past it, so the address is taken here.
-        self.syscall_hit = int(uc.reg_read(X.UC_X86_REG_RIP))
+        rip = int(uc.reg_read(X.UC_X86_REG_RIP))
+        if not long_mode_cs(int(uc.reg_read(X.UC_X86_REG_CS))):
+            self.user_actions.syscall_compat(rip)
+        self.syscall_hit = rip
         uc.emu_stop()
 
     def on_intr(self, uc: Any, intno: int, data: Any) -> None:
@@ -206,6 +212,8 @@ class Run:
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
             # is taken on the way into the kernel.
             return
+        if intno == VEC_INT80:
+            self.user_actions.int80()
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
         cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
         self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
@@ -317,6 +325,8 @@ class Run:
         # it stands, as one raised in a hook does.
         with contextlib.suppress(Stop):
             self._phases()
+        if self.rewind_rip is not None:
+            self.uc.reg_write(X.UC_X86_REG_RIP, self.rewind_rip)
         self._after_step()
         with contextlib.suppress(Stop):  # the cap on the last step: it is recorded
             self.sink.finish()

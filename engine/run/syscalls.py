@@ -38,7 +38,7 @@ from engine.constants import (
     NR_syscalls_v58,
     NR_write,
 )
-from engine.i18n import Msg, msg
+from engine.i18n import Msg, literal, msg
 from engine.machine.core import GDT_DESCRIPTORS, Machine
 
 SYSCALL_NAMES = {
@@ -150,13 +150,16 @@ class Call:
 
     @property
     def name(self) -> str:
-        return SYSCALL_NAMES.get(self.nr, "")
+        """The system call's name: a name in every language, never a msgid ("exit", "read",
+        "open" and "close" are words of the UI too)."""
+        return literal(SYSCALL_NAMES.get(self.nr, "syscall"))
 
     def ret(self, value: int, what: str) -> None:
         """The system call returns *value* in regs->ax; *what* says what was called."""
         self.pt.write("ax", value)
         signed = value if value < 1 << 63 else value - (1 << 64)
-        self.res.lines.append(Msg("{what} = {value}", what=what, value=signed))
+        shown = what if isinstance(what, Msg) else literal(what)  # "getpid()" is code
+        self.res.lines.append(Msg("{what} = {value}", what=shown, value=signed))
 
 
 def sys_getpid(c: Call) -> None:
@@ -261,7 +264,7 @@ def do_syscall_64(
         res.lines.append(
             msg(
                 "{name} (nr {nr}) is not modelled: ax left at -ENOSYS",
-                name=call.name or "syscall",
+                name=call.name,
                 nr=nr,
             )
         )
@@ -293,7 +296,13 @@ def _rt_sigreturn(
         )
     )
     cs, _gs, _fs, ss = struct.unpack_from("<4H", raw, UC_MCONTEXT + SIGCONTEXT_CSGSFS)
-    res.lines.append(f"rt_sigreturn: ucontext at {uc_addr:#x}, uc_flags {uc_flags:#x}")
+    res.lines.append(
+        msg(
+            "rt_sigreturn: ucontext at {addr:#x}, uc_flags {flags:#x}",
+            addr=uc_addr,
+            flags=uc_flags,
+        )
+    )
     for sc_name, field_name in SIGCONTEXT_TO_PTREGS.items():
         pt.write(field_name, sc[sc_name])
     pt.write("cs", cs | 3)  # COPY_SEG_CPL3

@@ -21,8 +21,14 @@ from engine.constants import (
     VEC_UD,
     TSS_io_bitmap_base,
 )
-from engine.i18n import msg
-from engine.machine.modelled import io_faults, syscall_transition, sysenter_faults
+from engine.i18n import N_, msg
+from engine.machine.core import GDT_DESCRIPTORS
+from engine.machine.modelled import (
+    io_faults,
+    syscall_compat_faults,
+    syscall_transition,
+    sysenter_faults,
+)
 from engine.trace import Event, EventKind
 
 if TYPE_CHECKING:
@@ -30,6 +36,18 @@ if TYPE_CHECKING:
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
+
+#: The vector of int $0x80, the 32-bit system-call gate (IA32_SYSCALL_VECTOR).
+VEC_INT80 = 0x80
+
+
+def long_mode_cs(selector: int) -> bool:
+    """Is *selector* a 64-bit code segment (L = 1)?  CS 0x23, __USER32_CS, is not: code
+    under it runs in compatibility mode.  This machine has no LDT."""
+    index = selector >> 3
+    if selector & 4 or index >= len(GDT_DESCRIPTORS):
+        return False
+    return bool(GDT_DESCRIPTORS[index] >> 53 & 1)
 
 
 class UserActions:
@@ -61,16 +79,68 @@ class UserActions:
         run = self.run
         if sysenter_faults(run.sc.machine.cpu):
             run.model_fault(
-                VEC_UD, address, "SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"
+                VEC_UD,
+                address,
+                N_("SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"),
             )
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
-                "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
-                "emulated: only entry_SYSCALL_64 is",
+                N_(
+                    "SYSENTER enters entry_SYSENTER_compat (MSR_IA32_SYSENTER_EIP), which is not "
+                    "emulated: only entry_SYSCALL_64 is"
+                ),
             )
         )
-        run.stop("stopped at SYSENTER (entry_SYSENTER_compat is not emulated)")
+        run.stop(N_("stopped at SYSENTER (entry_SYSENTER_compat is not emulated)"))
+
+    def syscall_compat(self, address: int) -> None:
+        """SYSCALL in compatibility mode: #UD on Intel (modelled); on AMD the 32-bit entry.
+
+        Unicorn 2.1 calls the SYSCALL hook whatever the mode, so without this the engine
+        would run entry_SYSCALL_64, which no CPU enters from 32-bit code.
+        """
+        run = self.run
+        run.rewind_rip = address
+        if syscall_compat_faults(run.sc.machine.cpu):
+            run.model_fault(
+                VEC_UD,
+                address,
+                N_(
+                    "SYSCALL in compatibility mode (CS.L = 0) is invalid on Intel "
+                    "(SDM vol. 2B, SYSCALL)"
+                ),
+            )
+        run.event(
+            Event(
+                EventKind.UNSUPPORTED,
+                N_(
+                    "SYSCALL in compatibility mode enters through MSR_CSTAR into "
+                    "entry_SYSCALL_compat on AMD, which is not modelled yet: only "
+                    "entry_SYSCALL_64 is"
+                ),
+            )
+        )
+        run.stop(
+            N_(
+                "stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat is not "
+                "modelled yet)"
+            )
+        )
+
+    def int80(self) -> None:
+        """int $0x80 goes through the IDT's DPL-3 gate to entry_INT80_compat, the 32-bit
+        system-call entry (CONFIG_IA32_EMULATION): a system call, not a fault."""
+        self.run.event(
+            Event(
+                EventKind.UNSUPPORTED,
+                N_(
+                    "int $0x80 is the 32-bit system-call entry (entry_INT80_compat), not a "
+                    "fault; it is not modelled yet: only entry_SYSCALL_64 is"
+                ),
+            )
+        )
+        self.run.stop(N_("stopped at int $0x80 (entry_INT80_compat is not modelled yet)"))
 
     def syscall(self) -> None:
         """model: the SYSCALL ring transition (Intel SDM vol. 2B), which Unicorn skips."""

@@ -13,7 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
+from engine.constants import (
+    EXCEPTION_NAMES,
+    IOPL,
+    MASK64,
+    PT_REGS_FIELDS,
+    is_canonical,
+    user_space_top,
+)
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.layout import tables_needed
@@ -305,11 +312,23 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     rflags = r.integer(u.get("rflags", DEFAULT_RFLAGS), "user.rflags", 0, 0x3FFFFF)
     if rflags & 0x20000:
         raise r.fail("user.rflags", "VM (bit 17) cannot be set in 64-bit mode")
+    if rflags & IOPL:
+        # Since Linux 5.5 iopl(3) sets thread.iopl_emul and opens the I/O bitmap
+        # (arch/x86/kernel/ioport.c); sigreturn (FIX_EFLAGS) and ptrace (FLAG_MASK) cannot
+        # set IOPL either, so no task of v5.8, 6.1 or 6.12 runs with RFLAGS.IOPL != 0.
+        raise r.fail(
+            "user.rflags",
+            f"IOPL (bits 12-13) is {(rflags & IOPL) >> 12}, but no task of these kernels runs "
+            "with IOPL != 0: since Linux 5.5 iopl() opens the TSS I/O bitmap instead",
+        )
     fs_base = r.integer(u.get("fs_base", 0), "user.fs_base", negative=False)
     gs_base = r.integer(u.get("gs_base", 0), "user.gs_base", negative=False)
     for key, val in (("user.fs_base", fs_base), ("user.gs_base", gs_base)):
         if not is_canonical(val, config.paging):
             raise r.fail(key, f"expected a canonical address, got {val:#x}")
+        why = _unreachable_base(kernel, val, config.paging)
+        if why:
+            raise r.fail(key, why)
     code_src = r.string(u.get("code", "syscall"), "user.code")
     code = assemble_user_code(code_src, rip, path, r)
 
@@ -399,6 +418,22 @@ def _check_memory(
         )
 
 
+def _unreachable_base(kernel: str, base: int, paging: int) -> str:
+    """Why a task of *kernel* can never have the FS or GS base *base* ("" if it can).
+
+    Without FSGSBASE (v5.8: user space got WRFSBASE/WRGSBASE in 5.9) the only way to set
+    a base is arch_prctl(ARCH_SET_FS/GS), and do_arch_prctl_64() returns -EPERM for an
+    address at or above TASK_SIZE_MAX.
+    """
+    task_size_max = user_space_top(paging) - 0x1000
+    if spec(kernel).fsgsbase or base < task_size_max:
+        return ""
+    return (
+        f"{base:#x} is at or above TASK_SIZE_MAX, and {kernel} has no FSGSBASE (5.9+): "
+        "its only way to set a base, arch_prctl(), refuses such an address"
+    )
+
+
 def with_kernel(sc: Scenario, kernel: str) -> Scenario:
     """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
 
@@ -429,6 +464,10 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
             failed_check=None,
             given=tuple(k for k in expect.given if k != "failed_check"),
         )
+    for key, base in (("user.fs_base", sc.fs_base), ("user.gs_base", sc.gs_base)):
+        why = _unreachable_base(kernel, base, machine.paging)
+        if why:
+            raise ScenarioError(sc.path, key, why)
     return replace(sc, kernel=kernel, machine=machine, expect=expect)
 
 

@@ -349,6 +349,10 @@ def _canonical(mnemonic: str) -> str:
     """One name per opcode: condition-code synonyms (``jz``/``je``) and aliases."""
     m = mnemonic.lower()
     m = _SAME.get(m, m)
+    if m.startswith("movabs"):
+        # Keystone encodes `mov (0x10), %rax` with the 8-byte moffs form, which Capstone
+        # names movabs; GNU as picks a disp32 form of the same load.  Both are `mov`.
+        m = "mov" + m[len("movabs") :]
     for family in ("cmov", "set", "j"):
         if m.startswith(family) and m != "jmp":
             cc = m[len(family) :]

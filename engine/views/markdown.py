@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from engine.checks import describe
 from engine.constants import flag_names
 from engine.errors import escape
-from engine.i18n import LANGUAGES, N_, get_language, set_language, tr
+from engine.i18n import LANGUAGES, N_, get_language, pgettext, set_language, tr
 from engine.kernel.variants import C_CHECK_SOURCE, spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 
@@ -48,6 +48,7 @@ def _(text: str) -> str:
 # token), so the listing's fixed words used in them are marked here, where it sees them,
 # and translated where they are shown.
 W_ENTRY_STACK = N_("entry stack")
+W_SAVED_AX = N_("saved ax")
 W_REWROTE = N_("rewrote")
 W_USER_CODE_CPL_3 = N_("User code, CPL 3")
 W_EXIT_PATH = N_("exit path")
@@ -171,7 +172,9 @@ def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
             return f"pt_regs->{slot.slot}", slot
     for slot in step.entry_stack:
         if slot.address == address:
-            return _(W_ENTRY_STACK) + (f" {slot.slot}" if slot.slot else ""), slot
+            # "ax (saved)" is a word as well as a name: the TUI's short "saved ax" message
+            word = _(W_SAVED_AX) if slot.slot == "ax (saved)" else slot.slot
+            return _(W_ENTRY_STACK) + (f" {word}" if word else ""), slot
     return None
 
 
@@ -317,7 +320,7 @@ def _listing(trace: Trace) -> Iterator[str]:
     numbers = {s.number: s for s in trace.source}
     seen: set[tuple[int, str]] = set()
     previous: Step | None = None
-    head = [_("step"), _("address"), _("instruction"), _("what it did")]
+    head = [pgettext("column", "step"), _("address"), _("instruction"), _("what it did")]
     program_shown = False
     for group in _groups(trace.steps):
         if group.line is None:
@@ -432,7 +435,7 @@ def _moments(trace: Trace) -> Iterator[str]:
         for step in trace.steps
         for e in step.events
     ]
-    yield from table([_("step"), _("what"), _("detail")], rows, "r")
+    yield from table([pgettext("column", "step"), _("what"), _("detail")], rows, "r")
 
 
 def _event_text(text: str, modelled: bool) -> str:

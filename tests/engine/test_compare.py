@@ -271,7 +271,7 @@ def test_landmarks_at_one_row_are_named_together() -> None:
 def test_v5_8_and_v6_12_decide_differently_on_the_last_page_below_task_size_max() -> None:
     """RIP 0x7ffffffff000 is canonical (v5.8.13: SYSRET) but not below TASK_SIZE_MAX
     (6.12: IRET). The kernels name their checks differently; their verdicts still meet."""
-    name = "v6.12-last-page-below-task-size-max.toml"
+    name = "v6.12-fallthrough-to-task-size-max.toml"
     old, new = run(name, kernel="v5.8.13"), run(name, kernel="v6.12")
     assert (old.kernel, new.kernel) == ("v5.8.13", "v6.12")
     c = compare_traces(old, new)

@@ -6,6 +6,7 @@ import pytest
 
 from engine import Session, parse_scenario
 from engine.constants import VEC_BP, VEC_GP, VEC_PF, VEC_UD
+from engine.errors import ScenarioError
 from engine.machine.faults import is_io
 from engine.machine.modelled import error_code, io_faults, sysret_rflags
 from engine.trace import EventKind, Trace
@@ -44,11 +45,15 @@ def test_port_io_without_iopl_is_a_modelled_gp0(insn: str) -> None:
     assert f.modelled and t.steps[-1].modelled
 
 
-def test_port_io_with_iopl3_runs() -> None:
-    t = Session(
-        parse_scenario('name = "io"\n[user]\nrflags = 0x3246\ncode = "in $0x60, %al; syscall"\n')
-    ).run()
-    assert t.fault is None and t.exit == "sysret"
+@pytest.mark.parametrize("rflags", [0x1246, 0x2246, 0x3246])
+def test_a_user_iopl_is_refused_with_the_reason(rflags: int) -> None:
+    # iopl(3) has opened the I/O bitmap instead of setting RFLAGS.IOPL since Linux 5.5:
+    # a scenario cannot start a task with IOPL != 0, so port I/O at CPL 3 always faults.
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(f'name = "io"\n[user]\nrflags = {rflags:#x}\ncode = "in $0x60, %al"\n')
+    text = str(err.value)
+    assert "\n" not in text and "user.rflags" in text and "iopl()" in text
+    assert f"IOPL (bits 12-13) is {rflags >> 12}" in text
 
 
 def test_ud2_is_ud_and_int3_is_bp_with_rip_after_it() -> None:
@@ -202,3 +207,36 @@ def test_the_documented_setup_differences_hold() -> None:
     assert ac.fault is None and ac.exit == "sysret"
     sse = run("movaps %xmm0, %xmm1; syscall").fault
     assert sse is not None and (sse.vector, sse.rip) == (UD, 0x401000)
+
+
+# A far return to __USER32_CS (0x23) puts the CPU in compatibility mode; the syscall after
+# it is the 32-bit one, which entry_SYSCALL_64 never sees on a real CPU.
+COMPAT = "pushq $0x23; lea 1f(%rip), %rax; push %rax; lretq; 1: syscall"
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_syscall_in_compat_mode_is_ud_at_cpl3_on_intel(record: bool) -> None:
+    t = run(COMPAT, record=record)
+    f = t.fault
+    assert f is not None and (f.vector, f.name, f.cpl, f.modelled) == (UD, "#UD", 3, True)
+    assert f.rip == 0x40100C and "compatibility mode" in f.reason
+    assert t.exit is None and t.final is not None and t.final.rip == 0x40100C
+    assert t.final_cpl == 3  # the kernel was never entered
+    if record:
+        assert all(s.cpl == 3 for s in t.steps)
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_syscall_in_compat_mode_stops_on_amd_naming_the_cstar_entry(record: bool) -> None:
+    t = run(COMPAT, '[machine]\ncpu = "amd"\n', record=record)
+    assert t.fault is None and t.exit is None and t.final_cpl == 3
+    assert "entry_SYSCALL_compat is not modelled yet" in t.stopped
+    if record:
+        assert all(s.cpl == 3 for s in t.steps)
+        events = [e for s in t.steps for e in s.events if e.kind == EventKind.UNSUPPORTED]
+        assert events and "MSR_CSTAR" in events[0].text
+
+
+def test_syscall_in_64_bit_mode_after_a_far_return_to_user_cs_still_enters() -> None:
+    t = run("pushq $0x33; lea 1f(%rip), %rax; push %rax; lretq; 1: mov $39, %eax; syscall")
+    assert t.fault is None and t.exit == "sysret"

@@ -265,3 +265,71 @@ def test_gettext_style_calls_on_engine_texts_translate_them_too() -> None:
     i18n.set_language("ja")
     m = msg("IRETQ to RIP {rip:#x}", rip=0x401000)
     assert i18n._(m) == tr(m) == "IRETQ で RIP 0x401000 へ"
+
+
+@pytest.mark.parametrize(
+    ("nr", "name"), [(0, "read"), (2, "open"), (3, "close"), (60, "exit"), (231, "exit_group")]
+)
+def test_a_system_calls_name_is_never_translated(nr: int, name: str) -> None:
+    """ "exit", "read", "open" and "close" are msgids too (UI words); a system call's name
+    in a message is a name and must come out as it is (exit(0), not 終了(0))."""
+    from engine import parse_scenario, run_scenario
+
+    t = run_scenario(
+        parse_scenario(f'name = "n"\n[user]\ncode = "mov ${nr}, %eax; xor %edi, %edi; syscall"')
+    )
+    lines = [tr(line, "ja") for line in t.handler]
+    assert any(
+        line.startswith(f"{name}(0)" if nr in (60, 231) else f"{name}（nr {nr}）") for line in lines
+    ), lines
+    # The catalogue does translate the bare word: the name is kept by Literal, not by luck.
+    assert tr(i18n.literal("exit"), "ja") == "exit" and tr("exit", "ja") != "exit"
+
+
+def test_the_step_column_and_the_step_key_are_two_messages() -> None:
+    """The column header is a number (ステップ), the key an action (進む): one English word,
+    two msgids told apart by msgctxt."""
+    from tui.cli import main
+
+    i18n.set_language("ja")
+    assert i18n.pgettext("column", "step") == "ステップ"
+    assert i18n._("step") == "進む"
+    out = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out):
+        main(["trace", str(SCENARIOS / "getpid.toml"), "--lang", "ja"])
+    header = out.getvalue().splitlines()[1]
+    assert header.split()[0] == "ステップ" and "進む" not in out.getvalue()
+    md = io.StringIO()
+    with contextlib.redirect_stdout(md):
+        main(["trace", str(SCENARIOS / "getpid.toml"), "--lang", "ja", "--format", "markdown"])
+    assert "ステップ" in md.getvalue() and "進む" not in md.getvalue()
+
+
+#: One Japanese word per term (japanese.md §2), and the words it replaced.
+TERMS = {
+    "欄": "スロット (slot)",
+    "モデル化": "模擬 (modelled)",
+    "出口": "復帰経路 (exit path)",
+    "遅い": "低速な復帰経路 (slow exit)",
+    "継続": "続行 (continue)",
+    "戻り番地": "戻り先アドレス (return address)",
+    "戻りアドレス": "戻り先アドレス (return address)",
+    "スタックの先頭": "スタックの最上位 / RSP の位置 (top of stack: two meanings)",
+    "リスティング": "ソースと実行の記録 (Listing)",
+    "。経由:": "{target} 経由で (via)",
+}
+JAPANESE = "[ぁ-んァ-ヶ一-龥ー]"
+
+
+def test_the_catalogue_uses_one_word_per_term_and_full_width_parentheses() -> None:
+    bad = []
+    for m in ja_catalogue():
+        if not m.id or not isinstance(m.string, str):
+            continue
+        bad += [f"{old} → {new}: {m.string[:60]}" for old, new in TERMS.items() if old in m.string]
+        # Parentheses inside Japanese text are full-width: 「SYSRET（高速経路）」.
+        if re.search(rf"{JAPANESE} ?\(|\({JAPANESE}|{JAPANESE}\)", m.string):
+            bad.append(f"half-width parenthesis: {m.string[:60]}")
+    assert not bad, bad

@@ -193,7 +193,7 @@ def test_v612_c_checks_predict_exit(ip: int, cx: int, cs: int, ss: int, r11: int
     expected = predict_612(writes)
     assert trace.failed_check == expected
     assert trace.exit == ("sysret" if expected is None else "iret")
-    # v5.8's canonical test and 6.12's TASK_SIZE_MAX part ways on the last user page
+    # v5.8's canonical test and 6.12's TASK_SIZE_MAX part ways on TASK_SIZE_MAX itself
     if expected is None:
         assert sign_extend(ip) == ip and ip < 0x7FFFFFFFF000
 
@@ -238,7 +238,7 @@ def test_v612_what_if_without_the_task_size_max_check() -> None:
 
 def test_v612_rip_checks_write_their_values_alike() -> None:
     """regs->cx == regs->ip and regs->ip < TASK_SIZE_MAX: both padded as a RIP is."""
-    t = trace_of("v6.12-last-page-below-task-size-max.toml")
+    t = trace_of("v6.12-fallthrough-to-task-size-max.toml")
     c = {str(c.name): c for c in t.checks}
     assert describe(c["rcx_eq_rip"]) == "regs->cx 0x00007ffffffff000 == regs->ip 0x00007ffffffff000"
     assert describe(c["rip_below_task_size_max"]) == (

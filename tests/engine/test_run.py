@@ -416,11 +416,6 @@ def test_tf_on_the_syscall_itself_is_masked_not_trapped() -> None:
     assert t.final is not None and t.final.rflags & 0x100  # IRET restored TF
 
 
-def test_iopl3_survives_sysret() -> None:
-    t = run_scenario(parse_scenario('name = "iopl"\n[user]\nrflags = 0x3246'))
-    assert t.exit == "sysret" and t.final is not None and t.final.rflags == 0x3246
-
-
 def test_sigreturn_strict_ss_keeps_a_bad_selector() -> None:
     """Delivery from 64-bit code sets UC_STRICT_RESTORE_SS: SS comes back as saved."""
     sc = parse_scenario('name = "s"\n[user]\nrax = 15\n[sigframe]\nss = 0x23')

@@ -12,6 +12,7 @@ import pytest
 
 from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
 from engine.constants import MASK64
+from engine.trace import EventKind
 from engine.views.json import expectation_mismatches
 from tests.conftest import ROOT, SCENARIOS
 
@@ -206,16 +207,23 @@ def test_any_rsp_value_is_allowed_and_returned() -> None:
     assert t.exit == "sysret" and t.final is not None and t.final.rsp == MASK64
 
 
-def test_int80_is_not_the_syscall_path() -> None:
+def test_int80_is_the_compat_entry_not_a_fault() -> None:
+    # int $0x80 is the 32-bit system call (entry_INT80_compat): not modelled, and not
+    # reported as an exception either.
     t = run_scenario(parse_scenario('name = "x"\n[user]\ncode = "int $0x80"'))
-    assert t.fault is not None and t.fault.name == "INT 0x80" and t.fault.cpl == 3
-    assert t.exit is None
+    assert t.fault is None and t.exit is None
+    assert "entry_INT80_compat is not modelled yet" in t.stopped
+    assert any(
+        e.kind == EventKind.UNSUPPORTED and "32-bit system-call entry" in e.text
+        for s in t.steps
+        for e in s.events
+    )
 
 
 def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
     """6.12's rip_below_task_size_max is longer than the other names: the compared values
     still start in one column, not glued to that name."""
-    r = cli("trace", "scenarios/v6.12-last-page-below-task-size-max.toml")
+    r = cli("trace", "scenarios/v6.12-fallthrough-to-task-size-max.toml")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     start = lines.index(next(x for x in lines if x.startswith("failed check:"))) + 1

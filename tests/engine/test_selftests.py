@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import Session, Trace, load_scenario, parse_scenario, run_scenario
+from engine import (
+    ScenarioError,
+    Session,
+    Trace,
+    load_scenario,
+    parse_scenario,
+    run_scenario,
+    with_kernel,
+)
 from engine.constants import AC, DF, NT, TF, USER_DS
 from engine.trace import EventKind, Regs
 from engine.views.json import expectation_mismatches
@@ -137,8 +145,39 @@ def test_a_restarted_syscall_returns_onto_the_syscall(name: str, nr: int, syscal
 
 
 def test_negative_user_gs_base_survives_the_call() -> None:
-    regs = final("syscall_arg_fault-syscall-negative-gsbase.toml")
+    regs = final("syscall_arg_fault-syscall-negative-gsbase-6.12.toml")
     assert regs.cpl == 3 and regs.gs_base == 0xFFFFFFFFFFFF0000
+
+
+@pytest.mark.parametrize("key", ["gs_base", "fs_base"])
+@pytest.mark.parametrize(
+    ("kernel", "base", "refused"),
+    [
+        ("v5.8.13", 0xFFFFFFFFFFFF0000, True),  # no FSGSBASE: arch_prctl() refuses it
+        ("v5.8.13", 0x7FFFFFFFF000, True),  # TASK_SIZE_MAX itself: -EPERM as well
+        ("v5.8.13", 0x7FFFFFFFE000, False),  # arch_prctl(ARCH_SET_GS) accepts a user address
+        ("v6.1", 0xFFFFFFFFFFFF0000, False),  # WRGSBASE may write any canonical base
+        ("v6.12", 0xFFFFFFFFFFFF0000, False),
+    ],
+)
+def test_a_user_base_only_fsgsbase_can_set_is_refused_on_v5_8(
+    key: str, kernel: str, base: int, refused: bool
+) -> None:
+    text = f'name = "b"\n[machine]\nkernel = "{kernel}"\n[user]\n{key} = {base:#x}\n'
+    if not refused:
+        assert getattr(parse_scenario(text), key) == base
+        return
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "b.toml")
+    line = str(err.value)
+    assert "\n" not in line and f"user.{key}" in line and "FSGSBASE" in line
+
+
+def test_moving_a_kernel_half_gs_base_to_v5_8_is_refused() -> None:
+    sc = load_scenario(SELFTESTS / "syscall_arg_fault-syscall-negative-gsbase-6.12.toml")
+    with pytest.raises(ScenarioError, match=r"user\.gs_base: .*no FSGSBASE"):
+        with_kernel(sc, "v5.8.13")
+    assert with_kernel(sc, "v6.1").gs_base == 0xFFFFFFFFFFFF0000
 
 
 def test_sigreturn_to_a_non_canonical_rip_faults_on_the_iretq() -> None:

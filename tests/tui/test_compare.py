@@ -257,7 +257,7 @@ async def test_a_run_on_6_12_shows_its_checks_as_c_conditions() -> None:
     """6.12 decides in C: its checklist says so and gives the long check name room, as the
     debugger's does, while the v5.8.13 run beside it keeps the assembly checklist."""
     c = compare_traces(
-        scenario_trace("getpid.toml"), scenario_trace("v6.12-last-page-below-task-size-max.toml")
+        scenario_trace("getpid.toml"), scenario_trace("v6.12-fallthrough-to-task-size-max.toml")
     )
     app = CompareApp(c)
     async with app.run_test(size=WIDE):

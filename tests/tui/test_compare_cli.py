@@ -45,7 +45,7 @@ def test_kernel_pair_uses_the_engine_kernels(capsys: pytest.CaptureFixture[str])
 
 
 def test_one_scenario_on_two_kernels(capsys: pytest.CaptureFixture[str]) -> None:
-    last_page = str(SCENARIOS / "v6.12-last-page-below-task-size-max.toml")
+    last_page = str(SCENARIOS / "v6.12-fallthrough-to-task-size-max.toml")
     assert main(["compare", last_page, "--kernel", "v5.8.13,v6.12", "--summary"]) == 1
     out = capsys.readouterr().out
     assert "v5.8.13" in out.splitlines()[0] and "v6.12" in out.splitlines()[1]

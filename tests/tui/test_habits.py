@@ -199,12 +199,12 @@ async def test_restart_reads_the_edited_file_again(tmp_path: Path) -> None:
     async with app.run_test(size=(160, 50), notifications=True) as pilot:
         screen = debugger(app)
         await pilot.press("s", "s", "s")
-        path.write_text(path.read_text().replace("[user]", "[user]\nrflags = 0x3246"))
+        path.write_text(path.read_text().replace("[user]", "[user]\nrflags = 0x10246"))
         await pilot.press("r")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.position == 0
-        assert screen.timeline.trace.initial.rflags == 0x3246  # IOPL 3, as the file now says
+        assert screen.timeline.trace.initial.rflags == 0x10246  # RF, as the file now says
         await pilot.pause()
         assert any("changed" in text for text in toasts(app)), toasts(app)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from rich.cells import cell_len
+from textual.binding import Binding
 from textual.widgets import Tab
 
 from engine.i18n import get_language, set_language
@@ -136,7 +137,7 @@ async def test_everything_on_screen_is_japanese() -> None:
         screen.position = position_after(trace, has_event("handler"))
         await pilot.pause()
         status = app.query_one(StatusLine).render().plain
-        assert "ステップ" in status and "出口" in status
+        assert "ステップ" in status and "復帰経路" in status
         note = app.query_one(NotePanel).plain
         assert has_kana(note) and "pt_regs" in note
         titles = [w.border_title for w in screen.query(LinePanel) if w.border_title]
@@ -182,7 +183,7 @@ LAYOUT_SCENARIOS = (
     "getpid.toml",
     "sigreturn-noncanonical.toml",
     "cve-2012-0217-intel.toml",
-    "v6.12-last-page-below-task-size-max.toml",
+    "v6.12-fallthrough-to-task-size-max.toml",
     "v6.1-tf-single-step.toml",
 )
 
@@ -282,3 +283,34 @@ def test_every_binding_of_every_screen_is_a_translated_message() -> None:
                 if text and not translated.get(text):
                     bad.append(f"{cls.__module__}.{cls.__name__} {binding.key}: {text!r}")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_80x24_key_bar_keeps_its_labels_in_both_languages(lang: str) -> None:
+    """At 80 columns the English bar shows every essential key with its label; the
+    Japanese one must too (the labels are short words: 最初へ, not a longer phrase)."""
+    from engine import i18n
+    from tui.screens.debugger import DebuggerScreen
+    from tui.widgets.keybar import KeyBar, keys_of
+
+    i18n.set_language(lang)
+    try:
+        bar = KeyBar(keys_of([b for b in DebuggerScreen.BINDINGS if isinstance(b, Binding)]))
+        form = bar._layout(80)
+        assert all(text for _key, _shown, text in form), form
+        assert bar._width(form, bar._gap) <= 80
+        if lang == "ja":
+            assert [t for _k, _d, t in form][:2] == ["進む", "戻る"]
+    finally:
+        i18n.set_language("en")
+
+
+@run_async
+async def test_the_command_palette_placeholder_is_japanese() -> None:
+    from textual.command import CommandInput
+
+    app = make_app(lang="ja")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert app.screen.query_one(CommandInput).placeholder == "コマンドを検索…"

@@ -13,7 +13,7 @@ from tui.widgets.status import StatusLine
 
 @run_async
 async def test_v612_checklist_shows_the_c_conditions_and_the_failure() -> None:
-    name = "v6.12-last-page-below-task-size-max.toml"
+    name = "v6.12-fallthrough-to-task-size-max.toml"
     trace = scenario_trace(name)
     at = position_after(trace, lambda s: s.text == "(C) regs->ip >= TASK_SIZE_MAX")
     app = make_app(name)

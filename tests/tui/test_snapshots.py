@@ -67,9 +67,10 @@ class TestWide:
         assert snap_compare(app, terminal_size=WIDE, run_before=at(failing_check_position()))
 
     def test_v612_c_check_fails(self, snap_compare: SnapCompare) -> None:
-        """6.12, the last page below 2^47: the modelled C condition regs->ip >= TASK_SIZE_MAX
-        holds, the checklist shows the C conditions, do_syscall_64 will return false."""
-        name = "v6.12-last-page-below-task-size-max.toml"
+        """6.12, a return to TASK_SIZE_MAX (0x7ffffffff000): the modelled C condition
+        regs->ip >= TASK_SIZE_MAX holds, the checklist shows the C conditions, do_syscall_64
+        will return false."""
+        name = "v6.12-fallthrough-to-task-size-max.toml"
         trace = scenario_trace(name)
         position = position_after(trace, lambda s: any(c.result == "fail" for c in s.checks))
         assert snap_compare(make_app(name), terminal_size=WIDE, run_before=at(position))

@@ -59,8 +59,8 @@ CHECK_REASONS: dict[str, str] = {
     "ss_user": N_("SYSRET always loads SS 0x2b; any other SS must return through IRET."),
     "rip_below_task_size_max": N_(
         "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "
-        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and the last page "
-        "below the hole goes too."
+        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and TASK_SIZE_MAX "
+        "itself, the page just below the hole that no task can map, goes too."
     ),
 }
 

@@ -12,13 +12,16 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from engine.i18n import _
+from engine.i18n import N_, _
 from engine.trace import SourceLine, Step
 from tui.widgets.panel import LinePanel
 
 #: Long macros (PUSH_AND_CLEAR_REGS is 27 instructions) are shown as a window around the
 #: current instruction so the panel keeps a bounded height.
 WINDOW = 7
+
+#: The bytes row's label (inside an f-string, so marked here).
+W_BYTES = N_("bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +189,7 @@ class MacroExpansion(LinePanel):
                     marker = "▶" if row.upcoming else "●"
                     lines.append(
                         Content.assemble(
-                            (f"  {marker} bytes ", more),
+                            (f"  {marker} {_(W_BYTES)} ", more),
                             (row.code.hex(" "), self.style("expansion--bytes")),
                         )
                     )

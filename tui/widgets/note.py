@@ -32,8 +32,10 @@ USER_DEFAULT = N_(
 #: Notes for kernel code outside entry_64.S, by symbol.
 KERNEL_NOTES: dict[str, str] = {
     "do_syscall_64": N_(
-        "The C half of the system call: look up the handler in sys_call_table, run it, then "
-        "do the exit work (signals, ptrace). No C runs on this emulated CPU: the engine "
+        "The C half of the system call: run the handler for the number in RAX (v5.8 calls it "
+        "through sys_call_table; 6.1 and 6.12 call x64_sys_call(), a switch on the number, "
+        "since the Branch History Injection fix), then do the exit work (signals, ptrace). "
+        "No C runs on this emulated CPU: the engine "
         "applies what the handler does to pt_regs and returns, so this step is modelled."
     ),
 }
@@ -44,7 +46,8 @@ KERNEL_NOTES: dict[str, str] = {
 C_STEP_NOTES: dict[StepKind, str] = {
     StepKind.C_CALL: N_(
         "bool do_syscall_64(struct pt_regs *regs, int nr), arch/x86/entry/common.c: run the "
-        "handler from sys_call_table, then the exit work (signals, ptrace). In 6.12 the same "
+        "handler through x64_sys_call(), a switch on the number, then the exit work (signals, "
+        "ptrace). In 6.12 the same "
         "function also decides between SYSRET and IRET, in C, before it returns. No C runs on "
         "this emulated CPU: these steps are modelled on the pt_regs in emulated memory."
     ),

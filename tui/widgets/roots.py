@@ -9,13 +9,26 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.style import Style
 
-from engine.i18n import N_, _, tr
+from engine.i18n import N_, _, pgettext, tr
 from engine.trace import MappedRegion, RootSummary
 from engine.views.decode import decode_cr3, same_root
 from tui.text import pad
 from tui.widgets.panel import LinePanel
 
 NAME = 11
+#: Labels used inside f-strings, marked where Babel sees them.
+W_MOV_TO_CR3 = N_("MOV to CR3")
+W_BIT63 = N_("(bit 63 {bit})")
+
+
+def _page_flags(flags: str) -> str:
+    """ "r-x user nx" with its owner word in the UI's language (pgettext "page")."""
+    # The columns are already headed by the two roots (user, kernel): the cells say who
+    # may use the page in a word of their own (the PTE's U/S bit: ユーザ / 特権 in Japanese).
+    owner = {"user": pgettext("page", "user"), "kernel": pgettext("page", "kernel")}
+    return " ".join(owner.get(w, w) for w in flags.split())
+
+
 COLUMN = 17
 REGION_NAME = 20
 REGION_COLUMN = 13
@@ -50,7 +63,7 @@ class RootsPanel(LinePanel):
         # The title carries the news so that the rows keep their width.
         switched = view is not None and view.switched
         title = _(self.TITLE)
-        self.set_title(f"{title} · MOV to CR3" if switched else title)
+        self.set_title(f"{title} · {_(W_MOV_TO_CR3)}" if switched else title)
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
@@ -88,7 +101,7 @@ class RootsPanel(LinePanel):
                 emphasise=True,
             ),
             row("cr3", [f"{r.cr3:016x}" for r in roots], emphasise=True),
-            row("pgd phys", [f"{f.pgd:016x}" for f in fields]),
+            row(_(N_("pgd phys")), [f"{f.pgd:016x}" for f in fields]),
             row("pcid", [f"{f.pcid:03x}" for f in fields]),
             row(
                 "bit 12 PTI",
@@ -109,16 +122,17 @@ class RootsPanel(LinePanel):
         name = self.style("roots--name")
         style = self.style("roots--switched" if view.switched else "roots--live")
         if view.written is None:
-            wrote = Content.assemble((pad("MOV to CR3", NAME), name), (_("none yet"), style))
+            wrote = Content.assemble((pad(_(W_MOV_TO_CR3), NAME), name), (_("none yet"), style))
         else:
             noflush = int(decode_cr3(view.written).noflush)
             wrote = Content.assemble(
-                (pad("MOV to CR3", NAME), name),
-                (f"{view.written:016x} (bit 63 {noflush})", style),
+                (pad(_(W_MOV_TO_CR3), NAME), name),
+                (f"{view.written:016x} " + _(W_BIT63).format(bit=noflush), style),
             )
         bit = int(decode_cr3(view.cr3).noflush)
         reads = Content.assemble(
-            (pad(_("CR3 reads"), NAME), name), (f"{view.cr3:016x} (bit 63 {bit})", style)
+            (pad(_("CR3 reads"), NAME), name),
+            (f"{view.cr3:016x} " + _(W_BIT63).format(bit=bit), style),
         )
         return [wrote, reads]
 
@@ -140,7 +154,7 @@ class RootsPanel(LinePanel):
             for table in by_root:
                 found = table.get(name)
                 if found is not None and found.mapped:
-                    text = f"✓ {found.flags}"
+                    text = "✓ " + _page_flags(found.flags)
                     style = self.style("roots--mapped")
                 else:
                     text = "✗ " + _("unmapped")
