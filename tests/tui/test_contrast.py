@@ -7,7 +7,6 @@ is measured against the cell behind it, in truecolour and in 256 colours (tests/
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from tui.screenshots import end, event, failed_check, full_pt_regs
 from tui.theme import THEMES
 
 THEME_NAMES = [theme.name for theme in THEMES]
-Measure = Callable[[str], Awaitable[None]]
 
 
 async def _collect(app: App[Any], pilot: Pilot[Any], where: str, bad: list[str]) -> None:
