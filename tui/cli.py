@@ -171,6 +171,16 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     write_verdict(trace, out)
 
 
+#: A check's state in the words of the checks panel and the help (JSON keeps the names).
+#: At the end of a trace a check not reached was never made: skipped.
+RESULT_WORDS = {
+    "pass": N_("pass"),
+    "fail": N_("FAIL"),
+    "not_reached": N_("skipped"),
+    "removed": N_("REMOVED"),
+}
+
+
 def write_verdict(trace: Trace, out: TextIO) -> None:
     from rich.cells import cell_len
 
@@ -192,8 +202,15 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
     ]
     # 6.12's rip_below_task_size_max is longer than the others: size the column to it
     name_width = max((len(c.name) for c in trace.checks), default=0)
+    results = {r: _(w) for r, w in RESULT_WORDS.items()}
+    result_width = max(12, *(cell_len(w) + 1 for w in results.values()))
+
+    def result(check: str) -> str:
+        word = results.get(check, check)
+        return word + " " * (result_width - cell_len(word))
+
     lines.extend(
-        f"  {c.result:12} {c.name:{name_width}} {escape(tr(describe(c)))}".rstrip()
+        f"  {result(c.result)}{c.name:{name_width}} {escape(tr(describe(c)))}".rstrip()
         for c in trace.checks
     )
     if trace.handler:

@@ -75,3 +75,12 @@ def test_trace_table_shows_do_syscall_64_as_modelled_not_as_a_retq(
     handler = next(line for line in lines if line.split()[2:3] == ["ffffffff810025f0"])
     assert "do_syscall_64 [modelled]" in handler
     assert "retq" not in handler
+
+
+def test_trace_table_gives_each_check_state_the_panels_word(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["trace", str(SCENARIOS / "sigreturn-noncanonical.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "not_reached" not in out
+    assert "  FAIL        canonical_rip " in out and "  skipped     cs_user" in out

@@ -84,3 +84,40 @@ async def test_the_status_line_says_where_the_cpu_is_now() -> None:
         await pilot.pause()
         text = app.query_one(StatusLine).render().plain
         assert "CPL 3 · user ·" in text, text
+
+
+def test_the_help_legend_explains_every_mark_with_the_panels_words() -> None:
+    from engine.i18n import set_language
+    from tui.screens.help import legend_markdown
+
+    set_language("en")
+    legend = legend_markdown()
+    assert "**h** on a stack word: do_syscall_64 (modelled) rewrote it" in legend
+    assert "**⊘** REMOVED" in legend
+    # one word per state: the panel's pending / skipped, never "not reached"
+    assert "pending (not made yet) or skipped" in legend and "not reached" not in legend
+    set_language("ja")
+    try:
+        assert "未実施" in legend_markdown() and "**h**" in legend_markdown()
+    finally:
+        set_language("en")
+
+
+@run_async
+async def test_verdict_pending_is_not_shown_once_checks_have_passed() -> None:
+    trace = scenario_trace("getpid.toml")
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = _screen(app)
+        panel = app.query_one(ChecksPanel)
+        # before any check: pending
+        screen.position = position_after(trace, lambda s: s.text.startswith("call"))
+        await pilot.pause()
+        assert panel.lines[0].plain.startswith("verdict pending")
+        # after the fourth check has passed
+        passed4 = position_after(trace, lambda s: sum(c.result == "pass" for c in s.checks) == 4)
+        screen.position = passed4
+        await pilot.pause()
+        head = panel.lines[0].plain
+        assert "verdict pending" not in head
+        assert head.startswith("4 of 6 checks passed so far"), head

@@ -213,6 +213,13 @@ class ChecksPanel(LinePanel):
             else:
                 via = _("{head} → fast exit, SYSRET via {target}")
             text = "✓ " + via.format(head=summary, target=target)
+        elif any(c.result == "pass" for c in checks):
+            # Some passed, none failed yet: "pending" would read as if nothing had run.
+            style = self.style("checks--verdict-pending")
+            passed = sum(c.result == "pass" for c in checks)
+            text = _("{passed} of {total} checks passed so far; the rest decide").format(
+                passed=passed, total=len(checks)
+            )
         else:
             style = self.style("checks--verdict-pending")
             if self.in_c:
