@@ -4,10 +4,13 @@ line that named the code that had run rather than where the CPU is."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from textual.widgets import Input
 from textual.widgets._toast import Toast
 
-from tests.tui.helpers import make_app, position_after, run_async, scenario_trace
+from tests.tui.helpers import SCENARIOS, make_app, position_after, run_async, scenario_trace
 from tui.screens.debugger import DebuggerScreen
 from tui.widgets.checks import ChecksPanel, VerdictBar, first_failure
 from tui.widgets.status import StatusLine
@@ -121,3 +124,70 @@ async def test_verdict_pending_is_not_shown_once_checks_have_passed() -> None:
         head = panel.lines[0].plain
         assert "verdict pending" not in head
         assert head.startswith("4 of 6 checks passed so far"), head
+
+
+def _picker_texts(app: object) -> list[str]:
+    from textual.widgets import OptionList
+
+    option_list = app.screen.query_one(OptionList)  # type: ignore[attr-defined]
+    return [
+        option_list.get_option_at_index(i).prompt.plain  # type: ignore[union-attr]
+        for i in range(option_list.option_count)
+    ]
+
+
+@run_async
+async def test_the_picker_prefers_the_checkouts_scenarios_below_dot_scenarios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited selftest in ./scenarios/selftests is listed; its installed twin is not."""
+    from tui.app import default_scenario_dirs
+
+    shipped = tmp_path / "site" / "engine" / "scenarios"
+    for root, title in ((tmp_path / "scenarios", "EDITED in the checkout"), (shipped, "ORIG")):
+        (root / "selftests").mkdir(parents=True)
+        (root / "selftests" / "sysret_rip-x.toml").write_text(
+            f'name = "{title}"\n[user]\ncode = "syscall"\n', encoding="utf-8"
+        )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("engine.paths.bundled_scenarios_dir", lambda: shipped)
+    monkeypatch.setattr("engine.scenario.bundled_scenarios_dir", lambda: shipped)
+    app = make_app(scenario_dirs=default_scenario_dirs())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        texts = _picker_texts(app)
+        assert "./scenarios/selftests/" in texts
+        assert any("EDITED in the checkout" in t for t in texts), texts
+        assert not any("ORIG" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("size", [(160, 50), (80, 24)])
+@run_async
+async def test_picker_titles_never_wrap(size: tuple[int, int]) -> None:
+    from rich.cells import cell_len
+    from textual.widgets import OptionList
+
+    app = make_app(scenario_dirs=(SCENARIOS, SCENARIOS / "selftests"))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        option_list = app.screen.query_one(OptionList)
+        width = option_list.scrollable_content_region.width
+        for text in _picker_texts(app):
+            for line in text.split("\n"):
+                assert cell_len(line) <= width, (line, width)
+
+
+@run_async
+async def test_an_absolute_path_that_exists_is_a_match() -> None:
+    app = make_app(scenario_dirs=(SCENARIOS,))
+    target = str(SCENARIOS / "selftests" / "entry-ss-must-match-sysret.toml")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = target
+        await pilot.pause()
+        texts = _picker_texts(app)
+        assert not any("no scenario matches" in t for t in texts), texts
+        assert any(t.endswith("/selftests/entry-ss-must-match-sysret.toml") for t in texts), texts
