@@ -345,10 +345,3 @@ def _is_under(directory: Path, top: Path) -> bool:
         return directory.resolve().is_relative_to(top.resolve())
     except OSError:
         return False
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
