@@ -84,3 +84,25 @@ def test_trace_table_gives_each_check_state_the_panels_word(
     out = capsys.readouterr().out
     assert "not_reached" not in out
     assert "  FAIL        canonical_rip " in out and "  skipped     cs_user" in out
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_markdown_listing_says_each_thing_once(
+    lang: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No "**SYSCALL**: SYSCALL: …", no "Check 2 (canonical_rip):" beside the # and check
+    columns, and the r11 note the entry code split over two comments read as one."""
+    assert (
+        cli.main(["trace", str(SCENARIOS / "getpid.toml"), "--format", "markdown", "--lang", lang])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "**SYSCALL**: SYSCALL:" not in out and "**swapgs**: swapgs:" not in out
+    rows = [line for line in out.splitlines() if line.startswith("| 4 | `r11_eq_rflags`")]
+    assert len(rows) == 1
+    assert "r11_eq_rflags)" not in rows[0] and "r11_eq_rflags）" not in rows[0]
+    assert "..." not in rows[0] and "…" not in rows[0]
+    check_rows = [line for line in out.splitlines() if line.startswith("| 2 | `canonical_rip`")]
+    assert "(canonical_rip)" not in check_rows[0] and "（canonical_rip）" not in check_rows[0]
+    if lang == "en":
+        assert "load pt_regs->r11 and it must equal pt_regs->flags." in rows[0]
