@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from rich.color import Color, ColorSystem
 from rich.color_triplet import ColorTriplet
@@ -64,7 +65,7 @@ def _truecolor(color: Color | None, system: ColorSystem) -> ColorTriplet | None:
     return color.get_truecolor()
 
 
-def segments(app: App[object]) -> list[Segment]:
+def segments(app: App[Any]) -> list[Segment]:
     """The segments of the whole screen as the compositor renders it (dialogs on top)."""
     width, height = app.size
     console = Console(
@@ -76,7 +77,7 @@ def segments(app: App[object]) -> list[Segment]:
     return list(console.render(update))
 
 
-def _placed(app: App[object]) -> Iterator[tuple[int, int, Segment]]:
+def _placed(app: App[Any]) -> Iterator[tuple[int, int, Segment]]:
     width, _ = app.size
     for y, line in enumerate(Segment.split_and_crop_lines(segments(app), width)):
         x = 0
@@ -85,7 +86,7 @@ def _placed(app: App[object]) -> Iterator[tuple[int, int, Segment]]:
             x += segment.cell_length
 
 
-def runs(app: App[object]) -> Iterator[Run]:
+def runs(app: App[Any]) -> Iterator[Run]:
     """Every run of readable text on screen, in both colour systems.
 
     On a dialog (a modal screen) only the dialog itself is measured: the screen faded
@@ -111,7 +112,7 @@ def runs(app: App[object]) -> Iterator[Run]:
             yield Run(segment.text.strip(), fg, bg, ratio(fg, bg), name)
 
 
-def below(app: App[object], minimum: float = AA) -> list[Run]:
+def below(app: App[Any], minimum: float = AA) -> list[Run]:
     """The runs under ``minimum``, each (colours, system) pair once, lowest first."""
     seen: dict[tuple[str, str, str], Run] = {}
     for run in runs(app):
