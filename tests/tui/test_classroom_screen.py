@@ -131,8 +131,7 @@ def _picker_texts(app: object) -> list[str]:
 
     option_list = app.screen.query_one(OptionList)  # type: ignore[attr-defined]
     return [
-        option_list.get_option_at_index(i).prompt.plain
-        for i in range(option_list.option_count)
+        option_list.get_option_at_index(i).prompt.plain for i in range(option_list.option_count)
     ]
 
 
