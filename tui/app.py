@@ -15,6 +15,8 @@ from engine.i18n import N_, _, set_language
 from engine.trace import Trace
 from tui.screens.commands import DebuggerCommands
 from tui.screens.debugger import DebuggerScreen
+from tui.theme import HIGHLIGHTS
+from tui.theme import install as install_theme
 
 if TYPE_CHECKING:
     # engine.compare loads the scenario parser and with it the whole machine (Unicorn,
@@ -64,6 +66,7 @@ class SyscallTuiApp(App[int]):
         lang: str | None = None,
     ) -> None:
         super().__init__()
+        install_theme(self)
         if lang is not None:
             set_language(lang)  # else whatever engine.i18n has (the CLI sets it from --lang)
         self.trace = trace
@@ -75,6 +78,9 @@ class SyscallTuiApp(App[int]):
 
     def action_command_palette(self) -> None:
         open_palette(self)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return HIGHLIGHTS
 
     def get_default_screen(self) -> Screen[None]:
         return DebuggerScreen(self.trace, self.scenario_dirs, self.source)
@@ -102,10 +108,14 @@ class CompareApp(App[int]):
 
     def __init__(self, comparison: Comparison) -> None:
         super().__init__()
+        install_theme(self)
         self.comparison = comparison
 
     def action_command_palette(self) -> None:
         open_palette(self)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return HIGHLIGHTS
 
     def get_default_screen(self) -> Screen[None]:
         from tui.screens.compare import CompareScreen

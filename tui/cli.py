@@ -43,7 +43,7 @@ from engine.i18n import (
     set_language,
     tr,
 )
-from engine.trace import Event, Trace
+from engine.trace import Event, Step, Trace
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in syscall-tui, not in the scenario
@@ -93,12 +93,46 @@ def event_text(event: Event) -> str:
     return ("[" + _("modelled") + "] " if event.modelled else "") + tr(event.text)
 
 
+#: The table's width: every line of it fits a 160-column terminal.
+TABLE_WIDTH = 160
+#: Where an event line starts, under its row.
+EVENT_INDENT = 8
+
+
+def table_text(step: Step) -> str:
+    """The instruction column: do_syscall_64 is C the engine models, not a ``retq`` that
+    ran (the stub's return is how the modelled call hands back to the entry code)."""
+    if any(e.kind == "handler" for e in step.events):
+        return "do_syscall_64 [" + _("modelled") + "]"
+    return step.text
+
+
+def wrap_at_spaces(text: str, first: str, rest: str, width: int = TABLE_WIDTH) -> list[str]:
+    """*text* in lines of at most *width* cells, broken at spaces only (a word wider than a
+    line stays whole on a line of its own).  Without Textual: `trace` does not load it."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    line = first
+    bare = True
+    for word in text.split(" "):
+        if not bare and cell_len(line) + 1 + cell_len(word) > width:
+            lines.append(line)
+            line, bare = rest, True
+        line = line + word if bare else f"{line} {word}"
+        bare = False
+    lines.append(line)
+    return lines
+
+
 @trace_format("table")
 def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     """A plain fixed-width table, then the verdict.
 
-    No wrapping and no terminal width: a row is one line however long, so a value is never
-    split, whether the output goes to a terminal, a file or a pipe.
+    A row holds the step, CPL, RIP, instruction and source; its events follow on lines of
+    their own, indented under it and wrapped at spaces to TABLE_WIDTH columns, so a value
+    is never split and a 160-column terminal shows every line whole, whether the output
+    goes to a terminal, a file or a pipe.
     """
     from rich.cells import cell_len  # widths in terminal cells: Japanese takes two each
 
@@ -109,31 +143,46 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     words = {k: _(k) for k in (N_("instruction"), N_("source"), N_("events"))}
     words["step"] = pgettext("column", "step")  # the number, not the key's action
     number_width = max(cell_len(words["step"]), len(str(len(steps))))
-    texts = [escape(s.text) for s in steps]
+    texts = [escape(table_text(s)) for s in steps]
     sources = [escape(tr(s.source).strip()) for s in steps]
-    text_width = max(map(cell_len, [*texts, words["instruction"]]), default=0)
-    source_width = min(max(map(cell_len, sources), default=0), 60)
+    text_width = min(max(map(cell_len, [*texts, words["instruction"]]), default=0), 40)
+    fixed = number_width + 2 + 3 + 2 + 16 + 2 + text_width + 2
+    source_width = min(max(map(cell_len, sources), default=0), TABLE_WIDTH - fixed)
+    indent = " " * EVENT_INDENT
     write = out.write
     # Everything a scenario wrote is escaped: no control character reaches the terminal.
     write(escape(f"{trace.scenario} · {trace.kernel} · {trace.cpu}") + "\n")
     header = (
         f"{' ' * (number_width - cell_len(words['step']))}{words['step']}  CPL  {'rip':<16}  "
-        f"{pad(words['instruction'], text_width)}  {pad(words['source'], source_width)}  "
-        f"{words['events']}"
+        f"{pad(words['instruction'], text_width)}  {words['source']}"
     )
     write(header.rstrip() + "\n")
+    write(f"{indent}{words['events']}\n")
     rows = []
     for s, text, source in zip(steps, texts, sources, strict=True):
-        events = escape("; ".join(event_text(e) for e in s.events))
+        if cell_len(source) > source_width:
+            source = source[: max(source_width - 1, 0)] + "…"
         row = (
             f"{s.number:>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
-            f"{pad(text, text_width)}  {pad(source, source_width)}  {events}"
+            f"{pad(text, text_width)}  {source}"
         )
         rows.append(row.rstrip())
+        for event in s.events:
+            rows.extend(wrap_at_spaces(escape(event_text(event)), indent + "• ", indent + "  "))
     if rows:
         write("\n".join(rows))
         write("\n")
     write_verdict(trace, out)
+
+
+#: A check's state in the words of the checks panel and the help (JSON keeps the names).
+#: At the end of a trace a check not reached was never made: skipped.
+RESULT_WORDS = {
+    "pass": N_("pass"),
+    "fail": N_("FAIL"),
+    "not_reached": N_("skipped"),
+    "removed": N_("REMOVED"),
+}
 
 
 def write_verdict(trace: Trace, out: TextIO) -> None:
@@ -141,7 +190,7 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
 
     from engine.checks import describe
     from engine.constants import flag_names
-    from engine.views.markdown import EXIT_NAMES, RESULT_WORDS
+    from engine.views.markdown import EXIT_NAMES
 
     labels = {k: _(k) for k in (N_("steps:"), N_("exit path:"), N_("failed check:"),
                                 N_("fault:"), N_("final:"), N_("stopped:"))}  # fmt: skip
@@ -150,19 +199,11 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
     def head(label: str) -> str:
         return labels[label] + " " * (width - cell_len(labels[label]))
 
-    def pad(text: str, cells: int) -> str:
-        return text + " " * max(cells - cell_len(text), 0)
-
     final = trace.final
     # English keeps the machine words (scripts read them); another language gets words.
     english = get_language() == "en"
     exit_word = (trace.exit if english else EXIT_NAMES.get(trace.exit or "", trace.exit)) or "—"
 
-    def result_word(result: str) -> str:
-        return result if english else _(RESULT_WORDS.get(result, result))
-
-    result_width = max((cell_len(result_word(c.result)) for c in trace.checks), default=0)
-    result_width = max(result_width, 12)
     lines = [
         f"{head('steps:')}{len(trace.steps)}",
         f"{head('exit path:')}{exit_word}",
@@ -170,9 +211,15 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
     ]
     # 6.12's rip_below_task_size_max is longer than the others: size the column to it
     name_width = max((len(c.name) for c in trace.checks), default=0)
+    results = {r: _(w) for r, w in RESULT_WORDS.items()}
+    result_width = max(12, *(cell_len(w) + 1 for w in results.values()))
+
+    def result(check: str) -> str:
+        word = results.get(check, check)
+        return word + " " * (result_width - cell_len(word))
+
     lines.extend(
-        f"  {pad(result_word(c.result), result_width)} {c.name:{name_width}} "
-        f"{escape(tr(describe(c)))}".rstrip()
+        f"  {result(c.result)}{c.name:{name_width}} {escape(tr(describe(c)))}".rstrip()
         for c in trace.checks
     )
     if trace.handler:
@@ -185,7 +232,15 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
             f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
         )
     lines.append(f"{head('stopped:')}{escape(tr(trace.stopped or ''))}")
-    out.write("\n".join(lines) + "\n")
+    # A long fault or handler line goes on under its label, as the events do under a row.
+    wrapped = [
+        part
+        for line in lines
+        for part in (
+            wrap_at_spaces(line, "", " " * width) if cell_len(line) > TABLE_WIDTH else [line]
+        )
+    ]
+    out.write("\n".join(wrapped) + "\n")
 
 
 @trace_format("json")
@@ -297,8 +352,31 @@ def _check_one(f: Path) -> tuple[str, str]:
         return "SKIP", f"{name}: no [expect]"
     if problems:
         return "FAIL", f"{name}: " + escape("; ".join(problems))
-    verdict = f"exit {trace.exit or 'none'}, failed check {failed_check_words(trace)}"
-    return "ok", f"{name}: {verdict}"
+    return "ok", f"{name}: {check_verdict(trace)}"
+
+
+def check_verdict(trace: Trace) -> str:
+    """What the run did, as `check` reports it: the exit, the checks, and the fault that
+    ended it, if any (the what-if scenarios are about that #GP at CPL 0, not the exit).
+
+    "exit SYSRET, all checks passed, then #GP at CPL 0"; "no exit: #UD at CPL 3 before the
+    checks"; "no exit: the run ended before the checks" (exit(), the step cap).
+    """
+    fault = f"#{trace.fault.name.lstrip('#')} at CPL {trace.fault.cpl}" if trace.fault else ""
+    exit_words = f"exit {trace.exit.upper()}" if trace.exit else "no exit"
+    if trace.failed_check:
+        checks = f"{trace.failed_check} failed"
+    elif all(c.result == "not_reached" for c in trace.checks):
+        checks = "before the checks"
+    else:
+        checks = "all checks passed"
+    if not trace.exit:
+        ended = fault or "the run ended"
+        if checks == "before the checks":
+            return f"{exit_words}: {ended} {checks}"
+        return f"{exit_words}: {ended} after {checks.replace('all checks', 'every check')}"
+    verdict = f"{exit_words}, {checks}"
+    return f"{verdict}, then {fault}" if fault else verdict
 
 
 def cmd_check(paths: list[str]) -> int:

@@ -272,6 +272,11 @@ async def shoot_all(out: Path) -> list[Path]:
         if scene.scenario not in traces:
             traces[scene.scenario] = run_scenario(load_scenario(SCENARIOS / scene.scenario))
         paths.append(await shoot(scene, traces[scene.scenario], out))
+    # The Japanese scenes set the process's language; the compare view has no lang of its
+    # own and came out in Japanese after them.
+    from engine.i18n import set_language
+
+    set_language("en")
     for compare_scene in COMPARE_SCENES:
         paths.append(await shoot_compare(compare_scene, out))
     return paths

@@ -181,7 +181,12 @@ def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
 def _event(kind: str, text: str, modelled: bool) -> str:
     label = _(EVENT_KINDS.get(kind, kind))
     tag = " *" + esc(_("modelled")) + "*" if modelled else ""
-    return f"**{esc(label)}**: {esc(_(text))}{tag}"
+    said = _(text)
+    # An event's text often starts with its own kind ("SYSCALL: CPL 3 → 0"): said once.
+    head, sep, rest = said.partition(":")
+    if sep and head.strip().lower() == label.lower():
+        said = rest.strip()
+    return f"**{esc(label)}**: {esc(said)}{tag}"
 
 
 def _effects(step: Step, before: Regs) -> list[str]:
@@ -397,12 +402,30 @@ def _check_notes(trace: Trace, name: str) -> list[str]:
     return []
 
 
+def _without_check_head(note: str, name: str) -> str:
+    """A note without its "Check 2 (canonical_rip):" head: the table's # and check columns
+    already say it."""
+    for marked in (f"({name})", f"（{name}）"):
+        head, sep, rest = note.partition(marked)
+        if sep and len(head) < 24 and rest[:1] in (":", "："):
+            rest = rest[1:].strip()
+            return rest[:1].upper() + rest[1:]
+    return note
+
+
 def _check_why(trace: Trace, name: str) -> str:
     """Why the kernel makes the check: the entry code's note for an assembly check, the
     C source line for one tested in C (6.12's do_syscall_64, modelled)."""
-    notes = _check_notes(trace, name)
+    notes = [_without_check_head(_(note), name) for note in _check_notes(trace, name)]
+    dots = ("...", "…")
+    if len(notes) == 2 and notes[0].endswith(dots) and notes[1].lstrip(".… ")[:1].islower():
+        # One sentence the entry code split over two comments: joined where it was split.
+        first, second = notes[0].rstrip(".…").rstrip(), notes[1].lstrip(".…").lstrip()
+        notes = [f"{first} {second}"]
+    elif len(notes) == 2 and notes[0].endswith(dots) and notes[1].startswith(dots):
+        notes = [notes[0].rstrip(".…").rstrip() + notes[1].lstrip(".…").lstrip()]
     if notes:
-        return " ".join(esc(_(note)) for note in notes)
+        return " ".join(esc(note) for note in notes)
     if name in spec(trace.kernel).c_checks and name in C_CHECK_SOURCE:
         return f"{code(C_CHECK_SOURCE[name])} *({esc(_(W_C_MODELLED))})*"
     return ""

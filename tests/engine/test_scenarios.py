@@ -229,7 +229,7 @@ def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
     start = lines.index(next(x for x in lines if x.startswith("failed check:"))) + 1
     columns = set()
     for line in lines[start : start + 6]:
-        m = re.match(r"  (pass|fail|not_reached|removed) +(\w+)( +\S)?", line)
+        m = re.match(r"  (pass|FAIL|skipped|REMOVED) +(\w+)( +\S)?", line)
         assert m is not None, line
         if m.group(3):  # a check not reached compared nothing
             columns.add(m.end() - 1)

@@ -20,6 +20,7 @@ import pytest
 from tests.tui.helpers import SCENARIOS
 from tui.cli import main
 from tui.serve import app_command, is_loopback
+from tui.warm import parse_request
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -61,9 +62,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+#: The server process of the module's fixture, for the tests that look at its children.
+RUNNING: dict[str, subprocess.Popen[bytes]] = {}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     proc, url = _start(str(SCENARIOS / "check-rcx-eq-rip.toml"))
+    RUNNING[url] = proc
     try:
         yield url
     finally:
@@ -168,3 +174,92 @@ def test_a_port_out_of_range_is_a_usage_error(
     assert main(["serve", "--port", port]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("syscall-tui serve: argument --port: ")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out.extend(int(p) for p in f.read().split())
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_the_page_loads_nothing_from_another_machine(server: str) -> None:
+    """Every stylesheet, script, font and image the page names is on this server, and is
+    there: an outside web-font request stalled every first screen on a network that drops
+    such packets."""
+    _, page = _get(server + "/")
+    references = re.findall(r'(?:href|src)="([^"]+)"|url\("?([^")]+)"?\)', page)
+    urls = [a or b for a, b in references]
+    assert any(u.endswith("textual.js") for u in urls)
+    assert any("fonts/RobotoMono" in u for u in urls)  # the font is the server's own copy
+    for url in urls:
+        assert url.startswith(server + "/"), url
+        status, _ = _get(url)
+        assert status == 200, url
+    assert "googleapis" not in page and "https://" not in page
+
+
+def test_the_page_gives_the_terminal_the_keyboard_once_connected(server: str) -> None:
+    """xterm.js reads keys through its hidden textarea: the page focuses it when the
+    websocket opens (body.-loaded), so the first key is not lost waiting for a click."""
+    _, page = _get(server + "/")
+    script = page.split("function focusTerminal()", 1)[1]
+    assert ".xterm-helper-textarea" in script.split("}", 1)[0]
+    assert "input.focus()" in script
+    assert 'classList.contains("-loaded")' in script
+
+
+def test_sessions_are_forked_by_one_warm_parent(server: str) -> None:
+    """The server starts no interpreter per tab: its one warm parent forks each session."""
+    proc = RUNNING[server]
+
+    async def two_tabs_and_look() -> tuple[list[int], dict[int, list[int]]]:
+        ws_url = server.replace("http://", "ws://") + "/ws?width=160&height=50"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(ws_url) as a,
+            session.ws_connect(ws_url) as b,
+        ):
+            for ws in (a, b):
+                out = b""
+                while b"rcx_eq_rip" not in out:
+                    message = await ws.receive(timeout=START_TIMEOUT)
+                    assert message.type == aiohttp.WSMsgType.BINARY
+                    out += message.data
+            top = _children(proc.pid)
+            return top, {pid: _children(pid) for pid in top}
+
+    top, below = asyncio.run(two_tabs_and_look())
+    assert len(top) == 1 and "-m tui.warm" in _cmdline(top[0])
+    sessions = below[top[0]]
+    assert len(sessions) >= 2
+    # After the tabs closed, their sessions end (they are told to quit, else killed).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in sessions):
+        time.sleep(0.2)
+    assert not [pid for pid in sessions if os.path.exists(f"/proc/{pid}")]
+
+
+@pytest.mark.parametrize(
+    ("line", "size"),
+    [
+        (b'{"width": 160, "height": 50}', (160, 50)),
+        (b'{"width": 99999999, "height": -3}', (1000, 10)),
+        (b'{"width": "160", "height": true}', (80, 24)),
+        (b"[1, 2]", (80, 24)),
+        (b"\xff not json", (80, 24)),
+    ],
+)
+def test_a_session_request_gives_the_warm_parent_two_clamped_integers(
+    line: bytes, size: tuple[int, int]
+) -> None:
+    assert parse_request(line) == size

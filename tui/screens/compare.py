@@ -41,9 +41,11 @@ from tui.widgets.compare import (
 from tui.widgets.registers import RegistersPanel, RegistersView
 
 #: Below either size the per-run panels are hidden: the aligned steps and the differing
-#: values are what a comparison needs first.
-WIDE_MIN_WIDTH = 120
-WIDE_MIN_HEIGHT = 36
+#: values are what a comparison needs first.  The per-run panels take 26 rows and two
+#: columns of 49: at 120x36 that left one aligned row and cut the values beside them to
+#: 9 of 16 digits, at 140x40 five rows; from 140x45 ten rows and whole values fit.
+WIDE_MIN_WIDTH = 140
+WIDE_MIN_HEIGHT = 45
 
 
 class CompareScreen(Screen[None]):

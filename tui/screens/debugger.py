@@ -616,8 +616,16 @@ class DebuggerScreen(Screen[None]):
         status = self._status
         status.position = position
         status.cpl = regs.cpl
-        # The label is a kernel symbol, or "user" for the scenario's own code (a word).
-        status.label = _(focus.label) if focus is not None else ""
+        # Where the CPU is now, beside the CPL it is at: the code the next step runs (after
+        # SYSCALL that is entry_SYSCALL_64, not the user code that ran), or at the end, user
+        # mode once back at CPL 3.  A kernel symbol, or "user" for the scenario's own code.
+        if upcoming is not None:
+            here = upcoming.label
+        elif regs.cpl == 3:
+            here = "user"
+        else:
+            here = focus.label if focus is not None else ""
+        status.label = _(here) if here else ""
         path = exit_path(checks)
         if fault is not None:
             status.exit_path = _("fault {name}").format(name=fault.name)

@@ -27,8 +27,15 @@ LEGEND: tuple[str, ...] = (
     ),
     N_("- **● live** marks the page-table root CR3 selects; both roots light up on a CR3 write."),
     N_(
-        "- SYSRET checks: **✓** pass, **✗** FAIL, **·** not reached yet. The first failure "
-        "sends the exit through IRET (`swapgs_restore_regs_and_return_to_usermode`)."
+        "- **h** on a stack word: do_syscall_64 (modelled) rewrote it (the return value, or "
+        "what ptrace or rt_sigreturn set); the why panel shows old → new."
+    ),
+    # The words are the checks panel's and the trace table's, one per state.
+    N_(
+        "- SYSRET checks: **✓** pass, **✗** FAIL, **·** pending (not made yet) or skipped "
+        "(never made: an earlier check failed), **⊘** REMOVED (a what-if scenario took the "
+        "check out of the kernel). The first failure sends the exit through IRET "
+        "(`swapgs_restore_regs_and_return_to_usermode`)."
     ),
     N_(
         "- **modelled**: Unicorn does not implement this part of the CPU (or the C handler); "

@@ -33,28 +33,71 @@ NOT_SCENARIOS = frozenset({"pyproject.toml", "Cargo.toml", "ruff.toml", ".ruff.t
 HEAD_BYTES = 64 * 1024
 
 
-def scenario_files(directories: tuple[Path, ...]) -> list[tuple[Path, list[Path]]]:
+#: How deep below a listed directory the picker looks (./scenarios/selftests is one level).
+MAX_DEPTH = 3
+#: At most this many files are listed from one tree: a directory may be anything.
+MAX_FILES = 2000
+
+
+def _subdirectories(directory: Path, depth: int) -> list[Path]:
+    """*directory* and the directories below it, depth first in name order; hidden ones
+    (.git, .venv) and symbolic links are not entered."""
+    out = [directory]
+    if depth >= MAX_DEPTH:
+        return out
+    try:
+        children = sorted(
+            p
+            for p in directory.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "__"))
+        )
+    except OSError:
+        return out
+    for child in children:
+        out.extend(_subdirectories(child, depth + 1))
+    return out
+
+
+def scenario_files(
+    directories: tuple[Path, ...], flat: tuple[Path, ...] = ()
+) -> list[tuple[Path, list[Path]]]:
     """Each existing directory with its *.toml files, sorted; duplicates listed once.
 
+    A directory's subdirectories follow it (./scenarios/selftests after ./scenarios),
+    except for those in *flat* (the working directory: it may be a home directory).
     Broken files are listed too: opening one shows what is wrong with it.
     """
     seen: set[Path] = set()
     found: list[tuple[Path, list[Path]]] = []
-    for directory in directories:
+    flat_resolved = {d.resolve() for d in flat}
+    count = 0
+    for top in directories:
         try:
-            resolved = directory.resolve()
+            resolved_top = top.resolve()
         except OSError:
             continue
-        if resolved in seen or not resolved.is_dir():
+        if not resolved_top.is_dir():
             continue
-        seen.add(resolved)
-        try:
-            files = sorted(
-                p for p in resolved.glob("*.toml") if p.is_file() and p.name not in NOT_SCENARIOS
-            )
-        except OSError:
-            continue
-        found.append((directory, files))
+        tree = [resolved_top] if resolved_top in flat_resolved else _subdirectories(resolved_top, 0)
+        for resolved in tree:
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            try:
+                files = sorted(
+                    p
+                    for p in resolved.glob("*.toml")
+                    if p.is_file() and p.name not in NOT_SCENARIOS
+                )
+            except OSError:
+                continue
+            if not files and resolved != resolved_top:
+                continue
+            files = files[: max(MAX_FILES - count, 0)]
+            count += len(files)
+            # Shown as given (./scenarios), a subdirectory below it as such.
+            shown = top if resolved == resolved_top else top / resolved.relative_to(resolved_top)
+            found.append((shown, files))
     return found
 
 
@@ -143,17 +186,20 @@ class ScenarioPicker(ModalScreen[Path | None]):
         self._paths: dict[str, Path] = {}
 
     def compose(self) -> ComposeResult:
-        listed: set[tuple[str, bytes]] = set()
-        for directory, files in scenario_files(self.directories):
+        listed: set[str] = set()
+        for directory, files in scenario_files(self.directories, flat=(Path.cwd(),)):
+            shipped = self.shipped is not None and _is_under(directory, self.shipped)
             entries = []
             for path in files:
-                entry = Entry.read(path)
-                # An installed copy of the scenarios already listed from ./scenarios.
-                if (path.name, entry.head) in listed:
+                # A shipped file the checkout (./scenarios) has too: the user's copy is the
+                # one to open, even edited (its installed twin would ignore the edit).
+                if shipped and path.name in listed:
                     continue
-                listed.add((path.name, entry.head))
-                entries.append(entry)
-            self._groups.append((directory, entries))
+                if not shipped:
+                    listed.add(path.name)
+                entries.append(Entry.read(path))
+            if entries or not shipped:
+                self._groups.append((directory, entries))
         with Vertical(id="picker"):
             yield Input(placeholder=_("search titles and file names, or type a path"), id="path")
             yield OptionList(*self._options(""), id="scenarios")
@@ -161,7 +207,7 @@ class ScenarioPicker(ModalScreen[Path | None]):
 
     def _heading(self, directory: Path) -> str:
         shown = display_dir(directory)
-        if shown.startswith("./") or self.shipped is None or not _same_dir(directory, self.shipped):
+        if shown.startswith("./") or self.shipped is None or not _is_under(directory, self.shipped):
             return shown
         return _("shipped with syscall-tui · {directory}/").format(directory=directory)
 
@@ -184,8 +230,16 @@ class ScenarioPicker(ModalScreen[Path | None]):
                 option_id = f"scenario-{len(self._paths)}"
                 self._paths[option_id] = entry.path
                 options.append(Option(self._prompt(entry), id=option_id))
-        if query.strip() and not self._paths:
-            none = _("no scenario matches {query}").format(query=repr(query.strip()))
+        typed = query.strip()
+        if typed and looks_like_path(typed) and _is_file(Path(typed).expanduser()):
+            # A path typed in full is a match: Enter opens it.
+            option_id = f"scenario-{len(self._paths)}"
+            self._paths[option_id] = Path(typed).expanduser()
+            # Cut at the start when long: the file name is what the reader checks.
+            shown = typed if cell_len(typed) <= PROMPT_WIDTH - 2 else _fit_left(typed)
+            options.insert(0, Option(Content("  " + shown), id=option_id))
+        elif typed and not self._paths:
+            none = _("no scenario matches {query}").format(query=repr(typed))
             options.append(Option(Content(none), disabled=True))
         return options
 
@@ -259,8 +313,10 @@ class ScenarioPicker(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-#: Room for a prompt in the dialog (72 columns, less its border, padding and scrollbar).
-PROMPT_WIDTH = 64
+#: Room for a prompt in the dialog: 72 columns less its border and padding (64 for the
+#: list) and the list's scrollbar (2).  A line one cell wider wraps, and the wrapped part
+#: read as a one-word title ("through…"); tests/tui/test_classroom_screen.py measures it.
+PROMPT_WIDTH = 62
 
 
 def _fit(text: str, width: int) -> str:
@@ -270,8 +326,22 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1).rstrip() + "…"
 
 
-def _same_dir(a: Path, b: Path) -> bool:
+def _fit_left(text: str, width: int = PROMPT_WIDTH - 2) -> str:
+    """*text* in at most *width* cells, its start replaced by "…"."""
+    while text and cell_len(text) > width - 1:
+        text = text[1:]
+    return "…" + text
+
+
+def _is_file(path: Path) -> bool:
     try:
-        return a.resolve() == b.resolve()
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_under(directory: Path, top: Path) -> bool:
+    try:
+        return directory.resolve().is_relative_to(top.resolve())
     except OSError:
         return False

@@ -114,13 +114,31 @@ class ChecksPanel(LinePanel):
 
     def watch_checks(self) -> None:
         self.rebuild()
+        self.call_after_refresh(self.show_failure)
+
+    def show_failure(self) -> None:
+        """Scroll the first failure's lines (its row, the values it compared and why it
+        matters) into view: a late check (ss_user, sixth) ended below the fold at 160x50."""
+        rows = self._failure_rows
+        height = self.scrollable_content_region.height
+        if rows is None or not height:
+            return
+        first, last = rows
+        top = round(self.scroll_y)
+        if top <= first and last < top + height:
+            return
+        self.scroll_to(y=max(0, min(first, last - height + 1)), animate=False, immediate=True)
 
     def watch_in_c(self) -> None:
         self.rebuild()
 
+    _failure_rows: tuple[int, int] | None = None
+    """The first and last line of the first failure's block, once built."""
+
     def build(self, width: int) -> list[Content]:
         checks = self.checks
         failure = first_failure(checks)
+        self._failure_rows = None
         # The verdict comes first so it stays in view even when the details need scrolling.
         lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
@@ -146,6 +164,8 @@ class ChecksPanel(LinePanel):
                 head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<24}"
             else:
                 head = f"{GLYPHS.get(check.result, '?')} {number} {check.name:<14}{pad(title, 17)}"
+            if check is failure:
+                start = len(lines)
             lines.append(Content.assemble((head, style), (verdict, style)))
             if self.in_c:
                 lines.append(Content.assemble((f"    C: {C_TITLES.get(check.name, '')}", style)))
@@ -156,6 +176,8 @@ class ChecksPanel(LinePanel):
             if check is failure and failure.name in CHECK_REASONS:
                 for text in wrap(_(CHECK_REASONS[failure.name]), width):
                     lines.append(Content.assemble((text, self.style("checks--fail"))))
+            if check is failure:
+                self._failure_rows = (start, len(lines) - 1)
         return lines
 
     def _verdict(
@@ -187,6 +209,13 @@ class ChecksPanel(LinePanel):
             else:
                 via = _("{head} → fast exit, SYSRET via {target}")
             text = "✓ " + via.format(head=summary, target=target)
+        elif any(c.result == "pass" for c in checks):
+            # Some passed, none failed yet: "pending" would read as if nothing had run.
+            style = self.style("checks--verdict-pending")
+            passed = sum(c.result == "pass" for c in checks)
+            text = _("{passed} of {total} checks passed so far; the rest decide").format(
+                passed=passed, total=len(checks)
+            )
         else:
             style = self.style("checks--verdict-pending")
             if self.in_c:
