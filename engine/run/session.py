@@ -68,6 +68,7 @@ from engine.machine.modelled import (
     sysret_rflags,
 )
 from engine.run.launch import launch_key, prepare_launch, user_mappings
+from engine.run.memlog import MemoryHistory, WriteLog
 from engine.run.recorder import WORD, Pending, StepRecorder
 from engine.run.syscalls import PtRegs, do_syscall_64
 from engine.scenario.model import Scenario
@@ -146,6 +147,7 @@ class Run:
         scenario: Scenario,
         record: bool = True,
         launches: dict[tuple[object, ...], tuple[object, list[tuple[int, bytes]]]] | None = None,
+        memory: bool = True,
     ):
         self.launches = launches
         self.m = machine
@@ -159,6 +161,11 @@ class Run:
         self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
         self.user_top = user_space_top(self.paging)
         self.rec = StepRecorder(machine, scenario, self.pts.call_line)
+        #: What each recorded step wrote to memory, and the memory at step 0 (the
+        #: launch's snapshot of the writable regions): memory at any step, cheaply.
+        self.memory: WriteLog | None = WriteLog() if record and memory else None
+        self.rec.memory = self.memory
+        self.launch_memory: list[tuple[int, bytes]] | None = None
 
         # run state
         self.phase = "launch"
@@ -243,6 +250,12 @@ class Run:
         self.rec.wrote(a)
         if self.pending is not None:
             self.pending.writes.append(a)
+
+    def _on_mem_log(
+        self, uc: Any, access: int, address: int, size: int, value: int, data: Any
+    ) -> None:
+        if self.memory is not None:
+            self.memory.stored(address, size, value)
 
     def _on_mem_read(
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any
@@ -338,6 +351,8 @@ class Run:
     def _user_instruction(self) -> None:
         if self.initial is None:
             self.initial = self.rec.read_regs()
+            if self.memory is not None:
+                self.memory.start()  # step 0: the launch's writes are in launch_memory
             self.rec.prev_regs = self.initial
         self.user_count += 1
         if self.user_count > self.sc.step_cap:
@@ -679,13 +694,17 @@ class Run:
             ctx, memory = cached
             self.m.restore_memory(memory)
             self.uc.context_restore(ctx)
+            self.launch_memory = memory
             return
         prepare_launch(self.m, self.sc)
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+        if self.record or self.launches is not None:
+            self.launch_memory = self.m.snapshot_memory()
         if self.fault is None and not self.stopped and self.launches is not None:
             if len(self.launches) >= 16:
                 self.launches.pop(next(iter(self.launches)))
-            self.launches[key] = (self.uc.context_save(), self.m.snapshot_memory())
+            assert self.launch_memory is not None
+            self.launches[key] = (self.uc.context_save(), self.launch_memory)
 
     def _syscall(self) -> None:
         """model: the SYSCALL ring transition (Intel SDM vol. 2B), which Unicorn skips."""
@@ -748,12 +767,17 @@ class Run:
         sc = self.sc
         # _Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
         # it stands, as one raised in a hook does.
-        with contextlib.suppress(_Stop):
-            self._phases()
-        self._after_step()
-        if self.record and self.pending is not None:
-            with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded
-                self._finish()
+        if self.memory is not None:
+            self.m.write_observer = self.memory.direct
+        try:
+            with contextlib.suppress(_Stop):
+                self._phases()
+            self._after_step()
+            if self.record and self.pending is not None:
+                with contextlib.suppress(_Stop):  # the cap on the last step: it is recorded
+                    self._finish()
+        finally:
+            self.m.write_observer = None
         final = self.rec.read_regs()
         if not self.stopped:
             self.stopped = N_("emulation ended")
@@ -795,13 +819,16 @@ class Session:
     call a code hook, so changing hooks means flushing every translated block.
     """
 
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, memory: bool = True):
+        """*memory*: recorded runs keep their memory log (see :meth:`memory_history`)."""
         self.scenario = scenario
         self.machine = Machine(scenario.machine, user_mappings(scenario))
-        self._mode: bool | None = None
+        self.keep_memory = memory
+        self._mode: tuple[bool, bool] | None = None
         self._hooks: list[int] = []
         self._launches: dict[tuple[object, ...], tuple[object, list[tuple[int, bytes]]]] = {}
         self._run: Run | None = None
+        self._memory: tuple[list[tuple[int, bytes]], WriteLog] | None = None
 
     def _dispatch(self, name: str) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
@@ -820,7 +847,8 @@ class Session:
         return call
 
     def _install(self, run: Run) -> None:
-        if self._mode == run.record:
+        mode = (run.record, run.memory is not None)
+        if self._mode == mode:
             return
         uc = self.machine.uc
         for h in self._hooks:
@@ -837,12 +865,15 @@ class Session:
                 lo, size = w.phys, w.hi - w.lo
                 add(uc.hook_add(UC_HOOK_MEM_WRITE, d("_on_mem_write"), None, lo, lo + size - 1))
                 add(uc.hook_add(UC_HOOK_MEM_READ, d("_on_mem_read"), None, lo, lo + size - 1))
+            if run.memory is not None:
+                # Every store anywhere, for the memory log (physical addresses, as above).
+                add(uc.hook_add(UC_HOOK_MEM_WRITE, d("_on_mem_log"), None, 1, 0))
         else:
             for a in run.actions:
                 add(uc.hook_add(UC_HOOK_CODE, d("_on_code_special"), None, a, a))
             # Any instruction in user space: the user's code, and the return to it.
             add(uc.hook_add(UC_HOOK_CODE, d("_on_code_user"), None, 0, run.user_top - 1))
-        self._mode = run.record
+        self._mode = mode
 
     def run(
         self,
@@ -861,14 +892,28 @@ class Session:
             user_mappings(sc) != self.machine.user or sc.machine != self.machine.config
         ):
             raise ValueError("that scenario needs a different machine; make a new Session")
-        run = Run(self.machine, sc, record, self._launches)
+        run = Run(self.machine, sc, record, self._launches, self.keep_memory)
         run.rec.on_step = on_step
         self._install(run)
         self._run = run
         try:
-            return run.execute()
+            trace = run.execute()
         finally:
             self._run = None
+        if run.memory is not None and run.launch_memory is not None:
+            self._memory = (run.launch_memory, run.memory)
+        else:
+            self._memory = None
+        return trace
+
+    def memory_history(self) -> MemoryHistory | None:
+        """Memory at any step of the last recorded run; None if it never reached step 0
+        (the launch faulted) or was not recorded."""
+        if self._memory is None:
+            return None
+        launch, log = self._memory
+        fixed = self.machine.fixed_memory()
+        return MemoryHistory([*fixed, *launch], log, self.machine.config.paging)
 
 
 def run_scenario(scenario: Scenario, record: bool = True) -> Trace:
