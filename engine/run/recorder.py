@@ -12,7 +12,7 @@ hooks only say *which* words have been used as stack so far, never their values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from unicorn import x86_const as X
 
@@ -215,6 +215,13 @@ class StepRecorder:
                 "(not in the user's code: bytes {bytes})", bytes=code.hex(" ") or N_("unreadable")
             )
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
+
+    def amend_last(self, event: Event) -> None:
+        """Give *event* to the step already recorded last (a model's after-effect)."""
+        last = self.steps[-1]
+        self.steps[-1] = replace(
+            last, events=(*last.events, event), modelled=last.modelled or event.modelled
+        )
 
     def _in_user_code(self, address: int) -> bool:
         c = self.sc.code

@@ -151,6 +151,7 @@ sigframes = st.dictionaries(st.sampled_from(SIGFRAME_FIELDS), values, max_size=4
 handler_sets = st.dictionaries(st.sampled_from(PT_REGS_FIELDS), values, max_size=4)
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     code=st.sampled_from(PROGRAMS),

@@ -369,6 +369,7 @@ def test_user_fault_is_an_event() -> None:
     assert t.steps[-1].events[-1].kind == "fault"
 
 
+@pytest.mark.slow
 def test_recorded_and_unrecorded_runs_agree() -> None:
     for path in sorted(SCENARIOS.rglob("*.toml")):  # scenarios/selftests/ too
         session = Session(load_scenario(path))
@@ -381,12 +382,12 @@ def test_recorded_and_unrecorded_runs_agree() -> None:
 
 
 def test_hook_exceptions_are_reraised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.run.session
+    import engine.run.actions
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("inside a hook")
 
-    monkeypatch.setattr(engine.run.session, "do_syscall_64", boom)
+    monkeypatch.setattr(engine.run.actions, "do_syscall_64", boom)
     with pytest.raises(HookError) as info:
         run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
     assert isinstance(info.value.__cause__, ZeroDivisionError)

@@ -35,6 +35,7 @@ def test_enough_scenarios_ship() -> None:
     assert len(SHIPPED) >= 15
 
 
+@pytest.mark.slow
 def test_check_command_passes_on_shipped_scenarios() -> None:
     r = cli("check", "scenarios")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -114,6 +115,7 @@ BROKEN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fname", "text", "message", "_"), BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_scenario_is_one_clear_line(
     tmp_path: Path, fname: str, text: str, message: str, _: object

@@ -30,7 +30,8 @@ def test_the_debugger_loads_no_emulator_before_it_needs_one() -> None:
     import subprocess
     import sys
 
-    heavy = ("unicorn", "capstone", "keystone", "engine.scenario.parse", "engine.run.session", "zipfile")
+    heavy = ["unicorn", "capstone", "keystone", "engine.scenario.parse", "engine.run.session"]
+    heavy.append("zipfile")
     code = f"import sys, tui.app; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(

@@ -58,7 +58,7 @@ async def test_start_shows_the_initial_state_with_nothing_changed() -> None:
         assert listing.next_row is not None
         assert "movl $0x27, %eax" in listing.rows[listing.next_row].text
         status = text(app.query_one(StatusLine))
-        assert "step 0/100" in status and "CPL 3" in status and "exit —" in status
+        assert f"step 0/{len(trace.steps)}" in status and "CPL 3" in status and "exit —" in status
         assert "verdict pending" in text(app.query_one(ChecksPanel))
 
 

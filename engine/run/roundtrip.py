@@ -1,0 +1,384 @@
+"""One SYSCALL round trip on the machine, in phases.
+
+The engine enters user mode with an IRETQ of its own (engine.run.launch, not recorded);
+the user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring transition is
+modelled (engine.machine.modelled); entry_SYSCALL_64 runs instruction by instruction in
+Unicorn, with the models of engine.run.actions at the addresses that need one; one of the
+two exits returns to CPL 3, where the engine lets the CPU fetch, but not execute, the
+instruction at the return RIP.  Any CPU exception on the way ends the run.  Where the
+steps go is the sink's business (engine.run.sink): recorded, or a sweep.
+
+Unicorn swallows Python exceptions raised inside hooks (unicorn-engine/unicorn#1386,
+#1987, #2129), so every hook is wrapped by the Session: it catches, stores, stops the
+emulation, and the exception is re-raised once ``emu_start`` has returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, NoReturn
+
+from unicorn import UC_ERR_INSN_INVALID, UcError
+from unicorn import x86_const as X
+
+from engine import layout as L
+from engine.checks import initial_states
+from engine.constants import (
+    EXCEPTION_NAMES,
+    VEC_DB,
+    VEC_UD,
+    user_space_top,
+)
+from engine.errors import HookError
+from engine.i18n import N_, msg
+from engine.kernel.common_c import CCheck
+from engine.machine.core import Machine
+from engine.machine.faults import from_interrupt, is_io
+from engine.machine.modelled import error_code
+from engine.run.actions import EntryActions, entry_points
+from engine.run.launch import launch_key, prepare_launch
+from engine.run.memlog import WriteLog
+from engine.run.recorder import StepRecorder
+from engine.run.sink import Recording, StepSink, Sweep
+from engine.run.user import UserActions
+from engine.scenario.model import Scenario
+from engine.trace import CheckState, Event, EventKind, ExitPath, Fault, Regs, Trace
+
+#: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
+#: exception by its own vector only when ``emu_start`` has a count (otherwise as
+#: #DF); the kernel path is a few hundred instructions, so this never ends it.
+KERNEL_COUNT = 1 << 30
+
+#: Bytes of a ``syscall`` instruction (0f 05).
+SYSCALL_SIZE = 2
+
+#: Kept per Session: the CPU context and memory after entering user mode, by launch key.
+Launches = dict[tuple[object, ...], tuple[object, list[tuple[int, bytes]]]]
+
+
+class Stop(Exception):
+    """Raised inside the engine to end the run cleanly (not an error)."""
+
+
+class Phase(Enum):
+    """Where the round trip stands."""
+
+    LAUNCH = "launch"  # the engine's own IRETQ into user mode
+    USER = "user"  # the user's code at CPL 3
+    KERNEL = "kernel"  # from the SYSCALL transition to the exit instruction
+    RETURNED = "returned"  # SYSRET or IRET has run: the next instruction ends the run
+
+
+class Run:
+    """One round trip of *scenario* on *machine*; ``record`` keeps every step."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        scenario: Scenario,
+        record: bool,
+        launches: Launches | None,
+        memory: bool = True,
+    ):
+        self.launches = launches
+        self.m = machine
+        self.sc = scenario
+        self.img = machine.image
+        self.kernel = machine.image.kernel  # everything version-specific comes from here
+        self.uc = machine.uc
+        self.paging = scenario.machine.paging
+        self.points = entry_points(self.img.features)
+        self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
+        self.user_top = user_space_top(self.paging)
+        self.rec = StepRecorder(machine, scenario, self.points.call_line)
+        self.recording = Recording(self, self.rec) if record else None
+        self.sink: StepSink = self.recording or Sweep(self)
+        #: What each recorded step wrote to memory, and the memory at step 0 (the
+        #: launch's snapshot of the writable regions): memory at any step, cheaply.
+        self.memory: WriteLog | None = WriteLog() if record and memory else None
+        self.rec.memory = self.memory
+        self.launch_memory: list[tuple[int, bytes]] | None = None
+
+        self.phase = Phase.LAUNCH
+        self.initial: Regs | None = None
+        self.checks: list[CheckState] = initial_states(
+            machine.image.features.removed_checks, self.kernel.checks
+        )
+        self.failed_check: str | None = None
+        self.exit: ExitPath | None = None
+        self.fault: Fault | None = None
+        self.stopped = ""
+        self.hook_error: BaseException | None = None
+        self.syscall_hit: int | None = None
+        self.pt_at_call: dict[str, int] = {}
+        self.pt_after_call: dict[str, int] = {}
+        self.handler_lines: list[str] = []
+        self.output = b""
+        self.user_count = 0
+        self.all_events: list[Event] = []
+        #: A model's correction to the instruction running now, applied once it has
+        #: completed and before anything reads the machine (SYSRET's RFLAGS).
+        self.after_step: Callable[[], None] | None = None
+        assert scenario.code is not None
+        #: The user's IN/OUT instructions, checked by the I/O-permission model.
+        self.io_at = frozenset(a for a, _, text in scenario.code.lines if is_io(text))
+        #: The user's SYSENTERs: Unicorn runs past them as if they were NOPs.
+        self.sysenter_at = frozenset(
+            a for a, _, text in scenario.code.lines if text.split()[0] == "sysenter"
+        )
+        self.actions = EntryActions(self, per_instruction=record)
+        self.user_actions = UserActions(self)
+
+    def cpl(self) -> int:
+        return self.rec.cpl()
+
+    # -- ending and telling ------------------------------------------------------------
+    def stop(self, why: str) -> NoReturn:
+        """End the run here, saying *why* (the trace's ``stopped``)."""
+        self.stopped = why
+        raise Stop
+
+    def stop_at_cap(self, why: str) -> NoReturn:
+        self.event(Event(EventKind.CAP, msg("step cap of {cap} reached", cap=self.sc.step_cap)))
+        self.stop(why)
+
+    def event(self, ev: Event) -> None:
+        self.all_events.append(ev)
+        self.sink.attach(ev)
+
+    def decide(self, c: CCheck) -> None:
+        """A C condition's verdict becomes its check's state."""
+        self.checks[self.kernel.checks.index(c.name)] = c.state
+
+    def returning(self) -> None:
+        """The exit instruction runs now; the next instruction is user code again."""
+        self.phase = Phase.RETURNED
+
+    def model_fault(self, vector: int, rip: int, reason: str) -> NoReturn:
+        self.fault = Fault(
+            vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, error_code(vector)
+        )
+        self.event(Event(EventKind.FAULT, self.fault.describe(tag_modelled=False), modelled=True))
+        self.stop(msg("{fault} (modelled) at {rip:#x}", fault=EXCEPTION_NAMES[vector], rip=rip))
+
+    # -- hooks (the Session installs them; see engine.run.sink for which) ----------------
+    def on_code_recorded(self, uc: Any, address: int, size: int, data: Any) -> None:
+        recording = self.recording
+        assert recording is not None
+        self.actions.fix_cr3()  # belongs to the MOV to CR3 still open as the pending step
+        self._after_step()
+        recording.finish()
+        if self.phase is Phase.LAUNCH:
+            if address == L.LAUNCH_STUB:
+                return
+            self.phase = Phase.USER
+        elif self.phase is Phase.RETURNED:
+            self._returned()
+        pending = recording.open(address, size)
+        if self.phase is Phase.USER:
+            self._user_instruction(address)
+        if address in self.points.swapgs:
+            self.event(Event(EventKind.SWAPGS, N_("swapgs: GS_BASE ⇄ KERNEL_GS_BASE")))
+        elif address in self.points.mov_cr3:
+            _, value = self.actions.mov_cr3_source(address)
+            pending.cr3_written = value
+            self.event(
+                Event(
+                    EventKind.CR3_SWITCH,
+                    msg("MOV to CR3 {value:#x}: page-table root switch", value=value),
+                )
+            )
+        action = self.actions.table.get(address)
+        if action is not None:
+            action(address)
+
+    def on_code_special(self, uc: Any, address: int, size: int, data: Any) -> None:
+        self.actions.table[address](address)
+
+    def on_code_user(self, uc: Any, address: int, size: int, data: Any) -> None:
+        self._after_step()
+        if self.phase is Phase.RETURNED:
+            self._returned()
+        self.phase = Phase.USER
+        self._user_instruction(address)
+
+    def on_syscall(self, uc: Any, data: Any) -> None:
+        # Unicorn calls this hook from its syscall helper before the helper advances RIP:
+        # RIP is the address of the `syscall` (0f 05, always 2 bytes).  After emu_stop it
+        # has moved past it, so the address is taken here.
+        self.syscall_hit = int(uc.reg_read(X.UC_X86_REG_RIP))
+        uc.emu_stop()
+
+    def on_intr(self, uc: Any, intno: int, data: Any) -> None:
+        rip = int(uc.reg_read(X.UC_X86_REG_RIP))
+        if intno == VEC_DB and self.syscall_hit is not None:
+            # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
+            # is taken on the way into the kernel.
+            return
+        # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
+        cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
+        self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
+        self.event(Event(EventKind.FAULT, self.fault.describe()))
+        f = self.fault
+        self.stop(msg("{fault} at CPL {cpl}, RIP {rip:#x}", fault=f.name, cpl=f.cpl, rip=rip))
+
+    def _after_step(self) -> None:
+        """The model's part of the instruction that just completed (see ``after_step``)."""
+        fix, self.after_step = self.after_step, None
+        if fix is not None:
+            fix()
+
+    # -- user mode ---------------------------------------------------------------------
+    def _user_instruction(self, address: int) -> None:
+        if self.initial is None:
+            self.initial = self.rec.read_regs()
+            self.rec.prev_regs = self.initial
+            if self.memory is not None:
+                self.memory.start()  # step 0: the launch's writes are in launch_memory
+        self.user_count += 1
+        if self.user_count > self.sc.step_cap:
+            cap = self.sc.step_cap
+            self.stop_at_cap(msg("stopped at the step cap ({cap}) in user code", cap=cap))
+        if address in self.io_at:
+            self.user_actions.port_io(address)
+        if address in self.sysenter_at:
+            self.user_actions.sysenter(address)
+
+    def _returned(self) -> NoReturn:
+        """The CPU is about to run the first user instruction after the exit: stop here."""
+        regs = self.rec.read_regs()
+        self.event(
+            Event(
+                EventKind.RETURN,
+                msg(
+                    "back at CPL {cpl}: the CPU fetched the instruction at {rip:#x} (not executed)",
+                    cpl=regs.cpl,
+                    rip=regs.rip,
+                ),
+            )
+        )
+        self.stop(msg("returned to user space at {rip:#x}", rip=regs.rip))
+
+    # -- the round trip ----------------------------------------------------------------
+    def _emu(self, start: int, count: int = 0) -> None:
+        try:
+            self.uc.emu_start(start, 0, count=count)
+        except UcError as exc:
+            if self.hook_error is None and self.fault is None:
+                self._fault_from_ucerror(exc)
+        if self.hook_error is not None:
+            err = self.hook_error
+            raise HookError(f"error inside a Unicorn hook: {err!r}") from err
+
+    def _fault_from_ucerror(self, exc: UcError) -> None:
+        rip = int(self.uc.reg_read(X.UC_X86_REG_RIP))
+        if exc.errno == UC_ERR_INSN_INVALID:
+            # Unicorn reports #UD as an error from emu_start instead of interrupt 6.
+            self.fault = Fault(VEC_UD, "#UD", self.cpl(), rip, None, False, N_("invalid opcode"))
+            self.event(Event(EventKind.FAULT, self.fault.describe()))
+            self.stopped = msg(
+                "{fault} at CPL {cpl}, RIP {rip:#x}", fault="#UD", cpl=self.fault.cpl, rip=rip
+            )
+            return
+        self.fault = Fault(-1, "unicorn", self.cpl(), rip, None, False, str(exc))
+        text = msg("emulation error at {rip:#x}: {error}", rip=rip, error=str(exc))
+        self.event(Event(EventKind.FAULT, text))
+        self.stopped = msg("emulation error: {error}", error=str(exc))
+
+    def _enter_user_mode(self) -> None:
+        """The machine at the scenario's first user instruction, CPL 3, nothing run yet.
+
+        The first time, the engine's IRETQ gets there; the CPU context and the memory
+        it leaves are kept (by the Session), so later runs of the same start restore
+        them instead of entering again.
+        """
+        key = launch_key(self.sc)
+        cached = self.launches.get(key) if self.launches is not None else None
+        if cached is not None:
+            ctx, memory = cached
+            self.m.restore_memory(memory)
+            self.uc.context_restore(ctx)
+            self.launch_memory = memory
+            return
+        prepare_launch(self.m, self.sc)
+        self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+        if self.memory is not None or self.launches is not None:
+            self.launch_memory = self.m.snapshot_memory()
+        if self.fault is None and not self.stopped and self.launches is not None:
+            if len(self.launches) >= 16:
+                self.launches.pop(next(iter(self.launches)))
+            assert self.launch_memory is not None
+            self.launches[key] = (self.uc.context_save(), self.launch_memory)
+
+    def _phases(self) -> None:
+        """User mode up to the syscall, the transition, the kernel; :class:`Stop` ends it."""
+        self._enter_user_mode()
+        if self.fault is not None or self.stopped:
+            return
+        # One past the cap: the cap's own check stops the run first.  Any count will
+        # do for the vectors (see engine.machine.modelled), and this one also bounds a loop.
+        self._emu(self.sc.rip, count=self.sc.step_cap + 1)
+        if self.fault is not None or self.stopped:
+            return
+        if self.syscall_hit is None:
+            self.stopped = N_("user code ended without reaching a syscall")
+            return
+        self.phase = Phase.KERNEL
+        self.user_actions.syscall()
+        self._emu(self.points.entry, count=KERNEL_COUNT)
+
+    def execute(self) -> Trace:
+        # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
+        # it stands, as one raised in a hook does.
+        if self.memory is not None:
+            self.m.write_observer = self.memory.direct
+        try:
+            with contextlib.suppress(Stop):
+                self._phases()
+            self._after_step()
+            with contextlib.suppress(Stop):  # the cap on the last step: it is recorded
+                self.sink.finish()
+        finally:
+            self.m.write_observer = None
+        final = self.rec.read_regs()
+        if not self.stopped:
+            self.stopped = N_("emulation ended")
+        return build_trace(self, final)
+
+
+def build_trace(run: Run, final: Regs) -> Trace:
+    """The record of *run*, ended with the machine in state *final*."""
+    sc = run.sc
+    return Trace(
+        scenario=sc.name,
+        path=sc.path,
+        kernel=sc.kernel,
+        cpu=sc.machine.cpu,
+        paging=sc.machine.paging,
+        pti=sc.machine.pti,
+        pcid=sc.machine.pcid,
+        initial=run.initial or final,
+        steps=tuple(run.rec.steps),
+        exit=run.exit,
+        failed_check=run.failed_check,
+        checks=tuple(run.checks),
+        fault=run.fault,
+        pt_regs_at_call=run.pt_at_call,
+        pt_regs_after_call=run.pt_after_call,
+        handler=tuple(run.handler_lines),
+        output=run.output,
+        final=final,
+        final_cpl=final.cpl,
+        msrs=run.m.msrs(),
+        roots=run.m.roots,
+        source=run.img.source,
+        symbols=dict(run.img.symbols),
+        stopped=run.stopped,
+        events=tuple(run.all_events),
+        not_removed=sc.not_removed,
+    )
+
+
+__all__ = ["KERNEL_COUNT", "Phase", "Run", "Stop", "build_trace"]

@@ -1,0 +1,238 @@
+"""Where a run's steps go: recorded one by one (the debugger, the trace) or nowhere (a sweep).
+
+A :class:`~engine.run.roundtrip.Run` talks to one sink and never asks which mode it is in.
+The recording sink opens a step before every instruction and closes it after, with the
+machine read anew (engine.run.recorder); the sweep sink runs the same round trip with hooks
+only where the entry code needs a model, and keeps only what the verdict needs (the check
+results, the exit), which is what makes thousands of round trips a second possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc
+from unicorn import x86_const as X
+
+from engine.checks import describe, evaluate
+from engine.constants import ZF
+from engine.i18n import N_, msg
+from engine.kernel.common_c import CCheck
+from engine.run.recorder import WORD, Pending, StepRecorder
+from engine.run.syscalls import PtRegs
+from engine.trace import CheckResult, CheckState, Event, EventKind, ExitPath
+
+if TYPE_CHECKING:
+    from engine.run.roundtrip import Run
+
+#: Picks, from the run active when a hook fires, the method the hook calls.
+Select = Callable[["Run"], Callable[..., Any]]
+#: Adds a Unicorn hook: (hook type, which method to call, begin address, end address).
+AddHook = Callable[[int, Select, int, int], None]
+
+
+class StepSink(Protocol):
+    """What a run hands its steps to."""
+
+    def install(self, uc: Uc, add: AddHook) -> None:
+        """Add the Unicorn hooks this sink needs (the run's own are already there)."""
+
+    def finish(self) -> None:
+        """Close the step that is open, if any (the step cap may stop the run here)."""
+
+    def attach(self, event: Event) -> None:
+        """Give *event* to the step it belongs to."""
+
+    def rewrote(self, rewritten: tuple[tuple[str, int, int], ...]) -> None:
+        """The pt_regs words the modelled C side changed: (slot, old, new)."""
+
+    def assembly_check(self, current: CheckState, rflags: int) -> CheckState:
+        """The new state of *current*, whose ``jne`` is about to run, with ZF in *rflags*."""
+
+    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
+        """6.12's C conditions, decided at the RET of do_syscall_64 at *address*; the bool
+        do_syscall_64 returns goes to AL."""
+
+
+def _recording(run: Run) -> Recording:
+    assert run.recording is not None  # recording hooks are installed for recorded runs only
+    return run.recording
+
+
+class Recording:
+    """Every instruction becomes a :class:`~engine.trace.Step`, read from the machine."""
+
+    def __init__(self, run: Run, recorder: StepRecorder) -> None:
+        self.run = run
+        self.rec = recorder
+        self.pending: Pending | None = None
+
+    def install(self, uc: Uc, add: AddHook) -> None:
+        add(UC_HOOK_CODE, lambda run: run.on_code_recorded, 1, 0)
+        for w in (self.rec.task, self.rec.entry):
+            lo, hi = w.phys, w.phys + (w.hi - w.lo) - 1
+            add(UC_HOOK_MEM_WRITE, lambda run: _recording(run).on_mem_write, lo, hi)
+            add(UC_HOOK_MEM_READ, lambda run: _recording(run).on_mem_read, lo, hi)
+        if self.run.memory is not None:
+            # Every store anywhere, for the memory log (physical addresses, as above).
+            add(UC_HOOK_MEM_WRITE, lambda run: _recording(run).on_mem_log, 1, 0)
+
+    # The memory hooks say which words are stack, never their values (engine.run.recorder).
+    def on_mem_write(
+        self, uc: Any, access: int, address: int, size: int, value: int, data: Any
+    ) -> None:
+        a = self.rec.virt(address) & ~(WORD - 1)
+        self.rec.wrote(a)
+        if self.pending is not None:
+            self.pending.writes.append(a)
+
+    def on_mem_log(
+        self, uc: Any, access: int, address: int, size: int, value: int, data: Any
+    ) -> None:
+        memory = self.run.memory
+        if memory is not None:
+            memory.stored(address, size, value)
+
+    def on_mem_read(
+        self, uc: Any, access: int, address: int, size: int, value: int, data: Any
+    ) -> None:
+        if self.pending is not None:
+            self.pending.reads.append(self.rec.virt(address) & ~(WORD - 1))
+
+    def open(self, address: int, size: int) -> Pending:
+        self.pending = self.rec.begin(address, size)
+        return self.pending
+
+    def finish(self) -> None:
+        p = self.pending
+        if p is None:
+            return
+        self.pending = None
+        run = self.run
+        path = ExitPath.IRET if run.failed_check else ExitPath.SYSRET
+        self.rec.finish(p, tuple(run.checks), path)
+        if len(self.rec.steps) >= run.sc.step_cap:
+            run.stop_at_cap(msg("stopped at the step cap ({cap})", cap=run.sc.step_cap))
+
+    def attach(self, event: Event) -> None:
+        if self.pending is not None:
+            self.pending.events.append(event)
+            if event.modelled:
+                self.pending.modelled = True
+        elif self.rec.steps:
+            self.rec.amend_last(event)
+
+    def rewrote(self, rewritten: tuple[tuple[str, int, int], ...]) -> None:
+        if self.pending is not None:
+            self.pending.rewritten = rewritten
+
+    def assembly_check(self, current: CheckState, rflags: int) -> CheckState:
+        name = current.name
+        r = self.rec.read_regs()
+        state = evaluate(name, rflags, r, PtRegs(self.run.m, r.cr3, r.rsp).read())
+        verdict = (
+            N_("FAIL → IRET via swapgs_restore_regs_and_return_to_usermode")
+            if state.result is CheckResult.FAIL
+            else N_("pass")
+        )
+        text = msg(
+            "{check}: {verdict} ({detail})", check=name, verdict=verdict, detail=describe(state)
+        )
+        self.run.event(Event(EventKind.CHECK, text))
+        return state
+
+    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
+        """The C part becomes steps of its own, none of them an executed instruction.
+
+        The system call, one step per condition the compiled code tests, and the return of
+        the bool in AL; then the real RET runs.
+        """
+        run = self.run
+        ret = "true" if sysret else "false"
+        if self.pending is not None:
+            body = self.pending
+            # The step that ran the system call is C, not the RET at this address.
+            body.code, body.text = b"", "(C) the system call and exit work"
+            body.source = f"{run.kernel.c_call}: the system call   /* C code: modelled */"
+            body.modelled = True
+            self.finish()
+            for c in results:
+                verdict = N_("FAIL → return false (IRET)") if not c.passed else N_("pass")
+                self.pending = self._c_step(address, f"(C) {c.condition}", c.source)
+                run.decide(c)
+                run.event(
+                    Event(
+                        EventKind.CHECK,
+                        msg(
+                            "{check}: {verdict} ({detail})",
+                            check=c.name,
+                            verdict=verdict,
+                            detail=describe(c.state),
+                        ),
+                        modelled=True,
+                    )
+                )
+                self.finish()
+            self.pending = self._c_step(
+                address,
+                f"(C) return {ret}",
+                f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+            )
+        else:
+            for c in results:
+                run.decide(c)
+        run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        run.event(
+            Event(
+                EventKind.CHECK,  # the verdict of the C checks, as the bool
+                msg(
+                    "do_syscall_64 returns {ret}: AL = {al} → {exit}",
+                    ret=ret,
+                    al=int(sysret),
+                    exit="SYSRET" if sysret else "IRET",
+                ),
+                modelled=True,
+            )
+        )
+        self.finish()
+        self.pending = self.rec.begin(address, 1)
+
+    def _c_step(self, address: int, text: str, source: str) -> Pending:
+        line = self.run.points.call_line
+        return Pending(address, b"", text, line, source, None, "do_syscall_64", 0, modelled=True)
+
+
+class Sweep:
+    """No steps: hooks only at the addresses the entry code models, and in user space."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def install(self, uc: Uc, add: AddHook) -> None:
+        run = self.run
+        for a in run.actions.table:
+            add(UC_HOOK_CODE, lambda r: r.on_code_special, a, a)
+        # Any instruction in user space: the user's code, and the return to it.
+        add(UC_HOOK_CODE, lambda r: r.on_code_user, 0, run.user_top - 1)
+
+    def finish(self) -> None:
+        pass
+
+    def attach(self, event: Event) -> None:
+        pass
+
+    def rewrote(self, rewritten: tuple[tuple[str, int, int], ...]) -> None:
+        pass
+
+    def assembly_check(self, current: CheckState, rflags: int) -> CheckState:
+        # every check branches with jne/jnz: taken (FAIL) when ZF is clear
+        return CheckState(current.name, CheckResult.PASS if rflags & ZF else CheckResult.FAIL)
+
+    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
+        for c in results:
+            self.run.decide(c)
+        self.run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+
+
+__all__ = ["Recording", "StepSink", "Sweep"]
