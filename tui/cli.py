@@ -10,6 +10,11 @@
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
     syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
                                          two runs side by side (see tui/compare_cli.py)
+    syscall-tui x SCENARIO ADDR [--step N] [--count K] [--root user|kernel|live] [--json]
+    syscall-tui walk SCENARIO ADDR [--step N] [--json]
+    syscall-tui info SCENARIO gdt|tss|idt|cr|msr [--step N]
+                                         memory, a page walk under both roots, or the
+                                         descriptor tables at a step (tui/inspect_cli.py)
 
 A broken scenario prints one line naming the file and key and exits with status 2 (in
 English, whatever the language).  Without --lang the explanations follow the locale
@@ -307,6 +312,17 @@ def cmd_check(paths: list[str]) -> int:
     return 1 if counts["FAIL"] else 0
 
 
+#: ``syscall-tui x|walk|info``: questions about a run at a step (tui/inspect_cli.py).
+INSPECT_COMMANDS = ("x", "walk", "info")
+
+
+def cmd_inspect(name: str, argv: list[str]) -> int:
+    from tui import inspect_cli
+
+    main = {"x": inspect_cli.main_x, "walk": inspect_cli.main_walk, "info": inspect_cli.main_info}
+    return main[name](argv)
+
+
 def cmd_gdb(argv: list[str]) -> int:
     from tui.gdb import main as gdb_main
 
@@ -340,6 +356,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args and args[0] == "gdb":
             return cmd_gdb(args[1:])
+        if args and args[0] in INSPECT_COMMANDS:
+            return cmd_inspect(args[0], args[1:])
         if args and args[0] == "compare":
             from tui.compare_cli import main_compare
 
