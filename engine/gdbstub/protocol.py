@@ -160,8 +160,7 @@ class Stub:
         """The watched bytes at *position*, None where that step's tables do not map them."""
         key = (position, address, length)
         if key not in self._watch_values:
-            self.replay.goto(position)
-            data = self.replay.read(address, length)
+            data = self.replay.read_at(position, address, length)
             self._watch_values[key] = data if len(data) == length else None
         return self._watch_values[key]
 
@@ -248,7 +247,7 @@ class Stub:
         length = min(length, MAX_PACKET // 2 - 32)
         if address >= 1 << 64:
             return E_FAULT
-        data = self._machine().read(address, length)
+        data = self.replay.read_at(self.position, address, length)
         if not data and length:
             return E_FAULT
         return data.hex()

@@ -110,3 +110,23 @@ def test_every_count_of_writes_reads_back(monkeypatch: pytest.MonkeyPatch, every
         for i in range(step):
             want[i % 3] = i
         assert h.read_phys(step, 0x1000, 3) == bytes(want), step
+
+
+@pytest.mark.parametrize("name", ["write-hello.toml", "sigreturn-noncanonical.toml"])
+def test_the_gdb_stub_reads_memory_from_the_log_as_the_replayed_machine_holds_it(
+    name: str,
+) -> None:
+    from engine import load_scenario
+    from tests.conftest import SCENARIOS, trace_of
+
+    sc = load_scenario(SCENARIOS / name)
+    replay = Replay(sc, trace_of(name))  # a given trace: the log comes from a run of its own
+    user_stack = sc.rsp - 0x40
+    for pos in range(replay.last + 1):
+        regs = replay.regs_at(pos)
+        for address in (regs.rsp - 0x20, user_stack, regs.rip, 0, 1 << 63):
+            want_runs = replay.replays
+            got = replay.read_at(pos, address, 0x60)
+            assert replay.replays == want_runs  # no replay for memory
+            replay.goto(pos)
+            assert got == replay.read(address, 0x60), f"{name} position {pos} {address:#x}"
