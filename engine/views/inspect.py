@@ -114,7 +114,7 @@ def walk_lines(report: PageWalkReport) -> list[str]:
         d = w.decode
         root = f"{w.root} root: CR3 {d.cr3:#x} → table {d.table:#x}"
         if d.pcid is not None:
-            root += f", PCID {d.pcid}"
+            root += f", PCID {d.pcid:#x}"
         if d.pti_user_table:
             root += ", PTI user-PGD bit 12 set"
         if d.pti_user_pcid:
