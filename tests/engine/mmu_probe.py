@@ -2,10 +2,12 @@
 
 A machine built for the scenario is given the memory of another one (replayed to some
 step); a ``mov (%rax), %rbx`` at CPL 0, placed in an unused part of .entry.text (mapped
-in both roots), runs under the chosen CR3.  The load's physical address comes from a
-read hook (Unicorn reports physical addresses to memory hooks on this machine), its
-value from RBX; a #PF or #GP means the MMU refused the address.  This is the reference
-the inspector's walk and ``x`` are tested against, so it uses none of their code.
+in both roots), runs under the chosen CR3; :meth:`MMU.load_user` runs the same load at
+CPL 3, from the user's code page, to see what U/S lets user code reach.  The load's
+physical address comes from a read hook (Unicorn reports physical addresses to memory
+hooks on this machine), its value from RBX; a #PF or #GP means the MMU refused the
+address.  This is the reference the inspector's walk and ``x`` are tested against, so
+it uses none of their code.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from unicorn import x86_const as X
 
 from engine import layout as L
 from engine.machine.core import Machine
-from engine.run.launch import user_mappings
+from engine.run.launch import prepare_launch, user_mappings
 from engine.scenario.model import Scenario
 
 #: mov (%rax), %rbx
@@ -46,16 +48,27 @@ class MMU:
         self.vectors: list[int] = []
 
         def on_read(uc_: Any, access: int, address: int, size: int, value: int, d: Any) -> None:
-            if not PROBE_PHYS <= address < PROBE_PHYS + len(LOAD):  # not the fetch
+            fetch = (PROBE_PHYS, self.user_phys)
+            if not any(f <= address < f + len(LOAD) for f in fetch):  # not the fetch
                 self.reads.append(address)
 
         def on_intr(uc_: Any, intno: int, d: Any) -> None:
             self.vectors.append(intno)
             uc_.emu_stop()
 
+        # CPL 3 at the first user instruction, as the engine's own IRETQ leaves it
+        prepare_launch(self.m, scenario)
+        uc.emu_start(L.LAUNCH_STUB, 0, count=1)
+        self.user_ctx = uc.context_save()
+        # the start of the user's code page: a load there never crosses into the next page
+        self.user_rip = scenario.rip & ~(L.PAGE - 1)
+        user_phys = self.m.walk(self.m.user_cr3, self.user_rip).phys
+        assert user_phys is not None
+        self.user_phys = user_phys
         uc.hook_add(UC_HOOK_MEM_READ, on_read, None, 1, 0)
         uc.hook_add(UC_HOOK_INTR, on_intr)
         uc.mem_write(PROBE_PHYS, LOAD)
+        uc.ctl_flush_tb()  # type: ignore[attr-defined]
 
     def load(self, memory: list[tuple[int, bytes]], cr3: int, vaddr: int) -> Probe:
         """Load 8 bytes at *vaddr* under *cr3*, with the writable memory *memory*."""
@@ -74,4 +87,24 @@ class MMU:
         if self.vectors:
             return Probe(False, None, None, self.vectors[0])
         assert self.reads, "the load read nothing"
+        return Probe(True, self.reads[0], int(uc.reg_read(X.UC_X86_REG_RBX)), None)
+
+    def load_user(self, memory: list[tuple[int, bytes]], cr3: int, vaddr: int) -> Probe:
+        """The same load at CPL 3, from the user's code page (executable under the user
+        root only: the kernel root's user PGD entries are NX)."""
+        m, uc = self.m, self.m.uc
+        m.restore_memory(memory)
+        uc.mem_write(self.user_phys, LOAD)
+        uc.context_restore(self.user_ctx)
+        uc.reg_write(X.UC_X86_REG_CR3, cr3)
+        uc.reg_write(X.UC_X86_REG_RAX, vaddr)
+        uc.reg_write(X.UC_X86_REG_RBX, 0)
+        self.reads.clear()
+        self.vectors.clear()
+        try:
+            uc.emu_start(self.user_rip, self.user_rip + len(LOAD), count=1)
+        except UcError:
+            return Probe(False, None, None, -1)
+        if self.vectors:
+            return Probe(False, None, None, self.vectors[0])
         return Probe(True, self.reads[0], int(uc.reg_read(X.UC_X86_REG_RBX)), None)

@@ -76,6 +76,11 @@ def check_against_mmu(name: str, steps: int, per_kind: int, seed: int, sample: i
                     assert w.result.stop is Stop.NON_CANONICAL, where
                 x = examine(at, step, hex(vaddr), 1, Unit.GIANT, str(w.root))
                 assert x.units[0].value == probe.value, where
+                if w.root is Root.USER:
+                    # U/S: what user code may read under the root it runs with
+                    user = mmu.load_user(memory, w.decode.cr3, vaddr)
+                    assert w.result.user == user.mapped, f"CPL 3: {where}"
+                    assert user.physical == (probe.physical if user.mapped else None), where
 
 
 @pytest.mark.parametrize("name", ALL)
