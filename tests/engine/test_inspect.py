@@ -227,3 +227,28 @@ def test_headless_twins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["x", path, "0", "--root", "sideways"]) == 2
     assert main(["info", path, "tss"]) == 0
     assert "sp0" in capsys.readouterr().out
+
+
+def test_command_lines_answer_with_the_inspection_results() -> None:
+    from engine.inspect.command import CommandError, completions, run_command
+    from engine.inspect.examine import Examination
+    from engine.inspect.info import TssInfo
+    from engine.inspect.pagewalk import PageWalkReport
+
+    at = machine_at("getpid.toml")
+    x = run_command(at, 40, "x/4g regs->ip --root kernel")
+    assert isinstance(x, Examination) and x.count == 4 and x.root == "kernel"
+    # regs->ip holds the user RIP that SYSCALL left in RCX at the first kernel step
+    assert x.units[0].value == next(s for s in at.trace.steps if s.cpl == 0).regs.rcx
+    walk = run_command(at, 3, "walk $rsp + 8")
+    assert isinstance(walk, PageWalkReport) and walk.vaddr == at.regs(3).rsp + 8
+    assert isinstance(run_command(at, 1, "info tss"), TssInfo)
+    for bad in ("", "y 1", "x", "x/9999999g 0", "x 0 --root", "x 0 --root up", "info", "walk"):
+        with pytest.raises((CommandError, InspectError)):
+            run_command(at, 1, bad)
+    assert completions(at, "wa") == ("walk",)
+    assert completions(at, "info t") == ("tss",)
+    assert "regs->ip" in completions(at, "x/8g regs->i")
+    assert "$rsp" in completions(at, "walk $rs")
+    assert "entry_SYSCALL_64" in completions(at, "x entry_S")
+    assert completions(at, "x 0 --root ") == ("kernel", "live", "user")
