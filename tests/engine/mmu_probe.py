@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from unicorn import UC_HOOK_INTR, UC_HOOK_MEM_READ, UcError
+from unicorn import UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_MEM_READ, UcError
 from unicorn import x86_const as X
 
 from engine import layout as L
@@ -48,8 +48,8 @@ class MMU:
         self.vectors: list[int] = []
 
         def on_read(uc_: Any, access: int, address: int, size: int, value: int, d: Any) -> None:
-            fetch = (PROBE_PHYS, self.user_phys)
-            if not any(f <= address < f + len(LOAD) for f in fetch):  # not the fetch
+            # data reads only: Unicorn reports instruction fetches to UC_HOOK_MEM_FETCH
+            if access == UC_MEM_READ:
                 self.reads.append(address)
 
         def on_intr(uc_: Any, intno: int, d: Any) -> None:
@@ -65,10 +65,11 @@ class MMU:
         user_phys = self.m.walk(self.m.user_cr3, self.user_rip).phys
         assert user_phys is not None
         self.user_phys = user_phys
+        # the code page is read-only memory, which no snapshot restores: put it back by hand
+        self.user_code = bytes(uc.mem_read(user_phys, len(LOAD)))
         uc.hook_add(UC_HOOK_MEM_READ, on_read, None, 1, 0)
         uc.hook_add(UC_HOOK_INTR, on_intr)
-        uc.mem_write(PROBE_PHYS, LOAD)
-        uc.ctl_flush_tb()  # type: ignore[attr-defined]
+        self.probe_code = bytes(uc.mem_read(PROBE_PHYS, len(LOAD)))
 
     def load(self, memory: list[tuple[int, bytes]], cr3: int, vaddr: int) -> Probe:
         """Load 8 bytes at *vaddr* under *cr3*, with the writable memory *memory*."""
@@ -78,12 +79,16 @@ class MMU:
         uc.reg_write(X.UC_X86_REG_CR3, cr3)  # also flushes Unicorn's TLB
         uc.reg_write(X.UC_X86_REG_RAX, vaddr)
         uc.reg_write(X.UC_X86_REG_RBX, 0)
+        uc.mem_write(PROBE_PHYS, LOAD)  # read-only memory: put back after, by hand
+        uc.ctl_flush_tb()  # type: ignore[attr-defined]  # no translation of older bytes
         self.reads.clear()
         self.vectors.clear()
         try:
             uc.emu_start(PROBE, PROBE + len(LOAD), count=1)
         except UcError:
             return Probe(False, None, None, -1)
+        finally:
+            uc.mem_write(PROBE_PHYS, self.probe_code)
         if self.vectors:
             return Probe(False, None, None, self.vectors[0])
         assert self.reads, "the load read nothing"
@@ -95,6 +100,7 @@ class MMU:
         m, uc = self.m, self.m.uc
         m.restore_memory(memory)
         uc.mem_write(self.user_phys, LOAD)
+        uc.ctl_flush_tb()  # type: ignore[attr-defined]  # no translation of older bytes
         uc.context_restore(self.user_ctx)
         uc.reg_write(X.UC_X86_REG_CR3, cr3)
         uc.reg_write(X.UC_X86_REG_RAX, vaddr)
@@ -105,6 +111,8 @@ class MMU:
             uc.emu_start(self.user_rip, self.user_rip + len(LOAD), count=1)
         except UcError:
             return Probe(False, None, None, -1)
+        finally:
+            uc.mem_write(self.user_phys, self.user_code)
         if self.vectors:
             return Probe(False, None, None, self.vectors[0])
         return Probe(True, self.reads[0], int(uc.reg_read(X.UC_X86_REG_RBX)), None)
