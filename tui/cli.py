@@ -10,6 +10,11 @@
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
     syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
                                          two runs side by side (see tui/compare_cli.py)
+    syscall-tui x SCENARIO ADDR [--step N] [--count K] [--root user|kernel|live] [--json]
+    syscall-tui walk SCENARIO ADDR [--step N] [--json]
+    syscall-tui info SCENARIO gdt|tss|idt|cr|msr [--step N]
+                                         memory, a page walk under both roots, or the
+                                         descriptor tables at a step (tui/inspect_cli.py)
 
 A broken scenario prints one line naming the file and key and exits with status 2 (in
 English, whatever the language).  Without --lang the explanations follow the locale
@@ -438,7 +443,7 @@ class Parser(argparse.ArgumentParser):
 
 
 #: The subcommands; the first word that is none of these (or no word) opens the debugger.
-COMMANDS = ("open", "trace", "check", "serve", "gdb", "compare")
+COMMANDS = ("open", "trace", "check", "serve", "gdb", "compare", "x", "walk", "info")
 
 
 def build_parser() -> Parser:
@@ -488,7 +493,14 @@ def build_parser() -> Parser:
         help="the URL browsers use, when it is not the address they connect to (behind a proxy)",
     )
 
-    from tui import compare_cli, gdb
+    from tui import compare_cli, gdb, inspect_cli
+
+    for name, add in (
+        ("x", inspect_cli.add_x_arguments),
+        ("walk", inspect_cli.add_walk_arguments),
+        ("info", inspect_cli.add_info_arguments),
+    ):
+        add(sub.add_parser(name, help=inspect_cli.HELP[name], description=inspect_cli.HELP[name]))
 
     gdb.add_arguments(sub.add_parser("gdb", help=gdb.HELP, description=gdb.DESCRIPTION))
     compare_cli.add_arguments(
@@ -529,6 +541,11 @@ def _main(argv: list[str] | None) -> int:
             from tui.gdb import run
 
             return run(ns)
+        if ns.command in ("x", "walk", "info"):
+            from tui import inspect_cli
+
+            answer = {"x": inspect_cli.run_x, "walk": inspect_cli.run_walk}
+            return answer.get(ns.command, inspect_cli.run_info)(ns)
         if ns.command == "compare":
             from tui.compare_cli import run as run_compare
 

@@ -183,8 +183,7 @@ class Stub:
         """The watched bytes at *position*, None where that step's tables do not map them."""
         key = (position, address, length)
         if key not in self._watch_values:
-            self.replay.goto(position)
-            data = self.replay.read(address, length)
+            data = self.replay.read_at(position, address, length)
             self._watch_values[key] = data if len(data) == length else None
         return self._watch_values[key]
 
@@ -291,7 +290,7 @@ class Stub:
         data = (
             self._read_phys(address, length)
             if self.phys_mode
-            else self._machine().read(address, length)
+            else self.replay.read_at(self.position, address, length)
         )
         if not data and length:
             return E_FAULT

@@ -13,6 +13,12 @@ position p >= 1 is the machine right after step p-1 (``Trace.steps[p-1].regs``).
 Replayed positions are kept (CPU context and memory, a few tens of KiB each) in a
 small LRU cache, so stepping back and forth costs a restore, not a run.
 
+Memory needs no replay at all: a recorded run keeps what each step wrote
+(engine.run.memlog), so :meth:`Replay.read_at` reads any position from step 0's
+image plus the writes up to it, through the page tables of that position's CR3 as
+they were then.  Watchpoints, which compare every position with the one before,
+read this way.
+
 This module only uses the engine's public API (Session, Trace, Step records) plus a
 Unicorn hook of its own for position 0.
 """
@@ -27,6 +33,7 @@ from unicorn import UC_HOOK_CODE
 from unicorn import x86_const as X
 
 from engine.errors import EngineError
+from engine.run.memlog import MemoryHistory
 from engine.run.session import Session
 from engine.scenario.model import Scenario
 from engine.trace import Regs, Trace
@@ -50,6 +57,7 @@ class Replay:
         self.scenario = scenario
         self.session = Session(scenario)
         self.trace = self.session.run() if trace is None else trace
+        self._history = self.session.memory_history() if trace is None else None
         self.machine = self.session.machine
         self.position: int | None = None
         self.replays = 0  # runs made (not cache hits): for the benchmark
@@ -159,6 +167,36 @@ class Replay:
         r["gs_base"] = m.read_msr(MSR_GS_BASE)
         r["kernel_gs_base"] = m.read_msr(MSR_KERNEL_GS_BASE)
         return Regs(**r)
+
+    @property
+    def history(self) -> MemoryHistory:
+        """The run's memory at every position (one more recorded run when the trace was
+        given, checked against it: a different run would be a different picture)."""
+        if self._history is None:
+            self.position = None  # the run below moves the machine
+            again = self.session.run()
+            if again.steps != self.trace.steps or again.final != self.trace.final:
+                raise ReplayError("running the scenario again did not reproduce the recording")
+            history = self.session.memory_history()
+            if history is None:
+                raise ReplayError("the run kept no memory log")
+            self._history = history
+        return self._history
+
+    def read_at(self, position: int, address: int, size: int) -> bytes:
+        """:meth:`read` at *position*, from the memory log: no replay, the machine unmoved."""
+        if not 0 <= position <= self.last:
+            raise ValueError(f"position {position} outside 0..{self.last}")
+        history, cr3 = self.history, self.regs_at(position).cr3
+        out = bytearray()
+        while size > 0 and 0 <= address < 1 << 64:
+            n = min(size, 0x1000 - (address & 0xFFF))
+            chunk = history.read_virt(position, cr3, address, n)
+            if chunk is None:
+                break
+            out += chunk
+            address, size = address + n, size - n
+        return bytes(out)
 
     def reg(self, uc_id: int) -> Any:
         return self.machine.uc.reg_read(uc_id)

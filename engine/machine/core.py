@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
@@ -163,6 +163,9 @@ class Machine:
     msr: MsrAccess = field(init=False)
     _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
     _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
+    #: Told of every write made through :meth:`write_phys` (a recorded run's memory log:
+    #: the modelled writes do not pass through Unicorn's write hooks).
+    write_observer: Callable[[int, bytes], None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -362,6 +365,19 @@ class Machine:
     def read_phys(self, addr: int, size: int) -> bytes:
         return bytes(self.uc.mem_read(addr, size))
 
+    def write_phys(self, addr: int, data: bytes) -> None:
+        """A write by a modelled part of the machine (not a CPU store): the log is told."""
+        self.uc.mem_write(addr, data)
+        if self.write_observer is not None:
+            self.write_observer(addr, data)
+
+    def fixed_memory(self) -> list[tuple[int, bytes]]:
+        """The regions no run writes (kernel text, page tables), as built.
+
+        With a :meth:`snapshot_memory` of the others, that is all of physical memory.
+        """
+        return [(r.base, bytes(r.pristine)) for r in self.regions if not r.writable]
+
     def walk(self, cr3: int, vaddr: int) -> PageWalk:
         """Walk the tables under *cr3* for *vaddr*, reading emulated memory.
 
@@ -397,7 +413,7 @@ class Machine:
             if w.phys is None or not w.flags & US or not w.flags & RW:
                 return False
             n = min(len(data), L.PAGE - (vaddr & 0xFFF))
-            self.uc.mem_write(w.phys, data[:n])
+            self.write_phys(w.phys, data[:n])
             vaddr, data = vaddr + n, data[n:]
         return True
 

@@ -27,6 +27,7 @@ from engine.constants import (
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage
 from engine.machine.core import Machine
+from engine.run.memlog import WriteLog
 from engine.scenario.model import Scenario
 from engine.trace import (
     SLOT_RETURN_ADDRESS,
@@ -140,6 +141,8 @@ class StepRecorder:
         #: Called with each step as it is recorded, the machine still in that state
         #: (the invariant tests compare the record with their own reads).
         self.on_step: Callable[[Step], None] | None = None
+        #: The run's memory log, told where each step ends (None: not kept).
+        self.memory: WriteLog | None = None
 
     # -- reading the machine ---------------------------------------------------------
     def read_regs(self) -> Regs:
@@ -273,6 +276,8 @@ class StepRecorder:
             kind=p.kind,
         )
         self.steps.append(step)
+        if self.memory is not None:
+            self.memory.close_step(self.m.read_phys)
         self.prev_regs = regs
         if self.on_step is not None:
             self.on_step(step)

@@ -39,6 +39,7 @@ from engine.machine.faults import from_interrupt, is_io
 from engine.machine.modelled import error_code
 from engine.run.actions import EntryActions, entry_points
 from engine.run.launch import launch_key, prepare_launch
+from engine.run.memlog import WriteLog
 from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
 from engine.run.user import VEC_INT80, UserActions, long_mode_cs
@@ -74,7 +75,12 @@ class Run:
     """One round trip of *scenario* on *machine*; ``record`` keeps every step."""
 
     def __init__(
-        self, machine: Machine, scenario: Scenario, record: bool, launches: Launches | None
+        self,
+        machine: Machine,
+        scenario: Scenario,
+        record: bool,
+        launches: Launches | None,
+        memory: bool = True,
     ):
         self.launches = launches
         self.m = machine
@@ -89,6 +95,11 @@ class Run:
         self.rec = StepRecorder(machine, scenario, self.points.call_line)
         self.recording = Recording(self, self.rec) if record else None
         self.sink: StepSink = self.recording or Sweep(self)
+        #: What each recorded step wrote to memory, and the memory at step 0 (the
+        #: launch's snapshot of the writable regions): memory at any step, cheaply.
+        self.memory: WriteLog | None = WriteLog() if record and memory else None
+        self.rec.memory = self.memory
+        self.launch_memory: list[tuple[int, bytes]] | None = None
 
         self.phase = Phase.LAUNCH
         self.initial: Regs | None = None
@@ -232,6 +243,8 @@ class Run:
         if self.initial is None:
             self.initial = self.rec.read_regs()
             self.rec.prev_regs = self.initial
+            if self.memory is not None:
+                self.memory.start()  # step 0: the launch's writes are in launch_memory
         self.user_count += 1
         if self.user_count > self.sc.step_cap:
             cap = self.sc.step_cap
@@ -295,13 +308,17 @@ class Run:
             ctx, memory = cached
             self.m.restore_memory(memory)
             self.uc.context_restore(ctx)
+            self.launch_memory = memory
             return
         prepare_launch(self.m, self.sc)
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+        if self.memory is not None or self.launches is not None:
+            self.launch_memory = self.m.snapshot_memory()
         if self.fault is None and not self.stopped and self.launches is not None:
             if len(self.launches) >= 16:
                 self.launches.pop(next(iter(self.launches)))
-            self.launches[key] = (self.uc.context_save(), self.m.snapshot_memory())
+            assert self.launch_memory is not None
+            self.launches[key] = (self.uc.context_save(), self.launch_memory)
 
     def _phases(self) -> None:
         """User mode up to the syscall, the transition, the kernel; :class:`Stop` ends it."""
@@ -323,13 +340,18 @@ class Run:
     def execute(self) -> Trace:
         # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
         # it stands, as one raised in a hook does.
-        with contextlib.suppress(Stop):
-            self._phases()
-        if self.rewind_rip is not None:
-            self.uc.reg_write(X.UC_X86_REG_RIP, self.rewind_rip)
-        self._after_step()
-        with contextlib.suppress(Stop):  # the cap on the last step: it is recorded
-            self.sink.finish()
+        if self.memory is not None:
+            self.m.write_observer = self.memory.direct
+        try:
+            with contextlib.suppress(Stop):
+                self._phases()
+            if self.rewind_rip is not None:
+                self.uc.reg_write(X.UC_X86_REG_RIP, self.rewind_rip)
+            self._after_step()
+            with contextlib.suppress(Stop):  # the cap on the last step: it is recorded
+                self.sink.finish()
+        finally:
+            self.m.write_observer = None
         final = self.rec.read_regs()
         if not self.stopped:
             self.stopped = N_("emulation ended")

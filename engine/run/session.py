@@ -14,6 +14,7 @@ from unicorn import x86_const as X
 
 from engine.machine.core import Machine
 from engine.run.launch import user_mappings
+from engine.run.memlog import MemoryHistory, WriteLog
 from engine.run.roundtrip import Launches, Run, Stop
 from engine.run.sink import Select
 from engine.scenario.model import Scenario
@@ -30,13 +31,16 @@ class Session:
     which), so the hooks change only when the mode does.
     """
 
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, memory: bool = True):
+        """*memory*: recorded runs keep their memory log (see :meth:`memory_history`)."""
         self.scenario = scenario
         self.machine = Machine(scenario.machine, user_mappings(scenario))
-        self._mode: bool | None = None
+        self.keep_memory = memory
+        self._mode: tuple[bool, bool] | None = None
         self._hooks: list[int] = []
         self._launches: Launches = {}
         self._run: Run | None = None
+        self._memory: tuple[list[tuple[int, bytes]], WriteLog] | None = None
 
     def _guarded(self, select: Select) -> Callable[..., Any]:
         """A hook that calls the method *select* picks from the active run (or its sink).
@@ -62,8 +66,8 @@ class Session:
         return call
 
     def _install(self, run: Run) -> None:
-        record = run.recording is not None
-        if self._mode == record:
+        mode = (run.recording is not None, run.memory is not None)
+        if self._mode == mode:
             return
         uc = self.machine.uc
         for h in self._hooks:
@@ -78,7 +82,7 @@ class Session:
             self._hooks.append(uc.hook_add(kind, self._guarded(select), None, begin, end))
 
         run.sink.install(uc, add)
-        self._mode = record
+        self._mode = mode
 
     def run(
         self,
@@ -97,14 +101,28 @@ class Session:
             user_mappings(sc) != self.machine.user or sc.machine != self.machine.config
         ):
             raise ValueError("that scenario needs a different machine; make a new Session")
-        run = Run(self.machine, sc, record, self._launches)
+        run = Run(self.machine, sc, record, self._launches, self.keep_memory)
         run.rec.on_step = on_step
         self._install(run)
         self._run = run
         try:
-            return run.execute()
+            trace = run.execute()
         finally:
             self._run = None
+        if run.memory is not None and run.launch_memory is not None:
+            self._memory = (run.launch_memory, run.memory)
+        else:
+            self._memory = None
+        return trace
+
+    def memory_history(self) -> MemoryHistory | None:
+        """Memory at any step of the last recorded run; None if it never reached step 0
+        (the launch faulted) or was not recorded."""
+        if self._memory is None:
+            return None
+        launch, log = self._memory
+        fixed = self.machine.fixed_memory()
+        return MemoryHistory([*fixed, *launch], log, self.machine.config.paging)
 
 
 def run_scenario(scenario: Scenario, record: bool = True) -> Trace:

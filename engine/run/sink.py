@@ -74,6 +74,9 @@ class Recording:
             lo, hi = w.phys, w.phys + (w.hi - w.lo) - 1
             add(UC_HOOK_MEM_WRITE, lambda run: _recording(run).on_mem_write, lo, hi)
             add(UC_HOOK_MEM_READ, lambda run: _recording(run).on_mem_read, lo, hi)
+        if self.run.memory is not None:
+            # Every store anywhere, for the memory log (physical addresses, as above).
+            add(UC_HOOK_MEM_WRITE, lambda run: _recording(run).on_mem_log, 1, 0)
 
     # The memory hooks say which words are stack, never their values (engine.run.recorder).
     def on_mem_write(
@@ -83,6 +86,13 @@ class Recording:
         self.rec.wrote(a)
         if self.pending is not None:
             self.pending.writes.append(a)
+
+    def on_mem_log(
+        self, uc: Any, access: int, address: int, size: int, value: int, data: Any
+    ) -> None:
+        memory = self.run.memory
+        if memory is not None:
+            memory.stored(address, size, value)
 
     def on_mem_read(
         self, uc: Any, access: int, address: int, size: int, value: int, data: Any

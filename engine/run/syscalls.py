@@ -116,7 +116,7 @@ class PtRegs:
         off = 8 * PT_REGS_FIELDS.index(name)
         w = self.m.walk(self.cr3, self.base + off)
         assert w.phys is not None
-        self.m.uc.mem_write(w.phys, struct.pack("<Q", value & MASK64))
+        self.m.write_phys(w.phys, struct.pack("<Q", value & MASK64))
 
 
 def _err(n: int) -> int:

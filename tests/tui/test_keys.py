@@ -353,3 +353,36 @@ async def test_c_again_and_again_at_the_end_shows_one_end_notice() -> None:
         await pilot.press("c", "c", "c", "s")
         await pilot.pause()
         assert sum("End of the trace" in text for text in toasts(app)) == 1
+
+
+@run_async
+async def test_colon_opens_the_command_line_which_answers_at_the_step_on_screen() -> None:
+    from textual.widgets import Static
+
+    from tui.screens.command import HISTORY, CommandDialog
+
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        trace = scenario_trace("getpid.toml")
+        first_kernel = position_after(trace, lambda s: s.cpl == 0)
+        debugger(app).position = first_kernel
+        await pilot.press("colon")
+        assert isinstance(app.screen, CommandDialog)
+        box = app.screen.query_one(Input)
+        box.value = "walk regs->sp"
+        await pilot.press("enter")
+        answer = str(app.screen.query_one("#answer", Static).render())
+        assert f"at step {first_kernel}" in answer
+        assert "user root" in answer and "not present at level 4" in answer
+        assert "mapped: 4 KiB page" in answer  # under the kernel root
+        box.value = "x/1g nosuch"
+        await pilot.press("enter")
+        assert "no kernel label 'nosuch'" in str(app.screen.query_one("#answer", Static).render())
+        box.value = ""
+        await pilot.press("up")
+        assert box.value == "x/1g nosuch" and HISTORY[-2:] == ["walk regs->sp", "x/1g nosuch"]
+        box.value = "info ts"
+        await pilot.press("tab")
+        assert box.value == "info tss"
+        await pilot.press("escape")
+        assert isinstance(app.screen, DebuggerScreen)

@@ -156,6 +156,7 @@ class DebuggerScreen(Screen[None]):
             tooltip=N_("Keys and legend"),
             id="help",
         ),
+        Binding("colon", "command_line", N_("command"), show=False, id="command-line"),
         *(
             Binding(str(n), f"show_panel('{panel}')", label, show=False, id=f"panel-{panel}")
             for n, (panel, label) in enumerate(PANELS, start=1)
@@ -399,6 +400,12 @@ class DebuggerScreen(Screen[None]):
                 self.position = position
 
         self.app.push_screen(GotoDialog(self.position, self.timeline.end), jump)
+
+    def action_command_line(self) -> None:
+        """The ``:`` prompt: x, walk and info at the step on screen."""
+        from tui.screens.command import CommandDialog
+
+        self.app.push_screen(CommandDialog(self.timeline.trace, self._source, self.position))
 
     def action_help(self) -> None:
         """Show the keys and the legend."""

@@ -1,0 +1,88 @@
+"""One command line, as the debugger's ``:`` prompt takes it: parsed, answered, typed.
+
+    x[/N{g,w,h,b,i,s}] ADDR [--root user|kernel|live]
+    walk ADDR
+    info gdt|tss|idt|cr|msr
+
+The answer is the inspection result itself (an Examination, a PageWalkReport, an info
+record), never text to parse back; a bad line is a :class:`CommandError` of one line.
+:func:`completions` offers what may come next: command names, ``info`` topics, kernel
+labels, registers and pt_regs slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.errors import EngineError
+from engine.inspect import info
+from engine.inspect.examine import Examination, context, examine, parse_x
+from engine.inspect.expr import MAX_EXPR, evaluate, register_names, slot_names
+from engine.inspect.machine_at import LIVE, MachineAt
+from engine.inspect.pagewalk import PageWalkReport
+
+COMMANDS = ("x", "walk", "info")
+INFO: dict[str, Callable[[MachineAt, int], info.Info]] = {
+    "gdt": info.info_gdt, "tss": info.info_tss, "idt": info.info_idt,
+    "cr": info.info_cr, "msr": info.info_msr,
+}  # fmt: skip
+ROOTS = ("user", "kernel", LIVE)
+
+Answer = Examination | PageWalkReport | info.Info
+
+
+class CommandError(EngineError):
+    """A command line that names no command, or whose arguments do not fit it."""
+
+
+def run_command(at: MachineAt, step: int, line: str) -> Answer:
+    """The answer to *line* at *step*."""
+    if len(line) > MAX_EXPR + 64:
+        raise CommandError("command line too long")
+    words = line.split()
+    if not words:
+        raise CommandError("empty command")
+    head, rest = words[0], words[1:]
+    if head == "x" or head.startswith("x/"):
+        root = LIVE
+        if "--root" in rest:
+            i = rest.index("--root")
+            if i + 1 >= len(rest) or rest[i + 1] not in ROOTS:
+                raise CommandError("--root takes user, kernel or live")
+            root = rest[i + 1]
+            rest = rest[:i] + rest[i + 2 :]
+        count, unit = parse_x(head)
+        if not rest:
+            raise CommandError(f"{head} needs an address")
+        return examine(at, step, " ".join(rest), count, unit, root)
+    if head == "walk":
+        if not rest:
+            raise CommandError("walk needs an address")
+        at.check_step(step)
+        return at.walk(step, evaluate(" ".join(rest), context(at, step)))
+    if head == "info":
+        if len(rest) != 1 or rest[0] not in INFO:
+            raise CommandError(f"info takes one of {', '.join(INFO)}")
+        return INFO[rest[0]](at, step)
+    raise CommandError(f"no command {head!r} (commands: {', '.join(COMMANDS)})")
+
+
+def completions(at: MachineAt, line: str) -> tuple[str, ...]:
+    """The words that complete the last word of *line*, sorted."""
+    words = line.split()
+    last = "" if line.endswith(" ") or not words else words[-1]
+    before = words if line.endswith(" ") else words[:-1]
+    if not before:
+        pool: tuple[str, ...] = COMMANDS
+    elif before[0] == "info":
+        pool = tuple(INFO)
+    elif before[-1] == "--root":
+        pool = ROOTS
+    else:
+        labels = tuple(n for n in at.trace.symbols if not n.startswith("."))
+        regs = tuple(f"${r}" for r in register_names())
+        pool = (*labels, *regs, *slot_names(), "--root")
+    return tuple(sorted(w for w in set(pool) if w.startswith(last) and w != last))
+
+
+__all__ = ["COMMANDS", "Answer", "CommandError", "completions", "run_command"]
