@@ -92,8 +92,15 @@ class Run:
 
         self.phase = Phase.LAUNCH
         self.initial: Regs | None = None
+        #: FRED: SYSCALL is a FRED event and ERETU the exit (engine.machine.modelled)
+        self.fred = scenario.machine.fred
+        #: the ERETU the kernel reached (the emulation stops there for the model)
+        self.eretu_at: int | None = None
+        #: the CPU context at CPL 3 right after entering user mode (ERETU returns to it)
+        self.user_ctx: object | None = None
+        # Under FRED nothing decides between SYSRET and IRET: no check is tracked.
         self.checks: list[CheckState] = initial_states(
-            machine.image.features.removed_checks, self.kernel.checks
+            machine.image.features.removed_checks, () if self.fred else self.kernel.checks
         )
         self.failed_check: CheckName | None = None
         self.exit: ExitPath | None = None
@@ -287,9 +294,11 @@ class Run:
             ctx, memory = cached
             self.m.restore_memory(memory)
             self.uc.context_restore(ctx)
+            self.user_ctx = ctx
             return
         prepare_launch(self.m, self.sc)
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+        self.user_ctx = self.uc.context_save()
         if self.fault is None and not self.stopped and self.launches is not None:
             if len(self.launches) >= 16:
                 self.launches.pop(next(iter(self.launches)))
@@ -311,6 +320,10 @@ class Run:
         self.phase = Phase.KERNEL
         self.user_actions.syscall()
         self._emu(self.points.entry, count=KERNEL_COUNT)
+        if self.eretu_at is not None and self.fault is None and not self.stopped:
+            # the ERETU model, then the CPU fetches the instruction it returned to
+            rip = self.user_actions.eretu(self.eretu_at)
+            self._emu(rip, count=1)
 
     def execute(self) -> Trace:
         # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
