@@ -121,3 +121,15 @@ def test_tf_set_syscall_takes_no_trap_in_the_kernel_and_eretu_restores_tf() -> N
     assert trace.exit is ExitPath.ERETU
     assert trace.final is not None and trace.final.rflags & TF
     assert not any(c.result is CheckResult.FAIL for c in trace.checks)
+
+
+def test_sigreturn_writes_only_the_selector_of_the_frames_ss_word() -> None:
+    """regs->ss is the u16 of a union with the FRED SS word: the event bits stay, so the
+    frame ERETU reads still says type 7, vector 1 (and ERETU takes the selector alone)."""
+    text = GETPID.replace("mov $39, %eax; syscall", "mov $15, %eax; syscall")
+    trace = run_scenario(parse_scenario(text + "[sigframe]\nrip = 0x401000\nss = 0x2b\n"))
+    after = trace.pt_regs_after_call
+    assert after["ss"] & 0xFFFF == USER_DS
+    assert (after["ss"] >> 48 & 0xF, after["ss"] >> 32 & 0xFF) == (7, 1)
+    assert trace.exit is ExitPath.ERETU and trace.final is not None
+    assert trace.final.rip == 0x401000 and trace.final.ss == USER_DS

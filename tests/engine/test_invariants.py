@@ -123,18 +123,19 @@ def assert_fred_round_trip(trace: Trace, sc: Scenario) -> None:
     assert {s.regs.cr3 for s in trace.steps} == {trace.initial.cr3}
     entered = next(i for i, s in enumerate(trace.steps) if s.cpl == 0)
     delivery = trace.steps[entered - 1]  # the syscall step: its after-state is the event's
+    user = trace.steps[entered - 2].regs if entered >= 2 else trace.initial  # at the syscall
     top = trace.msrs["FRED_RSP0"] & ~0x3F
     assert delivery.regs.rsp == top - 64
     assert delivery.regs.rflags == RFLAGS_FIXED
     assert delivery.regs.rip == trace.msrs["FRED_CONFIG"] & ~0xFFF
-    assert delivery.regs.gs_base == trace.initial.kernel_gs_base
-    assert delivery.regs.kernel_gs_base == trace.initial.gs_base
+    assert delivery.regs.gs_base == user.kernel_gs_base
+    assert delivery.regs.kernel_gs_base == user.gs_base
     # RCX and R11 are the user's: FRED's SYSCALL writes neither
-    assert (delivery.regs.rcx, delivery.regs.r11) == (trace.initial.rcx, trace.initial.r11)
+    assert (delivery.regs.rcx, delivery.regs.r11) == (user.rcx, user.r11)
     frame = {s.slot: s.value for s in delivery.stack}
     assert list(frame) == ["resv", "edata", "fred_ss", "sp", "flags", "fred_cs", "ip", "orig_ax"]
     assert frame["ip"] == delivery.rip + 2
-    assert frame["sp"] == trace.initial.rsp and frame["flags"] == trace.initial.rflags
+    assert frame["sp"] == user.rsp and frame["flags"] == user.rflags
     assert frame["fred_cs"] == USER_CS and frame["orig_ax"] == 0 and frame["edata"] == 0
     ss = frame["fred_ss"]
     assert ss & 0xFFFF == USER_DS
@@ -150,8 +151,8 @@ def assert_fred_round_trip(trace: Trace, sc: Scenario) -> None:
         assert (f.rip, f.rsp, f.rflags) == (after["ip"], after["sp"], after["flags"])
         assert (f.rcx, f.r11, f.rax) == (after["cx"], after["r11"], after["ax"])
         assert (f.gs_base, f.kernel_gs_base) == (
-            trace.initial.gs_base,
-            trace.initial.kernel_gs_base,
+            user.gs_base,
+            user.kernel_gs_base,
         )
 
 
