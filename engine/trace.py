@@ -351,3 +351,9 @@ class Trace:
     events: tuple[Event, ...] = ()  # all events of all steps, in order
     #: remove_checks names this kernel has no check for (the scenario run on another kernel)
     not_removed: tuple[str, ...] = ()
+
+    @property
+    def fred(self) -> bool:
+        """The run was on a FRED machine ([machine] fred = true): its MSRs include the
+        FRED ones, which no other machine has."""
+        return "FRED_CONFIG" in self.msrs

@@ -520,6 +520,7 @@ class DebuggerScreen(Screen[None]):
         self._listing_view.set_rows(self._listing.rows)
         self._listing_view.border_title = f"entry_64.S · {trace.kernel}"
         self._checks.in_c = spec(trace.kernel).checks_in_c
+        self._checks.fred = trace.fred
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -621,6 +622,8 @@ class DebuggerScreen(Screen[None]):
         path = exit_path(checks)
         if fault is not None:
             status.exit_path = _("fault {name}").format(name=fault.name)
+        elif self.timeline.trace.fred:
+            status.exit_path = _("ERETU (FRED: no SYSRET decision)")
         elif path is not None:
             status.exit_path = (
                 _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")

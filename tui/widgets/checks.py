@@ -64,6 +64,16 @@ CHECK_REASONS: dict[str, str] = {
     ),
 }
 
+#: The panel under FRED, where ERETU is the only exit (entry_64_fred.S, 6.12).
+FRED_NO_DECISION = N_(
+    "Under FRED there is no SYSRET decision: ERETU restores every register from the frame."
+)
+FRED_WHY = N_(
+    "do_syscall_64 still computes its six conditions, but fred_other() ignores the bool it "
+    "returns; ERETU reloads RIP, RFLAGS, RSP, CS and SS from the FRED frame, so RCX, R11 and "
+    "a non-canonical RIP need no check before it."
+)
+
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
 
@@ -112,13 +122,26 @@ class ChecksPanel(LinePanel):
     in_c: reactive[bool] = reactive(False, repaint=False)
     """The kernel makes the checks in C (6.12): show them as C conditions."""
 
+    fred: reactive[bool] = reactive(False, repaint=False)
+    """The run is on a FRED machine: nothing decides between SYSRET and IRET."""
+
     def watch_checks(self) -> None:
+        self.rebuild()
+
+    def watch_fred(self) -> None:
         self.rebuild()
 
     def watch_in_c(self) -> None:
         self.rebuild()
 
     def build(self, width: int) -> list[Content]:
+        if self.fred:
+            style = self.style("checks--verdict-sysret")
+            return [
+                Content.assemble((line, style))
+                for text in (_(FRED_NO_DECISION), _(FRED_WHY))
+                for line in wrap(text, width, indent="")
+            ]
         checks = self.checks
         failure = first_failure(checks)
         # The verdict comes first so it stays in view even when the details need scrolling.
