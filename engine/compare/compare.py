@@ -36,7 +36,7 @@ from engine.constants import PT_REGS_FIELDS
 from engine.i18n import N_
 from engine.scenario.model import Scenario
 from engine.scenario.parse import with_kernel
-from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
+from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, StackName, Step, Trace
 
 #: How an aligned row's two sides relate.
 #:  same     both sides ran the same instruction of the same source line
@@ -561,13 +561,42 @@ def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:
 # -- scenarios to compare ---------------------------------------------------------------
 
 
-def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> Scenario:
-    """The same scenario on another kernel or CPU vendor (names already validated)."""
+def variant(
+    sc: Scenario, kernel: str | None = None, cpu: str | None = None, fred: bool | None = None
+) -> Scenario:
+    """The same scenario on another kernel or CPU vendor (names already validated), or
+    with FRED off or on.  Either FRED side is 6.12 on a FRED CPU without PTI: such a CPU
+    is not affected by Meltdown, so 6.12 leaves PTI off by default, and with PTI on it
+    would turn FRED off (pti_init()); the two sides then differ by FRED alone."""
+    if fred is not None:
+        sc = with_kernel(sc, "v6.12")
+        machine = dataclasses.replace(sc.machine, fred=fred, pti=False, removed_checks=())
+        sc = dataclasses.replace(sc, machine=machine)
+        if fred and sc.expect.exit is not None:
+            # an [expect] exit of the IDT path says nothing about ERETU
+            given = tuple(k for k in sc.expect.given if k not in ("exit", "failed_check"))
+            expect = dataclasses.replace(sc.expect, exit=None, failed_check=None, given=given)
+            sc = dataclasses.replace(sc, expect=expect)
     if kernel is not None:
         sc = with_kernel(sc, kernel)
     if cpu is not None:
         sc = dataclasses.replace(sc, machine=dataclasses.replace(sc.machine, cpu=cpu))
     return sc
+
+
+def fred_removes(idt: Trace) -> str:
+    """What the IDT/SYSCALL run *idt* did that FRED does without, counted from its trace."""
+    swapgs = sum(e.kind is EventKind.SWAPGS for e in idt.events)
+    cr3 = sum(e.kind is EventKind.CR3_SWITCH for e in idt.events)
+    entry_stack = any(s.stack_name is StackName.ENTRY for s in idt.steps)
+    parts = [
+        f"{swapgs} swapgs",
+        f"{cr3} CR3 switches" + (" (PTI is off on FRED hardware)" if not idt.pti else ""),
+        f"{len(idt.checks)} SYSRET checks",
+        "the trampoline (entry) stack" if entry_stack else "no trampoline stack",
+        f"the {idt.exit} exit" if idt.exit else "no exit",
+    ]
+    return ", ".join(parts)
 
 
 def printable(text: str) -> str:
@@ -744,6 +773,12 @@ def summary_lines(c: Comparison) -> list[str]:
     if c.identical:
         out.append("identical: the same steps, values and outcome")
         return out
+    if c.left.fred != c.right.fred:
+        (idt_side, idt), fred_side = (("A", c.left), "B") if c.right.fred else (("B", c.right), "A")
+        out.append(
+            f"FRED ({fred_side}) has none of {idt_side}'s: {fred_removes(idt)}; "
+            "it returns by ERETU, every register from the frame"
+        )
     for names, d in landmarks(c):
         title = " and ".join(LANDMARK_TITLES[n] for n in names)
         where = "at the start" if d.position == 0 else f"at row {d.position}"
@@ -781,6 +816,7 @@ __all__ = [
     "align",
     "compare_traces",
     "comparison_json",
+    "fred_removes",
     "landmarks",
     "run_label",
     "summary_lines",
