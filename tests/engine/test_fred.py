@@ -133,3 +133,11 @@ def test_sigreturn_writes_only_the_selector_of_the_frames_ss_word() -> None:
     assert (after["ss"] >> 48 & 0xF, after["ss"] >> 32 & 0xFF) == (7, 1)
     assert trace.exit is ExitPath.ERETU and trace.final is not None
     assert trace.final.rip == 0x401000 and trace.final.ss == USER_DS
+
+
+def test_trace_json_says_fred_and_eretu_with_no_checks() -> None:
+    from engine.views.json import trace_json
+
+    doc = trace_json(run_scenario(parse_scenario(GETPID)))
+    assert doc["machine"]["fred"] is True and doc["machine"]["pti"] is False
+    assert doc["exit"] == "eretu" and doc["checks"] == []
