@@ -82,3 +82,5 @@ async def test_fred_panels_say_there_is_no_sysret_decision_and_name_the_frame() 
         assert "FRED_CONFIG" in msrs and "asm_fred_entrypoint_user" in msrs
         assert "FRED_RSP0" in msrs and "ffffc90000014000" in msrs.replace("_", "")
         assert "ERETU" in text(app.query_one(StatusLine))
+        assert "none under FRED → ERETU" in text(app.query_one(VerdictBar))
+        assert "entry_64_fred.S" in str(app.query_one(SourceListing).border_title)

@@ -228,6 +228,8 @@ class VerdictBar(Widget):
     """The six checks as of the current step."""
     fault: reactive[str] = reactive("")
     """The name of the fault that ended the run ("#GP"), once the position reached it."""
+    fred: reactive[bool] = reactive(False)
+    """The run is on a FRED machine: there are no checks, ERETU is the exit."""
 
     def render(self) -> Content:
         styles = {
@@ -239,7 +241,9 @@ class VerdictBar(Widget):
         for check in self.checks:
             parts.append((GLYPHS.get(check.result, "?"), styles.get(check.result, pending)))
         failure = first_failure(self.checks)
-        if failure is not None:
+        if self.fred:
+            parts.append(("  " + _("none under FRED → ERETU"), styles["pass"]))
+        elif failure is not None:
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
             parts.append(("  " + text, styles["fail"]))
         elif exit_path(self.checks) is not None:
