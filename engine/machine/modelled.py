@@ -31,6 +31,11 @@ Everything here is labelled "modelled" in the trace and on screen.
   :func:`iret_fault` the selector (or 0) an IRETQ to CPL 3 names when it refuses
   the CS or SS of its frame; :func:`return_cs_fault` and :func:`far_jump_fault` the
   same for the CS a far RET, JMP or CALL loads.
+* FRED (6.12 with ``[machine] fred = true``): Unicorn 2.1 has no FRED, so a SYSCALL
+  at CPL 3 is delivered as a FRED event by :func:`fred_syscall_delivery` and ERETU
+  (which Unicorn decodes as CLAC) is :func:`eretu_return`; the FRED MSRs are held by
+  the machine, as Unicorn drops them.  Where each rule comes from is in the FRED block
+  below and in docs/scenarios.md.
 * A non-canonical stack address: Unicorn raises #GP(0) for every non-canonical data
   address; the SDM raises #SS(0) when the access goes through SS (PUSH, POP, RSP- or
   RBP-based operands).  :func:`stack_fault` says when #SS applies.

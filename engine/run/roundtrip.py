@@ -5,7 +5,10 @@ the user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring transition
 modelled (engine.machine.modelled); entry_SYSCALL_64 runs instruction by instruction in
 Unicorn, with the models of engine.run.actions at the addresses that need one; one of the
 two exits returns to CPL 3, where the engine lets the CPU fetch, but not execute, the
-instruction at the return RIP.  Any CPU exception on the way ends the run.  Where the
+instruction at the return RIP.  Under FRED (6.12, ``[machine] fred``) the SYSCALL is a
+FRED event into asm_fred_entrypoint_user and the exit is ERETU: the emulation stops at
+it, the model returns to CPL 3 and the CPU fetches the instruction it returned to.
+Any CPU exception on the way ends the run.  Where the
 steps go is the sink's business (engine.run.sink): recorded, or a sweep.
 
 Unicorn swallows Python exceptions raised inside hooks (unicorn-engine/unicorn#1386,
@@ -67,7 +70,7 @@ class Phase(Enum):
     LAUNCH = "launch"  # the engine's own IRETQ into user mode
     USER = "user"  # the user's code at CPL 3
     KERNEL = "kernel"  # from the SYSCALL transition to the exit instruction
-    RETURNED = "returned"  # SYSRET or IRET has run: the next instruction ends the run
+    RETURNED = "returned"  # SYSRET, IRET or ERETU has run: the next instruction ends the run
 
 
 class Run:

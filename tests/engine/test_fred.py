@@ -141,3 +141,14 @@ def test_trace_json_says_fred_and_eretu_with_no_checks() -> None:
     doc = trace_json(run_scenario(parse_scenario(GETPID)))
     assert doc["machine"]["fred"] is True and doc["machine"]["pti"] is False
     assert doc["exit"] == "eretu" and doc["checks"] == []
+
+
+def test_a_sweep_and_a_second_run_end_as_the_recorded_one() -> None:
+    """The ERETU model needs the CPL-3 context of the launch; a later run restores the
+    launch from the session's cache instead of running it, and a sweep has no recorder."""
+    from engine import Session
+
+    session = Session(parse_scenario(GETPID))
+    first, sweep, again = session.run(True), session.run(False), session.run(True)
+    for t in (sweep, again):
+        assert t.exit is ExitPath.ERETU and t.final == first.final and t.stopped == first.stopped
