@@ -76,7 +76,7 @@ def test_on_a_terminal_the_compare_view_opens(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([GETPID], "needs two kernels or two CPUs"),
+        ([GETPID], "needs two kernels, two CPUs or FRED off and on"),
         (
             [GETPID, "--kernel", "v9.9"],
             "--kernel: unknown 'v9.9'; expected one of v5.8.13, v6.1, v6.12",
