@@ -243,6 +243,12 @@ def _encode(item: Item, address: int, labels: dict[str, int]) -> bytes:
     return bytes(encoding)
 
 
+#: Instructions Capstone 5 reads as another one, by their exact bytes: ERETU (FRED,
+#: f3 0f 01 ca) reads as ``clac`` with an ignored REP prefix.  Only these bytes given for
+#: this text are accepted as it.
+CAPSTONE_MISREADS: dict[bytes, str] = {bytes.fromhex("f30f01ca"): "eretu"}
+
+
 def assemble(
     items: Sequence[Item | Label], base: int, externals: dict[str, int] | None = None
 ) -> tuple[list[Assembled], dict[str, int]]:
@@ -278,6 +284,8 @@ def assemble(
             continue
         code = _encode(it, addr, labels)
         decoded = disasm_one(code, addr)
+        if decoded is not None and CAPSTONE_MISREADS.get(code) == it.text:
+            decoded = (it.text, len(code))
         intended = _substitute_labels(_rip_relative(it.text, addr + len(code)), labels)
         if decoded is None or decoded[1] != len(code):
             raise AssemblyError(

@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     CHECK = "check"  # a SYSRET-eligibility check's verdict
     SYSRET = "sysret"
     IRET = "iret"
+    ERETU = "eretu"  # FRED's return to ring 3 (modelled)
     RETURN = "return"  # back in user mode, the next instruction fetched
     FAULT = "fault"  # a CPU exception ended the run
     EXIT = "exit"  # the task called exit()
@@ -41,10 +42,11 @@ class EventKind(StrEnum):
 
 
 class ExitPath(StrEnum):
-    """The two ways entry_SYSCALL_64 returns to user mode."""
+    """The ways the kernel returns to user mode: entry_SYSCALL_64's two, and FRED's one."""
 
     SYSRET = "sysret"
     IRET = "iret"
+    ERETU = "eretu"  # FRED (6.12 with fred = true): the only way back to ring 3
 
 
 class StackName(StrEnum):
@@ -366,3 +368,9 @@ class Trace:
     not_removed: tuple[str, ...] = ()
     #: the scenario's user code statement by statement (empty for a trace of another origin)
     user_code: tuple[UserLine, ...] = ()
+
+    @property
+    def fred(self) -> bool:
+        """The run was on a FRED machine ([machine] fred = true): its MSRs include the
+        FRED ones, which no other machine has."""
+        return "FRED_CONFIG" in self.msrs

@@ -3,6 +3,7 @@
     syscall-tui compare A.toml B.toml                 two scenarios
     syscall-tui compare A.toml --kernel v5.8.13,v6.1  one scenario on two kernels
     syscall-tui compare A.toml --cpu intel,amd        one scenario on two CPU vendors
+    syscall-tui compare A.toml --fred off,on          one scenario on 6.12 without and with FRED
         [--json | --summary]
 
 The TUI opens when stdout is a terminal; otherwise (a pipe, a file) and with --summary the
@@ -45,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cpu", metavar="C[,C]", help=f"CPU vendor of A and B (one name: both); {', '.join(CPUS)}"
     )
+    p.add_argument(
+        "--fred",
+        metavar="off|on[,off|on]",
+        help="FRED off or on for A and B (6.12 on a FRED CPU, PTI off; see docs/scenarios.md)",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the comparison as JSON")
     out.add_argument("--summary", action="store_true", help="print the text summary")
@@ -77,11 +83,14 @@ def run(ns: argparse.Namespace) -> int:
             raise BadArguments(f"expected one or two scenario files, got {len(files)}")
         kernels = _pair(ns.kernel, "--kernel", KERNELS)
         cpus = _pair(ns.cpu, "--cpu", CPUS)
-        if len(files) == 1 and len(kernels) < 2 and len(cpus) < 2:
+        freds = [v == "on" for v in _pair(ns.fred, "--fred", ("off", "on"))]
+        if len(files) == 1 and len(kernels) < 2 and len(cpus) < 2 and len(freds) < 2:
             raise BadArguments(
-                "one scenario needs two kernels or two CPUs to compare "
-                "(--kernel A,B or --cpu A,B), or give two scenario files"
+                "one scenario needs two kernels, two CPUs or FRED off and on to compare "
+                "(--kernel A,B, --cpu A,B or --fred off,on), or give two scenario files"
             )
+        if freds and kernels:
+            raise BadArguments("--fred runs 6.12 on both sides: it takes no --kernel")
     except BadArguments as exc:
         print(f"syscall-tui compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -93,7 +102,8 @@ def run(ns: argparse.Namespace) -> int:
                 break
             kernel = kernels[min(side, len(kernels) - 1)] if kernels else None
             cpu = cpus[min(side, len(cpus) - 1)] if cpus else None
-            traces.append(run_scenario(variant(sc, kernel=kernel, cpu=cpu)))
+            fred = freds[min(side, len(freds) - 1)] if freds else None
+            traces.append(run_scenario(variant(sc, kernel=kernel, cpu=cpu, fred=fred)))
     except ScenarioError as exc:
         print(f"syscall-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

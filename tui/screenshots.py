@@ -175,6 +175,12 @@ SCENES = (
         caption="--lang ja, 80x24: the checks tab",
         lang="ja",
     ),
+    Scene(
+        "27-fred-getpid-frame",
+        "fred-getpid.toml",
+        after(lambda step: step.cpl == 0),
+        caption="FRED: the 64-byte frame on FRED_RSP0, no SYSRET decision",
+    ),
 )
 
 

@@ -348,8 +348,22 @@ def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:
 # -- scenarios to compare ---------------------------------------------------------------
 
 
-def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> Scenario:
-    """The same scenario on another kernel or CPU vendor (names already validated)."""
+def variant(
+    sc: Scenario, kernel: str | None = None, cpu: str | None = None, fred: bool | None = None
+) -> Scenario:
+    """The same scenario on another kernel or CPU vendor (names already validated), or
+    with FRED off or on.  Either FRED side is 6.12 on a FRED CPU without PTI: such a CPU
+    is not affected by Meltdown, so 6.12 leaves PTI off by default, and with PTI on it
+    would turn FRED off (pti_init()); the two sides then differ by FRED alone."""
+    if fred is not None:
+        sc = with_kernel(sc, "v6.12")
+        machine = dataclasses.replace(sc.machine, fred=fred, pti=False, removed_checks=())
+        sc = dataclasses.replace(sc, machine=machine)
+        if fred and "exit" in sc.expect.given:
+            # an [expect] exit of the IDT path says nothing about ERETU
+            given = tuple(k for k in sc.expect.given if k not in ("exit", "failed_check"))
+            expect = dataclasses.replace(sc.expect, exit=None, failed_check=None, given=given)
+            sc = dataclasses.replace(sc, expect=expect)
     if kernel is not None:
         sc = with_kernel(sc, kernel)
     if cpu is not None:

@@ -6,7 +6,22 @@ from typing import Any, Literal
 
 from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
 from engine.i18n import N_, joined, literal, msg
-from engine.trace import Trace
+from engine.trace import EventKind, StackName, Trace
+
+
+def fred_removes(idt: Trace) -> str:
+    """What the IDT/SYSCALL run *idt* did that FRED does without, counted from its trace."""
+    swapgs = sum(e.kind is EventKind.SWAPGS for e in idt.events)
+    cr3 = sum(e.kind is EventKind.CR3_SWITCH for e in idt.events)
+    entry_stack = any(s.stack_name is StackName.ENTRY for s in idt.steps)
+    parts = [
+        f"{swapgs} swapgs",
+        f"{cr3} CR3 switches" + (" (PTI is off on FRED hardware)" if not idt.pti else ""),
+        f"{len(idt.checks)} SYSRET checks",
+        "the trampoline (entry) stack" if entry_stack else "no trampoline stack",
+        f"the {idt.exit} exit" if idt.exit else "no exit",
+    ]
+    return ", ".join(parts)
 
 
 def printable(text: str) -> str:
@@ -228,6 +243,17 @@ def summary_lines(c: Comparison) -> list[str]:
     if c.identical:
         out.append(N_("identical: the same steps, values and outcome"))
         return out
+    if c.left.fred != c.right.fred:
+        (idt_side, idt), fred_side = (("A", c.left), "B") if c.right.fred else (("B", c.right), "A")
+        out.append(
+            msg(
+                "FRED ({fred}) has none of {idt}'s: {removed}; it returns by ERETU, every "
+                "register from the frame",
+                fred=literal(fred_side),
+                idt=literal(idt_side),
+                removed=literal(fred_removes(idt)),
+            )
+        )
     for names, d in landmarks(c):
         title: str = LANDMARK_TITLES[names[0]]
         for n in names[1:]:
@@ -290,4 +316,11 @@ def summary_lines(c: Comparison) -> list[str]:
     return out
 
 
-__all__ = ["comparison_json", "landmarks", "printable", "run_label", "summary_lines"]
+__all__ = [
+    "comparison_json",
+    "fred_removes",
+    "landmarks",
+    "printable",
+    "run_label",
+    "summary_lines",
+]

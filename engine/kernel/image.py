@@ -57,12 +57,19 @@ class KernelImage:
 
 SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 
-_LABEL_MACRO = re.compile(r"^SYM_(?:CODE_START|CODE_START_LOCAL|INNER_LABEL(?:_ALIGN)?)\((\w+)")
+_LABEL_MACRO = re.compile(
+    r"^SYM_(?:CODE_START|CODE_START_LOCAL|CODE_START_NOALIGN|INNER_LABEL(?:_ALIGN)?)\((\w+)"
+)
 
 
-def source_text(kernel: str = "v5.8.13") -> str:
-    """The rendition of *kernel*'s entry_64.S, as shipped in the package."""
-    return resources.files("engine.kernel").joinpath(spec(kernel).source_file).read_text()
+def source_text(kernel: str = "v5.8.13", fred: bool = False) -> str:
+    """The rendition of *kernel*'s entry_64.S (with *fred*, its entry_64_fred.S), as
+    shipped in the package."""
+    k = spec(kernel)
+    name = k.fred_source_file if fred else k.source_file
+    if not name:
+        raise ValueError(f"{kernel} has no FRED entry")
+    return resources.files("engine.kernel").joinpath(name).read_text()
 
 
 def _strip_comment(line: str) -> str:
@@ -165,7 +172,7 @@ def assemble_image(features: Features) -> KernelImage:
     in_comment = False
     checks_seen = 0
     check_start = 0  # where the instructions of the next check begin
-    for raw in source_text(features.kernel).splitlines():
+    for raw in source_text(features.kernel, features.fred).splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
             note.append(stripped[3:].strip())
@@ -232,7 +239,11 @@ def assemble_image(features: Features) -> KernelImage:
         if code:
             note = []
 
+    # The modelled C side sits at one address: under FRED the entry calls
+    # fred_entry_from_user, which (for a SYSCALL event) ends in do_syscall_64.
     externals = {"do_syscall_64": DO_SYSCALL_64}
+    if features.fred:
+        externals["fred_entry_from_user"] = DO_SYSCALL_64
     entry, labels = assemble(items, ENTRY_TEXT, externals)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)
     (launch,), _ = assemble([Item("iretq", None, LineMeta(0, None))], LAUNCH_STUB)

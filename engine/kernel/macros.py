@@ -74,6 +74,8 @@ class Features:
     #: arrived in v3.19).  Not a CPU feature, but it changes the image the same way.
     removed_checks: tuple[str, ...] = ()
     kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
+    #: FRED on (6.12 only): the image is entry_64_fred.S's asm_fred_entrypoint_user
+    fred: bool = False
 
 
 # Per-CPU symbols of v5.8.13, as offsets from the per-CPU base that GS points at in the
@@ -362,6 +364,13 @@ class Expander:
             if self.k.endbr:
                 return [Item("endbr64", asm=".byte 0xf3, 0x0f, 0x1e, 0xfa")]
             return []
+        if name == "FRED_ENTER":  # entry_64_fred.S; ENCODE_FRAME_POINTER is empty (ORC)
+            return [*self.push_and_clear_regs(), Item("movq %rsp, %rdi")]
+        if name == "FRED_EXIT":
+            return self.pop_regs()
+        if name == "ERETU":
+            # asm/fred.h: _ASM_BYTES(0xf3,0x0f,0x01,0xca); Keystone does not know it
+            return [Item("eretu", asm=".byte 0xf3, 0x0f, 0x01, 0xca")]
         if name == "ALTERNATIVE":
             parts = re.findall(r'"([^"]*)"', args)
             feature = args.rsplit(",", 1)[1].strip()
@@ -385,6 +394,6 @@ MACROS = frozenset(
         "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "SWITCH_TO_USER_CR3",
         "PUSH_AND_CLEAR_REGS", "POP_REGS", "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN",
         "ALTERNATIVE", "IBRS_ENTER", "IBRS_EXIT", "UNTRAIN_RET", "CLEAR_BRANCH_HISTORY",
-        "CLEAR_CPU_BUFFERS", "ENDBR", *_EMPTY,
+        "CLEAR_CPU_BUFFERS", "ENDBR", "FRED_ENTER", "FRED_EXIT", "ERETU", *_EMPTY,
     }
 )  # fmt: skip

@@ -101,6 +101,8 @@ class KernelSpec:
     pop_skip_r11rcx: bool = True
     #: SWITCH_TO_USER_CR3_STACK's PTI ALTERNATIVE jumps over the push/pop of RAX too
     user_cr3_stack_pti_outside: bool = False
+    #: the FRED entry's rendition (entry_64_fred.S), for kernels that have FRED
+    fred_source_file: str = ""
     #: ENDBR assembles to ENDBR64 (built with IBT)
     endbr: bool = False
     #: UNTRAIN_RET as patched on the traced CPU: "nop1", "nop5", or "skip13" (a jmp
@@ -171,6 +173,7 @@ SPECS: dict[str, KernelSpec] = {
     "v6.12": KernelSpec(
         name="v6.12",
         source_file="entry_64_v6.12.S",
+        fred_source_file="entry_64_fred_v6.12.S",
         summary="LTS 2024: the SYSRET decision in C, RIP < TASK_SIZE_MAX",
         asm_checks=(),
         c_checks=C_CHECKS,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
 from unicorn import x86_const as X
 
+from engine import constants as C
 from engine import layout as L
 from engine.constants import (
     CR0_ET,
@@ -59,6 +60,20 @@ from engine.machine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
 from engine.machine.regfile import MsrAccess, RegisterFile
 from engine.scenario.model import MachineConfig
 from engine.trace import MappedRegion, RootSummary
+
+#: The FRED MSRs as the trace names them ("IA32_" dropped), in msr-index.h's order.
+FRED_MSR_NAMES: dict[str, int] = {
+    "FRED_RSP0": C.MSR_IA32_FRED_RSP0,
+    "FRED_RSP1": C.MSR_IA32_FRED_RSP1,
+    "FRED_RSP2": C.MSR_IA32_FRED_RSP2,
+    "FRED_RSP3": C.MSR_IA32_FRED_RSP3,
+    "FRED_STKLVLS": C.MSR_IA32_FRED_STKLVLS,
+    "FRED_SSP0": C.MSR_IA32_FRED_SSP0,
+    "FRED_SSP1": C.MSR_IA32_FRED_SSP1,
+    "FRED_SSP2": C.MSR_IA32_FRED_SSP2,
+    "FRED_SSP3": C.MSR_IA32_FRED_SSP3,
+    "FRED_CONFIG": C.MSR_IA32_FRED_CONFIG,
+}
 
 # GDT (arch/x86/kernel/cpu/common.c, gdt_page): flat descriptors, accessed bit preset
 # so that loading a selector never writes the (read-only mapped) GDT.
@@ -161,6 +176,8 @@ class Machine:
     cs_reg: RegisterFile = field(init=False)
     transition_regs: RegisterFile = field(init=False)
     msr: MsrAccess = field(init=False)
+    #: the FRED MSRs by number, when the machine has FRED (Unicorn keeps none of them)
+    fred_msrs: dict[int, int] = field(init=False, default_factory=dict)
     _walks: dict[tuple[int, int], PageWalk] = field(init=False, default_factory=dict)
     _pristine: list[tuple[int, bytes]] = field(init=False, default_factory=list)
     #: Told of every write made through :meth:`write_phys` (a recorded run's memory log:
@@ -172,7 +189,12 @@ class Machine:
         self.layout = L.Layout(cfg.paging)
         self.image = build_image(
             Features(
-                cfg.pti, cfg.pcid, cfg.paging == 5, tuple(sorted(cfg.removed_checks)), cfg.kernel
+                cfg.pti,
+                cfg.pcid,
+                cfg.paging == 5,
+                tuple(sorted(cfg.removed_checks)),
+                cfg.kernel,
+                cfg.fred,
             )
         )
         self.kernel = self.image.kernel
@@ -316,12 +338,44 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_ES, 0)
         # syscall_init(), arch/x86/kernel/cpu/common.c (the mask differs by version)
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_STAR, STAR_VALUE))
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
+        if not cfg.fred:
+            # with FRED, syscall_init() writes STAR only (idt_syscall_init() is skipped:
+            # "FRED uses the ring 3 FRED entrypoint for SYSCALL and SYSENTER")
+            uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
+            uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
+            uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
         uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
         uc.reg_write(X.UC_X86_REG_RFLAGS, RFLAGS_FIXED)
+        if cfg.fred:
+            self._init_fred()
         self._kernel_ctx = uc.context_save()
+
+    def _init_fred(self) -> None:
+        """cpu_init_fred_exceptions() (arch/x86/kernel/fred.c, 6.12), as its writes leave
+        the CPU: IA32_FRED_CONFIG = FRED_CONFIG_REDZONE | FRED_CONFIG_INT_STKLVL(0) |
+        asm_fred_entrypoint_user, STKLVLS 0, RSP0 = the per-CPU fred_rsp0 (the task stack's
+        top, task_stack_page + THREAD_SIZE), RSP1-3 0, then CR4.FRED.  cpu_init_fred_rsps()
+        would give levels 1-3 the #DB/NMI/#DF stacks; none is built, as no event here
+        uses them.  6.12 writes no FRED_SSP (no supervisor shadow stacks): they stay 0.
+
+        Unicorn keeps no FRED MSR (it drops the writes), so the model holds them here
+        (engine.machine.modelled reads them from :attr:`fred_msrs`).
+        """
+        self.fred_msrs = {
+            C.MSR_IA32_FRED_CONFIG: C.FRED_CONFIG_REDZONE
+            | self.image.symbols["asm_fred_entrypoint_user"],
+            C.MSR_IA32_FRED_STKLVLS: 0,
+            C.MSR_IA32_FRED_RSP0: self.layout.task_stack_top,
+            C.MSR_IA32_FRED_RSP1: 0,
+            C.MSR_IA32_FRED_RSP2: 0,
+            C.MSR_IA32_FRED_RSP3: 0,
+            C.MSR_IA32_FRED_SSP0: 0,
+            C.MSR_IA32_FRED_SSP1: 0,
+            C.MSR_IA32_FRED_SSP2: 0,
+            C.MSR_IA32_FRED_SSP3: 0,
+        }
+        cr4 = int(self.uc.reg_read(X.UC_X86_REG_CR4))
+        self.uc.reg_write(X.UC_X86_REG_CR4, cr4 | C.CR4_FRED)
 
     @functools.cached_property
     def task_stack_phys(self) -> int:
@@ -406,11 +460,12 @@ class Machine:
             vaddr, size = vaddr + n, size - n
         return bytes(out)
 
-    def write_virt(self, cr3: int, vaddr: int, data: bytes) -> bool:
-        """Write *data* at *vaddr* through the tables under *cr3* (user pages only)."""
+    def write_virt(self, cr3: int, vaddr: int, data: bytes, supervisor: bool = False) -> bool:
+        """Write *data* at *vaddr* through the tables under *cr3* (user pages only, unless
+        *supervisor*: a write the CPU makes at CPL 0, such as a pushed FRED frame)."""
         while data:
             w = self.walk(cr3, vaddr)
-            if w.phys is None or not w.flags & US or not w.flags & RW:
+            if w.phys is None or not (supervisor or w.flags & US) or not w.flags & RW:
                 return False
             n = min(len(data), L.PAGE - (vaddr & 0xFFF))
             self.write_phys(w.phys, data[:n])
@@ -462,9 +517,13 @@ class Machine:
 
     def msrs(self) -> dict[str, int]:
         """The MSRs that set up SYSCALL, read from the CPU (FS/GS bases are in each step)."""
-        return {
+        out = {
             "EFER": self.read_msr(MSR_EFER),
             "STAR": self.read_msr(MSR_STAR),
             "LSTAR": self.read_msr(MSR_LSTAR),
             "SYSCALL_MASK": self.read_msr(MSR_SYSCALL_MASK),
         }
+        if self.config.fred:
+            # held by the model (see _init_fred), in msr-index.h's order
+            out |= {name: self.fred_msrs[num] for name, num in FRED_MSR_NAMES.items()}
+        return out

@@ -36,6 +36,11 @@ Everything here is labelled "modelled" in the trace and on screen.
   :func:`iret_fault` the selector (or 0) an IRETQ to CPL 3 names when it refuses
   the CS or SS of its frame; :func:`return_cs_fault` and :func:`far_jump_fault` the
   same for the CS a far RET, JMP or CALL loads.
+* FRED (6.12 with ``[machine] fred = true``): Unicorn 2.1 has no FRED, so a SYSCALL
+  at CPL 3 is delivered as a FRED event by :func:`fred_syscall_delivery` and ERETU
+  (which Unicorn decodes as CLAC) is :func:`eretu_return`; the FRED MSRs are held by
+  the machine, as Unicorn drops them.  Where each rule comes from is in the FRED block
+  below and in docs/scenarios.md.
 * A non-canonical stack address: Unicorn raises #GP(0) for every non-canonical data
   address; the SDM raises #SS(0) when the access goes through SS (PUSH, POP, RSP- or
   RBP-based operands).  :func:`stack_fault` says when #SS applies.
@@ -295,11 +300,135 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
     return value & ~X86_CR3_PCID_NOFLUSH if pcide else value
 
 
+# -- FRED (Flexible Return and Event Delivery) ------------------------------------------
+#
+# Unicorn 2.1 (QEMU 5) has no FRED: the FRED MSRs read as 0 whatever is written, SYSCALL
+# is the legacy one, and ERETU (f3 0f 01 ca) decodes as CLAC.  With CR4.FRED = 1 the
+# model performs the ring-3 SYSCALL event delivery and ERETU.  Intel's FRED specification
+# is not in the material this project could read (only the title page of the 2021 draft
+# was retrievable), so the rules below are taken from Linux 6.12, which is written
+# against it, and cited there: the frame from arch/x86/include/asm/ptrace.h (struct
+# fred_cs, struct fred_ss, pt_regs) and asm/fred.h (struct fred_frame, the 64-byte RSP
+# alignment), the entry RIP from entry_64_fred.S, the GS swap from
+# Documentation/arch/x86/x86_64/fred.rst ("FRED event delivery from ring 3 and ERETU
+# both swap the value of the GS base address and that of the IA32_KERNEL_GS_BASE MSR"),
+# CS/SS from IA32_STAR (syscall_init(): "Except the IA32_STAR MSR, there is NO need to
+# setup SYSCALL ... MSRs for FRED").  docs/scenarios.md lists what is not verified.
+
+#: arch/x86/include/asm/trapnr.h, arch/x86/entry/entry_fred.c
+EVENT_TYPE_OTHER = 7
+FRED_SYSCALL = 1
+#: asm/fred.h: FRED_STACK_FRAME_RSP_MASK
+FRED_STACK_FRAME_RSP_MASK = ~0x3F & (2**64 - 1)
+#: the frame, low address first: pt_regs from orig_ax up, then struct fred_info
+FRED_FRAME_FIELDS = ("orig_ax", "ip", "fred_cs", "flags", "sp", "fred_ss", "edata", "resv")
+FRED_FRAME_SIZE = 8 * len(FRED_FRAME_FIELDS)  # 64 bytes
+#: RFLAGS after FRED event delivery: every flag clear but the fixed bit 1 (not from the
+#: spec text, which could not be read here: see docs/scenarios.md)
+FRED_DELIVERY_RFLAGS = RFLAGS_FIXED
+
+
+def fred_ss_word(ss: int, vector: int, event_type: int, insnlen: int, *, swevent: bool,
+                 sti: bool = False, nmi: bool = False, lm: bool = True) -> int:  # fmt: skip
+    """The frame's SS word, bit for bit as struct fred_ss (asm/ptrace.h) lays it out:
+    selector 15:0, STI 16, swevent 17 ("set if syscall, sysenter or INT n"), NMI 18,
+    vector 39:32, type 51:48, enclave 56, lm 57 (long mode), nested 58, insnlen 63:60."""
+    return (
+        (ss & 0xFFFF) | int(sti) << 16 | int(swevent) << 17 | int(nmi) << 18
+        | (vector & 0xFF) << 32 | (event_type & 0xF) << 48 | int(lm) << 57
+        | (insnlen & 0xF) << 60
+    )  # fmt: skip
+
+
+def fred_cs_word(cs: int, stack_level: int = 0, wfe: bool = False) -> int:
+    """The frame's CS word as struct fred_cs: selector 15:0, the stack level at the time
+    of the event 17:16, IBT's WAIT_FOR_ENDBRANCH 18."""
+    return (cs & 0xFFFF) | (stack_level & 3) << 16 | int(wfe) << 18
+
+
+@dataclass(frozen=True, slots=True)
+class FredDelivery:
+    """What FRED event delivery of a ring-3 SYSCALL writes."""
+
+    rsp: int  # the new RSP: the frame's lowest word (its error code)
+    frame: tuple[int, ...]  # FRED_FRAME_FIELDS' values, low address first
+    rip: int
+    rflags: int
+    cs: int
+    ss: int
+
+
+def fred_syscall_delivery(
+    next_rip: int, rflags: int, user_rsp: int, user_cs: int, user_ss: int,
+    fred_config: int, fred_rsp0: int, star: int, insnlen: int = 2,
+) -> FredDelivery:  # fmt: skip
+    """A SYSCALL at CPL 3 with CR4.FRED = 1, delivered as a FRED event of type "other"
+    (7), vector 1 (entry_fred.c: FRED_SYSCALL).  The event is at ring 3, so the stack is
+    level 0: RSP ← IA32_FRED_RSP0 aligned down to 64 bytes; the 64-byte frame is pushed
+    (error code 0, the return RIP, the CS word, RFLAGS, RSP, the SS word with the event
+    information, event data 0, a reserved word); RIP ← IA32_FRED_CONFIG & ~FFFH (the
+    ring-3 entry, entry_64_fred.S); CS ← IA32_STAR[47:32] & FFFCH, SS ← that + 8.
+    RCX and R11 are not written: the return state is in the frame.
+    """
+    top = fred_rsp0 & FRED_STACK_FRAME_RSP_MASK
+    cs = (star >> 32) & 0xFFFC
+    frame = (
+        0,  # error code: none for SYSCALL
+        next_rip,
+        fred_cs_word(user_cs),
+        rflags,
+        user_rsp,
+        fred_ss_word(user_ss, FRED_SYSCALL, EVENT_TYPE_OTHER, insnlen, swevent=True),
+        0,  # event data: none for SYSCALL
+        0,
+    )
+    return FredDelivery(
+        rsp=top - FRED_FRAME_SIZE,
+        frame=frame,
+        rip=fred_config & ~0xFFF,
+        rflags=FRED_DELIVERY_RFLAGS,
+        cs=cs,
+        ss=cs + 8,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EretuReturn:
+    """What ERETU loads from the frame at RSP."""
+
+    rip: int
+    cs: int
+    rflags: int
+    rsp: int
+    ss: int
+
+
+def eretu_return(frame: tuple[int, ...]) -> EretuReturn:
+    """ERETU at CPL 0: the frame at RSP starts with the error code, which is skipped;
+    RIP, CS (the selector of the CS word), RFLAGS, RSP and SS (the selector of the SS
+    word) are loaded from the words after it, and the GS base is swapped with
+    IA32_KERNEL_GS_BASE (fred.rst).  No general register is written: RCX and R11 keep
+    what POP_REGS loaded from pt_regs, the user's own values unless the kernel changed
+    them (SYSRET would load RIP from RCX and RFLAGS from R11 instead)."""
+    _, rip, cs, rflags, rsp, ss = frame[:6]
+    return EretuReturn(rip=rip, cs=cs & 0xFFFF, rflags=rflags, rsp=rsp, ss=ss & 0xFFFF)
+
+
 __all__ = [
+    "EVENT_TYPE_OTHER",
+    "FRED_FRAME_FIELDS",
+    "FRED_FRAME_SIZE",
+    "FRED_SYSCALL",
+    "EretuReturn",
+    "FredDelivery",
     "SyscallEffect",
     "cr3_as_stored",
+    "eretu_return",
     "error_code",
     "far_jump_fault",
+    "fred_cs_word",
+    "fred_ss_word",
+    "fred_syscall_delivery",
     "io_faults",
     "iret_fault",
     "iret_faults",

@@ -16,13 +16,20 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import SYSRET_RFLAGS_KEEP, VEC_GP, ZF
+from engine.constants import ENOSYS, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
 from engine.kernel.common_c import sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine.core import GPRS
-from engine.machine.modelled import cr3_as_stored, iret_faults, sysret_faults, sysret_rflags
+from engine.machine.modelled import (
+    EVENT_TYPE_OTHER,
+    FRED_SYSCALL,
+    cr3_as_stored,
+    iret_faults,
+    sysret_faults,
+    sysret_rflags,
+)
 from engine.run.syscalls import PtRegs, do_syscall_64
 from engine.trace import CheckName, Event, EventKind, ExitPath
 
@@ -36,14 +43,15 @@ class EntryPoints:
 
     entry: int
     do_sys: int
-    sysret: int
-    iret: int
+    sysret: int | None  # None under FRED: ERETU is the only exit
+    iret: int | None
     ldt: int | None  # native_irq_return_ldt (only kernels built with ESPFIX64)
     check_at: dict[int, CheckName]  # address of each assembly check's jne → its name
     mov_cr3: frozenset[int]
     after_cr3_write: frozenset[int]
     swapgs: frozenset[int]
     call_line: int | None  # the source line of ``call do_syscall_64``
+    eretu: int | None = None  # under FRED, the ERETU of asm_fred_entrypoint_user
 
 
 @functools.lru_cache(maxsize=16)
@@ -55,11 +63,16 @@ def entry_points(features: Features) -> EntryPoints:
     removed_asm = [n for n in features.removed_checks if n in asm_checks]
     assert len(checks) + len(removed_asm) == len(asm_checks), "a branch a check"
     mov_cr3 = [a for a in img.entry if a.text.endswith(", %cr3")]
+
+    def first(text: str) -> int | None:
+        return next((a.address for a in img.entry if a.text == text), None)
+
     return EntryPoints(
-        entry=sym["entry_SYSCALL_64"],
+        entry=sym["asm_fred_entrypoint_user" if features.fred else "entry_SYSCALL_64"],
         do_sys=sym["do_syscall_64"],
-        sysret=next(a.address for a in img.entry if a.text == "sysretq"),
-        iret=next(a.address for a in img.entry if a.text == "iretq"),
+        sysret=first("sysretq"),
+        iret=first("iretq"),
+        eretu=first("eretu"),
         ldt=sym.get("native_irq_return_ldt"),
         check_at={a.address: CheckName(a.item.meta.check) for a in checks},
         mov_cr3=frozenset(a.address for a in mov_cr3),
@@ -80,11 +93,13 @@ class EntryActions:
         self.run = run
         self.cr3_restore: tuple[int, int] | None = None
         pts = run.points
-        table: dict[int, Callable[[int], None]] = {
-            pts.do_sys: self.do_syscall_64,
-            pts.sysret: self.sysret,
-            pts.iret: self.iret,
-        }
+        table: dict[int, Callable[[int], None]] = {pts.do_sys: self.do_syscall_64}
+        if pts.sysret is not None:
+            table[pts.sysret] = self.sysret
+        if pts.iret is not None:
+            table[pts.iret] = self.iret
+        if pts.eretu is not None:
+            table[pts.eretu] = self.eretu
         if pts.ldt is not None:
             table[pts.ldt] = self.ldt
         table.update(dict.fromkeys(pts.check_at, self.check))
@@ -137,9 +152,67 @@ class EntryActions:
 
     # -- the C side ------------------------------------------------------------------------
     def do_syscall_64(self, address: int) -> None:
+        if self.run.fred:
+            self.fred_entry_from_user()
+            return
         self.system_call()
         if self.run.kernel.checks_in_c:
             self.c_checks(address)
+
+    def fred_entry_from_user(self) -> None:
+        """model: 6.12's fred_entry_from_user(regs) (arch/x86/entry/entry_fred.c) for a
+        SYSCALL event: orig_ax (the frame's error code) ← -1; the SS word says type 7
+        (EVENT_TYPE_OTHER), so fred_other(): vector 1 (FRED_SYSCALL) in long mode, so
+        orig_ax ← ax, ax ← -ENOSYS, do_syscall_64(regs, orig_ax), its bool ignored."""
+        run = self.run
+        r = run.rec.read_regs()
+        pt = PtRegs(run.m, r.cr3, r.rdi)
+        ss_word = pt.read()["ss"]
+        event_type, vector = (ss_word >> 48) & 0xF, (ss_word >> 32) & 0xFF
+        long_mode = bool(ss_word >> 57 & 1)
+        if (event_type, vector, long_mode) != (EVENT_TYPE_OTHER, FRED_SYSCALL, True):
+            run.event(
+                Event(
+                    EventKind.UNSUPPORTED,
+                    msg(
+                        "fred_entry_from_user: event type {type}, vector {vector} is not a "
+                        "64-bit SYSCALL; only fred_other()'s SYSCALL path is modelled",
+                        type=event_type,
+                        vector=vector,
+                    ),
+                )
+            )
+            run.stop(N_("stopped in fred_entry_from_user (not a SYSCALL event)"))
+        ax = pt.read()["ax"]
+        pt.write("orig_ax", ax)
+        pt.write("ax", (-ENOSYS) % 2**64)
+        # do_syscall_64(regs, regs->orig_ax): the call's own arguments, then the C side
+        run.uc.reg_write(X.UC_X86_REG_RSI, ax)
+        run.event(
+            Event(
+                EventKind.HANDLER,
+                msg(
+                    "fred_entry_from_user → fred_other (type {type} 'other', vector {vector} "
+                    "SYSCALL): orig_ax ← ax, ax ← -ENOSYS, do_syscall_64(regs, {nr:#x})",
+                    type=event_type,
+                    vector=vector,
+                    nr=ax,
+                ),
+                modelled=True,
+            )
+        )
+        self.system_call()
+        run.event(
+            Event(
+                EventKind.HANDLER,
+                N_(
+                    "do_syscall_64 still computes its SYSRET conditions in C, but "
+                    "fred_other() ignores the bool: under FRED there is no SYSRET decision, "
+                    "ERETU restores every register from the frame"
+                ),
+                modelled=True,
+            )
+        )
 
     def system_call(self) -> None:
         """model: do_syscall_64 (engine.run.syscalls), then the scenario's [handler.set]."""
@@ -256,6 +329,16 @@ class EntryActions:
             )
         run.event(Event(EventKind.IRET, msg("IRETQ to RIP {rip:#x}", rip=rip or 0)))
         run.returning()
+
+    def eretu(self, address: int) -> None:
+        """model: ERETU (f3 0f 01 ca), which Unicorn decodes as CLAC.  The emulation stops
+        here; the run performs the return from the frame (engine.machine.modelled) and
+        lets the CPU fetch the instruction it returns to."""
+        run = self.run
+        run.exit = ExitPath.ERETU
+        run.eretu_at = address
+        run.returning()
+        run.uc.emu_stop()
 
     def ldt(self, address: int) -> None:
         self.run.event(

@@ -52,9 +52,19 @@ STACK_NAMES: dict[StackName, str] = {
 }
 
 #: The words each exit builds on the entry stack, from its top down.
+#: How the C side reads in the source panel under FRED (entry_fred.c, 6.12).
+FRED_C_CALL = "fred_entry_from_user(regs) → fred_other(regs) → do_syscall_64(regs, nr)"
+
+#: The FRED frame's names for pt_regs' CS and SS words (asm/ptrace.h's union members),
+#: and struct fred_info's two words above pt_regs (asm/fred.h).
+FRED_SLOTS: dict[str, str] = {"cs": "fred_cs", "ss": "fred_ss"}
+FRED_INFO_SLOTS: tuple[str, ...] = ("edata", "resv")
+FRED_INFO_SIZE = 8 * len(FRED_INFO_SLOTS)
+
 ENTRY_FRAME_SLOTS: dict[ExitPath, tuple[str, ...]] = {
     ExitPath.SYSRET: ("sp", "di", SLOT_SAVED_AX),
     ExitPath.IRET: ("ss", "sp", "flags", "cs", "ip", "di", SLOT_SAVED_AX),
+    ExitPath.ERETU: (),  # FRED uses no entry (trampoline) stack
 }
 
 
@@ -97,6 +107,10 @@ class _StackWatch:
     raw: bytes = b""
     slots: tuple[StackSlot, ...] = ()
     names: tuple[str, ...] = ()
+    #: FRED: the 64-byte FRED frame ends the stack, so pt_regs ends 16 bytes below the
+    #: top (struct fred_frame: pt_regs, then fred_info's edata and resv) and its CS and
+    #: SS words carry the event information (struct fred_cs, fred_ss)
+    fred: bool = False
 
     def read(self, m: Machine, names: tuple[str, ...], pt_regs: bool) -> tuple[StackSlot, ...]:
         """Every word from the lowest one used up to the top, read from memory now."""
@@ -111,9 +125,15 @@ class _StackWatch:
             addr = low + off
             value = int.from_bytes(raw[off : off + WORD], "little")
             if pt_regs:
-                field_off = addr - (self.hi - PT_REGS_SIZE)
+                pt_top = self.hi - (FRED_INFO_SIZE if self.fred else 0)
+                field_off = addr - (pt_top - PT_REGS_SIZE)
                 inside = 0 <= field_off < PT_REGS_SIZE
                 slot = PT_REGS_FIELDS[field_off // WORD] if inside else SLOT_RETURN_ADDRESS
+                if self.fred:
+                    if addr >= pt_top:
+                        slot = FRED_INFO_SLOTS[(addr - pt_top) // WORD]
+                    else:
+                        slot = FRED_SLOTS.get(slot, slot)
             else:
                 index = (self.hi - addr) // WORD - 1
                 slot = names[index] if index < len(names) else ""
@@ -132,7 +152,10 @@ class StepRecorder:
         self.call_line = call_line
         self.do_sys = self.img.symbols["do_syscall_64"]
         lay = machine.layout
-        self.task = _StackWatch(lay.task_stack_base, lay.task_stack_top, machine.task_stack_phys)
+        self.task = _StackWatch(
+            lay.task_stack_base, lay.task_stack_top, machine.task_stack_phys,
+            fred=scenario.machine.fred,
+        )  # fmt: skip
         self.entry = _StackWatch(L.CEA_ENTRY_STACK, L.ENTRY_STACK_TOP, machine.entry_stack_phys)
         self.steps: list[Step] = []
         self.prev_regs: Regs | None = None
@@ -188,7 +211,8 @@ class StepRecorder:
             if address == self.do_sys:
                 # The C function is shown inside the source line that calls it.
                 line = self.call_line
-                source = f"{self.img.kernel.c_call}   /* C code: modelled */"
+                call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
+                source = f"{call}   /* C code: modelled */"
             return Pending(
                 address,
                 asm.code,

@@ -5,7 +5,10 @@ the user's code runs at CPL 3 up to its ``syscall``; the SYSCALL ring transition
 modelled (engine.machine.modelled); entry_SYSCALL_64 runs instruction by instruction in
 Unicorn, with the models of engine.run.actions at the addresses that need one; one of the
 two exits returns to CPL 3, where the engine lets the CPU fetch, but not execute, the
-instruction at the return RIP.  Any CPU exception on the way ends the run.  Where the
+instruction at the return RIP.  Under FRED (6.12, ``[machine] fred``) the SYSCALL is a
+FRED event into asm_fred_entrypoint_user and the exit is ERETU: the emulation stops at
+it, the model returns to CPL 3 and the CPU fetches the instruction it returned to.
+Any CPU exception on the way ends the run.  Where the
 steps go is the sink's business (engine.run.sink): recorded, or a sweep.
 
 Unicorn swallows Python exceptions raised inside hooks (unicorn-engine/unicorn#1386,
@@ -68,7 +71,7 @@ class Phase(Enum):
     LAUNCH = "launch"  # the engine's own IRETQ into user mode
     USER = "user"  # the user's code at CPL 3
     KERNEL = "kernel"  # from the SYSCALL transition to the exit instruction
-    RETURNED = "returned"  # SYSRET or IRET has run: the next instruction ends the run
+    RETURNED = "returned"  # SYSRET, IRET or ERETU has run: the next instruction ends the run
 
 
 class Run:
@@ -103,8 +106,15 @@ class Run:
 
         self.phase = Phase.LAUNCH
         self.initial: Regs | None = None
+        #: FRED: SYSCALL is a FRED event and ERETU the exit (engine.machine.modelled)
+        self.fred = scenario.machine.fred
+        #: the ERETU the kernel reached (the emulation stops there for the model)
+        self.eretu_at: int | None = None
+        #: the CPU context at CPL 3 right after entering user mode (ERETU returns to it)
+        self.user_ctx: object | None = None
+        # Under FRED nothing decides between SYSRET and IRET: no check is tracked.
         self.checks: list[CheckState] = initial_states(
-            machine.image.features.removed_checks, self.kernel.checks
+            machine.image.features.removed_checks, () if self.fred else self.kernel.checks
         )
         self.failed_check: CheckName | None = None
         self.exit: ExitPath | None = None
@@ -309,9 +319,11 @@ class Run:
             self.m.restore_memory(memory)
             self.uc.context_restore(ctx)
             self.launch_memory = memory
+            self.user_ctx = ctx
             return
         prepare_launch(self.m, self.sc)
         self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+        self.user_ctx = self.uc.context_save()
         if self.memory is not None or self.launches is not None:
             self.launch_memory = self.m.snapshot_memory()
         if self.fault is None and not self.stopped and self.launches is not None:
@@ -336,6 +348,10 @@ class Run:
         self.phase = Phase.KERNEL
         self.user_actions.syscall()
         self._emu(self.points.entry, count=KERNEL_COUNT)
+        if self.eretu_at is not None and self.fault is None and not self.stopped:
+            # the ERETU model, then the CPU fetches the instruction it returned to
+            rip = self.user_actions.eretu(self.eretu_at)
+            self._emu(rip, count=1)
 
     def execute(self) -> Trace:
         # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where

@@ -110,7 +110,10 @@ class Recording:
             return
         self.pending = None
         run = self.run
-        path = ExitPath.IRET if run.failed_check else ExitPath.SYSRET
+        if run.fred:
+            path = ExitPath.ERETU
+        else:
+            path = ExitPath.IRET if run.failed_check else ExitPath.SYSRET
         self.rec.finish(p, tuple(run.checks), path)
         if len(self.rec.steps) >= run.sc.step_cap:
             run.stop_at_cap(msg("stopped at the step cap ({cap})", cap=run.sc.step_cap))

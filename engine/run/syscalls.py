@@ -116,6 +116,11 @@ class PtRegs:
         off = 8 * PT_REGS_FIELDS.index(name)
         w = self.m.walk(self.cr3, self.base + off)
         assert w.phys is not None
+        if name in ("cs", "ss") and self.m.config.fred:
+            # 6.12's regs->cs and regs->ss are the u16 of a union with the FRED CS and SS
+            # words (asm/ptrace.h): a write by sigreturn or ptrace keeps the event bits
+            old = int.from_bytes(self.m.read_phys(w.phys, 8), "little")
+            value = (old & ~0xFFFF) | (value & 0xFFFF)
         self.m.write_phys(w.phys, struct.pack("<Q", value & MASK64))
 
 

@@ -13,17 +13,24 @@ from unicorn import x86_const as X
 from engine.constants import (
     MSR_FS_BASE,
     MSR_GS_BASE,
+    MSR_IA32_FRED_CONFIG,
+    MSR_IA32_FRED_RSP0,
     MSR_KERNEL_GS_BASE,
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
+    USER_CS,
+    USER_DS,
     VEC_GP,
     VEC_UD,
     TSS_io_bitmap_base,
+    is_canonical,
 )
 from engine.i18n import N_, msg
 from engine.machine.core import GDT_DESCRIPTORS
 from engine.machine.modelled import (
+    eretu_return,
+    fred_syscall_delivery,
     io_faults,
     syscall_compat_faults,
     syscall_transition,
@@ -145,6 +152,9 @@ class UserActions:
     def syscall(self) -> None:
         """model: the SYSCALL ring transition (Intel SDM vol. 2B), which Unicorn skips."""
         run = self.run
+        if run.fred:
+            self.fred_syscall()
+            return
         m, uc = run.m, run.uc
         assert run.syscall_hit is not None
         before = run.rec.read_regs()
@@ -181,6 +191,132 @@ class UserActions:
             )
         )
         run.sink.finish()
+
+    # -- FRED ------------------------------------------------------------------------
+    def fred_syscall(self) -> None:
+        """model: SYSCALL with CR4.FRED = 1, a FRED event delivered to ring 0
+        (engine.machine.modelled.fred_syscall_delivery); Unicorn runs the legacy SYSCALL."""
+        run = self.run
+        m, uc = run.m, run.uc
+        assert run.syscall_hit is not None
+        before = run.rec.read_regs()
+        gprs = m.gprs.read()
+        fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
+        d = fred_syscall_delivery(
+            run.syscall_hit + SYSCALL_SIZE,
+            before.rflags,
+            before.rsp,
+            before.cs,
+            before.ss,
+            m.fred_msrs[MSR_IA32_FRED_CONFIG],
+            m.fred_msrs[MSR_IA32_FRED_RSP0],
+            m.read_msr(MSR_STAR),
+        )
+        frame = b"".join(v.to_bytes(8, "little") for v in d.frame)
+        if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
+            run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
+        # the CPU's pushes, as the memory hooks would have seen them
+        words = range(d.rsp, d.rsp + len(frame), 8)
+        run.rec.wrote(d.rsp)
+        if run.recording is not None and run.recording.pending is not None:
+            run.recording.pending.writes.extend(words)
+        # Back to the saved CPL-0 context (CS/SS with kernel attributes); every general
+        # register, RCX and R11 included, keeps its user value.
+        m.restore_kernel_context()
+        m.gprs.write(gprs)
+        uc.reg_write(X.UC_X86_REG_CR3, before.cr3)
+        m.write_msr(MSR_FS_BASE, fs)
+        # FRED event delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst)
+        m.write_msr(MSR_GS_BASE, kgs)
+        m.write_msr(MSR_KERNEL_GS_BASE, gs)
+        uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
+        uc.reg_write(X.UC_X86_REG_RIP, d.rip)
+        run.event(
+            Event(
+                EventKind.SYSCALL,
+                msg(
+                    "SYSCALL as a FRED event (type 7 'other', vector 1): CPL 3 → 0, "
+                    "RSP ← FRED_RSP0 & ~0x3f − 64 = {rsp:#x}, 64-byte frame pushed, "
+                    "GS base ⇄ KERNEL_GS_BASE, RFLAGS ← {rflags:#x}, "
+                    "RIP ← FRED_CONFIG & ~0xfff {rip:#x}; RCX and R11 untouched",
+                    rsp=d.rsp,
+                    rflags=d.rflags,
+                    rip=d.rip,
+                ),
+                modelled=True,
+            )
+        )
+        run.sink.finish()
+
+    def eretu(self, address: int) -> int:
+        """model: ERETU at *address* (engine.machine.modelled.eretu_return); returns the
+        RIP it returns to.  The machine is put in the CPL-3 context the run entered user
+        mode with, then given the frame's RIP, RFLAGS and RSP, the general registers as
+        POP_REGS left them, and the GS base swapped back."""
+        run = self.run
+        m, uc = run.m, run.uc
+        regs = run.rec.read_regs()
+        raw = m.read_virt(regs.cr3, regs.rsp, 6 * 8)
+        if raw is None:
+            run.stop(N_("ERETU: the FRED frame is not readable"))
+        back = eretu_return(
+            tuple(int.from_bytes(raw[i : i + 8], "little") for i in range(0, 48, 8))
+        )
+        if (back.cs, back.ss) != (USER_CS, USER_DS):
+            run.event(
+                Event(
+                    EventKind.UNSUPPORTED,
+                    msg(
+                        "ERETU to CS {cs:#x} / SS {ss:#x}: only a return to __USER_CS / "
+                        "__USER_DS ({ucs:#x} / {uss:#x}) is modelled",
+                        cs=back.cs,
+                        ss=back.ss,
+                        ucs=USER_CS,
+                        uss=USER_DS,
+                    ),
+                )
+            )
+            run.stop(N_("stopped at ERETU (a return to other selectors is not modelled)"))
+        if not is_canonical(back.rip, run.paging):
+            run.model_fault(
+                VEC_GP,
+                address,
+                msg(
+                    "ERETU to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the ERETU "
+                    "itself (6.12 fixes it up through EX_TYPE_ERETU as a user-mode fault)",
+                    rip=back.rip,
+                ),
+            )
+        gprs = m.gprs.read()
+        fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
+        assert run.user_ctx is not None
+        uc.context_restore(run.user_ctx)
+        m.gprs.write(gprs)
+        uc.reg_write(X.UC_X86_REG_CR3, regs.cr3)
+        m.write_msr(MSR_FS_BASE, fs)
+        m.write_msr(MSR_GS_BASE, kgs)  # ERETU swaps the GS base back (fred.rst)
+        m.write_msr(MSR_KERNEL_GS_BASE, gs)
+        uc.reg_write(X.UC_X86_REG_RSP, back.rsp)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, back.rflags)
+        uc.reg_write(X.UC_X86_REG_RIP, back.rip)
+        run.event(
+            Event(
+                EventKind.ERETU,
+                msg(
+                    "ERETU: error code skipped; RIP ← {rip:#x}, CS ← {cs:#x}, RFLAGS ← "
+                    "{rflags:#x}, RSP ← {rsp:#x}, SS ← {ss:#x} from the frame; GS base "
+                    "swapped back; CPL 3. RCX and R11 are what POP_REGS restored",
+                    rip=back.rip,
+                    cs=back.cs,
+                    rflags=back.rflags,
+                    rsp=back.rsp,
+                    ss=back.ss,
+                ),
+                modelled=True,
+            )
+        )
+        return back.rip
 
 
 __all__ = ["SYSCALL_SIZE", "UserActions"]

@@ -23,6 +23,9 @@ class MachineConfig:
     pcid: bool = True
     removed_checks: tuple[str, ...] = ()  # what-if: SYSRET checks patched out
     kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
+    #: FRED (Flexible Return and Event Delivery) on: a 6.12 built with CONFIG_X86_FRED=y,
+    #: booted with fred=on, on a CPU that has it (only kernel = "v6.12")
+    fred: bool = False
 
 
 USER_REGS = (

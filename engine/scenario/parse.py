@@ -258,7 +258,7 @@ NONE = "none"
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
             "step_cap")  # fmt: skip
-MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks")
+MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred")
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
 #: pt_regs and sigframe fields that hold an address, flags or a selector: no negative value
@@ -292,13 +292,17 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     mt = r.table(data, "machine", MACHINE_KEYS)
     kernel = r.string(mt.get("kernel", DEFAULT_KERNEL), "machine.kernel", KERNELS)
     checks = spec(kernel).checks
+    fred = _fred(r, mt, kernel)
     config = MachineConfig(
         kernel=kernel,
         cpu=r.string(mt.get("cpu", CPUS[0]), "machine.cpu", CPUS),
         paging=_paging(r, mt.get("paging", 4)),
-        pti=r.boolean(mt.get("pti", True), "machine.pti"),
+        # 6.12 turns FRED off when PTI is on (pti_init(), arch/x86/mm/pti.c), so a FRED
+        # machine has no PTI unless the file asks for it (and _fred refuses that)
+        pti=r.boolean(mt.get("pti", not fred), "machine.pti"),
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),
         removed_checks=_check_names(r, mt.get("remove_checks", []), checks),
+        fred=fred,
     )
     user_top = (1 << (56 if config.paging == 5 else 47)) - 1
 
@@ -434,6 +438,29 @@ def _unreachable_base(kernel: str, base: int, paging: int) -> str:
     )
 
 
+#: The FRED kernel, as docs/scenarios.md and the error below describe it.
+FRED_KERNEL = 'kernel = "v6.12" (a 6.12 built with CONFIG_X86_FRED=y, booted with fred=on)'
+
+
+def _fred(r: _Reader, mt: dict[str, Any], kernel: str) -> bool:
+    """``[machine] fred``: only on 6.12, without PTI and without removed SYSRET checks."""
+    fred = r.boolean(mt.get("fred", False), "machine.fred")
+    if not fred:
+        return False
+    if kernel != "v6.12":
+        raise r.fail("machine.fred", f"fred = true needs {FRED_KERNEL}; this is {kernel}")
+    if mt.get("pti") is True:
+        raise r.fail(
+            "machine.fred",
+            "fred = true needs pti = false: 6.12 turns FRED off when PTI is on (pti_init)",
+        )
+    if mt.get("remove_checks"):
+        raise r.fail(
+            "machine.fred", "fred = true has no SYSRET checks to remove (ERETU is the only exit)"
+        )
+    return True
+
+
 def with_kernel(sc: Scenario, kernel: str) -> Scenario:
     """*sc* on another kernel (one of KERNELS), e.g. to compare two runs.
 
@@ -456,6 +483,7 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
         sc.machine,
         kernel=kernel,
         removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
+        fred=sc.machine.fred and kernel == "v6.12",  # FRED exists on 6.12 only
     )
     expect = sc.expect
     if expect.failed_check not in (None, *checks):

@@ -105,6 +105,25 @@ def decode_star(value: int) -> StarFields:
 
 
 @dataclass(frozen=True, slots=True)
+class FredConfigFields:
+    """IA32_FRED_CONFIG as 6.12 composes it (asm/fred.h's FRED_CONFIG_* macros)."""
+
+    entrypoint: int  # bits 63:12: the ring-3 entry; ring-0 events enter 256 bytes on
+    redzone: int  # bits 8:6, in 64-byte lines: reserved below RSP for ring-0 events
+    int_stack_level: int  # bits 10:9: the stack level of external interrupts
+
+
+def decode_fred_config(value: int) -> FredConfigFields:
+    """FRED_CONFIG_ENTRYPOINT(p) | FRED_CONFIG_INT_STKLVL(l) (l << 9) |
+    FRED_CONFIG_REDZONE (lines << 6): the fields each macro sets."""
+    return FredConfigFields(
+        entrypoint=value & ~0xFFF & (2**64 - 1),
+        redzone=((value >> 6) & 7) * 64,
+        int_stack_level=(value >> 9) & 3,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Cr3Fields:
     pgd: int  # physical address of the top-level table (bits 51:12, bit 12 included)
     pcid: int
@@ -146,7 +165,8 @@ def hex64(value: int) -> str:
 
 __all__ = [
     "CR3_ADDR_MASK", "CR3_NOFLUSH", "CR3_PCID_MASK", "CR3_PTI_USER", "EFER_BITS", "IOPL_MASK",
-    "RFLAGS_BITS", "SELECTOR_NAMES", "Cr3Fields", "StarFields", "decode_cr3", "decode_star",
+    "RFLAGS_BITS", "SELECTOR_NAMES", "Cr3Fields", "FredConfigFields", "StarFields", "decode_cr3",
+    "decode_fred_config", "decode_star",
     "efer_set", "fmask_names", "hex64", "is_canonical", "rflags_set", "same_root",
     "selector_name", "sign_extend", "symbol_at",
 ]  # fmt: skip

@@ -82,7 +82,12 @@ def trace_json(trace: Trace) -> dict[str, Any]:
         "scenario": trace.scenario,
         "kernel": trace.kernel,
         "cpu": trace.cpu,
-        "machine": {"paging": trace.paging, "pti": trace.pti, "pcid": trace.pcid},
+        "machine": {
+            "paging": trace.paging,
+            "pti": trace.pti,
+            "pcid": trace.pcid,
+            **({"fred": True} if trace.fred else {}),  # only FRED runs carry the key
+        },
         "exit": trace.exit,
         "failed_check": trace.failed_check,
         "checks": [{"name": c.name, "result": c.result} for c in trace.checks],

@@ -16,8 +16,8 @@ from engine.trace import Trace
 from tests.conftest import SCENARIOS, trace_of
 
 
-def run(name: str, **machine: str) -> Trace:
-    return run_scenario(variant(load_scenario(SCENARIOS / name), **machine))
+def run(name: str, kernel: str | None = None, cpu: str | None = None) -> Trace:
+    return run_scenario(variant(load_scenario(SCENARIOS / name), kernel=kernel, cpu=cpu))
 
 
 def assert_alignment_is_complete(c: diff.Comparison) -> None:

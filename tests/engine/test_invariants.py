@@ -40,8 +40,9 @@ from engine.constants import (
     ZF,
 )
 from engine.machine.core import GPRS, Machine
+from engine.run.recorder import FRED_SLOTS
 from engine.scenario.model import SIGFRAME_FIELDS, USER_REGS, Scenario
-from engine.trace import EventKind, Step, Trace
+from engine.trace import EventKind, ExitPath, Step, Trace
 from engine.views.json import trace_json
 from tests.conftest import SCENARIOS
 
@@ -88,6 +89,9 @@ def run_watched(session: Session, sc: Scenario | None = None) -> Trace:
     return trace
 
 
+FRED_NAMES = {v: k for k, v in FRED_SLOTS.items()}
+
+
 def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
     """From the do_syscall_64 step on, pt_regs holds what the handler left there."""
     after = trace.pt_regs_after_call
@@ -97,7 +101,9 @@ def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
         return
     assert len(handler) == 1
     for step in trace.steps[handler[0] :]:
-        slots = {s.slot: s.value for s in step.stack if s.slot in PT_REGS_FIELDS}
+        # under FRED, pt_regs' cs and ss are the frame's CS and SS words (fred_cs, fred_ss)
+        named = {FRED_NAMES.get(s.slot, s.slot): s.value for s in step.stack}
+        slots = {k: v for k, v in named.items() if k in PT_REGS_FIELDS}
         assert slots == after, f"step {step.index} {step.text!r}: pt_regs differ from after_call"
 
 
@@ -105,11 +111,58 @@ def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
 SHIPPED = sorted(str(p.relative_to(SCENARIOS)) for p in SCENARIOS.rglob("*.toml"))
 
 
+def assert_fred_round_trip(trace: Trace, sc: Scenario) -> None:
+    """Under FRED: the frame is where FRED_RSP0 says, named, and holds the user's return
+    state; nothing swaps GS or CR3 in software, no SYSRET check is tracked; a run that
+    gets back to CPL 3 leaves by ERETU with the registers POP_REGS restored."""
+    f = trace.final
+    assert f is not None
+    assert not trace.checks
+    assert not any(e.kind is EventKind.SWAPGS for e in trace.events)
+    assert {s.regs.cr3 for s in trace.steps} == {trace.initial.cr3}
+    entered = next(i for i, s in enumerate(trace.steps) if s.cpl == 0)
+    delivery = trace.steps[entered - 1]  # the syscall step: its after-state is the event's
+    user = trace.steps[entered - 2].regs if entered >= 2 else trace.initial  # at the syscall
+    top = trace.msrs["FRED_RSP0"] & ~0x3F
+    assert delivery.regs.rsp == top - 64
+    assert delivery.regs.rflags == RFLAGS_FIXED
+    assert delivery.regs.rip == trace.msrs["FRED_CONFIG"] & ~0xFFF
+    assert delivery.regs.gs_base == user.kernel_gs_base
+    assert delivery.regs.kernel_gs_base == user.gs_base
+    # RCX and R11 are the user's: FRED's SYSCALL writes neither
+    assert (delivery.regs.rcx, delivery.regs.r11) == (user.rcx, user.r11)
+    frame = {s.slot: s.value for s in delivery.stack}
+    assert list(frame) == ["resv", "edata", "fred_ss", "sp", "flags", "fred_cs", "ip", "orig_ax"]
+    assert frame["ip"] == delivery.rip + 2
+    assert frame["sp"] == user.rsp and frame["flags"] == user.rflags
+    assert frame["fred_cs"] == USER_CS and frame["orig_ax"] == 0 and frame["edata"] == 0
+    ss = frame["fred_ss"]
+    assert ss & 0xFFFF == USER_DS
+    assert (ss >> 48 & 0xF, ss >> 32 & 0xFF, ss >> 57 & 1, ss >> 60, ss >> 17 & 1) == (
+        7,
+        1,
+        1,
+        2,
+        1,
+    )
+    if trace.exit is ExitPath.ERETU and trace.final_cpl == 3:
+        after = trace.pt_regs_after_call
+        assert (f.rip, f.rsp, f.rflags) == (after["ip"], after["sp"], after["flags"])
+        assert (f.rcx, f.r11, f.rax) == (after["cx"], after["r11"], after["ax"])
+        assert (f.gs_base, f.kernel_gs_base) == (
+            user.gs_base,
+            user.kernel_gs_base,
+        )
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
-    trace = run_watched(Session(load_scenario(SCENARIOS / name)))
+    sc = load_scenario(SCENARIOS / name)
+    trace = run_watched(Session(sc))
     assert trace.steps
     assert_pt_regs_follow_the_handler(trace)
+    if sc.machine.fred:
+        assert_fred_round_trip(trace, sc)
 
 
 def test_check_ss_user_shows_the_new_ss_from_the_handler_on() -> None:

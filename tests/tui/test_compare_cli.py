@@ -76,7 +76,7 @@ def test_on_a_terminal_the_compare_view_opens(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([GETPID], "needs two kernels or two CPUs"),
+        ([GETPID], "needs two kernels, two CPUs or FRED off and on"),
         (
             [GETPID, "--kernel", "v9.9"],
             "--kernel: unknown 'v9.9'; expected one of v5.8.13, v6.1, v6.12",
@@ -108,3 +108,18 @@ def test_a_broken_scenario_is_one_line_naming_file_and_key(
     assert main(["compare", GETPID, str(broken)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "broken.toml:3: machine.cpu" in lines[0]
+
+
+def test_fred_off_on_says_what_fred_removes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", GETPID, "--fred", "off,on", "--summary"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("· v6.12 ·") == 2  # both sides on 6.12, whatever the file's kernel
+    # counted from the IDT run: both swapgs, the six checks, the trampoline stack, SYSRET
+    assert "FRED (B) has none of A's: 2 swapgs, 0 CR3 switches" in out
+    assert "6 SYSRET checks, the trampoline (entry) stack, the sysret exit" in out
+    assert "exit: A sysret to 0x401007 ≠ B eretu to 0x401007" in out
+
+
+def test_fred_takes_no_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", GETPID, "--fred", "off,on", "--kernel", "v6.1"]) == 2
+    assert "--fred" in capsys.readouterr().err

@@ -58,3 +58,29 @@ async def test_v61_checklist_keeps_the_assembly_checks() -> None:
         checks = text(app.query_one(ChecksPanel))
         assert "C:" not in checks and "✓ 2 canonical_rip" in checks
         assert "✗ 5 no_rf_tf" in checks and "slow exit" in checks
+
+
+@run_async
+async def test_fred_panels_say_there_is_no_sysret_decision_and_name_the_frame() -> None:
+    from tui.widgets.msrs import MsrPanel
+    from tui.widgets.stack import StackPanel
+
+    name = "fred-getpid.toml"
+    trace = scenario_trace(name)
+    at = position_after(trace, lambda s: s.text == "movq %rsp, %rdi")
+    app = make_app(name)
+    async with app.run_test(size=WIDE):
+        goto(app, at)
+        checks = " ".join(text(app.query_one(ChecksPanel)).split())  # unwrapped
+        assert "Under FRED there is no SYSRET decision" in checks
+        assert "ERETU restores every register from the frame" in checks
+        assert "✓ 1" not in checks and "pending" not in checks
+        stack = text(app.query_one(StackPanel))
+        for slot in ("fred_ss", "fred_cs", "edata", "resv", "orig_ax"):
+            assert slot in stack
+        msrs = text(app.query_one(MsrPanel))
+        assert "FRED_CONFIG" in msrs and "asm_fred_entrypoint_user" in msrs
+        assert "FRED_RSP0" in msrs and "ffffc90000014000" in msrs.replace("_", "")
+        assert "ERETU" in text(app.query_one(StatusLine))
+        assert "none under FRED → ERETU" in text(app.query_one(VerdictBar))
+        assert "entry_64_fred.S" in str(app.query_one(SourceListing).border_title)

@@ -525,8 +525,11 @@ class DebuggerScreen(Screen[None]):
         """Hand the per-trace data to the panels, then show the current position."""
         trace = self.timeline.trace
         self._listing_view.set_rows(self._listing.rows)
-        self._listing_view.border_title = f"entry_64.S · {trace.kernel}"
+        source = "entry_64_fred.S" if trace.fred else "entry_64.S"
+        self._listing_view.border_title = f"{source} · {trace.kernel}"
         self._checks.in_c = spec(trace.kernel).checks_in_c
+        self._checks.fred = trace.fred
+        self._verdict.fred = trace.fred
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -636,6 +639,8 @@ class DebuggerScreen(Screen[None]):
         path = exit_path(checks)
         if fault is not None:
             status.exit_path = _("fault {name}").format(name=fault.name)
+        elif self.timeline.trace.fred:
+            status.exit_path = _("ERETU (FRED: no SYSRET decision)")
         elif path is not None:
             status.exit_path = (
                 _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")

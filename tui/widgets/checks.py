@@ -64,6 +64,16 @@ CHECK_REASONS: dict[str, str] = {
     ),
 }
 
+#: The panel under FRED, where ERETU is the only exit (entry_64_fred.S, 6.12).
+FRED_NO_DECISION = N_(
+    "Under FRED there is no SYSRET decision: ERETU restores every register from the frame."
+)
+FRED_WHY = N_(
+    "do_syscall_64 still computes its six conditions, but fred_other() ignores the bool it "
+    "returns; ERETU reloads RIP, RFLAGS, RSP, CS and SS from the FRED frame, so RCX, R11 and "
+    "a non-canonical RIP need no check before it."
+)
+
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
 
@@ -112,6 +122,9 @@ class ChecksPanel(LinePanel):
     in_c: reactive[bool] = reactive(False, repaint=False)
     """The kernel makes the checks in C (6.12): show them as C conditions."""
 
+    fred: reactive[bool] = reactive(False, repaint=False)
+    """The run is on a FRED machine: nothing decides between SYSRET and IRET."""
+
     def watch_checks(self) -> None:
         self.rebuild()
         self.call_after_refresh(self.show_failure)
@@ -129,6 +142,9 @@ class ChecksPanel(LinePanel):
             return
         self.scroll_to(y=max(0, min(first, last - height + 1)), animate=False, immediate=True)
 
+    def watch_fred(self) -> None:
+        self.rebuild()
+
     def watch_in_c(self) -> None:
         self.rebuild()
 
@@ -136,6 +152,13 @@ class ChecksPanel(LinePanel):
     """The first and last line of the first failure's block, once built."""
 
     def build(self, width: int) -> list[Content]:
+        if self.fred:
+            style = self.style("checks--verdict-sysret")
+            return [
+                Content.assemble((line, style))
+                for text in (_(FRED_NO_DECISION), _(FRED_WHY))
+                for line in wrap(text, width, indent="")
+            ]
         checks = self.checks
         failure = first_failure(checks)
         self._failure_rows = None
@@ -234,6 +257,8 @@ class VerdictBar(Widget):
     """The six checks as of the current step."""
     fault: reactive[str] = reactive("")
     """The name of the fault that ended the run ("#GP"), once the position reached it."""
+    fred: reactive[bool] = reactive(False)
+    """The run is on a FRED machine: there are no checks, ERETU is the exit."""
 
     def render(self) -> Content:
         styles = {
@@ -245,7 +270,9 @@ class VerdictBar(Widget):
         for check in self.checks:
             parts.append((GLYPHS.get(check.result, "?"), styles.get(check.result, pending)))
         failure = first_failure(self.checks)
-        if failure is not None:
+        if self.fred:
+            parts.append(("  " + _("none under FRED → ERETU"), styles["pass"]))
+        elif failure is not None:
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
             parts.append(("  " + text, styles["fail"]))
         elif exit_path(self.checks) is not None:

@@ -11,7 +11,14 @@ from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import _
-from engine.views.decode import EFER_BITS, decode_star, fmask_names, hex64, symbol_at
+from engine.views.decode import (
+    EFER_BITS,
+    decode_fred_config,
+    decode_star,
+    fmask_names,
+    hex64,
+    symbol_at,
+)
 from tui.text import wrap
 from tui.widgets.panel import LinePanel
 
@@ -108,9 +115,42 @@ class MsrPanel(LinePanel):
             # automatic height would keep the rows that narrow guess needed.)
             for text in wrap(cleared, max(width, 20) if width else 1000, "  ", "    "):
                 lines.append(Content.assemble((text, decoded)))
+        lines += self._fred(msrs, view, decoded)
         lines.append(self._base(view, "FS_BASE", "fs_base", view.fs_base))
         lines.append(self._base(view, "GS_BASE", "gs_base", view.gs_base))
         lines.append(self._base(view, "KERNEL_GS_BASE", "kernel_gs_base", view.kernel_gs_base))
+        return lines
+
+    def _fred(self, msrs: Mapping[str, int], view: MsrView, decoded: Style) -> list[Content]:
+        """The FRED MSRs of a FRED machine (held by the model), FRED_CONFIG decoded."""
+        lines: list[Content] = []
+        if "FRED_CONFIG" in msrs:
+            cfg = decode_fred_config(msrs["FRED_CONFIG"])
+            lines.append(Content.assemble(self._label("FRED_CONFIG"), hex64(msrs["FRED_CONFIG"])))
+            target = symbol_at(cfg.entrypoint, view.symbols) or f"{cfg.entrypoint:#x}"
+            lines.append(
+                Content.assemble(
+                    ("  " + _("ring-3 events enter at") + " ", decoded),
+                    (target, self.style("msrs--symbol")),
+                )
+            )
+            lines.append(
+                Content.assemble(
+                    (
+                        "  "
+                        + _("redzone {bytes} bytes, interrupt stack level {level}").format(
+                            bytes=cfg.redzone, level=cfg.int_stack_level
+                        ),
+                        decoded,
+                    )
+                )
+            )
+        for name, value in msrs.items():
+            if name.startswith("FRED_") and name != "FRED_CONFIG":
+                lines.append(Content.assemble(self._label(name), hex64(value)))
+                if name == "FRED_RSP0":
+                    text = _("ring-3 events: RSP ← this & ~0x3f, then the 64-byte frame")
+                    lines.append(Content.assemble(("  " + text, decoded)))
         return lines
 
     def _base(self, view: MsrView, label: str, name: str, value: int) -> Content:
