@@ -16,6 +16,7 @@ from functools import cache
 
 import pytest
 
+from engine.machine.idt import CEA_RO_IDT
 from engine import layout as L
 from engine import load_scenario
 from engine.constants import PT_REGS_FIELDS, TSS_sp0
@@ -197,7 +198,8 @@ def test_info_reads_the_tss_and_gdt_from_memory_at_the_step() -> None:
     gdt = {d.name: d for d in info_gdt(at, 1).descriptors}
     assert gdt["__KERNEL_CS"].long and gdt["__KERNEL_CS"].dpl == 0
     assert gdt["__USER_CS"].dpl == 3 and gdt["GDT_ENTRY_TSS"].base == at.machine.layout.tss
-    assert "no IDT" in info_idt(at, 1).note
+    idt = info_idt(at, 1)
+    assert idt.base == CEA_RO_IDT and 0x80 in {vector for vector, *_ in idt.gates}
     cr = {r.name: r for r in info_cr(at, at.last).registers}
     assert cr["cr3"].value == at.regs(at.last).cr3 and "PG" in cr["cr0"].bits
     msr = {r.name: r for r in info_msr(at, 1).registers}

@@ -9,12 +9,11 @@ from typing import ClassVar
 
 from rich.cells import cell_len
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import N_, _
 from engine.trace import SourceLine, Step
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 #: Long macros (PUSH_AND_CLEAR_REGS is 27 instructions) are shown as a window around the
 #: current instruction so the panel keeps a bounded height.
@@ -116,7 +115,7 @@ class ExpansionView:
     upcoming: Step | None  # the step that runs next (None at the end)
 
 
-class MacroExpansion(LinePanel):
+class MacroExpansion(ViewPanel[ExpansionView]):
     """The instructions of the focus line.  ``●`` ran in the last step, ``▶`` runs next."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -128,12 +127,6 @@ class MacroExpansion(LinePanel):
         "expansion--modelled",
         "expansion--source",
     }
-
-    view: reactive[ExpansionView | None] = reactive(None, repaint=False)
-    """The focus line and the steps around the current position."""
-
-    def watch_view(self) -> None:
-        self.rebuild()
 
     def build(self, width: int) -> list[Content]:
         view = self.view

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import _
@@ -20,7 +19,7 @@ from engine.views.decode import (
     symbol_at,
 )
 from tui.text import wrap
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 LABEL = 15
 
@@ -36,7 +35,7 @@ class MsrView:
     changed: frozenset[str]  # which of the three bases the last step changed
 
 
-class MsrPanel(LinePanel):
+class MsrPanel(ViewPanel[MsrView]):
     """EFER, STAR, LSTAR, SYSCALL_MASK (fixed for a run) and FS/GS/KERNEL_GS bases (per step).
 
     A SWAPGS step highlights both GS bases, since it exchanges them.
@@ -51,12 +50,6 @@ class MsrPanel(LinePanel):
         "msrs--swapped",
         "msrs--changed",
     }
-
-    view: reactive[MsrView | None] = reactive(None, repaint=False)
-    """The MSRs of the run and the bases as of the current step."""
-
-    def watch_view(self) -> None:
-        self.rebuild()
 
     def _label(self, name: str) -> tuple[str, Style]:
         return f"{name:<{LABEL}}", self.style("msrs--name")

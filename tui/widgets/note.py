@@ -7,12 +7,11 @@ from typing import ClassVar
 
 from rich.cells import cell_len
 from textual.content import Content
-from textual.reactive import reactive
 
 from engine.i18n import N_, Msg, _, tr
 from engine.trace import Event, StepKind
 from tui.text import wrap
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 #: Notes for the user program's instructions, which have no line in entry_64.S.
 USER_NOTES: dict[str, str] = {
@@ -90,7 +89,7 @@ class NoteView:
     rewritten: tuple[tuple[str, int, int], ...] = ()  # pt_regs fields it rewrote: old, new
 
 
-class NotePanel(LinePanel, can_focus=True):
+class NotePanel(ViewPanel[NoteView], can_focus=True):
     """Explains the focus line, then lists the events of the last step.
 
     Focusable, so that a long note (the handler's pt_regs changes) scrolls with the keys.
@@ -104,11 +103,8 @@ class NotePanel(LinePanel, can_focus=True):
         "note--rewritten",
     }
 
-    view: reactive[NoteView | None] = reactive(None, repaint=False)
-    """The note and events for the current position."""
-
-    def watch_view(self) -> None:
-        self.rebuild()
+    def watch_view(self, view: NoteView | None) -> None:
+        super().watch_view(view)
         if self.scroll_y:
             self.scroll_home(animate=False, immediate=True)
 

@@ -9,9 +9,12 @@ a layout pass of the whole screen.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from textual.content import Content
 from textual.events import Resize
 from textual.geometry import Size
+from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.style import Style
@@ -147,3 +150,24 @@ class LinePanel(ScrollView, can_focus=True):
             )
             self._strips[index] = strip
         return strip
+
+
+V = TypeVar("V")
+
+
+class ViewPanel(LinePanel, Generic[V]):
+    """A panel that draws one immutable view the screen pushes down (attributes down).
+
+    The screen assigns ``panel.view``; the panel rebuilds its lines from it.  A panel with
+    more to do when its view changes (a title, a tooltip, the scroll position) overrides
+    :meth:`view_changed`, which runs before the rebuild.
+    """
+
+    view: reactive[V | None] = reactive(None, repaint=False)
+
+    def view_changed(self, view: V | None) -> None:
+        """What changes besides the lines when the view does (nothing by default)."""
+
+    def watch_view(self, view: V | None) -> None:
+        self.view_changed(view)
+        self.rebuild()

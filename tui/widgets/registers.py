@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import _
 from engine.trace import Regs
 from engine.views.decode import IOPL_MASK, RFLAGS_BITS, hex64, selector_name
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 LEFT = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp")
 RIGHT = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -27,7 +26,7 @@ class RegistersView:
     changed: frozenset[str]  # registers the last step changed
 
 
-class RegistersPanel(LinePanel):
+class RegistersPanel(ViewPanel[RegistersView]):
     """Register values; those the last step changed are highlighted."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -38,12 +37,6 @@ class RegistersPanel(LinePanel):
         "registers--flag-changed",
         "registers--note",
     }
-
-    view: reactive[RegistersView | None] = reactive(None, repaint=False)
-    """The registers to show and what the last step changed."""
-
-    def watch_view(self) -> None:
-        self.rebuild()
 
     def build(self, width: int) -> list[Content]:
         view = self.view

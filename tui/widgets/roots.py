@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import N_, _, pgettext, tr
 from engine.trace import MappedRegion, RootSummary
 from engine.views.decode import decode_cr3, same_root
 from tui.text import pad
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 NAME = 11
 #: Labels used inside f-strings, marked where Babel sees them.
@@ -42,7 +41,7 @@ class RootsView:
     written: int | None = None  # what the latest MOV to CR3 wrote, bit 63 included
 
 
-class RootsPanel(LinePanel):
+class RootsPanel(ViewPanel[RootsView]):
     """User and kernel CR3 decoded; the live one is marked; a CR3 write highlights both."""
 
     TITLE = N_("page-table roots (KPTI)")
@@ -56,15 +55,11 @@ class RootsPanel(LinePanel):
         "roots--unmapped",
     }
 
-    view: reactive[RootsView | None] = reactive(None, repaint=False)
-    """The two roots and the CR3 value of the current step."""
-
-    def watch_view(self, view: RootsView | None) -> None:
+    def view_changed(self, view: RootsView | None) -> None:
         # The title carries the news so that the rows keep their width.
         switched = view is not None and view.switched
         title = _(self.TITLE)
         self.set_title(f"{title} · {_(W_MOV_TO_CR3)}" if switched else title)
-        self.rebuild()
 
     def build(self, width: int) -> list[Content]:
         view = self.view

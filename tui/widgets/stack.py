@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual.content import Content
-from textual.reactive import reactive
 from textual.style import Style
 
 from engine.i18n import N_, _
 from engine.trace import SLOT_RETURN_ADDRESS, SLOT_SAVED_AX, StackName, StackSlot, Step
 from tui.text import fit
-from tui.widgets.panel import LinePanel
+from tui.widgets.panel import ViewPanel
 
 STACK_TITLES: dict[StackName, str] = {
     StackName.USER: N_("stack · rsp on the user stack"),
@@ -66,7 +65,7 @@ class StackView:
         return frozenset(slot.address for slot in self.stack)
 
 
-class StackPanel(LinePanel):
+class StackPanel(ViewPanel[StackView]):
     """pt_regs and trampoline words with slot names."""
 
     _rsp_row = 0  # the row of RSP's arrow in the last build
@@ -84,11 +83,7 @@ class StackPanel(LinePanel):
         "stack--empty",
     }
 
-    view: reactive[StackView | None] = reactive(None, repaint=False)
-    """The stacks as of the current step."""
-
-    def watch_view(self) -> None:
-        view = self.view
+    def watch_view(self, view: StackView | None) -> None:
         rewritten = view.rewritten if view is not None else ()
         # old → new for the words marked "h", on hover
         self.tooltip = (
@@ -96,7 +91,7 @@ class StackPanel(LinePanel):
             if rewritten
             else None
         )
-        self.rebuild()
+        super().watch_view(view)
         self.keep_in_view(self._rsp_row)
 
     def build(self, width: int) -> list[Content]:
