@@ -24,7 +24,7 @@ from engine.asm import (
     hexify_decimals,
 )
 from engine.constants import EXCEPTION_NAMES, MASK64, PT_REGS_FIELDS, is_canonical
-from engine.errors import ScenarioError
+from engine.errors import ScenarioError, escape
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.layout import tables_needed
 from engine.scenario.model import (
@@ -49,6 +49,7 @@ from engine.scenario.model import (
     Scenario,
     UserCode,
 )
+from engine.scenario.prescan import prescan
 from engine.scenario.reader import read_scenario_text
 
 
@@ -62,10 +63,9 @@ class _Reader:
     def line_of(self, key: str) -> int | None:
         """The line of *key* (``sigframe.rip``, ``memory[1].size``), else of its table."""
         lines = _key_lines(self.text)
-        while key:
-            if key in lines:
-                return lines[key]
-            key = re.sub(r"(\[\d+\]|\.?[^.\[]*)$", "", key) if "." in key or "[" in key else ""
+        for name in _ancestors(key):
+            if name in lines:
+                return lines[name]
         return None
 
     def fail(self, key: str, message: str) -> ScenarioError:
@@ -133,8 +133,31 @@ _KEY_LINE = re.compile(rf"\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 _HEADER_LINE = re.compile(rf"\s*(\[\[?)\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]")
 
 
+def _ancestors(key: str) -> list[str]:
+    """*key* and the names of the tables holding it, longest first.
+
+    ``memory[1].size`` → itself, ``memory[1]``, ``memory``.  A key's own name may hold
+    any character (``"a["``, a newline): only the ``.name`` and ``[N]`` the parser adds
+    are cut, each cut shortens the name, so this always ends.
+    """
+    out = [key]
+    while m := re.search(r"(\[\d+\]|\.[A-Za-z0-9_]*)$", key):
+        if not m.start():
+            break
+        key = key[: m.start()]
+        out.append(key)
+    if "." in key:  # a dotted key the user wrote, parts of any spelling: its first part
+        out.append(key.split(".", 1)[0])
+    return out
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
+
+
 def _key_path(text: str) -> list[str]:
     """The parts of a (dotted, maybe quoted) TOML key, decoded as TOML decodes them."""
+    if _BARE_KEY.fullmatch(text):  # most keys: no parser needed (a file may have 100,000)
+        return [part.strip() for part in text.split(".")]
     try:
         data: Any = tomllib.loads(f"{text} = 0")
     except (ValueError, RecursionError):
@@ -156,7 +179,8 @@ def _key_lines(text: str) -> dict[str, int]:
     table = ""
     arrays: dict[str, int] = {}
     in_string: str | None = None  # the delimiter of the multi-line string being read
-    for number, line in enumerate(text.splitlines(), 1):
+    # split on \n alone: TOML's lines (str.splitlines also breaks at U+2028, \x85...)
+    for number, line in enumerate(text.split("\n"), 1):
         if in_string is not None:
             if in_string in line:
                 in_string = None
@@ -173,10 +197,11 @@ def _key_lines(text: str) -> dict[str, int]:
             table = path
             found.setdefault(table, number)
         elif m := _KEY_LINE.match(line):
-            parts = _key_path(m.group(1))
-            for i in range(1, len(parts) + 1):
-                name = ".".join(parts[:i])
-                found.setdefault(f"{table}.{name}" if table else name, number)
+            name = table
+            # each prefix built from the last (prescan bounds the parts to MAX_KEY_PARTS)
+            for part in _key_path(m.group(1)):
+                name = f"{name}.{part}" if name else part
+                found.setdefault(name, number)
     return found
 
 
@@ -222,6 +247,11 @@ def _rename_local_labels(statements: list[str]) -> list[str]:
 
 _LABEL = re.compile(r"[A-Za-z_.$][\w.$]*:|\d+:")
 _ASSIGNMENT = re.compile(r"[\w.$]+\s*=")
+#: Digits in one number of user code: 2**64 has 20 (Python refuses to convert > 4,300).
+MAX_DIGITS = 40
+_LONG_NUMBER = re.compile(
+    rf"(?<!\w)(?:0[xX][0-9A-Fa-f]{{{MAX_DIGITS + 1},}}|\d{{{MAX_DIGITS + 1},}})"
+)
 
 
 def _check_statements(statements: list[str], reader: _Reader) -> None:
@@ -229,6 +259,18 @@ def _check_statements(statements: list[str], reader: _Reader) -> None:
     if len(statements) > MAX_STATEMENTS:
         raise reader.fail("user.code", f"more than {MAX_STATEMENTS} statements")
     for st in statements:
+        if not st.isascii():
+            ch = next(c for c in st if not c.isascii())
+            raise reader.fail(
+                "user.code",
+                f"character {escape(ch)!r} (U+{ord(ch):04X}) is not ASCII; the assembler reads "
+                "ASCII only (comments after # may hold any text)",
+            )
+        if m := _LONG_NUMBER.search(st):
+            raise reader.fail(
+                "user.code",
+                f"a number of {len(m.group(0))} characters; at most {MAX_DIGITS} digits",
+            )
         if st.endswith(":") and _LABEL.fullmatch(st):
             continue
         if _ASSIGNMENT.match(st):
@@ -348,6 +390,7 @@ EXPECT_KEYS = ("exit", "failed_check", "fault", "fault_cpl")
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse and validate scenario TOML *text* (named *path* in errors)."""
     r = _Reader(path, text)
+    prescan(text, path)  # before tomllib, whose work grows with the square of a key's parts
     try:
         data = tomllib.loads(text)
     except RecursionError:
