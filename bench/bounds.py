@@ -38,7 +38,7 @@ def cases() -> list[tuple[str, str, list[str], float, int]]:
     deep = 'name = "x"\nx = ' + "[" * 100000 + "]" * 100000 + "\n"
     deep_table = 'name = "x"\nx = ' + "{a=" * 50000 + "1" + "}" * 50000 + "\n"
     long_int = 'name = "x"\nstep_cap = ' + "9" * 5000 + "\n"
-    many_keys = 'name = "x"\n' + "".join(f"k{i} = {i}\n" for i in range(90000))
+    many_keys = 'name = "x"\n' + "".join(f"k{i} = {i}\n" for i in range(70000))
     many_tables = 'name = "x"\n' + "".join(f"[t{i}]\n" for i in range(100000))
     trace = ["trace", "{f}"]
     return [
@@ -52,11 +52,11 @@ def cases() -> list[tuple[str, str, list[str], float, int]]:
         ("nesting-100000", deep, trace, 2, 300),
         ("inline-tables-50000", deep_table, trace, 2, 300),
         ("integer-5000-digits", long_int, trace, 2, 300),
-        ("keys-90000", many_keys, trace, 2, 300),
+        ("keys-70000", many_keys, trace, 2, 300),
         ("tables-100000", many_tables, trace, 2, 300),
         (
             "non-ascii-code",
-            'name = "x"\n[user]\ncode = "mov $1, %eax # ok\\nnop\u3000"\n',
+            'name = "x"\n[user]\ncode = "mov $1, %eax # ok\\nnop；syscall"\n',
             trace,
             2,
             300,

@@ -52,6 +52,10 @@ class ScenarioError(EngineError):
         super().__init__(f"{where}: {what}{escape(message)}")
 
 
+class EmulatorMemoryError(EngineError):
+    """The address space for a Unicorn machine cannot be had (a low ``ulimit -v``)."""
+
+
 class AssemblyError(EngineError):
     """Keystone produced bytes that Capstone does not read back as the intended instruction."""
 

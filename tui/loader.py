@@ -35,7 +35,7 @@ from engine.trace import Step, Trace
 
 #: Steps per pickled batch: about 15 ms of unpickling each.
 BATCH = 500
-#: Address space the child may add to what it inherits: Unicorn alone reserves 1 GiB.
+#: Address space the child may add to what it inherits (a machine reserves 256 MiB).
 CHILD_MEMORY = 3 << 30
 #: Seconds between checks whether the wait was cancelled.
 POLL = 0.05
