@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare.compare import compare_traces, comparison_json, summary_lines, variant
+from engine.errors import escape, json_safe
 from engine.i18n import LANGUAGES, language_from_env, set_language
 from engine.kernel import KERNELS
 from engine.scenario.model import CPUS
@@ -109,10 +110,11 @@ def main_compare(args: list[str]) -> int:
         return run_compare_app(comparison)
     try:
         if ns.json:
-            json.dump(comparison_json(comparison), sys.stdout, indent=1, ensure_ascii=False)
-            sys.stdout.write("\n")
+            # Japanese stays readable; C1 controls and the like become \u escapes
+            doc = json.dumps(comparison_json(comparison), indent=1, ensure_ascii=False)
+            sys.stdout.write(json_safe(doc) + "\n")
         else:
-            print("\n".join(summary_lines(comparison)))
+            print("\n".join(escape(line) for line in summary_lines(comparison)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (head, less) has gone: not an error of the comparison.

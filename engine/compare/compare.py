@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.constants import PT_REGS_FIELDS
+from engine.errors import escape
 from engine.i18n import N_
 from engine.scenario.model import Scenario
 from engine.scenario.parse import with_kernel
@@ -577,11 +578,9 @@ def variant(sc: Scenario, kernel: str | None = None, cpu: str | None = None) -> 
 
 
 def printable(text: str) -> str:
-    """*text* with control characters escaped: a scenario's name is untrusted, and the
-    summary goes to a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """*text* with control characters escaped (engine.errors.escape): a scenario's name
+    is untrusted, and the summary goes to a terminal."""
+    return escape(text)
 
 
 def run_label(trace: Trace) -> str:

@@ -83,7 +83,7 @@ TABLES = ("[machine]", "[user]", "[handler]", "[handler.set]", "[sigframe]", "[e
 
 def toml_string(s: str) -> str:
     """*s* as a TOML basic string (json's escapes are TOML's, except \\u for controls)."""
-    return json.dumps(s, ensure_ascii=False).replace("\\u007f", "\\u007F")
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def random_value(c: Chooser) -> str:
