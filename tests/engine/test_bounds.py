@@ -6,13 +6,19 @@ a suite that never ends.  bench/bounds.py measures the same cases with memory li
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from engine import ScenarioError, parse_scenario
+from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
 from engine.scenario.prescan import MAX_ITEMS, MAX_KEY_PARTS, MAX_NESTING
+from engine.views.json import trace_json
 from tests.engine.test_fuzz import time_limit
+from tui import cli
 
 
 def error_of(text: str, seconds: float = 2.0) -> str:
@@ -97,4 +103,26 @@ def test_a_non_ascii_character_in_user_code_is_named() -> None:
 
 def test_a_comment_in_user_code_may_be_japanese() -> None:
     sc = parse_scenario('name = "x"\n[user]\ncode = "mov $39, %eax  # getpid の番号\\nsyscall"\n')
-    assert sc.code.code
+    assert sc.code is not None and sc.code.code
+
+
+def test_trace_json_is_written_in_pieces_and_is_the_trace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # 100,000 steps were held as dicts and then as one string: 800 MB.  Now each step is
+    # encoded as it is written, and the output reaches stdout in 64 KiB pieces.
+    path = tmp_path / "loop.toml"
+    path.write_text('name = "loop"\nstep_cap = 3000\n[user]\ncode = "1: nop; jmp 1b"\n')
+    pieces: list[int] = []
+
+    class Target(io.StringIO):
+        def write(self, text: str) -> int:
+            pieces.append(len(text))
+            return super().write(text)
+
+    target = Target()
+    monkeypatch.setattr(sys, "stdout", target)
+    assert cli.cmd_trace(str(path), "json") == 0
+    doc = json.loads(target.getvalue())
+    assert doc == trace_json(run_scenario(load_scenario(path)))
+    assert len(pieces) > 10 and max(pieces) < (1 << 16) + 4096
