@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -89,12 +90,17 @@ class StepKey:
 
     @classmethod
     def of(cls, step: Step) -> StepKey:
-        region: Literal["user", "kernel"] = (
-            "user" if step.source_line is None and step.cpl == 3 else "kernel"
-        )
-        source = " ".join(_COMMENT.sub("", step.source).split())
-        instruction = _NUMBER.sub("#", " ".join(step.text.split()))
-        return cls(region, source if region == "kernel" else "", instruction)
+        user = step.source_line is None and step.cpl == 3
+        return _step_key(user, step.source, step.text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_key(user: bool, source: str, text: str) -> StepKey:
+    # A run of 100,000 steps is a few hundred distinct instructions, each met many times.
+    instruction = _NUMBER.sub("#", " ".join(text.split()))
+    if user:
+        return StepKey("user", "", instruction)
+    return StepKey("kernel", " ".join(_COMMENT.sub("", source).split()), instruction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,8 +408,11 @@ def align(left: Trace, right: Trace) -> Pairs:
 def register_differences(a: Regs, b: Regs) -> tuple[ValuePair, ...]:
     """Registers holding different values; a kernel RIP is where a build put the code, so
     RIP only counts while both are user addresses."""
+    va, vb = a.values(), b.values()
+    if va == vb:  # most rows of two similar runs: one tuple comparison, in C
+        return ()
     out = []
-    for name, x, y in zip(REG_NAMES, a.values(), b.values(), strict=True):
+    for name, x, y in zip(REG_NAMES, va, vb, strict=True):
         if x == y:
             continue
         if name == "rip" and (x >> 63 or y >> 63):
