@@ -110,9 +110,18 @@ def main_compare(args: list[str]) -> int:
         return run_compare_app(comparison)
     try:
         if ns.json:
-            # Japanese stays readable; C1 controls and the like become \u escapes
-            doc = json.dumps(comparison_json(comparison), indent=1, ensure_ascii=False)
-            sys.stdout.write(json_safe(doc) + "\n")
+            # Japanese stays readable; C1 controls and the like become \u escapes.  Written
+            # as encoded, in pieces: one string of 100,000 rows' JSON was hundreds of MB.
+            encoder = json.JSONEncoder(indent=1, ensure_ascii=False)
+            pieces: list[str] = []
+            size = 0
+            for piece in encoder.iterencode(comparison_json(comparison)):
+                pieces.append(piece)
+                size += len(piece)
+                if size > 1 << 16:
+                    sys.stdout.write(json_safe("".join(pieces)))
+                    pieces, size = [], 0
+            sys.stdout.write(json_safe("".join(pieces)) + "\n")
         else:
             print("\n".join(escape(line) for line in summary_lines(comparison)))
         sys.stdout.flush()
