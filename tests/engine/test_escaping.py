@@ -146,3 +146,14 @@ def test_no_output_of_any_scenario_holds_a_raw_control(
     assert trace.output == output
     for kind, shown in outputs(trace).items():
         assert not raw_controls(shown), (kind, sorted(set(raw_controls(shown))))
+
+
+def test_compare_summary_escapes_the_names(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(program("\x1b]2;x\x07 \u202e", "", b"x"), encoding="utf-8")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = cli.main(["compare", str(path), "--kernel", "v6.1,v6.12", "--summary"])
+    assert status in (0, 1)
+    assert not raw_controls(buffer.getvalue())
+    assert "A  \\x1b]2;x\\x07 \\u202e · v6.1" in buffer.getvalue()
