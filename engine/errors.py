@@ -23,6 +23,11 @@ def unsafe(ch: str) -> bool:
     return _UNSAFE.fullmatch(ch) is not None
 
 
+def unsafe_characters(text: str) -> set[str]:
+    """The characters of *text* that :func:`escape` would write as escapes (one C scan)."""
+    return set(_UNSAFE.findall(text))
+
+
 def _escaped(ch: str) -> str:
     if ch in _NAMED:
         return _NAMED[ch]

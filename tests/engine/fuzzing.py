@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from engine import ScenarioError, parse_scenario, run_scenario
-from engine.errors import unsafe
+from engine.errors import unsafe_characters
 from engine.views.json import trace_json
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -291,7 +291,7 @@ class RawControl(AssertionError):
 
 def raw_controls(text: str, keep: str = "\n") -> str:
     """The characters of *text* that engine.errors.escape would have escaped."""
-    return "".join(sorted({ch for ch in text if unsafe(ch) and ch not in keep}))
+    return "".join(sorted(unsafe_characters(text) - set(keep)))
 
 
 def check_case(text: str, step_cap: int | None = None, outputs: bool = True) -> Outcome:
