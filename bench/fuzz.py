@@ -27,6 +27,7 @@ import os
 import random
 import resource
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -72,8 +73,11 @@ def worker(memory_mib: int, step_cap: int) -> None:
         # A Session is a reference cycle holding Unicorn's translation buffer (virtual):
         # collect it now, or the address-space limit is reached in a few cases.
         gc.collect()
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the driver has gone (stopped): nothing left to answer
+            return
 
 
 class Worker:
@@ -181,6 +185,8 @@ def main() -> int:
             rate = tried / (time.monotonic() - began)
             print(f"... {tried} cases ({rate:.1f}/s): {dict(counts)}", file=sys.stderr, flush=True)
 
+    # SIGTERM (or ^C) ends the run early, still with its figures
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while busy or (time.monotonic() < end and (not ns.cases or sent < ns.cases)):
             while idle and time.monotonic() < end and (not ns.cases or sent < ns.cases):
@@ -201,6 +207,8 @@ def main() -> int:
                 w.kill()
                 record(w, {"kind": "hang", "detail": f"no answer in {ns.timeout:g} s"})
                 idle.append(Worker(ns.memory_mib, ns.step_cap))
+    except KeyboardInterrupt:
+        print("stopped early", file=sys.stderr)
     finally:
         for w in busy:
             w.kill()
