@@ -2,32 +2,72 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: The bidirectional controls: they reorder what a terminal or browser shows (a file
+#: name that reads ``exe.txt`` but is ``txt.exe``).
+BIDI_CONTROLS = frozenset(
+    chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
+# The characters escape() writes as escapes: C0 and C1 controls and DEL (category Cc),
+# surrogates (Cs: they cannot be written as UTF-8), the line and paragraph separators
+# (Zl, Zp) and the bidi controls.  A character class, so that clean text costs one scan in C.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff" + "".join(sorted(BIDI_CONTROLS)) + "]"
+)
 
 
-def escape(text: str, limit: int | None = None) -> str:
+def unsafe(ch: str) -> bool:
+    """Whether *ch* must not reach a terminal, a browser or a document raw."""
+    return _UNSAFE.fullmatch(ch) is not None
+
+
+def unsafe_characters(text: str) -> set[str]:
+    """The characters of *text* that :func:`escape` would write as escapes (one C scan)."""
+    return set(_UNSAFE.findall(text))
+
+
+def _escaped(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str, limit: int | None = None, keep: str = "") -> str:
     """*text* safe to print on one terminal line: control characters as ``\\x1b``/``\\n``.
 
-    C0 and C1 controls, DEL, line/paragraph separators and format characters (bidi
-    overrides) are written as escapes, so a scenario can neither clear the terminal
-    nor break a one-line error in two.  With *limit*, longer text is cut with ``…``.
+    The one escaping function for text that came from a scenario file or the emulated
+    program (names, descriptions, file names, code, ``write()`` output, notes quoting
+    them), used by every output.  C0 and C1 controls, DEL, surrogates, line/paragraph
+    separators and the bidi controls are written as escapes, so a scenario can neither
+    clear the terminal nor set its title nor break a one-line error in two; any other
+    text, Japanese included, is unchanged.  The characters in *keep* (``"\\n"`` for a
+    block of lines) stay as they are.  With *limit*, longer text is cut with ``…``.
     """
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch in _NAMED:
-            out.append(_NAMED[ch])
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    if keep:
+        return _UNSAFE.sub(
+            lambda m: m.group(0) if m.group(0) in keep else _escaped(m.group(0)), text
+        )
+    return _UNSAFE.sub(lambda m: _escaped(m.group(0)), text)
+
+
+def json_safe(document: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with the characters
+    :func:`escape` escapes written as ``\\u`` escapes: the same data, nothing raw.
+
+    json escapes C0 controls itself but writes DEL, C1 (U+009B is a CSI), the
+    separators and the bidi controls raw; outside strings JSON is ASCII (and its
+    whitespace is kept), so every other match is inside a string, where ``\\uXXXX``
+    means the same character.
+    """
+    return _UNSAFE.sub(
+        lambda m: m.group(0) if m.group(0) in "\n\r\t" else f"\\u{ord(m.group(0)):04x}",
+        document,
+    )
 
 
 class EngineError(Exception):
@@ -50,6 +90,10 @@ class ScenarioError(EngineError):
             where += f":{line}"
         what = f"{escape(key, 80)}: " if key else ""
         super().__init__(f"{where}: {what}{escape(message)}")
+
+
+class EmulatorMemoryError(EngineError):
+    """The address space for a Unicorn machine cannot be had (a low ``ulimit -v``)."""
 
 
 class AssemblyError(EngineError):

@@ -251,24 +251,19 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
 @trace_format("json")
 def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
     """The trace as JSON (see engine.views.json.trace_json)."""
-    from engine.views.json import trace_json
+    from engine.views.json import step_json, trace_json
 
-    # One step a line: json's indenting encoder is pure Python and took seconds for a
-    # step-cap run; the compact one is in C.  The rest of the document stays indented.
-    doc = trace_json(trace)
-    steps = doc["steps"]
-    doc["steps"] = []
-    head = json.dumps(doc, indent=1)
+    # One step a line, each encoded and written as it is made: 100,000 steps held as
+    # dicts, then as one string, took 800 MB.  json's indenting encoder is pure Python
+    # (seconds for a step-cap run); the compact one is in C.  The rest stays indented.
+    head = json.dumps(trace_json(trace, steps=False), indent=1)
     marker = '\n "steps": [],\n'  # top-level keys are indented by one space
-    if steps and head.count(marker) == 1:
-        before, after = head.split(marker)
-        out.write(before + '\n "steps": [\n  ')
-        out.write(",\n  ".join(map(json.dumps, steps)))
-        out.write("\n ],\n" + after + "\n")
-    else:
-        doc["steps"] = steps
-        json.dump(doc, out, indent=1)
-        out.write("\n")
+    before, after = head.split(marker)
+    out.write(before + '\n "steps": [')
+    encode = json.JSONEncoder().encode
+    for k, step in enumerate(trace.steps):
+        out.write(("\n  " if k == 0 else ",\n  ") + encode(step_json(step)))
+    out.write(("\n ],\n" if trace.steps else "],\n") + after + "\n")
 
 
 @trace_format("markdown")
@@ -290,16 +285,40 @@ def cmd_trace(path: str, output: str = "table", lang: str = "en") -> int:
     # Written in 64 KiB pieces, not a line at a time (10,000 rows cost a few hundred system
     # calls), and not in one piece: a reader that went away shows at the next piece as
     # a broken pipe, inside main's handler.
-    buffer = io.StringIO()
+    out = _Chunked(sys.stdout)
     try:
-        TRACE_FORMATS[output](trace, buffer, lang)
+        TRACE_FORMATS[output](trace, out, lang)
     except ExportError as exc:
         return _error(str(exc))
-    text = buffer.getvalue()
-    for start in range(0, len(text), 1 << 16):
-        sys.stdout.write(text[start : start + (1 << 16)])
-        sys.stdout.flush()
+    out.flush()
     return 0
+
+
+class _Chunked(io.StringIO):
+    """Text gathered and passed on in 64 KiB pieces: never the whole output at once."""
+
+    PIECE = 1 << 16
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        self.size += n
+        if self.size >= self.PIECE:
+            self.flush()
+        return n
+
+    def flush(self) -> None:
+        if self.size:  # emptied first: a broken pipe must not be met again at close
+            text = self.getvalue()
+            self.seek(0)
+            self.truncate()
+            self.size = 0
+            self.target.write(text)
+            self.target.flush()
 
 
 def _port(text: str) -> int:

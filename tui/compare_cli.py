@@ -20,6 +20,7 @@ import sys
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare.diff import compare_traces, variant
 from engine.compare.render import comparison_json, summary_lines
+from engine.errors import escape, json_safe
 from engine.i18n import LANGUAGES, tr
 from engine.kernel import KERNELS
 from engine.scenario.model import CPUS
@@ -114,10 +115,20 @@ def run(ns: argparse.Namespace) -> int:
         return run_compare_app(comparison)
     try:
         if ns.json:
-            json.dump(comparison_json(comparison), sys.stdout, indent=1, ensure_ascii=False)
-            sys.stdout.write("\n")
+            # Japanese stays readable; C1 controls and the like become \u escapes.  Written
+            # as encoded, in pieces: one string of 100,000 rows' JSON was hundreds of MB.
+            encoder = json.JSONEncoder(indent=1, ensure_ascii=False)
+            pieces: list[str] = []
+            size = 0
+            for piece in encoder.iterencode(comparison_json(comparison)):
+                pieces.append(piece)
+                size += len(piece)
+                if size > 1 << 16:
+                    sys.stdout.write(json_safe("".join(pieces)))
+                    pieces, size = [], 0
+            sys.stdout.write(json_safe("".join(pieces)) + "\n")
         else:
-            print("\n".join(tr(line) for line in summary_lines(comparison)))
+            print("\n".join(escape(tr(line)) for line in summary_lines(comparison)))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (head, less) has gone: not an error of the comparison.

@@ -39,7 +39,7 @@ BATCH = 500
 #: The largest message an honest child sends (a batch of steps, or the trace's head with
 #: the scenario's bytes): anything larger ends the load instead of filling memory.
 MAX_MESSAGE = 64 << 20
-#: Address space the child may add to what it inherits: Unicorn alone reserves 1 GiB.
+#: Address space the child may add to what it inherits (a machine reserves 256 MiB).
 CHILD_MEMORY = 3 << 30
 #: Seconds between checks whether the wait was cancelled.
 POLL = 0.05

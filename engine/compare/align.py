@@ -15,6 +15,7 @@ first, so the quadratic part only covers where the runs really differ.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -46,12 +47,17 @@ class StepKey:
 
     @classmethod
     def of(cls, step: Step) -> StepKey:
-        region: Literal["user", "kernel"] = (
-            "user" if step.source_line is None and step.cpl == 3 else "kernel"
-        )
-        source = " ".join(_COMMENT.sub("", step.source).split())
-        instruction = _NUMBER.sub("#", " ".join(step.text.split()))
-        return cls(region, source if region == "kernel" else "", instruction)
+        user = step.source_line is None and step.cpl == 3
+        return _step_key(user, step.source, step.text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_key(user: bool, source: str, text: str) -> StepKey:
+    # A run of 100,000 steps is a few hundred distinct instructions, each met many times.
+    instruction = _NUMBER.sub("#", " ".join(text.split()))
+    if user:
+        return StepKey("user", "", instruction)
+    return StepKey("kernel", " ".join(_COMMENT.sub("", source).split()), instruction)
 
 
 def _score(a: StepKey, b: StepKey, ea: frozenset[str], eb: frozenset[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
+from engine.errors import escape
 from engine.i18n import N_, joined, literal, msg
 from engine.trace import EventKind, StackName, Trace
 
@@ -25,11 +26,9 @@ def fred_removes(idt: Trace) -> str:
 
 
 def printable(text: str) -> str:
-    """*text* with control characters escaped: a scenario's name is untrusted, and the
-    summary goes to a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """*text* with control characters escaped (engine.errors.escape): a scenario's name
+    is untrusted, and the summary goes to a terminal."""
+    return escape(text)
 
 
 def run_label(trace: Trace) -> str:

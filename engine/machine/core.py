@@ -8,6 +8,7 @@ kept as a Unicorn context.
 from __future__ import annotations
 
 import functools
+import mmap
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from engine.constants import (
     TSS_io_bitmap_base,
     TSS_sp0,
 )
+from engine.errors import EmulatorMemoryError
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
@@ -90,6 +92,30 @@ GDT_DESCRIPTORS: tuple[int, ...] = (
 
 #: Type of a busy 64-bit TSS with P=1, DPL 0 (what LTR leaves in the descriptor).
 TSS_BUSY_PRESENT = 0x8B
+
+#: Unicorn's translated-code buffer per machine.  The entry path and user code translate
+#: to well under a megabyte; Unicorn's default of 1 GiB made two machines (compare) fail
+#: under a 2 GiB address-space limit.
+TCG_BUFFER_SIZE = 64 << 20
+#: What a machine needs beyond the buffer: guest RAM, page tables, QEMU's own tables.
+EMULATOR_HEADROOM = 192 << 20
+
+
+def ensure_emulator_memory() -> None:
+    """Raise :class:`EmulatorMemoryError` unless a machine's memory can be mapped now.
+
+    Unicorn's C code ends the process when its buffer cannot be allocated; this asks the
+    kernel for the same amount first (and gives it back) so that the error is a sentence.
+    """
+    size = TCG_BUFFER_SIZE + EMULATOR_HEADROOM
+    try:
+        probe = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except (OSError, MemoryError, OverflowError):
+        raise EmulatorMemoryError(
+            f"cannot get memory for the emulator ({size >> 20} MiB of address space; "
+            "is `ulimit -v` too low?)"
+        ) from None
+    probe.close()
 
 
 def tss_descriptor(base: int, limit: int) -> tuple[int, int]:
@@ -199,6 +225,11 @@ class Machine:
         )
         self.kernel = self.image.kernel
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        # Unicorn reserves its translation buffer on first use (1 GiB by default) and, if
+        # it cannot, prints a line and exits the process: ask for less, and first check
+        # that it can be had, so that a low ulimit -v is one clear error, not exit 1.
+        self.uc.ctl_set_tcg_buffer_size(TCG_BUFFER_SIZE)  # type: ignore[attr-defined]  # not in the stubs
+        ensure_emulator_memory()
         # A CPU model with PCID and LA57 in CPUID; the default qemu64 model has neither.
         self.uc.ctl_set_cpu_model(X.UC_CPU_X86_ICELAKE_SERVER)
         self.step_regs = RegisterFile(self.uc, STEP_REG_IDS)

@@ -45,6 +45,7 @@ from engine.scenario.model import (
     Scenario,
     UserCode,
 )
+from engine.scenario.prescan import prescan
 from engine.scenario.reader import read_scenario_text
 from engine.trace import CheckName, ExitPath
 
@@ -59,10 +60,9 @@ class _Reader:
     def line_of(self, key: str) -> int | None:
         """The line of *key* (``sigframe.rip``, ``memory[1].size``), else of its table."""
         lines = _key_lines(self.text)
-        while key:
-            if key in lines:
-                return lines[key]
-            key = re.sub(r"(\[\d+\]|\.?[^.\[]*)$", "", key) if "." in key or "[" in key else ""
+        for name in _ancestors(key):
+            if name in lines:
+                return lines[name]
         return None
 
     def fail(self, key: str, message: str) -> ScenarioError:
@@ -153,8 +153,31 @@ _KEY_LINE = re.compile(rf"\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 _HEADER_LINE = re.compile(rf"\s*(\[\[?)\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]")
 
 
+def _ancestors(key: str) -> list[str]:
+    """*key* and the names of the tables holding it, longest first.
+
+    ``memory[1].size`` → itself, ``memory[1]``, ``memory``.  A key's own name may hold
+    any character (``"a["``, a newline): only the ``.name`` and ``[N]`` the parser adds
+    are cut, each cut shortens the name, so this always ends.
+    """
+    out = [key]
+    while m := re.search(r"(\[\d+\]|\.[A-Za-z0-9_]*)$", key):
+        if not m.start():
+            break
+        key = key[: m.start()]
+        out.append(key)
+    if "." in key:  # a dotted key the user wrote, parts of any spelling: its first part
+        out.append(key.split(".", 1)[0])
+    return out
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
+
+
 def _key_path(text: str) -> list[str]:
     """The parts of a (dotted, maybe quoted) TOML key, decoded as TOML decodes them."""
+    if _BARE_KEY.fullmatch(text):  # most keys: no parser needed (a file may have 100,000)
+        return [part.strip() for part in text.split(".")]
     try:
         data: Any = tomllib.loads(f"{text} = 0")
     except (ValueError, RecursionError):
@@ -176,7 +199,8 @@ def _key_lines(text: str) -> dict[str, int]:
     table = ""
     arrays: dict[str, int] = {}
     in_string: str | None = None  # the delimiter of the multi-line string being read
-    for number, line in enumerate(text.splitlines(), 1):
+    # split on \n alone: TOML's lines (str.splitlines also breaks at U+2028, \x85...)
+    for number, line in enumerate(text.split("\n"), 1):
         if in_string is not None:
             if in_string in line:
                 in_string = None
@@ -193,10 +217,11 @@ def _key_lines(text: str) -> dict[str, int]:
             table = path
             found.setdefault(table, number)
         elif m := _KEY_LINE.match(line):
-            parts = _key_path(m.group(1))
-            for i in range(1, len(parts) + 1):
-                name = ".".join(parts[:i])
-                found.setdefault(f"{table}.{name}" if table else name, number)
+            name = table
+            # each prefix built from the last (prescan bounds the parts to MAX_KEY_PARTS)
+            for part in _key_path(m.group(1)):
+                name = f"{name}.{part}" if name else part
+                found.setdefault(name, number)
     return found
 
 
@@ -270,6 +295,7 @@ EXPECT_KEYS = ("exit", "failed_check", "fault", "fault_cpl")
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse and validate scenario TOML *text* (named *path* in errors)."""
     r = _Reader(path, text)
+    prescan(text, path)  # before tomllib, whose work grows with the square of a key's parts
     try:
         data = tomllib.loads(text)
     except RecursionError:

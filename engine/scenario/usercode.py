@@ -174,10 +174,24 @@ def _operand_problem(rest: str) -> str | None:
     return f"{bad!r} is not accepted here"
 
 
+#: Digits in one number of user code: 2**64 has 20; Python refuses to convert more than
+#: 4,300 (a ValueError), and no value of this machine needs more than this many.
+MAX_DIGITS = 40
+_LONG_NUMBER = re.compile(
+    rf"(?<!\w)(?:0[xX][0-9A-Fa-f]{{{MAX_DIGITS + 1},}}|\d{{{MAX_DIGITS + 1},}})"
+)
+
+
 def read_statements(code: str) -> list[Statement]:
     """The statements of *code*, each classified, or a :class:`UserCodeError`."""
     out: list[Statement] = []
     for number, text, open_string in _pieces(code):
+        if m := _LONG_NUMBER.search(text):
+            raise UserCodeError(
+                f"{_show(text[:60])}: a number of {len(m.group(0))} characters; "
+                f"at most {MAX_DIGITS} digits",
+                number,
+            )
         if open_string:
             raise UserCodeError(
                 f"{_show(text)}: the string is not closed on its line", number, True

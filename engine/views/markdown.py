@@ -12,7 +12,8 @@ Learner-facing words pass through :func:`_`, the one translation hook, so that
 
 Scenario files are untrusted: every string that reaches the document is escaped for
 Markdown (inline text, code spans, table cells, fenced blocks), so a scenario's name or
-code cannot inject markup, links or HTML.
+code cannot inject markup, links or HTML, and for terminals (engine.errors.escape), so
+that its name or its program's write() output cannot send control sequences.
 """
 
 from __future__ import annotations
@@ -94,13 +95,14 @@ _AUTOLINK = re.compile(r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(@)", re.I)
 
 def esc(text: str) -> str:
     """*text* as literal inline Markdown (one line, no markup, no HTML, no autolinks)."""
-    out = _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(0), " ".join(str(text).split()))
+    one_line = escape(" ".join(str(text).split()))  # no control reaches a terminal
+    out = _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(0), one_line)
     return _AUTOLINK.sub(lambda m: "\\" + m.group(0), out)
 
 
 def code(text: str, cell: bool = True) -> str:
     """*text* as an inline code span; in a table cell a ``|`` is escaped as GFM needs."""
-    one_line = " ".join(str(text).split()) or " "
+    one_line = escape(" ".join(str(text).split())) or " "
     longest = max((len(run) for run in re.findall(r"`+", one_line)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
@@ -110,7 +112,7 @@ def code(text: str, cell: bool = True) -> str:
 
 def fenced(lines: list[str], info: str = "") -> list[str]:
     """A fenced code block holding *lines* verbatim (the fence outgrows any backtick run)."""
-    clean = [line.replace("\r", "").replace("\t", "    ") for line in lines]
+    clean = [escape(line.replace("\r", "").replace("\t", "    ")) for line in lines]
     longest = max((len(run) for line in clean for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     return [fence + info, *clean, fence]
@@ -540,7 +542,9 @@ def _document(trace: Trace) -> Iterator[str]:
 def trace_markdown(trace: Trace, lang: str = "en") -> str:
     """The run as an annotated Markdown listing, in *lang* ("en" or "ja")."""
     with _language(lang):
-        return "\n".join(_document(trace)).rstrip() + "\n"
+        # Every untrusted part was escaped where it was placed (esc, code, fenced); the
+        # document is passed through escape() once more so that no path can miss it.
+        return escape("\n".join(_document(trace)).rstrip(), keep="\n") + "\n"
 
 
 __all__ = ["LANGS", "ExportError", "code", "esc", "fenced", "trace_markdown"]

@@ -10,6 +10,8 @@ statement shapes that hang Keystone.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import re
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from engine import ScenarioError, parse_scenario, run_scenario
+from engine.errors import unsafe_characters
 from engine.views.json import trace_json
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -83,7 +86,7 @@ TABLES = ("[machine]", "[user]", "[handler]", "[handler.set]", "[sigframe]", "[e
 
 def toml_string(s: str) -> str:
     """*s* as a TOML basic string (json's escapes are TOML's, except \\u for controls)."""
-    return json.dumps(s, ensure_ascii=False).replace("\\u007f", "\\u007F")
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def random_value(c: Chooser) -> str:
@@ -190,11 +193,90 @@ def mutate(c: Chooser, text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Characters for noise: the TOML syntax, the line breaks str.splitlines knows and TOML
+# does not, controls, a C1 CSI, bidi overrides, wide and combining text.
+NOISE = (
+    "[", "]", "{", "}", "=", ".", ",", '"', "'", "\\", "#", "\n", "\r", "\t", " ", "\x00",
+    "\x1b", "\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\u202e", "\u2066", "\ufeff",
+    "日", "é", "\u0301", "🙂", "0", "9", "-", "_", "a", "x", '"""', "'" * 3, "\\u", "[[", "]]",
+)  # fmt: skip
+# Names a key part may have: bare, quoted with hostile contents, the classes that once
+# looped or blew up the line finder.
+KEY_PARTS = (
+    "a", "user", "code", "name", "set", "rip", "memory", '"a["', '"a\u2028["', '"a\\n["',
+    '"]"', "'x.y'", '"日本"', '""', '"\\u001b"', "0", "-", "a-b",
+)  # fmt: skip
+
+
+def noise(c: Chooser, text: str) -> str:
+    """*text* with a few characters inserted, deleted or replaced anywhere."""
+    chars = list(text)
+    for _ in range(c.integer(1, 8)):
+        i = c.integer(0, len(chars))
+        op = c.integer(0, 2)
+        if op == 0 or not chars:
+            chars.insert(i, pick(c, NOISE))
+        elif op == 1:
+            del chars[min(i, len(chars) - 1)]
+        else:
+            chars[min(i, len(chars) - 1)] = pick(c, NOISE)
+    return "".join(chars)
+
+
+def random_key(c: Chooser) -> str:
+    """A key of one to many parts (sometimes past the prescan's bound, or far past it)."""
+    n = pick(c, (1, 1, 1, 2, 3, 16, 17, 40, 3000))
+    sep = pick(c, (".", " . ", "."))
+    return sep.join(pick(c, KEY_PARTS) for _ in range(n))
+
+
+def toml_document(c: Chooser) -> str:
+    """A TOML document written from scratch: tables (plain, arrays, dotted, deep), keys
+    of many shapes and the values of :func:`random_value`, often with a name."""
+    lines = []
+    if c.integer(0, 3):
+        lines.append(f"name = {toml_string(pick(c, STRINGS))}")
+    for _ in range(c.integer(0, 8)):
+        kind = c.integer(0, 5)
+        if kind == 0:
+            lines.append(f"[{random_key(c)}]")
+        elif kind == 1:
+            lines.append(f"[[{random_key(c)}]]")
+        elif kind == 2:
+            lines.append(pick(c, TABLES))
+        elif kind == 3:
+            pairs = (f"{random_key(c)} = {random_value(c)}" for _ in range(c.integer(0, 3)))
+            lines.append(f"{random_key(c)} = {{ {', '.join(pairs)} }}")
+        elif kind == 4:
+            lines.append(f"{pick(c, KEYS[:40])} = {random_value(c)}")
+        else:
+            lines.append(f"{random_key(c)} = {random_value(c)}")
+    return "\n".join(lines) + "\n"
+
+
+# The numbers and text that once escaped the parser as internal errors: more digits than
+# int() converts, characters the assembler cannot read.
+CODE_HAZARDS = (
+    "mov $" + "9" * 5000 + ", %eax", "mov $0x" + "f" * 60 + ", %rax", ".quad " + "1" * 4400,
+    "mov $1, %eax；", "nop\u3000syscall", "mov $١, %eax", "jmp ラベル", "\x1b[2J", "nop # 日本語",
+)  # fmt: skip
+
+
 def case(c: Chooser) -> str:
-    """A mutated shipped scenario (sometimes random text from scratch)."""
-    if c.integer(0, 19) == 0:
+    """A scenario file: a mutated shipped one, a document from scratch, noise in either."""
+    kind = c.integer(0, 19)
+    if kind == 0:
         return "\n".join(f"{toml_string(pick(c, KEYS))} = {random_value(c)}" for _ in range(3))
-    return mutate(c, pick(c, SHIPPED)[1])
+    if kind <= 3:
+        text = toml_document(c)
+    elif kind == 4:
+        lines = with_code(pick(c, SHIPPED)[1].splitlines(), toml_string(pick(c, CODE_HAZARDS)))
+        text = "\n".join(lines) + "\n"
+    else:
+        text = mutate(c, pick(c, SHIPPED)[1])
+    if c.integer(0, 3) == 0:
+        text = noise(c, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -203,19 +285,40 @@ class Outcome:
     text: str  # the error line, or the run's stop reason
 
 
-def check_case(text: str) -> Outcome:
-    """Parse and run *text* through the engine's entry points, as `trace --json` does.
+class RawControl(AssertionError):
+    """An output held a control character raw (what would reach the terminal)."""
 
-    Returns a clean outcome; anything else (a traceback) propagates to the caller.
-    A clean error is one line; a run's JSON can be encoded.
+
+def raw_controls(text: str, keep: str = "\n") -> str:
+    """The characters of *text* that engine.errors.escape would have escaped."""
+    return "".join(sorted(unsafe_characters(text) - set(keep)))
+
+
+def check_case(text: str, step_cap: int | None = None, outputs: bool = True) -> Outcome:
+    """Parse and run *text* through the engine's entry points, as ``trace`` does.
+
+    Returns a clean outcome; anything else (a traceback) propagates to the caller.  A
+    clean error is one line without a raw control; a run is written in every ``trace
+    --format`` (with *outputs*) and none may hold a raw control (:class:`RawControl`).
+    A *step_cap* lowers the scenario's own.
     """
     try:
         sc = parse_scenario(text, "fuzz.toml")
     except ScenarioError as exc:
         line = str(exc)
-        assert "\n" not in line and "\r" not in line and "\x1b" not in line, line
-        assert line.isprintable() or all(ch.isprintable() or ch == " " for ch in line), line
+        if bad := raw_controls(line, keep=""):
+            raise RawControl(f"error line holds {bad!r}: {line[:200]!r}") from None
         return Outcome("error", line)
+    if step_cap is not None:
+        sc = dataclasses.replace(sc, step_cap=min(sc.step_cap, step_cap))
     trace = run_scenario(sc)
     json.dumps(trace_json(trace))
+    if outputs:
+        from tui.cli import TRACE_FORMATS  # the writers `trace --format` uses
+
+        for name, writer in TRACE_FORMATS.items():
+            out = io.StringIO()
+            writer(trace, out, "en")
+            if bad := raw_controls(out.getvalue()):
+                raise RawControl(f"trace --format {name} holds {bad!r}")
     return Outcome("run", trace.stopped or "")

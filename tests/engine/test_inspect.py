@@ -16,7 +16,6 @@ from functools import cache
 
 import pytest
 
-from engine.machine.idt import CEA_RO_IDT
 from engine import layout as L
 from engine import load_scenario
 from engine.constants import PT_REGS_FIELDS, TSS_sp0
@@ -26,6 +25,7 @@ from engine.inspect.expr import ExprError
 from engine.inspect.info import info_cr, info_gdt, info_idt, info_msr, info_tss
 from engine.inspect.machine_at import InspectError, MachineAt
 from engine.inspect.pagewalk import Root, Stop, canonical
+from engine.machine.idt import CEA_RO_IDT
 from tests.conftest import SCENARIOS
 from tests.engine.mmu_probe import MMU
 

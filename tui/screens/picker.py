@@ -7,6 +7,7 @@ cve-2012-0217-intel.toml), and Enter opens the highlighted file or a typed path.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +23,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from engine.errors import ScenarioError, escape
 from engine.i18n import N_, _
+from engine.scenario.prescan import prescan
+from engine.scenario.reader import read_scenario_bytes
 from tui.text import localized_bindings
 
 #: TOML files that are certainly not scenarios: a project's own configuration, typically in
 #: the working directory the debugger is started from.
 NOT_SCENARIOS = frozenset({"pyproject.toml", "Cargo.toml", "ruff.toml", ".ruff.toml"})
-
-#: Only this much of a file is read for its title: a listed file is untrusted and may be huge.
-HEAD_BYTES = 64 * 1024
 
 
 #: How deep below a listed directory the picker looks (./scenarios/selftests is one level).
@@ -103,35 +104,53 @@ def scenario_files(
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One listed scenario file."""
+    """One listed scenario file; every text in it is escaped (engine.errors.escape)."""
 
     path: Path
     title: str  # the scenario's name, or "" when it has none (or does not parse)
-    description: str  # its first paragraph, on one line
-    head: bytes  # the first bytes, to list a shipped copy of a file already listed once
+    description: str  # its first paragraph, on one line; or why the file cannot be used
+    digest: bytes  # of the file's bytes, to list a shipped copy of a file already listed once
+    note: str = ""  # the picker's own words about the file (a message to translate)
 
     @classmethod
     def read(cls, path: Path) -> Entry:
+        """The file's title, read as loading reads it: any file gives an entry, never an
+        exception (a broken one is listed with its one-line reason, to open and see)."""
         try:
-            with path.open("rb") as file:
-                head = file.read(HEAD_BYTES)
-        except OSError:
-            return cls(path, "", N_("(cannot be read)"), b"")
+            return cls._read(path)
+        except Exception as exc:  # a listed file must not end the app, whatever it holds
+            return cls(path, "", escape(f"{type(exc).__name__}: {exc}", 200), b"",
+                       N_("(not a valid scenario: open it to see why)"))  # fmt: skip
+
+    @classmethod
+    def _read(cls, path: Path) -> Entry:
+        try:
+            raw = read_scenario_bytes(path)  # a regular file of at most 1 MiB, UTF-8
+            text = raw.decode("utf-8")
+            prescan(text, path.name)  # the parser's bounds on keys and nesting, first
+            data = tomllib.loads(text)
+        except ScenarioError as exc:
+            return cls(path, "", _reason(exc.message, exc.line), b"", N_("(cannot be used)"))
+        except RecursionError:
+            return cls(path, "", _reason("not valid TOML: nested too deep"), b"",
+                       N_("(cannot be used)"))  # fmt: skip
+        except ValueError as exc:  # TOMLDecodeError, or an integer of 5,000 digits
+            return cls(path, "", _reason(f"not valid TOML: {exc}"), b"", N_("(cannot be used)"))
         title = description = ""
-        try:
-            data = tomllib.loads(head.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-            description = N_("(not a valid scenario: open it to see why)")
-        else:
-            if isinstance(data.get("name"), str):
-                title = " ".join(data["name"].split())
-            if isinstance(data.get("description"), str):
-                description = " ".join(data["description"].split("\n\n")[0].split())
-        return cls(path, title, description, head)
+        if isinstance(data.get("name"), str):
+            title = escape(" ".join(data["name"].split()), 200)
+        if isinstance(data.get("description"), str):
+            description = escape(" ".join(data["description"].split("\n\n")[0].split()), 300)
+        return cls(path, title, description, hashlib.sha256(raw).digest())
 
     @property
     def haystack(self) -> str:
         return f"{self.title} {self.path.name}".lower()
+
+
+def _reason(message: str, line: int | None = None) -> str:
+    """Why a file cannot be used, on one escaped line (the file's name is beside it)."""
+    return escape(f"line {line}: {message}" if line else message, 200)
 
 
 def match_score(query: str, haystack: str) -> int | None:
@@ -156,8 +175,8 @@ def display_dir(directory: Path) -> str:
     try:
         relative = directory.resolve().relative_to(Path.cwd().resolve())
     except (ValueError, OSError):
-        return f"{directory}/"
-    return "./" if str(relative) == "." else f"./{relative}/"
+        return escape(f"{directory}/")
+    return "./" if str(relative) == "." else escape(f"./{relative}/")
 
 
 def looks_like_path(text: str) -> bool:
@@ -209,7 +228,7 @@ class ScenarioPicker(ModalScreen[Path | None]):
         shown = display_dir(directory)
         if shown.startswith("./") or self.shipped is None or not _is_under(directory, self.shipped):
             return shown
-        return _("shipped with syscall-tui · {directory}/").format(directory=directory)
+        return _("shipped with syscall-tui · {directory}/").format(directory=escape(str(directory)))
 
     def _options(self, query: str) -> list[Option | None]:
         self._paths = {}
@@ -239,17 +258,19 @@ class ScenarioPicker(ModalScreen[Path | None]):
             shown = typed if cell_len(typed) <= PROMPT_WIDTH - 2 else _fit_left(typed)
             options.insert(0, Option(Content("  " + shown), id=option_id))
         elif typed and not self._paths:
-            none = _("no scenario matches {query}").format(query=repr(typed))
+            none = _("no scenario matches {query}").format(query=escape(repr(typed)))
             options.append(Option(Content(none), disabled=True))
         return options
 
     @staticmethod
     def _prompt(entry: Entry) -> Content:
         # Content, not markup: titles and descriptions come from untrusted files.
-        title = _fit(entry.title or entry.path.name, PROMPT_WIDTH - 2)
-        detail = entry.path.name if entry.title else ""
-        if entry.description:
-            about = _(entry.description)  # the picker's own words are messages
+        name = escape(entry.path.name, 120)  # a file name may hold controls too
+        title = _fit(entry.title or name, PROMPT_WIDTH - 2)
+        detail = name if entry.title else ""
+        # the picker's own words are messages; what the file says is never translated
+        about = " ".join(t for t in (_(entry.note) if entry.note else "", entry.description) if t)
+        if about:
             detail = f"{detail} · {about}" if detail else about
         # One row each: a wrapped description would read as another entry.
         detail = _fit(detail, PROMPT_WIDTH - 4)
