@@ -40,15 +40,11 @@ from typing import NoReturn, Protocol, TextIO
 from engine.errors import EngineError, ScenarioError, escape
 from engine.i18n import (
     LANGUAGES,
-    N_,
-    _,
-    get_language,
     language_from_env,
-    pgettext,
     set_language,
-    tr,
 )
-from engine.trace import Event, Step, Trace
+from engine.trace import Trace
+from engine.views.table import write_table
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in syscall-tui, not in the scenario
@@ -84,168 +80,8 @@ def trace_format(name: str) -> Callable[[Writer], Writer]:
     return register
 
 
-def failed_check_words(trace: Trace) -> str:
-    """The first failed check, "none" when every check that ran passed, or "no check ran"
-    when the run never reached them (a fault, the step cap)."""
-    if trace.failed_check:
-        return trace.failed_check
-    if all(c.result == "not_reached" for c in trace.checks):
-        return _("no check ran")
-    return _("none")
-
-
-def event_text(event: Event) -> str:
-    return ("[" + _("modelled") + "] " if event.modelled else "") + tr(event.text)
-
-
-#: The table's width: every line of it fits a 160-column terminal.
-TABLE_WIDTH = 160
-#: Where an event line starts, under its row.
-EVENT_INDENT = 8
-
-
-def table_text(step: Step) -> str:
-    """The instruction column: do_syscall_64 is C the engine models, not a ``retq`` that
-    ran (the stub's return is how the modelled call hands back to the entry code)."""
-    if any(e.kind == "handler" for e in step.events):
-        return "do_syscall_64 [" + _("modelled") + "]"
-    return step.text
-
-
-def wrap_at_spaces(text: str, first: str, rest: str, width: int = TABLE_WIDTH) -> list[str]:
-    """*text* in lines of at most *width* cells, broken at spaces only (a word wider than a
-    line stays whole on a line of its own).  Without Textual: `trace` does not load it."""
-    from rich.cells import cell_len
-
-    lines: list[str] = []
-    line = first
-    bare = True
-    for word in text.split(" "):
-        if not bare and cell_len(line) + 1 + cell_len(word) > width:
-            lines.append(line)
-            line, bare = rest, True
-        line = line + word if bare else f"{line} {word}"
-        bare = False
-    lines.append(line)
-    return lines
-
-
-@trace_format("table")
-def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
-    """A plain fixed-width table, then the verdict.
-
-    A row holds the step, CPL, RIP, instruction and source; its events follow on lines of
-    their own, indented under it and wrapped at spaces to TABLE_WIDTH columns, so a value
-    is never split and a 160-column terminal shows every line whole, whether the output
-    goes to a terminal, a file or a pipe.
-    """
-    from rich.cells import cell_len  # widths in terminal cells: Japanese takes two each
-
-    def pad(text: str, width: int) -> str:
-        return text + " " * max(width - cell_len(text), 0)
-
-    steps = trace.steps
-    words = {k: _(k) for k in (N_("instruction"), N_("source"), N_("events"))}
-    words["step"] = pgettext("column", "step")  # the number, not the key's action
-    number_width = max(cell_len(words["step"]), len(str(len(steps))))
-    texts = [escape(table_text(s)) for s in steps]
-    sources = [escape(tr(s.source).strip()) for s in steps]
-    text_width = min(max(map(cell_len, [*texts, words["instruction"]]), default=0), 40)
-    fixed = number_width + 2 + 3 + 2 + 16 + 2 + text_width + 2
-    source_width = min(max(map(cell_len, sources), default=0), TABLE_WIDTH - fixed)
-    indent = " " * EVENT_INDENT
-    write = out.write
-    # Everything a scenario wrote is escaped: no control character reaches the terminal.
-    write(escape(f"{trace.scenario} · {trace.kernel} · {trace.cpu}") + "\n")
-    header = (
-        f"{' ' * (number_width - cell_len(words['step']))}{words['step']}  CPL  {'rip':<16}  "
-        f"{pad(words['instruction'], text_width)}  {words['source']}"
-    )
-    write(header.rstrip() + "\n")
-    write(f"{indent}{words['events']}\n")
-    rows = []
-    for s, text, source in zip(steps, texts, sources, strict=True):
-        if cell_len(source) > source_width:
-            source = source[: max(source_width - 1, 0)] + "…"
-        row = (
-            f"{s.number:>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
-            f"{pad(text, text_width)}  {source}"
-        )
-        rows.append(row.rstrip())
-        for event in s.events:
-            rows.extend(wrap_at_spaces(escape(event_text(event)), indent + "• ", indent + "  "))
-    if rows:
-        write("\n".join(rows))
-        write("\n")
-    write_verdict(trace, out)
-
-
-#: A check's state in the words of the checks panel and the help (JSON keeps the names).
-#: At the end of a trace a check not reached was never made: skipped.
-RESULT_WORDS = {
-    "pass": N_("pass"),
-    "fail": N_("FAIL"),
-    "not_reached": N_("skipped"),
-    "removed": N_("REMOVED"),
-}
-
-
-def write_verdict(trace: Trace, out: TextIO) -> None:
-    from rich.cells import cell_len
-
-    from engine.checks import describe
-    from engine.constants import flag_names
-    from engine.views.markdown import EXIT_NAMES
-
-    labels = {k: _(k) for k in (N_("steps:"), N_("exit path:"), N_("failed check:"),
-                                N_("fault:"), N_("final:"), N_("stopped:"))}  # fmt: skip
-    width = max(max(cell_len(label) for label in labels.values()) + 1, 14)
-
-    def head(label: str) -> str:
-        return labels[label] + " " * (width - cell_len(labels[label]))
-
-    final = trace.final
-    # English keeps the machine words (scripts read them); another language gets words.
-    english = get_language() == "en"
-    exit_word = (trace.exit if english else EXIT_NAMES.get(trace.exit or "", trace.exit)) or "—"
-
-    lines = [
-        f"{head('steps:')}{len(trace.steps)}",
-        f"{head('exit path:')}{exit_word}",
-        f"{head('failed check:')}{failed_check_words(trace)}",
-    ]
-    # 6.12's rip_below_task_size_max is longer than the others: size the column to it
-    name_width = max((len(c.name) for c in trace.checks), default=0)
-    results = {r: _(w) for r, w in RESULT_WORDS.items()}
-    result_width = max(12, *(cell_len(w) + 1 for w in results.values()))
-
-    def result(check: str) -> str:
-        word = results.get(check, check)
-        return word + " " * (result_width - cell_len(word))
-
-    lines.extend(
-        f"  {result(c.result)}{c.name:{name_width}} {escape(tr(describe(c)))}".rstrip()
-        for c in trace.checks
-    )
-    if trace.handler:
-        lines.append("do_syscall_64: " + escape("; ".join(tr(line) for line in trace.handler)))
-    if trace.fault:
-        lines.append(f"{head('fault:')}{escape(tr(trace.fault.describe()))}")
-    if final is not None:
-        lines.append(
-            f"{head('final:')}CPL {trace.final_cpl}  RIP {final.rip:#x}  RSP {final.rsp:#x}  "
-            f"RFLAGS {final.rflags:#x} [{' '.join(flag_names(final.rflags))}]"
-        )
-    lines.append(f"{head('stopped:')}{escape(tr(trace.stopped or ''))}")
-    # A long fault or handler line goes on under its label, as the events do under a row.
-    wrapped = [
-        part
-        for line in lines
-        for part in (
-            wrap_at_spaces(line, "", " " * width) if cell_len(line) > TABLE_WIDTH else [line]
-        )
-    ]
-    out.write("\n".join(wrapped) + "\n")
+# The table lives with the other views of a trace (engine.views.table); registered here.
+TRACE_FORMATS["table"] = write_table
 
 
 @trace_format("json")

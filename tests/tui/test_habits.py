@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Tabs
 
 from engine.run.cached import run_file
+from engine.views.table import table_text, write_table
 from tests.tui.helpers import (
     SCENARIOS,
     make_app,
@@ -22,7 +23,7 @@ from tests.tui.helpers import (
 )
 from tests.tui.test_keys import debugger, status_text, toasts
 from tui.app import SyscallTuiApp
-from tui.cli import TRACE_FORMATS, table_text, write_table
+from tui.cli import TRACE_FORMATS
 from tui.screens.debugger import DebuggerScreen, layout_for
 from tui.screens.picker import ScenarioPicker
 from tui.widgets.checks import VerdictBar
