@@ -171,6 +171,8 @@ def _operand_problem(rest: str) -> str | None:
         return None
     if bad == "/":
         return "'/' is not accepted in user code (Keystone reads /* and // as comments)"
+    if not bad.isascii():
+        return f"character {bad!r} (U+{ord(bad):04X}) is not ASCII"
     return f"{bad!r} is not accepted here"
 
 
