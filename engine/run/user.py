@@ -6,7 +6,7 @@ transition itself (Intel SDM vol. 2B), each from engine.machine.modelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from unicorn import x86_const as X
 
@@ -36,7 +36,7 @@ from engine.machine.modelled import (
     syscall_transition,
     sysenter_faults,
 )
-from engine.trace import Event, EventKind
+from engine.trace import Event, EventKind, Regs
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -55,6 +55,14 @@ def long_mode_cs(selector: int) -> bool:
     if selector & 4 or index >= len(GDT_DESCRIPTORS):
         return False
     return bool(GDT_DESCRIPTORS[index] >> 53 & 1)
+
+
+class _UserState(NamedTuple):
+    regs: Regs
+    gprs: list[int]  # the general registers, as engine.machine.regfile reads them
+    fs: int
+    gs: int
+    kernel_gs: int
 
 
 class UserActions:
@@ -149,17 +157,33 @@ class UserActions:
         )
         self.run.stop(N_("stopped at int $0x80 (entry_INT80_compat is not modelled yet)"))
 
+    def _user_state(self) -> _UserState:
+        """What SYSCALL (either kind) keeps of the user's state before Unicorn's helper runs."""
+        m = self.run.m
+        fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
+        return _UserState(self.run.rec.read_regs(), m.gprs.read(), fs, gs, kgs)
+
+    def _to_ring0(self, saved: _UserState, gs_base: int, kernel_gs_base: int) -> None:
+        """Back to the saved CPL-0 context (CS/SS with kernel attributes), with the user's
+        general registers, CR3 and FS base, and the two GS bases given."""
+        m = self.run.m
+        m.restore_kernel_context()
+        m.gprs.write(saved.gprs)
+        self.run.uc.reg_write(X.UC_X86_REG_CR3, saved.regs.cr3)
+        m.write_msr(MSR_FS_BASE, saved.fs)
+        m.write_msr(MSR_GS_BASE, gs_base)
+        m.write_msr(MSR_KERNEL_GS_BASE, kernel_gs_base)
+
     def syscall(self) -> None:
         """model: the SYSCALL ring transition (Intel SDM vol. 2B), which Unicorn skips."""
         run = self.run
         if run.fred:
             self.fred_syscall()
             return
-        m, uc = run.m, run.uc
+        m = run.m
         assert run.syscall_hit is not None
-        before = run.rec.read_regs()
-        gprs = m.gprs.read()
-        fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
+        saved = self._user_state()
+        before = saved.regs
         eff = syscall_transition(
             run.syscall_hit + SYSCALL_SIZE,
             before.rflags,
@@ -167,14 +191,8 @@ class UserActions:
             m.read_msr(MSR_LSTAR),
             m.read_msr(MSR_STAR),
         )
-        # Back to the saved CPL-0 context (CS/SS with kernel attributes), then put back
-        # everything SYSCALL leaves alone.
-        m.restore_kernel_context()
-        m.gprs.write(gprs)
-        uc.reg_write(X.UC_X86_REG_CR3, before.cr3)
-        m.write_msr(MSR_FS_BASE, fs)
-        m.write_msr(MSR_GS_BASE, gs)
-        m.write_msr(MSR_KERNEL_GS_BASE, kgs)
+        # Everything SYSCALL leaves alone, GS bases included (swapgs is the kernel's job).
+        self._to_ring0(saved, saved.gs, saved.kernel_gs)
         m.transition_regs.write((eff.rcx, eff.r11, eff.rflags, eff.rip))
         run.event(
             Event(
@@ -199,9 +217,8 @@ class UserActions:
         run = self.run
         m, uc = run.m, run.uc
         assert run.syscall_hit is not None
-        before = run.rec.read_regs()
-        gprs = m.gprs.read()
-        fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
+        saved = self._user_state()
+        before = saved.regs
         d = fred_syscall_delivery(
             run.syscall_hit + SYSCALL_SIZE,
             before.rflags,
@@ -220,15 +237,9 @@ class UserActions:
         run.rec.wrote(d.rsp)
         if run.recording is not None and run.recording.pending is not None:
             run.recording.pending.writes.extend(words)
-        # Back to the saved CPL-0 context (CS/SS with kernel attributes); every general
-        # register, RCX and R11 included, keeps its user value.
-        m.restore_kernel_context()
-        m.gprs.write(gprs)
-        uc.reg_write(X.UC_X86_REG_CR3, before.cr3)
-        m.write_msr(MSR_FS_BASE, fs)
-        # FRED event delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst)
-        m.write_msr(MSR_GS_BASE, kgs)
-        m.write_msr(MSR_KERNEL_GS_BASE, gs)
+        # Every general register, RCX and R11 included, keeps its user value; FRED event
+        # delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst).
+        self._to_ring0(saved, saved.kernel_gs, saved.gs)
         uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
         uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
         uc.reg_write(X.UC_X86_REG_RIP, d.rip)

@@ -71,7 +71,8 @@ def is_user_state(step: dict) -> bool:
 
 
 def canonical(text: str) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
-    """(mnemonic, registers, immediates) of one AT&T instruction, gdb's or Capstone's."""
+    """(mnemonic, registers, immediates) of one AT&T instruction, gdb's, objdump's or
+    Capstone's (the handed-in traces in test_oracle.py and the fixtures use it alike)."""
     text = text.split("#")[0].split("<")[0].strip()
     mnem, _, ops = text.partition(" ")
     mnem = _ALIAS.get(mnem, mnem)

@@ -34,6 +34,7 @@ from engine.kernel.common_c import C_CONDITION
 from engine.kernel.variants import C_CHECKS
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
 from engine.trace import Trace
+from tests.engine.oracle_diff import canonical
 
 ORACLE = Path(__file__).parent / "oracle"
 CASES = [tuple(p.stem.split("_")) for p in sorted(ORACLE.glob("v*_*.json"))]
@@ -73,25 +74,6 @@ def scenario_text(kernel: str, case: str) -> str:
 @cache
 def replay(kernel: str, case: str) -> Trace:
     return Session(parse_scenario(scenario_text(kernel, case), "oracle.toml")).run()
-
-
-_SUFFIXED = {"mov", "push", "pop", "cmp", "test", "xor", "and", "or", "shl", "sar", "shr",
-             "add", "sub", "call", "ret", "bt", "bts", "btr", "nop", "jmp"}  # fmt: skip
-_ALIAS = {"jnz": "jne", "jz": "je", "jnc": "jae", "jc": "jb"}
-
-
-def canonical(text: str) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
-    """(mnemonic, registers, immediates) of one AT&T instruction, objdump's or Capstone's."""
-    text = text.split("#")[0].split("<")[0].strip()
-    mnem, _, ops = text.partition(" ")
-    mnem = _ALIAS.get(mnem, mnem)
-    if mnem[-1:] in "bwlq" and mnem[:-1] in _SUFFIXED:
-        mnem = mnem[:-1]
-    regs = tuple(re.findall(r"%(\w+)", ops))
-    if mnem == "xchg" and regs == ("ax", "ax"):  # the 2-byte NOP, as objdump prints it
-        mnem, regs = "nop", ()
-    imms = tuple(int(v, 0) & (2**64 - 1) for v in re.findall(r"\$(-?(?:0x)?[0-9a-f]+)", ops))
-    return mnem, regs, imms
 
 
 def kernel_steps(trace: Trace) -> list:
