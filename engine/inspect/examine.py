@@ -22,6 +22,7 @@ from engine.inspect.expr import ExprContext, evaluate
 from engine.inspect.machine_at import LIVE, InspectError, MachineAt
 from engine.inspect.pagewalk import Root, stop_text
 from engine.machine.paging import ADDR_MASK, P
+from engine.run.recorder import FRED_INFO_SIZE, FRED_INFO_SLOTS
 
 #: The most units one ``x`` reads (a screenful is a few dozen).
 MAX_COUNT = 4096
@@ -134,6 +135,7 @@ class Annotator:
         lay = m.layout
         self.top = lay.task_stack_top
         self.pt_base = at.pt_regs_base
+        self.fred = m.config.fred
         self.regions: list[tuple[int, int, str]] = [
             (lay.task_stack_base, lay.task_stack_top, "task stack"),
             (L.CEA_ENTRY_STACK, L.ENTRY_STACK_TOP, "entry stack (cpu_entry_area)"),
@@ -180,6 +182,10 @@ class Annotator:
         off = address - self.pt_base
         if 0 <= off < PT_REGS_SIZE and off % 8 == 0:
             out.append(Note(NoteKind.PT_REGS, f"regs->{PT_REGS_FIELDS[off // 8]}"))
+        elif self.fred and 0 <= off - PT_REGS_SIZE < FRED_INFO_SIZE and off % 8 == 0:
+            # struct fred_frame ends with struct fred_info above pt_regs (asm/fred.h)
+            name = FRED_INFO_SLOTS[(off - PT_REGS_SIZE) // 8]
+            out.append(Note(NoteKind.FRAME, f"FRED frame: fred_info.{name}"))
         elif self.frame.get(address):
             out.append(Note(NoteKind.FRAME, f"entry frame: {self.frame[address]}"))
         where = self.region(address)

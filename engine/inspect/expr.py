@@ -5,7 +5,9 @@ the step (``$rax`` ... ``$r15``, ``$rip``/``$pc``, ``$rsp``/``$sp``, ``$rflags``
 ``$cs``, ``$ss``, ``$fs_base``, ``$gs_base``, ``$kernel_gs_base``, ``$cr3``) or the
 *address* of a struct pt_regs slot (``regs->ip``, or ``regs.ip`` where a shell would
 read ``>`` as a redirection: the slot at the top of the task stack); terms join with
-``+`` and ``-``, and brackets group.  Values wrap at 64 bits.  Anything else is an
+``+`` and ``-``, and brackets group.  A breakpoint's condition (:func:`holds`) compares
+expressions with ``==`` ``!=`` ``<`` ``>`` ``<=`` ``>=`` and joins them with ``&&`` and
+``||``.  Values wrap at 64 bits.  Anything else is an
 :class:`ExprError` whose one line says what was wrong and where.  The text is
 untrusted: its length is bounded, and it is only tokenised, never evaluated as code.
 """
@@ -29,7 +31,7 @@ REG_ALIASES = {"pc": "rip", "sp": "rsp", "eflags": "rflags"}
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>0[xX][0-9a-fA-F_]+|\d[\d_]*)|(?P<reg>\$[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<slot>regs(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)|(?P<label>[A-Za-z_.][A-Za-z0-9_.$]*)"
-    r"|(?P<op>[-+()]))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+()<>]))"
 )
 
 MASK64 = (1 << 64) - 1
@@ -72,8 +74,26 @@ def _tokens(text: str) -> Iterable[tuple[str, str, int]]:
         pos = m.end()
 
 
+#: The comparisons a condition may use, and what each means of two unsigned values.
+COMPARE = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
+}  # fmt: skip
+
+
 def evaluate(text: str, ctx: ExprContext) -> int:
     """The 64-bit value of address expression *text* in *ctx*."""
+    return _evaluate(text, ctx, condition=False)
+
+
+def holds(text: str, ctx: ExprContext) -> bool:
+    """Whether condition *text* holds in *ctx*: comparisons of expressions (``==``,
+    ``!=``, ``<``, ``>``, ``<=``, ``>=``, unsigned as gdb compares addresses) joined by
+    ``&&`` and ``||``; a bare expression holds when it is not zero."""
+    return bool(_evaluate(text, ctx, condition=True))
+
+
+def _evaluate(text: str, ctx: ExprContext, *, condition: bool) -> int:
     if len(text) > MAX_EXPR:
         raise ExprError(f"expression longer than {MAX_EXPR} characters")
     if not text.strip():
@@ -130,7 +150,34 @@ def evaluate(text: str, ctx: ExprContext) -> int:
             v = v + term() if tok[1] == "+" else v - term()
         return v
 
-    value = expr()
+    def comparison() -> int:
+        nonlocal pos
+        v = expr()
+        tok = peek()
+        if tok is not None and tok[0] == "op" and tok[1] in COMPARE:
+            pos += 1
+            return int(COMPARE[tok[1]](v & MASK64, expr() & MASK64))
+        return v
+
+    def conjunction() -> int:
+        nonlocal pos
+        v = comparison()
+        while (tok := peek()) is not None and tok[1] == "&&":
+            pos += 1
+            right = comparison()
+            v = int(bool(v) and bool(right))
+        return v
+
+    def disjunction() -> int:
+        nonlocal pos
+        v = conjunction()
+        while (tok := peek()) is not None and tok[1] == "||":
+            pos += 1
+            right = conjunction()
+            v = int(bool(v) or bool(right))
+        return v
+
+    value = disjunction() if condition else expr()
     if pos != len(toks):
         _, extra, col = toks[pos]
         raise ExprError(f"unexpected {extra!r} at column {col + 1} of {text!r}")
@@ -138,5 +185,6 @@ def evaluate(text: str, ctx: ExprContext) -> int:
 
 
 __all__ = [
-    "MAX_EXPR", "ExprContext", "ExprError", "evaluate", "register_names", "slot_names",
+    "MAX_EXPR", "ExprContext", "ExprError", "evaluate", "holds", "register_names",
+    "slot_names",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from engine.errors import EngineError
 from engine.inspect.pagewalk import PageWalkReport, Root, RootWalk, walk_root
 from engine.machine.core import Machine
 from engine.run.memlog import MemoryHistory
+from engine.run.recorder import FRED_INFO_SIZE
 from engine.run.session import Session
 from engine.scenario.model import Scenario
 from engine.trace import Regs, Step, Trace
@@ -112,8 +113,12 @@ class MachineAt:
 
     @property
     def pt_regs_base(self) -> int:
-        """Where struct pt_regs sits: at the top of the task stack."""
-        return self.machine.layout.task_stack_top - PT_REGS_SIZE
+        """Where struct pt_regs sits: at the top of the task stack, or on a FRED machine
+        under the 16 bytes of struct fred_info that end struct fred_frame (asm/fred.h)."""
+        top = self.machine.layout.task_stack_top
+        if self.machine.config.fred:
+            top -= FRED_INFO_SIZE
+        return top - PT_REGS_SIZE
 
     # -- memory at a step -------------------------------------------------------------
     def read_phys(self, step: int, address: int, size: int) -> bytes | None:

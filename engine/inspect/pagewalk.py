@@ -61,7 +61,7 @@ def stop_text(result: WalkResult, levels: int) -> str:
     if result.stop is Stop.NO_MEMORY:
         return f"the level-{result.stop_level} table is not in emulated memory"
     size = {4096: "4 KiB", 2 << 20: "2 MiB", 1 << 30: "1 GiB"}.get(result.page_size or 0, "?")
-    parts = [f"mapped: {size} page at {result.physical:#x}"]
+    parts = [f"mapped: {size} page, physical address {result.physical:#x}"]
     if result.user_denied_at is not None:
         parts.append(f"US=0 at level {result.user_denied_at}: a CPL-3 access faults")
     if result.read_only_at is not None:

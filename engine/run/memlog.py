@@ -159,6 +159,22 @@ class MemoryHistory:
             return h.checkpoints[count // CHECKPOINT_EVERY - 1]
         return bytes(self._replay(page, h, count))
 
+    def steps_writing(self, address: int, size: int) -> tuple[int, ...]:
+        """The steps that wrote any of the *size* bytes at physical *address*, in order
+        (a write watch: every store counts, whether or not it changed the value)."""
+        found: set[int] = set()
+        end = address + size
+        page = address & _PAGE_MASK
+        while page < end:
+            h = self._pages.get(page)
+            if h is not None:
+                for step, (offset, data) in zip(h.steps, h.writes, strict=True):
+                    start = page + offset
+                    if start < end and address < start + len(data):
+                        found.add(step)
+            page += PAGE
+        return tuple(sorted(found))
+
     def read_phys(self, step: int, address: int, size: int) -> bytes | None:
         """*size* bytes at physical *address* at *step*; None if any of them is not memory."""
         out = bytearray()

@@ -129,6 +129,15 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class DebugSettings:
+    """A scenario's [debug] table: the debugger's set-up when it opens the file."""
+
+    breaks: tuple[str, ...] = ()  # break arguments: "LABEL", "N", "*EXPR", "... if COND"
+    watches: tuple[str, ...] = ()  # watch arguments: "regs->ip", "$rsp+8"
+    shows: tuple[str, ...] = ()  # x or walk command lines pinned to their panels
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A parsed, validated scenario."""
 
@@ -152,3 +161,4 @@ class Scenario:
     step_cap: int = DEFAULT_STEP_CAP
     #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
     not_removed: tuple[str, ...] = ()
+    debug: DebugSettings = DebugSettings()

@@ -39,6 +39,7 @@ from engine.scenario.model import (
     MAX_STEP_CAP,
     SIGFRAME_FIELDS,
     USER_REGS,
+    DebugSettings,
     Expect,
     MachineConfig,
     MemoryRange,
@@ -282,7 +283,11 @@ def _statement_line(reader: _Reader, source: str, number: int) -> int | None:
 NONE = "none"
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
-            "step_cap")  # fmt: skip
+            "step_cap", "debug")  # fmt: skip
+DEBUG_KEYS = ("break", "watch", "show")
+#: Entries one [debug] array may hold, and characters one entry may have (a command line).
+MAX_DEBUG_ENTRIES = 16
+MAX_DEBUG_TEXT = 256
 MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred")
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
@@ -421,12 +426,55 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     step_cap = r.integer(
         data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
     )
+    debug = _debug(r, data)
     return Scenario(
         name=name, path=path, description=description, kernel=kernel, machine=config,
         regs=regs, rip=rip, rsp=rsp, rflags=rflags | 0x2, fs_base=fs_base, gs_base=gs_base,
         code=code, memory=tuple(memory), handler_set=handler_set, pid=pid, sigframe=sigframe,
-        expect=expect, step_cap=step_cap,
+        expect=expect, step_cap=step_cap, debug=debug,
     )  # fmt: skip
+
+
+def _debug(r: _Reader, data: dict[str, Any]) -> DebugSettings:
+    """The [debug] table: what the debugger sets up when it opens the file (a lesson's
+    breakpoints, watchpoints and pinned x/walk commands).  Checked here for its shape;
+    what each entry names (a label, a slot, a line) is checked against the run by the
+    debugger, which reports a bad one with its key."""
+    d = r.table(data, "debug", DEBUG_KEYS)
+    out: dict[str, tuple[str, ...]] = {}
+    for key in DEBUG_KEYS:
+        value = d.get(key, [])
+        if not isinstance(value, list):
+            raise r.fail(f"debug.{key}", f"expected an array of strings, got {_kind(value)}")
+        if len(value) > MAX_DEBUG_ENTRIES:
+            raise r.fail(f"debug.{key}", f"{len(value)} entries; at most {MAX_DEBUG_ENTRIES}")
+        entries = []
+        for i, entry in enumerate(value):
+            name = f"debug.{key}[{i}]"
+            text = r.string(entry, name).strip()
+            if not text:
+                raise r.fail(name, "empty entry")
+            if len(text) > MAX_DEBUG_TEXT:
+                raise r.fail(name, f"longer than {MAX_DEBUG_TEXT} characters")
+            if not text.isprintable():
+                raise r.fail(name, f"a control character in {_show(text)}")
+            head = text.split()[0]
+            if key == "show" and head != "walk" and not re.fullmatch(r"x(/\w*)?", head):
+                raise r.fail(name, f"expected an x/N ADDR or walk ADDR command, got {_show(text)}")
+            entries.append(text)
+        out[key] = tuple(entries)
+    return DebugSettings(out["break"], out["watch"], out["show"])
+
+
+def read_debug(text: str, path: str) -> DebugSettings:
+    """Only the [debug] table of scenario *text* (the debugger reads it from a file that
+    has already run, without parsing the rest again)."""
+    prescan(text, path)
+    try:
+        data = tomllib.loads(text)
+    except (RecursionError, ValueError):
+        raise ScenarioError(path, None, "not valid TOML") from None
+    return _debug(_Reader(path, text), data)
 
 
 def _check_memory(

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.errors import escape
+from engine.inspect.breakpoints import Hit, Point, PointKind
+from engine.inspect.command import PointsAnswer
 from engine.inspect.examine import Examination, Unit
 from engine.inspect.info import GdtInfo, IdtInfo, Info, TssInfo
 from engine.inspect.pagewalk import PageWalkReport, RootWalk, stop_text
@@ -192,3 +195,39 @@ def info_lines(info: Info) -> list[str]:
 
 
 __all__ = ["info_lines", "root_walk_json", "walk_json", "walk_lines", "x_json", "x_lines"]
+
+
+def _point_text(p: Point) -> str:
+    cond = f" if {escape(p.condition)}" if p.condition is not None else ""
+    stops = len(p.positions)
+    at = ", ".join(str(q) for q in p.positions[:8]) + (" ..." if stops > 8 else "")
+    reached = f"stops {stops}x, at step {at}" if stops else "never reached in this run"
+    return f"{escape(p.spec)}{cond} — {p.where}; {reached}"
+
+
+def point_line(p: Point) -> str:
+    """One point as ``info break`` lists it: number, kind, what it is on, its stops."""
+    return f"{p.number:<3} {p.kind:<10} {_point_text(p)}"
+
+
+def points_lines(answer: PointsAnswer) -> list[str]:
+    """What break, watch, delete and ``info break`` say."""
+    if answer.added is not None:
+        p = answer.added
+        return [f"{p.kind.capitalize()} {p.number}: {_point_text(p)}"]
+    if answer.deleted:
+        return ["deleted " + ", ".join(str(n) for n in answer.deleted)]
+    if not answer.points.points:
+        return ["no breakpoints or watchpoints"]
+    return ["Num Type       What — where; stops", *map(point_line, answer.points.points)]
+
+
+def hit_line(hit: Hit) -> str:
+    """Why ``continue`` stopped here: the point, and a watch's old and new value."""
+    p = hit.point
+    head = f"{p.kind.capitalize()} {p.number}, {escape(p.spec)}"
+    if p.kind is PointKind.WATCH:
+        old = "unmapped" if hit.old is None else f"{hit.old:#x}"
+        new = "unmapped" if hit.new is None else f"{hit.new:#x}"
+        return f"{head}: {old} → {new} (step {hit.position})"
+    return f"{head} (step {hit.position})"

@@ -248,7 +248,7 @@ def test_command_lines_answer_with_the_inspection_results() -> None:
     for bad in ("", "y 1", "x", "x/9999999g 0", "x 0 --root", "x 0 --root up", "info", "walk"):
         with pytest.raises((CommandError, InspectError)):
             run_command(at, 1, bad)
-    assert completions(at, "wa") == ("walk",)
+    assert completions(at, "wa") == ("walk", "watch")
     assert completions(at, "info t") == ("tss",)
     assert "regs->ip" in completions(at, "x/8g regs->i")
     assert "$rsp" in completions(at, "walk $rs")

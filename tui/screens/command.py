@@ -1,8 +1,10 @@
-"""The ``:`` prompt: x, walk and info at the step on screen, answered in the dialog.
+"""The ``:`` prompt: x, walk, info, break, watch and delete at the step on screen.
 
-The machine behind the answers is built in this process the first time a command runs
-(the scenario run again with its memory log, engine.inspect.machine_at; runs are
-deterministic, and its steps are checked against the trace on screen).  Up and down walk
+The machine behind the answers is the debugger's (built in this process the first time a
+command runs: the scenario run again with its memory log, engine.inspect.machine_at); the
+dialog answers in its own box and tells the debugger what ran (messages up, through the
+callback it was given): x and walk pin the memory and walk panels, break, watch and delete
+give the debugger its new points.  Up and down walk
 the history, Tab completes the last word.  Every answer is plain text (engine.views.inspect),
 shown as Text, never markup; an error is one line.
 """
@@ -21,10 +23,13 @@ from textual.widgets import Input, Label, Static
 
 from engine.errors import EngineError, escape
 from engine.i18n import N_, _
-from engine.trace import Trace
 from tui.text import localized_bindings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from engine.inspect.breakpoints import Points
+    from engine.inspect.command import Answer
     from engine.inspect.machine_at import MachineAt
 
 #: Lines typed this session, newest last (shared by every prompt the app opens).
@@ -32,22 +37,30 @@ HISTORY: list[str] = []
 MAX_HISTORY = 200
 
 
-def answer_lines(at: MachineAt, step: int, line: str) -> list[str]:
-    """The text of the answer to *line* at *step*, or its one-line error."""
-    from engine.inspect.command import run_command
+def answer_text(result: Answer) -> list[str]:
+    """The text of one answer."""
+    from engine.inspect.command import PointsAnswer
     from engine.inspect.examine import Examination
     from engine.inspect.pagewalk import PageWalkReport
-    from engine.views.inspect import info_lines, walk_lines, x_lines
+    from engine.views.inspect import info_lines, points_lines, walk_lines, x_lines
 
-    try:
-        result = run_command(at, step, line)
-    except EngineError as exc:
-        return [escape(str(exc))]
+    if isinstance(result, PointsAnswer):
+        return points_lines(result)
     if isinstance(result, Examination):
         return x_lines(result)
     if isinstance(result, PageWalkReport):
         return walk_lines(result)
     return info_lines(result)
+
+
+def answer_lines(at: MachineAt, step: int, line: str) -> list[str]:
+    """The text of the answer to *line* at *step*, or its one-line error."""
+    from engine.inspect.command import run_command
+
+    try:
+        return answer_text(run_command(at, step, line))
+    except EngineError as exc:
+        return [escape(str(exc))]
 
 
 class CommandDialog(ModalScreen[None]):
@@ -62,18 +75,31 @@ class CommandDialog(ModalScreen[None]):
         Binding("tab", "complete", show=False, priority=True),
     ]
 
-    def __init__(self, trace: Trace, source: bytes | None, step: int) -> None:
+    def __init__(
+        self,
+        step: int,
+        machine: Callable[[], MachineAt],
+        points: Callable[[], Points],
+        answered: Callable[[str, Answer], None],
+    ) -> None:
         super().__init__()
-        self.trace = trace
-        self.source = source
         self.step = step
-        self._at: MachineAt | None = None
+        self.machine = machine
+        self._points = points
+        self._answered = answered
         self._back = len(HISTORY)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="command"):
             yield Label(
-                _("x/N[gwhbis] ADDR [--root user|kernel|live], walk ADDR, info gdt|tss|idt|cr|msr")
+                _(
+                    "x/N[gwhbis] ADDR [--root user|kernel|live], walk ADDR, "
+                    "info gdt|tss|idt|cr|msr|break"
+                ),
+                markup=False,  # the brackets are the syntax's, not markup
+            )
+            yield Label(
+                _("break LABEL|LINE|*ADDR [if COND], watch ADDR|SLOT, delete [N]"), markup=False
             )
             yield Input(placeholder="walk $rsp", id="command-line")
             with VerticalScroll(id="answer-scroll"):
@@ -82,24 +108,6 @@ class CommandDialog(ModalScreen[None]):
     def on_mount(self) -> None:
         localized_bindings(self)
         self.query_one("#command").border_title = _("step {step}").format(step=self.step)
-
-    def machine(self) -> MachineAt:
-        if self._at is None:
-            from engine.errors import ScenarioError
-            from engine.inspect.machine_at import InspectError, MachineAt
-            from engine.scenario.parse import parse_scenario
-
-            if self.source is None or self.trace.path is None:
-                raise InspectError("this trace has no scenario file to run again")
-            try:
-                text = self.source.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ScenarioError(self.trace.path, None, "not UTF-8 text") from None
-            at = MachineAt.run(parse_scenario(text, self.trace.path))
-            if at.trace.steps != self.trace.steps:
-                raise InspectError("running the scenario again gave another run")
-            self._at = at
-        return self._at
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -110,10 +118,16 @@ class CommandDialog(ModalScreen[None]):
             HISTORY.append(line)
             del HISTORY[:-MAX_HISTORY]
         self._back = len(HISTORY)
+        from engine.inspect.command import run_command
+
         try:
-            lines = answer_lines(self.machine(), self.step, line)
+            answer = run_command(self.machine(), self.step, line, self._points())
+            lines = answer_text(answer)
         except EngineError as exc:
             lines = [escape(str(exc))]
+        else:
+            self._answered(line, answer)
+            event.input.value = ""  # as a prompt does: the next command starts empty
         self.query_one("#answer", Static).update(Text("\n".join(lines)))
 
     def action_history(self, delta: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual._context import active_app
@@ -32,6 +32,7 @@ from tui.screens.timeline import Timeline
 from tui.text import localized_bindings
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
 from tui.widgets.expansion import ExpansionView, MacroExpansion
+from tui.widgets.inspect import MemoryPanel, MemoryView, WalkPanel, WalkView
 from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.msrs import MsrPanel, MsrView
 from tui.widgets.note import NotePanel, NoteView, c_step_note, kernel_note, user_note
@@ -41,6 +42,11 @@ from tui.widgets.roots import RootsPanel, RootsView
 from tui.widgets.source import Listing, SourceListing
 from tui.widgets.stack import StackPanel, StackView, rows_needed, stack_title
 from tui.widgets.status import FaultBanner, NowBar, StatusLine
+
+if TYPE_CHECKING:
+    from engine.inspect.breakpoints import Points
+    from engine.inspect.command import Answer
+    from engine.inspect.machine_at import MachineAt
 
 #: The layouts, chosen from what fits rather than from one size.
 #:
@@ -60,7 +66,7 @@ MEDIUM_MIN_HEIGHT = 6 + 12 + 8 + 4
 #: Anything smaller: one panel at a time, with the current line and the verdict pinned.
 
 #: The panels the medium layout shows beside the code.
-SIDE_PANELS = ("registers", "stack", "msrs", "roots", "checks")
+SIDE_PANELS = ("registers", "stack", "msrs", "roots", "checks", "memory", "walk")
 
 
 def layout_for(width: int, height: int) -> str:
@@ -81,6 +87,8 @@ PANELS: tuple[tuple[str, str], ...] = (
     ("msrs", N_("MSRs")),
     ("roots", N_("CR3")),
     ("checks", N_("checks")),
+    ("memory", N_("memory")),
+    ("walk", N_("walk")),
 )
 
 
@@ -102,7 +110,7 @@ END_NOTICE_SECONDS = 4
 
 #: Help rows for keys that are not the debugger screen's own bindings.
 HELP_EXTRA = (
-    ("1`–`7", N_("pick a panel when the panels are tabs")),
+    ("1`–`9", N_("pick a panel when the panels are tabs")),
     ("ctrl+p", N_("command palette: every action, and each scenario to open")),
     ("q", N_("quit")),
 )
@@ -129,8 +137,19 @@ class DebuggerScreen(Screen[None]):
             "c",
             "continue_run",
             N_("continue"),
-            tooltip=N_("Run to the next event: CR3 switch, swapgs, a check verdict, the exit"),
+            tooltip=N_(
+                "Run to the next breakpoint, watchpoint or event: CR3 switch, swapgs, a check "
+                "verdict, the exit"
+            ),
             id="continue",
+        ),
+        Binding(
+            "C",
+            "continue_back",
+            N_("continue back"),
+            tooltip=N_("Run backwards to the previous breakpoint, watchpoint or event"),
+            show=False,
+            id="continue-back",
         ),
         Binding("g", "go_to", N_("go to"), tooltip=N_("Jump to step N"), id="go-to"),
         Binding(
@@ -156,7 +175,14 @@ class DebuggerScreen(Screen[None]):
             tooltip=N_("Keys and legend"),
             id="help",
         ),
-        Binding("colon", "command_line", N_("command"), show=False, id="command-line"),
+        Binding(
+            "colon",
+            "command_line",
+            N_("command"),
+            tooltip=N_("x, walk, info, break, watch, delete at the step on screen"),
+            show=False,
+            id="command-line",
+        ),
         *(
             Binding(str(n), f"show_panel('{panel}')", label, show=False, id=f"panel-{panel}")
             for n, (panel, label) in enumerate(PANELS, start=1)
@@ -207,6 +233,14 @@ class DebuggerScreen(Screen[None]):
         self._listing = Listing.from_trace(trace)
         self._end_notice_until = 0.0
         """Until when (monotonic) the "End of the trace" notice is on screen."""
+        self._at: MachineAt | None = None
+        """The trace's run again with its memory log, built the first time a command needs it."""
+        self._points: Points | None = None
+        """Breakpoints and watchpoints (engine.inspect.breakpoints), None until the first."""
+        self._inspect: dict[str, str] = {}
+        """The command each inspection panel answers again at every step: memory, walk."""
+        self._debug_path: str | None = None
+        """The file whose [debug] set-up was applied: a reload of it keeps the points."""
 
     def compose(self) -> ComposeResult:
         yield FaultBanner(id="fault")
@@ -225,6 +259,9 @@ class DebuggerScreen(Screen[None]):
                 yield MsrPanel(id="msrs")
                 yield RootsPanel(id="roots")
                 yield ChecksPanel(id="checks")
+            with Vertical(id="inspect-column", classes="column"):
+                yield MemoryPanel(id="memory")
+                yield WalkPanel(id="walk")
         yield VerdictBar(id="verdict")
         yield StatusLine(id="status")
         app_bindings = [b for b in self.app.BINDINGS if isinstance(b, Binding)]
@@ -245,7 +282,10 @@ class DebuggerScreen(Screen[None]):
         self._fault = self.query_one(FaultBanner)
         self._status = self.query_one(StatusLine)
         self._now = self.query_one(NowBar)
+        self._memory = self.query_one(MemoryPanel)
+        self._walk = self.query_one(WalkPanel)
         self._apply_language()
+        self._reapply_points()
 
     # -- language -----------------------------------------------------------------------
 
@@ -264,6 +304,8 @@ class DebuggerScreen(Screen[None]):
         self._msrs.border_title = _("MSRs")
         self._roots.border_title = _(RootsPanel.TITLE)
         self._checks.border_title = _("SYSRET checks")
+        self._memory.view_changed(self._memory.view)
+        self._walk.view_changed(self._walk.view)
         self._apply_timeline()
 
     def set_language(self, lang: str) -> None:
@@ -352,11 +394,41 @@ class DebuggerScreen(Screen[None]):
             self._at_end()
         self.position = self.timeline.next_line(self.position)
 
+    def _stops(self) -> tuple[int, ...]:
+        """Where continue stops: the trace's events and the session's points, ascending."""
+        if self._points is None or not self._points.points:
+            return self.timeline.stops
+        return tuple(sorted({*self.timeline.stops, *self._points.stops}))
+
     def action_continue_run(self) -> None:
-        """Run to the next stop (an event worth looking at) or the end."""
+        """Run to the next stop (a breakpoint, a watchpoint, an event) or the end."""
+        from engine.inspect.breakpoints import next_stop
+
         if self.position >= self.timeline.end:
             self._at_end()
-        self.position = self.timeline.next_stop(self.position)
+        self.position = next_stop(self._stops(), self.position, self.timeline.end)
+        self._announce_hits()
+
+    def action_continue_back(self) -> None:
+        """Run backwards to the previous stop, or to the start."""
+        from engine.inspect.breakpoints import previous_stop
+
+        if self.position == 0:
+            self.app.bell()
+        self.position = previous_stop(self._stops(), self.position)
+        self._announce_hits()
+
+    def _announce_hits(self) -> None:
+        """Say which breakpoints and watchpoints stopped here (a watch with its values)."""
+        if self._points is None or self._at is None:
+            return
+        from engine.inspect.breakpoints import hits
+        from engine.views.inspect import hit_line
+
+        found = hits(self._at, self._points, self.position)
+        if found:
+            text = "\n".join(hit_line(h) for h in found)
+            self.notify(text, title=_("stopped"), timeout=6, markup=False)
 
     def action_restart(self) -> None:
         """Go back to before the first instruction; re-run the file if it changed."""
@@ -402,10 +474,169 @@ class DebuggerScreen(Screen[None]):
         self.app.push_screen(GotoDialog(self.position, self.timeline.end), jump)
 
     def action_command_line(self) -> None:
-        """The ``:`` prompt: x, walk and info at the step on screen."""
+        """The ``:`` prompt: x, walk, info, break, watch and delete at the step on screen."""
         from tui.screens.command import CommandDialog
 
-        self.app.push_screen(CommandDialog(self.timeline.trace, self._source, self.position))
+        self.app.push_screen(
+            CommandDialog(self.position, self.machine, lambda: self.points, self.answered)
+        )
+
+    # -- inspection -------------------------------------------------------------------
+
+    def machine(self) -> MachineAt:
+        """The loaded trace's machine at any step: the scenario run again, in this process,
+        with its memory log (runs are deterministic; the steps are checked to be the same)."""
+        if self._at is None:
+            from engine.errors import ScenarioError
+            from engine.inspect.machine_at import InspectError, MachineAt
+            from engine.scenario.parse import parse_scenario
+
+            trace = self.timeline.trace
+            if self._source is None or trace.path is None:
+                raise InspectError("this trace has no scenario file to run again")
+            try:
+                text = self._source.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ScenarioError(trace.path, None, "not UTF-8 text") from None
+            at = MachineAt.run(parse_scenario(text, trace.path))
+            if at.trace.steps != trace.steps:
+                raise InspectError("running the scenario again gave another run")
+            self._at = at
+        return self._at
+
+    @property
+    def points(self) -> Points:
+        from engine.inspect.breakpoints import Points
+
+        return self._points if self._points is not None else Points()
+
+    def answered(self, line: str, answer: Answer) -> None:
+        """A command the prompt ran: x and walk pin their panel, break/watch/delete change
+        the points (the prompt tells the screen; the screen owns the state)."""
+        from engine.inspect.command import PointsAnswer
+        from engine.inspect.examine import Examination
+        from engine.inspect.pagewalk import PageWalkReport
+
+        if isinstance(answer, PointsAnswer):
+            self._points = answer.points
+        elif isinstance(answer, Examination):
+            self.show_inspect("memory", line)
+        elif isinstance(answer, PageWalkReport):
+            self.show_inspect("walk", line)
+
+    def _reapply_points(self) -> None:
+        """On a new run: a newly opened file's [debug] set-up (its breakpoints, watchpoints
+        and pinned x/walk), or, for the same file run again, the points it had, resolved
+        on the new run.  What no longer resolves is said in one notice, by its key."""
+        from engine.errors import EngineError
+
+        trace = self.timeline.trace
+        todo: list[tuple[str, str, str]] = []  # (key, command, argument)
+        if trace.path != self._debug_path:
+            self._debug_path = trace.path
+            self._points = None
+            self._inspect.clear()
+            try:
+                todo = self._debug_commands()
+            except EngineError as exc:
+                self.notify(escape(str(exc)), title=_("[debug] not applied"),
+                            severity="warning", markup=False)  # fmt: skip
+        elif self._points is not None:
+            for p in self._points.points:
+                arg = p.spec + (f" if {p.condition}" if p.condition is not None else "")
+                todo.append((f"{p.kind} {p.number}", str(p.kind)[:5], arg))
+            self._points = None
+        if not todo and not self._inspect:
+            self.set_class(False, "-inspect")
+            return
+        problems: list[str] = []
+        try:
+            at = self.machine()
+        except EngineError as exc:
+            problems.append(str(exc))
+            todo = []
+        from engine.inspect.breakpoints import make_break, make_watch
+
+        for key, command, argument in todo:
+            try:
+                if command == "show":
+                    self.show_inspect("walk" if argument.startswith("walk") else "memory", argument)
+                    continue
+                make = make_break if command == "break" else make_watch
+                point = make(at, 0, argument, self.points.next_number)
+                self._points = self.points.with_point(point)
+            except EngineError as exc:
+                problems.append(f"{key}: {exc}")
+        self.set_class(bool(self._inspect), "-inspect")
+        self._show_inspect()
+        if problems:
+            self.notify(escape("\n".join(problems[:6])), title=_("not set"),
+                        severity="warning", timeout=10, markup=False)  # fmt: skip
+
+    def _debug_commands(self) -> list[tuple[str, str, str]]:
+        """The loaded file's [debug] entries as (key, command, argument)."""
+        source, path = self._source, self.timeline.trace.path
+        if source is None or path is None or b"debug" not in source:
+            return []  # no [debug]: the parser is not even imported
+        from engine.scenario.parse import read_debug
+
+        d = read_debug(source.decode("utf-8", "replace"), path)
+        return [
+            *((f"debug.break[{i}]", "break", t) for i, t in enumerate(d.breaks)),
+            *((f"debug.watch[{i}]", "watch", t) for i, t in enumerate(d.watches)),
+            *((f"debug.show[{i}]", "show", t) for i, t in enumerate(d.shows)),
+        ]
+
+    def show_inspect(self, panel: str, line: str | None) -> None:
+        """Pin *line* (an x or walk command) to the memory or walk panel; None unpins."""
+        if line is None:
+            self._inspect.pop(panel, None)
+        else:
+            self._inspect[panel] = line
+        self.set_class(bool(self._inspect), "-inspect")
+        self._show_inspect()
+
+    def _show_inspect(self) -> None:
+        """Answer the pinned commands again at the current position."""
+        if not self._inspect or self._at is None:
+            self._memory.view = None
+            self._walk.view = None
+            return
+        from engine.errors import EngineError
+        from engine.inspect.command import run_command
+        from engine.inspect.examine import Examination
+        from engine.inspect.pagewalk import PageWalkReport
+
+        at, position = self._at, self.position
+        line = self._inspect.get("memory")
+        if line is None:
+            self._memory.view = None
+        else:
+            try:
+                e = run_command(at, position, line)
+                assert isinstance(e, Examination)
+            except EngineError as exc:
+                self._memory.view = MemoryView(escape(line), None, escape(str(exc)))
+            else:
+                changed: set[int] = set()
+                if position > 0:
+                    for u in e.units:
+                        before = at.read_virt(position - 1, e.cr3, u.address, u.size)
+                        now = at.read_virt(position, e.cr3, u.address, u.size)
+                        if before != now:
+                            changed.add(u.address)
+                self._memory.view = MemoryView(escape(line), e, "", frozenset(changed))
+        line = self._inspect.get("walk")
+        if line is None:
+            self._walk.view = None
+        else:
+            try:
+                w = run_command(at, position, line)
+                assert isinstance(w, PageWalkReport)
+            except EngineError as exc:
+                self._walk.view = WalkView(escape(line), None, escape(str(exc)))
+            else:
+                self._walk.view = WalkView(escape(line), w)
 
     def action_help(self) -> None:
         """Show the keys and the legend."""
@@ -476,8 +707,8 @@ class DebuggerScreen(Screen[None]):
             self.post_message(self.Loaded(trace, data))
 
     def on_debugger_screen_loaded(self, message: Loaded) -> None:
-        self.set_trace(message.trace)
         self._source = message.source
+        self.set_trace(message.trace)
         name = scenario_name(message.trace)
         steps = tr(msg("{count} steps", count=len(message.trace.steps)))
         # markup=False: the names are the scenario's own text
@@ -518,8 +749,12 @@ class DebuggerScreen(Screen[None]):
         self.timeline = Timeline(trace)
         self._listing = Listing.from_trace(trace)
         self._end_notice_until = 0.0  # a new trace's end gets its own notice
+        # Another run: its machine is built again when a command needs it; points set on
+        # the old run are resolved again on the new one (as gdb keeps them across a run).
+        self._at = None
         self.set_reactive(DebuggerScreen.position, 0)
         self._apply_timeline()
+        self._reapply_points()
 
     def _apply_timeline(self) -> None:
         """Hand the per-trace data to the panels, then show the current position."""
@@ -658,3 +893,4 @@ class DebuggerScreen(Screen[None]):
             now.instruction = f"▶ {upcoming.rip:016x}  {upcoming.text}"
         else:
             now.instruction = ""
+        self._show_inspect()
