@@ -6,6 +6,7 @@
     break LABEL|LINE|*ADDR [if COND]      (b)
     watch ADDR|SLOT
     delete [N ...]                         (d)
+    hide [memory|walk]                     unpin the debugger's panels
 
 The answer is the inspection result itself (an Examination, a PageWalkReport, an info
 record, or the session's breakpoints as a :class:`PointsAnswer`), never text to parse
@@ -27,7 +28,9 @@ from engine.inspect.expr import MAX_EXPR, evaluate, register_names, slot_names
 from engine.inspect.machine_at import LIVE, MachineAt
 from engine.inspect.pagewalk import PageWalkReport
 
-COMMANDS = ("x", "walk", "info", "break", "watch", "delete")
+COMMANDS = ("x", "walk", "info", "break", "watch", "delete", "hide")
+#: The debugger's panels that x and walk pin, which ``hide`` unpins.
+PANELS = ("memory", "walk")
 #: gdb's short forms.
 ALIASES = {"b": "break", "br": "break", "d": "delete", "i": "info"}
 #: ``info`` topics that list the session's points rather than read the machine.
@@ -49,7 +52,14 @@ class PointsAnswer:
     listed: bool = False
 
 
-Answer = Examination | PageWalkReport | info.Info | PointsAnswer
+@dataclass(frozen=True, slots=True)
+class HideAnswer:
+    """``hide``: the panels to unpin."""
+
+    panels: tuple[str, ...]
+
+
+Answer = Examination | PageWalkReport | info.Info | PointsAnswer | HideAnswer
 
 
 class CommandError(EngineError):
@@ -79,6 +89,10 @@ def run_command(at: MachineAt, step: int, line: str, points: Points | None = Non
         return PointsAnswer(
             points.without(numbers), deleted=numbers or tuple(p.number for p in points.points)
         )
+    if head == "hide":
+        if any(w not in PANELS for w in rest):
+            raise CommandError(f"hide takes {' or '.join(PANELS)}, or nothing for both")
+        return HideAnswer(tuple(rest) or PANELS)
     if head == "info" and len(rest) == 1 and rest[0] in INFO_POINTS:
         return PointsAnswer(points, listed=True)
     if head == "x" or head.startswith("x/"):
@@ -114,6 +128,8 @@ def completions(at: MachineAt, line: str) -> tuple[str, ...]:
         pool: tuple[str, ...] = COMMANDS
     elif ALIASES.get(before[0], before[0]) == "info":
         pool = (*INFO, "break")
+    elif ALIASES.get(before[0], before[0]) == "hide":
+        pool = PANELS
     elif ALIASES.get(before[0], before[0]) == "delete":
         pool = ()
     elif before[-1] == "--root":
@@ -125,4 +141,7 @@ def completions(at: MachineAt, line: str) -> tuple[str, ...]:
     return tuple(sorted(w for w in set(pool) if w.startswith(last) and w != last))
 
 
-__all__ = ["COMMANDS", "Answer", "CommandError", "PointsAnswer", "completions", "run_command"]
+__all__ = [
+    "COMMANDS", "Answer", "CommandError", "HideAnswer", "PointsAnswer", "completions",
+    "run_command",
+]  # fmt: skip

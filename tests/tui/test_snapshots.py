@@ -238,3 +238,48 @@ class TestCompare:
     def test_narrow_where_the_paths_part(self, snap_compare: SnapCompare) -> None:
         """80x24: the aligned steps and the values that differ, nothing else."""
         assert snap_compare(self.app(), terminal_size=NARROW, run_before=self.at_paths_part())
+
+
+def pinned(position: int, panel: str | None = None) -> Callable[[Pilot[Any]], Any]:
+    """At *position* with ``:walk $rsp`` and ``:x/8g $rsp`` pinned to their panels."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert isinstance(screen, DebuggerScreen)
+        screen.position = position
+        screen.machine()
+        screen.show_inspect("walk", "walk $rsp")
+        screen.show_inspect("memory", "x/8g $rsp")
+        if panel is not None:
+            screen.panel = panel
+        await pilot.pause()
+
+    return run_before
+
+
+def second_push_position() -> int:
+    """After the second push of pt_regs: RSP inside the task stack, a slot just written."""
+    trace = scenario_trace("getpid.toml")
+    return position_after(trace, lambda s: s.text.startswith("push") and s.cpl == 0) + 1
+
+
+class TestInspect:
+    """The memory and page-walk panels, pinned by the command line."""
+
+    def test_wide_memory_and_walk(self, snap_compare: SnapCompare) -> None:
+        """Both panels under the columns: the user root stops at the PGD, the kernel root
+        maps the task stack; the quadword the push wrote is highlighted."""
+        position = second_push_position()
+        assert snap_compare(make_app(), terminal_size=WIDE, run_before=pinned(position))
+
+    def test_narrow_walk_tab(self, snap_compare: SnapCompare) -> None:
+        """At 80x24 the walk is a tab, the two roots one under the other."""
+        position = second_push_position()
+        assert snap_compare(make_app(), terminal_size=NARROW, run_before=pinned(position, "walk"))
+
+    def test_medium_memory_beside_the_code(self, snap_compare: SnapCompare) -> None:
+        """At 120x36 the memory panel is the side panel beside the code."""
+        position = second_push_position()
+        run_before = pinned(position, "memory")
+        assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)

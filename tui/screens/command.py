@@ -39,13 +39,15 @@ MAX_HISTORY = 200
 
 def answer_text(result: Answer) -> list[str]:
     """The text of one answer."""
-    from engine.inspect.command import PointsAnswer
+    from engine.inspect.command import HideAnswer, PointsAnswer
     from engine.inspect.examine import Examination
     from engine.inspect.pagewalk import PageWalkReport
     from engine.views.inspect import info_lines, points_lines, walk_lines, x_lines
 
     if isinstance(result, PointsAnswer):
         return points_lines(result)
+    if isinstance(result, HideAnswer):
+        return ["hidden: " + ", ".join(result.panels)]
     if isinstance(result, Examination):
         return x_lines(result)
     if isinstance(result, PageWalkReport):
@@ -94,7 +96,7 @@ class CommandDialog(ModalScreen[None]):
             yield Label(
                 _(
                     "x/N[gwhbis] ADDR [--root user|kernel|live], walk ADDR, "
-                    "info gdt|tss|idt|cr|msr|break"
+                    "info gdt|tss|idt|cr|msr|break, hide [memory|walk]"
                 ),
                 markup=False,  # the brackets are the syntax's, not markup
             )

@@ -23,11 +23,15 @@ LANGUAGE_WORD = {"en": "Language", "ja": "言語 (language)"}
 Command = tuple[str, str, Callable[[], object]]
 
 
+#: Keys the footer has no room for that the palette offers all the same.
+PALETTE_TOO = frozenset({"command-line", "continue-back"})
+
+
 def binding_commands(screen: Screen[Any], bindings: list[BindingType]) -> list[Command]:
     """One entry per shown key of *screen*: the palette offers what the footer does."""
     commands: list[Command] = []
     for binding in bindings:
-        if isinstance(binding, Binding) and binding.show:
+        if isinstance(binding, Binding) and (binding.show or binding.id in PALETTE_TOO):
             # English msgids in the class: shown in the current language
             title = _(binding.description).capitalize()
             commands.append((title, _(binding.tooltip), partial(screen.run_action, binding.action)))

@@ -513,12 +513,15 @@ class DebuggerScreen(Screen[None]):
     def answered(self, line: str, answer: Answer) -> None:
         """A command the prompt ran: x and walk pin their panel, break/watch/delete change
         the points (the prompt tells the screen; the screen owns the state)."""
-        from engine.inspect.command import PointsAnswer
+        from engine.inspect.command import HideAnswer, PointsAnswer
         from engine.inspect.examine import Examination
         from engine.inspect.pagewalk import PageWalkReport
 
         if isinstance(answer, PointsAnswer):
             self._points = answer.points
+        elif isinstance(answer, HideAnswer):
+            for panel in answer.panels:
+                self.show_inspect(panel, None)
         elif isinstance(answer, Examination):
             self.show_inspect("memory", line)
         elif isinstance(answer, PageWalkReport):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.content import Content
 
 from engine.i18n import N_, _
+from tui.text import wrap
 from tui.widgets.panel import ViewPanel
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ class MemoryPanel(ViewPanel[MemoryView]):
     def build(self, width: int) -> list[Content]:
         view = self.view
         if view is None:
-            return [Content.styled(_(W_EMPTY_MEMORY), self.style("memory--empty"))]
+            style = self.style("memory--empty")
+            return [Content.styled(t, style) for t in wrap(_(W_EMPTY_MEMORY), width)]
         if view.examination is None:
-            return [Content(view.error)]
+            return [Content(t) for t in wrap(view.error, width)]
         from engine.inspect.examine import Unit
         from engine.views.inspect import x_lines
 
@@ -78,11 +80,16 @@ class MemoryPanel(ViewPanel[MemoryView]):
         for u in e.units:
             value = "?" * digits if u.value is None else f"{u.value:0{digits}x}"
             changed = u.address in view.changed
+            note = u.annotation
+            if u.value is None:
+                # "unreadable under the live root: not present at level 1 (...)": the
+                # title names the root already
+                note = "✗ " + note.split(": ", 1)[-1]
             out.append(
                 Content.assemble(
                     (f"{u.address:016x} ", self.style("memory--address")),
                     (value, self.style("memory--changed")) if changed else value,
-                    ("  " + u.annotation, self.style("memory--note")) if u.notes else "",
+                    ("  " + note, self.style("memory--note")) if note else "",
                 )
             )
         return out
@@ -134,9 +141,10 @@ class WalkPanel(ViewPanel[WalkView]):
     def build(self, width: int) -> list[Content]:
         view = self.view
         if view is None:
-            return [Content.styled(_(W_EMPTY_WALK), self.style("walk--empty"))]
+            style = self.style("walk--empty")
+            return [Content.styled(t, style) for t in wrap(_(W_EMPTY_WALK), width)]
         if view.report is None:
-            return [Content(view.error)]
+            return [Content(t) for t in wrap(view.error, width)]
         columns = [(_root_lines(w), w.result.mapped) for w in view.report.walks]
         if width >= 2 * WALK_COLUMN + 2 and len(columns) == 2:
             (left, lm), (right, rm) = columns
