@@ -65,6 +65,22 @@ class Scene:
     panel: str | None = None
     caption: str = ""
     lang: str = "en"
+    #: command lines typed at ``:`` before the shot (x and walk pin their panels)
+    commands: tuple[str, ...] = ()
+
+
+def on_task_stack(trace: Trace) -> int:
+    """After the second push of pt_regs: RSP inside the task stack, a slot just written."""
+    return after(lambda step: step.text.startswith("push") and step.cpl == 0)(trace) + 1
+
+
+def label(name: str) -> Where:
+    """Stopped before the first instruction at kernel label *name* (a breakpoint's stop)."""
+
+    def where(trace: Trace) -> int:
+        return next(i for i, s in enumerate(trace.steps) if s.rip == trace.symbols[name])
+
+    return where
 
 
 SCENES = (
@@ -176,6 +192,34 @@ SCENES = (
         lang="ja",
     ),
     Scene(
+        "28-inspect-walk-and-memory",
+        "getpid.toml",
+        on_task_stack,
+        caption=":walk $rsp and :x/8g $rsp: KPTI's user root stops at the PGD",
+        commands=("walk $rsp", "x/8g $rsp"),
+    ),
+    Scene(
+        "29-inspect-breakpoint-iret-path",
+        "sigreturn-noncanonical.toml",
+        label("swapgs_restore_regs_and_return_to_usermode"),
+        caption=":break swapgs_restore_regs_and_return_to_usermode, :watch regs->ip, c",
+        commands=(
+            "break swapgs_restore_regs_and_return_to_usermode",
+            "watch regs->ip",
+            "x/6g regs->ip",
+            "walk regs->ip",
+        ),
+    ),
+    Scene(
+        "30-narrow-walk",
+        "getpid.toml",
+        on_task_stack,
+        size=NARROW,
+        panel="walk",
+        caption="80x24: the walk tab, one root under the other",
+        commands=("walk $rsp",),
+    ),
+    Scene(
         "27-fred-getpid-frame",
         "fred-getpid.toml",
         after(lambda step: step.cpl == 0),
@@ -261,6 +305,12 @@ async def shoot(scene: Scene, trace: Trace, out: Path) -> Path:
         screen = app.screen
         assert isinstance(screen, DebuggerScreen)
         screen.position = scene.where(trace)
+        if scene.commands:
+            from engine.inspect.command import run_command
+
+            at = screen.machine()
+            for line in scene.commands:
+                screen.answered(line, run_command(at, screen.position, line, screen.points))
         if scene.panel is not None:
             screen.panel = scene.panel
         await pilot.pause()
