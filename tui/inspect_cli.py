@@ -69,6 +69,7 @@ def add_walk_arguments(p: argparse.ArgumentParser) -> None:
 def add_info_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("what", choices=INFO_TOPICS)
+    p.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def _answer(ns: argparse.Namespace, body: Body) -> int:
@@ -124,7 +125,7 @@ def run_walk(ns: argparse.Namespace) -> int:
 
 def run_info(ns: argparse.Namespace) -> int:
     from engine.inspect import info
-    from engine.views.inspect import info_lines
+    from engine.views.inspect import info_json, info_lines
 
     what: dict[str, Callable[[MachineAt, int], info.Info]] = {
         "gdt": info.info_gdt, "tss": info.info_tss, "idt": info.info_idt,
@@ -132,7 +133,11 @@ def run_info(ns: argparse.Namespace) -> int:
     }  # fmt: skip
 
     def body(ns: argparse.Namespace, at: MachineAt, step: int) -> int:
-        sys.stdout.write("\n".join(info_lines(what[ns.what](at, step))) + "\n")
+        answer = what[ns.what](at, step)
+        if ns.json:
+            _print_json(info_json(answer))
+        else:
+            sys.stdout.write("\n".join(info_lines(answer)) + "\n")
         return 0
 
     return _answer(ns, body)

@@ -8,6 +8,7 @@ reaches them unescaped (strings read from memory are escaped by ``x/s`` itself).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from engine.errors import escape
@@ -107,6 +108,36 @@ def x_json(e: Examination) -> dict[str, Any]:
             }
             for u in e.units
         ]
+    return out
+
+
+#: Fields of the info records that are counts or small numbers, written as JSON numbers;
+#: every other integer (an address, a register, a descriptor) is a hex string.
+_DECIMAL = frozenset({"step", "offset", "dpl", "type", "vector", "pcid"})
+
+
+def _json_value(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if name in _DECIMAL else f"{value:#x}"
+    if isinstance(value, tuple):
+        return [_json_value(name, v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return {f.name: _json_value(f.name, getattr(value, f.name)) for f in
+                dataclasses.fields(value)}  # fmt: skip
+    return str(value)
+
+
+def info_json(info: Info) -> dict[str, Any]:
+    """``info gdt|tss|idt|cr|msr`` as one JSON object, field for field as the record."""
+    out = _json_value("", info)
+    if isinstance(info, IdtInfo):  # (vector, offset, selector) triples, named
+        out["gates"] = [
+            {"vector": v, "offset": f"{o:#x}", "selector": f"{sel:#x}"} for v, o, sel in info.gates
+        ]
+    assert isinstance(out, dict)
+    out["kind"] = type(info).__name__.removesuffix("Info").lower()
     return out
 
 

@@ -229,6 +229,15 @@ def test_headless_twins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["x", path, "0", "--root", "sideways"]) == 2
     assert main(["info", path, "tss"]) == 0
     assert "sp0" in capsys.readouterr().out
+    assert main(["info", path, "tss", "--step", "20", "--json"]) == 0
+    tss = json.loads(capsys.readouterr().out)
+    sp2 = next(f for f in tss["fields"] if f["name"] == "sp2")
+    # entry_SYSCALL_64 parks the user RSP in sp2 before it switches stacks
+    assert int(sp2["value"], 16) == machine_at("getpid.toml").trace.initial.rsp
+    assert tss["kind"] == "tss" and tss["step"] == 20
+    for topic in ("gdt", "idt", "cr", "msr"):
+        assert main(["info", path, topic, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["kind"] == topic
 
 
 def test_command_lines_answer_with_the_inspection_results() -> None:

@@ -231,9 +231,16 @@ async def test_restart_keeps_the_points() -> None:
 @run_async
 async def test_the_prompt_and_continue_back_are_in_the_palette() -> None:
     app = make_app()
-    async with app.run_test(size=WIDE):
+    async with app.run_test(size=WIDE) as pilot:
         titles = {title for title, _h, _r in DebuggerCommands(app.screen)._commands()}
         assert {"Command", "Continue back"} <= titles
+        assert "Delete all breakpoints" not in titles  # nothing to delete yet
+        screen = debugger(app)
+        await type_commands(app, pilot, "break entry_SYSCALL_64", "walk $rsp")
+        entries = {t: run for t, _h, run in DebuggerCommands(app.screen)._commands()}
+        entries["Delete all breakpoints"]()
+        entries["Hide the memory and walk panels"]()
+        assert not screen.points.points and not screen.has_class("-inspect")
 
 
 @run_async

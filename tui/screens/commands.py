@@ -67,6 +67,18 @@ class DebuggerCommands(CommandsProvider):
         if not isinstance(screen, DebuggerScreen):
             return []
         commands = binding_commands(screen, DebuggerScreen.BINDINGS)
+        if screen.points.points:
+            commands.append(
+                (
+                    _("Delete all breakpoints"),
+                    _("Breakpoints and watchpoints"),
+                    screen.delete_points,
+                )
+            )
+        if screen.inspect_pinned:
+            commands.append(
+                (_("Hide the memory and walk panels"), _("As :hide does"), screen.hide_inspect)
+            )
         for _directory, files in scenario_files(screen.scenario_dirs):
             for path in files:
                 # The palette reads titles and help as markup: a file name is text.

@@ -590,6 +590,21 @@ class DebuggerScreen(Screen[None]):
             *((f"debug.show[{i}]", "show", t) for i, t in enumerate(d.shows)),
         ]
 
+    @property
+    def inspect_pinned(self) -> bool:
+        """Whether a command is pinned to the memory or walk panel."""
+        return bool(self._inspect)
+
+    def delete_points(self) -> None:
+        """Delete every breakpoint and watchpoint (``:delete``)."""
+        if self._points is not None:
+            self._points = self._points.without(())
+
+    def hide_inspect(self) -> None:
+        """Unpin both inspection panels (``:hide``)."""
+        for panel in ("memory", "walk"):
+            self.show_inspect(panel, None)
+
     def show_inspect(self, panel: str, line: str | None) -> None:
         """Pin *line* (an x or walk command) to the memory or walk panel; None unpins."""
         if line is None:
