@@ -13,6 +13,8 @@ import random
 from functools import cache
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import load_scenario
 from engine.constants import PT_REGS_FIELDS, PT_REGS_OFFSET
@@ -242,3 +244,34 @@ def test_a_bad_debug_table_is_a_one_line_error_naming_the_key(table: str, key: s
         parse_scenario(GETPID + "\n[debug]\n" + table + "\n", "f.toml")
     message = str(err.value)
     assert "\n" not in message and f"{key}:" in message
+
+
+# Generated scenarios: random [handler.set] rewrites on each kernel, so that the exit
+# takes either path and the modelled step rewrites random slots.
+_FIELDS = st.sampled_from(("ip", "cx", "r11", "flags", "sp", "ax", "di", "r15"))
+_VALUES = st.sampled_from((0x401007, 0x800000000000, 0x246, 0x10246, 0, 0x7FFC0000F000))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(("v5.8.13", "v6.1", "v6.12")),
+    rewrites=st.dictionaries(_FIELDS, _VALUES, max_size=3),
+    slot=st.sampled_from(PT_REGS_FIELDS),
+    pick=st.integers(0, 10_000),
+)
+def test_points_hold_on_generated_scenarios(
+    kernel: str, rewrites: dict[str, int], slot: str, pick: int
+) -> None:
+    sets = "\n".join(f"{k} = {v:#x}" for k, v in rewrites.items())
+    text = f'name = "generated"\n[machine]\nkernel = "{kernel}"\n[handler.set]\n{sets}\n'
+    at = MachineAt.run(parse_scenario(text, "generated.toml"))
+    steps = at.trace.steps
+    p = make_watch(at, 0, f"regs->{slot}", 1)
+    for k, s in enumerate(steps, start=1):
+        if not s.modelled:
+            assert (k in p.positions) == (p.address in s.stack_writes), (slot, k)
+        elif any(field == slot for field, _, _ in s.rewritten):
+            assert k in p.positions, (slot, k)
+    target = steps[pick % len(steps)].rip
+    b = make_break(at, 0, f"*{target:#x}", 2)
+    assert b.positions == tuple(i for i, s in enumerate(steps) if s.rip == target)
