@@ -10,6 +10,7 @@ the panel is wide enough, one under the other when not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.content import Content
@@ -95,7 +96,16 @@ class MemoryPanel(ViewPanel[MemoryView]):
         return out
 
 
-def _root_lines(w: RootWalk) -> list[str]:
+class Row(Enum):
+    """What a row of one root's walk is, for its style."""
+
+    ROOT = "root"
+    LEVEL = "level"
+    RESULT = "result"  # the verdict's first part
+    MORE = "more"  # its further parts
+
+
+def _root_rows(w: RootWalk) -> list[tuple[Row, str]]:
     from engine.inspect.pagewalk import stop_text
 
     d = w.decode
@@ -104,14 +114,16 @@ def _root_lines(w: RootWalk) -> list[str]:
         head += f" PCID {d.pcid:#x}"
     if d.pti_user_table:
         head += " bit12"
-    lines = [head]
+    rows = [(Row.ROOT, head)]
     for s in w.levels:
-        lines.append(f"L{s.level} [{s.index:3}] {s.entry:016x} {' '.join(s.bits) or '-'}")
-    # One part a line (mapped; US=0 at ...; NX at ...): each fits the column.
-    parts = stop_text(w.result, w.levels_total).split("; ")
-    lines.append("→ " + parts[0])
-    lines.extend("  " + part for part in parts[1:])
-    return lines
+        rows.append(
+            (Row.LEVEL, f"L{s.level} [{s.index:3}] {s.entry:016x} {' '.join(s.bits) or '-'}")
+        )
+    # One part a row (mapped; US=0 at ...; NX at ...): each fits the column.
+    first, *more = stop_text(w.result, w.levels_total).split("; ")
+    rows.append((Row.RESULT, "→ " + first))
+    rows.extend((Row.MORE, "  " + part) for part in more)
+    return rows
 
 
 class WalkPanel(ViewPanel[WalkView]):
@@ -131,10 +143,10 @@ class WalkPanel(ViewPanel[WalkView]):
             )
         )
 
-    def _styled(self, text: str, mapped: bool, first: bool) -> Content:
-        if first:
+    def _styled(self, row: Row, text: str, mapped: bool) -> Content:
+        if row is Row.ROOT:
             return Content.styled(text, self.style("walk--root"))
-        if text.startswith("→"):
+        if row is Row.RESULT:
             return Content.styled(text, self.style("walk--mapped" if mapped else "walk--unmapped"))
         return Content(text)
 
@@ -145,23 +157,20 @@ class WalkPanel(ViewPanel[WalkView]):
             return [Content.styled(t, style) for t in wrap(_(W_EMPTY_WALK), width)]
         if view.report is None:
             return [Content(t) for t in wrap(view.error, width)]
-        columns = [(_root_lines(w), w.result.mapped) for w in view.report.walks]
+        columns = [
+            [self._styled(row, text, w.result.mapped) for row, text in _root_rows(w)]
+            for w in view.report.walks
+        ]
         if width >= 2 * WALK_COLUMN + 2 and len(columns) == 2:
-            (left, lm), (right, rm) = columns
-            rows = max(len(left), len(right))
+            left, right = columns
             out = []
-            for i in range(rows):
-                a = left[i] if i < len(left) else ""
-                b = right[i] if i < len(right) else ""
-                cell = self._styled(a, lm, i == 0) if a else Content("")
-                pad = Content(" " * max(1, WALK_COLUMN + 2 - cell.cell_length))
-                other = self._styled(b, rm, i == 0) if b else Content("")
-                out.append(Content.assemble(cell, pad, other))
+            for i in range(max(len(left), len(right))):
+                a = left[i] if i < len(left) else Content("")
+                b = right[i] if i < len(right) else Content("")
+                pad = Content(" " * max(1, WALK_COLUMN + 2 - a.cell_length))
+                out.append(Content.assemble(a, pad, b))
             return out
-        out = []
-        for lines, mapped in columns:
-            out.extend(self._styled(t, mapped, i == 0) for i, t in enumerate(lines))
-        return out
+        return [line for column in columns for line in column]
 
 
 __all__ = ["MemoryPanel", "MemoryView", "WalkPanel", "WalkView"]
