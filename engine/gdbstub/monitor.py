@@ -22,6 +22,7 @@ from unicorn import x86_const as X
 from engine.errors import escape
 from engine.gdbstub.pagetables import leaves, runs
 from engine.gdbstub.replay import MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, Replay
+from engine.gdbstub.wire import E_MALFORMED, Malformed, hex_int
 
 #: Most bytes one ``xp`` dumps (QEMU has no bound; a reply must have one).
 MAX_DUMP = 0x4000
@@ -281,4 +282,39 @@ def command(r: Replay, line: str) -> str:
     return f"unknown command: '{name}'\n"
 
 
-__all__ = ["MAX_DUMP", "READ_ONLY", "command", "info_mem", "info_registers", "info_tlb"]
+def qemu_packet(
+    text: str, phys_mode: bool, machine: Callable[[], Replay]
+) -> tuple[str, bool] | None:
+    """The reply to one of QEMU's own packets (gdbstub/system.c) and the physical-memory
+    mode after it; None for any other packet."""
+    # QEMU answers "qemu.sstepbits" as q or Q alike (its common query/set table),
+    # and bata24's GEF asks it as Qqemu.sstepbits.
+    if text in ("qqemu.sstepbits", "Qqemu.sstepbits"):
+        return "ENABLE=1,NOIRQ=2,NOTIMER=4", phys_mode
+    if text == "qqemu.sstep":
+        return "0x7", phys_mode  # QEMU's default: stepping without IRQs and timers
+    if text.startswith("Qqemu.sstep="):
+        hex_int(text.partition("=")[2])
+        return "OK", phys_mode  # nothing asynchronous runs here: every step is without both
+    if text == "qqemu.PhyMemMode":
+        return ("1" if phys_mode else "0"), phys_mode
+    if text.startswith("Qqemu.PhyMemMode:"):
+        mode = text.partition(":")[2]
+        if mode not in ("0", "1"):
+            return E_MALFORMED, phys_mode
+        return "OK", mode == "1"
+    if text.startswith("qRcmd,"):
+        try:
+            line = bytes.fromhex(text[6:]).decode("latin-1")
+        except ValueError:
+            raise Malformed(text) from None
+        output = command(machine(), line)
+        # the output, hex-encoded; "OK" alone when there is none (an empty reply
+        # would mean "qRcmd not supported")
+        return output.encode("utf-8", "replace").hex() or "OK", phys_mode
+    return None
+
+
+__all__ = [
+    "MAX_DUMP", "READ_ONLY", "command", "info_mem", "info_registers", "info_tlb", "qemu_packet",
+]  # fmt: skip

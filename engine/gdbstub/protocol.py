@@ -29,17 +29,25 @@ protocol prescribes for "not supported".
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from engine.gdbstub import monitor, procfs
+from engine.gdbstub import monitor
+from engine.gdbstub.hostio import MAX_FILES, HostIO
 from engine.gdbstub.replay import Replay
-from engine.gdbstub.target import REGISTERS, register_hex, target_xml
+from engine.gdbstub.target import REGISTERS, register_hex
+from engine.gdbstub.wire import (
+    E_MALFORMED,
+    MAX_PACKET,
+    Malformed,
+    addr_len,
+    checksum,
+    frame,
+    hex_int,
+    unescape,
+)
+from engine.trace import Trace
 
-#: Largest packet (payload) either side sends; told to gdb in qSupported.
-MAX_PACKET = 0x4000
 #: Positions whose registers are kept (about 1.3 KB of hex each).
 REGISTER_CACHE = 4096
 #: Longest range one write watchpoint may watch.
@@ -56,71 +64,32 @@ VECTOR_SIGNALS = {
     17: SIGBUS, 19: SIGFPE,
 }  # fmt: skip
 
-# File-I/O errno values (gdb's remote protocol, "Errno Values")
-ENOENT, EBADF, EACCES, EINVAL, EMFILE, EROFS = 2, 9, 13, 22, 24, 30
-#: Most files gdb may hold open at once over vFile (it keeps the symbol file open twice).
-MAX_FILES = 16
-FIRST_FD = 3
-O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC = 3, 0x8, 0x200, 0x400
-E_MALFORMED = "E01"
 E_READ_ONLY = "E02"
 #: The same refusal, in words, for a gdb that shows them ("error-message+", gdb 15).
 E_READ_ONLY_TEXT = "E.the recording is history: its memory and registers cannot be written"
 E_FAULT = "E0e"  # EFAULT-like: nothing mapped at that address
 
 
-class Malformed(ValueError):
-    """A packet whose arguments cannot be parsed."""
+#: Queries whose reply never changes (one process, one thread, no symbols wanted),
+#: by the packet's name (what comes before a ':').
+FIXED_REPLIES = {
+    "qC": "QC1", "qAttached": "1", "qfThreadInfo": "m1", "qsThreadInfo": "l", "qSymbol": "OK",
+}  # fmt: skip
 
 
-def checksum(payload: bytes) -> int:
-    return sum(payload) & 0xFF
+def fault_signal(trace: Trace) -> int | None:
+    """The signal the run's fault sends the process (None: the run ended without one)."""
+    fault = trace.fault
+    if fault is None:
+        return None
+    return VECTOR_SIGNALS.get(fault.vector, SIGSEGV if fault.vector >= 0 else SIGABRT)
 
 
-def escape(payload: bytes) -> bytes:
-    """Binary-safe payload: '#', '$', '}' and '*' go as '}' then the byte xor 0x20."""
-    out = bytearray()
-    for b in payload:
-        if b in b"#$}*":
-            out += bytes((0x7D, b ^ 0x20))
-        else:
-            out.append(b)
-    return bytes(out)
-
-
-def unescape(payload: bytes) -> bytes:
-    out = bytearray()
-    it = iter(payload)
-    for b in it:
-        if b == 0x7D:
-            nxt = next(it, None)
-            if nxt is None:
-                raise Malformed("escape at the end of a packet")
-            out.append(nxt ^ 0x20)
-        else:
-            out.append(b)
-    return bytes(out)
-
-
-def frame(payload: bytes) -> bytes:
-    body = escape(payload)
-    return b"$" + body + b"#" + f"{checksum(body):02x}".encode()
-
-
-def _hex(text: str) -> int:
-    if not text or len(text) > 16:
-        raise Malformed(text)
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise Malformed(text) from None
-
-
-def _addr_len(args: str) -> tuple[int, int]:
-    addr, sep, length = args.partition(",")
-    if not sep:
-        raise Malformed(args)
-    return _hex(addr), _hex(length)
+def exit_status(trace: Trace) -> int:
+    """The process's exit status: exit()'s argument, else 0."""
+    if any(e.kind == "exit" for e in trace.events):
+        return trace.pt_regs_at_call.get("di", 0) & 0xFF  # exit(status) takes the low byte
+    return 0
 
 
 @dataclass
@@ -135,12 +104,13 @@ class Stub:
     _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
     qemu_compat: bool = False  # answer QEMU's packets and monitor commands
     phys_mode: bool = False  # Qqemu.PhyMemMode:1: m reads guest-physical memory
-    _files: dict[int, bytes] = field(default_factory=dict)  # vFile descriptor → contents
-    _maps: bytes | None = None  # /proc/PID/maps, built on first use (it never changes)
     _register_cache: OrderedDict[int, tuple[str, ...]] = field(default_factory=OrderedDict)
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
     error_messages: bool = False  # gdb said error-message+: "E.text" replies are shown
+
+    def __post_init__(self) -> None:
+        self._host = HostIO(self.replay, self.exec_file)
 
     # -- the recording -----------------------------------------------------------
     @property
@@ -148,16 +118,7 @@ class Stub:
         return self.replay.last
 
     def _fault_signal(self) -> int | None:
-        fault = self.replay.trace.fault
-        if fault is None:
-            return None
-        return VECTOR_SIGNALS.get(fault.vector, SIGSEGV if fault.vector >= 0 else SIGABRT)
-
-    def _exit_status(self) -> int:
-        trace = self.replay.trace
-        if any(e.kind == "exit" for e in trace.events):
-            return trace.pt_regs_at_call.get("di", 0) & 0xFF  # exit(status) takes the low byte
-        return 0
+        return fault_signal(self.replay.trace)
 
     def _stop(self, reason: str = "") -> str:
         return f"T{SIGTRAP:02x}{reason}thread:1;"
@@ -174,7 +135,7 @@ class Stub:
         signal = self._fault_signal()
         if signal is not None:
             return f"X{signal:02x}"
-        return f"W{self._exit_status():02x}"
+        return f"W{exit_status(self.replay.trace):02x}"
 
     def _move(self, position: int) -> None:
         self.position = position
@@ -288,26 +249,13 @@ class Stub:
         if address >= 1 << 64:
             return E_FAULT
         data = (
-            self._read_phys(address, length)
+            self._machine().read_phys_upto(address, length)
             if self.phys_mode
             else self.replay.read_at(self.position, address, length)
         )
         if not data and length:
             return E_FAULT
         return data.hex()
-
-    def _read_phys(self, address: int, length: int) -> bytes:
-        """Up to *length* bytes of guest-physical memory, stopping where it is not backed."""
-        machine = self._machine().machine
-        out = bytearray()
-        while length > 0:
-            n = min(length, 0x1000 - (address & 0xFFF))
-            try:
-                out += machine.read_phys(address, n)
-            except Exception:  # unicorn.UcError: no RAM there
-                break
-            address, length = address + n, length - n
-        return bytes(out)
 
     # -- packets ---------------------------------------------------------------------
     def handle(self, packet: bytes) -> bytes | None:
@@ -326,31 +274,19 @@ class Stub:
             return ""
         head, args = text[:1], text[1:]
         if text.startswith("qSupported"):
-            self.error_messages = "error-message+" in text.split(":", 1)[-1].split(";")
-            return (
-                f"PacketSize={MAX_PACKET:x};qXfer:features:read+;qXfer:auxv:read+;"
-                + ("qXfer:exec-file:read+;" if self.exec_file else "")
-                + "QStartNoAckMode+;ReverseStep+;ReverseContinue+;swbreak+;hwbreak+;"
-                "vContSupported+" + (";error-message+" if self.error_messages else "")
-            )
+            return self._supported(text)
         if text == "QStartNoAckMode":
             self.no_ack = True
             return "OK"
         if text.startswith("qXfer:"):
-            return self._xfer(text)
-        if text in ("qC",):
-            return "QC1"
-        if text.startswith("qAttached"):
-            return "1"
-        if text == "qfThreadInfo":
-            return "m1"
-        if text == "qsThreadInfo":
-            return "l"
-        if text.startswith("qSymbol"):
-            return "OK"
+            return self._host.xfer(text)
+        fixed = FIXED_REPLIES.get(text.split(":", 1)[0])
+        if fixed is not None:
+            return fixed
         if self.qemu_compat:
-            reply = self._qemu(text)
-            if reply is not None:
+            answer = monitor.qemu_packet(text, self.phys_mode, self._machine)
+            if answer is not None:
+                reply, self.phys_mode = answer
                 return reply
         if head == "?":
             return self.stop_reply()
@@ -359,11 +295,11 @@ class Stub:
         if head == "g":
             return self.read_registers()
         if head == "p":
-            return self.read_register(_hex(args))
+            return self.read_register(hex_int(args))
         if head in ("G", "P", "M", "X"):
             return E_READ_ONLY_TEXT if self.error_messages else E_READ_ONLY
         if head == "m":
-            return self.read_memory(*_addr_len(args))
+            return self.read_memory(*addr_len(args))
         if head in ("Z", "z"):
             return self._breakpoint(head == "Z", args)
         if head in ("s", "S"):
@@ -383,7 +319,7 @@ class Stub:
             # One thread: the first action that applies to it decides.
             return self.step() if actions[0][0] in "sS" else self.cont()
         if text.startswith("vFile:"):
-            return self._vfile(text[6:])
+            return self._host.vfile(text[6:])
         if head == "D":
             self.closed = True
             return "OK"
@@ -392,9 +328,18 @@ class Stub:
             return None if head == "k" else "OK"
         return ""  # not supported
 
+    def _supported(self, text: str) -> str:
+        self.error_messages = "error-message+" in text.split(":", 1)[-1].split(";")
+        return (
+            f"PacketSize={MAX_PACKET:x};qXfer:features:read+;qXfer:auxv:read+;"
+            + ("qXfer:exec-file:read+;" if self.exec_file else "")
+            + "QStartNoAckMode+;ReverseStep+;ReverseContinue+;swbreak+;hwbreak+;"
+            "vContSupported+" + (";error-message+" if self.error_messages else "")
+        )
+
     def _breakpoint(self, insert: bool, args: str) -> str:
         kind, _, rest = args.partition(",")
-        address, length = _addr_len(rest.split(";")[0])
+        address, length = addr_len(rest.split(";")[0])
         if kind == "2":  # write watchpoint
             if not 0 < length <= MAX_WATCH:
                 return E_MALFORMED
@@ -411,134 +356,8 @@ class Stub:
             self.breakpoints.pop(address, None)
         return "OK"
 
-    def _qemu(self, text: str) -> str | None:
-        """QEMU's own packets (gdbstub/system.c), None for any other."""
-        # QEMU answers "qemu.sstepbits" as q or Q alike (its common query/set table),
-        # and bata24's GEF asks it as Qqemu.sstepbits.
-        if text in ("qqemu.sstepbits", "Qqemu.sstepbits"):
-            return "ENABLE=1,NOIRQ=2,NOTIMER=4"
-        if text == "qqemu.sstep":
-            return "0x7"  # QEMU's default: stepping without IRQs and timers
-        if text.startswith("Qqemu.sstep="):
-            _hex(text.partition("=")[2])
-            return "OK"  # nothing asynchronous runs here: every step is without both
-        if text == "qqemu.PhyMemMode":
-            return "1" if self.phys_mode else "0"
-        if text.startswith("Qqemu.PhyMemMode:"):
-            mode = text.partition(":")[2]
-            if mode not in ("0", "1"):
-                return E_MALFORMED
-            self.phys_mode = mode == "1"
-            return "OK"
-        if text.startswith("qRcmd,"):
-            try:
-                line = bytes.fromhex(text[6:]).decode("latin-1")
-            except ValueError:
-                raise Malformed(text) from None
-            output = monitor.command(self._machine(), line)
-            # the output, hex-encoded; "OK" alone when there is none (an empty reply
-            # would mean "qRcmd not supported")
-            return output.encode("utf-8", "replace").hex() or "OK"
-        return None
 
-    def _vfile(self, text: str) -> str | bytes:
-        """Host I/O, read-only, over the files the recording has and nothing else: the
-        symbol file (gdb on another machine can fetch it, and a local one need not warn
-        that the target has no file transfer) and the procfs view of :mod:`procfs`.
-        Any other path is "no such file": the stub shows nothing of the disk it runs on.
-        Each open gets its own descriptor, as gdb caches reads per descriptor.
-        """
-        op, _, args = text.partition(":")
-        if op == "setfs":
-            return "F0"
-        if op in ("open", "readlink", "unlink", "stat", "lstat"):
-            path_hex = args.split(",")[0]
-            try:
-                path = bytes.fromhex(path_hex).decode()
-            except ValueError:
-                raise Malformed(text) from None
-            if op == "unlink":
-                return f"F-1,{EROFS:x}"
-            if op == "readlink":
-                target = self._readlink(path)
-                if target is None:
-                    return f"F-1,{ENOENT:x}" if self._contents(path) is None else f"F-1,{EINVAL:x}"
-                return f"F{len(target):x};".encode() + target
-            data = self._contents(path)
-            if data is None:
-                return f"F-1,{ENOENT:x}"
-            if op != "open":
-                return f"F-1,{EACCES:x}"  # vFile has no stat packet; gdb uses fstat
-            flags = _hex(args.split(",")[1]) if "," in args else 0
-            if flags & (O_ACCMODE | O_APPEND | O_CREAT | O_TRUNC):
-                return f"F-1,{EROFS:x}"  # the recording is history: nothing is writable
-            if len(self._files) >= MAX_FILES:
-                return f"F-1,{EMFILE:x}"
-            fd = next(n for n in range(FIRST_FD, FIRST_FD + MAX_FILES + 1) if n not in self._files)
-            self._files[fd] = data
-            return f"F{fd:x}"
-        if op in ("pread", "fstat", "close", "pwrite"):
-            parts = args.split(",")
-            fd = _hex(parts[0])
-            if fd not in self._files:
-                return f"F-1,{EBADF:x}"
-            if op == "pwrite":
-                return f"F-1,{EBADF:x}"  # opened read-only
-            if op == "close":
-                del self._files[fd]
-                return "F0"
-            data = self._files[fd]
-            if op == "fstat":
-                # gdb's File-I/O struct stat, big-endian: mode 0100444, one link, the size
-                st = struct.pack(">IIIIIIIQQQIII", 0, 0, 0o100444, 1, 0, 0, 0,
-                                 len(data), 4096, 0, 0, 0, 0)  # fmt: skip
-                return f"F{len(st):x};".encode() + st
-            if len(parts) != 3:
-                raise Malformed(text)
-            count = min(_hex(parts[1]), MAX_PACKET // 2)
-            offset = _hex(parts[2])
-            chunk = data[offset : offset + count]
-            return f"F{len(chunk):x};".encode() + chunk
-        return ""
-
-    def _contents(self, path: str) -> bytes | None:
-        """The bytes of a served file, None for any other path."""
-        which = procfs.proc_file(path)
-        if which == "maps":
-            if self._maps is None:
-                self._maps = procfs.maps(self.replay)
-            return self._maps
-        if which in ("cmdline", "environ"):
-            return b""  # no program was exec'd: the user code was placed in memory
-        if self.exec_file is not None and (which == "exe" or path == self.exec_file):
-            return Path(self.exec_file).read_bytes()
-        return None
-
-    def _readlink(self, path: str) -> bytes | None:
-        if procfs.proc_file(path) == "exe" and self.exec_file is not None:
-            return self.exec_file.encode()
-        return None
-
-    def _xfer(self, text: str) -> str | bytes:
-        parts = text.split(":")
-        if len(parts) != 5 or parts[2] != "read":
-            return ""
-        _, obj, _, annex, span = parts
-        offset, length = _addr_len(span)
-        if obj == "features":
-            if annex != "target.xml":
-                return "E00"
-            data = target_xml().encode()
-        elif obj == "exec-file" and self.exec_file:
-            data = self.exec_file.encode()
-        elif obj == "auxv" and not annex:
-            data = procfs.auxv()
-        else:
-            return ""
-        length = min(length, MAX_PACKET // 2)
-        chunk = data[offset : offset + length]
-        more = offset + length < len(data)
-        return (b"m" if more else b"l") + chunk
-
-
-__all__ = ["MAX_PACKET", "VECTOR_SIGNALS", "Malformed", "Stub", "checksum", "frame", "unescape"]
+__all__ = [
+    "MAX_FILES", "MAX_PACKET", "VECTOR_SIGNALS", "Malformed", "Stub", "checksum", "frame",
+    "unescape",
+]  # fmt: skip

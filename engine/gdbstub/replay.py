@@ -221,5 +221,18 @@ class Replay:
             address, size = address + n, size - n
         return bytes(out)
 
+    def read_phys_upto(self, address: int, length: int) -> bytes:
+        """Up to *length* bytes of guest-physical memory at the current position, stopping
+        where it is not backed (QEMU's physical-memory mode)."""
+        out = bytearray()
+        while length > 0:
+            n = min(length, 0x1000 - (address & 0xFFF))
+            try:
+                out += self.machine.read_phys(address, n)
+            except Exception:  # unicorn.UcError: no RAM there
+                break
+            address, length = address + n, length - n
+        return bytes(out)
+
 
 __all__ = ["Replay", "ReplayError"]
