@@ -10,55 +10,29 @@ from __future__ import annotations
 import functools
 import mmap
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
+from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
 from engine import constants as C
 from engine import layout as L
 from engine.constants import (
-    CR0_ET,
-    CR0_MP,
-    CR0_NE,
-    CR0_PE,
-    CR0_PG,
-    CR0_WP,
     CR3_PCID_MASK,
-    CR4_LA57,
-    CR4_PAE,
-    CR4_PCIDE,
-    EFER_LMA,
-    EFER_LME,
-    EFER_NXE,
-    EFER_SCE,
-    GDT_ENTRIES,
-    IO_BITMAP_OFFSET_INVALID,
-    KERNEL_CS,
-    KERNEL_DS,
-    KERNEL_PCID,
-    MSR_CSTAR,
     MSR_EFER,
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
-    PTI_USER_PCID_MASK,
-    PTI_USER_PGTABLE_MASK,
-    RFLAGS_FIXED,
-    STAR_VALUE,
-    TSS_SELECTOR,
-    TSS_SIZE,
     X86_CR3_PCID_NOFLUSH,
-    TSS_io_bitmap_base,
-    TSS_sp0,
 )
 from engine.errors import EmulatorMemoryError
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage, build_image
 from engine.kernel.macros import Features
-from engine.machine import idt
-from engine.machine.paging import NX, RW, US, PageTableBuilder, PageWalk, walk
+from engine.machine import boot
+from engine.machine.boot import PhysRegion
+from engine.machine.paging import RW, US, PageWalk, walk
 from engine.machine.regfile import MsrAccess, RegisterFile
 from engine.scenario.model import MachineConfig
 from engine.trace import MappedRegion, RootSummary
@@ -76,22 +50,6 @@ FRED_MSR_NAMES: dict[str, int] = {
     "FRED_SSP3": C.MSR_IA32_FRED_SSP3,
     "FRED_CONFIG": C.MSR_IA32_FRED_CONFIG,
 }
-
-# GDT (arch/x86/kernel/cpu/common.c, gdt_page): flat descriptors, accessed bit preset
-# so that loading a selector never writes the (read-only mapped) GDT.
-GDT_DESCRIPTORS: tuple[int, ...] = (
-    0x0000000000000000,  # 0x00 null
-    0x00CF9B000000FFFF,  # 0x08 __KERNEL32_CS
-    0x00AF9B000000FFFF,  # 0x10 __KERNEL_CS (L=1, DPL 0)
-    0x00CF93000000FFFF,  # 0x18 __KERNEL_DS
-    0x00CFFB000000FFFF,  # 0x23 __USER32_CS (DPL 3)
-    0x00CFF3000000FFFF,  # 0x2b __USER_DS (DPL 3)
-    0x00AFFB000000FFFF,  # 0x33 __USER_CS (L=1, DPL 3)
-    0x0000000000000000,
-)
-
-#: Type of a busy 64-bit TSS with P=1, DPL 0 (what LTR leaves in the descriptor).
-TSS_BUSY_PRESENT = 0x8B
 
 #: Unicorn's translated-code buffer per machine.  The entry path and user code translate
 #: to well under a megabyte; Unicorn's default of 1 GiB made two machines (compare) fail
@@ -116,18 +74,6 @@ def ensure_emulator_memory() -> None:
             "is `ulimit -v` too low?)"
         ) from None
     probe.close()
-
-
-def tss_descriptor(base: int, limit: int) -> tuple[int, int]:
-    """The 16-byte system descriptor of a 64-bit TSS (Intel SDM vol. 3A, 8.2.3)."""
-    low = (
-        (limit & 0xFFFF)
-        | (base & 0xFFFFFF) << 16
-        | TSS_BUSY_PRESENT << 40
-        | ((limit >> 16) & 0xF) << 48
-        | ((base >> 24) & 0xFF) << 56
-    )
-    return low, base >> 32
 
 
 GPRS: dict[str, int] = {
@@ -162,26 +108,6 @@ class UserMapping:
 
 
 @dataclass
-class _PhysRegion:
-    base: int
-    pristine: bytearray
-    writable: bool = True
-
-
-def _coalesce(regions: Iterable[tuple[int, bytes | bytearray]]) -> list[tuple[int, bytes]]:
-    """Join regions that follow each other in physical memory (page-padded) into one each."""
-    out: list[tuple[int, bytearray]] = []
-    for base, data in sorted(regions, key=lambda r: r[0]):
-        padded = bytearray(data)
-        padded += bytes(-len(padded) % L.PAGE)
-        if out and out[-1][0] + len(out[-1][1]) == base:
-            out[-1][1].extend(padded)
-        else:
-            out.append((base, padded))
-    return [(base, bytes(data)) for base, data in out]
-
-
-@dataclass
 class Machine:
     """Unicorn plus everything the kernel expects to find in memory and in MSRs."""
 
@@ -194,7 +120,7 @@ class Machine:
     user_pgd: int = field(init=False)
     kernel_cr3: int = field(init=False)
     user_cr3: int = field(init=False)
-    regions: list[_PhysRegion] = field(init=False, default_factory=list)
+    regions: list[PhysRegion] = field(init=False, default_factory=list)
     _kernel_ctx: object = field(init=False)
     step_regs: RegisterFile = field(init=False)
     gprs: RegisterFile = field(init=False)
@@ -241,173 +167,10 @@ class Machine:
             self.uc, (X.UC_X86_REG_RCX, X.UC_X86_REG_R11, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP)
         )
         self.msr = MsrAccess(self.uc)
-        self._build_memory()
-        self._build_cpu()
+        boot.lay_out_memory(self)
+        boot.start_cpu(self)
 
     # -- memory --------------------------------------------------------------------
-    def _region(self, base: int, size: int, writable: bool = True) -> bytearray:
-        buf = bytearray(size)
-        self.regions.append(_PhysRegion(base, buf, writable))
-        return buf
-
-    def _build_memory(self) -> None:
-        lay = self.layout
-        levels = self.config.paging
-        pt = PageTableBuilder(L.PHYS_PAGE_TABLES, L.PHYS_PAGE_TABLES_SIZE, levels)
-        pair = pt.alloc(2, align=0x2000)  # KPTI: kernel PGD and user PGD, 8 KiB aligned
-        self.kernel_pgd, self.user_pgd = pair, pair + 0x1000
-
-        text = self._region(L.PHYS_KERNEL_TEXT, L.KERNEL_TEXT_SIZE, writable=False)
-        off = L.DO_SYSCALL_64 - L.KERNEL_TEXT
-        text[off : off + len(self.image.do_syscall_64.code)] = self.image.do_syscall_64.code
-        entry = self._region(L.PHYS_ENTRY_TEXT, L.ENTRY_TEXT_SIZE, writable=False)
-        entry[: len(self.image.entry_code)] = self.image.entry_code
-        off = L.LAUNCH_STUB - L.ENTRY_TEXT
-        entry[off : off + len(self.image.launch.code)] = self.image.launch.code
-        kernel = self.config.kernel
-        stubs = idt.stub_code(kernel)
-        assert len(self.image.entry_code) <= idt.STUBS - L.ENTRY_TEXT, "entry code over the stubs"
-        entry[idt.STUBS - L.ENTRY_TEXT : idt.STUBS - L.ENTRY_TEXT + len(stubs)] = stubs
-        self._region(idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel)
-        rodata = self._region(idt.PHYS_KERNEL_RODATA, L.PAGE, writable=False)
-        rodata[: len(idt.banner(kernel))] = idt.banner(kernel)
-        self._region(L.PHYS_TASK_STACK, L.THREAD_SIZE)
-        cea = self._region(L.PHYS_CEA, 2 * L.PAGE)
-        for i, desc in enumerate(GDT_DESCRIPTORS):
-            struct.pack_into("<Q", cea, 8 * i, desc)
-        # GDT_ENTRY_TSS: cpu_tss_rw, loaded into TR (set_tss_desc() and load_TR_desc()).
-        struct.pack_into("<2Q", cea, TSS_SELECTOR, *tss_descriptor(lay.tss, TSS_SIZE - 1))
-        percpu = self._region(L.PHYS_PERCPU, self.kernel.percpu_size)
-        struct.pack_into("<Q", percpu, L.PERCPU_TSS + TSS_sp0, lay.entry_stack_top)
-        # the top of the task stack: TSS.sp1 in v5.8, a per-CPU variable of its own later
-        struct.pack_into("<Q", percpu, self.kernel.top_of_stack, lay.task_stack_top)
-        struct.pack_into("<H", percpu, L.PERCPU_TSS + TSS_io_bitmap_base, IO_BITMAP_OFFSET_INVALID)
-
-        def both(v: int, p: int, flags: int) -> None:
-            pt.map_page(self.kernel_pgd, v, p, flags)
-            if self.config.pti:
-                pt.map_page(self.user_pgd, v, p, flags)
-
-        def kernel_only(v: int, p: int, flags: int) -> None:
-            pt.map_page(self.kernel_pgd, v, p, flags)
-
-        # User memory: in both roots (the kernel reaches it for copy_from_user).
-        phys = L.PHYS_USER
-        for m in self.user:
-            buf = self._region(phys, m.size, writable=m.writable)
-            buf[m.data_offset : m.data_offset + len(m.data)] = m.data
-            for o in range(0, m.size, L.PAGE):
-                flags = US | (RW if m.writable else 0) | (0 if m.executable else NX)
-                both(m.vaddr + o, phys + o, flags)
-            phys += m.size
-        # .entry.text and the cpu_entry_area (GDT, entry stack): in both roots.
-        for o in range(0, L.ENTRY_TEXT_SIZE, L.PAGE):
-            both(L.ENTRY_TEXT + o, L.PHYS_ENTRY_TEXT + o, 0)
-        both(L.CEA_GDT, L.PHYS_CEA, NX)
-        both(L.CEA_ENTRY_STACK, L.PHYS_CEA + L.PAGE, RW | NX)
-        # cpu_tss_rw: pti_clone_user_shared() maps each CPU's TSS page into the user root.
-        for o in range(0, self.kernel.percpu_size, L.PAGE):
-            v, p = lay.percpu_base + o, L.PHYS_PERCPU + o
-            (both if o == L.PERCPU_TSS else kernel_only)(v, p, RW | NX)
-        # Kernel text (do_syscall_64) and the task stack: kernel root only.
-        for o in range(0, L.KERNEL_TEXT_SIZE, L.PAGE):
-            kernel_only(L.KERNEL_TEXT + o, L.PHYS_KERNEL_TEXT + o, 0)
-        for o in range(0, L.THREAD_SIZE, L.PAGE):
-            kernel_only(lay.task_stack_base + o, L.PHYS_TASK_STACK + o, RW | NX)
-        # Mapped last, so the tables above keep their physical addresses: the IDT in the
-        # cpu_entry_area (both roots, read-only, as Linux maps it) and the banner's page.
-        both(idt.CEA_RO_IDT, idt.PHYS_IDT, NX)
-        kernel_only(idt.KERNEL_RODATA, idt.PHYS_KERNEL_RODATA, NX)
-        if self.config.pti:
-            # pti_set_user_pgtbl(): the kernel's copy of user PGD entries is NX, so the
-            # kernel can never execute user code through it.
-            for m in self.user:
-                pt.set_top_flags(self.kernel_pgd, m.vaddr, NX)
-
-        # Page tables are not written by the MMU (A/D preset) nor by the code: not restored.
-        used = pt.alloc(1) - L.PHYS_PAGE_TABLES
-        self.regions.insert(0, _PhysRegion(L.PHYS_PAGE_TABLES, pt.pool[:used], writable=False))
-        # Physically adjacent regions (a [[memory]] range is one region per page) are mapped
-        # as one: Unicorn's mem_map costs grow with the number of regions already mapped,
-        # and 4096 one-page maps of a 16 MiB range took seconds.
-        for base, data in _coalesce((r.base, r.pristine) for r in self.regions):
-            self.uc.mem_map(base, (len(data) + L.PAGE - 1) // L.PAGE * L.PAGE, UC_PROT_ALL)
-            self.uc.mem_write(base, data)
-        # What a run can change, restored before the next one.
-        self._pristine = _coalesce((r.base, r.pristine) for r in self.regions if r.writable)
-
-        pcid = self.config.pcid
-        self.kernel_cr3 = self.kernel_pgd | (KERNEL_PCID if pcid else 0)
-        if self.config.pti:
-            user_pcid = (KERNEL_PCID | PTI_USER_PCID_MASK) if pcid else 0
-            self.user_cr3 = self.kernel_pgd | PTI_USER_PGTABLE_MASK | user_pcid
-        else:
-            self.user_cr3 = self.kernel_cr3
-
-    # -- CPU -----------------------------------------------------------------------
-    def _build_cpu(self) -> None:
-        uc, cfg = self.uc, self.config
-        uc.reg_write(X.UC_X86_REG_CR3, self.kernel_pgd)
-        cr4 = CR4_PAE | (CR4_LA57 if cfg.paging == 5 else 0)
-        uc.reg_write(X.UC_X86_REG_CR4, cr4)
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
-        uc.reg_write(X.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)
-        if cfg.pcid:
-            # CR4.PCIDE may only be set while CR3[11:0] is 0 (Intel SDM 4.10.1).
-            uc.reg_write(X.UC_X86_REG_CR4, cr4 | CR4_PCIDE)
-        uc.reg_write(X.UC_X86_REG_CR3, self.kernel_cr3)
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, L.CEA_GDT, 8 * GDT_ENTRIES - 1, 0))
-        uc.reg_write(X.UC_X86_REG_IDTR, (0, idt.CEA_RO_IDT, idt.IDT_LIMIT, 0))
-        # TR as LTR leaves it: the CPU reads the I/O-permission bitmap base from this TSS
-        # when user code runs IN or OUT with CPL > IOPL.
-        uc.reg_write(
-            X.UC_X86_REG_TR, (TSS_SELECTOR, self.layout.tss, TSS_SIZE - 1, TSS_BUSY_PRESENT)
-        )
-        uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
-        uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
-        uc.reg_write(X.UC_X86_REG_DS, 0)
-        uc.reg_write(X.UC_X86_REG_ES, 0)
-        # syscall_init(), arch/x86/kernel/cpu/common.c (the mask differs by version)
-        uc.reg_write(X.UC_X86_REG_MSR, (MSR_STAR, STAR_VALUE))
-        if not cfg.fred:
-            # with FRED, syscall_init() writes STAR only (idt_syscall_init() is skipped:
-            # "FRED uses the ring 3 FRED entrypoint for SYSCALL and SYSENTER")
-            uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, self.image.symbols["entry_SYSCALL_64"]))
-            uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, 0))
-            uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, self.kernel.syscall_mask))
-        uc.reg_write(X.UC_X86_REG_RSP, self.layout.entry_stack_top)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, RFLAGS_FIXED)
-        if cfg.fred:
-            self._init_fred()
-        self._kernel_ctx = uc.context_save()
-
-    def _init_fred(self) -> None:
-        """cpu_init_fred_exceptions() (arch/x86/kernel/fred.c, 6.12), as its writes leave
-        the CPU: IA32_FRED_CONFIG = FRED_CONFIG_REDZONE | FRED_CONFIG_INT_STKLVL(0) |
-        asm_fred_entrypoint_user, STKLVLS 0, RSP0 = the per-CPU fred_rsp0 (the task stack's
-        top, task_stack_page + THREAD_SIZE), RSP1-3 0, then CR4.FRED.  cpu_init_fred_rsps()
-        would give levels 1-3 the #DB/NMI/#DF stacks; none is built, as no event here
-        uses them.  6.12 writes no FRED_SSP (no supervisor shadow stacks): they stay 0.
-
-        Unicorn keeps no FRED MSR (it drops the writes), so the model holds them here
-        (engine.machine.modelled reads them from :attr:`fred_msrs`).
-        """
-        self.fred_msrs = {
-            C.MSR_IA32_FRED_CONFIG: C.FRED_CONFIG_REDZONE
-            | self.image.symbols["asm_fred_entrypoint_user"],
-            C.MSR_IA32_FRED_STKLVLS: 0,
-            C.MSR_IA32_FRED_RSP0: self.layout.task_stack_top,
-            C.MSR_IA32_FRED_RSP1: 0,
-            C.MSR_IA32_FRED_RSP2: 0,
-            C.MSR_IA32_FRED_RSP3: 0,
-            C.MSR_IA32_FRED_SSP0: 0,
-            C.MSR_IA32_FRED_SSP1: 0,
-            C.MSR_IA32_FRED_SSP2: 0,
-            C.MSR_IA32_FRED_SSP3: 0,
-        }
-        cr4 = int(self.uc.reg_read(X.UC_X86_REG_CR4))
-        self.uc.reg_write(X.UC_X86_REG_CR4, cr4 | C.CR4_FRED)
-
     @functools.cached_property
     def task_stack_phys(self) -> int:
         """Physical base of the task stack (contiguous, checked by walking the kernel root)."""
@@ -555,6 +318,6 @@ class Machine:
             "SYSCALL_MASK": self.read_msr(MSR_SYSCALL_MASK),
         }
         if self.config.fred:
-            # held by the model (see _init_fred), in msr-index.h's order
+            # held by the model (see boot.init_fred), in msr-index.h's order
             out |= {name: self.fred_msrs[num] for name, num in FRED_MSR_NAMES.items()}
         return out

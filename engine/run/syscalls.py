@@ -39,7 +39,8 @@ from engine.constants import (
     NR_write,
 )
 from engine.i18n import Msg, literal, msg
-from engine.machine.core import GDT_DESCRIPTORS, Machine
+from engine.machine.boot import GDT_DESCRIPTORS
+from engine.machine.core import Machine
 
 SYSCALL_NAMES = {
     0: "read", 1: "write", 2: "open", 3: "close", 15: "rt_sigreturn", 39: "getpid",

@@ -27,7 +27,7 @@ from engine.constants import (
     is_canonical,
 )
 from engine.i18n import N_, msg
-from engine.machine.core import GDT_DESCRIPTORS
+from engine.machine.boot import GDT_DESCRIPTORS
 from engine.machine.modelled import (
     eretu_return,
     fred_syscall_delivery,

@@ -249,7 +249,7 @@ def test_iretq_refusing_ss_names_the_selector(name: str, code: int) -> None:
 
 
 def test_iret_fault_follows_the_sdm_order() -> None:
-    from engine.machine.core import GDT_DESCRIPTORS
+    from engine.machine.boot import GDT_DESCRIPTORS
     from engine.machine.modelled import iret_fault
 
     def gdt(selector: int) -> int | None:
