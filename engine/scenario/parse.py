@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import re
 import tomllib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,11 +298,40 @@ EXPECT_KEYS = ("exit", "failed_check", "fault", "fault_cpl")
 
 
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
-    """Parse and validate scenario TOML *text* (named *path* in errors)."""
+    """Parse and validate scenario TOML *text* (named *path* in errors), table by table in
+    the order the file format lists them (the first error found is the one reported)."""
     r = _Reader(path, text)
+    data = _toml(text, path)
+    for k in data:
+        if k not in TOP_KEYS:
+            raise r.fail(k, f"unknown key; expected one of: {', '.join(TOP_KEYS)}")
+    if "name" not in data:
+        raise ScenarioError(path, "name", "required key missing (a string naming the scenario)")
+    name = r.string(data["name"], "name")
+    description = r.string(data.get("description", ""), "description")
+    config = _machine(r, data)
+    user = _user(r, data, config)
+    handler_set, pid, sigframe = _handler(r, data)
+    memory = _memory(r, data, config, user)
+    expect = _expect(r, data, spec(config.kernel).checks)
+    step_cap = r.integer(
+        data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
+    )
+    debug = _debug(r, data)
+    return Scenario(
+        name=name, path=path, description=description, kernel=config.kernel, machine=config,
+        regs=user.regs, rip=user.rip, rsp=user.rsp, rflags=user.rflags | 0x2,
+        fs_base=user.fs_base, gs_base=user.gs_base, code=user.code, memory=memory,
+        handler_set=handler_set, pid=pid, sigframe=sigframe, expect=expect,
+        step_cap=step_cap, debug=debug,
+    )  # fmt: skip
+
+
+def _toml(text: str, path: str) -> dict[str, Any]:
+    """The TOML document, after the bounds on keys and nesting are checked."""
     prescan(text, path)  # before tomllib, whose work grows with the square of a key's parts
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except RecursionError:
         raise ScenarioError(
             path, None, "not valid TOML: arrays or tables nested too deep"
@@ -312,19 +341,14 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         raise ScenarioError(
             path, None, f"not valid TOML: {exc}", int(m.group(1)) if m else None
         ) from None
-    for k in data:
-        if k not in TOP_KEYS:
-            raise r.fail(k, f"unknown key; expected one of: {', '.join(TOP_KEYS)}")
-    if "name" not in data:
-        raise ScenarioError(path, "name", "required key missing (a string naming the scenario)")
-    name = r.string(data["name"], "name")
-    description = r.string(data.get("description", ""), "description")
 
+
+def _machine(r: _Reader, data: dict[str, Any]) -> MachineConfig:
     mt = r.table(data, "machine", MACHINE_KEYS)
     kernel = r.string(mt.get("kernel", DEFAULT_KERNEL), "machine.kernel", KERNELS)
     checks = spec(kernel).checks
     fred = _fred(r, mt, kernel)
-    config = MachineConfig(
+    return MachineConfig(
         kernel=kernel,
         cpu=r.string(mt.get("cpu", CPUS[0]), "machine.cpu", CPUS),
         paging=_paging(r, mt.get("paging", 4)),
@@ -335,8 +359,24 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         removed_checks=_check_names(r, mt.get("remove_checks", []), checks),
         fred=fred,
     )
-    user_top = (1 << (56 if config.paging == 5 else 47)) - 1
 
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    """The [user] table, checked."""
+
+    regs: dict[str, int]
+    rip: int
+    rsp: int
+    rflags: int
+    fs_base: int
+    gs_base: int
+    code: UserCode
+
+
+def _user(r: _Reader, data: dict[str, Any], config: MachineConfig) -> _User:
+    kernel = config.kernel
+    user_top = (1 << (56 if config.paging == 5 else 47)) - 1
     u = r.table(data, "user", USER_KEYS)
     regs = {reg: r.integer(u[reg], f"user.{reg}") for reg in USER_REGS if reg in u}
     regs.setdefault("rax", DEFAULT_RAX)
@@ -365,8 +405,12 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         if why:
             raise r.fail(key, why)
     code_src = r.string(u.get("code", "syscall"), "user.code")
-    code = assemble_user_code(code_src, rip, path, r)
+    code = assemble_user_code(code_src, rip, r.path, r)
+    return _User(regs, rip, rsp, rflags, fs_base, gs_base, code)
 
+
+def _handler(r: _Reader, data: dict[str, Any]) -> tuple[dict[str, int], int, dict[str, int]]:
+    """[handler.set], [handler] pid and [sigframe]."""
     h = r.table(data, "handler", HANDLER_KEYS)
     hs = r.table(h, "handler.set", PT_REGS_FIELDS)
     handler_set = {
@@ -379,6 +423,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         k: r.integer(v, f"sigframe.{k}", negative=k not in NOT_NEGATIVE) for k, v in sf.items()
     }
 
+    return handler_set, pid, sigframe
+
+
+def _memory(
+    r: _Reader, data: dict[str, Any], config: MachineConfig, user: _User
+) -> tuple[MemoryRange, ...]:
+    user_top = (1 << (56 if config.paging == 5 else 47)) - 1
     memory = []
     mem = data.get("memory", [])
     if not isinstance(mem, list):
@@ -402,8 +453,11 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             raise r.fail(f"{key}.size", "range reaches past the top of user space")
         access = r.string(entry.get("access", "rw"), f"{key}.access", ("r", "rw", "rx", "rwx"))
         memory.append(MemoryRange(addr, size, access))
-    _check_memory(r, memory, rip, code, rsp, config.paging)
+    _check_memory(r, memory, user.rip, user.code, user.rsp, config.paging)
+    return tuple(memory)
 
+
+def _expect(r: _Reader, data: dict[str, Any], checks: tuple[str, ...]) -> Expect:
     e = r.table(data, "expect", EXPECT_KEYS)
     fault_names = (*EXCEPTION_NAMES.values(), NONE)
 
@@ -414,7 +468,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
 
     exit_path = named("exit", tuple(p.value for p in ExitPath))
     failed_check = named("failed_check", checks)
-    expect = Expect(
+    return Expect(
         exit=ExitPath(exit_path) if exit_path is not None else None,
         failed_check=CheckName(failed_check) if failed_check is not None else None,
         fault=named("fault", fault_names),
@@ -423,16 +477,6 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         else None,
         given=tuple(e),
     )
-    step_cap = r.integer(
-        data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
-    )
-    debug = _debug(r, data)
-    return Scenario(
-        name=name, path=path, description=description, kernel=kernel, machine=config,
-        regs=regs, rip=rip, rsp=rsp, rflags=rflags | 0x2, fs_base=fs_base, gs_base=gs_base,
-        code=code, memory=tuple(memory), handler_set=handler_set, pid=pid, sigframe=sigframe,
-        expect=expect, step_cap=step_cap, debug=debug,
-    )  # fmt: skip
 
 
 def _debug(r: _Reader, data: dict[str, Any]) -> DebugSettings:
