@@ -161,24 +161,80 @@ def _decode_image(data: object, features: Features) -> KernelImage:
     )  # fmt: skip
 
 
+class _Statements:
+    """The rendition's statements turned into items to assemble, one source line at a
+    time: labels, macros expanded, the SYSRET checks' branches named (or, for a what-if
+    kernel without one, left out with their compare)."""
+
+    def __init__(self, features: Features):
+        self.features = features
+        self.expander = Expander(features)
+        self.kspec = spec(features.kernel)
+        self.check_names = self.kspec.asm_checks
+        self.items: list[Item | Label] = []
+        self.checks_seen = 0
+        self.check_start = 0  # where the instructions of the next check begin
+
+    def add(self, code: str, line_no: int) -> str | None:
+        """Add the statement *code* of source line *line_no*; the label it defines."""
+        m = _LABEL_MACRO.match(code)
+        if m:
+            self.items.append(Label(m.group(1)))
+            return m.group(1)
+        if re.match(r"^[\w.]+:$", code):
+            self.items.append(Label(code[:-1]))
+            return code[:-1]
+        if code.startswith("SYM_CODE_END"):
+            return None
+        word, _, args = code.partition(" ")
+        word = word.strip()
+        if "\t" in word:
+            word, _, rest = word.partition("\t")
+            args = rest + " " + args
+        if word in MACROS:
+            for it in self.expander.expand(word, args.strip()):
+                if isinstance(it, Item):
+                    it = Item(it.text, it.asm, LineMeta(line_no, word))
+                self.items.append(it)
+            return None
+        text = resolve_operands(re.sub(r"\s+", " ", code), self.kspec)
+        mnem, _, ops = text.partition(" ")
+        item = Item(f"{mnem} {ops}".strip(), None, LineMeta(line_no, None))
+        if mnem == "call":
+            self.check_start = len(self.items) + 1  # the checks follow the C call
+        if mnem in ("jne", "jnz") and ops == SLOW_EXIT and self.checks_seen < len(self.check_names):
+            self._check_branch(item, line_no)
+        else:
+            self.items.append(item)
+        return None
+
+    def _check_branch(self, item: Item, line_no: int) -> None:
+        """The branch of one of the six SYSRET checks, in the order the code tests them."""
+        name = self.check_names[self.checks_seen]
+        self.checks_seen += 1
+        if name in self.features.removed_checks:
+            # what-if: built without this check. Its compare (and for canonical_rip the
+            # shifts) goes with the branch; the loads of RCX and R11 stay, SYSRET needs them.
+            self.items[self.check_start :] = [
+                it for it in self.items[self.check_start :]
+                if isinstance(it, Label) or it.text.startswith(("mov", "nop"))
+            ]  # fmt: skip
+        else:
+            self.items.append(Item(item.text, None, LineMeta(line_no, None, name)))
+        self.check_start = len(self.items)
+
+
 def assemble_image(features: Features) -> KernelImage:
     """Expand and assemble the rendition for *features*."""
-    expander = Expander(features)
-    kspec = spec(features.kernel)
-    check_names = kspec.asm_checks
-    items: list[Item | Label] = []
+    statements = _Statements(features)
     shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
     note: list[str] = []
     in_comment = False
-    checks_seen = 0
-    check_start = 0  # where the instructions of the next check begin
     for raw in source_text(features.kernel, features.fred).splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
             note.append(stripped[3:].strip())
             continue
-        line_no = len(shown) + 1
-        label: str | None = None
         code = "" if in_comment else _strip_comment(raw)
         if "/*" in raw and "*/" not in raw.split("/*", 1)[1]:
             in_comment = True
@@ -186,55 +242,7 @@ def assemble_image(features: Features) -> KernelImage:
         elif in_comment and "*/" in raw:
             in_comment = False
             code = ""
-        if code:
-            m = _LABEL_MACRO.match(code)
-            if m:
-                label = m.group(1)
-                items.append(Label(label))
-            elif re.match(r"^[\w.]+:$", code):
-                label = code[:-1]
-                items.append(Label(label))
-            elif code.startswith("SYM_CODE_END"):
-                pass
-            else:
-                word, _, args = code.partition(" ")
-                word = word.strip()
-                if "\t" in word:
-                    word, _, rest = word.partition("\t")
-                    args = rest + " " + args
-                if word in MACROS:
-                    for it in expander.expand(word, args.strip()):
-                        if isinstance(it, Item):
-                            it = Item(it.text, it.asm, LineMeta(line_no, word))
-                        items.append(it)
-                else:
-                    text = resolve_operands(re.sub(r"\s+", " ", code), kspec)
-                    mnem, _, ops = text.partition(" ")
-                    meta = LineMeta(line_no, None)
-                    item = Item(f"{mnem} {ops}".strip(), None, meta)
-                    if mnem == "call":
-                        check_start = len(items) + 1  # the checks follow the C call
-                    if (
-                        mnem in ("jne", "jnz")
-                        and ops == SLOW_EXIT
-                        and checks_seen < len(check_names)
-                    ):
-                        # the branches of the six SYSRET checks, in the order the code tests them
-                        name = check_names[checks_seen]
-                        checks_seen += 1
-                        if name in features.removed_checks:
-                            # what-if: built without this check. Its compare (and for
-                            # canonical_rip the shifts) goes with the branch; the loads of
-                            # RCX and R11 stay, SYSRET needs them.
-                            items[check_start:] = [
-                                it for it in items[check_start:]
-                                if isinstance(it, Label) or it.text.startswith(("mov", "nop"))
-                            ]  # fmt: skip
-                        else:
-                            items.append(Item(item.text, None, LineMeta(line_no, None, name)))
-                        check_start = len(items)
-                    else:
-                        items.append(item)
+        label = statements.add(code, len(shown) + 1) if code else None
         shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
         if code:
             note = []
@@ -244,7 +252,7 @@ def assemble_image(features: Features) -> KernelImage:
     externals = {"do_syscall_64": DO_SYSCALL_64}
     if features.fred:
         externals["fred_entry_from_user"] = DO_SYSCALL_64
-    entry, labels = assemble(items, ENTRY_TEXT, externals)
+    entry, labels = assemble(statements.items, ENTRY_TEXT, externals)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)
     (launch,), _ = assemble([Item("iretq", None, LineMeta(0, None))], LAUNCH_STUB)
 
