@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.asm import (
@@ -212,54 +213,60 @@ def read_statements(code: str) -> list[Statement]:
             continue
         if _ASSIGNMENT.match(text):
             raise UserCodeError(f"symbol assignment is not allowed: {_show(text)}", number)
-        if text.startswith("."):
-            directive = _DIRECTIVE.match(text)
-            assert directive is not None
-            name, rest = directive.group(0), text[directive.end() :]
-            if name.lower() not in DATA_DIRECTIVES:
-                raise UserCodeError(
-                    f"directive {_show(name)} is not allowed; user code may use "
-                    f"instructions, labels and the data directives {' '.join(DATA_DIRECTIVES)}",
-                    number,
-                )
-            if name.lower() in STRING_DIRECTIVES:
-                if not _STRINGS.fullmatch(rest):
-                    raise UserCodeError(
-                        f"{_show(text)}: {name} takes strings in double quotes, "
-                        "separated by commas",
-                        number,
-                    )
-                if any(not (ch.isprintable() or ch == "\t") for ch in rest):
-                    raise UserCodeError(
-                        f"{_show(text)}: a control character in a string "
-                        "(write it as an escape, \\n or \\033)",
-                        number,
-                    )
-            elif (problem := _operand_problem(rest)) or not rest.strip():
-                raise UserCodeError(
-                    f"{_show(text)}: {problem or f'{name} takes one or more values'}", number
-                )
-            elif rest[:1] not in (" ", "\t"):
-                raise UserCodeError(f"expected a space after {name} in {_show(text)}", number)
-            out.append(Statement("data", text, number))
-            continue
-        mnemonic = _MNEMONIC.match(text)
-        rest = text[mnemonic.end() :] if mnemonic else text
-        if mnemonic is None or (rest and rest[0] not in " \t"):
-            raise UserCodeError(
-                f"expected an instruction, a label or a data directive, got {_show(text)}",
-                number,
-            )
-        if problem := _operand_problem(rest):
-            raise UserCodeError(f"{_show(text)}: {problem}", number)
-        words = text.split()
-        if words[0].lower() in PREFIXES and len(words) == 1:
-            raise UserCodeError(
-                f"{_show(text)}: a prefix goes on the line of its instruction (rep movsb)",
-                number,
-            )
-        out.append(Statement("instruction", text, number))
+        out.append(_data(text, number) if text.startswith(".") else _instruction(text, number))
     return out
+
+
+def _data(text: str, number: int) -> Statement:
+    """A data directive (``.ascii "hi"``, ``.quad 1``), checked."""
+    directive = _DIRECTIVE.match(text)
+    assert directive is not None
+    name, rest = directive.group(0), text[directive.end() :]
+    if name.lower() not in DATA_DIRECTIVES:
+        raise UserCodeError(
+            f"directive {_show(name)} is not allowed; user code may use "
+            f"instructions, labels and the data directives {' '.join(DATA_DIRECTIVES)}",
+            number,
+        )
+    if name.lower() in STRING_DIRECTIVES:
+        if not _STRINGS.fullmatch(rest):
+            raise UserCodeError(
+                f"{_show(text)}: {name} takes strings in double quotes, separated by commas",
+                number,
+            )
+        if any(not (ch.isprintable() or ch == "\t") for ch in rest):
+            raise UserCodeError(
+                f"{_show(text)}: a control character in a string "
+                "(write it as an escape, \\n or \\033)",
+                number,
+            )
+    elif (problem := _operand_problem(rest)) or not rest.strip():
+        raise UserCodeError(
+            f"{_show(text)}: {problem or f'{name} takes one or more values'}", number
+        )
+    elif rest[:1] not in (" ", "\t"):
+        raise UserCodeError(f"expected a space after {name} in {_show(text)}", number)
+    return Statement("data", text, number)
+
+
+def _instruction(text: str, number: int) -> Statement:
+    """An instruction, checked for what Keystone would misread or take as a directive."""
+    mnemonic = _MNEMONIC.match(text)
+    rest = text[mnemonic.end() :] if mnemonic else text
+    if mnemonic is None or (rest and rest[0] not in " \t"):
+        raise UserCodeError(
+            f"expected an instruction, a label or a data directive, got {_show(text)}",
+            number,
+        )
+    if problem := _operand_problem(rest):
+        raise UserCodeError(f"{_show(text)}: {problem}", number)
+    words = text.split()
+    if words[0].lower() in PREFIXES and len(words) == 1:
+        raise UserCodeError(
+            f"{_show(text)}: a prefix goes on the line of its instruction (rep movsb)",
+            number,
+        )
+    return Statement("instruction", text, number)
 
 
 def _rename_local_labels(statements: list[Statement]) -> list[Statement]:
@@ -432,6 +439,33 @@ def _encoded(number: int, got: set[int]) -> bool:
     )
 
 
+def _decoded(
+    st: Statement,
+    whole: bytes,
+    offset: int,
+    at: int,
+    fail: Callable[[Statement, str], UserCodeError],
+) -> tuple[str, int]:
+    """What instruction statement *st* assembled to (Capstone's text, its size), held to
+    what was written: the same mnemonic (or its Intel name), the same numbers."""
+    # (at most one instruction's 15 bytes: a copy of the rest per statement is quadratic)
+    insn = next(capstone().disasm(whole[offset : offset + 15], at, 1), None)
+    if insn is None:
+        raise fail(st, "its bytes do not decode as an instruction")
+    text, size = f"{insn.mnemonic} {insn.op_str}".strip(), insn.size
+    written, att = _mnemonic_of(st.text), _mnemonic_of(insn.mnemonic)
+    if _canonical(written) != _canonical(att):  # then the Intel name decides
+        intel = next(capstone_intel().disasm(whole[offset : offset + size], at, 1))
+        if not mnemonic_matches(written, att, _mnemonic_of(intel.mnemonic)):
+            raise fail(
+                st,
+                f"no such instruction {written!r}; Keystone took it for {att!r}, GNU as rejects it",
+            )
+    if problem := _numbers_problem(st, text, insn.op_str, insn.mnemonic):
+        raise fail(st, problem)
+    return text, size
+
+
 def assemble_user_code(source: str, address: int) -> UserCode:
     """Assemble the user's AT&T code at *address*, statement by statement checked."""
     statements = read_statements(source)
@@ -492,22 +526,7 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             )
             offset += len(chunk)
             continue
-        # (at most one instruction's 15 bytes: a copy of the rest per statement is quadratic)
-        insn = next(capstone().disasm(whole[offset : offset + 15], at, 1), None)
-        if insn is None:
-            raise fail(st, "its bytes do not decode as an instruction")
-        text, size = f"{insn.mnemonic} {insn.op_str}".strip(), insn.size
-        written, att = _mnemonic_of(st.text), _mnemonic_of(insn.mnemonic)
-        if _canonical(written) != _canonical(att):  # then the Intel name decides
-            intel = next(capstone_intel().disasm(whole[offset : offset + size], at, 1))
-            if not mnemonic_matches(written, att, _mnemonic_of(intel.mnemonic)):
-                raise fail(
-                    st,
-                    f"no such instruction {written!r}; Keystone took it for {att!r}, "
-                    "GNU as rejects it",
-                )
-        if problem := _numbers_problem(st, text, insn.op_str, insn.mnemonic):
-            raise fail(st, problem)
+        text, size = _decoded(st, whole, offset, at, fail)
         lines.append((at, st.text, text))
         listing.append(UserLine(at, "instruction", st.text, whole[offset : offset + size], st.line))
         offset += size
