@@ -29,6 +29,7 @@ from engine.constants import (
 from engine.i18n import N_, msg
 from engine.machine.boot import GDT_DESCRIPTORS
 from engine.machine.modelled import (
+    EretuReturn,
     eretu_return,
     fred_syscall_delivery,
     io_faults,
@@ -274,31 +275,7 @@ class UserActions:
         back = eretu_return(
             tuple(int.from_bytes(raw[i : i + 8], "little") for i in range(0, 48, 8))
         )
-        if (back.cs, back.ss) != (USER_CS, USER_DS):
-            run.event(
-                Event(
-                    EventKind.UNSUPPORTED,
-                    msg(
-                        "ERETU to CS {cs:#x} / SS {ss:#x}: only a return to __USER_CS / "
-                        "__USER_DS ({ucs:#x} / {uss:#x}) is modelled",
-                        cs=back.cs,
-                        ss=back.ss,
-                        ucs=USER_CS,
-                        uss=USER_DS,
-                    ),
-                )
-            )
-            run.stop(N_("stopped at ERETU (a return to other selectors is not modelled)"))
-        if not is_canonical(back.rip, run.paging):
-            run.model_fault(
-                VEC_GP,
-                address,
-                msg(
-                    "ERETU to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the ERETU "
-                    "itself (6.12 fixes it up through EX_TYPE_ERETU as a user-mode fault)",
-                    rip=back.rip,
-                ),
-            )
+        _check_eretu(run, back, address)
         gprs = m.gprs.read()
         fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
         assert run.user_ctx is not None
@@ -328,6 +305,36 @@ class UserActions:
             )
         )
         return back.rip
+
+
+def _check_eretu(run: Run, back: EretuReturn, address: int) -> None:
+    """Stop the run where ERETU would not return as modelled: to selectors other than the
+    user's, or (#GP on the ERETU itself) to a non-canonical RIP."""
+    if (back.cs, back.ss) != (USER_CS, USER_DS):
+        run.event(
+            Event(
+                EventKind.UNSUPPORTED,
+                msg(
+                    "ERETU to CS {cs:#x} / SS {ss:#x}: only a return to __USER_CS / "
+                    "__USER_DS ({ucs:#x} / {uss:#x}) is modelled",
+                    cs=back.cs,
+                    ss=back.ss,
+                    ucs=USER_CS,
+                    uss=USER_DS,
+                ),
+            )
+        )
+        run.stop(N_("stopped at ERETU (a return to other selectors is not modelled)"))
+    if not is_canonical(back.rip, run.paging):
+        run.model_fault(
+            VEC_GP,
+            address,
+            msg(
+                "ERETU to non-canonical RIP {rip:#x} raises #GP(0) at CPL 0 on the ERETU "
+                "itself (6.12 fixes it up through EX_TYPE_ERETU as a user-mode fault)",
+                rip=back.rip,
+            ),
+        )
 
 
 __all__ = ["SYSCALL_SIZE", "UserActions"]
