@@ -224,7 +224,8 @@ def examine(
     unit: Unit = Unit.GIANT,
     root: str = LIVE,
 ) -> Examination:
-    """``x/{count}{unit} {expression}`` at *step* through *root* (user, kernel or live)."""
+    """``x/{count}{unit} {expression}`` at *step* through *root* (user, kernel or live):
+    one branch per unit (words, instructions, strings), each a few lines."""
     if root not in (LIVE, Root.USER, Root.KERNEL):
         raise InspectError(f"root {root!r} is not one of user, kernel, live")
     if not 1 <= count <= MAX_COUNT:

@@ -94,6 +94,9 @@ def holds(text: str, ctx: ExprContext) -> bool:
 
 
 def _evaluate(text: str, ctx: ExprContext, *, condition: bool) -> int:
+    """A recursive-descent parser in one function: its rules (term, expr, comparison,
+    conjunction, disjunction) are nested functions sharing the token position, which is
+    why it is longer than a function usually is here."""
     if len(text) > MAX_EXPR:
         raise ExprError(f"expression longer than {MAX_EXPR} characters")
     if not text.strip():

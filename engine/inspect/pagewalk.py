@@ -186,7 +186,11 @@ def walk_root(
     levels: int,
     pcide: bool,
 ) -> RootWalk:
-    """Walk *vaddr* under *cr3*, reading the tables with *read_phys* (None: no memory)."""
+    """Walk *vaddr* under *cr3*, reading the tables with *read_phys* (None: no memory).
+
+    One function, level after level as the SDM's 4.5 describes the walk (canonical
+    check, then each table's entry: P, PS, the rights accumulated), so that it reads
+    against the manual; that is why it is longer than a function usually is here."""
     vaddr &= (1 << 64) - 1
     decode = decode_root(cr3, pcide)
     steps: list[LevelStep] = []

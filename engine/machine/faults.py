@@ -34,9 +34,19 @@ from capstone.x86 import (
     X86_OP_MEM,
     X86_OP_REG,
 )
+from unicorn import UC_ERR_INSN_INVALID, UcError
 from unicorn import x86_const as X
 
-from engine.constants import EXCEPTION_NAMES, VEC_GP, VEC_NP, VEC_PF, VEC_SS, is_canonical
+from engine.constants import (
+    EXCEPTION_NAMES,
+    VEC_GP,
+    VEC_NP,
+    VEC_PF,
+    VEC_SS,
+    VEC_UD,
+    is_canonical,
+)  # fmt: skip
+from engine.i18n import N_, msg
 from engine.machine.core import Machine
 from engine.machine.modelled import (
     error_code,
@@ -60,6 +70,19 @@ _IO = re.compile(r"^(?:in|out)s?[bwl]?$")
 
 #: Instructions that write memory without a memory operand Capstone marks as written.
 _IMPLICIT_WRITES = ("push", "call", "enter", "stos", "movs")
+
+
+def fault_from_ucerror(exc: UcError, rip: int, cpl: int) -> tuple[Fault, str, str]:
+    """An error Unicorn's emu_start raised, as the run's fault: the fault, its event's
+    text and why the run stopped.  Unicorn reports #UD as an error from emu_start
+    instead of interrupt 6; anything else is an emulation error, said as such."""
+    if exc.errno == UC_ERR_INSN_INVALID:
+        fault = Fault(VEC_UD, "#UD", cpl, rip, None, False, N_("invalid opcode"))
+        stopped = msg("{fault} at CPL {cpl}, RIP {rip:#x}", fault="#UD", cpl=cpl, rip=rip)
+        return fault, fault.describe(), stopped
+    fault = Fault(-1, "unicorn", cpl, rip, None, False, str(exc))
+    text = msg("emulation error at {rip:#x}: {error}", rip=rip, error=str(exc))
+    return fault, text, msg("emulation error: {error}", error=str(exc))
 
 
 def is_io(text: str) -> bool:
@@ -279,4 +302,4 @@ def from_interrupt(m: Machine, intno: int, rip: int, cpl: int, cr3: int, cr2: in
     return Fault(intno, name, cpl, rip, cr2, False, "", pf)
 
 
-__all__ = ["from_interrupt", "is_io", "writes_memory"]
+__all__ = ["fault_from_ucerror", "from_interrupt", "is_io", "writes_memory"]

@@ -85,7 +85,9 @@ def entry_points(features: Features) -> EntryPoints:
 
 
 class EntryActions:
-    """The models of one run, by address (:attr:`table`)."""
+    """The models of one run, by address (:attr:`table`): one method per modelled
+    instruction or C function of the entry code, as Qiling has one handler per syscall,
+    so the class grows with the kernel's entries and is a little over 250 lines."""
 
     def __init__(self, run: Run, per_instruction: bool) -> None:
         """*per_instruction*: the run sees every instruction (a recorded run), so the CR3

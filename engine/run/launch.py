@@ -7,6 +7,7 @@ stack; the IRETQ itself is run by the caller (it is not part of the trace).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
@@ -25,6 +26,9 @@ from engine.i18n import N_
 from engine.machine.core import GPRS, Machine, UserMapping
 from engine.run.syscalls import build_sigframe
 from engine.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from engine.run.roundtrip import Run
 
 #: Bytes of the IRETQ frame: RIP, CS, RFLAGS, RSP, SS.
 IRET_FRAME_SIZE = 5 * 8
@@ -120,4 +124,32 @@ def prepare_launch(m: Machine, sc: Scenario) -> None:
     m.write_msr(MSR_KERNEL_GS_BASE, m.layout.percpu_base)
 
 
-__all__ = ["launch_key", "prepare_launch", "user_mappings"]
+def enter_user_mode(run: Run) -> None:
+    """The machine at the scenario's first user instruction, CPL 3, nothing run yet.
+
+    The first time, the engine's IRETQ gets there; the CPU context and the memory
+    it leaves are kept (by the Session), so later runs of the same start restore
+    them instead of entering again.
+    """
+    key = launch_key(run.sc)
+    cached = run.launches.get(key) if run.launches is not None else None
+    if cached is not None:
+        ctx, memory = cached
+        run.m.restore_memory(memory)
+        run.uc.context_restore(ctx)
+        run.launch_memory = memory
+        run.user_ctx = ctx
+        return
+    prepare_launch(run.m, run.sc)
+    run.emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
+    run.user_ctx = run.uc.context_save()
+    if run.memory is not None or run.launches is not None:
+        run.launch_memory = run.m.snapshot_memory()
+    if run.fault is None and not run.stopped and run.launches is not None:
+        if len(run.launches) >= 16:
+            run.launches.pop(next(iter(run.launches)))
+        assert run.launch_memory is not None
+        run.launches[key] = (run.uc.context_save(), run.launch_memory)
+
+
+__all__ = ["enter_user_mode", "launch_key", "prepare_launch", "user_mappings"]

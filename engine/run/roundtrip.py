@@ -23,7 +23,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, NoReturn
 
-from unicorn import UC_ERR_INSN_INVALID, UcError
+from unicorn import UcError
 from unicorn import x86_const as X
 
 from engine import layout as L
@@ -31,17 +31,16 @@ from engine.checks import initial_states
 from engine.constants import (
     EXCEPTION_NAMES,
     VEC_DB,
-    VEC_UD,
     user_space_top,
 )
 from engine.errors import HookError
 from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.machine.core import Machine
-from engine.machine.faults import from_interrupt, is_io
+from engine.machine.faults import fault_from_ucerror, from_interrupt, is_io
 from engine.machine.modelled import error_code
 from engine.run.actions import EntryActions, entry_points
-from engine.run.launch import launch_key, prepare_launch
+from engine.run.launch import enter_user_mode
 from engine.run.memlog import WriteLog
 from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
@@ -85,6 +84,8 @@ class Run:
         launches: Launches | None,
         memory: bool = True,
     ):
+        """The state every hook and model of one round trip reads and writes, set up in
+        one place (long for that reason: each attribute is commented where it is made)."""
         self.launches = launches
         self.m = machine
         self.sc = scenario
@@ -280,66 +281,28 @@ class Run:
         self.stop(msg("returned to user space at {rip:#x}", rip=regs.rip))
 
     # -- the round trip ----------------------------------------------------------------
-    def _emu(self, start: int, count: int = 0) -> None:
+    def emu(self, start: int, count: int = 0) -> None:
+        """Run Unicorn from *start*; an error a hook raised is raised here, an emulation
+        error becomes the run's fault."""
         try:
             self.uc.emu_start(start, 0, count=count)
         except UcError as exc:
             if self.hook_error is None and self.fault is None:
-                self._fault_from_ucerror(exc)
+                rip = int(self.uc.reg_read(X.UC_X86_REG_RIP))
+                self.fault, said, self.stopped = fault_from_ucerror(exc, rip, self.cpl())
+                self.event(Event(EventKind.FAULT, said))
         if self.hook_error is not None:
             err = self.hook_error
             raise HookError(f"error inside a Unicorn hook: {err!r}") from err
 
-    def _fault_from_ucerror(self, exc: UcError) -> None:
-        rip = int(self.uc.reg_read(X.UC_X86_REG_RIP))
-        if exc.errno == UC_ERR_INSN_INVALID:
-            # Unicorn reports #UD as an error from emu_start instead of interrupt 6.
-            self.fault = Fault(VEC_UD, "#UD", self.cpl(), rip, None, False, N_("invalid opcode"))
-            self.event(Event(EventKind.FAULT, self.fault.describe()))
-            self.stopped = msg(
-                "{fault} at CPL {cpl}, RIP {rip:#x}", fault="#UD", cpl=self.fault.cpl, rip=rip
-            )
-            return
-        self.fault = Fault(-1, "unicorn", self.cpl(), rip, None, False, str(exc))
-        text = msg("emulation error at {rip:#x}: {error}", rip=rip, error=str(exc))
-        self.event(Event(EventKind.FAULT, text))
-        self.stopped = msg("emulation error: {error}", error=str(exc))
-
-    def _enter_user_mode(self) -> None:
-        """The machine at the scenario's first user instruction, CPL 3, nothing run yet.
-
-        The first time, the engine's IRETQ gets there; the CPU context and the memory
-        it leaves are kept (by the Session), so later runs of the same start restore
-        them instead of entering again.
-        """
-        key = launch_key(self.sc)
-        cached = self.launches.get(key) if self.launches is not None else None
-        if cached is not None:
-            ctx, memory = cached
-            self.m.restore_memory(memory)
-            self.uc.context_restore(ctx)
-            self.launch_memory = memory
-            self.user_ctx = ctx
-            return
-        prepare_launch(self.m, self.sc)
-        self._emu(L.LAUNCH_STUB, count=1)  # the IRETQ alone
-        self.user_ctx = self.uc.context_save()
-        if self.memory is not None or self.launches is not None:
-            self.launch_memory = self.m.snapshot_memory()
-        if self.fault is None and not self.stopped and self.launches is not None:
-            if len(self.launches) >= 16:
-                self.launches.pop(next(iter(self.launches)))
-            assert self.launch_memory is not None
-            self.launches[key] = (self.uc.context_save(), self.launch_memory)
-
     def _phases(self) -> None:
         """User mode up to the syscall, the transition, the kernel; :class:`Stop` ends it."""
-        self._enter_user_mode()
+        enter_user_mode(self)
         if self.fault is not None or self.stopped:
             return
         # One past the cap: the cap's own check stops the run first.  Any count will
         # do for the vectors (see engine.machine.modelled), and this one also bounds a loop.
-        self._emu(self.sc.rip, count=self.sc.step_cap + 1)
+        self.emu(self.sc.rip, count=self.sc.step_cap + 1)
         if self.fault is not None or self.stopped:
             return
         if self.syscall_hit is None:
@@ -347,11 +310,11 @@ class Run:
             return
         self.phase = Phase.KERNEL
         self.user_actions.syscall()
-        self._emu(self.points.entry, count=KERNEL_COUNT)
+        self.emu(self.points.entry, count=KERNEL_COUNT)
         if self.eretu_at is not None and self.fault is None and not self.stopped:
             # the ERETU model, then the CPU fetches the instruction it returned to
             rip = self.user_actions.eretu(self.eretu_at)
-            self._emu(rip, count=1)
+            self.emu(rip, count=1)
 
     def execute(self) -> Trace:
         # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where

@@ -467,7 +467,9 @@ def _decoded(
 
 
 def assemble_user_code(source: str, address: int) -> UserCode:
-    """Assemble the user's AT&T code at *address*, statement by statement checked."""
+    """Assemble the user's AT&T code at *address*, statement by statement checked: the
+    whole program once through Keystone, then each statement's bytes held to what it
+    says (a loop over the kinds of statement, whose state is the offset it walks)."""
     statements = read_statements(source)
     if len(statements) > MAX_STATEMENTS:
         raise UserCodeError(f"more than {MAX_STATEMENTS} statements")
