@@ -18,6 +18,7 @@ The compares, as v5.8.13 entry_SYSCALL_64 makes them (RSP points at pt_regs):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from engine.constants import CHECK_NAMES, RF, TF, USER_CS, USER_DS, ZF
 from engine.i18n import N_, Msg, msg
@@ -25,6 +26,86 @@ from engine.trace import CheckName, CheckResult, CheckState, ExitPath, Operand, 
 
 #: The bits ``testq $(X86_EFLAGS_RF|X86_EFLAGS_TF), %r11`` looks at.
 RF_TF = RF | TF
+
+_IF_CX_R11 = "if (unlikely(regs->cx != regs->ip || regs->r11 != regs->flags))"
+_IF_CS_SS = "if (unlikely(regs->cs != __USER_CS || regs->ss != __USER_DS))"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFacts:
+    """What is known of one check, in one place: its words in the entry code, why SYSRET
+    cannot be used when it fails and, for 6.12's C checks, the C."""
+
+    title: str  # what the check compares, in the entry code's words (a msgid where words)
+    reason: str  # why SYSRET cannot be used when the check fails: one line (a msgid)
+    c_test: str = ""  # 6.12: what do_syscall_64 requires for SYSRET
+    c_condition: str = ""  # 6.12: the condition that sends the exit to IRET, as compiled
+    c_source: str = ""  # 6.12: the source line (arch/x86/entry/common.c) it comes from
+
+
+FACTS: dict[CheckName, CheckFacts] = {
+    CheckName.RCX_EQ_RIP: CheckFacts(
+        "RCX == RIP",
+        N_("SYSRET jumps to RCX, so RCX must hold the saved RIP."),
+        "regs->cx == regs->ip",
+        "regs->cx != regs->ip",
+        _IF_CX_R11,
+    ),
+    CheckName.CANONICAL_RIP: CheckFacts(
+        N_("RIP canonical"),
+        N_(
+            "On Intel, SYSRET to a non-canonical RCX raises #GP at CPL 0 with the user's RSP "
+            "already loaded (CVE-2012-0217)."
+        ),
+    ),
+    CheckName.CS_USER: CheckFacts(
+        "CS == __USER_CS",
+        N_("SYSRET always loads CS 0x33; any other CS must return through IRET."),
+        "regs->cs == __USER_CS",
+        "regs->cs != __USER_CS",
+        _IF_CS_SS,
+    ),
+    CheckName.R11_EQ_RFLAGS: CheckFacts(
+        "R11 == RFLAGS",
+        N_("SYSRET loads RFLAGS from R11, so R11 must hold the saved flags."),
+        "regs->r11 == regs->flags",
+        "regs->r11 != regs->flags",
+        _IF_CX_R11,
+    ),
+    CheckName.NO_RF_TF: CheckFacts(
+        N_("no RF, no TF"),
+        N_("SYSRET always clears RF, and a TF it loads traps right after SYSRET (a #DB loop)."),
+        "!(regs->flags & (RF | TF))",
+        "regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)",
+        "if (unlikely(regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)))",
+    ),
+    CheckName.SS_USER: CheckFacts(
+        "SS == __USER_DS",
+        N_("SYSRET always loads SS 0x2b; any other SS must return through IRET."),
+        "regs->ss == __USER_DS",
+        "regs->ss != __USER_DS",
+        _IF_CS_SS,
+    ),
+    CheckName.RIP_BELOW_TASK_SIZE_MAX: CheckFacts(
+        "RIP < TASK_SIZE_MAX",
+        N_(
+            "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on "
+            "Intel a non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and "
+            "TASK_SIZE_MAX itself, the page just below the hole that no task can map, goes too."
+        ),
+        "regs->ip < TASK_SIZE_MAX",
+        "regs->ip >= TASK_SIZE_MAX",
+        "if (unlikely(regs->ip >= TASK_SIZE_MAX))",
+    ),
+}
+
+
+def facts(name: str) -> CheckFacts | None:
+    """The facts of the check named *name* (None for a name no kernel has)."""
+    try:
+        return FACTS[CheckName(name)]
+    except ValueError:
+        return None
 
 
 def initial_states(
@@ -106,7 +187,9 @@ def describe(state: CheckState, compact: bool = False) -> str:
     )  # fmt: skip
 
 
-__all__ = ["RF_TF", "describe", "evaluate", "initial_states"]
+__all__ = [
+    "FACTS", "RF_TF", "CheckFacts", "describe", "evaluate", "facts", "initial_states",
+]  # fmt: skip
 
 
 def decided_exit(checks: Sequence[CheckState]) -> ExitPath | None:

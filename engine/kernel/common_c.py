@@ -21,25 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine.checks import FACTS
 from engine.constants import RF, TF, USER_CS, USER_DS
-from engine.kernel.variants import C_CHECK_SOURCE
 from engine.trace import CheckName, CheckResult, CheckState, Operand, Relation
 
 
 def task_size_max(paging: int) -> int:
     """TASK_SIZE_MAX: (1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE, 47 or 56 bits."""
     return (1 << (56 if paging == 5 else 47)) - 0x1000
-
-
-#: The condition each check tests in C, as the compiled code evaluates it.
-C_CONDITION: dict[str, str] = {
-    "rcx_eq_rip": "regs->cx != regs->ip",
-    "r11_eq_rflags": "regs->r11 != regs->flags",
-    "cs_user": "regs->cs != __USER_CS",
-    "ss_user": "regs->ss != __USER_DS",
-    "rip_below_task_size_max": "regs->ip >= TASK_SIZE_MAX",
-    "no_rf_tf": "regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +93,11 @@ def sysret_conditions(
         if name in removed:
             continue
         state = evaluate_c(name, pt, paging)
-        out.append(CCheck(state, C_CHECK_SOURCE[name], C_CONDITION[name]))
+        known = FACTS[CheckName(name)]
+        out.append(CCheck(state, known.c_source, known.c_condition))
         if state.result is CheckResult.FAIL:
             break
     return out
 
 
-__all__ = ["C_CONDITION", "CCheck", "evaluate_c", "sysret_conditions", "task_size_max"]
+__all__ = ["CCheck", "evaluate_c", "sysret_conditions", "task_size_max"]

@@ -19,6 +19,7 @@ from engine.constants import (
     AC,
     AF,
     CF,
+    CHECK_NAMES,
     DF,
     IF,
     IOPL,
@@ -39,24 +40,12 @@ from engine.constants import (
 ID = 0x200000
 
 #: The v5.8.13 SYSRET checks (and 6.1's), in the order entry_SYSCALL_64 tests them.
-ASM_CHECKS: tuple[str, ...] = (
-    "rcx_eq_rip", "canonical_rip", "cs_user", "r11_eq_rflags", "no_rf_tf", "ss_user",
-)  # fmt: skip
+ASM_CHECKS: tuple[str, ...] = CHECK_NAMES
 
 #: 6.12's SYSRET conditions, in the order the compiled do_syscall_64 tests them.
 C_CHECKS: tuple[str, ...] = (
     "rcx_eq_rip", "r11_eq_rflags", "cs_user", "ss_user", "rip_below_task_size_max", "no_rf_tf",
 )  # fmt: skip
-
-#: The C source line (arch/x86/entry/common.c, 6.12) each C check comes from.
-C_CHECK_SOURCE: dict[str, str] = {
-    "rcx_eq_rip": "if (unlikely(regs->cx != regs->ip || regs->r11 != regs->flags))",
-    "r11_eq_rflags": "if (unlikely(regs->cx != regs->ip || regs->r11 != regs->flags))",
-    "cs_user": "if (unlikely(regs->cs != __USER_CS || regs->ss != __USER_DS))",
-    "ss_user": "if (unlikely(regs->cs != __USER_CS || regs->ss != __USER_DS))",
-    "rip_below_task_size_max": "if (unlikely(regs->ip >= TASK_SIZE_MAX))",
-    "no_rf_tf": "if (unlikely(regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)))",
-}
 
 # 5.12+ syscall_init(): every arithmetic flag is cleared on entry as well.
 SYSCALL_MASK_V512 = CF | PF | AF | ZF | SF | TF | IF | DF | OF | IOPL | NT | RF | AC | ID
@@ -218,7 +207,6 @@ def all_check_names() -> tuple[str, ...]:
 __all__ = [
     "ASM_CHECKS",
     "C_CHECKS",
-    "C_CHECK_SOURCE",
     "DEFAULT_KERNEL",
     "KERNELS",
     "SPECS",

@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from engine.checks import describe
+from engine.checks import describe, facts
 from engine.constants import flag_names
 from engine.errors import escape
 from engine.i18n import LANGUAGES, N_, get_language, pgettext, set_language, tr
-from engine.kernel.variants import C_CHECK_SOURCE, spec
+from engine.kernel.variants import spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 
 #: The languages the listing is written in: those the UI offers.
@@ -428,8 +428,9 @@ def _check_why(trace: Trace, name: str) -> str:
         notes = [notes[0].rstrip(".…").rstrip() + notes[1].lstrip(".…").lstrip()]
     if notes:
         return " ".join(esc(note) for note in notes)
-    if name in spec(trace.kernel).c_checks and name in C_CHECK_SOURCE:
-        return f"{code(C_CHECK_SOURCE[name])} *({esc(_(W_C_MODELLED))})*"
+    known = facts(name)
+    if name in spec(trace.kernel).c_checks and known is not None and known.c_source:
+        return f"{code(known.c_source)} *({esc(_(W_C_MODELLED))})*"
     return ""
 
 

@@ -13,7 +13,7 @@ from textual.reactive import reactive
 from textual.style import Style
 from textual.widget import Widget
 
-from engine.checks import decided_exit, describe
+from engine.checks import decided_exit, describe, facts
 from engine.i18n import N_, _, msg, tr
 from engine.trace import CheckState, ExitPath
 from tui.text import pad
@@ -22,47 +22,6 @@ from tui.widgets.panel import LinePanel
 
 IRET_PATH = "IRET via swapgs_restore_regs_and_return_to_usermode"
 SYSRET_PATH = "SYSRET via syscall_return_via_sysret"
-
-#: What each check compares, in the words of the entry code.
-CHECK_TITLES: dict[str, str] = {
-    "rcx_eq_rip": "RCX == RIP",
-    "canonical_rip": N_("RIP canonical"),
-    "cs_user": "CS == __USER_CS",
-    "r11_eq_rflags": "R11 == RFLAGS",
-    "no_rf_tf": N_("no RF, no TF"),
-    "ss_user": "SS == __USER_DS",
-    "rip_below_task_size_max": "RIP < TASK_SIZE_MAX",
-}
-
-#: 6.12: what do_syscall_64's C requires for SYSRET, one condition per check.
-C_TITLES: dict[str, str] = {
-    "rcx_eq_rip": "regs->cx == regs->ip",
-    "r11_eq_rflags": "regs->r11 == regs->flags",
-    "cs_user": "regs->cs == __USER_CS",
-    "ss_user": "regs->ss == __USER_DS",
-    "rip_below_task_size_max": "regs->ip < TASK_SIZE_MAX",
-    "no_rf_tf": "!(regs->flags & (RF | TF))",
-}
-
-#: Why SYSRET cannot be used when a check fails: one line each.
-CHECK_REASONS: dict[str, str] = {
-    "rcx_eq_rip": N_("SYSRET jumps to RCX, so RCX must hold the saved RIP."),
-    "canonical_rip": N_(
-        "On Intel, SYSRET to a non-canonical RCX raises #GP at CPL 0 with the user's RSP "
-        "already loaded (CVE-2012-0217)."
-    ),
-    "cs_user": N_("SYSRET always loads CS 0x33; any other CS must return through IRET."),
-    "r11_eq_rflags": N_("SYSRET loads RFLAGS from R11, so R11 must hold the saved flags."),
-    "no_rf_tf": N_(
-        "SYSRET always clears RF, and a TF it loads traps right after SYSRET (a #DB loop)."
-    ),
-    "ss_user": N_("SYSRET always loads SS 0x2b; any other SS must return through IRET."),
-    "rip_below_task_size_max": N_(
-        "6.12 sends every RIP that is not a user address (>= TASK_SIZE_MAX) to IRET: on Intel a "
-        "non-canonical one would make SYSRET #GP at CPL 0 (CVE-2012-0217), and TASK_SIZE_MAX "
-        "itself, the page just below the hole that no task can map, goes too."
-    ),
-}
 
 #: The panel under FRED, where ERETU is the only exit (entry_64_fred.S, 6.12).
 FRED_NO_DECISION = N_(
@@ -166,11 +125,12 @@ class ChecksPanel(LinePanel):
         lines = self._verdict(checks, failure, width)
         detail_style = self.style("checks--detail")
         for number, check in enumerate(checks, start=1):
+            known = facts(check.name)
             if self.in_c:
                 # the C condition is longer than the column: it gets a line of its own
                 title = ""
             else:
-                title = _(CHECK_TITLES.get(check.name, check.name))
+                title = _(known.title) if known is not None else check.name
             if check.result == "pass":
                 style = self.style("checks--pass")
                 verdict = ""
@@ -191,13 +151,15 @@ class ChecksPanel(LinePanel):
                 start = len(lines)
             lines.append(Content.assemble((head, style), (verdict, style)))
             if self.in_c:
-                lines.append(Content.assemble((f"    C: {C_TITLES.get(check.name, '')}", style)))
+                c_test = known.c_test if known is not None else ""
+                lines.append(Content.assemble((f"    C: {c_test}", style)))
             detail = check_detail(check)
             if detail:
                 for text in wrap(tr(detail), width):
                     lines.append(Content.assemble((text, detail_style)))
-            if check is failure and failure.name in CHECK_REASONS:
-                for text in wrap(_(CHECK_REASONS[failure.name]), width):
+            reason = facts(check.name) if check is failure else None
+            if reason is not None:
+                for text in wrap(_(reason.reason), width):
                     lines.append(Content.assemble((text, self.style("checks--fail"))))
             if check is failure:
                 self._failure_rows = (start, len(lines) - 1)
