@@ -82,6 +82,11 @@ CR0_NE = 1 << 5
 CR0_WP = 1 << 16
 CR0_PG = 1 << 31
 CR4_PAE = 1 << 5
+#: FXSAVE/SSE enabled and SIMD exceptions delivered as #XM: fpu__init_cpu_generic()
+#: (arch/x86/kernel/fpu/init.c) sets both on every CPU of v5.8, 6.1 and 6.12, so user
+#: code may use SSE (without them every SSE instruction is #UD).
+CR4_OSFXSR = 1 << 9
+CR4_OSXMMEXCPT = 1 << 10
 CR4_LA57 = 1 << 12
 CR4_PCIDE = 1 << 17
 CR4_FRED = 1 << 32  # X86_CR4_FRED (uapi/asm/processor-flags.h, 6.12)

@@ -29,13 +29,13 @@ protocol prescribes for "not supported".
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from engine.gdbstub import monitor
 from engine.gdbstub.hostio import MAX_FILES, HostIO
+from engine.gdbstub.reglog import RegisterLog
 from engine.gdbstub.replay import Replay
-from engine.gdbstub.target import REGISTERS, register_hex
+from engine.gdbstub.target import REGISTERS
 from engine.gdbstub.wire import (
     E_MALFORMED,
     MAX_PACKET,
@@ -48,8 +48,6 @@ from engine.gdbstub.wire import (
 )
 from engine.trace import Trace
 
-#: Positions whose registers are kept (about 1.3 KB of hex each).
-REGISTER_CACHE = 4096
 #: Longest range one write watchpoint may watch.
 MAX_WATCH = 0x1000
 
@@ -104,13 +102,14 @@ class Stub:
     _watch_values: dict[tuple[int, int, int], bytes | None] = field(default_factory=dict)
     qemu_compat: bool = False  # answer QEMU's packets and monitor commands
     phys_mode: bool = False  # Qqemu.PhyMemMode:1: m reads guest-physical memory
-    _register_cache: OrderedDict[int, tuple[str, ...]] = field(default_factory=OrderedDict)
+    _last_registers: tuple[int, tuple[str, ...]] | None = None
     closed: bool = False  # the client detached or killed, or the process ended
     no_ack: bool = False
     error_messages: bool = False  # gdb said error-message+: "E.text" replies are shown
 
     def __post_init__(self) -> None:
         self._host = HostIO(self.replay, self.exec_file)
+        self._registers = RegisterLog(self.replay)
 
     # -- the recording -----------------------------------------------------------
     @property
@@ -219,22 +218,12 @@ class Stub:
         return self.replay
 
     def _registers_at(self) -> tuple[str, ...]:
-        """Every register at the current position, as gdb wants it.
-
-        Kept per position: a recorded position's machine never changes, and reading
-        ~70 registers through Unicorn costs about a millisecond, which gdb would pay on
-        every stop (g) and front-ends again register by register (p).
-        """
-        cached = self._register_cache.get(self.position)
-        if cached is None:
-            r = self._machine()
-            cached = tuple(register_hex(r, i) for i in range(len(REGISTERS)))
-            self._register_cache[self.position] = cached
-            if len(self._register_cache) > REGISTER_CACHE:
-                self._register_cache.popitem(last=False)
-        else:
-            self._register_cache.move_to_end(self.position)
-        return cached
+        """Every register at the current position, as gdb wants it: from the register
+        log (engine.gdbstub.reglog), which moves no machine, and by the position's
+        single last lookup kept (gdb asks ``g`` and front-ends ``p`` after ``p``)."""
+        if self._last_registers is None or self._last_registers[0] != self.position:
+            self._last_registers = (self.position, self._registers.at(self.position))
+        return self._last_registers[1]
 
     def read_registers(self) -> str:
         return "".join(self._registers_at())

@@ -19,7 +19,10 @@ from engine.constants import (
     CR0_PE,
     CR0_PG,
     CR0_WP,
+    CR4_FRED,
     CR4_LA57,
+    CR4_OSFXSR,
+    CR4_OSXMMEXCPT,
     CR4_PAE,
     CR4_PCIDE,
     EFER_LMA,
@@ -278,7 +281,10 @@ CR0_BITS = (
     ("PE", CR0_PE), ("MP", CR0_MP), ("ET", CR0_ET), ("NE", CR0_NE), ("WP", CR0_WP),
     ("PG", CR0_PG),
 )  # fmt: skip
-CR4_BITS = (("PAE", CR4_PAE), ("LA57", CR4_LA57), ("PCIDE", CR4_PCIDE))
+CR4_BITS = (
+    ("PAE", CR4_PAE), ("OSFXSR", CR4_OSFXSR), ("OSXMMEXCPT", CR4_OSXMMEXCPT),
+    ("LA57", CR4_LA57), ("PCIDE", CR4_PCIDE), ("FRED", CR4_FRED),
+)  # fmt: skip
 EFER_BITS = (("SCE", EFER_SCE), ("LME", EFER_LME), ("LMA", EFER_LMA), ("NXE", EFER_NXE))
 
 

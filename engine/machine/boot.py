@@ -26,6 +26,8 @@ from engine.constants import (
     CR0_PG,
     CR0_WP,
     CR4_LA57,
+    CR4_OSFXSR,
+    CR4_OSXMMEXCPT,
     CR4_PAE,
     CR4_PCIDE,
     EFER_LMA,
@@ -231,7 +233,7 @@ def start_cpu(m: Machine) -> None:
     the SYSCALL MSRs (or FRED's), kept as the context each run starts from."""
     uc, cfg = m.uc, m.config
     uc.reg_write(X.UC_X86_REG_CR3, m.kernel_pgd)
-    cr4 = CR4_PAE | (CR4_LA57 if cfg.paging == 5 else 0)
+    cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (CR4_LA57 if cfg.paging == 5 else 0)
     uc.reg_write(X.UC_X86_REG_CR4, cr4)
     uc.reg_write(X.UC_X86_REG_MSR, (MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
     uc.reg_write(X.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)

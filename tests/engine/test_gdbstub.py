@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import load_scenario
+from engine import load_scenario, parse_scenario
 from engine.gdbstub import Replay, Stub, serve
 from engine.gdbstub.elf import symbol_elf
 from engine.gdbstub.protocol import MAX_PACKET, checksum, frame
-from engine.gdbstub.target import REGISTER_INDEX, REGISTERS, target_xml
+from engine.gdbstub.reglog import RegisterLog
+from engine.gdbstub.target import REGISTER_INDEX, REGISTERS, register_hex, target_xml
 from tests.conftest import SCENARIOS
 
 ALL = sorted(p.name for p in SCENARIOS.glob("*.toml"))
@@ -35,17 +36,41 @@ def reg(stub: Stub, name: str) -> int:
     return int.from_bytes(bytes.fromhex(raw.decode()), "little")
 
 
+def live_registers(r: Replay) -> tuple[str, ...]:
+    return tuple(register_hex(r, i) for i in range(len(REGISTERS)))
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_replay_rebuilds_every_step_with_its_stack_contents(name: str) -> None:
     r = replay_of(name)
+    log = RegisterLog(Replay(r.scenario, r.trace))
     kernel_cr3 = r.machine.kernel_cr3
     for p in range(r.last + 1):
         r.goto(p)  # raises if the replayed registers differ from the recording
+        # the register log gdb is served from holds what the rebuilt machine holds, for
+        # every register of the description (vector, x87, segment, system ones too)
+        assert log.at(p) == live_registers(r), (name, p)
         if p == 0:
             continue
         step = r.trace.steps[p - 1]
         for slot in (*step.stack, *step.entry_stack):
             assert r.machine.read_u64(kernel_cr3, slot.address) == slot.value, (p, slot)
+
+
+def test_the_register_log_follows_sse_and_x87_writes_of_the_user_code() -> None:
+    code = (
+        "movq $0x1122334455667788, %rax; movq %rax, %xmm3; pxor %xmm1, %xmm1; "
+        "fld1; fldpi; movl $39, %eax; syscall; movq %rax, %xmm5; nop"
+    )
+    r = Replay(parse_scenario(f'name = "sse"\n[user]\ncode = "{code}"', "sse.toml"))
+    log = RegisterLog(Replay(r.scenario, r.trace))
+    seen = set()
+    for p in range(r.last + 1):
+        r.goto(p)
+        now = log.at(p)
+        assert now == live_registers(r), p
+        seen.add(now[REGISTER_INDEX["xmm3"]])
+    assert len(seen) == 2  # xmm3 before and after the movq
 
 
 def test_replay_goes_backwards_from_its_cache_exactly() -> None:

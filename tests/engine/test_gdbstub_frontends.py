@@ -392,16 +392,22 @@ def test_no_new_packet_crashes_the_stub(prefix: bytes, rest: bytes) -> None:
     assert stub.handle(b"m" + rest[:8].hex().encode() + b",10") is not None
 
 
-def test_register_replies_are_kept_per_position_and_bounded(
+def test_registers_are_served_from_the_log_without_moving_the_machine(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from engine.gdbstub import protocol
+    from engine.gdbstub import reglog
 
-    monkeypatch.setattr(protocol, "REGISTER_CACHE", 3)
-    r = replay_of("getpid.toml")
+    monkeypatch.setattr(reglog, "MIN_GROWTH", 8)  # grow in small steps: doubling shows
+    r = Replay(replay_of("getpid.toml").scenario)
     stub = Stub(r)
-    for p in (0, 1, 2, 3, 1, 50):
+    replays = r.replays
+    for p in range(1, r.last + 1):
         stub.position = p
         assert reg(stub, "rip") == r.regs_at(p).rip and reg(stub, "rsp") == r.regs_at(p).rsp
         assert stub.handle(b"g") == stub.handle(b"g")
-    assert len(stub._register_cache) == 3
+    assert r.replays == replays  # no position was rebuilt by a capped re-run
+    log = stub._registers
+    assert log.runs <= (r.last // 8).bit_length() + 1  # the log doubled, O(log N) runs
+    # between checkpoints only what changed is kept: a few registers a step, not ~70
+    changes = sum(len(d) for d in log._delta.values())
+    assert changes < 8 * len(log._delta)
