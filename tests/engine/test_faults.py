@@ -202,11 +202,14 @@ def test_a_non_canonical_stack_address_is_a_modelled_ss0(code: str, ss: bool) ->
 
 
 def test_the_documented_setup_differences_hold() -> None:
-    """docs/scenarios.md says: no #AC (CR0.AM clear), SSE is #UD (CR4.OSFXSR clear)."""
+    """docs/scenarios.md says: no #AC (CR0.AM clear); SSE runs (CR4.OSFXSR set, as Linux
+    sets it), AVX is #UD (no CR4.OSXSAVE)."""
     ac = run("pushfq; orq $0x40000, (%rsp); popfq; mov 1(%rsp), %rax; syscall")
     assert ac.fault is None and ac.exit == "sysret"
-    sse = run("movaps %xmm0, %xmm1; syscall").fault
-    assert sse is not None and (sse.vector, sse.rip) == (UD, 0x401000)
+    sse = run("movaps %xmm0, %xmm1; pxor %xmm2, %xmm2; syscall")
+    assert sse.fault is None and sse.exit == "sysret"
+    avx = run("vmovaps %ymm0, %ymm1; syscall").fault
+    assert avx is not None and (avx.vector, avx.rip) == (UD, 0x401000)
 
 
 # A far return to __USER32_CS (0x23) puts the CPU in compatibility mode; the syscall after
