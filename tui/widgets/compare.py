@@ -210,22 +210,22 @@ class SideBySide(LinePanel):
     view: reactive[ValuesView | None] = reactive(None, repaint=False)
     """The values of both runs at the current row."""
 
+    _first_differing_slot: int | None = None
+    """The row of the first pt_regs slot whose values differ, as the last build laid out."""
+
     def watch_view(self) -> None:
         self.rebuild()
         # The differing registers come first; a differing pt_regs slot can sit below the
         # equal ones, out of a short panel's view: bring the first one in (only a pt_regs
         # slot: a register that differs all run long would pull the view back up each step).
-        plain = [line.plain for line in self._lines]
-        heading = next((k for k, text in enumerate(plain) if text == "pt_regs"), None)
-        if heading is not None:
-            slot = next((k for k in range(heading, len(plain)) if " ≠ " in plain[k]), None)
-            if slot is not None:
-                self.keep_in_view(slot)
+        if self._first_differing_slot is not None:
+            self.keep_in_view(self._first_differing_slot)
 
     def build(self, width: int) -> list[Content]:
         view = self.view
         if view is None:
             return []
+        self._first_differing_slot = None
         heading = self.style("values--heading")
         name_style = self.style("values--name")
         differs = self.style("values--differs")
@@ -245,6 +245,8 @@ class SideBySide(LinePanel):
             for field in PT_REGS_FIELDS:
                 if field in a or field in b:
                     x, y = a.get(field), b.get(field)
+                    if x != y and self._first_differing_slot is None:
+                        self._first_differing_slot = len(lines)
                     style = differs if x != y else self.style()
                     lines.append(self._pair(field, x, y, name_style, style, missing))
         else:
