@@ -8,6 +8,9 @@ replay_cold_ms_max         the same, the slowest step
 replay_cached_us_median    going back to a step already rebuilt (restore from the cache)
 stepi_packets_ms           what gdb sends per stepi (vCont;s, g, two m reads) over TCP
 gdb_100_stepi_s            the real gdb: connect, 100 x stepi, 50 x reverse-stepi (if installed)
+big_stub_rss_mib           peak RSS of a process serving 200 stepi (vCont;s, g, m) of the
+                           largest accepted scenario: 32 MiB of [[memory]], 100,000 steps
+                           (bound: 500 MB); run with --big, it takes about a minute
 """
 
 from __future__ import annotations
@@ -108,5 +111,29 @@ def main() -> None:
     thread.join(10)
 
 
+BIG_MEMORY = "".join(
+    f'[[memory]]\naddress = {0x10000000 + i * (1 << 20):#x}\nsize = 0x100000\naccess = "rw"\n'
+    for i in range(32)
+)
+BIG = (
+    'name = "big"\nstep_cap = 100000\n[user]\n'
+    'code = "1: addq $8, %rsp; pushq %rax; jmp 1b"\n' + BIG_MEMORY
+)
+
+
+def big() -> None:
+    import resource
+
+    from engine import parse_scenario
+    from engine.gdbstub.protocol import Stub
+
+    stub = Stub(Replay(parse_scenario(BIG, "big.toml")))
+    for _ in range(200):
+        stub.handle(b"vCont;s:1")
+        stub.handle(b"g")
+        stub.handle(b"m7ffc0000eff8,40")
+    print(f"big_stub_rss_mib: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
 if __name__ == "__main__":
-    main()
+    big() if "--big" in sys.argv[1:] else main()
