@@ -3,9 +3,12 @@ before) never stands in for what the machine holds now."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from engine import parse_scenario, run_scenario
+from engine import load_scenario, parse_scenario, run_scenario
+from engine.run.roundtrip import Run
 from tests.conftest import SCENARIOS, trace_of
 
 #: A loop that flips one byte of the instruction it jumps to on every turn, so that the
@@ -55,3 +58,25 @@ def test_changed_names_are_the_registers_that_differ_from_the_step_before(name: 
         # a step that changes nothing shares the record of the step before
         assert (step.regs is prev) == (step.regs == prev)
         prev = step.regs
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_recorded_run_leaves_the_cyclic_collector_as_it_found_it(
+    enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
+        assert gc.isenabled() is enabled
+
+        def broken(self: Run) -> None:
+            assert not gc.isenabled()  # off while recording
+            raise RuntimeError("inside the run")
+
+        monkeypatch.setattr(Run, "execute", broken)
+        with pytest.raises(RuntimeError):  # a run that ends in an exception, too
+            run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
