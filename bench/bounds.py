@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: A loop body whose every step changes registers or the user stack.
+BUSY = "inc %rbx; add %rbx, %rcx; push %rcx; pop %rdx; nop"
+
 LOOP = 'name = "loop"\nstep_cap = 100000\n[user]\ncode = "1: {body}; jmp 1b"\n'
 
 
@@ -69,6 +72,15 @@ def cases() -> list[tuple[str, str, list[str], float, int]]:
             300,
         ),
         ("trace-table-100000", LOOP.format(body="nop"), ["trace", "{f}"], 4, 300),
+        # every step changes several registers, and the user stack (more of a step is new
+        # than in the nop loop)
+        (
+            "trace-json-100000-regs",
+            LOOP.format(body=BUSY),
+            ["trace", "{f}", "--format", "json"],
+            4,
+            300,
+        ),
         ("compare-100000", LOOP.format(body="nop"), ["compare", "{f}", "{g}"], 10, 600),
         (
             "compare-json-100000",
@@ -77,6 +89,7 @@ def cases() -> list[tuple[str, str, list[str], float, int]]:
             10,
             600,
         ),
+        ("compare-100000-regs", LOOP.format(body=BUSY), ["compare", "{f}", "{g}"], 10, 600),
     ]
 
 

@@ -18,6 +18,15 @@ _UNSAFE = re.compile(
 )
 
 
+#: The same characters less the three that JSON text holds raw only as its whitespace
+#: (inside a string json writes them as \n, \r, \t): what :func:`json_safe` escapes.
+_UNSAFE_IN_JSON = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
+    + "".join(sorted(BIDI_CONTROLS))
+    + "]"
+)
+
+
 def unsafe(ch: str) -> bool:
     """Whether *ch* must not reach a terminal, a browser or a document raw."""
     return _UNSAFE.fullmatch(ch) is not None
@@ -64,10 +73,8 @@ def json_safe(document: str) -> str:
     whitespace is kept), so every other match is inside a string, where ``\\uXXXX``
     means the same character.
     """
-    return _UNSAFE.sub(
-        lambda m: m.group(0) if m.group(0) in "\n\r\t" else f"\\u{ord(m.group(0)):04x}",
-        document,
-    )
+    # the newlines of indented JSON are not matched: a match is a Python call
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", document)
 
 
 class EngineError(Exception):

@@ -87,18 +87,20 @@ TRACE_FORMATS["table"] = write_table
 @trace_format("json")
 def write_json(trace: Trace, out: TextIO, lang: str = "en") -> None:
     """The trace as JSON (see engine.views.json.trace_json)."""
-    from engine.views.json import step_json, trace_json
+    from engine.views.json import trace_json
+    from engine.views.json_steps import StepWriter
 
     # One step a line, each encoded and written as it is made: 100,000 steps held as
     # dicts, then as one string, took 800 MB.  json's indenting encoder is pure Python
-    # (seconds for a step-cap run); the compact one is in C.  The rest stays indented.
+    # (seconds for a step-cap run); the steps are written by StepWriter, which makes
+    # the compact encoder's text without building the dicts.  The rest stays indented.
     head = json.dumps(trace_json(trace, steps=False), indent=1)
     marker = '\n "steps": [],\n'  # top-level keys are indented by one space
     before, after = head.split(marker)
     out.write(before + '\n "steps": [')
-    encode = json.JSONEncoder().encode
+    encode = StepWriter().encode
     for k, step in enumerate(trace.steps):
-        out.write(("\n  " if k == 0 else ",\n  ") + encode(step_json(step)))
+        out.write(("\n  " if k == 0 else ",\n  ") + encode(step))
     out.write(("\n ],\n" if trace.steps else "],\n") + after + "\n")
 
 

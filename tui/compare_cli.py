@@ -14,12 +14,12 @@ text summary is printed, with --json the JSON.  Headless, the exit status is tha
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import sys
 
 from engine import ScenarioError, load_scenario, run_scenario
 from engine.compare.diff import compare_traces, variant
-from engine.compare.render import comparison_json, summary_lines
+from engine.compare.render import comparison_json_text, summary_lines
 from engine.errors import escape, json_safe
 from engine.i18n import LANGUAGES, tr
 from engine.kernel import KERNELS
@@ -78,6 +78,20 @@ def _pair(value: str | None, option: str, choices: tuple[str, ...]) -> list[str]
 def run(ns: argparse.Namespace) -> int:
     """``syscall-tui compare``, with the options :func:`add_arguments` defined (the language
     is set already)."""
+    # Two 100,000-step runs are millions of records, none of them in a reference cycle:
+    # the cyclic collector walked them over and over while the second run, the alignment
+    # and the JSON were made (seconds of a compare).  Off for this batch work; on again
+    # for the interactive view and when the command returns.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(ns)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(ns: argparse.Namespace) -> int:
     try:
         files: list[str] = ns.scenarios
         if len(files) > 2:
@@ -112,15 +126,15 @@ def run(ns: argparse.Namespace) -> int:
     if not (ns.json or ns.summary) and sys.stdout.isatty():
         from tui.app import run_compare_app
 
+        gc.enable()
         return run_compare_app(comparison)
     try:
         if ns.json:
             # Japanese stays readable; C1 controls and the like become \u escapes.  Written
             # as encoded, in pieces: one string of 100,000 rows' JSON was hundreds of MB.
-            encoder = json.JSONEncoder(indent=1, ensure_ascii=False)
             pieces: list[str] = []
             size = 0
-            for piece in encoder.iterencode(comparison_json(comparison)):
+            for piece in comparison_json_text(comparison):
                 pieces.append(piece)
                 size += len(piece)
                 if size > 1 << 16:

@@ -12,8 +12,10 @@ builds place code differently; the instruction is compared instead), user RIPs a
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
-from typing import Literal
+from itertools import compress
+from typing import Any, Literal
 
 from engine.checks import decided_exit
 from engine.compare.align import align_keys, step_keys
@@ -186,19 +188,23 @@ class Comparison:
 # -- alignment ------------------------------------------------------------------------
 
 
+_REG_VALUES = operator.attrgetter(*REG_NAMES)
+_RIP = REG_NAMES.index("rip")
+
+
 def register_differences(a: Regs, b: Regs) -> tuple[ValuePair, ...]:
     """Registers holding different values; a kernel RIP is where a build put the code, so
     RIP only counts while both are user addresses."""
-    out = []
-    va, vb = a.values(), b.values()
+    va, vb = _REG_VALUES(a), _REG_VALUES(b)
     if va == vb:  # most rows of two similar runs: one tuple comparison, in C
         return ()
-    for name, x, y in zip(REG_NAMES, va, vb, strict=True):
-        if x == y:
+    out = []
+    # the indices of the registers that differ, found in C
+    for k in compress(range(len(REG_NAMES)), map(operator.ne, va, vb)):
+        x, y = va[k], vb[k]
+        if k == _RIP and (x >> 63 or y >> 63):
             continue
-        if name == "rip" and (x >> 63 or y >> 63):
-            continue
-        out.append(ValuePair(name, x, y))
+        out.append(ValuePair(REG_NAMES[k], x, y))
     return tuple(out)
 
 
@@ -249,6 +255,10 @@ def verdict_difference(a: Step | None, b: Step | None) -> tuple[ExitPath, ExitPa
     return (va, vb) if va is not None and vb is not None and va != vb else None
 
 
+#: No record yet (a memo in :func:`compare_traces` that matches nothing).
+_NOT_YET = object()
+
+
 def compare_traces(left: Trace, right: Trace) -> Comparison:
     """Align two runs and find where they first differ."""
     ka, ea = step_keys(left)
@@ -258,6 +268,13 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
     rows: list[AlignedRow] = []
     last_a: Step | None = None
     last_b: Step | None = None
+    # The recorder shares a step's registers, stacks and checks with the step before when
+    # they are equal, so neighbouring rows mostly hold the very records the row before
+    # compared: each of the three comparisons keeps its last pair of records (by
+    # identity; the traces keep them alive) and its answer.
+    seen_checks: tuple[Any, Any, Any] = (_NOT_YET, _NOT_YET, None)
+    seen_regs: tuple[Any, Any, Any] = (_NOT_YET, _NOT_YET, None)
+    seen_slots: tuple[Any, Any, Any] = (_NOT_YET, _NOT_YET, None)
     for i, j in align_keys(ka, kb, ea, eb):
         sa = left.steps[i] if i is not None else None
         sb = right.steps[j] if j is not None else None
@@ -278,10 +295,21 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
             else:
                 assert j is not None
                 decisive = (eb[j] - kinds_a) & DECISIVE_EVENTS
-        checks = check_differences(last_a, last_b)
-        verdicts = verdict_difference(last_a, last_b)
+        ca = last_a.checks if last_a is not None else None
+        cb = last_b.checks if last_b is not None else None
+        if ca is not seen_checks[0] or cb is not seen_checks[1]:
+            answer = (check_differences(last_a, last_b), verdict_difference(last_a, last_b))
+            seen_checks = (ca, cb, answer)
+        checks, verdicts = seen_checks[2]
         regs_a = last_a.regs if last_a is not None else left.initial
         regs_b = last_b.regs if last_b is not None else right.initial
+        if regs_a is not seen_regs[0] or regs_b is not seen_regs[1]:
+            seen_regs = (regs_a, regs_b, register_differences(regs_a, regs_b))
+        sa_stack = last_a.stack if last_a is not None else None
+        sb_stack = last_b.stack if last_b is not None else None
+        if sa_stack is not seen_slots[0] or sb_stack is not seen_slots[1]:
+            slots = slot_differences(_pt_regs(last_a), _pt_regs(last_b))
+            seen_slots = (sa_stack, sb_stack, slots)
         rows.append(
             AlignedRow(
                 i,
@@ -291,8 +319,8 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
                 bool(checks or verdicts or decisive),
                 checks,
                 verdicts,
-                register_differences(regs_a, regs_b),
-                slot_differences(_pt_regs(last_a), _pt_regs(last_b)),
+                seen_regs[2],
+                seen_slots[2],
             )
         )
     start = register_differences(left.initial, right.initial)

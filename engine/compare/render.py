@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
@@ -123,8 +126,10 @@ def _run_json(trace: Trace) -> dict[str, Any]:
     }
 
 
-def comparison_json(c: Comparison) -> dict[str, Any]:
-    """The comparison as plain JSON data (the contract of ``syscall-tui compare --json``)."""
+def comparison_json(c: Comparison, rows: bool = True) -> dict[str, Any]:
+    """The comparison as plain JSON data (the contract of ``syscall-tui compare --json``).
+
+    Without *rows*, ``"rows"`` is an empty list, for :func:`comparison_json_text`."""
     return {
         "left": _run_json(c.left),
         "right": _run_json(c.right),
@@ -150,8 +155,59 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
                 "pt_regs": [p.name for p in r.pt_regs],
             }
             for r in c.rows
-        ],
+        ]
+        if rows
+        else [],
     }
+
+
+def _names_text(names: tuple[str, ...] | list[str]) -> str:
+    """A list of names as ``JSONEncoder(indent=1)`` writes it as a value of a row's key."""
+    if not names:
+        return "[]"
+    return "[\n    " + ",\n    ".join(map(encode_basestring, names)) + "\n   ]"
+
+
+def comparison_json_text(c: Comparison) -> Iterator[str]:
+    """:func:`comparison_json` as the pieces of the text that
+    ``JSONEncoder(indent=1, ensure_ascii=False)`` writes for it, the rows written here.
+
+    The indenting encoder is pure Python, and 200,000 rows of dicts cost seconds to build
+    and seconds more to walk; a row is the same few lists of names over and over, so the
+    text of its lists is kept per distinct content, and the two step indices are written
+    into it.  ``tests/engine/test_compare.py`` holds the two equal.
+    """
+    head = json.JSONEncoder(indent=1, ensure_ascii=False).encode(comparison_json(c, rows=False))
+    end = '"rows": []\n}'  # "rows" is the last key
+    assert head.endswith(end)
+    if not c.rows:
+        yield head
+        return
+    yield head[: -len(end)] + '"rows": ['
+    bodies: dict[tuple[object, ...], str] = {}
+    lead = "\n  {\n   "
+    for r in c.rows:
+        key = (
+            r.kind,
+            r.aspects,
+            tuple(p.name for p in r.checks),
+            tuple(p.name for p in r.registers),
+            tuple(p.name for p in r.pt_regs),
+        )
+        body = bodies.get(key)
+        if body is None:
+            body = (
+                f'"kind": {encode_basestring(r.kind)},\n   "what": {_names_text(key[1])},\n'
+                f'   "checks": {_names_text(key[2])},\n'
+                f'   "registers": {_names_text(key[3])},\n'
+                f'   "pt_regs": {_names_text(key[4])}\n  }}'
+            )
+            bodies[key] = body
+        left = "null" if r.left is None else int.__repr__(r.left)
+        right = "null" if r.right is None else int.__repr__(r.right)
+        yield f'{lead}"left": {left},\n   "right": {right},\n   {body}'
+        lead = ",\n  {\n   "
+    yield "\n ]\n}"
 
 
 def _values(pairs: tuple[ValuePair, ...]) -> str:
@@ -317,6 +373,7 @@ def summary_lines(c: Comparison) -> list[str]:
 
 __all__ = [
     "comparison_json",
+    "comparison_json_text",
     "fred_removes",
     "landmarks",
     "printable",

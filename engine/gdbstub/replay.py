@@ -10,8 +10,9 @@ and a mismatch is an error rather than a silently different picture.
 
 Positions: 0 is the machine before the first user instruction (``Trace.initial``);
 position p >= 1 is the machine right after step p-1 (``Trace.steps[p-1].regs``).
-Replayed positions are kept (CPU context and memory, a few tens of KiB each) in a
-small LRU cache, so stepping back and forth costs a restore, not a run.
+Replayed positions are kept (CPU context and writable memory, a few tens of KiB each
+for most scenarios, 32 MiB for the largest) in a small LRU cache bounded in entries and
+in bytes, so stepping back and forth costs a restore, not a run.
 
 Memory needs no replay at all: a recorded run keeps what each step wrote
 (engine.run.memlog), so :meth:`Replay.read_at` reads any position from step 0's
@@ -39,6 +40,9 @@ from engine.scenario.model import Scenario
 from engine.trace import Regs, Trace
 
 CACHE_SIZE = 128
+#: The cache's bound in bytes of saved memory: a position keeps a copy of all writable
+#: memory, and a scenario may map 32 MiB of it (128 such copies were 4.3 GB of RSS).
+CACHE_BYTES = 128 << 20
 
 MSR_EFER = 0xC0000080
 MSR_FS_BASE = 0xC0000100
@@ -48,6 +52,10 @@ MSR_KERNEL_GS_BASE = 0xC0000102
 
 class ReplayError(EngineError):
     """A replayed step did not reproduce the recorded registers."""
+
+
+def _size(memory: list[tuple[int, bytes]]) -> int:
+    return sum(len(data) for _, data in memory)
 
 
 class Replay:
@@ -62,6 +70,7 @@ class Replay:
         self.position: int | None = None
         self.replays = 0  # runs made (not cache hits): for the benchmark
         self._cache: OrderedDict[int, tuple[Any, list[tuple[int, bytes]]]] = OrderedDict()
+        self._cache_bytes = 0  # of memory saved in _cache
 
     # -- positions -------------------------------------------------------------------
     @property
@@ -97,9 +106,15 @@ class Replay:
                 self._replay(position)
             self.replays += 1
             self._check(position)
-            self._cache[position] = (uc.context_save(), self.machine.snapshot_memory())
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            memory = self.machine.snapshot_memory()
+            self._cache[position] = (uc.context_save(), memory)
+            self._cache_bytes += _size(memory)
+            # the oldest go first; the position just saved always stays
+            while len(self._cache) > 1 and (
+                len(self._cache) > CACHE_SIZE or self._cache_bytes > CACHE_BYTES
+            ):
+                _, (_, old) = self._cache.popitem(last=False)
+                self._cache_bytes -= _size(old)
         self.position = position
 
     def _replay(self, position: int) -> None:

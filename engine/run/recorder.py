@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import compress
+from operator import ne
 
 from unicorn import x86_const as X
 
@@ -27,9 +29,11 @@ from engine.constants import (
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage
 from engine.machine.core import Machine
+from engine.machine.regfile import RegisterFile
 from engine.run.memlog import WriteLog
 from engine.scenario.model import Scenario
 from engine.trace import (
+    REG_NAMES,
     SLOT_RETURN_ADDRESS,
     SLOT_SAVED_AX,
     CheckState,
@@ -73,6 +77,10 @@ WORD = 8
 
 #: The longest x86 instruction.
 MAX_INSN = 15
+
+#: At most this many distinct user instructions (address and bytes) are kept decoded:
+#: code that rewrites itself on every turn of a loop must not grow the table unbounded.
+USER_INSNS_KEPT = 4096
 
 
 @dataclass
@@ -166,6 +174,18 @@ class StepRecorder:
         self.on_step: Callable[[Step], None] | None = None
         #: The run's memory log, told where each step ends (None: not kept).
         self.memory: WriteLog | None = None
+        # What a step of user code reads before it runs, in one call (CS for the CPL,
+        # CR3 to find its bytes).
+        self._cs_cr3 = RegisterFile(machine.uc, (X.UC_X86_REG_CS, X.UC_X86_REG_CR3))
+        # The user mappings are fixed when the machine is built.
+        self._user_ranges = tuple((u.vaddr, u.vaddr + u.size) for u in machine.user)
+        #: (the registers of :attr:`prev_regs`, their values in REG_NAMES order): a step's
+        #: values are compared with these as read, before a Regs is built from them.
+        self._prev_values: tuple[Regs | None, list[int]] = (None, [])
+        #: Each distinct tuple of changed-register names, kept once.
+        self._changed: dict[tuple[str, ...], tuple[str, ...]] = {}
+        #: A user instruction's bytes as read -> (bytes, text, source) (see :meth:`begin`).
+        self._user_insns: dict[tuple[int, bytes], tuple[bytes, str, str]] = {}
 
     # -- reading the machine ---------------------------------------------------------
     def read_regs(self) -> Regs:
@@ -183,8 +203,9 @@ class StepRecorder:
             return StackName.ENTRY
         # user memory the scenario mapped (RSP may hold a stack-top address one past it);
         # anything else, e.g. the CR3 value SWITCH_TO_KERNEL_CR3 keeps in RSP, is no stack
-        if any(m.vaddr < rsp <= m.vaddr + m.size for m in self.m.user):
-            return StackName.USER
+        for lo, hi in self._user_ranges:
+            if lo < rsp <= hi:
+                return StackName.USER
         return StackName.OTHER
 
     # -- memory hooks: which words are stack ----------------------------------------------
@@ -203,8 +224,8 @@ class StepRecorder:
     # -- steps ---------------------------------------------------------------------------
     def begin(self, address: int, size: int) -> Pending:
         asm = self.img.by_address.get(address)
-        cpl = self.cpl()
         if asm is not None:
+            cpl = self.cpl()
             meta = asm.item.meta
             line = getattr(meta, "line", 0) or None
             source = self.img.source[line - 1].text.strip() if line else ""
@@ -225,11 +246,19 @@ class StepRecorder:
             )
         # Unicorn's size is 0 for an instruction that faults at translation (a privileged
         # one at CPL 3, say): decode what memory holds instead.
-        cr3 = int(self.m.uc.reg_read(X.UC_X86_REG_CR3))
+        cs, cr3 = self._cs_cr3.read()
+        cpl = cs & SELECTOR_RPL_MASK
         m = self.m
         raw = m.read_virt(cr3, address, MAX_INSN) or m.read_virt(
             cr3, address, L.PAGE - (address & (L.PAGE - 1))
         )
+        # The bytes are read anew at every step (code may be rewritten); what is made from
+        # them and the address alone (the text, the statement) is kept for a loop's
+        # next turn.
+        known = self._user_insns.get((address, raw or b""))
+        if known is not None:
+            code, text, source = known
+            return Pending(address, code, text, None, source, None, "user", cpl)
         d = disasm_one(raw or b"", address)
         text, length = d if d else ("(bad)", max(size, 0))
         code = (raw or b"")[:length]
@@ -240,6 +269,8 @@ class StepRecorder:
             stmt = msg(
                 "(not in the user's code: bytes {bytes})", bytes=code.hex(" ") or N_("unreadable")
             )
+        if len(self._user_insns) < USER_INSNS_KEPT:
+            self._user_insns[(address, raw or b"")] = (code, text, stmt or text)
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
 
     def amend_last(self, event: Event) -> None:
@@ -255,12 +286,28 @@ class StepRecorder:
 
     def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
         """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
-        regs = self.read_regs()
-        prev = self.prev_regs or regs
-        # Equal records are shared with the step before (a loop repeats them thousands of
-        # times): a long trace is then stored, and read back, once per distinct value.
-        if regs == prev:
-            regs = prev
+        vals = self.m.step_regs.read()
+        cr3 = vals.pop()
+        vals += (self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # REG_NAMES order
+        prev = self.prev_regs
+        if prev is None:
+            regs = Regs(*vals)
+            changed: tuple[str, ...] = ()
+        else:
+            known, prev_vals = self._prev_values
+            if known is not prev:  # prev_regs was set from outside (the launch)
+                prev_vals = list(prev.values())
+            # Equal records are shared with the step before (a loop repeats them
+            # thousands of times): a long trace is then stored, and read back, once per
+            # distinct value.
+            if vals == prev_vals:
+                regs, changed = prev, ()
+            else:
+                regs = Regs(*vals)
+                # Regs.changed_from, on the values as read
+                changed = tuple(compress(REG_NAMES, map(ne, vals, prev_vals)))
+                changed = self._changed.setdefault(changed, changed)
+        self._prev_values = (regs, vals)
         if self.steps and checks == self.steps[-1].checks:
             checks = self.steps[-1].checks
         if p.cr3_written is not None:
@@ -286,7 +333,7 @@ class StepRecorder:
             label=p.label,
             cpl=p.cpl,
             regs=regs,
-            changed=regs.changed_from(prev),
+            changed=changed,
             stack=self.task.read(self.m, (), pt_regs=True),
             entry_stack=self.entry.read(self.m, ENTRY_FRAME_SLOTS[exit_path], pt_regs=False),
             stack_writes=tuple(p.writes),
