@@ -261,6 +261,28 @@ _NOT_YET = object()
 
 def compare_traces(left: Trace, right: Trace) -> Comparison:
     """Align two runs and find where they first differ."""
+    rows = _aligned_rows(left, right)
+    start = register_differences(left.initial, right.initial)
+    first, parts, decision, positions = _landmarks(rows, start)
+    oa, ob = Outcome.of(left), Outcome.of(right)
+    outcome = tuple(f for f in OUTCOME_FIELDS if _outcome_differs(f, oa, ob))
+    return Comparison(
+        left=left,
+        right=right,
+        rows=tuple(rows),
+        start=start,
+        first_difference=first,
+        paths_part=parts,
+        decision=decision,
+        outcome_differs=outcome,
+        pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
+        pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
+        positions=positions,
+    )
+
+
+def _aligned_rows(left: Trace, right: Trace) -> list[AlignedRow]:
+    """The two runs step beside step, each row with what differs there."""
     ka, ea = step_keys(left)
     kb, eb = step_keys(right)
     kinds_a = frozenset().union(*ea)
@@ -323,7 +345,17 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
                 seen_slots[2],
             )
         )
-    start = register_differences(left.initial, right.initial)
+    return rows
+
+
+def _landmarks(
+    rows: list[AlignedRow], start: tuple[ValuePair, ...]
+) -> tuple[
+    Difference | None, Difference | None, Difference | None,
+    tuple[tuple[int | None, int | None], ...],
+]:  # fmt: skip
+    """The first difference, where the paths part and where the verdicts part, and each
+    row's (left, right) step positions."""
     first: Difference | None = None
     if start:
         first = Difference(0, None, None, ("registers",), start, ())
@@ -352,21 +384,7 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         if row.decides:
             decision = diff
             break  # neither of the others can come after it
-    oa, ob = Outcome.of(left), Outcome.of(right)
-    outcome = tuple(f for f in OUTCOME_FIELDS if _outcome_differs(f, oa, ob))
-    return Comparison(
-        left=left,
-        right=right,
-        rows=tuple(rows),
-        start=start,
-        first_difference=first,
-        paths_part=parts,
-        decision=decision,
-        outcome_differs=outcome,
-        pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
-        pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
-        positions=tuple(positions),
-    )
+    return first, parts, decision, tuple(positions)
 
 
 def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:

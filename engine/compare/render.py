@@ -265,6 +265,51 @@ def _exit_words(o: Outcome) -> str:
 EXIT_WORDS = {"sysret": "sysret", "iret": "iret"}
 
 
+def _landmark_lines(c: Comparison, names: tuple[Landmark, ...], d: Difference) -> list[str]:
+    """One landmark (first difference, paths part, verdicts part): where, then what."""
+    out: list[str] = []
+    title: str = LANDMARK_TITLES[names[0]]
+    for n in names[1:]:
+        title = msg("{a} and {b}", a=title, b=LANDMARK_TITLES[n])
+    aspects = joined(", ", [ASPECT_WORDS.get(a, a) for a in d.aspects])
+    if d.position == 0:
+        out.append(msg("{title} at the start: {aspects}", title=title, aspects=aspects))
+    else:
+        out.append(
+            msg("{title} at row {row}: {aspects}", title=title, row=d.position, aspects=aspects)
+        )
+    if d.position:
+        out.append(msg("  A {side}", side=_side(c.left, d.left)))
+        out.append(msg("  B {side}", side=_side(c.right, d.right)))
+    if d.registers:
+        out.append(msg("  registers: {values}", values=literal(_values(d.registers))))
+    if d.checks:
+        checks = joined(
+            ", ",
+            [
+                msg(
+                    "{name} {left} ≠ {right}",
+                    name=literal(c.name),
+                    left=RESULT_WORDS.get(c.left, c.left),
+                    right=RESULT_WORDS.get(c.right, c.right),
+                )
+                for c in d.checks
+            ],
+        )
+        out.append(msg("  checks: {values}", values=checks))
+    if d.verdicts:
+        out.append(
+            msg(
+                "  the checks decided: A {left} ≠ B {right}",
+                left=literal(d.verdicts[0]),
+                right=literal(d.verdicts[1]),
+            )
+        )
+    if d.pt_regs:
+        out.append(msg("  pt_regs: {values}", values=literal(_values(d.pt_regs))))
+    return out
+
+
 def summary_lines(c: Comparison) -> list[str]:
     """A few lines saying where the two runs part, for ``syscall-tui compare`` without a TUI.
 
@@ -310,45 +355,7 @@ def summary_lines(c: Comparison) -> list[str]:
             )
         )
     for names, d in landmarks(c):
-        title: str = LANDMARK_TITLES[names[0]]
-        for n in names[1:]:
-            title = msg("{a} and {b}", a=title, b=LANDMARK_TITLES[n])
-        aspects = joined(", ", [ASPECT_WORDS.get(a, a) for a in d.aspects])
-        if d.position == 0:
-            out.append(msg("{title} at the start: {aspects}", title=title, aspects=aspects))
-        else:
-            out.append(
-                msg("{title} at row {row}: {aspects}", title=title, row=d.position, aspects=aspects)
-            )
-        if d.position:
-            out.append(msg("  A {side}", side=_side(c.left, d.left)))
-            out.append(msg("  B {side}", side=_side(c.right, d.right)))
-        if d.registers:
-            out.append(msg("  registers: {values}", values=literal(_values(d.registers))))
-        if d.checks:
-            checks = joined(
-                ", ",
-                [
-                    msg(
-                        "{name} {left} ≠ {right}",
-                        name=literal(c.name),
-                        left=RESULT_WORDS.get(c.left, c.left),
-                        right=RESULT_WORDS.get(c.right, c.right),
-                    )
-                    for c in d.checks
-                ],
-            )
-            out.append(msg("  checks: {values}", values=checks))
-        if d.verdicts:
-            out.append(
-                msg(
-                    "  the checks decided: A {left} ≠ B {right}",
-                    left=literal(d.verdicts[0]),
-                    right=literal(d.verdicts[1]),
-                )
-            )
-        if d.pt_regs:
-            out.append(msg("  pt_regs: {values}", values=literal(_values(d.pt_regs))))
+        out.extend(_landmark_lines(c, names, d))
     if c.paths_part is None:
         out.append(N_("the paths do not part: every step corresponds"))
     if c.pt_regs_after_call:
