@@ -397,7 +397,8 @@ def _runs(
 
 
 def _column_reader(spec: Spec) -> Callable[[Any, int, Decoder], list[Any]]:
-    """The checker of one column of a table (see :meth:`Codec.table_of`)."""
+    """The checker of one column of a table (see :meth:`Codec.table_of`): one fast path
+    per kind of column, kept together because they share the checks' closures."""
     optional = isinstance(spec, Optional)
     inner = spec.inner if isinstance(spec, Optional) else spec
 
@@ -673,6 +674,9 @@ _TRACE: tuple[Codec, Spec] | None = None
 
 
 def _build_trace_codec() -> tuple[Codec, Spec]:
+    """The layout of a trace on disk, record by record and field by field, as one
+    declaration that reads like the dataclasses it mirrors (long for that reason: one
+    line per field of engine.trace's records)."""
     from engine import trace as t
 
     c = Codec()

@@ -285,7 +285,10 @@ class StepRecorder:
         return c is not None and c.address <= address < c.address + len(c.code)
 
     def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
-        """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame."""
+        """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame.
+
+        The per-step hot path of every recorded run, in one function on purpose: a call
+        per part would cost more than the part (it builds the Step record, field by field)."""
         vals = self.m.step_regs.read()
         cr3 = vals.pop()
         vals += (self.m.read_msr(MSR_KERNEL_GS_BASE), cr3)  # REG_NAMES order
