@@ -72,6 +72,7 @@ FUZZ_SETTINGS = settings(
 )
 
 
+@pytest.mark.slow
 @FUZZ_SETTINGS
 @given(st.data())
 def test_mutated_scenarios_end_in_an_error_or_a_run(data: st.DataObject) -> None:
@@ -84,6 +85,7 @@ def test_mutated_scenarios_end_in_an_error_or_a_run(data: st.DataObject) -> None
 ANSWER_SECONDS = UNTRUSTED_TIMEOUT + 2.0
 
 
+@pytest.mark.slow
 @FUZZ_SETTINGS
 @given(st.data())
 def test_toml_documents_and_noise_end_in_an_error_or_a_run_in_time(data: st.DataObject) -> None:

@@ -40,6 +40,7 @@ def live_registers(r: Replay) -> tuple[str, ...]:
     return tuple(register_hex(r, i) for i in range(len(REGISTERS)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_replay_rebuilds_every_step_with_its_stack_contents(name: str) -> None:
     r = replay_of(name)

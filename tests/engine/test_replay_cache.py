@@ -29,6 +29,7 @@ def saved_bytes(r: Replay) -> int:
     return sum(len(data) for _, memory in r._cache.values() for _, data in memory)
 
 
+@pytest.mark.slow
 def test_a_scenario_with_the_most_memory_keeps_few_positions() -> None:
     r = Replay(parse_scenario(LARGEST, "largest.toml"))
     per_position = 32 << 20
