@@ -255,3 +255,23 @@ async def test_hide_unpins_the_panels() -> None:
         await type_commands(app, pilot, "hide")
         assert not screen.has_class("-inspect")
         assert (await type_commands(app, pilot, "hide stack"))[0].startswith("hide takes")
+
+
+@run_async
+async def test_the_why_panel_says_the_handlers_result_once_and_c_steps_have_no_bytes_row() -> None:
+    from tests.tui.helpers import has_event
+    from tui.widgets.expansion import MacroExpansion
+    from tui.widgets.note import NotePanel
+
+    app = make_app("getpid.toml")
+    async with app.run_test(size=WIDE) as pilot:
+        debugger(app).position = position_after(scenario_trace("getpid.toml"), has_event("handler"))
+        await pilot.pause()
+        note = app.screen.query_one(NotePanel).plain
+        assert note.count("getpid() = 1234") == 1 and note.count("0x4d2") == 1
+    name = "v6.12-fallthrough-to-task-size-max.toml"
+    app = make_app(name)
+    async with app.run_test(size=WIDE) as pilot:
+        debugger(app).position = position_after(scenario_trace(name), lambda s: s.is_c)
+        await pilot.pause()
+        assert "bytes" not in app.screen.query_one(MacroExpansion).plain

@@ -178,7 +178,7 @@ class MacroExpansion(ViewPanel[ExpansionView]):
             # One bytes row per marked instruction, with its marker: the bytes shown are
             # always those of the instruction they sit next to.
             for row in rows[start:end]:
-                if row.ran or row.upcoming:
+                if (row.ran or row.upcoming) and row.code:  # a modelled C step has none
                     marker = "▶" if row.upcoming else "●"
                     lines.append(
                         Content.assemble(

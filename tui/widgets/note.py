@@ -122,7 +122,18 @@ class NotePanel(ViewPanel[NoteView], can_focus=True):
         modelled_style = self.style("note--modelled")
         tag = "  " + _("modelled")
         for event in view.events:
-            wrapped = wrap(tr(event.text), width, initial_indent="• ", subsequent_indent="  ")
+            # The handler's event says what do_syscall_64 did and the pt_regs it changed,
+            # which the lines below say again: its own lines stand for it, said once.
+            said = (
+                [tr(t) for t in view.handler]
+                if event.kind == "handler" and view.handler
+                else [tr(event.text)]
+            )
+            wrapped = [
+                piece
+                for text in said
+                for piece in wrap(text, width, initial_indent="• ", subsequent_indent="  ")
+            ]
             lines.extend(Content.assemble((text, event_style)) for text in wrapped)
             if event.modelled:
                 # The tag goes after the text, on a line of its own if the last one is full.
@@ -130,10 +141,11 @@ class NotePanel(ViewPanel[NoteView], can_focus=True):
                     lines[-1] = Content.assemble(lines[-1], (tag, modelled_style))
                 else:
                     lines.append(Content.assemble((tag, modelled_style)))
-        handler_style = self.style("note--handler")
-        for text in view.handler:
-            wrapped = wrap(tr(text), width, initial_indent="  │ ", subsequent_indent="  │   ")
-            lines.extend(Content.assemble((piece, handler_style)) for piece in wrapped)
+        if not any(event.kind == "handler" for event in view.events):
+            handler_style = self.style("note--handler")
+            for text in view.handler:
+                wrapped = wrap(tr(text), width, initial_indent="  │ ", subsequent_indent="  │   ")
+                lines.extend(Content.assemble((piece, handler_style)) for piece in wrapped)
         if view.rewritten:
             rewritten_style = self.style("note--rewritten")
             lines.append(Content.assemble((_("pt_regs words rewritten (old → new):"), text_style)))
