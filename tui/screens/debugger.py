@@ -545,9 +545,12 @@ class DebuggerScreen(Screen[None]):
                 self.notify(escape(str(exc)), title=_("[debug] not applied"),
                             severity="warning", markup=False)  # fmt: skip
         elif self._points is not None:
+            from engine.inspect.breakpoints import PointKind
+
             for p in self._points.points:
                 arg = p.spec + (f" if {p.condition}" if p.condition is not None else "")
-                todo.append((f"{p.kind} {p.number}", str(p.kind)[:5], arg))
+                command = "watch" if p.kind is PointKind.WATCH else "break"
+                todo.append((f"{p.kind} {p.number}", command, arg))
             self._points = None
         if not todo and not self._inspect:
             self.set_class(False, "-inspect")
