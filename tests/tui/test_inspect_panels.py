@@ -275,3 +275,22 @@ async def test_the_why_panel_says_the_handlers_result_once_and_c_steps_have_no_b
         debugger(app).position = position_after(scenario_trace(name), lambda s: s.is_c)
         await pilot.pause()
         assert "bytes" not in app.screen.query_one(MacroExpansion).plain
+
+
+@run_async
+async def test_at_120x36_the_stack_fills_the_column_under_the_registers() -> None:
+    from tui.widgets.registers import RegistersPanel
+    from tui.widgets.stack import StackPanel
+
+    app = make_app("getpid.toml")
+    async with app.run_test(size=MEDIUM) as pilot:
+        screen = debugger(app)
+        assert screen.has_class("-medium") and screen.side == "registers"
+        await pilot.pause()
+        registers = app.screen.query_one(RegistersPanel)
+        stack = app.screen.query_one(StackPanel)
+        assert registers.region.height < 20 and stack.region.height >= 10
+        assert stack.region.y > registers.region.y
+        await pilot.press("4")  # the stack's own tab shows it alone
+        await pilot.pause()
+        assert registers.region.height == 0 and stack.region.height > 20
