@@ -223,7 +223,10 @@ def test_japanese_fits_every_panel(name: str, size: tuple[int, int]) -> None:
             bad: list[str] = []
             for panel in panels:
                 screen.panel = panel
-                for position in positions:
+                # nothing is pinned to the memory and walk panels: their hint is the same
+                # at every position
+                pinned = panel in ("memory", "walk")
+                for position in positions[:1] if pinned else positions:
                     screen.position = position
                     await pilot.pause()
                     bad.extend(f"@{position} {b}" for b in overflowing(app))
