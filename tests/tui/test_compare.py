@@ -340,3 +340,22 @@ async def test_k_says_when_the_what_if_is_not_in_force_on_the_other_kernel() -> 
         toasts = [str(t.render()) for t in app.screen.query(Toast)]
         assert any("canonical_rip" in t and "not applied" in t for t in toasts)
         assert "what-if" not in str(app.screen.query_one(StatusLine).render())
+
+
+@run_async
+async def test_the_key_bar_fits_after_a_resize_to_80x24() -> None:
+    from tui.widgets.keybar import KeyBar
+
+    app = CompareApp(ptrace_comparison())
+    async with app.run_test(size=WIDE) as pilot:
+        bar = app.screen.query_one(KeyBar)
+        assert "^p palette" in bar.render().plain
+        for size in ((80, 24), (120, 36), WIDE):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            drawn = bar.render()
+            # every key in view, nothing drawn past the bar (Textual's Footer overlapped
+            # its palette hint at 80 columns)
+            assert drawn.cell_length <= bar.content_size.width, size
+            assert drawn.plain.split()[:2] == ["s", "step"] or drawn.plain.startswith("s b")
+            assert " q" in drawn.plain

@@ -16,7 +16,6 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from engine.compare.diff import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
@@ -38,6 +37,7 @@ from tui.widgets.compare import (
     ValuesView,
     pt_regs_of,
 )
+from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.registers import RegistersPanel, RegistersView
 
 #: Below either size the per-run panels are hidden: the aligned steps and the differing
@@ -143,7 +143,13 @@ class CompareScreen(Screen[None]):
                 yield ChecksPanel(id="checks-b")
             yield SideBySide(id="values")
         yield CompareStatus(id="compare-status")
-        yield Footer()
+        # The debugger's key bar: it keeps every key in view at any width, shortening the
+        # descriptions first (Textual's Footer overlapped its palette hint at 80 columns).
+        app_bindings = [b for b in self.app.BINDINGS if isinstance(b, Binding)]
+        own = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        yield KeyBar(
+            [*keys_of([*own, *app_bindings]), Key("ctrl+p", "^p", N_("palette"))], id="keys"
+        )
 
     def on_mount(self) -> None:
         c = self.comparison
@@ -179,11 +185,6 @@ class CompareScreen(Screen[None]):
     def on_resize(self, event: Resize) -> None:
         narrow = event.size.width < WIDE_MIN_WIDTH or event.size.height < WIDE_MIN_HEIGHT
         self.set_class(narrow, "-narrow")
-        footer = self.query_one(Footer)
-        if footer.compact != narrow:
-            footer.compact = narrow
-        if footer.show_command_palette == narrow:
-            footer.show_command_palette = not narrow
 
     # -- navigation ---------------------------------------------------------------------
 
