@@ -187,16 +187,21 @@ LAYOUT_SCENARIOS = (
 )
 
 
-def overflowing(app: SyscallTuiApp) -> list[str]:
-    """Lines wider than the panel (or one-line widget) that shows them."""
+def overflowing(app: SyscallTuiApp, widths: dict[str, int]) -> list[str]:
+    """Lines wider than the panel (or one-line widget) that shows them.
+
+    Each panel in *widths* is built at its width there, shown or not: a hidden tab keeps
+    its view up to date, so one refresh per position checks every tab's lines.
+    """
     bad = []
     for panel in app.screen.query(LinePanel):
-        width = panel.scrollable_content_region.width
+        width = widths.get(panel.id or "", 0)
         # The expansion lists instructions, which scroll sideways like the listing rather
         # than wrap (a crop there replaces half a wide character with a space).
-        if not width or not panel.display or panel.id == "expansion":
+        if not width or panel.id == "expansion":
             continue
-        for line in panel.lines:
+        lines = panel.lines if panel.display and panel.size.width else panel.build(width)
+        for line in lines:
             if line.cell_length > width:
                 bad.append(f"{panel.id}: {line.plain!r} ({line.cell_length} > {width})")
     for widget in (app.query_one(StatusLine), app.query_one(VerdictBar)):
@@ -204,6 +209,15 @@ def overflowing(app: SyscallTuiApp) -> list[str]:
         if widget.display and width and widget.render().cell_length > width:
             bad.append(f"{widget.id}: {widget.render().plain!r}")
     return bad
+
+
+def shown_widths(app: SyscallTuiApp) -> dict[str, int]:
+    """The content width of every panel on screen now, by id."""
+    return {
+        panel.id: panel.scrollable_content_region.width
+        for panel in app.screen.query(LinePanel)
+        if panel.id and panel.display and panel.scrollable_content_region.width
+    }
 
 
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x50"])
@@ -219,17 +233,22 @@ def test_japanese_fits_every_panel(name: str, size: tuple[int, int]) -> None:
         async with app.run_test(size=size) as pilot:
             screen = debugger(app)
             positions = (0, *Timeline(trace).stops, len(trace.steps))
-            panels = [p for p, _ in PANELS] if size == NARROW else ["code"]
+            # Each tab shown once, for its width; nothing is pinned to the memory and walk
+            # panels, so their hint (the same at every position) is checked there.
+            widths: dict[str, int] = {}
             bad: list[str] = []
-            for panel in panels:
+            for panel in [p for p, _ in PANELS] if size == NARROW else ["code"]:
                 screen.panel = panel
-                # nothing is pinned to the memory and walk panels: their hint is the same
-                # at every position
-                pinned = panel in ("memory", "walk")
-                for position in positions[:1] if pinned else positions:
-                    screen.position = position
-                    await pilot.pause()
-                    bad.extend(f"@{position} {b}" for b in overflowing(app))
+                await pilot.pause()
+                shown = shown_widths(app)
+                widths.update(shown)
+                bad.extend(f"@0 {b}" for b in overflowing(app, shown))
+            for pinned in ("memory", "walk"):
+                widths.pop(pinned, None)
+            for position in positions:
+                screen.position = position
+                await pilot.pause()
+                bad.extend(f"@{position} {b}" for b in overflowing(app, widths))
             assert not bad, "\n".join(bad[:20])
             tabs = sum(cell_len(str(t.label)) + 2 for t in screen.query(Tab))
             assert tabs <= size[0]

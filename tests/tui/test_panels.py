@@ -306,27 +306,24 @@ async def test_no_value_is_cut_at_either_size() -> None:
         position_after(trace, has_event("handler")),
         len(trace.steps),
     ]
+    panels = (("3", RegistersPanel), ("4", StackPanel), ("5", MsrPanel), ("6", RootsPanel))
     for size in (WIDE, NARROW):
         app = make_app()
         async with app.run_test(size=size) as pilot:
-            for position in positions:
-                goto(app, position)
-                await pilot.pause()
-                for number, widget_type in (
-                    ("3", RegistersPanel),
-                    ("4", StackPanel),
-                    ("5", MsrPanel),
-                    ("6", RootsPanel),
-                ):
-                    if size == NARROW:  # one tab at a time; wide shows all four at once
-                        await pilot.press(number)
-                        await pilot.pause()
-                    widget = app.query_one(widget_type)
-                    assert _widest_line(widget) <= widget.scrollable_content_region.width, (
-                        size,
-                        position,
-                        widget_type.__name__,
-                    )
+            # wide shows all four at once; narrow one tab at a time, each at every position
+            for tabs in [panels] if size == WIDE else [(p,) for p in panels]:
+                if size == NARROW:
+                    await pilot.press(tabs[0][0])
+                for position in positions:
+                    goto(app, position)
+                    await pilot.pause()
+                    for _, widget_type in tabs:
+                        widget = app.query_one(widget_type)
+                        assert _widest_line(widget) <= widget.scrollable_content_region.width, (
+                            size,
+                            position,
+                            widget_type.__name__,
+                        )
 
 
 @run_async
