@@ -1,12 +1,16 @@
 """Measure ``syscall-tui serve`` for a room: many sessions opening at the same moment.
 
-    python bench/serve.py [--clients 20,40] [--steps 30] [--scenario FILE]
+    python bench/serve.py [--clients 20,40] [--steps 30] [--think 0.25] [--scenario FILE]
 
 Starts one server on the loopback address (never another: this is a load test), then for
 each client count opens that many websockets at the same moment, as that many students'
 browsers would, each asking for a 160x50 terminal.  Every client, as soon as its first
 screen is drawn, presses ``s`` --steps times, each time waiting until the status line
-shows the new step.  Printed as ``name: value`` lines:
+shows the new step, then --think seconds (a student reading the step: 0.25 s is four
+keys a second, faster than anyone reads).  With --think 0 every client presses its next
+key the moment the last one is drawn, which keeps both cores busy with 20 clients: then a
+key waits for the other sessions' keys, not for their start-up.  Printed as
+``name: value`` lines:
 
 first_screen_s_median / _max   from opening the websocket to the first full screen (the
                                status line and the SYSRET checks drawn)
@@ -139,7 +143,9 @@ class Room:
             self.stepped.set()
 
 
-async def run_client(session: aiohttp.ClientSession, url: str, steps: int, room: Room) -> Client:
+async def run_client(
+    session: aiohttp.ClientSession, url: str, steps: int, think: float, room: Room
+) -> Client:
     result = Client()
     width, height = SIZE
     ws_url = url.replace("http://", "ws://") + f"/ws?width={width}&height={height}"
@@ -151,11 +157,20 @@ async def run_client(session: aiohttp.ClientSession, url: str, steps: int, room:
             screen = b""
 
             async def until(pattern: bytes) -> None:
+                # Only the new text (and a tail of the old, for a match split between two
+                # messages) is searched: the clients share the machine with the server.
                 nonlocal screen
-                while not re.search(pattern, screen):
+                found = re.compile(pattern)
+                start = 0
+                while not found.search(screen, start):
                     message = await ws.receive(timeout=TIMEOUT)
                     if message.type == aiohttp.WSMsgType.BINARY:
-                        screen = (screen + _ESCAPES.sub(b"", message.data))[-65536:]
+                        start = max(0, len(screen) - 64)
+                        screen += _ESCAPES.sub(b"", message.data)
+                        if len(screen) > 65536:
+                            start -= len(screen) - 65536
+                            screen = screen[-65536:]
+                            start = max(0, start)
                     elif message.type in (
                         aiohttp.WSMsgType.CLOSE,
                         aiohttp.WSMsgType.CLOSED,
@@ -173,6 +188,8 @@ async def run_client(session: aiohttp.ClientSession, url: str, steps: int, room:
                 await ws.send_json(["stdin", "s"])
                 await until(rb"step %d/\d+" % k)
                 result.keys.append(time.monotonic() - sent)
+                if think:
+                    await asyncio.sleep(think)
             stepping = False
             room.done_stepping()
             await room.hold.wait()  # every session stays open until memory is read
@@ -185,12 +202,15 @@ async def run_client(session: aiohttp.ClientSession, url: str, steps: int, room:
 
 
 async def open_room(
-    url: str, clients: int, steps: int, on_all_open: Callable[[], None]
+    url: str, clients: int, steps: int, think: float, on_all_open: Callable[[], None]
 ) -> list[Client]:
     room = Room(clients)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        tasks = [asyncio.create_task(run_client(session, url, steps, room)) for _ in range(clients)]
+        tasks = [
+            asyncio.create_task(run_client(session, url, steps, think, room))
+            for _ in range(clients)
+        ]
         await asyncio.sleep(0.2)
         room.start.set()  # every client opens its websocket at the same moment
         await room.stepped.wait()
@@ -204,7 +224,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(url: str, server_pid: int, clients: int, steps: int) -> dict[str, float]:
+def measure(url: str, server_pid: int, clients: int, steps: int, think: float) -> dict[str, float]:
     memory: dict[str, list[float]] = {"sessions": [], "warm": []}
 
     def read_memory() -> None:
@@ -220,7 +240,7 @@ def measure(url: str, server_pid: int, clients: int, steps: int) -> dict[str, fl
             elif "-m tui" in line:
                 memory["sessions"].append(value)
 
-    results = asyncio.run(open_room(url, clients, steps, read_memory))
+    results = asyncio.run(open_room(url, clients, steps, think, read_memory))
     ok = [r for r in results if r.error is None and r.first_screen is not None]
     firsts = [r.first_screen for r in ok if r.first_screen is not None]
     keys = [k for r in ok for k in r.keys]
@@ -257,14 +277,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="20,40")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--think", type=float, default=0.25, help="seconds between keys")
     parser.add_argument("--scenario", default=None)
     args = parser.parse_args()
     proc, url = start_server(args.scenario)
     try:
-        single = measure(url, proc.pid, 1, 1)
+        single = measure(url, proc.pid, 1, 1, 0.0)
         print(f"single_first_screen_s: {single['first_screen_s_median']:.3f}", flush=True)
         for clients in (int(c) for c in args.clients.split(",")):
-            for name, value in measure(url, proc.pid, clients, args.steps).items():
+            for name, value in measure(url, proc.pid, clients, args.steps, args.think).items():
                 shown = f"{value:.3f}" if isinstance(value, float) else value
                 print(f"clients_{clients}_{name}: {shown}", flush=True)
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -75,6 +75,14 @@ class SyscallTuiApp(App[int]):
         self.scenario_dirs = (
             tuple(scenario_dirs) if scenario_dirs is not None else default_scenario_dirs()
         )
+        self.first_frame: Callable[[], None] | None = None
+        """Called once the debugger's first frame is drawn (``serve``'s start slot)."""
+
+    def on_mount(self) -> None:
+        if self.first_frame is not None:
+            # The default screen is composed before the app's Mount: its next refresh is
+            # the first full frame.
+            self.screen.call_after_refresh(self.first_frame)
 
     def action_command_palette(self) -> None:
         open_palette(self)

@@ -12,6 +12,12 @@ the child, which the server uses to end it.  A child shares the parent's pages u
 writes them, so a session neither pays the start-up (about 1 s of CPU: the interpreter,
 Textual, the engine) nor holds a copy of it.
 
+A room of students opens the page at the same moment.  Were every session to start at once,
+they would share the CPU evenly and all draw their first screen at the end, and the keys of
+those already open would queue behind them.  So at most one session per CPU starts at a
+time (a lock file each, see `StartSlots`); the others wait their turn, which takes a
+fraction of a second, and the CPU left over goes to the sessions already in use.
+
 The parent exits when the server's end of FD closes; each child gets SIGTERM when the
 parent goes (PR_SET_PDEATHSIG), so no session outlives the server.  Nothing read from the
 socket reaches the app but two integers (clamped) and three descriptors.
@@ -21,12 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
 
 #: What textual-serve sets for every app process (textual_serve.app_service): read by
 #: Textual at import time, so set before the first import of it.
@@ -43,6 +55,84 @@ REQUEST_MAX = 256
 MIN_SIZE, MAX_SIZE = 10, 1000
 
 _PR_SET_PDEATHSIG = 1
+
+#: Seconds a session waits for a start slot before it starts anyway (a slot is held for
+#: a fraction of a second; this only bounds the wait should the machine be overloaded).
+START_WAIT = 5.0
+#: Seconds a session may hold its slot at most, in case its first frame never comes.
+START_HOLD = 2.0
+
+
+class _Waited(Exception):
+    """START_WAIT ran out while waiting for a slot."""
+
+
+def _out_of_time(_signum: int, _frame: object) -> None:
+    raise _Waited
+
+
+class StartSlots:
+    """At most one starting session per CPU: one lock file per slot.
+
+    flock, not a counter: a session killed while it starts (its tab closed at once) drops
+    its lock with its last descriptor, so no slot is ever lost.  The n-th session queues
+    on slot n mod count, in the kernel (no polling), until the one before it there has
+    drawn its first frame.
+    """
+
+    def __init__(self, count: int | None = None) -> None:
+        self.count = count if count is not None else 2 * len(os.sched_getaffinity(0))
+        self.folder = tempfile.mkdtemp(prefix="syscall-tui-starts-")
+        self.paths = [os.path.join(self.folder, str(n)) for n in range(self.count)]
+        for path in self.paths:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.issued = 0
+
+    def next_slot(self) -> str:
+        """The slot the next session queues on (called in the parent, before the fork)."""
+        path = self.paths[self.issued % self.count]
+        self.issued += 1
+        return path
+
+    @staticmethod
+    def take(path: str, wait: float = START_WAIT) -> Callable[[], None]:
+        """Hold the slot at *path* (or none, after *wait* seconds); call the result to give
+        it up.  Main thread only: the wait is bounded by SIGALRM."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return _nothing  # the folder is gone: the parent is ending
+        previous = signal.signal(signal.SIGALRM, _out_of_time)
+        signal.setitimer(signal.ITIMER_REAL, wait)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (_Waited, OSError):
+            os.close(fd)
+            return _nothing
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        return _release(fd)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _release(fd: int) -> Callable[[], None]:
+    lock = threading.Lock()
+    held = [True]
+
+    def release() -> None:
+        with lock:
+            if held[0]:
+                held[0] = False
+                os.close(fd)  # the last descriptor of the open file: the lock goes with it
+
+    return release
 
 
 def _size(value: object, default: int) -> int:
@@ -71,7 +161,12 @@ def _die_with_parent() -> None:
 
 
 def _child(  # pragma: no cover - runs in the forked child
-    control: socket.socket, fds: list[int], width: int, height: int, make_app: object
+    control: socket.socket,
+    fds: list[int],
+    width: int,
+    height: int,
+    make_app: object,
+    slot: str | None,
 ) -> None:
     """In the forked child: become one session's app on the given pipes, then exit."""
     code = 1
@@ -88,7 +183,13 @@ def _child(  # pragma: no cover - runs in the forked child
         os.environ["COLUMNS"] = str(width)
         os.environ["ROWS"] = str(height)
         gc.unfreeze()
+        release = StartSlots.take(slot) if slot is not None else _nothing
+        # Given up after the first frame, or after START_HOLD whatever happens.
+        timer = threading.Timer(START_HOLD, release)
+        timer.daemon = True
+        timer.start()
         app = make_app()  # type: ignore[operator]
+        app.first_frame = release
         app.run()
         code = app.return_code or 0
     except BaseException:  # never back into the parent's loop
@@ -99,7 +200,9 @@ def _child(  # pragma: no cover - runs in the forked child
         os._exit(code)
 
 
-def serve_forever(control: socket.socket, make_app: object) -> None:
+def serve_forever(
+    control: socket.socket, make_app: object, slots: StartSlots | None = None
+) -> None:
     """Fork a session for each request until the server closes its end."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     while True:
@@ -117,9 +220,10 @@ def serve_forever(control: socket.socket, make_app: object) -> None:
         width, height = parse_request(line)
         sys.stdout.flush()
         sys.stderr.flush()
+        slot = slots.next_slot() if slots is not None else None
         pid = os.fork()
         if pid == 0:
-            _child(control, fds, width, height, make_app)
+            _child(control, fds, width, height, make_app, slot)
         for fd in fds:
             os.close(fd)
         try:
@@ -131,6 +235,42 @@ def serve_forever(control: socket.socket, make_app: object) -> None:
             socket.send_fds(control, [b"\1"], [pidfd])
         finally:
             os.close(pidfd)
+
+
+def share_parsed_css() -> bool:
+    """Let every session reuse the stylesheets the warm-up parsed.
+
+    Textual keeps its parse cache per Stylesheet, and each App makes new ones, so each
+    session would parse the same CSS again (about a tenth of its first frame).  Here one
+    cache serves them all, keyed as Textual keys its own plus the CSS variables (its own
+    is cleared when they change).  It wraps Stylesheet._parse_rules, a private method:
+    should Textual rename it, nothing is shared and sessions parse as before (False).
+    """
+    from textual.css.stylesheet import Stylesheet
+
+    parse = getattr(Stylesheet, "_parse_rules", None)
+    if parse is None or getattr(parse, "shared", False):
+        return parse is not None
+    parsed: dict[tuple[object, ...], Any] = {}
+
+    def shared(
+        self: Stylesheet,
+        css: str,
+        read_from: Any,
+        is_default_rules: bool = False,
+        tie_breaker: int = 0,
+        scope: str = "",
+    ) -> Any:
+        variables = tuple(sorted(self._variables.items()))
+        key = (css, read_from, is_default_rules, tie_breaker, scope, variables)
+        rules = parsed.get(key)
+        if rules is None:
+            rules = parsed[key] = parse(self, css, read_from, is_default_rules, tie_breaker, scope)
+        return rules
+
+    shared.shared = True  # type: ignore[attr-defined]
+    Stylesheet._parse_rules = shared  # type: ignore[method-assign]
+    return True
 
 
 def _warm_up(make_app: object) -> None:
@@ -178,11 +318,16 @@ def main(argv: list[str]) -> int:
     def make_app() -> SyscallTuiApp:
         return SyscallTuiApp(trace, source=data)
 
+    share_parsed_css()
     _warm_up(make_app)
     gc.collect()
     gc.freeze()  # objects made so far are never touched by the collector: pages stay shared
-    control.sendall(b"ready\n")
-    serve_forever(control, make_app)
+    slots = StartSlots()
+    try:
+        control.sendall(b"ready\n")
+        serve_forever(control, make_app, slots)
+    finally:
+        slots.remove()
     return 0
 
 

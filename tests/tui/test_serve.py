@@ -20,7 +20,7 @@ import pytest
 from tests.tui.helpers import SCENARIOS
 from tui.cli import main
 from tui.serve import app_command, is_loopback
-from tui.warm import parse_request
+from tui.warm import StartSlots, parse_request, share_parsed_css
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -263,3 +263,105 @@ def test_a_session_request_gives_the_warm_parent_two_clamped_integers(
     line: bytes, size: tuple[int, int]
 ) -> None:
     assert parse_request(line) == size
+
+
+# -- start slots: at most one starting session per slot ----------------------------------
+
+
+def _hold_slot(path: str, hold: float, report: int) -> None:  # pragma: no cover - child
+    """In a forked child: take the slot, say when, hold it, then exit (dropping it)."""
+    try:
+        release = StartSlots.take(path, wait=10.0)
+        os.write(report, f"{time.monotonic()}\n".encode())
+        time.sleep(hold)
+        release()
+    finally:
+        os._exit(0)
+
+
+def _fork_holder(path: str, hold: float) -> tuple[int, int]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _hold_slot(path, hold, w)
+    os.close(w)
+    return pid, r
+
+
+def _taken_at(r: int) -> float:
+    with os.fdopen(r) as f:
+        return float(f.readline())
+
+
+def test_a_start_slot_is_held_by_one_session_at_a_time() -> None:
+    slots = StartSlots(1)
+    try:
+        path = slots.next_slot()
+        assert slots.next_slot() == path  # one slot: every session queues on it
+        first, r1 = _fork_holder(path, 0.5)
+        time.sleep(0.1)
+        second, r2 = _fork_holder(path, 0.0)
+        a, b = _taken_at(r1), _taken_at(r2)
+        for pid in (first, second):
+            os.waitpid(pid, 0)
+        assert b - a >= 0.45  # the second started when the first gave the slot up
+    finally:
+        slots.remove()
+
+
+def test_a_session_killed_while_it_starts_gives_its_slot_back() -> None:
+    slots = StartSlots(1)
+    try:
+        path = slots.next_slot()
+        holder, r = _fork_holder(path, 60.0)
+        _taken_at(r)
+        os.kill(holder, 9)
+        os.waitpid(holder, 0)
+        began = time.monotonic()
+        release = StartSlots.take(path, wait=5.0)
+        assert time.monotonic() - began < 1.0  # not the wait: the lock went with the process
+        release()
+        release()  # giving it up twice is harmless
+    finally:
+        slots.remove()
+
+
+def test_a_session_waits_for_a_slot_no_longer_than_start_wait() -> None:
+    slots = StartSlots(1)
+    try:
+        path = slots.next_slot()
+        holder, r = _fork_holder(path, 60.0)
+        _taken_at(r)
+        began = time.monotonic()
+        StartSlots.take(path, wait=0.3)()  # starts anyway, holding nothing
+        assert 0.25 <= time.monotonic() - began < 2.0
+        os.kill(holder, 9)
+        os.waitpid(holder, 0)
+    finally:
+        slots.remove()
+    assert not Path(slots.folder).exists()
+
+
+def test_sessions_share_the_stylesheets_the_warm_up_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shared parse gives each new stylesheet the rule sets parsed before, and a
+    change of the CSS variables parses again."""
+    from textual.css.stylesheet import Stylesheet
+
+    monkeypatch.setattr(Stylesheet, "_parse_rules", Stylesheet._parse_rules)  # put back after
+    assert share_parsed_css() and share_parsed_css()  # once, however often it is asked
+    css = "Label { color: $accent; }"
+    one = Stylesheet(variables={"accent": "red"})
+    one.add_source(css, ("test", ""))
+    one.parse()
+    two = Stylesheet(variables={"accent": "red"})
+    two.add_source(css, ("test", ""))
+    two.parse()
+    assert one.rules[0] is two.rules[0]
+    other = Stylesheet(variables={"accent": "blue"})
+    other.add_source(css, ("test", ""))
+    other.parse()
+    assert other.rules[0] is not one.rules[0]
+    assert "blue" in other.css or other.rules[0].styles.color != one.rules[0].styles.color
