@@ -161,6 +161,11 @@ class Comparison:
     pt_regs_after_call: tuple[ValuePair, ...]  # what it left for the exit
     positions: tuple[tuple[int | None, int | None], ...] = ((None, None),)
     """For each position 0 .. len(rows): the step each run has run last there."""
+    deciding: tuple[int | None, int | None] = (None, None)
+    """Each run's own deciding step (the index of the step after which its checks have
+    decided its exit): two kernels that check in different places decide at different
+    rows, so the row where the verdicts first differ holds one run's decision and an
+    unrelated step of the other's."""
 
     @property
     def identical(self) -> bool:
@@ -278,7 +283,22 @@ def compare_traces(left: Trace, right: Trace) -> Comparison:
         pt_regs_at_call=slot_differences(left.pt_regs_at_call, right.pt_regs_at_call),
         pt_regs_after_call=slot_differences(left.pt_regs_after_call, right.pt_regs_after_call),
         positions=positions,
+        deciding=(deciding_step(left), deciding_step(right)),
     )
+
+
+def deciding_step(trace: Trace) -> int | None:
+    """The index of the step after which the run's checks have decided its exit (None:
+    they never do, as on FRED, or before a fault)."""
+    decided = None
+    for step in trace.steps:
+        # The recorder shares the checks of consecutive steps while they are equal.
+        if step.checks is decided:
+            continue
+        if verdict(step) is not None:
+            return step.index
+        decided = step.checks
+    return None
 
 
 def _aligned_rows(left: Trace, right: Trace) -> list[AlignedRow]:

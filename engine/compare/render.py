@@ -139,6 +139,10 @@ def comparison_json(c: Comparison, rows: bool = True) -> dict[str, Any]:
         "first_difference": _difference_json(c, c.first_difference),
         "paths_part": _difference_json(c, c.paths_part),
         "decision": _difference_json(c, c.decision),
+        "deciding": {
+            "left": _step_brief(c.left, c.deciding[0]),
+            "right": _step_brief(c.right, c.deciding[1]),
+        },
         "outcome_differs": list(c.outcome_differs),
         "pt_regs": {
             "at_call": _pairs_json(c.pt_regs_at_call),
@@ -307,6 +311,16 @@ def _landmark_lines(c: Comparison, names: tuple[Landmark, ...], d: Difference) -
         )
     if d.pt_regs:
         out.append(msg("  pt_regs: {values}", values=literal(_values(d.pt_regs))))
+    if "decision" in names:
+        # The row holds one run's decision; the other decided at its own step.
+        for run, trace, own, here in (
+            ("A", c.left, c.deciding[0], d.left),
+            ("B", c.right, c.deciding[1], d.right),
+        ):
+            if own is not None and own != here:
+                out.append(
+                    msg("  {run} decided at {side}", run=literal(run), side=_side(trace, own))
+                )
     return out
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from engine import load_scenario, run_scenario
 from engine.compare.diff import compare_traces, variant
+from engine.trace import Trace
 from tests.tui.contrast import segments
 from tests.tui.helpers import SCENARIOS, run_async
 from tui.app import CompareApp
@@ -53,3 +54,60 @@ async def test_compare_shows_whole_values_and_ten_aligned_rows(size: tuple[int, 
         ]
         assert values, "\n".join(lines)
         assert all(len(v) == 16 for v in values), (values, "\n".join(lines))
+
+
+# -- each run's own deciding step (the decision row holds only one of them) -------------
+
+
+def _kernels(name: str) -> tuple[Trace, Trace]:
+    sc = load_scenario(SCENARIOS / name)
+    return (
+        run_scenario(variant(sc, kernel="v5.8.13", cpu=None)),
+        run_scenario(variant(sc, kernel="v6.12", cpu=None)),
+    )
+
+
+def test_each_run_is_marked_at_its_own_deciding_step() -> None:
+    """v5.8 decides at its last check (a jne), 6.12 in do_syscall_64's C long before: the
+    row where the verdicts first differ pairs A's jne with one of B's POP_REGS."""
+    from engine.compare.render import comparison_json, summary_lines
+    from engine.i18n import tr
+
+    left, right = _kernels("cve-2012-0217-intel.toml")
+    c = compare_traces(left, right)
+    d = c.decision
+    assert d is not None and d.verdicts is not None and d.right is not None
+    a, b = c.deciding
+    assert a is not None and b is not None
+    assert a == d.left and b < d.right
+    assert c.left.steps[a].text.startswith("jne") and c.right.steps[b].is_c
+    assert c.right.steps[d.right].text.startswith("pop")
+    # each run decided here: its checks had not, one step before
+    for trace, own in ((c.left, a), (c.right, b)):
+        assert trace.steps[own - 1].checks != trace.steps[own].checks
+    text = [tr(line) for line in summary_lines(c)]
+    assert f"  B decided at step {b + 1} (C) regs->ip >= TASK_SIZE_MAX" in "\n".join(text)
+    assert not any(line.startswith("  A decided at") for line in text)  # A's is the row's
+    data = comparison_json(c, rows=False)
+    assert data["deciding"]["left"]["step"] == a + 1
+    assert data["deciding"]["right"]["step"] == b + 1
+
+
+@run_async
+async def test_the_aligned_rows_mark_each_runs_deciding_step() -> None:
+    from tui.widgets.compare import DECISION_MARK, difference_lines
+
+    left, right = _kernels("cve-2012-0217-intel.toml")
+    c = compare_traces(left, right)
+    a, b = c.deciding
+    assert a is not None and b is not None
+    app = CompareApp(c)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        aligned = app.query_one("#aligned")
+        lines = [line.plain for line in aligned.lines]  # type: ignore[attr-defined]
+        marked = [k for k, line in enumerate(lines) if f"{DECISION_MARK}" in line[2:]]
+        rows = {k for k, r in enumerate(c.rows) if r.left == a or r.right == b}
+        assert set(marked) == rows and len(rows) == 2
+        banner = "\n".join(difference_lines(c))
+        assert f"A {a + 1} · B {b + 1}" in banner

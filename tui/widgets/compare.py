@@ -157,22 +157,30 @@ class AlignedSteps(LinePanel):
         else:
             glyph_style = self.style("aligned--number")
         show_a, show_b = self._sources[k] if k < len(self._sources) else (True, True)
+        own_a, own_b = c.deciding
         return Content.assemble(
             marker,
             (mark, self.style("aligned--mark")),
-            self._side(c.left, row.left, half, show_a, ran),
+            self._side(c.left, row.left, half, show_a, ran, own_a),
             (f" {row_glyph(row)} ", glyph_style),
-            self._side(c.right, row.right, half, show_b, ran),
+            self._side(c.right, row.right, half, show_b, ran, own_b),
         )
 
     def _side(
-        self, trace: Trace, index: int | None, width: int, source: bool, ran: bool
+        self,
+        trace: Trace,
+        index: int | None,
+        width: int,
+        source: bool,
+        ran: bool,
+        deciding: int | None = None,
     ) -> Content:
         if index is None:
             gap = "    ·".ljust(width)
             return Content.assemble((gap, self.style("aligned--gap")))
         step = trace.steps[index]
-        number = f"{step.number:>4} "
+        # The run's own deciding step carries the decision mark after its number.
+        number = f"{step.number:>4}" + (DECISION_MARK if index == deciding else " ")
         text = step.text
         insn_width = min(30, max(12, width - len(number) - 8))
         insn = text if len(text) <= insn_width else text[: insn_width - 1] + "…"
@@ -182,7 +190,7 @@ class AlignedSteps(LinePanel):
             src = src[: max(0, rest - 1)] + "…" if rest > 1 else ""
         base = self.style("aligned--ran") if ran else self.style()
         return Content.assemble(
-            (number, self.style("aligned--number")),
+            (number, self.style("aligned--mark" if index == deciding else "aligned--number")),
             (insn.ljust(insn_width) + " ", base),
             (src.ljust(max(0, rest)), self.style("aligned--source")),
         )
@@ -337,10 +345,27 @@ def difference_lines(c: Comparison) -> list[str]:
     out = []
     for names, d in landmarks(c):
         title = _(" and ").join(_(LANDMARK_TITLES[n]) for n in names)
-        out.append(f"{LANDMARK_MARKS[names[0]]} {title} {_where(d)}: {_what(c, d)}")
+        what = _what(c, d)
+        if "decision" in names:
+            what += _own_decisions(c, d)
+        out.append(f"{LANDMARK_MARKS[names[0]]} {title} {_where(d)}: {what}")
     if c.paths_part is None:
         out.append(f"{PARTS_MARK} " + _("the paths do not part: every step corresponds"))
     return out
+
+
+def _own_decisions(c: Comparison, d: Difference) -> str:
+    """Where each run decided, when the row is not that step for both (◈ marks them)."""
+    own = c.deciding
+    if own == (d.left, d.right) or own == (None, None):
+        return ""
+
+    def number(index: int | None) -> str:
+        return "—" if index is None else str(index + 1)
+
+    return " · " + _("each run decided at its own step: A {a} · B {b} ({mark})").format(
+        a=number(own[0]), b=number(own[1]), mark=DECISION_MARK
+    )
 
 
 def _where(d: Difference) -> str:
