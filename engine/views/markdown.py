@@ -29,6 +29,7 @@ from engine.errors import escape
 from engine.i18n import LANGUAGES, N_, get_language, pgettext, set_language, tr
 from engine.kernel.variants import spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
+from engine.views.header import line_of, paragraph
 
 #: The languages the listing is written in: those the UI offers.
 LANGS = tuple(LANGUAGES)
@@ -346,7 +347,11 @@ def _listing(trace: Trace) -> Iterator[str]:
                 if numbers[n].label:
                     yield f"### {esc(numbers[n].label or '')}"
                     yield ""
-            block = [f"{n:4}  {numbers[n].text}".rstrip() for n in shown]
+            opening = paragraph(trace.source)
+            block = [
+                f"{n:4}  {(line_of(opening, n) if opening else None) or numbers[n].text}".rstrip()
+                for n in shown
+            ]
             yield from fenced(block, "asm")
             yield ""
             notes = [(n, numbers[n].note) for n in shown if numbers[n].note]

@@ -335,3 +335,29 @@ async def test_the_command_palette_placeholder_is_japanese() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert app.screen.query_one(CommandInput).placeholder == "コマンドを検索…"
+
+
+def test_the_listing_shows_the_renditions_opening_paragraph_in_the_ui_language() -> None:
+    """Lines 3–7 of entry_64.S are the project's words: Japanese under ja, English again
+    after a switch; the kernel's own lines and comments stay as written."""
+    from tui.widgets.source import SourceListing
+
+    @run_async
+    async def check() -> None:
+        app = make_app(lang="ja")
+        async with app.run_test(size=WIDE) as pilot:
+            listing = app.query_one(SourceListing)
+            rows = listing._rows
+            prose = [r for r in rows if r.prose is not None]
+            assert [r.number for r in prose] == [3, 4, 5, 6, 7]
+            shown = [SourceListing._row_text(r) for r in prose]
+            assert all(has_kana(s) for s in shown) and "syscall-tui" in "".join(shown)
+            kernel = [r for r in rows if r.prose is None and r.kind == "source"]
+            assert all(SourceListing._row_text(r) == r.text.expandtabs(8) for r in kernel)
+            debugger(app).set_language("en")
+            await pilot.pause()
+            assert [SourceListing._row_text(r) for r in prose] == [
+                r.text.expandtabs(8) for r in prose
+            ]
+
+    check()

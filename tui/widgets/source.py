@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from rich.cells import cell_len
 from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Region, Size
@@ -21,6 +22,7 @@ from textual.style import Style
 
 from engine.i18n import N_, msg, tr
 from engine.trace import Trace
+from engine.views.header import Paragraph, line_of, paragraph
 
 RowKind = Literal["heading", "user", "source"]
 
@@ -46,6 +48,7 @@ class ListingRow:
     text: str
     number: int | None = None  # line number in the entry_64.S rendition
     is_label: bool = False
+    prose: Paragraph | None = None  # the line is in the project's opening paragraph
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class Listing:
             rows.append(ListingRow("user", f"{address:016x}  {outside[address]}"))
         rows.append(ListingRow("heading", f"arch/x86/entry/entry_64.S · {trace.kernel}"))
         first_source = len(rows)
+        opening = paragraph(trace.source)
         for line in trace.source:
             rows.append(
                 ListingRow(
@@ -110,6 +114,10 @@ class Listing:
                     compact_source(line.text),
                     number=line.number,
                     is_label=bool(line.label),
+                    prose=opening
+                    if opening is not None
+                    and opening.first <= line.number < opening.first + opening.count
+                    else None,
                 )
             )
         for label, instructions in other.items():
@@ -157,7 +165,7 @@ class SourceListing(ScrollView, can_focus=True):
         """Replace the listing (a new scenario was loaded)."""
         self._rows = rows
         self._cache.clear()
-        width = max((len(self._row_text(row)) for row in rows), default=0) + 8
+        width = max((cell_len(self._row_text(row)) for row in rows), default=0) + 8
         self.virtual_size = Size(width, len(rows))
         self.refresh()
 
@@ -201,6 +209,9 @@ class SourceListing(ScrollView, can_focus=True):
 
     @staticmethod
     def _row_text(row: ListingRow) -> str:
+        if row.prose is not None and row.number is not None:
+            # the project's words, in the UI's language (the kernel's stay as written)
+            return (line_of(row.prose, row.number) or row.text).expandtabs(8)
         return row.text.expandtabs(8)
 
     def render_line(self, y: int) -> Strip:
