@@ -36,7 +36,7 @@ def test_each_renditions_opening_paragraph_is_shown_in_japanese_over_its_own_lin
     assert translation != p.text  # every rendition's paragraph has its translation
     lines = [line_of(p, n, "ja") for n in range(p.first, p.first + p.count)]
     assert all(line is not None and line.startswith(PREFIX.rstrip()) for line in lines)
-    shown = [line[len(PREFIX) :] if line else "" for line in lines]  # type: ignore[index]
+    shown = [line[len(PREFIX) :] if line else "" for line in lines]
     # nothing lost or added: the lines read as the translation
     assert "".join(shown).replace(" ", "") == translation.replace(" ", "")
     # within the English width, but for the last line, which takes what does not fit
