@@ -40,8 +40,14 @@ from typing import NoReturn, Protocol, TextIO
 from engine.errors import EngineError, ScenarioError, escape
 from engine.i18n import (
     LANGUAGES,
+    Msg,
+    joined,
     language_from_env,
+    literal,
+    msg,
+    pgettext,
     set_language,
+    tr,
 )
 from engine.trace import Trace
 from engine.views.table import write_table
@@ -211,39 +217,53 @@ def _check_one(f: Path) -> tuple[str, str]:
     except Exception as exc:  # one file's engine failure must not hide the others' results
         return "ERROR", f"{name}: {escape(_internal(exc))}"
     if not sc.expect.given:
-        return "SKIP", f"{name}: no [expect]"
+        return "SKIP", f"{name}: " + tr(msg("no [expect]"))
     if problems:
         return "FAIL", f"{name}: " + escape("; ".join(problems))
-    return "ok", f"{name}: {check_verdict(trace)}"
+    return "ok", f"{name}: {tr(check_verdict(trace))}"
 
 
-def check_verdict(trace: Trace) -> str:
+def check_verdict(trace: Trace) -> Msg:
     """What the run did, as `check` reports it: the exit, the checks, and the fault that
     ended it, if any (the what-if scenarios are about that #GP at CPL 0, not the exit).
 
     "exit SYSRET, all checks passed, then #GP at CPL 0"; "no exit: #UD at CPL 3 before the
-    checks"; "no exit: the run ended before the checks" (exit(), the step cap).
+    checks"; "no exit: the run ended before the checks" (exit(), the step cap).  English
+    (a Msg); tr() renders it in the UI's language.
     """
-    fault = f"#{trace.fault.name.lstrip('#')} at CPL {trace.fault.cpl}" if trace.fault else ""
-    exit_words = f"exit {trace.exit.upper()}" if trace.exit else "no exit"
-    if trace.failed_check:
-        checks = f"{trace.failed_check} failed"
-    elif all(c.result == "not_reached" for c in trace.checks):
-        checks = "before the checks"
-    else:
-        checks = "all checks passed"
+    fault = (
+        msg("#{name} at CPL {cpl}", name=literal(trace.fault.name.lstrip("#")), cpl=trace.fault.cpl)
+        if trace.fault
+        else None
+    )
+    before = not trace.failed_check and all(c.result == "not_reached" for c in trace.checks)
     if not trace.exit:
-        ended = fault or "the run ended"
-        if checks == "before the checks":
-            return f"{exit_words}: {ended} {checks}"
-        return f"{exit_words}: {ended} after {checks.replace('all checks', 'every check')}"
-    verdict = f"{exit_words}, {checks}"
-    return f"{verdict}, then {fault}" if fault else verdict
+        ended = fault or msg("the run ended")
+        if before:
+            return msg("no exit: {ended} before the checks", ended=ended)
+        if trace.failed_check:
+            return msg(
+                "no exit: {ended} after {check} failed",
+                ended=ended,
+                check=literal(trace.failed_check),
+            )
+        return msg("no exit: {ended} after every check passed", ended=ended)
+    exit_word = literal(trace.exit.upper())
+    if trace.failed_check:
+        verdict = msg(
+            "exit {exit}, {check} failed", exit=exit_word, check=literal(trace.failed_check)
+        )
+    elif before:
+        verdict = msg("exit {exit}, before the checks", exit=exit_word)
+    else:
+        verdict = msg("exit {exit}, all checks passed", exit=exit_word)
+    return msg("{verdict}, then {fault}", verdict=verdict, fault=fault) if fault else verdict
 
 
 def cmd_check(paths: list[str]) -> int:
     """Check every file, whatever happens to one; exit 2 if any was broken, else 1 if any
-    failed its [expect], else 0.  Files without [expect] are counted as skipped."""
+    failed its [expect], else 0.  Files without [expect] are counted as skipped.  The
+    verdict words (ok, FAIL, SKIP, ERROR) are tags, the same in every language."""
     files = _scenario_files(paths)
     if not files:
         return _error(f"no scenario files in {' '.join(paths)}")
@@ -252,14 +272,15 @@ def cmd_check(paths: list[str]) -> int:
         verdict, line = _check_one(f)
         counts[verdict] += 1
         print(f"{verdict:5} {line}", flush=True)
-    summary = f"{counts['ok']} passed, {counts['FAIL']} failed"
+    parts = [msg("{n} passed", n=counts["ok"]), msg("{n} failed", n=counts["FAIL"])]
     if counts["SKIP"]:
-        summary += f", {counts['SKIP']} skipped"
+        parts.append(msg("{n} skipped", n=counts["SKIP"]))
     if counts["ERROR"]:
-        summary += f", {counts['ERROR']} broken"
+        parts.append(msg("{n} broken", n=counts["ERROR"]))
+    summary: str = joined(pgettext("list separator", ", "), parts)
     if not counts["ok"] and not counts["FAIL"]:
-        summary += ": no check ran"
-    print(summary)
+        summary = msg("{summary}: no check ran", summary=summary)
+    print(tr(summary))
     if counts["ERROR"]:
         return EXIT_BAD_INPUT
     return 1 if counts["FAIL"] else 0
@@ -331,6 +352,7 @@ def build_parser() -> Parser:
 
     check = sub.add_parser("check", help="every scenario's [expect]; exit 1 on a mismatch")
     check.add_argument("paths", nargs="+", help="scenario files or folders")
+    _language_option(check)
 
     serve = sub.add_parser(
         "serve",

@@ -32,6 +32,7 @@ _IDENTIFIER_WORDS = """
     cpl cpu cve linux debian sdm apm tlb tss gdt ldt ibrs ibpb ibt bhi cet nop rpl sev xen
     alternative kpti msr nmi mds true false bool int struct call xor untrain ring ptrace
     sigreturn endbr64 endbr mov
+    expect
 """
 IDENTIFIERS = frozenset(_IDENTIFIER_WORDS.split())
 WORD = re.compile(r"(?<![\w.$%#/@>:-])[A-Za-z][A-Za-z]{2,}(?![\w(.-])")
@@ -107,3 +108,21 @@ def test_the_walker_sees_english_where_there_is_some() -> None:
     """The same walk in English finds words: it would find an untranslated message."""
     text = cli("trace", str(SCENARIOS / "getpid.toml"), "--lang", "en")
     assert "stopped" in english_words(text.replace("events", "イベント", 1))
+
+
+def test_check_has_no_english_under_ja(tmp_path: object) -> None:
+    """Each verdict and the summary: only the tags (ok FAIL SKIP ERROR), paths and names
+    stay; every kind of line is made (a fault after SYSRET, no exit, no [expect])."""
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "ud.toml").write_text('name = "ud"\n[user]\ncode = "ud2"\n[expect]\nexit = "none"\n')
+    (folder / "plain.toml").write_text('name = "plain"\n[user]\ncode = "mov $39, %eax; syscall"\n')
+    for name in ("cve-2012-0217-intel.toml", "sigreturn-noncanonical.toml", "exit.toml"):
+        (folder / name).write_bytes((SCENARIOS / name).read_bytes())
+    text = cli("check", str(folder), "--lang", "ja")
+    lines = text.splitlines()
+    assert len(lines) == 6 and lines[-1].startswith("合格 4、不合格 0、対象外 1"), lines
+    prose = [line.split(": ", 1)[-1] for line in lines]  # the tag and the file's path go
+    assert english_words("\n".join(prose)) == [], prose
+    assert english_words(cli("check", str(folder)).replace(str(folder), "")) != []
