@@ -28,6 +28,9 @@ NO_LINE_END = set("（「『【〔〈《([{")
 
 # A run of narrow non-space characters, a single wide character, or a run of spaces.
 _TOKEN = re.compile(r"\s+|[^\s]")
+#: Words a number after them belongs to: in Japanese text the space in "CPL 3", "ring 0",
+#: "ビット 63" is not a break point.
+UNIT_WORDS = ("CPL", "ring", "ビット", "bit")
 
 
 def _units(text: str) -> list[tuple[str, bool]]:
@@ -35,6 +38,8 @@ def _units(text: str) -> list[tuple[str, bool]]:
     units: list[tuple[str, bool]] = []
     space = False
     glue = False  # the previous piece ended in an opening bracket: the next one joins it
+    # Japanese text keeps a number with its unit word; English wraps as textwrap does.
+    japanese = any(cell_len(c) > 1 for c in text)
     for match in _TOKEN.finditer(text):
         piece = match.group()
         if piece.isspace():
@@ -42,6 +47,19 @@ def _units(text: str) -> list[tuple[str, bool]]:
             glue = False
             continue
         wide = cell_len(piece) > 1
+        if (
+            units
+            and japanese
+            and space
+            and piece[0].isdigit()
+            and text[: match.start()].rstrip().endswith(UNIT_WORDS)
+        ):
+            # "ビット" is three wide pieces: its last one takes the number
+            prev, prev_space = units[-1]
+            units[-1] = (prev + " " + piece, prev_space)
+            space = False
+            glue = False
+            continue
         if units and not space:
             prev, prev_space = units[-1]
             prev_wide = cell_len(prev[-1]) > 1

@@ -3,6 +3,8 @@ double-width text in every panel at 80x24 and 160x50."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from rich.cells import cell_len
 from textual.binding import Binding
@@ -361,3 +363,45 @@ def test_the_listing_shows_the_renditions_opening_paragraph_in_the_ui_language()
             ]
 
     check()
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "160x50"])
+def test_the_help_breaks_japanese_as_the_panels_do(size: tuple[int, int]) -> None:
+    """Textual's Markdown breaks only at spaces, which in Japanese sit around names and
+    numbers: 「CR3 / に書き込むと」.  Each paragraph of the help is broken by tui.text.wrap
+    at its width instead: no line starts with the particle after a name."""
+    from textual.widgets._markdown import MarkdownParagraph
+
+    @run_async
+    async def check() -> None:
+        app = make_app(lang="ja")
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("question_mark")
+            for _ in range(3):
+                await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            paragraphs = list(app.screen.query(MarkdownParagraph))
+            assert len(paragraphs) >= 8
+            for p in paragraphs:
+                width = p.content_region.width
+                shown = [p.render_line(y).text.rstrip() for y in range(p.size.height)]
+                plain = " ".join(p._content.plain.split())
+                if has_kana(plain):
+                    assert shown == wrap(plain, width), (shown, width)
+                for a, b in itertools.pairwise(shown):
+                    assert not (
+                        a[-1:].isascii() and a[-1:].isalnum() and "\u3041" <= b[:1] <= "\u309f"
+                    ), (a, b)
+
+    check()
+
+
+@pytest.mark.parametrize("width", range(8, 30))
+def test_a_number_stays_with_cpl_ring_and_bit(width: int) -> None:
+    """「CPL / 3 に降りる」「ring / 0 で #GP」: the space before a number after CPL, ring or
+    ビット is not a break point (the pair moves to the next line whole when it fits)."""
+    text = "ユーザモードの CPL 3 に降りる。ring 0 で #GP になる。ビット 63 を立てる。bit 12"
+    lines = wrap(text, width)
+    for a, b in itertools.pairwise(lines):
+        assert not (a.endswith(("CPL", "ring", "ビット", "bit")) and b[:1].isdigit()), (a, b)
+    assert all(cell_len(line) <= width for line in lines)

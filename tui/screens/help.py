@@ -6,14 +6,18 @@ import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.events import Resize
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownParagraph
 
 from engine.i18n import N_, _
-from tui.text import localized_bindings
+from tui.text import localized_bindings, wrap
 
 #: The legend, one msgid per heading, item and paragraph (Markdown inside).
 LEGEND: tuple[str, ...] = (
@@ -93,6 +97,29 @@ def keys_markdown(bindings: Sequence[BindingType], extra: Sequence[tuple[str, st
     return "\n".join(rows)
 
 
+def rewrapped(content: Content, width: int) -> Content:
+    """*content* broken into lines where the panels would break it (tui.text.wrap), its
+    styles kept.
+
+    Textual's Markdown wraps at spaces only, which in Japanese are the spaces around a
+    name or a number: 「CR3 / に書き込むと」 with the particle starting a line.  Text
+    without wide characters is left to Textual (the same as textwrap for English).
+    """
+    plain = content.plain
+    if not width or "\n" in plain or all(cell_len(c) < 2 for c in plain):
+        return content
+    pieces = []
+    at = 0
+    for line in wrap(plain, width):
+        while at < len(plain) and plain[at] == " ":
+            at += 1
+        if not plain.startswith(line, at):
+            return content  # not a plain cut of the text (never, for Markdown's one-space text)
+        pieces.append(content[at : at + len(line)])
+        at += len(line)
+    return Content("\n").join(pieces)
+
+
 class HelpScreen(ModalScreen[None]):
     """What every key does and what the marks on screen mean."""
 
@@ -123,6 +150,17 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         localized_bindings(self)
         self.query_one("#help").border_title = _("help")
+
+    def on_resize(self, event: Resize) -> None:
+        self.call_after_refresh(self._rewrap)
+
+    def _rewrap(self) -> None:
+        """Each paragraph and list item broken as the panels break text, at its width."""
+        for paragraph in self.query(MarkdownParagraph):
+            # _content keeps what the Markdown parser built; update() shows the lines
+            original = getattr(paragraph, "_content", None)
+            if isinstance(original, Content):
+                paragraph.update(rewrapped(original, paragraph.content_region.width))
 
     def action_close(self) -> None:
         self.dismiss(None)
