@@ -76,7 +76,8 @@ class SyscallTuiApp(App[int]):
             tuple(scenario_dirs) if scenario_dirs is not None else default_scenario_dirs()
         )
         self.first_frame: Callable[[], None] | None = None
-        """Called once the debugger's first frame is drawn (``serve``'s start slot)."""
+        """Called once the debugger's first frame is drawn: the process that runs the app
+        freezes what start-up built (see tui.launch), ``serve`` gives up its start slot."""
 
     def on_mount(self) -> None:
         if self.first_frame is not None:

@@ -40,6 +40,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tui.launch import freeze_start_up
+
 #: What textual-serve sets for every app process (textual_serve.app_service): read by
 #: Textual at import time, so set before the first import of it.
 WEB_ENVIRONMENT = {
@@ -182,14 +184,20 @@ def _child(  # pragma: no cover - runs in the forked child
             os.close(fd)
         os.environ["COLUMNS"] = str(width)
         os.environ["ROWS"] = str(height)
-        gc.unfreeze()
+        # The parent's objects stay frozen (tui.warm froze them): a collection that walked
+        # them would write to every page the child shares with the parent.
         release = StartSlots.take(slot) if slot is not None else _nothing
         # Given up after the first frame, or after START_HOLD whatever happens.
         timer = threading.Timer(START_HOLD, release)
         timer.daemon = True
         timer.start()
         app = make_app()  # type: ignore[operator]
-        app.first_frame = release
+
+        def first_frame() -> None:
+            release()
+            freeze_start_up()  # the session's own start-up, as tui.launch does
+
+        app.first_frame = first_frame
         app.run()
         code = app.return_code or 0
     except BaseException:  # never back into the parent's loop

@@ -128,3 +128,31 @@ def test_picker_reads_titles_without_trusting_the_file(tmp_path: Path) -> None:
     broken = entries["broken.toml"]
     assert broken.title == "" and broken.note == "(cannot be used)"
     assert broken.description == "not UTF-8 text (byte 0)"
+
+
+def test_the_app_process_freezes_its_start_up_after_the_first_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`syscall-tui` hands the app tui.launch.freeze_start_up for its first frame (a full
+    collection walked all of start-up again and took 80 ms of a step); in a process of
+    its own that leaves start-up in the permanent generation."""
+    import gc
+    import os
+
+    from tui import launch
+    from tui.app import SyscallTuiApp
+
+    given: list[object] = []
+    monkeypatch.setattr(SyscallTuiApp, "run", lambda self: given.append(self.first_frame))
+    assert launch.run_app(None) == 0
+    assert given == [launch.freeze_start_up]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        launch.freeze_start_up()
+        os.write(w, str(gc.get_freeze_count()).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r) as f:
+        assert int(f.read()) > 1000
