@@ -83,7 +83,7 @@ class StartSlots:
     """
 
     def __init__(self, count: int | None = None) -> None:
-        self.count = count if count is not None else 2 * len(os.sched_getaffinity(0))
+        self.count = count if count is not None else len(os.sched_getaffinity(0))
         self.folder = tempfile.mkdtemp(prefix="syscall-tui-starts-")
         self.paths = [os.path.join(self.folder, str(n)) for n in range(self.count)]
         for path in self.paths:
