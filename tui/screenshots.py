@@ -220,6 +220,13 @@ SCENES = (
         commands=("walk $rsp",),
     ),
     Scene(
+        "32-ja-rendition-header",
+        "getpid.toml",
+        lambda trace: 0,
+        lang="ja",
+        caption="--lang ja: the rendition's opening paragraph (the project's words) in Japanese",
+    ),
+    Scene(
         "27-fred-getpid-frame",
         "fred-getpid.toml",
         after(lambda step: step.cpl == 0),
@@ -260,6 +267,13 @@ COMPARE_SCENES = (
         "cve-2012-0217-intel.toml",
         "cve-2012-0217-amd.toml",
         caption="compare: the same SYSRET faults in ring 0 on Intel, in user mode on AMD",
+    ),
+    CompareScene(
+        "31-compare-each-runs-own-decision",
+        "cve-2012-0217-intel.toml",
+        "cve-2012-0217-intel.toml",
+        kernels=("v5.8.13", "v6.12"),
+        caption="compare: 5.8 decides at its jne, 6.12 in C long before (◈ after each step)",
     ),
     CompareScene(
         "22-compare-narrow-pti-off",

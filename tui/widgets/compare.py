@@ -345,9 +345,7 @@ def difference_lines(c: Comparison) -> list[str]:
     out = []
     for names, d in landmarks(c):
         title = _(" and ").join(_(LANDMARK_TITLES[n]) for n in names)
-        what = _what(c, d)
-        if "decision" in names:
-            what += _own_decisions(c, d)
+        what = _what(c, d, "decision" in names)
         out.append(f"{LANDMARK_MARKS[names[0]]} {title} {_where(d)}: {what}")
     if c.paths_part is None:
         out.append(f"{PARTS_MARK} " + _("the paths do not part: every step corresponds"))
@@ -363,7 +361,7 @@ def _own_decisions(c: Comparison, d: Difference) -> str:
     def number(index: int | None) -> str:
         return "—" if index is None else str(index + 1)
 
-    return " · " + _("each run decided at its own step: A {a} · B {b} ({mark})").format(
+    return _("each run decided at its own step: A {a} · B {b} ({mark})").format(
         a=number(own[0]), b=number(own[1]), mark=DECISION_MARK
     )
 
@@ -372,10 +370,12 @@ def _where(d: Difference) -> str:
     return _("at the start") if d.position == 0 else _("at row {row}").format(row=d.position)
 
 
-def _what(c: Comparison, d: Difference) -> str:
+def _what(c: Comparison, d: Difference, decision: bool = False) -> str:
     parts = []
     if d.position:
         parts.append(f"A {_side_words(c.left, d.left)} | B {_side_words(c.right, d.right)}")
+    if decision and (own := _own_decisions(c, d)):
+        parts.append(own)  # before the values: the banner's line is cut at the right
     if d.verdicts:
         parts.append(
             _("checks decided {a} ≠ {b}").format(a=d.verdicts[0].upper(), b=d.verdicts[1].upper())
