@@ -8,6 +8,7 @@ import itertools
 import pytest
 from rich.cells import cell_len
 from textual.binding import Binding
+from textual.content import Content
 from textual.widgets import Tab
 
 from engine.i18n import get_language, set_language
@@ -370,7 +371,7 @@ def test_the_help_breaks_japanese_as_the_panels_do(size: tuple[int, int]) -> Non
     """Textual's Markdown breaks only at spaces, which in Japanese sit around names and
     numbers: 「CR3 / に書き込むと」.  Each paragraph of the help is broken by tui.text.wrap
     at its width instead: no line starts with the particle after a name."""
-    from textual.widgets._markdown import MarkdownParagraph
+    from textual.widgets._markdown import MarkdownParagraph, MarkdownTableCellContents
 
     @run_async
     async def check() -> None:
@@ -381,11 +382,20 @@ def test_the_help_breaks_japanese_as_the_panels_do(size: tuple[int, int]) -> Non
                 await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             paragraphs = list(app.screen.query(MarkdownParagraph))
-            assert len(paragraphs) >= 8
-            for p in paragraphs:
+            cells = list(app.screen.query(MarkdownTableCellContents))
+            assert len(paragraphs) >= 8 and len(cells) >= 20
+            originals = app.screen._cells
+            for p in [*paragraphs, *cells]:
                 width = p.content_region.width
                 shown = [p.render_line(y).text.rstrip() for y in range(p.size.height)]
-                plain = " ".join(p._content.plain.split())
+                while shown and not shown[-1]:
+                    shown.pop()  # a cell is as tall as its row
+                source: object = (
+                    p._content if isinstance(p, MarkdownParagraph) else originals[p]  # type: ignore[index]
+                )
+                assert isinstance(source, Content)
+                plain = " ".join(source.plain.split())
+                assert "…" not in "".join(shown) or "…" in plain  # no cell cut short
                 if has_kana(plain):
                     assert shown == wrap(plain, width), (shown, width)
                 for a, b in itertools.pairwise(shown):

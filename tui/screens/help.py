@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.events import Resize
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
-from textual.widgets._markdown import MarkdownParagraph
+from textual.widgets._markdown import MarkdownParagraph, MarkdownTableCellContents
 
 from engine.i18n import N_, _
 from tui.text import localized_bindings, wrap
@@ -140,6 +140,7 @@ class HelpScreen(ModalScreen[None]):
         self._screen_bindings = bindings
         self._extra = extra
         self._legend = legend
+        self._cells: dict[MarkdownTableCellContents, object] = {}
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -155,12 +156,18 @@ class HelpScreen(ModalScreen[None]):
         self.call_after_refresh(self._rewrap)
 
     def _rewrap(self) -> None:
-        """Each paragraph and list item broken as the panels break text, at its width."""
+        """Each paragraph, list item and table cell broken as the panels break text, at
+        its width."""
         for paragraph in self.query(MarkdownParagraph):
             # _content keeps what the Markdown parser built; update() shows the lines
             original = getattr(paragraph, "_content", None)
             if isinstance(original, Content):
                 paragraph.update(rewrapped(original, paragraph.content_region.width))
+        for cell in self.query(MarkdownTableCellContents):
+            # A cell keeps no copy of its own: the first one seen is the parser's.
+            original = self._cells.setdefault(cell, cell.content)
+            if isinstance(original, Content):
+                cell.update(rewrapped(original, cell.content_region.width))
 
     def action_close(self) -> None:
         self.dismiss(None)
