@@ -71,6 +71,7 @@ from engine.constants import (
     X86_CR3_PCID_NOFLUSH,
     is_canonical,
 )
+from engine.i18n import N_
 
 #: SYSRET takes bits 0-21 of R11 without RF, VM and the reserved bits 3, 5 and 15
 #: (bit 1 is set anyway): Intel's 3C7FD7H, on either vendor.
@@ -304,16 +305,20 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
 #
 # Unicorn 2.1 (QEMU 5) has no FRED: the FRED MSRs read as 0 whatever is written, SYSCALL
 # is the legacy one, and ERETU (f3 0f 01 ca) decodes as CLAC.  With CR4.FRED = 1 the
-# model performs the ring-3 SYSCALL event delivery and ERETU.  Intel's FRED specification
-# is not in the material this project could read (only the title page of the 2021 draft
-# was retrievable), so the rules below are taken from Linux 6.12, which is written
-# against it, and cited there: the frame from arch/x86/include/asm/ptrace.h (struct
-# fred_cs, struct fred_ss, pt_regs) and asm/fred.h (struct fred_frame, the 64-byte RSP
-# alignment), the entry RIP from entry_64_fred.S, the GS swap from
-# Documentation/arch/x86/x86_64/fred.rst ("FRED event delivery from ring 3 and ERETU
-# both swap the value of the GS base address and that of the IA32_KERNEL_GS_BASE MSR"),
-# CS/SS from IA32_STAR (syscall_init(): "Except the IA32_STAR MSR, there is NO need to
-# setup SYSCALL ... MSRs for FRED").  docs/scenarios.md lists what is not verified.
+# model performs the ring-3 SYSCALL event delivery and ERETU.  The prose of Intel's FRED
+# chapter (SDM Vol. 3; the 2021 specification, document 346446) could not be read here,
+# so each rule is taken from what could be, and cited where it is used: the SDM's
+# SYSCALL operation (intel/SDM xml92: under CR4.FRED it is event delivery and returns
+# before RCX, R11 and IA32_FMASK) and ERETU page (#UD unless FRED and CPL 0; the CS/SS
+# forms); Linux 6.12, which runs on FRED hardware: the frame from
+# arch/x86/include/asm/ptrace.h (struct fred_cs, struct fred_ss, pt_regs) and asm/fred.h
+# (struct fred_frame, the 64-byte RSP alignment), the entry RIP from entry_64_fred.S, the
+# GS swap from Documentation/arch/x86/x86_64/fred.rst ("FRED event delivery from ring 3
+# and ERETU both swap the value of the GS base address and that of the
+# IA32_KERNEL_GS_BASE MSR"), CS/SS from IA32_STAR (syscall_init(): "Except the IA32_STAR
+# MSR, there is NO need to setup SYSCALL ... MSRs for FRED"); and Bochs' FRED
+# (bochs/cpu/fred.cc) for the RFLAGS delivery establishes and ERETU's checks of the
+# return state.  docs/scenarios.md gives each rule with its source.
 
 #: arch/x86/include/asm/trapnr.h, arch/x86/entry/entry_fred.c
 EVENT_TYPE_OTHER = 7
@@ -323,8 +328,8 @@ FRED_STACK_FRAME_RSP_MASK = ~0x3F & (2**64 - 1)
 #: the frame, low address first: pt_regs from orig_ax up, then struct fred_info
 FRED_FRAME_FIELDS = ("orig_ax", "ip", "fred_cs", "flags", "sp", "fred_ss", "edata", "resv")
 FRED_FRAME_SIZE = 8 * len(FRED_FRAME_FIELDS)  # 64 bytes
-#: RFLAGS after FRED event delivery: every flag clear but the fixed bit 1 (not from the
-#: spec text, which could not be read here: see docs/scenarios.md)
+#: RFLAGS after FRED event delivery: every flag clear but the fixed bit 1 (Bochs,
+#: FRED_EventDelivery: "Clear EFLAGS, bit1 is always set")
 FRED_DELIVERY_RFLAGS = RFLAGS_FIXED
 
 
@@ -394,13 +399,39 @@ def fred_syscall_delivery(
 
 @dataclass(frozen=True, slots=True)
 class EretuReturn:
-    """What ERETU loads from the frame at RSP."""
+    """What ERETU loads from the frame at RSP (cs_word, ss_word: the whole words)."""
 
     rip: int
     cs: int
     rflags: int
     rsp: int
     ss: int
+    cs_word: int = 0
+    ss_word: int = 0
+
+
+#: ERETU's checks of the popped return state, before anything is loaded (#GP(0) at
+#: CPL 0 when one fails), as Bochs implements them (bochs/cpu/fred.cc, BX_CPU_C::ERETU,
+#: written from the FRED specification): the CS word must hold RPL 3 and nothing above
+#: bit 15; RFLAGS bit 1 set and none of bits 3, 5, 15 (reserved), 12-13 (IOPL), 17 (VM),
+#: 22-63; the SS word RPL 3 and nothing in bits 19-31 (its bits 32-63, the event
+#: information, are not checked).
+ERETU_CS_CHECK = (0xFFFFFFFFFFFF0003, 3)
+ERETU_RFLAGS_CHECK = (0xFFFFFFFFFFC2B02A, 2)
+ERETU_SS_CHECK = (0xFFF80003, 3)
+
+
+def eretu_state_fault(back: EretuReturn) -> str | None:
+    """Which of ERETU's checks of the popped CS, RFLAGS and SS words fails (None: all
+    pass).  The RIP's canonical check is the caller's: it depends on the paging mode."""
+    for word, (mask, want), what in (
+        (back.cs_word, ERETU_CS_CHECK, N_("the CS word is not a ring-3 selector alone")),
+        (back.rflags, ERETU_RFLAGS_CHECK, N_("RFLAGS sets IOPL, VM or a reserved bit")),
+        (back.ss_word, ERETU_SS_CHECK, N_("the SS word is not a ring-3 selector")),
+    ):
+        if word & mask != want:
+            return what
+    return None
 
 
 def eretu_return(frame: tuple[int, ...]) -> EretuReturn:
@@ -411,7 +442,9 @@ def eretu_return(frame: tuple[int, ...]) -> EretuReturn:
     what POP_REGS loaded from pt_regs, the user's own values unless the kernel changed
     them (SYSRET would load RIP from RCX and RFLAGS from R11 instead)."""
     _, rip, cs, rflags, rsp, ss = frame[:6]
-    return EretuReturn(rip=rip, cs=cs & 0xFFFF, rflags=rflags, rsp=rsp, ss=ss & 0xFFFF)
+    return EretuReturn(
+        rip=rip, cs=cs & 0xFFFF, rflags=rflags, rsp=rsp, ss=ss & 0xFFFF, cs_word=cs, ss_word=ss
+    )
 
 
 __all__ = [
@@ -424,6 +457,7 @@ __all__ = [
     "SyscallEffect",
     "cr3_as_stored",
     "eretu_return",
+    "eretu_state_fault",
     "error_code",
     "far_jump_fault",
     "fred_cs_word",

@@ -31,6 +31,7 @@ from engine.machine.boot import GDT_DESCRIPTORS
 from engine.machine.modelled import (
     EretuReturn,
     eretu_return,
+    eretu_state_fault,
     fred_syscall_delivery,
     io_faults,
     syscall_compat_faults,
@@ -308,8 +309,20 @@ class UserActions:
 
 
 def _check_eretu(run: Run, back: EretuReturn, address: int) -> None:
-    """Stop the run where ERETU would not return as modelled: to selectors other than the
-    user's, or (#GP on the ERETU itself) to a non-canonical RIP."""
+    """Stop the run where ERETU would not return as modelled: a return state that fails
+    its checks or a non-canonical RIP (#GP(0) on the ERETU itself, at CPL 0), or
+    selectors other than the user's."""
+    failed = eretu_state_fault(back)
+    if failed is not None:
+        run.model_fault(
+            VEC_GP,
+            address,
+            msg(
+                "ERETU raises #GP(0) at CPL 0: {failed} (the return state is checked "
+                "before anything is loaded)",
+                failed=failed,
+            ),
+        )
     if (back.cs, back.ss) != (USER_CS, USER_DS):
         run.event(
             Event(

@@ -14,6 +14,7 @@ from engine.machine.core import Machine
 from engine.machine.modelled import (
     FRED_FRAME_FIELDS,
     eretu_return,
+    eretu_state_fault,
     fred_cs_word,
     fred_ss_word,
     fred_syscall_delivery,
@@ -152,3 +153,48 @@ def test_a_sweep_and_a_second_run_end_as_the_recorded_one() -> None:
     first, sweep, again = session.run(True), session.run(False), session.run(True)
     for t in (sweep, again):
         assert t.exit is ExitPath.ERETU and t.final == first.final and t.stopped == first.stopped
+
+
+@pytest.mark.parametrize(
+    ("flags", "faults"),
+    [
+        (0x246, False),
+        (0x202, False),
+        (0x3246, True),  # IOPL 3
+        (0x1246, True),  # IOPL 1
+        (0x20246, True),  # VM
+        (0x8246, True),  # bit 15, reserved
+        (0x24E, True),  # bit 3, reserved
+        (0x244, True),  # bit 1 clear
+        (0x400246, True),  # bit 22, reserved
+        (0x40246, False),  # AC may be set
+        (0x4246, False),  # NT may be set
+    ],
+)
+def test_eretu_checks_the_return_rflags_before_loading_anything(flags: int, faults: bool) -> None:
+    """ERETU refuses a return state with IOPL, VM or a reserved RFLAGS bit: #GP(0) on
+    the ERETU itself, at CPL 0 (the IDT path's SYSRET or IRET would load it)."""
+    trace = run_scenario(parse_scenario(GETPID + f"[handler.set]\nflags = {flags:#x}\n"))
+    if faults:
+        assert trace.fault is not None and (trace.fault.name, trace.fault.cpl) == ("#GP", 0)
+        assert trace.final is not None and trace.final.rip == trace.steps[-1].rip  # at ERETU
+        assert trace.steps[-1].text.startswith(("eretu", ".byte"))
+    else:
+        assert trace.fault is None and trace.final is not None and trace.final.cpl == 3
+        assert trace.final.rflags == flags
+
+
+@pytest.mark.parametrize(
+    ("cs", "ss", "failed"),
+    [
+        (USER_CS, USER_DS, None),
+        (USER_CS | 0x10000, USER_DS, "the CS word is not a ring-3 selector alone"),
+        (USER_CS & ~3, USER_DS, "the CS word is not a ring-3 selector alone"),
+        (USER_CS, USER_DS & ~3, "the SS word is not a ring-3 selector"),
+        (USER_CS, USER_DS | 0x80000, "the SS word is not a ring-3 selector"),
+        (USER_CS, USER_DS | 0x7 << 16 | 0x12345678 << 32, None),  # STI, swevent, NMI, info
+    ],
+)
+def test_eretu_checks_the_cs_and_ss_words(cs: int, ss: int, failed: str | None) -> None:
+    frame = (0, 0x401007, cs, 0x246, 0x7FFC0000F000, ss)
+    assert eretu_state_fault(eretu_return(frame)) == failed
