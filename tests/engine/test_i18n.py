@@ -40,6 +40,13 @@ def ja_catalogue() -> Any:
     return tool().read("ja")
 
 
+@cache
+def msgids_and_translations() -> tuple[set[str], dict[str, str]]:
+    """The source tree's msgids (a scan of every module) and ja's translations, once."""
+    known = {m.id: m.string for m in ja_catalogue() if m.id and not m.fuzzy}
+    return set(tool().msgids()), known
+
+
 def fields(text: str) -> list[str]:
     """The str.format fields of *text*, with their format specs."""
     return sorted(f"{name}:{spec}" for _, name, spec, _ in string.Formatter().parse(text) if name)
@@ -254,8 +261,7 @@ def engine_texts(trace: Trace) -> list[str]:
 @pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.toml")))
 def test_every_engine_text_of_every_scenario_is_a_translated_message(name: str) -> None:
     """An f-string slipped into the engine would show English in a Japanese UI."""
-    ids = tool().msgids()
-    known = {m.id: m.string for m in ja_catalogue() if m.id and not m.fuzzy}
+    ids, known = msgids_and_translations()
     bad = [b for text in engine_texts(trace_of(name)) for b in untranslated(text, ids, known)]
     assert not bad
 
