@@ -33,6 +33,10 @@ DO_SYSCALL_64 = 0xFFFFFFFF810025F0
 ENTRY_TEXT = 0xFFFFFFFF81A00000
 ENTRY_TEXT_SIZE = 0x2000
 LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode
+#: x86_verw_sel, the selector CLEAR_CPU_BUFFERS' VERW reads (``.word __KERNEL_DS``,
+#: arch/x86/entry/entry.S): in the entry text, which both page-table roots map, as the
+#: kernel's is (on the SYSRET path VERW runs on the user root).  machine.boot writes it.
+X86_VERW_SEL = ENTRY_TEXT + 0x1800
 
 THREAD_SIZE = 0x4000
 TASK_STACK_BASE = 0xFFFFC90000010000

@@ -170,7 +170,7 @@ SYM_INNER_LABEL(entry_SYSRETQ_unsafe_stack, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR
 /// Put the user's GS base back.
 	swapgs
-/// CLEAR_CPU_BUFFERS (MDS, TSA): VERW flushes CPU buffers on affected CPUs; on the traced CPU the ALTERNATIVE is a jmp over it.
+/// CLEAR_CPU_BUFFERS (MDS, TSA): VERW flushes CPU buffers on affected CPUs. On QEMU's default CPU model the ALTERNATIVE is a jmp over it; on a CPU with MDS (cpu_model = "skylake-client") the jmp is patched to a 2-byte NOP and VERW runs (modelled: the flush is microarchitectural, Unicorn runs only its ZF test of x86_verw_sel).
 	CLEAR_CPU_BUFFERS
 /// SYSRETQ: RIP = RCX, RFLAGS = R11, CS/SS from MSR_STAR, CPL 3.
 	sysretq
@@ -230,7 +230,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 	popq	%rdi
 /// Put the user's GS base back.
 	swapgs
-/// CLEAR_CPU_BUFFERS: a jmp over the VERW on the traced CPU.
+/// CLEAR_CPU_BUFFERS: a jmp over the VERW on QEMU's default CPU model; on a CPU with MDS (cpu_model = "skylake-client") a 2-byte NOP, then VERW.
 	CLEAR_CPU_BUFFERS
 /// Off to the IRETQ.
 	jmp	.Lnative_iret

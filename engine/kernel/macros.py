@@ -41,7 +41,7 @@ from engine.constants import (
     X86_CR3_PCID_NOFLUSH_BIT,
 )
 from engine.kernel.variants import KernelSpec, spec
-from engine.layout import KERNEL_TEXT
+from engine.layout import X86_VERW_SEL
 
 # P6 NOPs (arch/x86/include/asm/nops.h), given as bytes: Keystone gets the 5-byte one wrong.
 _NOPS: dict[int, Item] = {
@@ -52,8 +52,6 @@ _NOPS: dict[int, Item] = {
     7: Item("nopl (%rax)", asm=".byte 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00"),
 }
 
-#: Where x86_verw_sel (the selector VERW reads) would be; never read on the traced CPU.
-X86_VERW_SEL = KERNEL_TEXT + 0x3000
 
 # MSR_IA32_SPEC_CTRL and its IBRS bit (msr-index.h), for the IBRS_ENTER/EXIT bodies.
 MSR_IA32_SPEC_CTRL = 0x48
@@ -76,6 +74,9 @@ class Features:
     kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
     #: FRED on (6.12 only): the image is entry_64_fred.S's asm_fred_entrypoint_user
     fred: bool = False
+    #: X86_BUG_MDS: the CPU model has MDS, so X86_FEATURE_CLEAR_CPU_BUF is set and
+    #: CLEAR_CPU_BUFFERS runs VERW (arch/x86/kernel/cpu/bugs.c, mds_select_mitigation)
+    mds: bool = False
 
 
 # Per-CPU symbols of v5.8.13, as offsets from the per-CPU base that GS points at in the
@@ -258,9 +259,14 @@ class Expander:
         return out
 
     def clear_cpu_buffers(self) -> list[Item | Label]:
+        verw = Item(f"verw [{X86_VERW_SEL:#x}](%rip)")
         if self.k.clear_cpu_buffers == "skip_verw":  # 6.1: ALTERNATIVE "jmp .Lskip_verw", ""
+            if self.f.mds:
+                # X86_FEATURE_CLEAR_CPU_BUF: the jmp is patched to a 2-byte NOP and VERW
+                # runs (the real 6.1 on QEMU's Skylake-Client: 66 90, then 0f 00 2d)
+                return [_NOPS[2], verw]
             skip = self._label("skip_verw")
-            return [Item(f"jmp {skip}"), Item(f"verw [{X86_VERW_SEL:#x}](%rip)"), Label(skip)]
+            return [Item(f"jmp {skip}"), verw, Label(skip)]
         return [_NOPS[7]]  # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)"
 
     # -- registers -------------------------------------------------------------------

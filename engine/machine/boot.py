@@ -165,6 +165,10 @@ def _kernel_regions(m: Machine) -> None:
     stubs = idt.stub_code(kernel)
     assert len(m.image.entry_code) <= idt.STUBS - L.ENTRY_TEXT, "entry code over the stubs"
     entry[idt.STUBS - L.ENTRY_TEXT : idt.STUBS - L.ENTRY_TEXT + len(stubs)] = stubs
+    # x86_verw_sel: .word __KERNEL_DS (arch/x86/entry/entry.S), what CLEAR_CPU_BUFFERS'
+    # VERW tests
+    off = L.X86_VERW_SEL - L.ENTRY_TEXT
+    entry[off : off + 2] = KERNEL_DS.to_bytes(2, "little")
     region(m, idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel)
     rodata = region(m, idt.PHYS_KERNEL_RODATA, L.PAGE, writable=False)
     rodata[: len(idt.banner(kernel))] = idt.banner(kernel)

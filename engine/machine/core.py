@@ -147,6 +147,7 @@ class Machine:
                 tuple(sorted(cfg.removed_checks)),
                 cfg.kernel,
                 cfg.fred,
+                mds=cfg.cpu_model == "skylake-client",
             )
         )
         self.kernel = self.image.kernel

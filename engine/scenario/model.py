@@ -26,6 +26,17 @@ class MachineConfig:
     #: FRED (Flexible Return and Event Delivery) on: a 6.12 built with CONFIG_X86_FRED=y,
     #: booted with fred=on, on a CPU that has it (only kernel = "v6.12")
     fred: bool = False
+    #: The CPU model whose bugs decide which mitigations the kernel patched in at boot:
+    #: "qemu-max" (QEMU's default model: none needed) or "skylake-client" (MDS, so
+    #: 6.1's CLEAR_CPU_BUFFERS runs VERW; checked against a real 6.1 trace)
+    cpu_model: str = "qemu-max"
+
+
+#: The CPU models [machine] cpu_model may name, and the kernels each is checked on.
+CPU_MODELS: dict[str, tuple[str, ...]] = {
+    "qemu-max": ("v5.8.13", "v6.1", "v6.12"),
+    "skylake-client": ("v6.1",),
+}
 
 
 USER_REGS = (

@@ -26,6 +26,7 @@ from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.layout import tables_needed
 from engine.scenario import usercode
 from engine.scenario.model import (
+    CPU_MODELS,
     CPUS,
     DEFAULT_PID,
     DEFAULT_RAX,
@@ -288,7 +289,7 @@ DEBUG_KEYS = ("break", "watch", "show")
 #: Entries one [debug] array may hold, and characters one entry may have (a command line).
 MAX_DEBUG_ENTRIES = 16
 MAX_DEBUG_TEXT = 256
-MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred")
+MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred", "cpu_model")
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
 #: pt_regs and sigframe fields that hold an address, flags or a selector: no negative value
@@ -358,7 +359,23 @@ def _machine(r: _Reader, data: dict[str, Any]) -> MachineConfig:
         pcid=r.boolean(mt.get("pcid", True), "machine.pcid"),
         removed_checks=_check_names(r, mt.get("remove_checks", []), checks),
         fred=fred,
+        cpu_model=_cpu_model(r, mt, kernel),
     )
+
+
+def _cpu_model(r: _Reader, mt: dict[str, Any], kernel: str) -> str:
+    """``[machine] cpu_model``: a model only on the kernels its patching is checked on
+    (against a real trace of that kernel on that QEMU CPU model), and Intel's only."""
+    model = r.string(mt.get("cpu_model", "qemu-max"), "machine.cpu_model", tuple(CPU_MODELS))
+    if kernel not in CPU_MODELS[model]:
+        raise r.fail(
+            "machine.cpu_model",
+            f'cpu_model = "{model}" is checked against a real trace of '
+            f"{' and '.join(CPU_MODELS[model])} only; this is {kernel}",
+        )
+    if model != "qemu-max" and mt.get("cpu", CPUS[0]) != "intel":
+        raise r.fail("machine.cpu_model", f'cpu_model = "{model}" is an Intel CPU: cpu = "intel"')
+    return model
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,6 +619,10 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
         kernel=kernel,
         removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
         fred=sc.machine.fred and kernel == "v6.12",  # FRED exists on 6.12 only
+        # a CPU model stays where its patching is checked; elsewhere QEMU's default
+        cpu_model=sc.machine.cpu_model
+        if kernel in CPU_MODELS[sc.machine.cpu_model]
+        else "qemu-max",
     )
     expect = sc.expect
     if expect.failed_check not in (None, *checks):

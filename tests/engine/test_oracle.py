@@ -37,7 +37,14 @@ from engine.trace import Trace
 from tests.engine.oracle_diff import canonical
 
 ORACLE = Path(__file__).parent / "oracle"
-CASES = [tuple(p.stem.split("_")) for p in sorted(ORACLE.glob("v*_*.json"))]
+#: (kernel, case, CPU model): QEMU's default model here, its Skylake-Client (MDS: 6.1
+#: runs CLEAR_CPU_BUFFERS' VERW) under skylake-client/
+MODEL_DIRS = {"qemu-max": ORACLE, "skylake-client": ORACLE / "skylake-client"}
+CASES = [
+    (*p.stem.split("_"), model)
+    for model, folder in MODEL_DIRS.items()
+    for p in sorted(folder.glob("v*_*.json"))
+]
 #: What each traced case is about, where the exit alone does not say it.
 FAILED_CHECK = {"a": None, "b": "no_rf_tf"}
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
@@ -45,13 +52,13 @@ GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10
 
 
 @cache
-def oracle(kernel: str, case: str) -> dict:
-    return json.loads((ORACLE / f"{kernel}_{case}.json").read_text())
+def oracle(kernel: str, case: str, model: str = "qemu-max") -> dict:
+    return json.loads((MODEL_DIRS[model] / f"{kernel}_{case}.json").read_text())
 
 
-def scenario_text(kernel: str, case: str) -> str:
+def scenario_text(kernel: str, case: str, model: str = "qemu-max") -> str:
     """The traced user state as a scenario: the registers SYSCALL found, then syscall."""
-    doc = oracle(kernel, case)
+    doc = oracle(kernel, case, model)
     entry = {k: int(v, 16) for k, v in doc["steps"][0]["regs"].items()}
     at, after = (
         {k: int(v, 16) for k, v in doc["pt_regs"][w].items()}
@@ -65,6 +72,7 @@ def scenario_text(kernel: str, case: str) -> str:
     # SYSCALL's R11 is the user RFLAGS (TF included: the engine models SYSCALL masking it)
     return (
         f'name = "oracle {kernel} case {case}"\n[machine]\nkernel = "{kernel}"\npcid = false\n'
+        f'cpu_model = "{model}"\n'
         f'[user]\nrip = {entry["rcx"] - 2:#x}\ncode = "syscall"\nrsp = {entry["rsp"]:#x}\n'
         f"rflags = {entry['r11']:#x}\nfs_base = {entry['fs_base']:#x}\n{regs}\n"
         f"[handler]\n{handler}"
@@ -72,8 +80,8 @@ def scenario_text(kernel: str, case: str) -> str:
 
 
 @cache
-def replay(kernel: str, case: str) -> Trace:
-    return Session(parse_scenario(scenario_text(kernel, case), "oracle.toml")).run()
+def replay(kernel: str, case: str, model: str = "qemu-max") -> Trace:
+    return Session(parse_scenario(scenario_text(kernel, case, model), "oracle.toml")).run()
 
 
 def kernel_steps(trace: Trace) -> list:
@@ -81,19 +89,19 @@ def kernel_steps(trace: Trace) -> list:
     return [s for s in trace.steps if ENTRY_TEXT <= s.rip < ENTRY_TEXT + ENTRY_TEXT_SIZE]
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_instruction_sequence_matches_the_real_kernel(kernel: str, case: str) -> None:
-    real = [canonical(s["asm"]) for s in oracle(kernel, case)["steps"][:-1]]
-    ours = [canonical(s.text) for s in kernel_steps(replay(kernel, case))]
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_instruction_sequence_matches_the_real_kernel(kernel: str, case: str, model: str) -> None:
+    real = [canonical(s["asm"]) for s in oracle(kernel, case, model)["steps"][:-1]]
+    ours = [canonical(s.text) for s in kernel_steps(replay(kernel, case, model))]
     for i, (r, o) in enumerate(zip(real, ours, strict=False)):
         assert r == o, f"step {i}: real {r} vs ours {o}"
     assert len(ours) == len(real)
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_rsp_and_stack_layout_match(kernel: str, case: str) -> None:
-    steps = oracle(kernel, case)["steps"]
-    trace = replay(kernel, case)
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_rsp_and_stack_layout_match(kernel: str, case: str, model: str) -> None:
+    steps = oracle(kernel, case, model)["steps"]
+    trace = replay(kernel, case, model)
     ours = kernel_steps(trace)
     cr3s = {int(s["regs"]["cr3"], 16) for s in steps}
     for i, s in enumerate(ours):
@@ -105,10 +113,10 @@ def test_rsp_and_stack_layout_match(kernel: str, case: str) -> None:
         assert s.regs.rsp == real, f"step {i} {s.text}: RSP {s.regs.rsp:#x} vs real {real:#x}"
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_registers_before_the_call_match(kernel: str, case: str) -> None:
-    steps = oracle(kernel, case)["steps"]
-    ours = kernel_steps(replay(kernel, case))
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_registers_before_the_call_match(kernel: str, case: str, model: str) -> None:
+    steps = oracle(kernel, case, model)["steps"]
+    ours = kernel_steps(replay(kernel, case, model))
     call = next(i for i, s in enumerate(steps) if s["asm"] and s["asm"].startswith("call"))
     cr3s = {int(s["regs"]["cr3"], 16) for s in steps}
     for i in range(call):
@@ -130,12 +138,12 @@ def destination(text: str) -> str | None:
     return regs[-1]
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_registers_after_the_call_match_once_reloaded(kernel: str, case: str) -> None:
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_registers_after_the_call_match_once_reloaded(kernel: str, case: str, model: str) -> None:
     """After do_syscall_64 (modelled: the real C leaves scratch registers clobbered), every
     register and RFLAGS matches the real one again from the instruction that reloads it."""
-    steps = oracle(kernel, case)["steps"]
-    ours = kernel_steps(replay(kernel, case))
+    steps = oracle(kernel, case, model)["steps"]
+    ours = kernel_steps(replay(kernel, case, model))
     call = next(i for i, s in enumerate(steps) if s["asm"] and s["asm"].startswith("call"))
     cr3s = {int(s["regs"]["cr3"], 16) for s in steps}
     after_call = {k: int(v, 16) for k, v in steps[call + 1]["regs"].items()}
@@ -154,10 +162,10 @@ def test_registers_after_the_call_match_once_reloaded(kernel: str, case: str) ->
     assert not clobbered, f"never reloaded: {clobbered}"
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_pt_regs_exit_and_final_user_registers_match(kernel: str, case: str) -> None:
-    doc = oracle(kernel, case)
-    trace = replay(kernel, case)
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_pt_regs_exit_and_final_user_registers_match(kernel: str, case: str, model: str) -> None:
+    doc = oracle(kernel, case, model)
+    trace = replay(kernel, case, model)
     at, after = (
         {k: int(v, 16) for k, v in doc["pt_regs"][w].items()}
         for w in ("at call do_syscall_64", "after do_syscall_64 returned")
@@ -186,7 +194,7 @@ def test_c_checks_follow_the_compiled_order() -> None:
         r"cmp\s+%rcx,%rax": "rip_below_task_size_max",
         r"test\s+\$0x10100": "no_rf_tf",
     }
-    cases = [c for k, c in CASES if k == "v6.12" and "compiled_checks" in oracle(k, c)]
+    cases = [c for k, c, _ in CASES if k == "v6.12" and "compiled_checks" in oracle(k, c)]
     assert cases
     for case in cases:
         compiled = oracle("v6.12", case)["compiled_checks"]
@@ -196,12 +204,12 @@ def test_c_checks_follow_the_compiled_order() -> None:
     assert {str(n) for n, f in FACTS.items() if f.c_condition} == set(C_CHECKS)
 
 
-@pytest.mark.parametrize(("kernel", "case"), CASES)
-def test_bytes_match_but_for_relative_displacements(kernel: str, case: str) -> None:
+@pytest.mark.parametrize(("kernel", "case", "model"), CASES)
+def test_bytes_match_but_for_relative_displacements(kernel: str, case: str, model: str) -> None:
     """The patched bytes are the real ones; only where code sits differs (branch and
     call targets, RIP-relative per-CPU operands): same length, same opcode bytes."""
-    real = oracle(kernel, case)["steps"][:-1]
-    for i, (r, s) in enumerate(zip(real, kernel_steps(replay(kernel, case)), strict=True)):
+    real = oracle(kernel, case, model)["steps"][:-1]
+    for i, (r, s) in enumerate(zip(real, kernel_steps(replay(kernel, case, model)), strict=True)):
         want = bytes.fromhex(r["bytes"])
         if want == s.code:
             continue

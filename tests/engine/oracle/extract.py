@@ -3,6 +3,9 @@
 Usage: python tests/engine/oracle/extract.py TRACES_DIR
 
 TRACES_DIR holds v6.1/ and v6.12/ with case_X_entry.json (and v6.12/case_X_full.json),
+and v6.1/skylake-client/ with case_X_entry.txt, the same 6.1 cases on QEMU's
+Skylake-Client model (text only: :func:`from_text` rebuilds the JSON form, writing
+skylake-client/v6.1_X.json here),
 single-step traces of Debian's 6.1.192 and 6.12.117 kernels under QEMU 7.2 TCG
 (-cpu max,la57=off; nokaslr pti=on; no PCID) taken with gdb.  Kept per step: the
 instruction (bytes, disassembly, symbol) and the registers before it; pt_regs at
@@ -43,6 +46,50 @@ def compiled_checks(doc: dict) -> list[str]:
     return [s["asm"] for s in body[start : end + 1]]
 
 
+def _assignments(text: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in text.split() if "=" in pair)
+
+
+def from_text(text: str) -> dict:
+    """A trace's text form as :func:`cut` would have made it from the JSON: the state on
+    entry in the header, then per line the instruction and what it changed (the
+    registers before each step are the entry state with the changes so far applied),
+    the last line the full user state, then the two pt_regs dumps."""
+    lines = text.splitlines()
+    head = _assignments(lines[0])
+    head["case"] = lines[0].split()[2]  # "# case a depth=entry exit=SYSRET ..."
+    state = _assignments(lines[1].split("state on entry:", 1)[1])
+    steps: list[dict] = []
+    pt: dict[str, dict[str, str]] = {}
+    where = None
+    for line in lines[2:]:
+        if line.startswith("# pt_regs "):
+            where = line[len("# pt_regs ") :].split(" (")[0]
+            pt[where] = {}
+        elif where is not None and line.strip():
+            name, value = line.split()
+            pt[where][name] = f"{int(value, 16):#x}"
+        elif "[back in user mode]" in line:
+            final = _assignments(line.split("[back in user mode]", 1)[1])
+            steps.append(
+                {"sym": "user", "bytes": None, "asm": None, "regs": {k: final[k] for k in KEEP}}
+            )
+        elif line[:5].isdigit():
+            _index, rip, sym, raw, rest = line.split(None, 4)
+            asm, _, changed = rest.partition("=>")
+            regs = dict(state, rip=rip)
+            steps.append(
+                {
+                    "sym": sym.strip("<>"),
+                    "bytes": raw,
+                    "asm": asm.strip(),
+                    "regs": {k: regs[k] for k in KEEP},
+                }
+            )
+            state = dict(state, **_assignments(changed))
+    return {"case": head["case"], "exit": head["exit"].lower(), "steps": steps, "pt_regs": pt}
+
+
 def main(src: str) -> None:
     out = Path(__file__).parent
     for kernel in ("v6.1", "v6.12"):
@@ -53,6 +100,11 @@ def main(src: str) -> None:
             if kernel == "v6.12" and full.exists():
                 data["compiled_checks"] = compiled_checks(json.loads(full.read_text()))
             (out / f"{kernel}_{case}.json").write_text(json.dumps(data, indent=0) + "\n")
+    for entry in sorted((Path(src) / "v6.1" / "skylake-client").glob("case_*_entry.txt")):
+        case = entry.name.split("_")[1]
+        data = from_text(entry.read_text())
+        (out / "skylake-client").mkdir(exist_ok=True)
+        (out / "skylake-client" / f"v6.1_{case}.json").write_text(json.dumps(data, indent=0) + "\n")
 
 
 if __name__ == "__main__":
