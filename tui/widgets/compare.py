@@ -361,7 +361,7 @@ def _own_decisions(c: Comparison, d: Difference) -> str:
     def number(index: int | None) -> str:
         return "—" if index is None else str(index + 1)
 
-    return _("each run decided at its own step: A {a} · B {b} ({mark})").format(
+    return _("own decisions: A {a} · B {b} ({mark})").format(
         a=number(own[0]), b=number(own[1]), mark=DECISION_MARK
     )
 
