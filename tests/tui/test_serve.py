@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import select
@@ -310,36 +311,44 @@ def test_a_start_slot_is_held_by_one_session_at_a_time() -> None:
         slots.remove()
 
 
-def test_a_session_killed_while_it_starts_gives_its_slot_back() -> None:
+@pytest.fixture
+def held_slot() -> Iterator[tuple[StartSlots, str, int]]:
+    """A one-slot StartSlots whose slot a forked session holds (for a minute); the
+    holder is killed and the slots removed after the test."""
     slots = StartSlots(1)
+    path = slots.next_slot()
+    holder, r = _fork_holder(path, 60.0)
     try:
-        path = slots.next_slot()
-        holder, r = _fork_holder(path, 60.0)
         _taken_at(r)
-        os.kill(holder, 9)
-        os.waitpid(holder, 0)
-        began = time.monotonic()
-        release = StartSlots.take(path, wait=5.0)
-        assert time.monotonic() - began < 1.0  # not the wait: the lock went with the process
-        release()
-        release()  # giving it up twice is harmless
+        yield slots, path, holder
     finally:
+        with contextlib.suppress(OSError):
+            os.kill(holder, 9)
+            os.waitpid(holder, 0)
         slots.remove()
 
 
-def test_a_session_waits_for_a_slot_no_longer_than_start_wait() -> None:
-    slots = StartSlots(1)
-    try:
-        path = slots.next_slot()
-        holder, r = _fork_holder(path, 60.0)
-        _taken_at(r)
-        began = time.monotonic()
-        StartSlots.take(path, wait=0.3)()  # starts anyway, holding nothing
-        assert 0.25 <= time.monotonic() - began < 2.0
-        os.kill(holder, 9)
-        os.waitpid(holder, 0)
-    finally:
-        slots.remove()
+def test_a_session_killed_while_it_starts_gives_its_slot_back(
+    held_slot: tuple[StartSlots, str, int],
+) -> None:
+    _, path, holder = held_slot
+    os.kill(holder, 9)
+    os.waitpid(holder, 0)
+    began = time.monotonic()
+    release = StartSlots.take(path, wait=5.0)
+    assert time.monotonic() - began < 1.0  # not the wait: the lock went with the process
+    release()
+    release()  # giving it up twice is harmless
+
+
+def test_a_session_waits_for_a_slot_no_longer_than_start_wait(
+    held_slot: tuple[StartSlots, str, int],
+) -> None:
+    slots, path, _ = held_slot
+    began = time.monotonic()
+    StartSlots.take(path, wait=0.3)()  # starts anyway, holding nothing
+    assert 0.25 <= time.monotonic() - began < 2.0
+    slots.remove()
     assert not Path(slots.folder).exists()
 
 
