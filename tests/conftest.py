@@ -36,3 +36,19 @@ def english() -> Iterator[None]:
 def trace_of(name: str) -> Trace:
     """A recorded trace of a shipped scenario (cached: runs are deterministic)."""
     return run_scenario(load_scenario(SCENARIOS / name))
+
+
+def _poll_idle_faster() -> None:
+    """Pilot's key presses and pauses wait for the process to go idle by sleeping in
+    20 ms slices (textual._wait.SLEEP_GRANULARITY) until one passes with almost no CPU
+    used; every press sleeps at least two slices. The app under test runs in the test's
+    own event loop, so its work is done long before that: at 5 ms slices (the same 1/20
+    idle ratio) the tests do the same work with a quarter of the idle wall time, which on
+    two workers sharing two cores was a fifth of the whole run."""
+    import textual._wait as wait
+
+    wait.SLEEP_GRANULARITY = 0.005
+    wait.SLEEP_IDLE = wait.SLEEP_GRANULARITY / 20.0
+
+
+_poll_idle_faster()

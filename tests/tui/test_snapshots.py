@@ -7,9 +7,10 @@ screenshot, so nothing depends on timing.  Update with ``pytest --snapshot-updat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from tests.tui.helpers import has_event, make_app, position_after, scenario_trace
 from tui.app import CompareApp
@@ -17,15 +18,25 @@ from tui.screens.compare import CompareScreen
 from tui.screens.debugger import DebuggerScreen
 
 SnapCompare = Callable[..., bool]
+S = TypeVar("S", bound=Screen[Any])
 WIDE = (160, 50)
 NARROW = (80, 24)
 
 
+async def mounted(pilot: Pilot[Any], kind: type[S]) -> S:
+    """The screen, a *kind*, once it is mounted and laid out: the first pause lets it
+    mount, the second its first layout and the resize events that sends (a position set
+    before the panels know their size would be revealed in a window of another height)."""
+    await pilot.pause()
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, kind)
+    return screen
+
+
 def at(position: int, panel: str | None = None) -> Callable[[Pilot[Any]], Any]:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await pilot.pause()  # let the debugger screen mount first
-        screen = pilot.app.screen
-        assert isinstance(screen, DebuggerScreen)
+        screen = await mounted(pilot, DebuggerScreen)
         screen.position = position
         if panel is not None:
             screen.panel = panel
@@ -221,9 +232,7 @@ class TestCompare:
     @staticmethod
     def at_paths_part() -> Callable[[Pilot[Any]], Any]:
         async def run_before(pilot: Pilot[Any]) -> None:
-            await pilot.pause()
-            screen = pilot.app.screen
-            assert isinstance(screen, CompareScreen)
+            screen = await mounted(pilot, CompareScreen)
             parts = screen.comparison.paths_part
             assert parts is not None
             screen.position = parts.position
@@ -244,9 +253,7 @@ def pinned(position: int, panel: str | None = None) -> Callable[[Pilot[Any]], An
     """At *position* with ``:walk $rsp`` and ``:x/8g $rsp`` pinned to their panels."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await pilot.pause()
-        screen = pilot.app.screen
-        assert isinstance(screen, DebuggerScreen)
+        screen = await mounted(pilot, DebuggerScreen)
         screen.position = position
         screen.machine()
         screen.show_inspect("walk", "walk $rsp")
