@@ -239,6 +239,8 @@ def check_verdict(trace: Trace) -> Msg:
     before = not trace.failed_check and all(c.result == "not_reached" for c in trace.checks)
     if not trace.exit:
         ended = fault or msg("the run ended")
+        if not trace.checks:  # FRED: no SYSRET check exists, so none can be ahead
+            return msg("no exit: {ended}", ended=ended)
         if before:
             return msg("no exit: {ended} before the checks", ended=ended)
         if trace.failed_check:
@@ -253,6 +255,8 @@ def check_verdict(trace: Trace) -> Msg:
         verdict = msg(
             "exit {exit}, {check} failed", exit=exit_word, check=literal(trace.failed_check)
         )
+    elif not trace.checks:  # FRED: ERETU restores everything, so nothing is checked
+        verdict = msg("exit {exit}, no SYSRET checks under FRED", exit=exit_word)
     elif before:
         verdict = msg("exit {exit}, before the checks", exit=exit_word)
     else:

@@ -35,7 +35,7 @@ SYM_CODE_START_NOALIGN(asm_fred_entrypoint_user)
 SYM_INNER_LABEL(asm_fred_exit_user, SYM_L_GLOBAL)
 /// FRED_EXIT: POP_REGS restores every general register from pt_regs, RCX and R11 included. RSP then points at the frame's error code.
 	FRED_EXIT
-/// ERETU (f3 0f 01 ca): skips the error code, pops RIP, CS, RFLAGS, RSP and SS from the frame, swaps the GS base back and returns to ring 3. Nothing is checked before it: there is no SYSRET decision.
+/// ERETU (f3 0f 01 ca): skips the error code, pops RIP, CS, RFLAGS, RSP and SS from the frame (a bad one is a #GP(0) here), swaps the GS base back and returns to ring 3. The kernel checks nothing before it: there is no SYSRET decision. With TF set, the SYSCALL's bit 17 in the SS word makes ERETU pend a single-step #DB before the next user instruction.
 	ERETU
 
 	/* 1: ERETU above; _ASM_EXTABLE_TYPE(1b, asm_fred_entrypoint_user, EX_TYPE_ERETU) */

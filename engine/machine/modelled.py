@@ -61,6 +61,7 @@ from engine.constants import (
     RF,
     RFLAGS_FIXED,
     SYSRET_RFLAGS_KEEP,
+    TF,
     VEC_AC,
     VEC_DF,
     VEC_GP,
@@ -305,19 +306,22 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
 #
 # Unicorn 2.1 (QEMU 5) has no FRED: the FRED MSRs read as 0 whatever is written, SYSCALL
 # is the legacy one, and ERETU (f3 0f 01 ca) decodes as CLAC.  With CR4.FRED = 1 the
-# model performs the ring-3 SYSCALL event delivery and ERETU.  The prose of Intel's FRED
-# chapter (SDM Vol. 3; the 2021 specification, document 346446) could not be read here,
-# so each rule is taken from what could be, and cited where it is used: the SDM's
-# SYSCALL operation (intel/SDM xml92: under CR4.FRED it is event delivery and returns
-# before RCX, R11 and IA32_FMASK) and ERETU page (#UD unless FRED and CPL 0; the CS/SS
-# forms); Linux 6.12, which runs on FRED hardware: the frame from
-# arch/x86/include/asm/ptrace.h (struct fred_cs, struct fred_ss, pt_regs) and asm/fred.h
-# (struct fred_frame, the 64-byte RSP alignment), the entry RIP from entry_64_fred.S, the
-# GS swap from Documentation/arch/x86/x86_64/fred.rst ("FRED event delivery from ring 3
-# and ERETU both swap the value of the GS base address and that of the
-# IA32_KERNEL_GS_BASE MSR"), CS/SS from IA32_STAR (syscall_init(): "Except the IA32_STAR
-# MSR, there is NO need to setup SYSCALL ... MSRs for FRED"); and Bochs' FRED
-# (bochs/cpu/fred.cc) for the RFLAGS delivery establishes and ERETU's checks of the
+# model performs the ring-3 SYSCALL event delivery and ERETU.  FRED is SDM Vol. 3
+# Chapter 8 (the 2021 specification, document 346446): delivery is Section 8.3 (the
+# SYSCALL page: "See Section 8.3, "FRED Event Delivery" ... The event is delivered using
+# event type 7 and vector 1"), ERETU Section 8.4.2.  The chapter's prose could not be
+# read here, so each rule is taken from what could be, and cited where it is used: the
+# SDM's SYSCALL page (under CR4.FRED it is event delivery, in a branch apart from the
+# one that writes RCX, R11 and masks with IA32_FMASK) and ERETU page (its Operation:
+# #UD unless FRED and CPL 0, the checks of the popped state, the CS/SS forms, the GS
+# swap, the pending single-step #DB); Linux 6.12, which runs on FRED hardware: the frame
+# from arch/x86/include/asm/ptrace.h (struct fred_cs, struct fred_ss, pt_regs) and
+# asm/fred.h (struct fred_frame, the 64-byte RSP alignment), the entry RIP from
+# entry_64_fred.S, the GS swap from Documentation/arch/x86/x86_64/fred.rst ("FRED event
+# delivery from ring 3 and ERETU both swap the value of the GS base address and that of
+# the IA32_KERNEL_GS_BASE MSR"), CS/SS from IA32_STAR (syscall_init(): "Except the
+# IA32_STAR MSR, there is NO need to setup SYSCALL ... MSRs for FRED"); and Bochs' FRED
+# (bochs/cpu/fred.cc) for the RFLAGS delivery establishes and, alike, ERETU's checks of the
 # return state.  docs/scenarios.md gives each rule with its source.
 
 #: arch/x86/include/asm/trapnr.h, arch/x86/entry/entry_fred.c
@@ -409,13 +413,24 @@ class EretuReturn:
     cs_word: int = 0
     ss_word: int = 0
 
+    @property
+    def pends_single_step(self) -> bool:
+        """ERETU pends a single-step #DB, delivered after it and before any instruction
+        at the RIP it returns to: the SS word's bit 17 (set by the delivery of a SYSCALL,
+        SYSENTER or INT n, "swevent" in Linux's struct fred_ss) with TF set in the popped
+        RFLAGS.  The SDM's ERETU Operation: "pend_DB := tempSS[17]" ... "IF pend_DB = 1
+        AND RFLAGS.TF = 1 THEN pend a single-step debug exception (#DB) to be delivered
+        after ERETU": the trap that reports the single-stepped SYSCALL itself."""
+        return bool(self.ss_word >> 17 & 1) and bool(self.rflags & TF)
+
 
 #: ERETU's checks of the popped return state, before anything is loaded (#GP(0) at
-#: CPL 0 when one fails), as Bochs implements them (bochs/cpu/fred.cc, BX_CPU_C::ERETU,
-#: written from the FRED specification): the CS word must hold RPL 3 and nothing above
-#: bit 15; RFLAGS bit 1 set and none of bits 3, 5, 15 (reserved), 12-13 (IOPL), 17 (VM),
-#: 22-63; the SS word RPL 3 and nothing in bits 19-31 (its bits 32-63, the event
-#: information, are not checked).
+#: CPL 0 when one fails), from the SDM's ERETU Operation (Vol. 2A; Vol. 3 Section 8.4.2)
+#: and alike in Bochs (bochs/cpu/fred.cc, BX_CPU_C::ERETU): "tempCS & FFFFFFFF_FFFF0003H
+#: != 3" (RPL 3, nothing above bit 15), "newRFLAGS & FFFFFFFF_FFC2B02AH != 2" (bit 1
+#: set; none of bits 3, 5, 15 (reserved), 12-13 (IOPL), 17 (VM), 22-63), "tempSS &
+#: FFF80003H != 3" (RPL 3, nothing in bits 19-31; "do not check bits 63:32", the event
+#: information).  The RIP's canonical check comes after them, once CS is chosen.
 ERETU_CS_CHECK = (0xFFFFFFFFFFFF0003, 3)
 ERETU_RFLAGS_CHECK = (0xFFFFFFFFFFC2B02A, 2)
 ERETU_SS_CHECK = (0xFFF80003, 3)

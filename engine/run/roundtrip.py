@@ -111,6 +111,9 @@ class Run:
         self.fred = scenario.machine.fred
         #: the ERETU the kernel reached (the emulation stops there for the model)
         self.eretu_at: int | None = None
+        #: ERETU pended a single-step #DB (EretuReturn.pends_single_step): it is taken
+        #: where the CPU would fetch the first user instruction
+        self.eretu_pended_db = False
         #: the CPU context at CPL 3 right after entering user mode (ERETU returns to it)
         self.user_ctx: object | None = None
         # Under FRED nothing decides between SYSRET and IRET: no check is tracked.
@@ -266,8 +269,20 @@ class Run:
             self.user_actions.sysenter(address)
 
     def _returned(self) -> NoReturn:
-        """The CPU is about to run the first user instruction after the exit: stop here."""
+        """The CPU is about to run the first user instruction after the exit: stop here
+        (or, after an ERETU that pended a single-step #DB, take it first)."""
         regs = self.rec.read_regs()
+        if self.eretu_pended_db:
+            self.model_fault(
+                VEC_DB,
+                regs.rip,
+                msg(
+                    "#DB at CPL 3 before the instruction at {rip:#x} runs: ERETU pended "
+                    "it (the SYSCALL event's bit 17 in the SS word, TF in RFLAGS) to "
+                    "report the stepped SYSCALL; its FRED delivery is not emulated",
+                    rip=regs.rip,
+                ),
+            )
         self.event(
             Event(
                 EventKind.RETURN,

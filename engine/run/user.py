@@ -277,6 +277,7 @@ class UserActions:
             tuple(int.from_bytes(raw[i : i + 8], "little") for i in range(0, 48, 8))
         )
         _check_eretu(run, back, address)
+        run.eretu_pended_db = back.pends_single_step
         gprs = m.gprs.read()
         fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
         assert run.user_ctx is not None

@@ -122,6 +122,29 @@ def test_tf_set_syscall_takes_no_trap_in_the_kernel_and_eretu_restores_tf() -> N
     assert trace.exit is ExitPath.ERETU
     assert trace.final is not None and trace.final.rflags & TF
     assert not any(c.result is CheckResult.FAIL for c in trace.checks)
+    # the SYSCALL event set the SS word's bit 17, so ERETU pends the single-step #DB:
+    # taken at CPL 3 before the instruction after syscall runs (the IDT path's IRET
+    # traps only after it)
+    f, end = trace.fault, trace.final
+    assert f is not None and f.name == "#DB" and f.cpl == 3 and f.modelled
+    after_syscall = next(u.address for u in trace.user_code if u.text == "syscall") + 2
+    assert end is not None and f.rip == end.rip == after_syscall
+    assert trace.steps[-1].text == "eretu"
+
+
+@pytest.mark.parametrize(
+    ("ss_bit17", "tf", "pends"), [(1, 1, True), (1, 0, False), (0, 1, False), (0, 0, False)]
+)
+def test_eretu_pends_a_single_step_db_for_a_stepped_software_event_only(
+    ss_bit17: int, tf: int, pends: bool
+) -> None:
+    back = eretu_return((0, 0x401000, USER_CS, 0x202 | tf * TF, 0x7FFC0000F000,
+                         USER_DS | ss_bit17 << 17))  # fmt: skip
+    assert back.pends_single_step is pends
+
+
+def test_a_syscall_without_tf_under_fred_takes_no_db() -> None:
+    assert run_scenario(parse_scenario(GETPID)).fault is None
 
 
 def test_sigreturn_writes_only_the_selector_of_the_frames_ss_word() -> None:

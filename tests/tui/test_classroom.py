@@ -28,6 +28,8 @@ def _check_line(name: str, capsys: pytest.CaptureFixture[str]) -> str:
         ("sigreturn-noncanonical.toml", "exit IRET, canonical_rip failed, then #GP at CPL 0"),
         ("privileged-at-cpl3.toml", "no exit: #GP at CPL 3 before the checks"),
         ("exit.toml", "no exit: the run ended before the checks"),
+        ("fred-getpid.toml", "exit ERETU, no SYSRET checks under FRED"),
+        ("fred-tf.toml", "exit ERETU, no SYSRET checks under FRED, then #DB at CPL 3"),
     ],
 )
 def test_check_says_what_happened_in_english(
