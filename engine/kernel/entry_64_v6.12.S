@@ -5,7 +5,7 @@
  * syscall-tui; lines starting with "///" are notes for the reader and are not
  * shown as source.  Macros are expanded by engine/kernel/macros.py as the
  * traced kernel patched them at boot (Debian's cloud kernel: IBT's ENDBR
- * present, no ESPFIX64, which Debian's default amd64 kernel has; mitigations
+ * present, no ESPFIX64, which its generic amd64 kernel adds; mitigations
  * the CPU does not need patched out), for the PTI / PCID / paging the scenario
  * gives.  Per-CPU variables are reached
  * %gs-relative through RIP-relative addressing, as 6.12 compiles them.
@@ -119,7 +119,7 @@ SYM_INNER_LABEL(entry_SYSRETQ_unsafe_stack, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR
 /// Put the user's GS base back.
 	swapgs
-/// CLEAR_CPU_BUFFERS (MDS, TSA): VERW on affected CPUs; a 7-byte NOP on the traced CPU.
+/// CLEAR_CPU_BUFFERS (MDS, TSA): VERW flushes CPU buffers on affected CPUs. On QEMU's default CPU model the ALTERNATIVE is a 7-byte NOP; on a CPU with MDS (cpu_model = "skylake-client") it is the VERW itself (modelled: the flush is microarchitectural, Unicorn runs only its ZF test of x86_verw_sel).
 	CLEAR_CPU_BUFFERS
 /// SYSRETQ: RIP = RCX, RFLAGS = R11, CS/SS from MSR_STAR, CPL 3.
 	sysretq
@@ -148,7 +148,7 @@ SYM_INNER_LABEL(swapgs_restore_regs_and_return_to_usermode, SYM_L_GLOBAL)
 .Lswapgs_and_iret:
 /// Put the user's GS base back.
 	swapgs
-/// CLEAR_CPU_BUFFERS: a 7-byte NOP on the traced CPU.
+/// CLEAR_CPU_BUFFERS: a 7-byte NOP on QEMU's default CPU model; on a CPU with MDS (cpu_model = "skylake-client") the VERW.
 	CLEAR_CPU_BUFFERS
 	/* Assert that the IRET frame indicates user mode. */
 /// The frame's CS must have RPL 3: this path only returns to user mode.
@@ -212,7 +212,16 @@ SYM_INNER_LABEL(restore_regs_and_return_to_kernel, SYM_L_GLOBAL)
 
 .Lnative_iret:
 	UNWIND_HINT_IRET_REGS
-/// Debian's 6.12 cloud kernel, the one traced, has no CONFIG_X86_ESPFIX64, so there is no test for an LDT stack segment: .Lnative_iret is the IRETQ. (Debian's default amd64 kernel has ESPFIX64 and tests SS here, as v5.8 does.)
+	/*
+	 * Are we returning to a stack segment from the LDT?  Note: in
+	 * 64-bit mode SS:RSP on the exception stack is always valid.
+	 */
+#ifdef CONFIG_X86_ESPFIX64
+/// Only in Debian's generic amd64 kernel ([machine] flavour = "generic"); its cloud kernel, the default here, is built without CONFIG_X86_ESPFIX64. An SS selector with bit 2 set lives in the LDT; returning to a 16-bit stack needs the espfix64 path, which is not emulated here.
+	testb	$4, (SS-RIP)(%rsp)
+	jnz	native_irq_return_ldt
+#endif
+
 SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	ANNOTATE_NOENDBR	/* exc_double_fault */
 	/*
@@ -223,4 +232,10 @@ SYM_INNER_LABEL(native_irq_return_iret, SYM_L_GLOBAL)
 	 */
 /// IRETQ pops RIP, CS, RFLAGS, RSP and SS, checks the selectors against the GDT, and drops to CPL 3. Unlike SYSRET it loads CS and SS from the frame and restores RF, but it cannot return to a non-canonical RIP: that raises #GP(0) at CPL 0 on the IRETQ itself (modelled here), which error_entry sends to fixup_bad_iret.
 	iretq
+
+#ifdef CONFIG_X86_ESPFIX64
+native_irq_return_ldt:
+	/* espfix64: builds the frame on a per-CPU espfix stack (not emulated) */
+	ud2
+#endif
 SYM_CODE_END(common_interrupt_return)

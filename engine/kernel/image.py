@@ -224,12 +224,20 @@ class _Statements:
         self.check_start = len(self.items)
 
 
+def _configs(features: Features) -> dict[str, bool]:
+    """The kernel configuration options a rendition's ``#ifdef`` may test, as this build
+    sets them (an unknown one is a KeyError: the rendition names what it depends on)."""
+    return {"CONFIG_X86_ESPFIX64": features.espfix64}
+
+
 def assemble_image(features: Features) -> KernelImage:
     """Expand and assemble the rendition for *features*."""
     statements = _Statements(features)
     shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
     note: list[str] = []
     in_comment = False
+    configs = _configs(features)
+    built: list[bool] = []  # one per open #ifdef: is its block in this build?
     for raw in source_text(features.kernel, features.fred).splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
@@ -242,9 +250,19 @@ def assemble_image(features: Features) -> KernelImage:
         elif in_comment and "*/" in raw:
             in_comment = False
             code = ""
+        if code.startswith(("#ifdef", "#endif")):
+            # shown as the kernel's source has it; a block the build leaves out is
+            # listed without instructions, as the compiler leaves it out
+            if code.startswith("#ifdef"):
+                built.append(configs[code.split()[1]])
+            else:
+                built.pop()
+            code = ""
+        elif not all(built):
+            code = ""
         label = statements.add(code, len(shown) + 1) if code else None
         shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
-        if code:
+        if code or (not all(built) and _strip_comment(raw)):
             note = []
 
     # The modelled C side sits at one address: under FRED the entry calls

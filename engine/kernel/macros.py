@@ -74,6 +74,9 @@ class Features:
     kernel: str = "v5.8.13"  # one of engine.kernel.KERNELS
     #: FRED on (6.12 only): the image is entry_64_fred.S's asm_fred_entrypoint_user
     fred: bool = False
+    #: CONFIG_X86_ESPFIX64: the LDT-stack test before IRETQ (v5.8's rendition always has
+    #: it; on 6.1 and 6.12 Debian's generic amd64 kernel has it, its cloud kernel not)
+    espfix64: bool = False
     #: X86_BUG_MDS: the CPU model has MDS, so X86_FEATURE_CLEAR_CPU_BUF is set and
     #: CLEAR_CPU_BUFFERS runs VERW (arch/x86/kernel/cpu/bugs.c, mds_select_mitigation)
     mds: bool = False
@@ -267,7 +270,10 @@ class Expander:
                 return [_NOPS[2], verw]
             skip = self._label("skip_verw")
             return [Item(f"jmp {skip}"), verw, Label(skip)]
-        return [_NOPS[7]]  # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)"
+        # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)": the 7-byte VERW itself on a
+        # CPU with MDS (the real 6.12 on QEMU's Skylake-Client: 0f 00 2d + rel32), else
+        # a 7-byte NOP
+        return [verw] if self.f.mds else [_NOPS[7]]
 
     # -- registers -------------------------------------------------------------------
     def push_and_clear_regs(self, rdx: str = "%rdx", rax: str = "%rax") -> list[Item | Label]:

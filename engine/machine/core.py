@@ -148,6 +148,7 @@ class Machine:
                 cfg.kernel,
                 cfg.fred,
                 mds=cfg.cpu_model == "skylake-client",
+                espfix64=cfg.flavour == "generic",
             )
         )
         self.kernel = self.image.kernel

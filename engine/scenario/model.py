@@ -28,14 +28,23 @@ class MachineConfig:
     fred: bool = False
     #: The CPU model whose bugs decide which mitigations the kernel patched in at boot:
     #: "qemu-max" (QEMU's default model: none needed) or "skylake-client" (MDS, so
-    #: 6.1's CLEAR_CPU_BUFFERS runs VERW; checked against a real 6.1 trace)
+    #: CLEAR_CPU_BUFFERS runs VERW; checked against real 6.1 and 6.12 traces)
     cpu_model: str = "qemu-max"
+    #: Which of Debian's builds of 6.1 / 6.12: "cloud" (cloud-amd64, the default, without
+    #: CONFIG_X86_ESPFIX64) or "generic" (amd64, with it: the IRET path tests for an LDT
+    #: stack segment first).  v5.8.13 has one build, which has ESPFIX64.
+    flavour: str = "cloud"
 
+
+#: Debian's kernel flavours [machine] flavour may name (the default first).
+FLAVOURS: tuple[str, ...] = ("cloud", "generic")
+#: The kernels that come in those flavours.
+FLAVOURED_KERNELS: tuple[str, ...] = ("v6.1", "v6.12")
 
 #: The CPU models [machine] cpu_model may name, and the kernels each is checked on.
 CPU_MODELS: dict[str, tuple[str, ...]] = {
     "qemu-max": ("v5.8.13", "v6.1", "v6.12"),
-    "skylake-client": ("v6.1",),
+    "skylake-client": ("v6.1", "v6.12"),
 }
 
 

@@ -34,6 +34,8 @@ from engine.scenario.model import (
     DEFAULT_RIP,
     DEFAULT_RSP,
     DEFAULT_STEP_CAP,
+    FLAVOURED_KERNELS,
+    FLAVOURS,
     MAX_MEMORY_ENTRIES,
     MAX_MEMORY_TABLES,
     MAX_MEMORY_TOTAL,
@@ -289,7 +291,9 @@ DEBUG_KEYS = ("break", "watch", "show")
 #: Entries one [debug] array may hold, and characters one entry may have (a command line).
 MAX_DEBUG_ENTRIES = 16
 MAX_DEBUG_TEXT = 256
-MACHINE_KEYS = ("kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred", "cpu_model")
+MACHINE_KEYS = (
+    "kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred", "cpu_model", "flavour",
+)  # fmt: skip
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
 HANDLER_KEYS = ("set", "pid")
 #: pt_regs and sigframe fields that hold an address, flags or a selector: no negative value
@@ -360,7 +364,20 @@ def _machine(r: _Reader, data: dict[str, Any]) -> MachineConfig:
         removed_checks=_check_names(r, mt.get("remove_checks", []), checks),
         fred=fred,
         cpu_model=_cpu_model(r, mt, kernel),
+        flavour=_flavour(r, mt, kernel),
     )
+
+
+def _flavour(r: _Reader, mt: dict[str, Any], kernel: str) -> str:
+    """``[machine] flavour``: Debian's cloud or generic build, on the kernels it ships."""
+    flavour = r.string(mt.get("flavour", FLAVOURS[0]), "machine.flavour", FLAVOURS)
+    if "flavour" in mt and kernel not in FLAVOURED_KERNELS:
+        raise r.fail(
+            "machine.flavour",
+            f"{kernel} has one build (with ESPFIX64); flavour is for "
+            f"{' and '.join(FLAVOURED_KERNELS)}",
+        )
+    return flavour
 
 
 def _cpu_model(r: _Reader, mt: dict[str, Any], kernel: str) -> str:
@@ -623,6 +640,8 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
         cpu_model=sc.machine.cpu_model
         if kernel in CPU_MODELS[sc.machine.cpu_model]
         else "qemu-max",
+        # a flavour stays on the kernels Debian builds in flavours
+        flavour=sc.machine.flavour if kernel in FLAVOURED_KERNELS else FLAVOURS[0],
     )
     expect = sc.expect
     if expect.failed_check not in (None, *checks):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
-from engine.scenario.model import Scenario
+from engine.scenario.model import CPU_MODELS, Scenario
 from engine.scenario.parse import with_kernel
 from engine.trace import Trace
 
@@ -45,12 +45,42 @@ _ALIAS = {"jnz": "jne", "jz": "je", "jnc": "jae", "jc": "jb"}
 REAL_PID = 1
 
 
-def on_real_machine(sc: Scenario, kernel: str, pid: int = REAL_PID) -> Scenario:
-    """*sc* as the oracle's machine runs it: that kernel, no PCID (QEMU's TCG has none),
-    the real task's pid (/init's, or its child's under a ptrace parent).  Everything
-    else (PTI, paging, the user state) is the scenario's."""
+#: The QEMU CPU models that have an engine [machine] cpu_model of their own; any other
+#: (max, and those whose patching the engine does not model yet) runs as "qemu-max".
+QEMU_CPU_MODELS = {"Skylake-Client": "skylake-client"}
+
+
+def qemu_cpu_of(sc: Scenario, default: str) -> str | None:
+    """The QEMU CPU model a scenario's own cpu_model needs (None: *default* will do)."""
+    wanted = {v: k for k, v in QEMU_CPU_MODELS.items()}.get(sc.machine.cpu_model)
+    return wanted if wanted and not default.startswith(wanted) else None
+
+
+def on_real_machine(
+    sc: Scenario,
+    kernel: str,
+    pid: int = REAL_PID,
+    flavour: str | None = None,
+    qemu_cpu: str | None = None,
+) -> Scenario:
+    """*sc* as the oracle's machine runs it: that kernel (and Debian *flavour*, when
+    given), on the engine's CPU model for *qemu_cpu* (when given), no PCID (QEMU's TCG
+    has none), the real task's pid (/init's, or its child's under a ptrace parent).
+    Everything else (PTI, paging, the user state) is the scenario's."""
     sc = with_kernel(sc, kernel)
-    return replace(sc, machine=replace(sc.machine, pcid=False), pid=pid)
+    machine = replace(sc.machine, pcid=False)
+    if flavour is not None:
+        machine = replace(machine, flavour=flavour)
+    if qemu_cpu is not None:
+        model = QEMU_CPU_MODELS.get(qemu_cpu.split(",")[0], "qemu-max")
+        ok = kernel in CPU_MODELS[model] and machine.cpu == "intel"
+        machine = replace(machine, cpu_model=model if ok else "qemu-max")
+    return replace(sc, machine=machine, pid=pid)
+
+
+def flavour_of(package: str) -> str:
+    """cloud or generic, from a Debian kernel package's name."""
+    return "cloud" if "-cloud-" in package else "generic"
 
 
 def cut(doc: dict) -> dict:

@@ -33,11 +33,24 @@ def test_skylake_runs_verw_right_before_sysretq_and_qemu_max_jumps_over_it() -> 
     assert sky.exit == default.exit == "sysret" and sky.final == default.final
 
 
+def test_on_6_12_skylake_runs_the_alternatives_verw_itself_before_sysretq() -> None:
+    sky = run_scenario(parse_scenario(scenario("v6.12")))
+    default = run_scenario(parse_scenario(scenario("v6.12", extra="")))
+    assert len(sky.steps) == len(default.steps)  # the 7-byte NOP's place
+    at = next(i for i, s in enumerate(default.steps) if s.code == b"\x0f\x1f\x80\x00\x00\x00\x00")
+    verw = sky.steps[at]
+    assert verw.text.startswith("verw") and verw.code[:3] == b"\x0f\x00\x2d"
+    assert len(verw.code) == 7 and verw.regs.rflags & 0x40
+    assert sky.exit == default.exit == "sysret" and sky.final == default.final
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        (scenario("v5.8.13"), "checked against a real trace of v6.1 only; this is v5.8.13"),
-        (scenario("v6.12"), "checked against a real trace of v6.1 only; this is v6.12"),
+        (
+            scenario("v5.8.13"),
+            "checked against a real trace of v6.1 and v6.12 only; this is v5.8.13",
+        ),
         (
             scenario(extra='cpu = "amd"\ncpu_model = "skylake-client"'),
             'is an Intel CPU: cpu = "intel"',
@@ -58,5 +71,5 @@ def test_a_cpu_model_off_its_checked_kernels_is_one_line_naming_the_key(
 def test_another_kernel_for_compare_falls_back_to_qemus_default_model() -> None:
     sc = parse_scenario(scenario())
     assert sc.machine.cpu_model == "skylake-client"
-    assert with_kernel(sc, "v6.12").machine.cpu_model == "qemu-max"
-    assert with_kernel(sc, "v6.1").machine.cpu_model == "skylake-client"
+    assert with_kernel(sc, "v5.8.13").machine.cpu_model == "qemu-max"
+    assert with_kernel(sc, "v6.12").machine.cpu_model == "skylake-client"

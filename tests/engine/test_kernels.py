@@ -244,3 +244,54 @@ def test_v612_rip_checks_write_their_values_alike() -> None:
     assert describe(c["rip_below_task_size_max"]) == (
         "regs->ip 0x00007ffffffff000 ≥ TASK_SIZE_MAX 0x00007ffffffff000"
     )
+
+
+# -- [machine] flavour: Debian's cloud and generic builds of 6.1 and 6.12 ---------------
+
+TF_SYSCALL = "mov $39, %eax; pushfq; orq $0x100, (%rsp); popfq; syscall"
+
+
+def flavoured(kernel: str, flavour: str | None) -> str:
+    line = f'flavour = "{flavour}"\n' if flavour else ""
+    return f'name = "f"\n[machine]\nkernel = "{kernel}"\n{line}[user]\ncode = "{TF_SYSCALL}"\n'
+
+
+@pytest.mark.parametrize("kernel", ["v6.1", "v6.12"])
+def test_the_generic_flavour_tests_for_an_ldt_stack_before_iretq(kernel: str) -> None:
+    cloud = build_image(Features(True, True, False, (), kernel))
+    generic = build_image(Features(True, True, False, (), kernel, espfix64=True))
+    assert "native_irq_return_ldt" not in cloud.symbols
+    assert "native_irq_return_ldt" in generic.symbols
+    # the same source lines either way; the cloud build gives the #ifdef block no code
+    assert [s.text for s in cloud.source] == [s.text for s in generic.source]
+    test = next(s for s in generic.source if "(SS-RIP)" in s.text)
+    assert test.instructions and not cloud.source[test.number - 1].instructions
+    runs = {f: Session(parse_scenario(flavoured(kernel, f))).run() for f in ("cloud", "generic")}
+    iret = {f: [s.text for s in t.steps[-3:]] for f, t in runs.items()}
+    assert iret["generic"][0].startswith("testb $4, 0x20(%rsp)") and iret["generic"][2] == "iretq"
+    assert iret["cloud"][2] == "iretq" and "testb $4" not in " ".join(iret["cloud"])
+    assert len(runs["generic"].steps) == len(runs["cloud"].steps) + 2
+    assert runs["generic"].final == runs["cloud"].final
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (flavoured("v5.8.13", "generic"), "v5.8.13 has one build"),
+        (flavoured("v6.1", "server"), "expected one of 'cloud', 'generic'"),
+    ],
+)
+def test_a_bad_flavour_is_one_line_naming_the_key(text: str, words: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text)
+    said = str(err.value)
+    assert "\n" not in said and "machine.flavour" in said and words in said
+
+
+def test_the_flavour_stays_where_debian_builds_flavours() -> None:
+    from engine.scenario.parse import with_kernel
+
+    sc = parse_scenario(flavoured("v6.1", "generic"))
+    assert with_kernel(sc, "v6.12").machine.flavour == "generic"
+    assert with_kernel(sc, "v5.8.13").machine.flavour == "cloud"
+    assert parse_scenario(flavoured("v6.1", None)).machine.flavour == "cloud"

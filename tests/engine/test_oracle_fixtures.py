@@ -20,11 +20,15 @@ import pytest
 from engine import Session
 from engine.scenario.parse import load_scenario
 from engine.trace import Trace
-from tests.engine.oracle_diff import compare, cut, is_user_state, on_real_machine
+from tests.engine.oracle_diff import compare, cut, flavour_of, is_user_state, on_real_machine
 
 FIXTURES = Path(__file__).parent / "oracle" / "fixtures"
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
-CASES = sorted(p.name.removesuffix(".json.gz") for p in FIXTURES.glob("*.json.gz"))
+#: <kernel>_<scenario>, and generic/, cloud_<QEMU CPU>/ ... <kernel>_<scenario> for other
+#: machines (scripts/oracle --fixtures --flavour / --cpu)
+CASES = sorted(
+    str(p.relative_to(FIXTURES)).removesuffix(".json.gz") for p in FIXTURES.rglob("*.json.gz")
+)
 
 
 @cache
@@ -59,7 +63,11 @@ def test_fixtures_hold_what_the_differ_reads_and_no_more() -> None:
 def test_the_engine_matches_the_real_kernel(name: str) -> None:
     real = fixture(name)
     sc = on_real_machine(
-        load_scenario(scenario_path(real["case"])), real["kernel"], real.get("pid", 1)
+        load_scenario(scenario_path(real["case"])),
+        real["kernel"],
+        real.get("pid", 1),
+        flavour=flavour_of(real["package"]),
+        qemu_cpu=real["cpu"],
     )
     diffs = compare(real, Session(sc).run())
     assert not diffs, "\n".join(diffs[:10])
