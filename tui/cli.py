@@ -10,6 +10,7 @@
     syscall-tui gdb SCENARIO [--port N]  serve the run to gdb (remote protocol, 127.0.0.1)
     syscall-tui compare A [B] [--kernel K,K] [--cpu C,C] [--json|--summary]
                                          two runs side by side (see tui/compare_cli.py)
+    syscall-tui compare A --against TRACE  A beside a real kernel's trace of it
     syscall-tui x SCENARIO ADDR [--step N] [--count K] [--root user|kernel|live] [--json]
     syscall-tui walk SCENARIO ADDR [--step N] [--json]
     syscall-tui info SCENARIO gdt|tss|idt|cr|msr [--step N]

@@ -5,6 +5,8 @@
     syscall-tui compare A.toml --cpu intel,amd        one scenario on two CPU vendors
     syscall-tui compare A.toml --fred off,on          one scenario on 6.12 without and with FRED
         [--json | --summary]
+    syscall-tui compare A.toml --against TRACE        one scenario against a real kernel's
+                                                      single-step trace of it (scripts/oracle's)
 
 The TUI opens when stdout is a terminal; otherwise (a pipe, a file) and with --summary the
 text summary is printed, with --json the JSON.  Headless, the exit status is that of diff:
@@ -52,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="off|on[,off|on]",
         help="FRED off or on for A and B (6.12 on a FRED CPU, PTI off; see docs/scenarios.md)",
     )
+    p.add_argument(
+        "--against",
+        metavar="TRACE",
+        help="a real kernel's trace of the scenario (scripts/oracle's .json.gz): the "
+        "scenario runs on that machine and is shown instruction by instruction beside it",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the comparison as JSON")
     out.add_argument("--summary", action="store_true", help="print the text summary")
@@ -92,6 +100,8 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _run(ns: argparse.Namespace) -> int:
+    if ns.against is not None:
+        return _run_against(ns)
     try:
         files: list[str] = ns.scenarios
         if len(files) > 2:
@@ -148,3 +158,34 @@ def _run(ns: argparse.Namespace) -> int:
         # The reader (head, less) has gone: not an error of the comparison.
         sys.stdout = None
     return 0 if comparison.identical else 1
+
+
+def _run_against(ns: argparse.Namespace) -> int:
+    """``compare SCENARIO --against TRACE``: the engine's run on the machine the trace was
+    made on, instruction by instruction beside the real one; exit 0 when they agree, 1
+    when they differ, 2 for bad input."""
+    from engine.compare.real import against, load_real_trace, on_the_real_machine
+    from engine.compare.render import against_json, against_lines
+
+    try:
+        if len(ns.scenarios) != 1 or ns.kernel or ns.cpu or ns.fred:
+            raise BadArguments("--against takes one scenario and no --kernel, --cpu or --fred")
+    except BadArguments as exc:
+        print(f"syscall-tui compare: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        real = load_real_trace(ns.against)
+        sc = on_the_real_machine(load_scenario(ns.scenarios[0]), real)
+        report = against(real, run_scenario(sc))
+    except ScenarioError as exc:
+        print(f"syscall-tui: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if ns.json:
+            sys.stdout.write(json_safe(against_json(report)) + "\n")
+        else:
+            print("\n".join(escape(tr(line)) for line in against_lines(report, summary=ns.summary)))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stdout = None
+    return 0 if report.equal else 1

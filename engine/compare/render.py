@@ -8,6 +8,7 @@ from json.encoder import encode_basestring
 from typing import Any, Literal
 
 from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
+from engine.compare.real import Against
 from engine.errors import escape
 from engine.i18n import N_, joined, literal, msg
 from engine.trace import EventKind, StackName, Trace
@@ -392,7 +393,65 @@ def summary_lines(c: Comparison) -> list[str]:
     return out
 
 
+def against_lines(a: Against, summary: bool = False) -> list[str]:
+    """``compare SCENARIO --against TRACE`` as text: the machine, each kernel instruction
+    beside the real one (not with *summary*), then the verdict and each difference.  The
+    instructions and the differences are literals (the differ's lines are English)."""
+    out: list[str] = [
+        msg(
+            "real: {package} on QEMU -cpu {cpu}; the engine ran on the same machine",
+            package=literal(printable(a.package)),
+            cpu=literal(printable(a.cpu)),
+        )
+    ]
+    if not summary:
+        for r in a.rows:
+            mark = "=" if r.same else "≠"
+            real = printable(r.real) if r.real is not None else "-"
+            at = printable(r.real_at)[:32]
+            out.append(literal(f"{r.index:4} {mark} {at:32} {real[:40]:40} {r.engine or '-'}"))
+    if a.equal:
+        out.append(
+            msg(
+                "equal: {n} kernel instructions, then the same registers, pt_regs, exit and "
+                "user state",
+                n=sum(r.real is not None for r in a.rows),
+            )
+        )
+    else:
+        out.append(N_("differs:"))
+        out.extend(literal("  " + printable(d)) for d in a.differences)
+    return out
+
+
+def against_json(a: Against) -> str:
+    """``compare SCENARIO --against TRACE --json``."""
+    return json.dumps(
+        {
+            "kernel": a.kernel,
+            "package": a.package,
+            "cpu": a.cpu,
+            "equal": a.equal,
+            "rows": [
+                {
+                    "index": r.index,
+                    "real": r.real,
+                    "real_at": r.real_at,
+                    "engine": r.engine,
+                    "same": r.same,
+                }
+                for r in a.rows
+            ],
+            "differences": list(a.differences),
+        },
+        ensure_ascii=False,
+        indent=1,
+    )
+
+
 __all__ = [
+    "against_json",
+    "against_lines",
     "comparison_json",
     "comparison_json_text",
     "fred_removes",

@@ -31,10 +31,10 @@ import pytest
 
 from engine import Session, parse_scenario
 from engine.checks import FACTS
+from engine.compare.real import canonical
 from engine.kernel.variants import C_CHECKS
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
 from engine.trace import Trace
-from tests.engine.oracle_diff import canonical
 
 ORACLE = Path(__file__).parent / "oracle"
 #: (kernel, case, CPU model): QEMU's default model here, its Skylake-Client (MDS: 6.1

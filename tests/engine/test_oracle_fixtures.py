@@ -5,7 +5,7 @@ tests/engine/oracle/fixtures/ holds what ``scripts/oracle --fixtures`` recorded:
 kernel under QEMU (cloud flavour, -cpu max,la57=off unless the scenario needs LA57),
 single-stepped with gdb from entry_SYSCALL_64 back to user mode.  Offline and without
 QEMU, each is compared with the engine's run of the same scenario on the same machine
-(tests/engine/oracle_diff.py says what is compared and what may differ).
+(engine/compare/real.py says what is compared and what may differ).
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ from pathlib import Path
 import pytest
 
 from engine import Session
+from engine.compare.real import (
+    compare,
+    cut,
+    is_user_state,
+    on_real_machine,
+    on_the_real_machine,
+)
 from engine.scenario.parse import load_scenario
 from engine.trace import Trace
-from tests.engine.oracle_diff import compare, cut, flavour_of, is_user_state, on_real_machine
 
 FIXTURES = Path(__file__).parent / "oracle" / "fixtures"
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -62,13 +68,7 @@ def test_fixtures_hold_what_the_differ_reads_and_no_more() -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_the_engine_matches_the_real_kernel(name: str) -> None:
     real = fixture(name)
-    sc = on_real_machine(
-        load_scenario(scenario_path(real["case"])),
-        real["kernel"],
-        real.get("pid", 1),
-        flavour=flavour_of(real["package"]),
-        qemu_cpu=real["cpu"],
-    )
+    sc = on_the_real_machine(load_scenario(scenario_path(real["case"])), real)
     diffs = compare(real, Session(sc).run())
     assert not diffs, "\n".join(diffs[:10])
 

@@ -1,8 +1,11 @@
 """The engine's run of a scenario against a real kernel's single-step trace of it.
 
-Used by scripts/oracle (which makes the real traces) and by test_oracle_fixtures.py
-(which replays every stored one offline).  A real trace is the JSON of
-tests/engine/oracle/ (:func:`cut` makes it from the script's fuller record):
+Used by ``syscall-tui compare SCENARIO --against TRACE`` (:func:`load_real_trace` reads
+the file, untrusted: bounded and checked key by key, each fault one line), by
+scripts/oracle (which makes the real traces) and by the gate's test_oracle_fixtures.py
+(which replays every stored one offline).  A real trace is the JSON (gzip-compressed or
+not) of tests/engine/oracle/fixtures/ (:func:`cut` makes it from the script's fuller
+record):
 {case, exit, steps:[{sym, bytes, asm, regs}], pt_regs:{where: {field: hex}}}; a step's
 regs are the state before it, the last step is the user state after SYSRETQ/IRETQ.
 
@@ -21,10 +24,16 @@ regs are the state before it, the last step is the user state after SYSRETQ/IRET
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+from engine.errors import ScenarioError
+from engine.kernel.variants import KERNELS
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
 from engine.scenario.model import CPU_MODELS, Scenario
 from engine.scenario.parse import with_kernel
@@ -255,3 +264,163 @@ def compare(real: dict, trace: Trace) -> list[str]:
             out.append(f"user state: KERNEL_GS_BASE engine {final.kernel_gs_base:#x} "
                        f"vs real {want['k_gs_base']:#x}")  # fmt: skip
     return out
+
+
+# -- a real trace read from a file (untrusted) ----------------------------------------
+
+#: Bounds on a real trace file: its size on disk, once decompressed, and its steps (a real
+#: entry-and-exit is about a hundred; the engine's own step cap is 100,000).
+MAX_FILE_BYTES = 8 << 20
+MAX_JSON_BYTES = 64 << 20
+MAX_STEPS = 100_000
+MAX_TEXT = 200  # an instruction's text, a symbol, a package name
+_HEX = re.compile(r"0x[0-9a-f]{1,16}")
+_BYTES = re.compile(r"(?:[0-9a-f]{2}){0,15}")
+_EXITS = ("sysret", "iret", "eretu", "none")
+PT_REGS_WHERE = ("at call do_syscall_64", "after do_syscall_64 returned")
+
+
+class RealTraceError(ScenarioError):
+    """A real trace file that cannot be used; one line naming the key."""
+
+
+def load_real_trace(path: str | Path) -> dict[str, Any]:
+    """The real trace in *path* (JSON, gzip-compressed or not), checked: every key the
+    differ reads is there with its type and range, nothing is unbounded.  Raises
+    RealTraceError with one line otherwise."""
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RealTraceError(name, None, f"cannot read it: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise RealTraceError(name, None, f"larger than {MAX_FILE_BYTES >> 20} MiB")
+    if raw[:2] == b"\x1f\x8b":
+        unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            # at most MAX_JSON_BYTES + 1 decompressed: a small file that inflates to
+            # gigabytes stops there
+            raw = unpack.decompress(raw, MAX_JSON_BYTES + 1)
+        except zlib.error as exc:
+            raise RealTraceError(name, None, f"not a gzip file: {exc}") from None
+        if len(raw) > MAX_JSON_BYTES:
+            raise RealTraceError(name, None, f"larger than {MAX_JSON_BYTES >> 20} MiB unpacked")
+        if not unpack.eof:
+            raise RealTraceError(name, None, "not a gzip file: it ends before its data does")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RealTraceError(name, None, f"not JSON: {str(exc)[:80]}") from None
+    _check(name, doc)
+    return doc
+
+
+def _check(name: str, doc: object) -> None:
+    def fail(key: str, why: str) -> RealTraceError:
+        return RealTraceError(name, key, why)
+
+    def text(node: dict, key: str, where: str, pattern: re.Pattern[str] | None = None) -> str:
+        value = node.get(key)
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise fail(f"{where}{key}", f"expected a string of at most {MAX_TEXT} characters")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise fail(f"{where}{key}", f"not of the form {pattern.pattern}: {value[:40]!r}")
+        return value
+
+    def registers(node: object, where: str, keys: tuple[str, ...] | None) -> None:
+        if not isinstance(node, dict) or len(node) > 64:
+            raise fail(where.rstrip("."), "expected a table of hex values")
+        for key in keys or tuple(node):
+            if not isinstance(key, str):
+                raise fail(where.rstrip("."), "expected a table of hex values")
+            text(node, key, where, _HEX)
+
+    if not isinstance(doc, dict):
+        raise fail("", "expected a JSON object (a real trace)")
+    kernel = text(doc, "kernel", "")
+    if kernel not in KERNELS:
+        raise fail("kernel", f"expected one of {', '.join(KERNELS)}, got {kernel[:20]!r}")
+    for key in ("case", "package", "cpu"):
+        text(doc, key, "")
+    if text(doc, "exit", "") not in _EXITS:
+        raise fail("exit", f"expected one of {', '.join(_EXITS)}")
+    if "exception" in doc:
+        text(doc, "exception", "")
+    pid = doc.get("pid", REAL_PID)
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 1 << 22:
+        raise fail("pid", "expected a pid (1 to 4194303)")
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+        raise fail("steps", f"expected a list of 1 to {MAX_STEPS} steps")
+    for i, step in enumerate(steps):
+        where = f"steps[{i}]."
+        if not isinstance(step, dict):
+            raise fail(where.rstrip("."), "expected a table")
+        text(step, "sym", where)
+        text(step, "asm", where)
+        text(step, "bytes", where, _BYTES)
+        registers(step.get("regs"), f"{where}regs.", KEEP)
+    pt_regs = doc.get("pt_regs")
+    if not isinstance(pt_regs, dict) or not set(pt_regs) <= set(PT_REGS_WHERE):
+        raise fail("pt_regs", f"expected a table with {' and '.join(PT_REGS_WHERE)}")
+    for where, slots in pt_regs.items():
+        registers(slots, f"pt_regs.{where}.", None)
+
+
+@dataclass(frozen=True, slots=True)
+class AgainstRow:
+    """One kernel instruction of the real trace beside the engine's at the same place."""
+
+    index: int
+    real: str | None  # the real instruction (gdb's text), None past its end
+    real_at: str  # its symbol+offset
+    engine: str | None  # the engine's instruction, None past its end
+    same: bool  # the same mnemonic, registers and immediates
+
+
+@dataclass(frozen=True, slots=True)
+class Against:
+    """A scenario's engine run against a real trace of it."""
+
+    kernel: str
+    package: str
+    cpu: str
+    rows: tuple[AgainstRow, ...]
+    differences: tuple[str, ...]  # one line each, empty when the two agree
+
+    @property
+    def equal(self) -> bool:
+        return not self.differences
+
+
+def on_the_real_machine(sc: Scenario, real: dict[str, Any]) -> Scenario:
+    """*sc* on the machine *real* was traced on (kernel, flavour, CPU model, the task's
+    pid; no PCID, as under QEMU's TCG)."""
+    return on_real_machine(
+        sc, real["kernel"], real.get("pid", REAL_PID), flavour_of(real["package"]), real["cpu"]
+    )
+
+
+def against(real: dict[str, Any], trace: Trace) -> Against:
+    """The engine's *trace* beside *real* (as :func:`load_real_trace` returns it),
+    instruction by instruction, with :func:`compare`'s differences."""
+    kinstr = [s for s in real["steps"] if s["asm"]]
+    ours = kernel_steps(trace)
+    rows = []
+    for i in range(max(len(kinstr), len(ours))):
+        r = kinstr[i] if i < len(kinstr) else None
+        o = ours[i] if i < len(ours) else None
+        same = r is not None and o is not None and canonical(r["asm"]) == canonical(o.text)
+        rows.append(
+            AgainstRow(
+                i,
+                r["asm"].strip() if r else None,
+                r["sym"] if r else "",
+                o.text if o else None,
+                same,
+            )
+        )
+    return Against(
+        real["kernel"], real["package"], real["cpu"], tuple(rows), tuple(compare(real, trace))
+    )
