@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     # engine.compare loads the scenario parser and with it the whole machine (Unicorn,
     # Capstone, Keystone): the debugger's start from a cached trace must not pay for it.
     from engine.compare.diff import Comparison
+    from engine.compare.real import Against
 
 HERE = Path(__file__).resolve().parent
 
@@ -130,6 +131,32 @@ class CompareApp(App[int]):
         from tui.screens.compare import CompareScreen
 
         return CompareScreen(self.comparison)
+
+
+class AgainstApp(App[int]):
+    """A scenario's run beside a real kernel's trace of it (``compare --against``)."""
+
+    TITLE = "syscall-tui compare --against"
+    CSS_PATH: ClassVar[CSSPathType | None] = [HERE / "against.tcss"]
+
+    def __init__(self, report: Against) -> None:
+        super().__init__()
+        install_theme(self)
+        self.report = report
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return HIGHLIGHTS
+
+    def get_default_screen(self) -> Screen[None]:
+        from tui.screens.against import AgainstScreen
+
+        return AgainstScreen(self.report)
+
+
+def run_against_app(report: Against) -> int:
+    """Open the view of a run beside a real trace; the exit status is diff's."""
+    AgainstApp(report).run()
+    return 0 if report.equal else 1
 
 
 def run_compare_app(comparison: Comparison) -> int:

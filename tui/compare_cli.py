@@ -180,6 +180,11 @@ def _run_against(ns: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"syscall-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not (ns.json or ns.summary) and sys.stdout.isatty():
+        from tui.app import run_against_app
+
+        gc.enable()
+        return run_against_app(report)
     try:
         if ns.json:
             sys.stdout.write(json_safe(against_json(report)) + "\n")

@@ -232,6 +232,12 @@ SCENES = (
         after(lambda step: step.cpl == 0),
         caption="FRED: the 64-byte frame on FRED_RSP0, no SYSRET decision",
     ),
+    Scene(
+        "34-fred-tf-eretu-pends-db",
+        "fred-tf.toml",
+        end,
+        caption="FRED: a stepped syscall returns into the #DB that ERETU pended",
+    ),
 )
 
 
@@ -312,6 +318,50 @@ async def shoot_compare(scene: CompareScene, out: Path) -> Path:
         return path
 
 
+@dataclass(frozen=True)
+class AgainstScene:
+    """``compare --against``: a scenario beside a real trace, the cursor on a row."""
+
+    name: str
+    scenario: str
+    fixture: str  # under tests/engine/oracle/fixtures/
+    row: Callable[[str], bool]  # the engine's instruction the cursor goes to
+    size: tuple[int, int] = (120, 36)
+    caption: str = ""
+
+
+AGAINST_SCENES = (
+    AgainstScene(
+        "33-compare-against-real-skylake",
+        "v6.12-skylake-client-verw.toml",
+        "cloud_Skylake-Client/v6.12_getpid.json.gz",
+        lambda text: text.startswith("verw"),
+        caption="compare --against: 6.12 on Skylake-Client, every instruction as the real one",
+    ),
+)
+
+
+async def shoot_against(scene: AgainstScene, out: Path) -> Path:
+    from textual.widgets import DataTable
+
+    from engine.compare.real import against, load_real_trace, on_the_real_machine
+    from tui.app import AgainstApp
+
+    real = load_real_trace(ROOT / "tests" / "engine" / "oracle" / "fixtures" / scene.fixture)
+    sc = on_the_real_machine(load_scenario(SCENARIOS / scene.scenario), real)
+    report = against(real, run_scenario(sc))
+    app = AgainstApp(report)
+    async with app.run_test(size=scene.size) as pilot:
+        await pilot.pause()
+        row = next(r.index for r in report.rows if r.engine and scene.row(r.engine))
+        app.screen.query_one(DataTable).move_cursor(row=row)
+        await pilot.pause()
+        await pilot.pause()
+        path = out / f"{scene.name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        return path
+
+
 async def shoot(scene: Scene, trace: Trace, out: Path) -> Path:
     app = SyscallTuiApp(trace, scenario_dirs=(SCENARIOS,), lang=scene.lang)
     async with app.run_test(size=scene.size) as pilot:
@@ -349,6 +399,8 @@ async def shoot_all(out: Path) -> list[Path]:
     set_language("en")
     for compare_scene in COMPARE_SCENES:
         paths.append(await shoot_compare(compare_scene, out))
+    for against_scene in AGAINST_SCENES:
+        paths.append(await shoot_against(against_scene, out))
     return paths
 
 
