@@ -31,7 +31,7 @@ _IDENTIFIER_WORDS = """
     hello world
     cpl cpu cve linux debian sdm apm tlb tss gdt ldt ibrs ibpb ibt bhi cet nop rpl sev xen
     alternative kpti msr nmi mds true false bool int struct call xor untrain ring ptrace
-    sigreturn endbr64 endbr mov
+    sigreturn endbr64 endbr mov verw qemu
     expect
 """
 IDENTIFIERS = frozenset(_IDENTIFIER_WORDS.split())
