@@ -183,6 +183,10 @@ class Item:
     text: str
     asm: str | None = None
     meta: Any = None
+    #: Bytes that are no instruction on their own: the CPU reads them with the bytes of
+    #: the items after them as one (srso_untrain_ret's ``.byte 0x48, 0xb8``, a movabs
+    #: whose immediate is the next four instructions).  Not read back alone.
+    opaque: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +287,10 @@ def assemble(
         if isinstance(it, Label):
             continue
         code = _encode(it, addr, labels)
+        if it.opaque:
+            out.append(Assembled(addr, code, it.text, it))
+            addr += len(code)
+            continue
         decoded = disasm_one(code, addr)
         if decoded is not None and CAPSTONE_MISREADS.get(code) == it.text:
             decoded = (it.text, len(code))

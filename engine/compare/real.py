@@ -35,7 +35,7 @@ from typing import Any
 from engine.errors import ScenarioError
 from engine.kernel.variants import KERNELS
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
-from engine.scenario.model import CPU_MODELS, Scenario
+from engine.scenario.model import CPU_MODEL_VENDORS, CPU_MODELS, Scenario
 from engine.scenario.parse import with_kernel
 from engine.trace import Trace
 
@@ -46,7 +46,8 @@ KEEP = (*GPRS, "rip", "eflags", "cs", "ss", "fs_base", "gs_base", "k_gs_base", "
 #: What the System V ABI lets a called C function clobber.
 CALLER_SAVED = frozenset({"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"})
 _SUFFIXED = {"mov", "push", "pop", "cmp", "test", "xor", "and", "or", "shl", "sar", "shr",
-             "add", "sub", "call", "ret", "bt", "bts", "btr", "nop", "jmp"}  # fmt: skip
+             "add", "sub", "call", "ret", "bt", "bts", "btr", "nop", "jmp", "movabs",
+             "lea"}  # fmt: skip
 _ALIAS = {"jnz": "jne", "jz": "je", "jnc": "jae", "jc": "jb"}
 
 
@@ -56,7 +57,7 @@ REAL_PID = 1
 
 #: The QEMU CPU models that have an engine [machine] cpu_model of their own; any other
 #: (max, and those whose patching the engine does not model yet) runs as "qemu-max".
-QEMU_CPU_MODELS = {"Skylake-Client": "skylake-client"}
+QEMU_CPU_MODELS = {"Skylake-Client": "skylake-client", "EPYC-Rome": "epyc-rome"}
 
 
 def qemu_cpu_of(sc: Scenario, default: str) -> str | None:
@@ -81,9 +82,13 @@ def on_real_machine(
     if flavour is not None:
         machine = replace(machine, flavour=flavour)
     if qemu_cpu is not None:
+        # the engine's model of that CPU, and its vendor (an EPYC is an AMD CPU; QEMU's
+        # TCG runs SYSCALL and SYSRET one way for both, which getpid-like runs do not see)
         model = QEMU_CPU_MODELS.get(qemu_cpu.split(",")[0], "qemu-max")
-        ok = kernel in CPU_MODELS[model] and machine.cpu == "intel"
-        machine = replace(machine, cpu_model=model if ok else "qemu-max")
+        if kernel not in CPU_MODELS[model]:
+            model = "qemu-max"
+        vendor = CPU_MODEL_VENDORS.get(model, machine.cpu)
+        machine = replace(machine, cpu_model=model, cpu=vendor)
     return replace(sc, machine=machine, pid=pid)
 
 
@@ -200,7 +205,11 @@ def compare(real: dict, trace: Trace) -> list[str]:
     def is_cr3(value: int) -> bool:
         return value in cr3s or value & ~0x1800 in cr3s
 
-    call = next((i for i, s in enumerate(kinstr) if s["asm"].startswith("call")), None)
+    def stepped_over(i: int) -> bool:  # the C call: gdb's nexti lands right after it
+        rip, after = (int(kinstr[j]["regs"]["rip"], 16) for j in (i, i + 1))
+        return kinstr[i]["asm"].startswith("call") and after == rip + len(kinstr[i]["bytes"]) // 2
+
+    call = next((i for i in range(len(kinstr) - 1) if stepped_over(i)), None)
     # The engine's run ends in a ring-0 fault (IRETQ to a non-canonical RIP, or to a bad
     # SS): QEMU completed that IRETQ, so what the real trace shows after it is no ground
     # truth (TCG's helper_iret does not check the RIP it loads).

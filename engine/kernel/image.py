@@ -58,7 +58,8 @@ class KernelImage:
 SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 
 _LABEL_MACRO = re.compile(
-    r"^SYM_(?:CODE_START|CODE_START_LOCAL|CODE_START_NOALIGN|INNER_LABEL(?:_ALIGN)?)\((\w+)"
+    r"^SYM_(?:CODE_START|CODE_START_LOCAL|CODE_START_NOALIGN|INNER_LABEL(?:_ALIGN)?|START"
+    r"|FUNC_START)\((\w+)"
 )
 
 
@@ -69,6 +70,15 @@ def source_text(kernel: str = "v5.8.13", fred: bool = False) -> str:
     name = k.fred_source_file if fred else k.source_file
     if not name:
         raise ValueError(f"{kernel} has no FRED entry")
+    return resources.files("engine.kernel").joinpath(name).read_text()
+
+
+def srso_text(kernel: str) -> str:
+    """The part of *kernel*'s arch/x86/lib/retpoline.S that UNTRAIN_RET reaches on a CPU
+    with SRSO, as shipped in the package: listed (and assembled) after the entry code."""
+    name = spec(kernel).srso_source_file
+    if not name:
+        raise ValueError(f"{kernel} has no SRSO rendition")
     return resources.files("engine.kernel").joinpath(name).read_text()
 
 
@@ -107,13 +117,13 @@ class _StoredImage:
 @functools.cache
 def _image_codec() -> tuple[Codec, Spec]:
     from engine import trace
-    from engine.codec import BYTES, COUNT, TEXT, U64, Codec, Optional, source_lines
+    from engine.codec import BOOL, BYTES, COUNT, TEXT, U64, Codec, Optional, source_lines
 
     c = Codec()
     meta = c.record(
         LineMeta, "l", {"line": COUNT, "macro": Optional(TEXT), "check": Optional(TEXT)}
     )
-    item = c.record(Item, "i", {"text": TEXT, "asm": Optional(TEXT), "meta": meta})
+    item = c.record(Item, "i", {"text": TEXT, "asm": Optional(TEXT), "meta": meta, "opaque": BOOL})
     assembled = c.record(
         Assembled, "a", {"address": U64, "code": BYTES, "text": TEXT, "item": item}
     )
@@ -180,11 +190,19 @@ class _Statements:
         m = _LABEL_MACRO.match(code)
         if m:
             self.items.append(Label(m.group(1)))
+            if code.startswith("SYM_FUNC_START") and self.kspec.endbr:
+                # linkage.h: SYM_FUNC_START begins with ENDBR in an IBT build (6.12)
+                meta = LineMeta(line_no, "SYM_FUNC_START")
+                self.items.append(Item("endbr64", ".byte 0xf3, 0x0f, 0x1e, 0xfa", meta))
             return m.group(1)
         if re.match(r"^[\w.]+:$", code):
             self.items.append(Label(code[:-1]))
             return code[:-1]
-        if code.startswith("SYM_CODE_END"):
+        if code.startswith(("SYM_CODE_END", "SYM_FUNC_END")):
+            return None
+        if code.startswith(".byte"):
+            # data the CPU reads as part of the next instructions (engine.asm.Item.opaque)
+            self.items.append(Item(code, code, LineMeta(line_no, None), opaque=True))
             return None
         word, _, args = code.partition(" ")
         word = word.strip()
@@ -238,7 +256,10 @@ def assemble_image(features: Features) -> KernelImage:
     in_comment = False
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
-    for raw in source_text(features.kernel, features.fred).splitlines():
+    text = source_text(features.kernel, features.fred)
+    if features.srso:
+        text += "\n" + srso_text(features.kernel)
+    for raw in text.splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
             note.append(stripped[3:].strip())

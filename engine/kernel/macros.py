@@ -77,6 +77,10 @@ class Features:
     #: CONFIG_X86_ESPFIX64: the LDT-stack test before IRETQ (v5.8's rendition always has
     #: it; on 6.1 and 6.12 Debian's generic amd64 kernel has it, its cloud kernel not)
     espfix64: bool = False
+    #: X86_BUG_SRSO with the safe-RET mitigation (AMD Zen 1/2): X86_FEATURE_UNRET and
+    #: X86_FEATURE_SRSO are set (bugs.c, srso_select_mitigation), so UNTRAIN_RET calls
+    #: entry_untrain_ret, which jumps to srso_untrain_ret
+    srso: bool = False
     #: X86_BUG_MDS: the CPU model has MDS, so X86_FEATURE_CLEAR_CPU_BUF is set and
     #: CLEAR_CPU_BUFFERS runs VERW (arch/x86/kernel/cpu/bugs.c, mds_select_mitigation)
     mds: bool = False
@@ -131,6 +135,7 @@ def resolve_operands(text: str, kernel: KernelSpec | None = None) -> str:
         return f"%gs:[{off:#x}](%rip)" if k.percpu_rip_relative else f"%gs:{off:#x}"
 
     text = re.sub(r"PER_CPU_VAR\(([^)]*)\)", percpu, text)
+    text = text.replace("%_ASM_SP", "%rsp")  # asm.h: the stack pointer, 64-bit
     text = re.sub(r"\$\(([^()]*)\)", lambda m: f"${_eval(m.group(1), CONSTANTS):#x}", text)
     text = re.sub(
         r"\$(-?)([A-Za-z_]\w*)",
@@ -253,8 +258,13 @@ class Expander:
         # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
         # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
         out: list[Item | Label] = []
-        for site in self.k.untrain_ret:
-            if site.startswith("skip"):
+        call_site = self.k.untrain_ret.index("nop5")  # CALL_UNTRAIN_RET's 5 bytes
+        for n, site in enumerate(self.k.untrain_ret):
+            if n == call_site and self.f.srso:
+                # X86_FEATURE_UNRET: the NOP is patched to the call (the real 6.1 and 6.12
+                # on QEMU's EPYC-Rome: e8 rel32 to entry_untrain_ret)
+                out.append(Item("call entry_untrain_ret"))
+            elif site.startswith("skip"):
                 end = self._label("end")
                 out += [Item(f"jmp {end}"), *[Item("int3")] * int(site[4:]), Label(end)]
             else:
@@ -329,6 +339,7 @@ class Expander:
             "X86_FEATURE_PTI": self.f.pti,
             "X86_FEATURE_PCID": self.f.pcid,
             "X86_FEATURE_XENPV": False,  # bare metal, never a Xen PV guest
+            "X86_FEATURE_SRSO": self.f.srso,
         }[feature]
         chosen, other = (new, old) if present else (old, new)
         out: list[Item | Label] = [

@@ -77,6 +77,8 @@ class KernelSpec:
     #: do_syscall_64's arguments in (RDI, RSI): ("nr", "regs") or ("regs", "nr")
     c_args: tuple[str, str] = ("nr", "regs")
     c_call: str = ""  # how the C call reads in the source panel
+    #: arch/x86/lib/retpoline.S's SRSO untraining, appended on a CPU with SRSO ("": none)
+    srso_source_file: str = ""
     #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
@@ -139,6 +141,7 @@ SPECS: dict[str, KernelSpec] = {
     "v6.1": KernelSpec(
         name="v6.1",
         source_file="entry_64_v6.1.S",
+        srso_source_file="retpoline_v6.1.S",
         summary="LTS 2022: the same six checks in assembly, plus mitigation sites",
         asm_checks=ASM_CHECKS,
         c_checks=(),
@@ -162,6 +165,7 @@ SPECS: dict[str, KernelSpec] = {
     "v6.12": KernelSpec(
         name="v6.12",
         source_file="entry_64_v6.12.S",
+        srso_source_file="retpoline_v6.12.S",
         fred_source_file="entry_64_fred_v6.12.S",
         summary="LTS 2024: the SYSRET decision in C, RIP < TASK_SIZE_MAX",
         asm_checks=(),

@@ -149,6 +149,7 @@ class Machine:
                 cfg.fred,
                 mds=cfg.cpu_model == "skylake-client",
                 espfix64=cfg.flavour == "generic",
+                srso=cfg.cpu_model == "epyc-rome",
             )
         )
         self.kernel = self.image.kernel

@@ -11,6 +11,7 @@ hooks only say *which* words have been used as stack so far, never their values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import compress
@@ -234,10 +235,20 @@ class StepRecorder:
                 line = self.call_line
                 call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
                 source = f"{call}   /* C code: modelled */"
+            code, text = asm.code, asm.text
+            if asm.item.opaque:
+                # bytes the CPU reads with the next items' as one instruction (a movabs
+                # over srso_safe_ret): what it runs is what the memory decodes to
+                whole = self.m.read_virt(self._cs_cr3.read()[1], address, MAX_INSN) or b""
+                decoded = disasm_one(whole, address)
+                if decoded is not None:
+                    # Capstone writes a 64-bit immediate in decimal; the listing's are hex
+                    text = re.sub(r"\$(\d{10,})", lambda m: f"${int(m[1]):#x}", decoded[0])
+                    code = whole[: decoded[1]]
             return Pending(
                 address,
-                asm.code,
-                asm.text,
+                code,
+                text,
                 line,
                 source,
                 getattr(meta, "macro", None),

@@ -27,8 +27,9 @@ class MachineConfig:
     #: booted with fred=on, on a CPU that has it (only kernel = "v6.12")
     fred: bool = False
     #: The CPU model whose bugs decide which mitigations the kernel patched in at boot:
-    #: "qemu-max" (QEMU's default model: none needed) or "skylake-client" (MDS, so
-    #: CLEAR_CPU_BUFFERS runs VERW; checked against real 6.1 and 6.12 traces)
+    #: "qemu-max" (QEMU's default model: none needed), "skylake-client" (MDS, so
+    #: CLEAR_CPU_BUFFERS runs VERW) or "epyc-rome" (SRSO, so UNTRAIN_RET calls the
+    #: safe-RET untraining); each checked against real 6.1 and 6.12 traces
     cpu_model: str = "qemu-max"
     #: Which of Debian's builds of 6.1 / 6.12: "cloud" (cloud-amd64, the default, without
     #: CONFIG_X86_ESPFIX64) or "generic" (amd64, with it: the IRET path tests for an LDT
@@ -41,10 +42,14 @@ FLAVOURS: tuple[str, ...] = ("cloud", "generic")
 #: The kernels that come in those flavours.
 FLAVOURED_KERNELS: tuple[str, ...] = ("v6.1", "v6.12")
 
+#: The vendor of each CPU model other than QEMU's default ([machine] cpu must agree).
+CPU_MODEL_VENDORS: dict[str, str] = {"skylake-client": "intel", "epyc-rome": "amd"}
+
 #: The CPU models [machine] cpu_model may name, and the kernels each is checked on.
 CPU_MODELS: dict[str, tuple[str, ...]] = {
     "qemu-max": ("v5.8.13", "v6.1", "v6.12"),
     "skylake-client": ("v6.1", "v6.12"),
+    "epyc-rome": ("v6.1", "v6.12"),
 }
 
 

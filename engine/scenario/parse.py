@@ -26,6 +26,7 @@ from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.layout import tables_needed
 from engine.scenario import usercode
 from engine.scenario.model import (
+    CPU_MODEL_VENDORS,
     CPU_MODELS,
     CPUS,
     DEFAULT_PID,
@@ -390,8 +391,10 @@ def _cpu_model(r: _Reader, mt: dict[str, Any], kernel: str) -> str:
             f'cpu_model = "{model}" is checked against a real trace of '
             f"{' and '.join(CPU_MODELS[model])} only; this is {kernel}",
         )
-    if model != "qemu-max" and mt.get("cpu", CPUS[0]) != "intel":
-        raise r.fail("machine.cpu_model", f'cpu_model = "{model}" is an Intel CPU: cpu = "intel"')
+    vendor = CPU_MODEL_VENDORS.get(model)
+    if vendor is not None and mt.get("cpu", CPUS[0]) != vendor:
+        name = {"intel": "an Intel", "amd": "an AMD"}[vendor]
+        raise r.fail("machine.cpu_model", f'cpu_model = "{model}" is {name} CPU: cpu = "{vendor}"')
     return model
 
 
