@@ -31,7 +31,7 @@ import pytest
 
 from engine import Session, parse_scenario
 from engine.checks import FACTS
-from engine.compare.real import canonical
+from engine.compare.real import canonical, destination
 from engine.kernel.variants import C_CHECKS
 from engine.layout import ENTRY_TEXT, ENTRY_TEXT_SIZE
 from engine.trace import Trace
@@ -127,15 +127,6 @@ def test_registers_before_the_call_match(kernel: str, case: str, model: str) -> 
                 continue
             assert getattr(got, r) == real[r], f"step {i} {ours[i].text}: {r}"
         assert got.rflags == real["eflags"], f"step {i} {ours[i].text}: RFLAGS"
-
-
-def destination(text: str) -> str | None:
-    """The register an instruction writes, when its last operand is one (AT&T order)."""
-    mnem, _, ops = text.partition(" ")
-    regs = re.findall(r"%(\w+)", ops)
-    if not regs or not re.search(r"%\w+\s*$", ops) or mnem.startswith(("push", "cmp", "test")):
-        return None
-    return regs[-1]
 
 
 @pytest.mark.parametrize(("kernel", "case", "model"), CASES)
