@@ -41,6 +41,13 @@ Everything here is labelled "modelled" in the trace and on screen.
   (which Unicorn decodes as CLAC) is :func:`eretu_return`; the FRED MSRs are held by
   the machine, as Unicorn drops them.  Where each rule comes from is in the FRED block
   below and in docs/scenarios.md.
+* INT n (``int $0x80``): Unicorn 2.1 hands every interrupt to the UC_HOOK_INTR hook
+  and never delivers it through the IDT.  :func:`software_interrupt_delivery` performs
+  the delivery of Intel SDM vol. 3A 6.12 and 6.14 (AMD APM vol. 2, 8.9) from the gate
+  the emulated IDT holds: the limit, type, DPL and present checks (#GP or #NP with the
+  error code vector·8+2), the stack switch to TSS.RSP0 (or the gate's IST), RSP
+  aligned down to 16, SS, RSP, RFLAGS, CS and RIP pushed, TF, NT, RF and VM cleared
+  and IF too through an interrupt gate, CS:RIP from the gate.
 * A non-canonical stack address: Unicorn raises #GP(0) for every non-canonical data
   address; the SDM raises #SS(0) when the access goes through SS (PUSH, POP, RSP- or
   RBP-based operands).  :func:`stack_fault` says when #SS applies.
@@ -57,7 +64,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.constants import (
+    IF,
     IOPL,
+    NT,
     RF,
     RFLAGS_FIXED,
     SYSRET_RFLAGS_KEEP,
@@ -462,13 +471,122 @@ def eretu_return(frame: tuple[int, ...]) -> EretuReturn:
     )
 
 
+# -- INT n through the IDT ------------------------------------------------------------
+#: 64-bit IDT gate types (Intel SDM vol. 3A, 6.14.1): interrupt gates clear IF.
+GATE_INTERRUPT, GATE_TRAP = 0xE, 0xF
+#: The words interrupt delivery pushes, from the highest address down.
+HW_FRAME_FIELDS = ("ss", "sp", "flags", "cs", "ip")
+
+
+@dataclass(frozen=True, slots=True)
+class IdtGate:
+    """One 16-byte 64-bit IDT descriptor, decoded (Intel SDM vol. 3A, Figure 6-8)."""
+
+    offset: int
+    selector: int
+    ist: int
+    gate_type: int
+    dpl: int
+    present: bool
+
+    @classmethod
+    def decode(cls, raw: bytes) -> IdtGate:
+        low, high = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
+        attr = (low >> 40) & 0xFF
+        offset = (low & 0xFFFF) | ((low >> 48) & 0xFFFF) << 16 | (high & 0xFFFFFFFF) << 32
+        return cls(
+            offset=offset,
+            selector=(low >> 16) & 0xFFFF,
+            ist=(low >> 32) & 7,
+            gate_type=attr & 0xF,
+            dpl=(attr >> 5) & 3,
+            present=bool(attr & 0x80),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptDelivery:
+    """What delivering a software interrupt from a lower privilege level writes."""
+
+    gate: IdtGate
+    rsp: int  # the new RSP: the lowest word of the frame (the pushed RIP)
+    frame: tuple[int, ...]  # HW_FRAME_FIELDS' values, highest address first
+    rflags: int
+    cs: int
+    ss: int
+    cpl: int
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptFault:
+    """The exception delivery raises instead, and the rule it broke."""
+
+    vector: int
+    error_code: int
+    why: str
+
+
+def software_interrupt_delivery(
+    vector: int, gate_raw: bytes | None, idt_limit: int, cpl: int, rflags: int,
+    rsp: int, cs: int, ss: int, next_rip: int, stack_for: Callable[[int, int], int | None],
+) -> InterruptDelivery | InterruptFault:  # fmt: skip
+    """INT *vector* at *cpl* in 64-bit mode (Intel SDM vol. 3A 6.12.1, 6.14; vol. 2A
+    "INT n", IA-32e mode).  *gate_raw* is the descriptor the IDT holds (None when its
+    memory is not readable); *stack_for(ist, dpl)* reads TSS.IST[ist] or TSS.RSP[dpl].
+
+    The gate must be inside the IDT limit and be a 64-bit interrupt or trap gate, else
+    #GP(vector·8+2); a software interrupt needs gate DPL ≥ CPL, else #GP(vector·8+2); a
+    gate not present is #NP(vector·8+2).  To a more privileged level the CPU loads RSP
+    from the IST slot (IST ≠ 0) or TSS.RSP[DPL] and SS with a null selector whose RPL
+    is the new CPL; in 64-bit mode RSP is then aligned down to 16 bytes.  It pushes the
+    old SS, RSP, RFLAGS, CS and the RIP of the next instruction (INT n pushes no error
+    code), clears TF, NT, RF and VM (and IF through an interrupt gate), and loads CS:RIP
+    from the gate.  The gate's code segment is __KERNEL_CS in every gate this machine
+    builds; its descriptor checks are not modelled.
+    """
+    error = vector << 3 | 2  # IDT bit set, EXT clear: the gate itself is at fault
+    if gate_raw is None or 16 * vector + 15 > idt_limit:
+        return InterruptFault(VEC_GP, error, N_("the vector is past the IDT limit"))
+    gate = IdtGate.decode(gate_raw)
+    if gate.gate_type not in (GATE_INTERRUPT, GATE_TRAP):
+        return InterruptFault(VEC_GP, error, N_("the IDT entry is not an interrupt or trap gate"))
+    if gate.dpl < cpl:
+        return InterruptFault(VEC_GP, error, N_("the gate's DPL is below the CPL of INT n"))
+    if not gate.present:
+        return InterruptFault(VEC_NP, error, N_("the gate is not present"))
+    new_cpl = gate.selector & 3
+    if new_cpl < cpl:
+        top = stack_for(gate.ist, new_cpl)
+        new_ss = new_cpl  # a null selector with RPL = the new CPL
+    else:
+        top = stack_for(gate.ist, new_cpl) if gate.ist else rsp
+        new_ss = ss
+    if top is None:
+        return InterruptFault(VEC_GP, 0, N_("the TSS's stack pointer is not readable"))
+    frame = (ss, rsp, rflags, cs, next_rip)
+    cleared = TF | NT | RF | VM | (IF if gate.gate_type == GATE_INTERRUPT else 0)
+    return InterruptDelivery(
+        gate=gate,
+        rsp=(top & ~0xF) - 8 * len(frame),
+        frame=frame,
+        rflags=(rflags & ~cleared) | RFLAGS_FIXED,
+        cs=gate.selector,
+        ss=new_ss,
+        cpl=new_cpl,
+    )
+
+
 __all__ = [
     "EVENT_TYPE_OTHER",
     "FRED_FRAME_FIELDS",
     "FRED_FRAME_SIZE",
     "FRED_SYSCALL",
+    "HW_FRAME_FIELDS",
     "EretuReturn",
     "FredDelivery",
+    "IdtGate",
+    "InterruptDelivery",
+    "InterruptFault",
     "SyscallEffect",
     "cr3_as_stored",
     "eretu_return",
@@ -483,6 +601,7 @@ __all__ = [
     "iret_faults",
     "return_cs_fault",
     "segment_load_error_code",
+    "software_interrupt_delivery",
     "stack_fault",
     "syscall_compat_faults",
     "syscall_transition",
