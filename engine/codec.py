@@ -799,6 +799,7 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
             "events": events,
             "not_removed": texts,
             "user_code": c.tuple_of(user_line, "t:U"),
+            "door": Enum(t.Door),
         },
     )
     return c, trace

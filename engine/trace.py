@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     SYSRET = "sysret"
     IRET = "iret"
     ERETU = "eretu"  # FRED's return to ring 3 (modelled)
+    INTERRUPT = "interrupt"  # INT n delivered through the IDT (modelled)
     RETURN = "return"  # back in user mode, the next instruction fetched
     FAULT = "fault"  # a CPU exception ended the run
     EXIT = "exit"  # the task called exit()
@@ -47,6 +48,13 @@ class ExitPath(StrEnum):
     SYSRET = "sysret"
     IRET = "iret"
     ERETU = "eretu"  # FRED (6.12 with fred = true): the only way back to ring 3
+
+
+class Door(StrEnum):
+    """How the user's code entered the kernel."""
+
+    SYSCALL = "syscall"  # SYSCALL through MSR_LSTAR (a FRED event under FRED)
+    INT80 = "int80"  # int $0x80 through the IDT's DPL-3 gate 0x80 (delivery modelled)
 
 
 class StackName(StrEnum):
@@ -368,6 +376,14 @@ class Trace:
     not_removed: tuple[str, ...] = ()
     #: the scenario's user code statement by statement (empty for a trace of another origin)
     user_code: tuple[UserLine, ...] = ()
+    #: the way into the kernel the user's code took
+    door: Door = Door.SYSCALL
+
+    @property
+    def c_entry(self) -> str:
+        """The modelled C function the entry code called: do_syscall_64, or after an
+        int $0x80 v5.8's do_int80_syscall_32."""
+        return "do_int80_syscall_32" if self.door is Door.INT80 else "do_syscall_64"
 
     @property
     def fred(self) -> bool:

@@ -50,7 +50,7 @@ from engine.i18n import (
     set_language,
     tr,
 )
-from engine.trace import Trace
+from engine.trace import Door, Trace
 from engine.views.table import write_table
 
 EXIT_BAD_INPUT = 2
@@ -256,6 +256,8 @@ def check_verdict(trace: Trace) -> Msg:
         verdict = msg(
             "exit {exit}, {check} failed", exit=exit_word, check=literal(trace.failed_check)
         )
+    elif trace.door is Door.INT80:  # entry_INT80_compat never tries SYSRET
+        verdict = msg("exit {exit}, no SYSRET checks after int $0x80", exit=exit_word)
     elif not trace.checks:  # FRED: ERETU restores everything, so nothing is checked
         verdict = msg("exit {exit}, no SYSRET checks under FRED", exit=exit_word)
     elif before:

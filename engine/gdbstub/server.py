@@ -30,9 +30,9 @@ def write_symbol_file(trace: Trace, directory: Path) -> Path:
     names of the IDT's handler stubs (engine/machine/idt.py)."""
     code = [(i.address, len(i.code)) for line in trace.source for i in line.instructions]
     code += [(s.rip, len(s.code)) for s in trace.steps]
-    handlers = idt.handler_symbols(trace.kernel)
-    code += [(address, idt.STUB_SIZE) for address in handlers.values()]
-    symbols = {**handlers, **trace.symbols}
+    stubs = idt.stub_symbols(trace.kernel, trace.symbols)
+    code += [(address, idt.STUB_SIZE) for address in stubs.values()]
+    symbols = {**stubs, **trace.symbols}
     path = directory / f"kernel-{trace.kernel}.elf"
     path.write_bytes(symbol_elf(symbols, symbol_sizes(symbols, code)))
     return path

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from engine.asm import Assembled, Item, Label, assemble
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
 from engine.kernel.variants import KernelSpec, spec
-from engine.layout import DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
+from engine.layout import DO_INT80_SYSCALL_32, DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
 from engine.trace import SourceInstruction, SourceLine
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ class KernelImage:
     labels: dict[str, int]  # every label, the macros' local .L ones too
     source: tuple[SourceLine, ...]
     by_address: dict[int, Assembled]
+    #: the other modelled C functions the entry code calls (do_int80_syscall_32), each a
+    #: ``retq`` at its own address in the kernel text, as do_syscall_64 is
+    c_stubs: tuple[Assembled, ...] = ()
     labels_by_address: dict[int, str] = field(default_factory=dict)  # filled after build
 
     def label_at(self, address: int) -> str:
@@ -57,6 +60,10 @@ class KernelImage:
 
 SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 
+#: The modelled C functions other than do_syscall_64 that a rendition may call, and
+#: where each one's stub sits in the kernel text.
+C_STUBS: dict[str, int] = {"do_int80_syscall_32": DO_INT80_SYSCALL_32}
+
 _LABEL_MACRO = re.compile(
     r"^SYM_(?:CODE_START|CODE_START_LOCAL|CODE_START_NOALIGN|INNER_LABEL(?:_ALIGN)?|START"
     r"|FUNC_START)\((\w+)"
@@ -71,6 +78,13 @@ def source_text(kernel: str = "v5.8.13", fred: bool = False) -> str:
     if not name:
         raise ValueError(f"{kernel} has no FRED entry")
     return resources.files("engine.kernel").joinpath(name).read_text()
+
+
+def compat_text(kernel: str) -> str:
+    """*kernel*'s arch/x86/entry/entry_64_compat.S rendition (the int $0x80 entry), as
+    shipped in the package: listed (and assembled) after the entry code ("": none)."""
+    name = spec(kernel).compat_source_file
+    return resources.files("engine.kernel").joinpath(name).read_text() if name else ""
 
 
 def srso_text(kernel: str) -> str:
@@ -112,6 +126,7 @@ class _StoredImage:
     symbols: dict[str, int]
     labels: dict[str, int]
     source: tuple[SourceLine, ...]
+    c_stubs: tuple[Assembled, ...]
 
 
 @functools.cache
@@ -128,16 +143,18 @@ def _image_codec() -> tuple[Codec, Spec]:
         Assembled, "a", {"address": U64, "code": BYTES, "text": TEXT, "item": item}
     )
     labels = c.str_map(U64, "d")
+    assembled_all = c.tuple_of(assembled, "t:a")
     root = c.record(
         _StoredImage,
         "K",
         {
-            "entry": c.tuple_of(assembled, "t:a"),
+            "entry": assembled_all,
             "do_syscall_64": assembled,
             "launch": assembled,
             "symbols": labels,
             "labels": labels,
             "source": source_lines(c, trace),
+            "c_stubs": assembled_all,
         },
     )
     return c, root
@@ -146,8 +163,9 @@ def _image_codec() -> tuple[Codec, Spec]:
 def _encode_image(image: KernelImage) -> object:
     codec, root = _image_codec()
     stored = _StoredImage(
-        image.entry, image.do_syscall_64, image.launch, image.symbols, image.labels, image.source
-    )
+        image.entry, image.do_syscall_64, image.launch, image.symbols, image.labels, image.source,
+        image.c_stubs,
+    )  # fmt: skip
     return codec.encode(stored, root)
 
 
@@ -165,9 +183,11 @@ def _decode_image(data: object, features: Features) -> KernelImage:
         address += len(a.code)
     if stored.do_syscall_64.address != DO_SYSCALL_64 or stored.launch.address != LAUNCH_STUB:
         raise Invalid("a stub is not at its address")
+    if any(a.address not in C_STUBS.values() for a in stored.c_stubs):
+        raise Invalid("a C stub is not at its address")
     return _finish(
         features, stored.entry, stored.do_syscall_64, stored.launch, stored.symbols,
-        stored.labels, stored.source,
+        stored.labels, stored.source, stored.c_stubs,
     )  # fmt: skip
 
 
@@ -257,6 +277,8 @@ def assemble_image(features: Features) -> KernelImage:
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
     text = source_text(features.kernel, features.fred)
+    if not features.fred and compat_text(features.kernel):
+        text += "\n" + compat_text(features.kernel)
     if features.srso:
         text += "\n" + srso_text(features.kernel)
     for raw in text.splitlines():
@@ -291,8 +313,13 @@ def assemble_image(features: Features) -> KernelImage:
     externals = {"do_syscall_64": DO_SYSCALL_64}
     if features.fred:
         externals["fred_entry_from_user"] = DO_SYSCALL_64
+    called = {n: a for n, a in C_STUBS.items() if re.search(rf"\bcall\s+{n}\b", text)}
+    externals.update(called)
     entry, labels = assemble(statements.items, ENTRY_TEXT, externals)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)
+    c_stubs = tuple(
+        assemble([Item("retq", None, LineMeta(0, None))], addr)[0][0] for addr in called.values()
+    )
     (launch,), _ = assemble([Item("iretq", None, LineMeta(0, None))], LAUNCH_STUB)
 
     per_line: dict[int, list[SourceInstruction]] = {}
@@ -307,7 +334,7 @@ def assemble_image(features: Features) -> KernelImage:
         for i, (text, n, lab) in enumerate(shown)
     )
     public = {k: v for k, v in labels.items() if not k.startswith(".")}
-    return _finish(features, tuple(entry), do_sys, launch, public, dict(labels), source)
+    return _finish(features, tuple(entry), do_sys, launch, public, dict(labels), source, c_stubs)
 
 
 def _finish(
@@ -318,6 +345,7 @@ def _finish(
     symbols: dict[str, int],
     labels: dict[str, int],
     source: tuple[SourceLine, ...],
+    c_stubs: tuple[Assembled, ...],
 ) -> KernelImage:
     """The image made of these parts, with what follows from them (assembled or stored)."""
     image = KernelImage(
@@ -330,7 +358,8 @@ def _finish(
         symbols=symbols,
         labels=labels,
         source=source,
-        by_address={a.address: a for a in (*entry, do_sys, launch)},
+        by_address={a.address: a for a in (*entry, do_sys, launch, *c_stubs)},
+        c_stubs=c_stubs,
     )
     image.labels_by_address.update({a: image.label_at(a) for a in image.by_address})
     return image

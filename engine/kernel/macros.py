@@ -370,6 +370,10 @@ class Expander:
             return [Item("swapgs"), Item("sysretq")]
         if name == "SWAPGS":
             return [Item("swapgs")]
+        if name == "ASM_CLAC":
+            # smap.h: ALTERNATIVE "", __ASM_CLAC, X86_FEATURE_SMAP.  The emulated CPU runs
+            # with CR4.SMAP clear (engine.machine.boot), so the 3-byte CLAC is NOP-padded.
+            return [_NOPS[3]]
         if name == "INTERRUPT_RETURN":
             return [Item("jmp native_iret")]
         if name == "SWITCH_TO_USER_CR3":
@@ -416,7 +420,7 @@ MACROS = frozenset(
     {
         "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "SWITCH_TO_USER_CR3",
         "PUSH_AND_CLEAR_REGS", "POP_REGS", "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN",
-        "ALTERNATIVE", "IBRS_ENTER", "IBRS_EXIT", "UNTRAIN_RET", "CLEAR_BRANCH_HISTORY",
+        "ALTERNATIVE", "ASM_CLAC", "IBRS_ENTER", "IBRS_EXIT", "UNTRAIN_RET", "CLEAR_BRANCH_HISTORY",
         "CLEAR_CPU_BUFFERS", "ENDBR", "FRED_ENTER", "FRED_EXIT", "ERETU", *_EMPTY,
     }
 )  # fmt: skip

@@ -79,6 +79,9 @@ class KernelSpec:
     c_call: str = ""  # how the C call reads in the source panel
     #: arch/x86/lib/retpoline.S's SRSO untraining, appended on a CPU with SRSO ("": none)
     srso_source_file: str = ""
+    #: arch/x86/entry/entry_64_compat.S's int $0x80 entry, listed after the entry code
+    #: ("": not rendered yet)
+    compat_source_file: str = ""
     #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
@@ -126,6 +129,7 @@ SPECS: dict[str, KernelSpec] = {
     "v5.8.13": KernelSpec(
         name="v5.8.13",
         source_file="entry_64.S",
+        compat_source_file="entry_64_compat.S",
         summary="2020: six SYSRET checks in assembly, canonical RIP",
         asm_checks=ASM_CHECKS,
         c_checks=(),

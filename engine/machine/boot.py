@@ -157,6 +157,9 @@ def _kernel_regions(m: Machine) -> None:
     text = region(m, L.PHYS_KERNEL_TEXT, L.KERNEL_TEXT_SIZE, writable=False)
     off = L.DO_SYSCALL_64 - L.KERNEL_TEXT
     text[off : off + len(m.image.do_syscall_64.code)] = m.image.do_syscall_64.code
+    for stub in m.image.c_stubs:
+        off = stub.address - L.KERNEL_TEXT
+        text[off : off + len(stub.code)] = stub.code
     entry = region(m, L.PHYS_ENTRY_TEXT, L.ENTRY_TEXT_SIZE, writable=False)
     entry[: len(m.image.entry_code)] = m.image.entry_code
     off = L.LAUNCH_STUB - L.ENTRY_TEXT
@@ -169,7 +172,7 @@ def _kernel_regions(m: Machine) -> None:
     # VERW tests
     off = L.X86_VERW_SEL - L.ENTRY_TEXT
     entry[off : off + 2] = KERNEL_DS.to_bytes(2, "little")
-    region(m, idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel)
+    region(m, idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel, m.image.symbols)
     rodata = region(m, idt.PHYS_KERNEL_RODATA, L.PAGE, writable=False)
     rodata[: len(idt.banner(kernel))] = idt.banner(kernel)
     region(m, L.PHYS_TASK_STACK, L.THREAD_SIZE)

@@ -10,12 +10,14 @@ with IDTR 0/0 and no banner leaves all of them empty-handed.
   for #BP, #OF and the ``int $0x80`` vector, IST stacks for #DB, NMI, #DF and #MC.
   It lives where Linux maps its read-only copy, ``CPU_ENTRY_AREA_RO_IDT`` (the first
   page of the cpu_entry_area), in both roots, as ``load_idt()`` leaves IDTR.
-* **The handlers** have no code in the image (the model is the SYSCALL path):
-  each vector points at a small stub in ``.entry.text`` named like Linux's handler
-  (``asm_exc_divide_error``...).  A stub is ``ud2``: Unicorn hands every exception
-  to the engine's interrupt hook (engine/machine/faults.py) and never vectors
-  through the IDT, so these stubs never run; they exist so that the gates point at
-  code with a name, as the front-ends expect.  External-interrupt vectors (32..255
+* **The handlers** have no code in the image, but for the ``int $0x80`` entry where
+  the kernel's rendition has it (v5.8.13's ``entry_INT80_compat``, whose delivery
+  engine.machine.modelled models): each other vector points at a small stub in
+  ``.entry.text`` named like Linux's handler (``asm_exc_divide_error``...).  A stub is
+  ``ud2``: Unicorn hands every exception to the engine's interrupt hook
+  (engine/machine/faults.py) and never vectors through the IDT, so these stubs never
+  run; they exist so that the gates point at code with a name, as the front-ends
+  expect.  External-interrupt vectors (32..255
   but 0x80) are left not present: the machine has no APIC.
 * **The banner** sits at the start of a read-only, no-execute page of kernel data
   after the text (where ``__start_rodata`` follows ``.entry.text``), and says the
@@ -25,6 +27,7 @@ with IDTR 0/0 and no banner leaves all of them empty-handed.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 from engine import layout as L
 from engine.constants import KERNEL_CS
@@ -73,17 +76,30 @@ EXCEPTIONS: tuple[tuple[int, str, int, int], ...] = (
 
 
 def int80_handler(kernel: str) -> str:
-    """The IA32_SYSCALL_VECTOR gate's target: v6.7 replaced entry_INT80_compat."""
-    return "asm_int80_emulation" if kernel == "v6.12" else "entry_INT80_compat"
+    """The IA32_SYSCALL_VECTOR gate's target (idt.c's SYSG): v6.7 replaced
+    entry_INT80_compat with the IDTENTRY asm_int80_emulation, and the change was taken
+    into 6.1's stable series before 6.1.192 (Debian's 6.1.192 idt.c has it)."""
+    return "entry_INT80_compat" if kernel == "v5.8.13" else "asm_int80_emulation"
 
 
 def gates(kernel: str) -> tuple[tuple[int, str, int, int], ...]:
     return (*EXCEPTIONS, (INT80, int80_handler(kernel), 3, 0))
 
 
-def handler_symbols(kernel: str) -> dict[str, int]:
-    """Each gate's handler name → its stub's address."""
-    return {name: STUBS + STUB_SIZE * i for i, (_, name, _, _) in enumerate(gates(kernel))}
+def handler_symbols(kernel: str, image: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Each gate's handler name → its address: the code of that name in the kernel
+    image's symbols *image* where it has it, else its stub."""
+    have = image or {}
+    return {
+        name: have.get(name, STUBS + STUB_SIZE * i)
+        for i, (_, name, _, _) in enumerate(gates(kernel))
+    }
+
+
+def stub_symbols(kernel: str, image: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The handlers that are stubs (no code of theirs in *image*) → the stub's address."""
+    have = image or {}
+    return {n: a for n, a in handler_symbols(kernel).items() if n not in have}
 
 
 def gate(offset: int, dpl: int, ist: int) -> bytes:
@@ -99,9 +115,9 @@ def gate(offset: int, dpl: int, ist: int) -> bytes:
     return struct.pack("<QQ", low, offset >> 32)
 
 
-def idt_page(kernel: str) -> bytes:
+def idt_page(kernel: str, image: Mapping[str, int] | None = None) -> bytes:
     table = bytearray(L.PAGE)
-    symbols = handler_symbols(kernel)
+    symbols = handler_symbols(kernel, image)
     for vector, name, dpl, ist in gates(kernel):
         table[16 * vector : 16 * vector + 16] = gate(symbols[name], dpl, ist)
     return bytes(table)
@@ -134,4 +150,5 @@ __all__ = [
     "handler_symbols",
     "idt_page",
     "stub_code",
+    "stub_symbols",
 ]

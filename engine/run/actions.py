@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
@@ -30,7 +30,7 @@ from engine.machine.modelled import (
     sysret_faults,
     sysret_rflags,
 )
-from engine.run.syscalls import PtRegs, do_syscall_64
+from engine.run.syscalls import HandlerResult, PtRegs, do_int80_syscall_32, do_syscall_64
 from engine.trace import CheckName, Event, EventKind, ExitPath
 
 if TYPE_CHECKING:
@@ -52,6 +52,10 @@ class EntryPoints:
     swapgs: frozenset[int]
     call_line: int | None  # the source line of ``call do_syscall_64``
     eretu: int | None = None  # under FRED, the ERETU of asm_fred_entrypoint_user
+    #: the other modelled C functions' stubs (do_int80_syscall_32) → the source line of
+    #: the call of each
+    c_calls: dict[int, int | None] = field(default_factory=dict)
+    do_int80: int | None = None  # do_int80_syscall_32, where the image calls it
 
 
 @functools.lru_cache(maxsize=16)
@@ -67,6 +71,16 @@ def entry_points(features: Features) -> EntryPoints:
     def first(text: str) -> int | None:
         return next((a.address for a in img.entry if a.text == text), None)
 
+    def call_of(name: str) -> int | None:
+        return next(
+            (
+                getattr(a.item.meta, "line", None)
+                for a in img.entry
+                if a.item.text == f"call {name}"
+            ),
+            None,
+        )
+
     return EntryPoints(
         entry=sym["asm_fred_entrypoint_user" if features.fred else "entry_SYSCALL_64"],
         do_sys=sym["do_syscall_64"],
@@ -81,6 +95,8 @@ def entry_points(features: Features) -> EntryPoints:
         call_line=next(
             getattr(a.item.meta, "line", None) for a in img.entry if a.text.startswith("call")
         ),
+        c_calls={a.address: call_of(img.label_at(a.address)) for a in img.c_stubs},
+        do_int80=sym.get("do_int80_syscall_32"),
     )
 
 
@@ -96,6 +112,8 @@ class EntryActions:
         self.cr3_restore: tuple[int, int] | None = None
         pts = run.points
         table: dict[int, Callable[[int], None]] = {pts.do_sys: self.do_syscall_64}
+        if pts.do_int80 is not None:
+            table[pts.do_int80] = self.do_int80_syscall_32
         if pts.sysret is not None:
             table[pts.sysret] = self.sysret
         if pts.iret is not None:
@@ -229,6 +247,21 @@ class EntryActions:
         res = do_syscall_64(
             run.m, r.cr3, nr, regs_addr, run.sc.pid, run.pt_at_call, run.kernel.nr_syscalls
         )
+        self._after_call(pt, res)
+
+    def do_int80_syscall_32(self, address: int) -> None:
+        """model: v5.8's do_int80_syscall_32(regs), the C side of int $0x80
+        (engine.run.syscalls), then the scenario's [handler.set]."""
+        run = self.run
+        r = run.rec.read_regs()
+        pt = PtRegs(run.m, r.cr3, r.rdi)
+        run.pt_at_call = pt.read()
+        self._after_call(pt, do_int80_syscall_32(run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call))
+
+    def _after_call(self, pt: PtRegs, res: HandlerResult) -> None:
+        """What every modelled C entry does after its system call: the [handler.set]
+        writes, the pt_regs it changed, its event, and an exit() that never returns."""
+        run = self.run
         run.handler_lines = list(res.lines)
         run.output = res.output
         if run.sc.handler_set:

@@ -38,6 +38,7 @@ from engine.trace import (
     SLOT_RETURN_ADDRESS,
     SLOT_SAVED_AX,
     CheckState,
+    Door,
     Event,
     EventKind,
     ExitPath,
@@ -65,6 +66,12 @@ FRED_C_CALL = "fred_entry_from_user(regs) → fred_other(regs) → do_syscall_64
 FRED_SLOTS: dict[str, str] = {"cs": "fred_cs", "ss": "fred_ss"}
 FRED_INFO_SLOTS: tuple[str, ...] = ("edata", "resv")
 FRED_INFO_SIZE = 8 * len(FRED_INFO_SLOTS)
+
+#: The words int $0x80 leaves on the entry stack, from its top down: the hardware frame
+#: the CPU pushed (engine.machine.modelled.HW_FRAME_FIELDS), then entry_INT80_compat's
+#: pushes of RAX (the future orig_ax) and RDI.  The IRET exit later rebuilds its own
+#: frame over them (ENTRY_FRAME_SLOTS[IRET]).
+INT80_ENTRY_SLOTS: tuple[str, ...] = ("ss", "sp", "flags", "cs", "ip", "orig_ax", "di")
 
 ENTRY_FRAME_SLOTS: dict[ExitPath, tuple[str, ...]] = {
     ExitPath.SYSRET: ("sp", "di", SLOT_SAVED_AX),
@@ -160,6 +167,8 @@ class StepRecorder:
         self.img: KernelImage = machine.image
         self.call_line = call_line
         self.do_sys = self.img.symbols["do_syscall_64"]
+        #: the other modelled C functions' stubs → the source line that calls each
+        self.c_calls: dict[int, int | None] = {}
         lay = machine.layout
         self.task = _StackWatch(
             lay.task_stack_base, lay.task_stack_top, machine.task_stack_phys,
@@ -169,6 +178,10 @@ class StepRecorder:
         self.steps: list[Step] = []
         self.prev_regs: Regs | None = None
         self.last_stack: StackName | None = None
+        #: RSP has been on the task stack (after int $0x80, a later move back to the entry
+        #: stack is the IRET exit's, which names the words anew)
+        self.visited_task = False
+        self.exit_frame = False
         self.cr3_written: int | None = None
         #: Called with each step as it is recorded, the machine still in that state
         #: (the invariant tests compare the record with their own reads).
@@ -235,6 +248,9 @@ class StepRecorder:
                 line = self.call_line
                 call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
                 source = f"{call}   /* C code: modelled */"
+            elif address in self.c_calls:
+                line = self.c_calls[address]
+                source = f"{self.img.label_at(address)}(regs)   /* C code: modelled */"
             code, text = asm.code, asm.text
             if asm.item.opaque:
                 # bytes the CPU reads with the next items' as one instruction (a movabs
@@ -295,8 +311,15 @@ class StepRecorder:
         c = self.sc.code
         return c is not None and c.address <= address < c.address + len(c.code)
 
-    def finish(self, p: Pending, checks: tuple[CheckState, ...], exit_path: ExitPath) -> Step:
-        """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame.
+    def finish(
+        self,
+        p: Pending,
+        checks: tuple[CheckState, ...],
+        exit_path: ExitPath,
+        door: Door = Door.SYSCALL,
+    ) -> Step:
+        """Close *p* with the machine as it is now; *exit_path* names the entry-stack frame
+        (after int $0x80, *door*, the hardware frame until the exit rebuilds it).
 
         The per-step hot path of every recorded run, in one function on purpose: a call
         per part would cost more than the part (it builds the Step record, field by field)."""
@@ -336,6 +359,14 @@ class StepRecorder:
                 )
                 p.events.append(Event(EventKind.STACK_SWITCH, text))
             self.last_stack = stack_name
+        frame = ENTRY_FRAME_SLOTS[exit_path]
+        if door is Door.INT80:
+            if stack_name is StackName.TASK:
+                self.visited_task = True
+            elif stack_name is StackName.ENTRY and self.visited_task:
+                self.exit_frame = True  # the exit's move back: its frame from here on
+            if not self.exit_frame:
+                frame = INT80_ENTRY_SLOTS
         step = Step(
             index=len(self.steps),
             rip=p.rip,
@@ -349,7 +380,7 @@ class StepRecorder:
             regs=regs,
             changed=changed,
             stack=self.task.read(self.m, (), pt_regs=True),
-            entry_stack=self.entry.read(self.m, ENTRY_FRAME_SLOTS[exit_path], pt_regs=False),
+            entry_stack=self.entry.read(self.m, frame, pt_regs=False),
             stack_writes=tuple(p.writes),
             stack_reads=tuple(p.reads),
             checks=checks,
@@ -370,5 +401,5 @@ class StepRecorder:
 
 
 __all__ = [
-    "ENTRY_FRAME_SLOTS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
+    "ENTRY_FRAME_SLOTS", "INT80_ENTRY_SLOTS", "STACK_NAMES", "WORD", "Pending", "StepRecorder",
 ]  # fmt: skip

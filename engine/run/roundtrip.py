@@ -46,7 +46,17 @@ from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
 from engine.run.user import VEC_INT80, UserActions, long_mode_cs
 from engine.scenario.model import Scenario
-from engine.trace import CheckName, CheckState, Event, EventKind, ExitPath, Fault, Regs, Trace
+from engine.trace import (
+    CheckName,
+    CheckState,
+    Door,
+    Event,
+    EventKind,
+    ExitPath,
+    Fault,
+    Regs,
+    Trace,
+)
 
 #: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
 #: exception by its own vector only when ``emu_start`` has a count (otherwise as
@@ -97,6 +107,7 @@ class Run:
         self.pcide = machine.config.pcid  # CR4.PCIDE, set at build when the CPU has PCID
         self.user_top = user_space_top(self.paging)
         self.rec = StepRecorder(machine, scenario, self.points.call_line)
+        self.rec.c_calls = self.points.c_calls
         self.recording = Recording(self, self.rec) if record else None
         self.sink: StepSink = self.recording or Sweep(self)
         #: What each recorded step wrote to memory, and the memory at step 0 (the
@@ -126,6 +137,9 @@ class Run:
         self.stopped = ""
         self.hook_error: BaseException | None = None
         self.syscall_hit: int | None = None
+        #: the RIP after the user's ``int $0x80`` (delivered through the IDT, modelled)
+        self.int80_hit: int | None = None
+        self.door = Door.SYSCALL
         #: where RIP belongs when a hook stopped the run on an instruction that did not
         #: complete (Unicorn's SYSCALL helper has already moved RIP past it)
         self.rewind_rip: int | None = None
@@ -173,9 +187,12 @@ class Run:
         """The exit instruction runs now; the next instruction is user code again."""
         self.phase = Phase.RETURNED
 
-    def model_fault(self, vector: int, rip: int, reason: str) -> NoReturn:
+    def model_fault(self, vector: int, rip: int, reason: str, code: int | None = None) -> NoReturn:
+        """A modelled exception ends the run; *code* is its error code where the model
+        knows it (else the one the SDM fixes for *vector*, if any)."""
+        code = error_code(vector) if code is None else code
         self.fault = Fault(
-            vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, error_code(vector)
+            vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, code
         )
         self.event(Event(EventKind.FAULT, self.fault.describe(tag_modelled=False), modelled=True))
         self.stop(msg("{fault} (modelled) at {rip:#x}", fault=EXCEPTION_NAMES[vector], rip=rip))
@@ -233,12 +250,16 @@ class Run:
 
     def on_intr(self, uc: Any, intno: int, data: Any) -> None:
         rip = int(uc.reg_read(X.UC_X86_REG_RIP))
-        if intno == VEC_DB and self.syscall_hit is not None:
-            # model: SYSCALL masks TF through MSR_SYSCALL_MASK, so no single-step trap
-            # is taken on the way into the kernel.
+        if intno == VEC_DB and (self.syscall_hit is not None or self.int80_hit is not None):
+            # model: SYSCALL masks TF through MSR_SYSCALL_MASK, and interrupt delivery
+            # clears it, so no single-step trap is taken on the way into the kernel.
             return
-        if intno == VEC_INT80:
-            self.user_actions.int80()
+        if intno == VEC_INT80 and self.phase is Phase.USER:
+            # Unicorn has moved RIP past the int (its exception_next_eip) before the hook
+            self.user_actions.int80(rip)
+            self.int80_hit = rip
+            uc.emu_stop()
+            return
         # Vectors past 31 only come from INT n: not the SYSCALL path, and not emulated.
         cr3, cr2 = (int(uc.reg_read(r)) for r in (X.UC_X86_REG_CR3, X.UC_X86_REG_CR2))
         self.fault = from_interrupt(self.m, intno, rip, self.cpl(), cr3, cr2)
@@ -320,6 +341,10 @@ class Run:
         self.emu(self.sc.rip, count=self.sc.step_cap + 1)
         if self.fault is not None or self.stopped:
             return
+        if self.int80_hit is not None:
+            self.phase = Phase.KERNEL
+            self.emu(self.user_actions.int80_delivery(), count=KERNEL_COUNT)
+            return
         if self.syscall_hit is None:
             self.stopped = N_("user code ended without reaching a syscall")
             return
@@ -383,6 +408,7 @@ def build_trace(run: Run, final: Regs) -> Trace:
         events=tuple(run.all_events),
         not_removed=sc.not_removed,
         user_code=sc.code.listing if sc.code is not None else (),
+        door=run.door,
     )
 
 

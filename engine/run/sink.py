@@ -21,7 +21,7 @@ from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.run.recorder import WORD, Pending, StepRecorder
 from engine.run.syscalls import PtRegs
-from engine.trace import CheckResult, CheckState, Event, EventKind, ExitPath, StepKind
+from engine.trace import CheckResult, CheckState, Door, Event, EventKind, ExitPath, StepKind
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -112,9 +112,11 @@ class Recording:
         run = self.run
         if run.fred:
             path = ExitPath.ERETU
+        elif run.door is Door.INT80:
+            path = ExitPath.IRET  # no SYSRET decision after int $0x80
         else:
             path = ExitPath.IRET if run.failed_check else ExitPath.SYSRET
-        self.rec.finish(p, tuple(run.checks), path)
+        self.rec.finish(p, tuple(run.checks), path, run.door)
         if len(self.rec.steps) >= run.sc.step_cap:
             run.stop_at_cap(msg("stopped at the step cap ({cap})", cap=run.sc.step_cap))
 

@@ -153,12 +153,13 @@ class Call:
     regs: dict[str, int]
     pid: int
     res: HandlerResult
+    names: dict[int, str] = field(default_factory=lambda: SYSCALL_NAMES)  # by number
 
     @property
     def name(self) -> str:
         """The system call's name: a name in every language, never a msgid ("exit", "read",
         "open" and "close" are words of the UI too)."""
-        return literal(SYSCALL_NAMES.get(self.nr, "syscall"))
+        return literal(self.names.get(self.nr, "syscall"))
 
     def ret(self, value: int, what: str) -> None:
         """The system call returns *value* in regs->ax; *what* says what was called."""
@@ -173,7 +174,10 @@ def sys_getpid(c: Call) -> None:
 
 
 def sys_write(c: Call) -> None:
-    fd, buf, count = c.regs["di"], c.regs["si"], c.regs["dx"]
+    _write(c, c.regs["di"], c.regs["si"], c.regs["dx"])
+
+
+def _write(c: Call, fd: int, buf: int, count: int) -> None:
     data = c.m.read_virt(c.cr3, buf, min(count, 1 << 16)) if count else b""
     if data is None:
         c.ret(_err(EFAULT), f"write({fd}, {buf:#x}, {count})")
@@ -215,13 +219,13 @@ def sys_arch_prctl(c: Call) -> None:
 
 def sys_exit(c: Call) -> None:
     """exit and exit_group: do_exit() never returns to user space."""
-    c.res.exited = c.regs["di"] & 0xFF
+    _exit(c, c.regs["di"])
+
+
+def _exit(c: Call, status: int) -> None:
+    c.res.exited = status & 0xFF
     c.res.lines.append(
-        msg(
-            "{name}({status}): do_exit() does not return to user space",
-            name=c.name,
-            status=c.regs["di"],
-        )
+        msg("{name}({status}): do_exit() does not return to user space", name=c.name, status=status)
     )
 
 
@@ -239,6 +243,96 @@ HANDLERS: dict[int, Callable[[Call], None]] = {
     NR_exit: sys_exit,
     NR_exit_group: sys_exit,
 }
+
+
+# -- the 32-bit ABI: int $0x80 ------------------------------------------------------------
+#: i386 system-call names by number (arch/x86/entry/syscalls/syscall_32.tbl), for the
+#: numbers a learner is likely to try; the others are "syscall".
+SYSCALL_NAMES_32 = {
+    1: "exit", 3: "read", 4: "write", 5: "open", 6: "close", 20: "getpid", 39: "mkdir",
+    60: "umask", 64: "getppid", 119: "sigreturn", 173: "rt_sigreturn", 224: "gettid",
+    231: "fgetxattr", 252: "exit_group",
+}  # fmt: skip
+NR32_exit, NR32_write, NR32_getpid, NR32_exit_group = 1, 4, 20, 252
+#: IA32_NR_syscalls in v5.8 (__NR_ia32_syscall_max 439, faccessat2)
+IA32_NR_SYSCALLS_V58 = 440
+#: pt_regs fields of the six 32-bit arguments, in order (the __ia32_sys_* wrappers'
+#: SC_IA32_REGS_TO_ARGS: each taken as (unsigned int))
+ARGS_32 = ("bx", "cx", "dx", "si", "di", "bp")
+MASK32 = 0xFFFFFFFF
+
+
+def _args32(c: Call, n: int) -> list[int]:
+    """The first *n* 32-bit arguments, as the ia32 wrappers take them from pt_regs."""
+    return [c.regs[f] & MASK32 for f in ARGS_32[:n]]
+
+
+def sys32_getpid(c: Call) -> None:
+    c.ret(c.pid, "getpid()")
+
+
+def sys32_write(c: Call) -> None:
+    _write(c, *_args32(c, 3))
+
+
+def sys32_exit(c: Call) -> None:
+    _exit(c, _args32(c, 1)[0])
+
+
+#: The modelled 32-bit system calls, one handler each (as in ia32_sys_call_table).
+HANDLERS_32: dict[int, Callable[[Call], None]] = {
+    NR32_getpid: sys32_getpid,
+    NR32_write: sys32_write,
+    NR32_exit: sys32_exit,
+    NR32_exit_group: sys32_exit,
+}
+
+
+def do_int80_syscall_32(
+    m: Machine, cr3: int, regs_addr: int, pid: int, regs: dict[str, int] | None = None
+) -> HandlerResult:
+    """v5.8's do_int80_syscall_32(regs) (arch/x86/entry/common.c): ``nr =
+    syscall_32_enter(regs)``, i.e. ``(unsigned int)regs->orig_ax``; then, in
+    do_syscall_32_irqs_on(), ``if (likely(nr < IA32_NR_syscalls))`` ``regs->ax =
+    ia32_sys_call_table[nr](regs)``, whose wrappers take the arguments from pt_regs->bx,
+    cx, dx, si, di and bp, each cut to 32 bits.  No TIF work is pending in this machine's
+    task (no ptrace, seccomp or audit), so syscall_trace_enter() and the exit work do
+    nothing."""
+    res = HandlerResult()
+    pt = PtRegs(m, cr3, regs_addr)
+    values = pt.read() if regs is None else regs
+    nr = values["orig_ax"] & MASK32
+    call = Call(m, cr3, nr, pt, values, pid, res, names=SYSCALL_NAMES_32)
+    high = [f"{f} {values[f]:#x}" for f in ARGS_32 if values[f] > MASK32]
+    if high:
+        res.lines.append(
+            msg(
+                "the 32-bit ABI reads only the low 32 bits of each argument: upper halves "
+                "dropped from {regs}",
+                regs=", ".join(high),
+            )
+        )
+    if nr >= IA32_NR_SYSCALLS_V58:
+        res.lines.append(
+            msg(
+                "nr {nr:#x} >= IA32_NR_syscalls ({max}): ax stays -ENOSYS",
+                nr=nr,
+                max=IA32_NR_SYSCALLS_V58,
+            )
+        )
+        return res
+    handler = HANDLERS_32.get(nr)
+    if handler is None:
+        res.lines.append(
+            msg(
+                "{name} (32-bit nr {nr}) is not modelled: ax left at -ENOSYS",
+                name=call.name,
+                nr=nr,
+            )
+        )
+    else:
+        handler(call)
+    return res
 
 
 def do_syscall_64(

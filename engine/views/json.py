@@ -99,6 +99,7 @@ def trace_json(trace: Trace, steps: bool = True) -> dict[str, Any]:
             "pcid": trace.pcid,
             **({"fred": True} if trace.fred else {}),  # only FRED runs carry the key
         },
+        "door": trace.door,
         "exit": trace.exit,
         "failed_check": trace.failed_check,
         "checks": [{"name": c.name, "result": c.result} for c in trace.checks],

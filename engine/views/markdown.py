@@ -28,7 +28,7 @@ from engine.constants import flag_names
 from engine.errors import escape
 from engine.i18n import LANGUAGES, N_, get_language, pgettext, set_language, tr
 from engine.kernel.variants import spec
-from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
+from engine.trace import SLOT_RETURN_ADDRESS, Door, Regs, StackSlot, Step, Trace
 from engine.views.header import line_of, paragraph
 
 #: The languages the listing is written in: those the UI offers.
@@ -63,6 +63,7 @@ W_FINAL_STATE = N_("final state")
 W_RUN_ENDED = N_("run ended")
 W_C_MODELLED = N_("C, modelled")
 W_PT_REGS_AROUND_DO_SYSCALL_64 = N_("pt_regs around do_syscall_64")
+W_PT_REGS_AROUND_DO_INT80 = N_("pt_regs around do_int80_syscall_32")
 W_MACHINE = N_("Machine")
 W_VERDICT = N_("Verdict")
 W_SYSRET_CHECKS = N_("SYSRET checks")
@@ -140,7 +141,8 @@ EVENT_KINDS: dict[str, str] = {
     "swapgs": "swapgs",
     "cr3_switch": N_("CR3 switch"),
     "stack_switch": N_("stack switch"),
-    "handler": "do_syscall_64",
+    "handler": "do_syscall_64",  # the trace's own C entry where it has another
+    "interrupt": N_("interrupt delivery"),
     "check": N_("SYSRET check"),
     "sysret": "SYSRET",
     "iret": "IRET",
@@ -181,8 +183,13 @@ def _slot_name(step: Step, address: int) -> tuple[str, StackSlot] | None:
     return None
 
 
-def _event(kind: str, text: str, modelled: bool) -> str:
-    label = _(EVENT_KINDS.get(kind, kind))
+def _event(kind: str, text: str, modelled: bool, step_label: str = "") -> str:
+    """One event as the listing says it; a modelled C call is named by its function, the
+    label of the step it is on (do_syscall_64, do_int80_syscall_32)."""
+    if kind == "handler" and step_label.startswith("do_"):
+        label = step_label
+    else:
+        label = _(EVENT_KINDS.get(kind, kind))
     tag = " *" + esc(_("modelled")) + "*" if modelled else ""
     said = _(text)
     # An event's text often starts with its own kind ("SYSCALL: CPL 3 → 0"): said once.
@@ -209,7 +216,7 @@ def _effects(step: Step, before: Regs) -> list[str]:
                 out.append(f"{esc(verb)} {code(hx(address))}")
     for name, old, new in step.rewritten:
         out.append(f"{esc(_(W_REWROTE))} **pt_regs->{esc(name)}** {code(f'{old:#x} → {new:#x}')}")
-    out.extend(_event(e.kind, e.text, e.modelled) for e in step.events)
+    out.extend(_event(e.kind, e.text, e.modelled, step.label) for e in step.events)
     return out
 
 
@@ -265,7 +272,7 @@ def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[
         last = run[-1]
         changed = [n for n in last.regs.changed_from(before) if n != "rip"]
         effects = [_reg_change(n, getattr(before, n), getattr(last.regs, n)) for n in changed]
-        effects.extend(_event(e.kind, e.text, e.modelled) for s in run for e in s.events)
+        effects.extend(_event(e.kind, e.text, e.modelled, s.label) for s in run for e in s.events)
         low, high = min(s.rip for s in run), max(s.rip for s in run)
         again = _("{count} instructions listed above, run again").format(count=len(run))
         rows.append(
@@ -381,7 +388,7 @@ def _verdict(trace: Trace) -> Iterator[str]:
     if trace.fault is not None:
         yield f"- **{esc(_(W_FAULT))}**: {esc(_(trace.fault.describe()))}"
     if trace.handler:
-        yield f"- **do_syscall_64** *({esc(_(W_MODELLED))})*: " + "; ".join(
+        yield f"- **{trace.c_entry}** *({esc(_(W_MODELLED))})*: " + "; ".join(
             esc(_(line)) for line in trace.handler
         )
     if trace.output:
@@ -460,7 +467,11 @@ def _moments(trace: Trace) -> Iterator[str]:
     rows = [
         [
             str(step.number),
-            esc(_(EVENT_KINDS.get(e.kind, e.kind))),
+            esc(
+                step.label
+                if e.kind == "handler" and step.label.startswith("do_")
+                else _(EVENT_KINDS.get(e.kind, e.kind))
+            ),
             _event_text(e.text, e.modelled),
         ]
         for step in trace.steps
@@ -476,7 +487,10 @@ def _event_text(text: str, modelled: bool) -> str:
 def _pt_regs(trace: Trace) -> Iterator[str]:
     if not trace.pt_regs_at_call:
         return
-    yield f"## {esc(_(W_PT_REGS_AROUND_DO_SYSCALL_64))}"
+    around = (
+        W_PT_REGS_AROUND_DO_INT80 if trace.door is Door.INT80 else W_PT_REGS_AROUND_DO_SYSCALL_64
+    )
+    yield f"## {esc(_(around))}"
     yield ""
     rows = []
     for name, value in trace.pt_regs_at_call.items():

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from engine.errors import escape
 from engine.i18n import N_, _, get_language, pgettext, tr
-from engine.trace import Event, Step, Trace
+from engine.trace import Door, Event, Step, Trace
 
 
 def cell_len(text: str) -> int:
@@ -33,6 +33,8 @@ def failed_check_words(trace: Trace) -> str:
     when the run never reached them (a fault, the step cap)."""
     if trace.failed_check:
         return trace.failed_check
+    if trace.door is Door.INT80 and not trace.checks:
+        return _("none: int $0x80 always returns through IRET")
     if all(c.result == "not_reached" for c in trace.checks):
         return _("no check ran")
     return _("none")
@@ -48,11 +50,11 @@ TABLE_WIDTH = 160
 EVENT_INDENT = 8
 
 
-def table_text(step: Step) -> str:
-    """The instruction column: do_syscall_64 is C the engine models, not a ``retq`` that
-    ran (the stub's return is how the modelled call hands back to the entry code)."""
+def table_text(step: Step, c_entry: str = "do_syscall_64") -> str:
+    """The instruction column: the C function *c_entry* is C the engine models, not a
+    ``retq`` that ran (the stub's return is how the modelled call hands back)."""
     if any(e.kind == "handler" for e in step.events):
-        return "do_syscall_64 [" + _("modelled") + "]"
+        return c_entry + " [" + _("modelled") + "]"
     return step.text
 
 
@@ -88,7 +90,7 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     words = {k: _(k) for k in (N_("instruction"), N_("source"), N_("events"))}
     words["step"] = pgettext("column", "step")  # the number, not the key's action
     number_width = max(cell_len(words["step"]), len(str(len(steps))))
-    texts = [escape(table_text(s)) for s in steps]
+    texts = [escape(table_text(s, trace.c_entry)) for s in steps]
     sources = [escape(tr(s.source).strip()) for s in steps]
     text_width = min(max(map(cell_len, [*texts, words["instruction"]]), default=0), 40)
     fixed = number_width + 2 + 3 + 2 + 16 + 2 + text_width + 2
@@ -166,7 +168,7 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
         for c in trace.checks
     )
     if trace.handler:
-        lines.append("do_syscall_64: " + escape("; ".join(tr(line) for line in trace.handler)))
+        lines.append(f"{trace.c_entry}: " + escape("; ".join(tr(line) for line in trace.handler)))
     if trace.fault:
         lines.append(f"{head('fault:')}{escape(tr(trace.fault.describe()))}")
     if final is not None:

@@ -451,7 +451,9 @@ def test_a_long_loop_reads_back_sharing_repeated_values() -> None:
     assert back.steps[10].regs is back.steps[11].regs
     assert back.steps[10].checks is back.steps[11].checks
     assert back.steps[10].stack is back.steps[11].stack
-    assert len(json.dumps(pool)) < 40_000  # 300 steps, a few distinct values
+    # 300 steps, a few distinct values; much of the rest is the listing (entry_64.S and
+    # entry_64_compat.S), which the trace carries once
+    assert len(json.dumps(pool)) < 60_000
 
 
 def test_a_10000_step_trace_loads_in_well_under_a_second(cache_home: Path) -> None:

@@ -21,11 +21,16 @@ from hypothesis import strategies as st
 from unicorn import x86_const as X
 
 from engine import Session, load_scenario, parse_scenario
+from engine import layout as L
 from engine.constants import (
     AC,
     AF,
     CF,
     DF,
+    ID,
+    IF,
+    IOPL,
+    KERNEL_CS,
     MSR_KERNEL_GS_BASE,
     NT,
     OF,
@@ -37,12 +42,13 @@ from engine.constants import (
     TF,
     USER_CS,
     USER_DS,
+    VM,
     ZF,
 )
 from engine.machine.core import GPRS, Machine
 from engine.run.recorder import FRED_SLOTS
 from engine.scenario.model import SIGFRAME_FIELDS, USER_REGS, Scenario
-from engine.trace import EventKind, ExitPath, Step, Trace
+from engine.trace import Door, EventKind, ExitPath, Step, Trace
 from engine.views.json import trace_json
 from tests.conftest import SCENARIOS
 
@@ -88,6 +94,8 @@ def run_watched(session: Session, sc: Scenario | None = None) -> Trace:
     assert seen == [s.index for s in trace.steps], "every step was watched once"
     return trace
 
+
+VIF, VIP = 0x80000, 0x100000  # RFLAGS bits 19 and 20
 
 FRED_NAMES = {v: k for k, v in FRED_SLOTS.items()}
 
@@ -155,6 +163,40 @@ def assert_fred_round_trip(trace: Trace, sc: Scenario) -> None:
         )
 
 
+def assert_int80_round_trip(trace: Trace) -> None:
+    """After int $0x80: the hardware frame is on the trampoline stack where TSS.sp0 says,
+    named, and holds the user's state; the CPU cleared IF, TF, NT, RF and VM, loaded
+    CS:RIP from gate 0x80 and a null SS, and left CR3, the GS bases, RCX and R11 alone; no
+    SYSRET check is tracked; a run that gets back to CPL 3 leaves by IRET with every
+    register as pt_regs held it after the C call."""
+    assert trace.door is Door.INT80 and not trace.checks
+    entered = next(i for i, s in enumerate(trace.steps) if s.cpl == 0)
+    delivery = trace.steps[entered - 1]  # the int step: its after-state is the delivery's
+    user = trace.steps[entered - 2].regs if entered >= 2 else trace.initial  # at the int
+    r = delivery.regs
+    assert r.rsp == (L.ENTRY_STACK_TOP & ~0xF) - 40
+    assert (r.cs, r.ss, r.rip) == (KERNEL_CS, 0, trace.symbols["entry_INT80_compat"])
+    assert r.rflags == user.rflags & ~(IF | TF | NT | RF | VM) | RFLAGS_FIXED
+    assert (r.cr3, r.gs_base, r.kernel_gs_base) == (user.cr3, user.gs_base, user.kernel_gs_base)
+    assert (r.rcx, r.r11, r.rax) == (user.rcx, user.r11, user.rax)
+    frame = {s.slot: s.value for s in delivery.entry_stack}
+    assert list(frame) == ["ss", "sp", "flags", "cs", "ip"]
+    assert frame == {
+        "ss": user.ss, "sp": user.rsp, "flags": user.rflags, "cs": user.cs,
+        "ip": delivery.rip + 2,
+    }  # fmt: skip
+    f, after = trace.final, trace.pt_regs_after_call
+    if trace.exit is ExitPath.IRET and trace.final_cpl == 3 and f is not None:
+        restored = {n: getattr(f, n if n.startswith("r") else "r" + n) for n in PT_REGS_FIELDS[:15]}
+        assert restored == {n: after[n] for n in PT_REGS_FIELDS[:15]}
+        assert (f.rip, f.cs, f.rsp, f.ss) == tuple(after[n] for n in ("ip", "cs", "sp", "ss"))
+        # IRET at CPL 0 loads the flags it may (bit 1 always set, the reserved ones
+        # never).  VIF and VIP are left out: the SDM's IRET loads them at CPL 0, Unicorn
+        # (QEMU's helper_ret_protected) does not, and no kernel path sets them.
+        kept = CF | PF | AF | ZF | SF | TF | IF | DF | OF | NT | RF | AC | IOPL | ID
+        assert f.rflags & ~(VIF | VIP) == after["flags"] & kept | RFLAGS_FIXED
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
     sc = load_scenario(SCENARIOS / name)
@@ -163,6 +205,8 @@ def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
     assert_pt_regs_follow_the_handler(trace)
     if sc.machine.fred:
         assert_fred_round_trip(trace, sc)
+    if trace.door is Door.INT80:
+        assert_int80_round_trip(trace)
 
 
 def test_check_ss_user_shows_the_new_ss_from_the_handler_on() -> None:
@@ -181,6 +225,8 @@ PROGRAMS = (
     "mov $15, %eax; syscall",  # rt_sigreturn: the signal frame decides pt_regs
     "push %rax; pop %rbx; mov $999, %eax; syscall",  # -ENOSYS
     "mov $158, %eax; mov $0x1002, %edi; xor %esi, %esi; syscall",  # arch_prctl(SET_FS, 0)
+    "mov $20, %eax; int $0x80",  # getpid through the 32-bit door
+    "mov $4, %eax; int $0x80",  # write(ebx, ecx, edx): the arguments cut to 32 bits
 )
 
 
@@ -230,6 +276,8 @@ def test_generated_scenario_steps_hold_the_machine_state(
     )
     trace = run_watched(session, sc)
     assert_pt_regs_follow_the_handler(trace)
+    if trace.door is Door.INT80 and any(s.cpl == 0 for s in trace.steps):
+        assert_int80_round_trip(trace)
 
 
 def test_trace_json_shows_the_new_ss_in_every_step_from_the_handler_on() -> None:

@@ -27,7 +27,7 @@ from textual.widgets import Tab, Tabs
 from engine.errors import escape
 from engine.i18n import N_, _, msg, set_language, tr
 from engine.kernel import spec
-from engine.trace import ExitPath, StackName, Trace
+from engine.trace import Door, ExitPath, StackName, Trace
 from tui.screens.timeline import Timeline
 from tui.text import localized_bindings
 from tui.widgets.checks import ChecksPanel, VerdictBar, exit_path
@@ -782,10 +782,13 @@ class DebuggerScreen(Screen[None]):
         trace = self.timeline.trace
         self._listing_view.set_rows(self._listing.rows)
         source = "entry_64_fred.S" if trace.fred else "entry_64.S"
+        if "entry_INT80_compat" in trace.symbols:
+            source += " + entry_64_compat.S"  # the int $0x80 entry, listed after it
         self._listing_view.border_title = f"{source} · {trace.kernel}"
         self._checks.in_c = spec(trace.kernel).checks_in_c
         self._checks.fred = trace.fred
         self._verdict.fred = trace.fred
+        self._checks.int80 = self._verdict.int80 = trace.door is Door.INT80
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -897,6 +900,8 @@ class DebuggerScreen(Screen[None]):
             status.exit_path = _("fault {name}").format(name=fault.name)
         elif self.timeline.trace.fred:
             status.exit_path = _("ERETU (FRED: no SYSRET decision)")
+        elif self.timeline.trace.door is Door.INT80:
+            status.exit_path = _("IRET (int $0x80: no SYSRET decision)")
         elif path is not None:
             status.exit_path = (
                 _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")

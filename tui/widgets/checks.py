@@ -33,6 +33,16 @@ FRED_WHY = N_(
     "a non-canonical RIP need no check before it."
 )
 
+#: The panel after int $0x80, whose entry never tries SYSRET (entry_64_compat.S).
+INT80_NO_DECISION = N_(
+    "After int $0x80 there is no SYSRET decision: entry_INT80_compat always leaves through IRET."
+)
+INT80_WHY = N_(
+    "It jumps to swapgs_restore_regs_and_return_to_usermode right after "
+    "do_int80_syscall_32: IRET reloads RIP, CS, RFLAGS, RSP and SS from pt_regs, so a "
+    "32-bit caller gets its own CS back, and RCX and R11 are restored with the rest."
+)
+
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
 
 
@@ -84,6 +94,9 @@ class ChecksPanel(LinePanel):
     fred: reactive[bool] = reactive(False, repaint=False)
     """The run is on a FRED machine: nothing decides between SYSRET and IRET."""
 
+    int80: reactive[bool] = reactive(False, repaint=False)
+    """The run entered through int $0x80: its exit is always IRET."""
+
     def watch_checks(self) -> None:
         self.rebuild()
         self.call_after_refresh(self.show_failure)
@@ -104,6 +117,9 @@ class ChecksPanel(LinePanel):
     def watch_fred(self) -> None:
         self.rebuild()
 
+    def watch_int80(self) -> None:
+        self.rebuild()
+
     def watch_in_c(self) -> None:
         self.rebuild()
 
@@ -111,12 +127,13 @@ class ChecksPanel(LinePanel):
     """The first and last line of the first failure's block, once built."""
 
     def build(self, width: int) -> list[Content]:
-        if self.fred:
+        if self.fred or self.int80:
             style = self.style("checks--verdict-sysret")
+            said = (FRED_NO_DECISION, FRED_WHY) if self.fred else (INT80_NO_DECISION, INT80_WHY)
             return [
                 Content.assemble((line, style))
-                for text in (_(FRED_NO_DECISION), _(FRED_WHY))
-                for line in wrap(text, width, indent="")
+                for text in said
+                for line in wrap(_(text), width, indent="")
             ]
         checks = self.checks
         failure = first_failure(checks)
@@ -221,6 +238,8 @@ class VerdictBar(Widget):
     """The name of the fault that ended the run ("#GP"), once the position reached it."""
     fred: reactive[bool] = reactive(False)
     """The run is on a FRED machine: there are no checks, ERETU is the exit."""
+    int80: reactive[bool] = reactive(False)
+    """The run entered through int $0x80: there are no checks, IRET is the exit."""
 
     def render(self) -> Content:
         styles = {
@@ -234,6 +253,8 @@ class VerdictBar(Widget):
         failure = first_failure(self.checks)
         if self.fred:
             parts.append(("  " + _("none under FRED → ERETU"), styles["pass"]))
+        elif self.int80:
+            parts.append(("  " + _("none after int $0x80 → IRET"), styles["pass"]))
         elif failure is not None:
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
             parts.append(("  " + text, styles["fail"]))

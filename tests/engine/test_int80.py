@@ -1,0 +1,175 @@
+"""int $0x80: the IDT delivery the engine models (Intel SDM vol. 3A 6.12, 6.14), and
+v5.8.13's entry_INT80_compat with do_int80_syscall_32 on the emulated machine."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from engine import load_scenario, parse_scenario, run_scenario
+from engine.constants import EFAULT, IF, KERNEL_CS, MASK64, NT, RF, TF, USER_CS, USER_DS
+from engine.machine import idt
+from engine.machine.modelled import (
+    GATE_TRAP,
+    IdtGate,
+    InterruptDelivery,
+    InterruptFault,
+    software_interrupt_delivery,
+)
+from engine.trace import Door, ExitPath
+from engine.views.json import trace_json
+from tests.conftest import SCENARIOS
+
+TOP = 0xFFFFFE0000003000
+HANDLER = 0xFFFFFFFF81A001DD
+
+
+def deliver(
+    gate: bytes | None, limit: int = idt.IDT_LIMIT, cpl: int = 3, rflags: int = 0x346
+) -> InterruptDelivery | InterruptFault:
+    return software_interrupt_delivery(
+        0x80, gate, limit, cpl, rflags, 0x7FFC0000EFF8, USER_CS, USER_DS, 0x401007,
+        lambda ist, dpl: TOP + 0x100 * ist + 8 * dpl,
+    )  # fmt: skip
+
+
+def test_the_gate_linux_builds_decodes_as_idt_c_says() -> None:
+    g = IdtGate.decode(idt.gate(HANDLER, 3, 0))
+    assert (g.offset, g.selector, g.ist, g.gate_type, g.dpl, g.present) == (
+        HANDLER, KERNEL_CS, 0, 0xE, 3, True,
+    )  # fmt: skip
+
+
+def test_delivery_from_cpl3_switches_to_tss_sp0_and_pushes_the_frame() -> None:
+    d = deliver(idt.gate(HANDLER, 3, 0))
+    assert isinstance(d, InterruptDelivery)
+    assert d.rsp == TOP - 40 and d.cpl == 0 and d.ss == 0 and d.cs == KERNEL_CS
+    assert d.frame == (USER_DS, 0x7FFC0000EFF8, 0x346, USER_CS, 0x401007)
+    # an interrupt gate clears IF as well as TF, NT, RF and VM
+    assert d.rflags == 0x346 & ~(IF | TF) | 2
+    assert d.gate.offset == HANDLER
+
+
+def test_rsp_is_aligned_down_to_16_and_the_ist_slot_wins() -> None:
+    odd = software_interrupt_delivery(
+        0x80, idt.gate(HANDLER, 3, 2), idt.IDT_LIMIT, 3, 2, 0x1000, USER_CS, USER_DS, 0x2,
+        lambda ist, dpl: TOP + 0x108 if ist == 2 else None,
+    )  # fmt: skip
+    assert isinstance(odd, InterruptDelivery) and odd.rsp == TOP + 0x100 - 40
+
+
+def test_a_trap_gate_leaves_if_set() -> None:
+    raw = bytearray(idt.gate(HANDLER, 3, 0))
+    raw[5] = (raw[5] & 0xF0) | GATE_TRAP
+    d = deliver(bytes(raw), rflags=0x200 | NT | RF | 2)
+    assert isinstance(d, InterruptDelivery) and d.rflags == 0x202
+
+
+@pytest.mark.parametrize(
+    ("gate", "limit", "vector", "why"),
+    [
+        (idt.gate(HANDLER, 0, 0), idt.IDT_LIMIT, 13, "DPL is below the CPL"),
+        (idt.gate(HANDLER, 3, 0)[:5] + b"\x6e" + idt.gate(HANDLER, 3, 0)[6:], idt.IDT_LIMIT,
+         11, "not present"),
+        (idt.gate(HANDLER, 3, 0), 0x80 * 16 + 14, 13, "past the IDT limit"),
+        (None, idt.IDT_LIMIT, 13, "past the IDT limit"),
+        (b"\0" * 16, idt.IDT_LIMIT, 13, "not an interrupt or trap gate"),
+    ],
+)  # fmt: skip
+def test_a_gate_int_n_may_not_use_faults_with_the_gates_error_code(
+    gate: bytes | None, limit: int, vector: int, why: str
+) -> None:
+    f = deliver(gate, limit)
+    assert isinstance(f, InterruptFault)
+    assert (f.vector, f.error_code) == (vector, 0x80 * 8 + 2) and why in f.why
+
+
+# -- on the machine ------------------------------------------------------------------------
+def test_getpid_through_int80_returns_the_pid_in_eax_through_iret() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "int80-getpid.toml"))
+    assert t.door is Door.INT80 and t.exit is ExitPath.IRET and t.fault is None
+    assert t.final is not None and t.final_cpl == 3
+    assert t.final.rax == 1234 and (t.final.cs, t.final.ss) == (USER_CS, USER_DS)
+    assert t.pt_regs_at_call["orig_ax"] == 20 and t.pt_regs_after_call["ax"] == 1234
+    assert t.stopped == "returned to user space at 0x401007"
+    # the C call is do_int80_syscall_32, at its own stub, never do_syscall_64
+    (c,) = [s for s in t.steps if s.modelled and s.label.startswith("do_")]
+    assert c.label == "do_int80_syscall_32" and c.rip == t.symbols["do_int80_syscall_32"]
+    assert c.source == "do_int80_syscall_32(regs)   /* C code: modelled */"
+    assert c.source_line is not None
+    assert t.source[c.source_line - 1].text.strip() == "call    do_int80_syscall_32"
+    assert trace_json(t)["door"] == "int80"
+
+
+def test_the_hardware_frame_is_named_until_the_exit_rebuilds_it() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "int80-getpid.toml"))
+    entered = next(s for s in t.steps if s.cpl == 0)
+    pushed = t.steps[entered.index + 4]  # ASM_CLAC, SWAPGS, movl, pushq %rax, pushq %rdi
+    assert pushed.text == "pushq %rdi"
+    assert [s.slot for s in pushed.entry_stack] == [
+        "ss",
+        "sp",
+        "flags",
+        "cs",
+        "ip",
+        "orig_ax",
+        "di",
+    ]
+    assert [s.value for s in pushed.entry_stack][:5] == [
+        USER_DS,
+        0x7FFC0000F000,
+        0x246,
+        USER_CS,
+        0x401007,
+    ]
+    iret = next(s for s in t.steps if s.text == "iretq")
+    assert [s.slot for s in iret.entry_stack][:6] == ["ss", "sp", "flags", "cs", "ip", "di"]
+
+
+def test_64_bit_code_gets_the_32_bit_abi_a_stack_pointer_loses_its_upper_half() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "int80-stack-pointer-truncated.toml"))
+    assert t.final is not None and t.final.rax == -EFAULT & MASK64
+    assert t.output == b""
+    assert any("upper halves dropped from cx 0x7ffc0000eff8" in line for line in t.handler)
+    assert any("write(1, 0xeff8, 6) = -14" in line for line in t.handler)
+
+
+def test_int80_keeps_r8_to_r15_rcx_and_r11() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "int80-keeps-r8-r15.toml"))
+    f = t.final
+    assert f is not None and t.exit is ExitPath.IRET
+    assert (f.r8, f.r9, f.r10, f.r11, f.r15, f.rcx) == (
+        0x8888,
+        0x9999,
+        0x1010,
+        0x1111,
+        0x1515,
+        0xCCCC,
+    )
+
+
+def test_the_upper_half_of_eax_is_dropped_and_the_i386_table_is_used() -> None:
+    # 39 is getpid for SYSCALL but mkdir in the i386 table; the upper half of RAX is
+    # zero-extended away by entry_INT80_compat's movl %eax, %eax
+    t = run_scenario(
+        parse_scenario('name = "x"\n[user]\ncode = "movabs $0x100000027, %rax; int $0x80"')
+    )
+    assert t.pt_regs_at_call["orig_ax"] == 39
+    assert t.final is not None and t.final.rax == -38 & MASK64  # -ENOSYS: not modelled
+    assert any("mkdir (32-bit nr 39) is not modelled" in line for line in t.handler)
+
+
+def test_exit_through_int80_never_returns() -> None:
+    t = run_scenario(
+        parse_scenario('name = "x"\n[user]\ncode = "mov $1, %eax; mov $7, %ebx; int $0x80"')
+    )
+    assert t.exit is None and t.stopped == "the task called exit(7); do_exit() never returns"
+
+
+def test_the_idt_gate_points_at_entry_int80_compat_on_v58() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "int80-getpid.toml"))
+    page = idt.idt_page("v5.8.13", t.symbols)
+    lo, hi = struct.unpack_from("<QQ", page, 16 * 0x80)
+    assert IdtGate.decode(page[16 * 0x80 : 16 * 0x81]).offset == t.symbols["entry_INT80_compat"]
+    assert (lo >> 45) & 3 == 3 and hi == 0xFFFFFFFF
