@@ -93,6 +93,26 @@ class TestWide:
         assert snap_compare(app, terminal_size=WIDE, run_before=at(end))
 
 
+class TestInt80:
+    """int $0x80 through the 32-bit door: the hardware frame, and the checks panel saying
+    there is no SYSRET decision."""
+
+    def test_wide_hardware_frame(self, snap_compare: SnapCompare) -> None:
+        """After entry_INT80_compat's pushq %rdi: the CPU's five words and the entry's two
+        on the trampoline stack, named; SS null, CPL 0, the user's CR3 still live."""
+        trace = scenario_trace("int80-getpid.toml")
+        position = position_after(trace, lambda s: s.cpl == 0 and s.text == "pushq %rdi")
+        app = make_app("int80-getpid.toml")
+        assert snap_compare(app, terminal_size=WIDE, run_before=at(position))
+
+    def test_narrow_checks_tab(self, snap_compare: SnapCompare) -> None:
+        """At 80x24, the checks tab after int $0x80: no SYSRET decision, IRET."""
+        trace = scenario_trace("int80-getpid.toml")
+        position = position_after(trace, lambda s: s.text == "iretq")
+        app = make_app("int80-getpid.toml")
+        assert snap_compare(app, terminal_size=NARROW, run_before=at(position, "checks"))
+
+
 class TestNarrow:
     """80x24: the panels become tabs; the current line and the verdict stay pinned."""
 
