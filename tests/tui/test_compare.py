@@ -359,3 +359,21 @@ async def test_the_key_bar_fits_after_a_resize_to_80x24() -> None:
             assert drawn.cell_length <= bar.content_size.width, size
             assert drawn.plain.split()[:2] == ["s", "step"] or drawn.plain.startswith("s b")
             assert " q" in drawn.plain
+
+
+@run_async
+async def test_syscall_beside_int80_each_checks_panel_says_its_own_decision() -> None:
+    """getpid through SYSCALL (six checks) beside getpid through int $0x80 (no SYSRET
+    decision: the panel says so, not "verdict pending"); the paths part at the int."""
+    c = compare_traces(scenario_trace("getpid.toml"), scenario_trace("int80-getpid.toml"))
+    assert c.paths_part is not None
+    app = CompareApp(c)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("p")
+        b = app.screen.query_one("#checks-b", ChecksPanel)
+        a = app.screen.query_one("#checks-a", ChecksPanel)
+        assert b.int80 and not a.int80
+        text = "\n".join(line.plain for line in b.build(60))
+        assert text.startswith("After int $0x80 there is no SYSRET decision")
+        assert "verdict pending" not in text
+        assert len(a.checks) == 6 and not b.checks
