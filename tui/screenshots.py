@@ -238,6 +238,18 @@ SCENES = (
         end,
         caption="FRED: a stepped syscall returns into the #DB that ERETU pended",
     ),
+    Scene(
+        "35-int80-hardware-frame",
+        "int80-getpid.toml",
+        after(lambda step: step.text == "pushq %rdi" and step.cpl == 0),
+        caption="int $0x80: the hardware frame the CPU pushed on the trampoline stack",
+    ),
+    Scene(
+        "36-int80-iret",
+        "int80-stack-pointer-truncated.toml",
+        end,
+        caption="int $0x80 from 64-bit code: the stack pointer cut to 32 bits, -EFAULT, IRET",
+    ),
 )
 
 
@@ -255,6 +267,12 @@ class CompareScene:
 
 
 COMPARE_SCENES = (
+    CompareScene(
+        "37-compare-syscall-int80",
+        "getpid.toml",
+        "int80-getpid.toml",
+        caption="compare: getpid through SYSCALL and through int $0x80, where the paths part",
+    ),
     CompareScene(
         "19-compare-v5.8-v6.12-last-page",
         "v6.12-fallthrough-to-task-size-max.toml",
