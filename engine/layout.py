@@ -32,6 +32,10 @@ KERNEL_TEXT_SIZE = 0x4000
 DO_SYSCALL_64 = 0xFFFFFFFF810025F0
 #: the modelled do_int80_syscall_32 (v5.8's int $0x80 C entry): its own stub, after it
 DO_INT80_SYSCALL_32 = DO_SYSCALL_64 + 0x10
+#: 6.1's and 6.12's int $0x80 C side: sync_regs (error_entry's copy of pt_regs to the task
+#: stack) and do_int80_emulation, each a stub of its own
+SYNC_REGS = DO_SYSCALL_64 + 0x20
+DO_INT80_EMULATION = DO_SYSCALL_64 + 0x30
 ENTRY_TEXT = 0xFFFFFFFF81A00000
 ENTRY_TEXT_SIZE = 0x2000
 LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode

@@ -35,6 +35,7 @@ class EventKind(StrEnum):
     IRET = "iret"
     ERETU = "eretu"  # FRED's return to ring 3 (modelled)
     INTERRUPT = "interrupt"  # INT n delivered through the IDT (modelled)
+    HELPER = "helper"  # a modelled C helper of the entry code, not the system call (sync_regs)
     RETURN = "return"  # back in user mode, the next instruction fetched
     FAULT = "fault"  # a CPU exception ended the run
     EXIT = "exit"  # the task called exit()
@@ -381,9 +382,11 @@ class Trace:
 
     @property
     def c_entry(self) -> str:
-        """The modelled C function the entry code called: do_syscall_64, or after an
-        int $0x80 v5.8's do_int80_syscall_32."""
-        return "do_int80_syscall_32" if self.door is Door.INT80 else "do_syscall_64"
+        """The modelled C function that ran the system call: do_syscall_64, or after an
+        int $0x80 v5.8's do_int80_syscall_32 or 6.1's and 6.12's do_int80_emulation."""
+        if self.door is not Door.INT80:
+            return "do_syscall_64"
+        return "do_int80_syscall_32" if self.kernel == "v5.8.13" else "do_int80_emulation"
 
     @property
     def fred(self) -> bool:

@@ -37,7 +37,7 @@ SYM_CODE_START(entry_INT80_compat)
 	/*
 	 * Interrupts are off on entry.
 	 */
-/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP, which interrupt delivery leaves set; this CPU has none (CR4.SMAP is clear), so the alternative left three bytes of NOP.
+/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP, which interrupt delivery leaves set; this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
 	ASM_CLAC			/* Do this early to minimize exposure */
 /// As on the SYSCALL path: GS now points at this CPU's per-CPU area.
 	SWAPGS

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from engine.asm import Assembled, Item, Label, assemble
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
 from engine.kernel.variants import KernelSpec, spec
-from engine.layout import DO_INT80_SYSCALL_32, DO_SYSCALL_64, ENTRY_TEXT, LAUNCH_STUB
+from engine.layout import (
+    DO_INT80_EMULATION,
+    DO_INT80_SYSCALL_32,
+    DO_SYSCALL_64,
+    ENTRY_TEXT,
+    LAUNCH_STUB,
+    SYNC_REGS,
+)
 from engine.trace import SourceInstruction, SourceLine
 
 if TYPE_CHECKING:
@@ -62,7 +69,11 @@ SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 
 #: The modelled C functions other than do_syscall_64 that a rendition may call, and
 #: where each one's stub sits in the kernel text.
-C_STUBS: dict[str, int] = {"do_int80_syscall_32": DO_INT80_SYSCALL_32}
+C_STUBS: dict[str, int] = {
+    "do_int80_syscall_32": DO_INT80_SYSCALL_32,
+    "sync_regs": SYNC_REGS,
+    "do_int80_emulation": DO_INT80_EMULATION,  # reached by int80_emulation's jmp
+}
 
 _LABEL_MACRO = re.compile(
     r"^SYM_(?:CODE_START|CODE_START_LOCAL|CODE_START_NOALIGN|INNER_LABEL(?:_ALIGN)?|START"
@@ -85,6 +96,16 @@ def compat_text(kernel: str) -> str:
     shipped in the package: listed (and assembled) after the entry code ("": none)."""
     name = spec(kernel).compat_source_file
     return resources.files("engine.kernel").joinpath(name).read_text() if name else ""
+
+
+def compat_listed(features: Features) -> bool:
+    """Is the int $0x80 rendition part of this build's image?  Not under FRED (FRED's
+    own entry is the image), and not on 6.1 with SRSO: its error_entry's RET is then a
+    jmp to srso_return_thunk, which is not rendered (6.12's error_entry has no RET: it
+    tail-calls sync_regs)."""
+    if features.fred or not compat_text(features.kernel):
+        return False
+    return features.kernel != "v6.1" or not features.srso
 
 
 def srso_text(kernel: str) -> str:
@@ -277,7 +298,7 @@ def assemble_image(features: Features) -> KernelImage:
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
     text = source_text(features.kernel, features.fred)
-    if not features.fred and compat_text(features.kernel):
+    if compat_listed(features):
         text += "\n" + compat_text(features.kernel)
     if features.srso:
         text += "\n" + srso_text(features.kernel)
@@ -313,7 +334,7 @@ def assemble_image(features: Features) -> KernelImage:
     externals = {"do_syscall_64": DO_SYSCALL_64}
     if features.fred:
         externals["fred_entry_from_user"] = DO_SYSCALL_64
-    called = {n: a for n, a in C_STUBS.items() if re.search(rf"\bcall\s+{n}\b", text)}
+    called = {n: a for n, a in C_STUBS.items() if re.search(rf"\b(call|jmp)\s+{n}\b", text)}
     externals.update(called)
     entry, labels = assemble(statements.items, ENTRY_TEXT, externals)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)

@@ -253,7 +253,7 @@ class Expander:
         body += [Item("movl %edx, %eax"), Item("shrq $0x20, %rdx"), Item("wrmsr")]
         return [Item(f"jmp {end}"), *body, Label(end)]
 
-    def untrain_ret(self) -> list[Item | Label]:
+    def untrain_ret(self, from_call: bool = False) -> list[Item | Label]:
         # 6.1: ANNOTATE_UNRET_END's nop, then CALL_UNTRAIN_RET and the entry-IBPB call as
         # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
         # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
@@ -265,11 +265,26 @@ class Expander:
                 # on QEMU's EPYC-Rome: e8 rel32 to entry_untrain_ret)
                 out.append(Item("call entry_untrain_ret"))
             elif site.startswith("skip"):
+                # 6.12's UNTRAIN_RET_FROM_CALL (nospec-branch.h) pads for
+                # RESET_CALL_DEPTH_FROM_CALL (movb, shl, movq: 14 bytes), one byte less than
+                # RESET_CALL_DEPTH: add_nop() jumps over one INT3 fewer
                 end = self._label("end")
-                out += [Item(f"jmp {end}"), *[Item("int3")] * int(site[4:]), Label(end)]
+                pad = int(site[4:]) - (1 if from_call else 0)
+                out += [Item(f"jmp {end}"), *[Item("int3")] * pad, Label(end)]
             else:
                 out.append(_NOPS[int(site[3:])])
         return out
+
+    def fence_swapgs_user_entry(self) -> list[Item | Label]:
+        """calling.h: ALTERNATIVE "", "lfence", X86_FEATURE_FENCE_SWAPGS_USER, which bugs.c
+        (spectre_v1_select_mitigation) sets for a CPU with X86_BUG_SWAPGS when PTI is off
+        (with PTI the CR3 write serializes).  Of the CPU models, Skylake-Client has the bug
+        (an Intel core not on the NO_SWAPGS whitelist); EPYC-Rome is AMD (NO_SWAPGS); QEMU's
+        max model is taken as unaffected, as its traced kernels take it for MDS (the two
+        share the whitelist)."""
+        if self.f.mds and not self.f.pti:
+            return [Item("lfence")]
+        return [_NOPS[3]]
 
     def clear_cpu_buffers(self) -> list[Item | Label]:
         verw = Item(f"verw [{X86_VERW_SEL:#x}](%rip)")
@@ -286,7 +301,9 @@ class Expander:
         return [verw] if self.f.mds else [_NOPS[7]]
 
     # -- registers -------------------------------------------------------------------
-    def push_and_clear_regs(self, rdx: str = "%rdx", rax: str = "%rax") -> list[Item | Label]:
+    def push_and_clear_regs(
+        self, rdx: str = "%rdx", rax: str = "%rax", save_ret: str = "0"
+    ) -> list[Item | Label]:
         rax = self._ops(rax)
         if self.k.split_push_clear:
             # PUSH_REGS, then CLEAR_REGS: all the pushes first, then the xors.
@@ -295,6 +312,16 @@ class Expander:
             clears = ["%esi", "%edx", "%ecx", "%r8d", "%r9d", "%r10d", "%r11d", "%ebx",
                       "%ebp", "%r12d", "%r13d", "%r14d", "%r15d"]  # fmt: skip
             split: list[Item | Label] = [Item(f"pushq {r}") for r in pushes]
+            if save_ret == "1":
+                # error_entry's form: the return address of its call is where pt_regs->di
+                # goes; RSI carries it below pt_regs (calling.h, PUSH_REGS save_ret=1)
+                split = [
+                    Item("pushq %rsi"),
+                    Item("movq 8(%rsp), %rsi"),
+                    Item("movq %rdi, 8(%rsp)"),
+                    *split[2:],
+                    Item("pushq %rsi"),
+                ]
             return split + [Item(f"xorl {r}, {r}") for r in clears]
         # v5.8 interleaves each push with the xor that clears the register (nospec).
         seq = [
@@ -376,12 +403,20 @@ class Expander:
             return [_NOPS[3]]
         if name == "INTERRUPT_RETURN":
             return [Item("jmp native_iret")]
+        if name == "FENCE_SWAPGS_USER_ENTRY":
+            return self.fence_swapgs_user_entry()
+        if name == "RET":
+            # linkage.h: jmp __x86_return_thunk (CONFIG_RETHUNK); apply_returns() makes it
+            # ret and INT3s where X86_FEATURE_RETHUNK is clear (no SRSO, no retbleed thunk)
+            return [Item("retq"), *[Item("int3")] * 4]
         if name == "SWITCH_TO_USER_CR3":
             return self.switch_to_user_cr3(kw["scratch_reg"], kw["scratch_reg2"])
         if name in ("IBRS_ENTER", "IBRS_EXIT"):
             return self.ibrs(exit=name == "IBRS_EXIT")
         if name == "UNTRAIN_RET":
             return self.untrain_ret()
+        if name == "UNTRAIN_RET_FROM_CALL":
+            return self.untrain_ret(from_call=True)
         if name == "CLEAR_BRANCH_HISTORY":
             return [_NOPS[5]]  # ALTERNATIVE "", "call clear_bhb_loop"
         if name == "CLEAR_CPU_BUFFERS":
@@ -412,7 +447,9 @@ _EMPTY = frozenset(
     {
         "STACKLEAK_ERASE", "STACKLEAK_ERASE_NOCLOBBER", "UNWIND_HINT_EMPTY",
         "UNWIND_HINT_REGS", "UNWIND_HINT_IRET_REGS", "UNWIND_HINT_ENTRY",
-        "UNWIND_HINT_END_OF_STACK", "ANNOTATE_NOENDBR",
+        "UNWIND_HINT_END_OF_STACK", "ANNOTATE_NOENDBR", "UNWIND_HINT_FUNC",
+        "ENCODE_FRAME_POINTER", "REACHABLE", "DEBUG_ENTRY_ASSERT_IRQS_OFF",
+        "UNWIND_HINT_IRET_ENTRY",
     }
 )  # fmt: skip
 
@@ -420,7 +457,8 @@ MACROS = frozenset(
     {
         "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "SWITCH_TO_USER_CR3",
         "PUSH_AND_CLEAR_REGS", "POP_REGS", "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN",
-        "ALTERNATIVE", "ASM_CLAC", "IBRS_ENTER", "IBRS_EXIT", "UNTRAIN_RET", "CLEAR_BRANCH_HISTORY",
+        "ALTERNATIVE", "ASM_CLAC", "FENCE_SWAPGS_USER_ENTRY", "RET", "IBRS_ENTER", "IBRS_EXIT",
+        "UNTRAIN_RET", "UNTRAIN_RET_FROM_CALL", "CLEAR_BRANCH_HISTORY",
         "CLEAR_CPU_BUFFERS", "ENDBR", "FRED_ENTER", "FRED_EXIT", "ERETU", *_EMPTY,
     }
 )  # fmt: skip

@@ -85,6 +85,8 @@ class KernelSpec:
     #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
+    #: IA32_NR_syscalls: the i386 table's size (syscall_32.tbl's last number + 1)
+    ia32_nr_syscalls: int = 440
     #: user space may set its FS/GS base with WRFSBASE/WRGSBASE (CR4.FSGSBASE, Linux 5.9+);
     #: before that only arch_prctl(), which refuses a base at or above TASK_SIZE_MAX
     fsgsbase: bool = True
@@ -146,6 +148,7 @@ SPECS: dict[str, KernelSpec] = {
         name="v6.1",
         source_file="entry_64_v6.1.S",
         srso_source_file="retpoline_v6.1.S",
+        compat_source_file="entry_64_compat_v6.1.S",
         summary="LTS 2022: the same six checks in assembly, plus mitigation sites",
         asm_checks=ASM_CHECKS,
         c_checks=(),
@@ -161,6 +164,7 @@ SPECS: dict[str, KernelSpec] = {
         c_call="do_syscall_64(regs, nr)",
         espfix64=False,
         nr_syscalls=451,
+        ia32_nr_syscalls=451,  # 450 set_mempolicy_home_node
         split_push_clear=True,
         pop_skip_r11rcx=False,
         untrain_ret=("nop1", "nop5", "nop5"),  # ANNOTATE_UNRET_END's nop, two call sites
@@ -171,6 +175,7 @@ SPECS: dict[str, KernelSpec] = {
         source_file="entry_64_v6.12.S",
         srso_source_file="retpoline_v6.12.S",
         fred_source_file="entry_64_fred_v6.12.S",
+        compat_source_file="entry_64_compat_v6.12.S",
         summary="LTS 2024: the SYSRET decision in C, RIP < TASK_SIZE_MAX",
         asm_checks=(),
         c_checks=C_CHECKS,
@@ -188,6 +193,7 @@ SPECS: dict[str, KernelSpec] = {
         c_call="bool do_syscall_64(regs, nr)",
         espfix64=False,
         nr_syscalls=463,  # traced: cmp $0x1cf,%r12d
+        ia32_nr_syscalls=463,  # 462 mseal
         split_push_clear=True,
         pop_skip_r11rcx=False,
         user_cr3_stack_pti_outside=True,

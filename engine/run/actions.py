@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import ENOSYS, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
+from engine.constants import ENOSYS, PT_REGS_SIZE, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
 from engine.kernel.common_c import sysret_conditions
 from engine.kernel.image import build_image
@@ -30,7 +30,13 @@ from engine.machine.modelled import (
     sysret_faults,
     sysret_rflags,
 )
-from engine.run.syscalls import HandlerResult, PtRegs, do_int80_syscall_32, do_syscall_64
+from engine.run.syscalls import (
+    HandlerResult,
+    PtRegs,
+    do_int80_emulation,
+    do_int80_syscall_32,
+    do_syscall_64,
+)
 from engine.trace import CheckName, Event, EventKind, ExitPath
 
 if TYPE_CHECKING:
@@ -56,6 +62,8 @@ class EntryPoints:
     #: the call of each
     c_calls: dict[int, int | None] = field(default_factory=dict)
     do_int80: int | None = None  # do_int80_syscall_32, where the image calls it
+    sync_regs: int | None = None  # 6.1's error_entry: pt_regs to the task stack
+    do_int80_emulation: int | None = None  # 6.1's int $0x80 C side
 
 
 @functools.lru_cache(maxsize=16)
@@ -76,7 +84,7 @@ def entry_points(features: Features) -> EntryPoints:
             (
                 getattr(a.item.meta, "line", None)
                 for a in img.entry
-                if a.item.text == f"call {name}"
+                if a.item.text in (f"call {name}", f"jmp {name}")
             ),
             None,
         )
@@ -97,6 +105,8 @@ def entry_points(features: Features) -> EntryPoints:
         ),
         c_calls={a.address: call_of(img.label_at(a.address)) for a in img.c_stubs},
         do_int80=sym.get("do_int80_syscall_32"),
+        sync_regs=sym.get("sync_regs"),
+        do_int80_emulation=sym.get("do_int80_emulation"),
     )
 
 
@@ -114,6 +124,10 @@ class EntryActions:
         table: dict[int, Callable[[int], None]] = {pts.do_sys: self.do_syscall_64}
         if pts.do_int80 is not None:
             table[pts.do_int80] = self.do_int80_syscall_32
+        if pts.sync_regs is not None:
+            table[pts.sync_regs] = self.sync_regs
+        if pts.do_int80_emulation is not None:
+            table[pts.do_int80_emulation] = self.do_int80_emulation
         if pts.sysret is not None:
             table[pts.sysret] = self.sysret
         if pts.iret is not None:
@@ -257,6 +271,51 @@ class EntryActions:
         pt = PtRegs(run.m, r.cr3, r.rdi)
         run.pt_at_call = pt.read()
         self._after_call(pt, do_int80_syscall_32(run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call))
+
+    def sync_regs(self, address: int) -> None:
+        """model: sync_regs(eregs) (arch/x86/kernel/traps.c): ``regs = (struct pt_regs
+        *)this_cpu_read(cpu_current_top_of_stack) - 1``; the pt_regs error_entry built on
+        the trampoline stack is copied there, and the copy's address returned in RAX."""
+        run = self.run
+        m = run.m
+        r = run.rec.read_regs()
+        top = m.read_u64(r.cr3, r.gs_base + run.kernel.top_of_stack)
+        raw = m.read_virt(r.cr3, r.rdi, PT_REGS_SIZE)
+        if top is None or raw is None:
+            run.stop(N_("sync_regs: pt_regs or the top of the task stack is not readable"))
+        regs = top - PT_REGS_SIZE
+        if regs != r.rdi:
+            if not m.write_virt(r.cr3, regs, raw, supervisor=True):
+                run.stop(N_("sync_regs: the task stack is not mapped"))
+            run.rec.wrote(regs)
+            if run.recording is not None and run.recording.pending is not None:
+                run.recording.pending.writes.extend(range(regs, top, 8))
+        run.uc.reg_write(X.UC_X86_REG_RAX, regs)
+        run.event(
+            Event(
+                EventKind.HELPER,
+                msg(
+                    "sync_regs: pt_regs copied from the trampoline stack {src:#x} to the task "
+                    "stack {dst:#x} (cpu_current_top_of_stack − sizeof(struct pt_regs)); "
+                    "RAX ← {dst:#x}",
+                    src=r.rdi,
+                    dst=regs,
+                ),
+                modelled=True,
+            )
+        )
+
+    def do_int80_emulation(self, address: int) -> None:
+        """model: do_int80_emulation(regs), 6.1's and 6.12's int $0x80 C side
+        (engine.run.syscalls), then the scenario's [handler.set]."""
+        run = self.run
+        r = run.rec.read_regs()
+        pt = PtRegs(run.m, r.cr3, r.rdi)
+        run.pt_at_call = pt.read()
+        res = do_int80_emulation(
+            run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call, run.kernel.ia32_nr_syscalls
+        )
+        self._after_call(pt, res)
 
     def _after_call(self, pt: PtRegs, res: HandlerResult) -> None:
         """What every modelled C entry does after its system call: the [handler.set]

@@ -72,6 +72,13 @@ FRED_INFO_SIZE = 8 * len(FRED_INFO_SLOTS)
 #: pushes of RAX (the future orig_ax) and RDI.  The IRET exit later rebuilds its own
 #: frame over them (ENTRY_FRAME_SLOTS[IRET]).
 INT80_ENTRY_SLOTS: tuple[str, ...] = ("ss", "sp", "flags", "cs", "ip", "orig_ax", "di")
+#: 6.1's and 6.12's asm_int80_emulation builds all of pt_regs there (orig_ax -1, then
+#: error_entry's pushes), with the return addresses of its calls below it.
+IDTENTRY_SLOTS: tuple[str, ...] = (
+    *reversed(PT_REGS_FIELDS),
+    SLOT_RETURN_ADDRESS,  # of call error_entry
+    SLOT_RETURN_ADDRESS,  # of error_entry's call sync_regs
+)
 
 ENTRY_FRAME_SLOTS: dict[ExitPath, tuple[str, ...]] = {
     ExitPath.SYSRET: ("sp", "di", SLOT_SAVED_AX),
@@ -182,6 +189,9 @@ class StepRecorder:
         #: stack is the IRET exit's, which names the words anew)
         self.visited_task = False
         self.exit_frame = False
+        self.int80_slots = (
+            IDTENTRY_SLOTS if "asm_int80_emulation" in self.img.symbols else INT80_ENTRY_SLOTS
+        )
         self.cr3_written: int | None = None
         #: Called with each step as it is recorded, the machine still in that state
         #: (the invariant tests compare the record with their own reads).
@@ -366,7 +376,7 @@ class StepRecorder:
             elif stack_name is StackName.ENTRY and self.visited_task:
                 self.exit_frame = True  # the exit's move back: its frame from here on
             if not self.exit_frame:
-                frame = INT80_ENTRY_SLOTS
+                frame = self.int80_slots
         step = Step(
             index=len(self.steps),
             rip=p.rip,

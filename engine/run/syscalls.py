@@ -21,6 +21,7 @@ from engine.constants import (
     ARCH_SET_GS,
     EFAULT,
     EINVAL,
+    ENOSYS,
     EPERM,
     FIX_EFLAGS,
     MASK64,
@@ -289,7 +290,12 @@ HANDLERS_32: dict[int, Callable[[Call], None]] = {
 
 
 def do_int80_syscall_32(
-    m: Machine, cr3: int, regs_addr: int, pid: int, regs: dict[str, int] | None = None
+    m: Machine,
+    cr3: int,
+    regs_addr: int,
+    pid: int,
+    regs: dict[str, int] | None = None,
+    ia32_nr_syscalls: int = IA32_NR_SYSCALLS_V58,
 ) -> HandlerResult:
     """v5.8's do_int80_syscall_32(regs) (arch/x86/entry/common.c): ``nr =
     syscall_32_enter(regs)``, i.e. ``(unsigned int)regs->orig_ax``; then, in
@@ -312,12 +318,12 @@ def do_int80_syscall_32(
                 regs=", ".join(high),
             )
         )
-    if nr >= IA32_NR_SYSCALLS_V58:
+    if nr >= ia32_nr_syscalls:
         res.lines.append(
             msg(
                 "nr {nr:#x} >= IA32_NR_syscalls ({max}): ax stays -ENOSYS",
                 nr=nr,
-                max=IA32_NR_SYSCALLS_V58,
+                max=ia32_nr_syscalls,
             )
         )
         return res
@@ -332,6 +338,41 @@ def do_int80_syscall_32(
         )
     else:
         handler(call)
+    return res
+
+
+def do_int80_emulation(
+    m: Machine,
+    cr3: int,
+    regs_addr: int,
+    pid: int,
+    regs: dict[str, int] | None = None,
+    ia32_nr_syscalls: int = IA32_NR_SYSCALLS_V58,
+) -> HandlerResult:
+    """do_int80_emulation(regs) of 6.1.192 and 6.12 (arch/x86/entry/common.c): from user
+    mode, ``regs->orig_ax = regs->ax & GENMASK(31, 0); regs->ax = -ENOSYS;`` (the IDT entry
+    pushed -1 as orig_ax, and PUSH_REGS left the number in ax), ``nr =
+    syscall_32_enter(regs)``, an int; in do_syscall_32_irqs_on() ``unsigned int unr = nr;
+    if (likely(unr < IA32_NR_syscalls))`` ``regs->ax = ia32_sys_call(regs, unr)`` (a switch
+    since the BHI fix), else, for nr ≠ -1, __ia32_sys_ni_syscall's -ENOSYS.  No TIF work
+    is pending in this machine's task, the APIC's ISR has no vector 0x80 (a software
+    interrupt, int80_is_external() is false), and add_random_kstack_offset() moves only
+    the C frames, which are not emulated."""
+    pt = PtRegs(m, cr3, regs_addr)
+    values = pt.read() if regs is None else regs
+    nr = values["ax"] & MASK32
+    pt.write("orig_ax", nr)
+    pt.write("ax", _err(ENOSYS))
+    values = {**values, "orig_ax": nr, "ax": _err(ENOSYS)}
+    res = do_int80_syscall_32(m, cr3, regs_addr, pid, values, ia32_nr_syscalls)
+    res.lines.insert(
+        0,
+        msg(
+            "orig_ax ← ax & 0xffffffff = {nr:#x}, ax ← -ENOSYS (the IDT entry pushed -1 as "
+            "orig_ax)",
+            nr=nr,
+        ),
+    )
     return res
 
 

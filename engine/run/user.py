@@ -161,7 +161,8 @@ class UserActions:
         entry is not rendered, the run stops here, saying so; else the Run delivers it
         (:meth:`int80_delivery`) once Unicorn has stopped."""
         run = self.run
-        name = int80_handler(run.kernel.name)
+        # under FRED the int is a FRED event: fred_intx() calls fred_int80_emulation()
+        name = "fred_int80_emulation" if run.fred else int80_handler(run.kernel.name)
         if name not in run.img.symbols:
             run.rewind_rip = next_rip
             run.event(

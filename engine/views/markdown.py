@@ -143,6 +143,7 @@ EVENT_KINDS: dict[str, str] = {
     "stack_switch": N_("stack switch"),
     "handler": "do_syscall_64",  # the trace's own C entry where it has another
     "interrupt": N_("interrupt delivery"),
+    "helper": N_("modelled C helper"),
     "check": N_("SYSRET check"),
     "sysret": "SYSRET",
     "iret": "IRET",

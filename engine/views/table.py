@@ -55,6 +55,8 @@ def table_text(step: Step, c_entry: str = "do_syscall_64") -> str:
     ``retq`` that ran (the stub's return is how the modelled call hands back)."""
     if any(e.kind == "handler" for e in step.events):
         return c_entry + " [" + _("modelled") + "]"
+    if any(e.kind == "helper" for e in step.events):
+        return step.label + " [" + _("modelled") + "]"
     return step.text
 
 

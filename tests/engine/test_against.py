@@ -213,7 +213,8 @@ def test_a_mutated_real_trace_is_a_report_or_one_line_error(data: st.DataObject)
             del steps[data.draw(st.integers(0, len(steps))) :]
         elif where == "asm" and step:
             step["asm"] = data.draw(_asm)
-        elif where == "regs" and step:
+        elif where == "regs" and step and isinstance(step.get("regs"), dict) and step["regs"]:
+            # (a "leaf" draw may already have put a leaf where the registers were)
             step["regs"][data.draw(st.sampled_from(sorted(step["regs"])))] = data.draw(_hex)
         elif where == "pt_regs" and isinstance(doc["pt_regs"], dict) and doc["pt_regs"]:
             # (a "top" draw may already have put a leaf where the pt_regs table was)

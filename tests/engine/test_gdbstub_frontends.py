@@ -172,7 +172,9 @@ def test_symbol_file_has_no_entry_point_and_names_the_idt_handlers(elf_stub: Stu
 
 
 # -- the machine's IDT, banner and MSRs ---------------------------------------------------
-@pytest.mark.parametrize("name", ["getpid.toml", "v6.12-nopti.toml", "la57-rip-2-47.toml"])
+@pytest.mark.parametrize(
+    "name", ["getpid.toml", "v6.12-nopti.toml", "la57-rip-2-47.toml", "v6.1-int80-getpid.toml"]
+)
 def test_idt_has_linuxs_gates_at_the_named_stubs(name: str) -> None:
     r = replay_of(name)
     r.goto(0)
@@ -195,10 +197,13 @@ def test_idt_has_linuxs_gates_at_the_named_stubs(name: str) -> None:
         assert (lo >> 45) & 3 == (3 if vector in dpl3 else 0), vector
         assert (lo >> 32) & 7 == ist.get(vector, 0), vector
         assert offset in handlers.values()
-        if vector == 0x80 and "entry_INT80_compat" in r.trace.symbols:
-            # v5.8.13's int $0x80 entry is rendered: the gate points at its code
-            assert offset == r.trace.symbols["entry_INT80_compat"]
-            assert r.read(offset, 3) == bytes.fromhex("0f1f00")  # ASM_CLAC, no SMAP
+        rendered = "entry_INT80_compat" if r.trace.kernel == "v5.8.13" else "asm_int80_emulation"
+        if vector == 0x80 and rendered in r.trace.symbols:
+            # the kernel's int $0x80 entry is rendered: the gate points at its code
+            assert offset == r.trace.symbols[rendered]
+            # ASM_CLAC, a NOP without SMAP, first; after 6.12's ENDBR64 (an IBT build)
+            endbr = b"\xf3\x0f\x1e\xfa" if r.trace.kernel == "v6.12" else b""
+            assert r.read(offset, len(endbr) + 3) == endbr + bytes.fromhex("0f1f00")
         else:
             assert r.read(offset, 2) == b"\x0f\x0b"  # ud2: never run (exceptions are taken)
     assert present == [*range(20), 0x80]

@@ -17,7 +17,7 @@ from engine.machine.modelled import (
     InterruptFault,
     software_interrupt_delivery,
 )
-from engine.trace import Door, ExitPath
+from engine.trace import Door, EventKind, ExitPath
 from engine.views.json import trace_json
 from tests.conftest import SCENARIOS
 
@@ -173,3 +173,76 @@ def test_the_idt_gate_points_at_entry_int80_compat_on_v58() -> None:
     lo, hi = struct.unpack_from("<QQ", page, 16 * 0x80)
     assert IdtGate.decode(page[16 * 0x80 : 16 * 0x81]).offset == t.symbols["entry_INT80_compat"]
     assert (lo >> 45) & 3 == 3 and hi == 0xFFFFFFFF
+
+
+# -- 6.1.192: asm_int80_emulation, error_entry, sync_regs, do_int80_emulation ---------------
+def test_v61_int80_enters_through_the_idtentry_and_returns_the_pid() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "v6.1-int80-getpid.toml"))
+    assert t.door is Door.INT80 and t.exit is ExitPath.IRET and t.fault is None
+    assert t.final is not None and t.final.rax == 1234 and t.final_cpl == 3
+    assert t.c_entry == "do_int80_emulation"
+    # the IDT entry pushed -1 as orig_ax and left the number in ax; the C side swaps them
+    assert (t.pt_regs_at_call["orig_ax"], t.pt_regs_at_call["ax"]) == (MASK64, 20)
+    assert (t.pt_regs_after_call["orig_ax"], t.pt_regs_after_call["ax"]) == (20, 1234)
+    c_side = (EventKind.HELPER, EventKind.HANDLER)
+    labels = [s.label for s in t.steps if any(e.kind in c_side for e in s.events)]
+    assert labels == ["sync_regs", "do_int80_emulation"]
+    c = next(s for s in t.steps if s.label == "do_int80_emulation")
+    assert c.source == "do_int80_emulation(regs)   /* C code: modelled */"
+    assert c.source_line is not None
+    assert t.source[c.source_line - 1].text.strip() == "jmp do_int80_emulation"
+
+
+def test_v61_sync_regs_copies_the_trampoline_pt_regs_to_the_task_stack() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "v6.1-int80-getpid.toml"))
+    sync = next(s for s in t.steps if s.label == "sync_regs")
+    named = [s.slot for s in sync.entry_stack]
+    assert named[:21] == [
+        "ss", "sp", "flags", "cs", "ip", "orig_ax", "di", "si", "dx", "cx", "ax",
+        "r8", "r9", "r10", "r11", "bx", "bp", "r12", "r13", "r14", "r15",
+    ]  # fmt: skip
+    assert named[21:] == ["return address", "return address"]
+    on_entry = {s.slot: s.value for s in sync.entry_stack[:21]}
+    on_task = {s.slot: s.value for s in sync.stack}
+    assert on_task == on_entry  # the whole of pt_regs, word for word
+    assert sync.regs.rax == sync.stack[-1].address  # sync_regs returns the copy's address
+    assert on_task["orig_ax"] == MASK64 and on_task["ax"] == 20 and on_task["cs"] == USER_CS
+
+
+def test_v61_a_stack_pointer_loses_its_upper_half_as_on_v58() -> None:
+    code = (
+        "movabs $0x0a6f6c6c6568, %rax; push %rax; mov %rsp, %rcx; mov $6, %edx; "
+        "mov $1, %ebx; mov $4, %eax; int $0x80"
+    )
+    t = run_scenario(
+        parse_scenario(f'name = "x"\n[machine]\nkernel = "v6.1"\n[user]\ncode = "{code}"')
+    )
+    assert t.final is not None and t.final.rax == -EFAULT & MASK64 and t.exit is ExitPath.IRET
+
+
+# -- 6.12: ENDBR64, UNTRAIN_RET_FROM_CALL, the tail call of sync_regs ----------------------
+def test_v612_int80_enters_at_endbr64_and_sync_regs_returns_to_the_idt_entry() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "v6.12-int80-getpid.toml"))
+    assert t.exit is ExitPath.IRET and t.final is not None and t.final.rax == 1234
+    entered = next(s for s in t.steps if s.cpl == 0)
+    assert entered.text == "endbr64" and entered.label == "asm_int80_emulation"
+    sync = next(s for s in t.steps if s.label == "sync_regs")
+    # error_entry jumped to sync_regs: one return address below pt_regs, error_entry's own
+    assert [s.slot for s in sync.entry_stack][21:] == ["return address"]
+    after = t.steps[sync.index + 1]
+    assert after.label == "asm_int80_emulation" and after.text == "movq %rax, %rsp"
+    # UNTRAIN_RET_FROM_CALL: a 5-byte NOP, then a jmp over 12 INT3s (14 bytes of padding)
+    untrain = [s for s in t.steps if s.macro == "UNTRAIN_RET_FROM_CALL"]
+    assert [s.code.hex() for s in untrain] == ["0f1f440000", "eb0c"]
+
+
+def test_v612_on_epyc_rome_error_entry_calls_the_srso_untraining() -> None:
+    t = run_scenario(
+        parse_scenario(
+            'name = "x"\n[machine]\nkernel = "v6.12"\ncpu = "amd"\ncpu_model = "epyc-rome"\n'
+            '[user]\ncode = "mov $20, %eax; int $0x80"'
+        )
+    )
+    assert t.exit is ExitPath.IRET and t.final is not None and t.final.rax == 1234
+    error_entry = [s.label for s in t.steps if s.cpl == 0]
+    assert "srso_untrain_ret" in error_entry and "sync_regs" in error_entry

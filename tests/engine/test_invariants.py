@@ -46,6 +46,7 @@ from engine.constants import (
     ZF,
 )
 from engine.machine.core import GPRS, Machine
+from engine.machine.idt import int80_handler
 from engine.run.recorder import FRED_SLOTS
 from engine.scenario.model import SIGFRAME_FIELDS, USER_REGS, Scenario
 from engine.trace import Door, EventKind, ExitPath, Step, Trace
@@ -175,7 +176,7 @@ def assert_int80_round_trip(trace: Trace) -> None:
     user = trace.steps[entered - 2].regs if entered >= 2 else trace.initial  # at the int
     r = delivery.regs
     assert r.rsp == (L.ENTRY_STACK_TOP & ~0xF) - 40
-    assert (r.cs, r.ss, r.rip) == (KERNEL_CS, 0, trace.symbols["entry_INT80_compat"])
+    assert (r.cs, r.ss, r.rip) == (KERNEL_CS, 0, trace.symbols[int80_handler(trace.kernel)])
     assert r.rflags == user.rflags & ~(IF | TF | NT | RF | VM) | RFLAGS_FIXED
     assert (r.cr3, r.gs_base, r.kernel_gs_base) == (user.cr3, user.gs_base, user.kernel_gs_base)
     assert (r.rcx, r.r11, r.rax) == (user.rcx, user.r11, user.rax)

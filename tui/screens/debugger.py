@@ -782,7 +782,7 @@ class DebuggerScreen(Screen[None]):
         trace = self.timeline.trace
         self._listing_view.set_rows(self._listing.rows)
         source = "entry_64_fred.S" if trace.fred else "entry_64.S"
-        if "entry_INT80_compat" in trace.symbols:
+        if {"entry_INT80_compat", "int80_emulation"} & trace.symbols.keys():
             source += " + entry_64_compat.S"  # the int $0x80 entry, listed after it
         self._listing_view.border_title = f"{source} · {trace.kernel}"
         self._checks.in_c = spec(trace.kernel).checks_in_c

@@ -35,12 +35,13 @@ FRED_WHY = N_(
 
 #: The panel after int $0x80, whose entry never tries SYSRET (entry_64_compat.S).
 INT80_NO_DECISION = N_(
-    "After int $0x80 there is no SYSRET decision: entry_INT80_compat always leaves through IRET."
+    "After int $0x80 there is no SYSRET decision: the int $0x80 entry always leaves through IRET."
 )
 INT80_WHY = N_(
-    "It jumps to swapgs_restore_regs_and_return_to_usermode right after "
-    "do_int80_syscall_32: IRET reloads RIP, CS, RFLAGS, RSP and SS from pt_regs, so a "
-    "32-bit caller gets its own CS back, and RCX and R11 are restored with the rest."
+    "After the C side (do_int80_syscall_32 on v5.8.13, do_int80_emulation on 6.1 and 6.12) "
+    "it jumps to swapgs_restore_regs_and_return_to_usermode (on 6.1 and 6.12 through "
+    "error_return): IRET reloads RIP, CS, RFLAGS, RSP and SS from pt_regs, so a 32-bit "
+    "caller gets its own CS back, and RCX and R11 are restored with the rest."
 )
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
