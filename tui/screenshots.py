@@ -250,6 +250,12 @@ SCENES = (
         end,
         caption="int $0x80 from 64-bit code: the stack pointer cut to 32 bits, -EFAULT, IRET",
     ),
+    Scene(
+        "38-v6.1-int80-sync-regs",
+        "v6.1-int80-getpid.toml",
+        after(lambda step: step.label == "sync_regs"),
+        caption="6.1: error_entry built pt_regs on the trampoline stack, sync_regs copied it",
+    ),
 )
 
 
