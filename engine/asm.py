@@ -84,29 +84,31 @@ def keystone() -> Ks:
 
 
 @functools.cache
-def capstone() -> Cs:
+def capstone(bits: int = 64) -> Cs:
+    """Capstone in AT&T syntax for *bits*-bit code: 64, or 32 for compatibility mode."""
     import capstone as cs_mod
 
-    cs = cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64)
+    cs = cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64 if bits == 64 else cs_mod.CS_MODE_32)
     cs.syntax = cs_mod.CS_OPT_SYNTAX_ATT
     return cs
 
 
 @functools.cache
-def capstone_intel() -> Cs:
+def capstone_intel(bits: int = 64) -> Cs:
     """Capstone in Intel syntax, whose mnemonics carry no AT&T size suffix (``syscall``,
     ``mov``): the user-code check tells a suffix from the last letter of a name with it."""
     import capstone as cs_mod
 
-    return cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64)
+    return cs_mod.Cs(cs_mod.CS_ARCH_X86, cs_mod.CS_MODE_64 if bits == 64 else cs_mod.CS_MODE_32)
 
 
 # A function of its arguments only: a loop in user code decodes the same bytes at the same
 # address on every pass, and Capstone's Python wrapper costs more than the lookup.
 @functools.lru_cache(maxsize=4096)
-def disasm_one(code: bytes, address: int) -> tuple[str, int] | None:
-    """Capstone's AT&T text of the first instruction in *code*, and its size."""
-    for insn in capstone().disasm(code, address, 1):
+def disasm_one(code: bytes, address: int, bits: int = 64) -> tuple[str, int] | None:
+    """Capstone's AT&T text of the first instruction in *code*, and its size, decoded as
+    *bits*-bit code."""
+    for insn in capstone(bits).disasm(code, address, 1):
         text = f"{insn.mnemonic} {insn.op_str}".strip()
         return text, insn.size
     return None

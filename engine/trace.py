@@ -336,7 +336,7 @@ class UserLine:
     """
 
     address: int
-    kind: str  # "label" | "instruction" | "data"
+    kind: str  # "label" | "instruction" | "data" | "mode" (.code32, .code64)
     text: str  # the statement as written (``jmp start``, ``msg: .ascii "hi\\n"`` is two)
     code: bytes = b""  # what it assembled to (nothing for a label)
     line: int = 0  # 1-based line in the code string

@@ -18,6 +18,7 @@ from engine.constants import (
     MSR_KERNEL_GS_BASE,
     UC_SIGCONTEXT_SS,
     UC_STRICT_RESTORE_SS,
+    USER32_CS,
     USER_CS,
     USER_DS,
     user_space_top,
@@ -81,7 +82,7 @@ def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
 def launch_key(sc: Scenario) -> tuple[object, ...]:
     """What decides the machine's state at the first user instruction."""
     assert sc.code is not None
-    return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code,
+    return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code, sc.mode,
             tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())))  # fmt: skip
 
 
@@ -93,7 +94,9 @@ def prepare_launch(m: Machine, sc: Scenario) -> None:
     uc = m.uc
     m.reset()
     assert sc.code is not None
-    frame = struct.pack("<5Q", sc.rip, USER_CS, sc.rflags, sc.rsp, USER_DS)
+    # a 32-bit program runs under __USER32_CS (compatibility mode), as execve's IRET leaves it
+    cs = USER32_CS if sc.mode == "compat" else USER_CS
+    frame = struct.pack("<5Q", sc.rip, cs, sc.rflags, sc.rsp, USER_DS)
     top = L.ENTRY_STACK_TOP
     phys = m.walk(m.kernel_cr3, top - IRET_FRAME_SIZE).phys
     assert phys is not None

@@ -32,6 +32,7 @@ from engine.kernel.image import KernelImage
 from engine.machine.core import Machine
 from engine.machine.regfile import RegisterFile
 from engine.run.memlog import WriteLog
+from engine.run.user import long_mode_cs
 from engine.scenario.model import Scenario
 from engine.trace import (
     REG_NAMES,
@@ -209,7 +210,7 @@ class StepRecorder:
         #: Each distinct tuple of changed-register names, kept once.
         self._changed: dict[tuple[str, ...], tuple[str, ...]] = {}
         #: A user instruction's bytes as read -> (bytes, text, source) (see :meth:`begin`).
-        self._user_insns: dict[tuple[int, bytes], tuple[bytes, str, str]] = {}
+        self._user_insns: dict[tuple[int, bytes, int], tuple[bytes, str, str]] = {}
 
     # -- reading the machine ---------------------------------------------------------
     def read_regs(self) -> Regs:
@@ -292,11 +293,13 @@ class StepRecorder:
         # The bytes are read anew at every step (code may be rewritten); what is made from
         # them and the address alone (the text, the statement) is kept for a loop's
         # next turn.
-        known = self._user_insns.get((address, raw or b""))
+        # compatibility mode (CS __USER32_CS after a far return) runs 32-bit code
+        bits = 64 if long_mode_cs(cs) else 32
+        known = self._user_insns.get((address, raw or b"", bits))
         if known is not None:
             code, text, source = known
             return Pending(address, code, text, None, source, None, "user", cpl)
-        d = disasm_one(raw or b"", address)
+        d = disasm_one(raw or b"", address, bits)
         text, length = d if d else ("(bad)", max(size, 0))
         code = (raw or b"")[:length]
         stmt = self.sc.code.statement_at(address) if self.sc.code else None
@@ -307,7 +310,7 @@ class StepRecorder:
                 "(not in the user's code: bytes {bytes})", bytes=code.hex(" ") or N_("unreadable")
             )
         if len(self._user_insns) < USER_INSNS_KEPT:
-            self._user_insns[(address, raw or b"")] = (code, text, stmt or text)
+            self._user_insns[(address, raw or b"", bits)] = (code, text, stmt or text)
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
 
     def amend_last(self, event: Event) -> None:

@@ -175,6 +175,8 @@ class Scenario:
     rip: int = DEFAULT_RIP
     rsp: int = DEFAULT_RSP
     rflags: int = DEFAULT_RFLAGS
+    #: "64", or "compat": the code starts as 32-bit code under __USER32_CS
+    mode: str = "64"
     fs_base: int = 0
     gs_base: int = 0
     code: UserCode | None = None

@@ -230,11 +230,13 @@ def _key_lines(text: str) -> dict[str, int]:
     return found
 
 
-def assemble_user_code(source: str, address: int, path: str, reader: _Reader) -> UserCode:
+def assemble_user_code(
+    source: str, address: int, path: str, reader: _Reader, bits: int = 64
+) -> UserCode:
     """Assemble the user's AT&T code at *address* (engine.scenario.usercode), every problem a
     one-line error on the line of the statement it quotes."""
     try:
-        return usercode.assemble_user_code(source, address)
+        return usercode.assemble_user_code(source, address, bits)
     except usercode.UserCodeError as exc:
         message = exc.message
         if exc.broken_string and _basic_string(reader):
@@ -295,7 +297,10 @@ MAX_DEBUG_TEXT = 256
 MACHINE_KEYS = (
     "kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred", "cpu_model", "flavour",
 )  # fmt: skip
-USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", *USER_REGS)
+USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", "mode", *USER_REGS)
+#: [user] mode: 64-bit code (CS __USER_CS), or 32-bit code in compatibility mode (CS
+#: __USER32_CS, as a 32-bit program runs under a 64-bit kernel)
+USER_MODES = ("64", "compat")
 HANDLER_KEYS = ("set", "pid")
 #: pt_regs and sigframe fields that hold an address, flags or a selector: no negative value
 NOT_NEGATIVE = frozenset(("ip", "sp", "flags", "cs", "ss", "rip", "rsp", "eflags", "gs", "fs",
@@ -326,7 +331,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     debug = _debug(r, data)
     return Scenario(
         name=name, path=path, description=description, kernel=config.kernel, machine=config,
-        regs=user.regs, rip=user.rip, rsp=user.rsp, rflags=user.rflags | 0x2,
+        regs=user.regs, rip=user.rip, rsp=user.rsp, rflags=user.rflags | 0x2, mode=user.mode,
         fs_base=user.fs_base, gs_base=user.gs_base, code=user.code, memory=memory,
         handler_set=handler_set, pid=pid, sigframe=sigframe, expect=expect,
         step_cap=step_cap, debug=debug,
@@ -409,6 +414,7 @@ class _User:
     fs_base: int
     gs_base: int
     code: UserCode
+    mode: str = "64"
 
 
 def _user(r: _Reader, data: dict[str, Any], config: MachineConfig) -> _User:
@@ -441,9 +447,16 @@ def _user(r: _Reader, data: dict[str, Any], config: MachineConfig) -> _User:
         why = _unreachable_base(kernel, val, config.paging)
         if why:
             raise r.fail(key, why)
+    mode = r.string(u.get("mode", "64"), "user.mode", USER_MODES)
     code_src = r.string(u.get("code", "syscall"), "user.code")
-    code = assemble_user_code(code_src, rip, r.path, r)
-    return _User(regs, rip, rsp, rflags, fs_base, gs_base, code)
+    code = assemble_user_code(code_src, rip, r.path, r, 32 if mode == "compat" else 64)
+    if mode == "compat":
+        # 32-bit code addresses 4 GiB: its instructions and stack must sit below it
+        if rip + len(code.code) > 1 << 32:
+            raise r.fail("user.rip", f"compat mode runs 32-bit code below 4 GiB, got {rip:#x}")
+        if rsp > 1 << 32:
+            raise r.fail("user.rsp", f"compat mode has a 32-bit stack below 4 GiB, got {rsp:#x}")
+    return _User(regs, rip, rsp, rflags, fs_base, gs_base, code, mode)
 
 
 def _handler(r: _Reader, data: dict[str, Any]) -> tuple[dict[str, int], int, dict[str, int]]:

@@ -14,7 +14,11 @@ classified as one of three kinds of statement:
   starts a ``/* */`` or ``//`` comment in Keystone, where a label and a directive could
   hide), no ``=``, ``@``, ``?``, quotes or backslashes;
 * a **data directive** from :data:`DATA_DIRECTIVES`: strings for ``.ascii``/``.asciz``/
-  ``.string``, expressions of the instruction operand characters for the others.
+  ``.string``, expressions of the instruction operand characters for the others;
+* a **mode directive**, ``.code32`` or ``.code64`` (:data:`MODE_DIRECTIVES`): the
+  statements after it are 32-bit code for compatibility mode (reached by a far return or
+  jump to ``__USER32_CS``, 0x23) or 64-bit code again, as GNU as reads them; Keystone
+  switches the same way, and each statement is decoded in its own mode.
 
 Statements end at a newline or a ``;`` and a ``#`` starts a comment, except inside a
 string, as in Keystone; a string must close on its own line.  The statements are joined
@@ -102,7 +106,7 @@ class UserCodeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    kind: str  # "label" | "instruction" | "data"
+    kind: str  # "label" | "instruction" | "data" | "mode"
     text: str  # as written (labels: ``name:``)
     line: int  # 1-based line in the code string
     asm: str = ""  # what Keystone is given (set once local labels are renamed)
@@ -185,6 +189,10 @@ _LONG_NUMBER = re.compile(
 )
 
 
+#: The directives that switch between 64-bit code and 32-bit code (compatibility mode).
+MODE_DIRECTIVES = (".code32", ".code64")
+
+
 def read_statements(code: str) -> list[Statement]:
     """The statements of *code*, each classified, or a :class:`UserCodeError`."""
     out: list[Statement] = []
@@ -213,7 +221,21 @@ def read_statements(code: str) -> list[Statement]:
             continue
         if _ASSIGNMENT.match(text):
             raise UserCodeError(f"symbol assignment is not allowed: {_show(text)}", number)
+        if text.lower() in MODE_DIRECTIVES:
+            out.append(Statement("mode", text.lower(), number))
+            continue
         out.append(_data(text, number) if text.startswith(".") else _instruction(text, number))
+    return out
+
+
+def _bits(statements: list[Statement], start: int = 64) -> list[int]:
+    """The mode (64 or 32) each statement is assembled and decoded in, the program
+    starting in *start*."""
+    bits, out = start, []
+    for st in statements:
+        if st.kind == "mode":
+            bits = 32 if st.text == ".code32" else 64
+        out.append(bits)
     return out
 
 
@@ -346,10 +368,17 @@ def _values(st: Statement) -> int:
     return len(st.text.split(None, 1)[1].split(","))
 
 
-def _culprit(statements: list[Statement], labels: set[str], address: int) -> UserCodeError | None:
+def _culprit(
+    statements: list[Statement], labels: set[str], address: int, start: int = 64
+) -> UserCodeError | None:
     """The first statement that fails on its own (an error, or no bytes), if any."""
-    real = [st for st in statements if st.kind != "label"]
-    singles = _assemble([_alone(st, labels) for st in real], address)
+    modes = dict(zip(map(id, statements), _bits(statements, start), strict=True))
+    real = [st for st in statements if st.kind not in ("label", "mode")]
+    # each alone in its own mode, as in the whole program
+    singles = _assemble(
+        [(".code32\n" if modes[id(st)] == 32 else "") + _alone(st, labels) for st in real],
+        address,
+    )
     for st, single in zip(real, singles, strict=True):
         if single == TOO_LARGE:
             return UserCodeError(TOO_LARGE, st.line)
@@ -445,17 +474,18 @@ def _decoded(
     offset: int,
     at: int,
     fail: Callable[[Statement, str], UserCodeError],
+    bits: int = 64,
 ) -> tuple[str, int]:
-    """What instruction statement *st* assembled to (Capstone's text, its size), held to
-    what was written: the same mnemonic (or its Intel name), the same numbers."""
+    """What instruction statement *st* assembled to (Capstone's text, its size) in *bits*-bit
+    code, held to what was written: the same mnemonic (or its Intel name), the same numbers."""
     # (at most one instruction's 15 bytes: a copy of the rest per statement is quadratic)
-    insn = next(capstone().disasm(whole[offset : offset + 15], at, 1), None)
+    insn = next(capstone(bits).disasm(whole[offset : offset + 15], at, 1), None)
     if insn is None:
         raise fail(st, "its bytes do not decode as an instruction")
     text, size = f"{insn.mnemonic} {insn.op_str}".strip(), insn.size
     written, att = _mnemonic_of(st.text), _mnemonic_of(insn.mnemonic)
     if _canonical(written) != _canonical(att):  # then the Intel name decides
-        intel = next(capstone_intel().disasm(whole[offset : offset + size], at, 1))
+        intel = next(capstone_intel(bits).disasm(whole[offset : offset + size], at, 1))
         if not mnemonic_matches(written, att, _mnemonic_of(intel.mnemonic)):
             raise fail(
                 st,
@@ -466,10 +496,11 @@ def _decoded(
     return text, size
 
 
-def assemble_user_code(source: str, address: int) -> UserCode:
+def assemble_user_code(source: str, address: int, bits: int = 64) -> UserCode:
     """Assemble the user's AT&T code at *address*, statement by statement checked: the
     whole program once through Keystone, then each statement's bytes held to what it
-    says (a loop over the kinds of statement, whose state is the offset it walks)."""
+    says (a loop over the kinds of statement, whose state is the offset it walks).
+    *bits* 32: the program starts as 32-bit code ([user] mode = "compat")."""
     statements = read_statements(source)
     if len(statements) > MAX_STATEMENTS:
         raise UserCodeError(f"more than {MAX_STATEMENTS} statements")
@@ -485,11 +516,14 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             _alone(st, labels) for st in statements if st.kind == "data" and _width(st) is None
         )
     )
-    whole, *sizes = _assemble(["\n".join(st.asm for st in statements), *strings], address)
+    program = "\n".join(st.asm for st in statements)
+    if bits == 32:
+        program = ".code32\n" + program
+    whole, *sizes = _assemble([program, *strings], address)
     if whole == TOO_LARGE:
         raise UserCodeError(TOO_LARGE)
     if isinstance(whole, str) or whole == b"":
-        raise _culprit(statements, labels, address) or UserCodeError(
+        raise _culprit(statements, labels, address, bits) or UserCodeError(
             f"does not assemble ({_reason(whole)})"
         )
     assert len(whole) <= MAX_USER_CODE
@@ -497,16 +531,16 @@ def assemble_user_code(source: str, address: int) -> UserCode:
 
     def fail(st: Statement, reason: str) -> UserCodeError:
         # A statement Keystone dropped silently shifts every later one: name that one.
-        return _culprit(statements, labels, address) or does_not_assemble(st, reason)
+        return _culprit(statements, labels, address, bits) or does_not_assemble(st, reason)
 
     lines: list[tuple[int, str, str]] = []
     listing: list[UserLine] = []
     data_insns: list[tuple[int, str]] = []
     offset = 0
-    for st in statements:
+    for st, mode in zip(statements, _bits(statements, bits), strict=True):
         at = address + offset
-        if st.kind == "label":
-            listing.append(UserLine(at, "label", st.text, b"", st.line))
+        if st.kind in ("label", "mode"):
+            listing.append(UserLine(at, st.kind, st.text, b"", st.line))
             continue
         if st.kind == "data":
             width = _width(st)
@@ -524,11 +558,11 @@ def assemble_user_code(source: str, address: int) -> UserCode:
             # What it would execute as, if the program jumps into it (no display shows it).
             data_insns.extend(
                 (i.address, f"{i.mnemonic} {i.op_str}".strip())
-                for i in capstone().disasm(chunk, at)
+                for i in capstone(mode).disasm(chunk, at)
             )
             offset += len(chunk)
             continue
-        text, size = _decoded(st, whole, offset, at, fail)
+        text, size = _decoded(st, whole, offset, at, fail, mode)
         lines.append((at, st.text, text))
         listing.append(UserLine(at, "instruction", st.text, whole[offset : offset + size], st.line))
         offset += size

@@ -12,6 +12,7 @@ it uses none of their code.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +57,10 @@ class MMU:
             self.vectors.append(intno)
             uc_.emu_stop()
 
-        # CPL 3 at the first user instruction, as the engine's own IRETQ leaves it
-        prepare_launch(self.m, scenario)
+        # CPL 3 at the first user instruction, as the engine's own IRETQ leaves it; in
+        # 64-bit mode even for a 32-bit program ([user] mode = "compat"): the probe's load
+        # is 64-bit code, and paging does not depend on the mode
+        prepare_launch(self.m, dataclasses.replace(scenario, mode="64"))
         uc.emu_start(L.LAUNCH_STUB, 0, count=1)
         self.user_ctx = uc.context_save()
         # the start of the user's code page: a load there never crosses into the next page

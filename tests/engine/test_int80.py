@@ -3,12 +3,24 @@ v5.8.13's entry_INT80_compat with do_int80_syscall_32 on the emulated machine.""
 
 from __future__ import annotations
 
+import re
 import struct
 
 import pytest
 
-from engine import load_scenario, parse_scenario, run_scenario
-from engine.constants import EFAULT, IF, KERNEL_CS, MASK64, NT, RF, TF, USER_CS, USER_DS
+from engine import ScenarioError, load_scenario, parse_scenario, run_scenario
+from engine.constants import (
+    EFAULT,
+    IF,
+    KERNEL_CS,
+    MASK64,
+    NT,
+    RF,
+    TF,
+    USER32_CS,
+    USER_CS,
+    USER_DS,
+)
 from engine.machine import idt
 from engine.machine.modelled import (
     GATE_TRAP,
@@ -17,6 +29,7 @@ from engine.machine.modelled import (
     InterruptFault,
     software_interrupt_delivery,
 )
+from engine.run.syscalls import MASK32
 from engine.trace import Door, EventKind, ExitPath
 from engine.views.json import trace_json
 from tests.conftest import SCENARIOS
@@ -246,3 +259,68 @@ def test_v612_on_epyc_rome_error_entry_calls_the_srso_untraining() -> None:
     assert t.exit is ExitPath.IRET and t.final is not None and t.final.rax == 1234
     error_entry = [s.label for s in t.steps if s.cpl == 0]
     assert "srso_untrain_ret" in error_entry and "sync_regs" in error_entry
+
+
+# -- 32-bit code: [user] mode = "compat" and .code32 ----------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        "int80-from-32-bit-code.toml",
+        "v6.1-int80-from-32-bit-code.toml",
+        "v6.12-int80-from-32-bit-code.toml",
+    ],
+)
+def test_a_32_bit_program_gets_the_pid_and_returns_to_compatibility_mode(name: str) -> None:
+    t = run_scenario(load_scenario(SCENARIOS / name))
+    assert t.initial.cs == USER32_CS and t.exit is ExitPath.IRET
+    assert t.final is not None and (t.final.cs, t.final.ss) == (USER32_CS, USER_DS)
+    assert t.final.rax & MASK32 == 1234 and t.final_cpl == 3
+    entered = next(s for s in t.steps if s.cpl == 0)
+    frame = {s.slot: s.value for s in t.steps[entered.index - 1].entry_stack}
+    assert frame["cs"] == USER32_CS and frame["sp"] == 0x7F000  # the 32-bit program's
+
+
+def test_code32_switches_the_assembler_and_the_decoder_mid_program() -> None:
+    code = (
+        "pushq $0x23; lea 1f(%rip), %rax; push %rax; lretq; .code32; 1: mov $20, %eax; "
+        "push %ebx; int $0x80"
+    )
+    t = run_scenario(parse_scenario(f'name = "x"\n[user]\nrsp = 0x7f000\ncode = "{code}"'))
+    texts = [s.text for s in t.steps if s.cpl == 3]
+    assert texts[:7] == [
+        "pushq $0x23", "leaq 3(%rip), %rax", "pushq %rax", "lretq",
+        "movl $0x14, %eax", "pushl %ebx", "int $0x80",
+    ]  # fmt: skip
+    assert [line.kind for line in t.user_code][4] == "mode"
+    assert t.final is not None and t.final.cs == USER32_CS and t.final.rax == 1234
+
+
+def test_an_instruction_of_the_other_mode_is_a_one_line_error() -> None:
+    # push %ebx has no 64-bit encoding; push %rbx none in 32-bit code
+    with pytest.raises(ScenarioError, match="push %ebx"):
+        parse_scenario('name = "x"\n[user]\ncode = "push %ebx; syscall"')
+    with pytest.raises(ScenarioError, match="push %rbx"):
+        parse_scenario('name = "x"\n[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "push %rbx"')
+    with pytest.raises(ScenarioError, match=re.escape("directive '.code16' is not allowed")):
+        parse_scenario('name = "x"\n[user]\ncode = ".code16; syscall"')
+
+
+@pytest.mark.parametrize(
+    ("user", "says"),
+    [
+        ('mode = "compat"\nrsp = 0x7ffc0000f000', "user.rsp: compat mode has a 32-bit stack"),
+        ('mode = "compat"\nrip = 0x100000000\nrsp = 0x7f000', "user.rip: compat mode runs"),
+        ('mode = "32"', "user.mode: expected one of '64', 'compat'"),
+    ],
+)
+def test_compat_mode_refuses_what_32_bit_code_cannot_reach(user: str, says: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(says)) as err:
+        parse_scenario(f'name = "x"\n[user]\n{user}\ncode = "int $0x80"')
+    assert "\n" not in str(err.value)
+
+
+def test_syscall_from_a_32_bit_program_is_ud_on_intel() -> None:
+    t = run_scenario(
+        parse_scenario('name = "x"\n[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "syscall"')
+    )
+    assert t.fault is not None and (t.fault.vector, t.fault.cpl) == (6, 3)
