@@ -289,6 +289,28 @@ def _configs(features: Features) -> dict[str, bool]:
     return {"CONFIG_X86_ESPFIX64": features.espfix64}
 
 
+def _rendition(features: Features) -> str:
+    """The source listed for *features*: entry_64.S (or FRED's entry), then the int $0x80
+    entry, then the SRSO untraining, each where the build has it."""
+    text = source_text(features.kernel, features.fred)
+    if compat_listed(features):
+        text += "\n" + compat_text(features.kernel)
+    if features.srso:
+        text += "\n" + srso_text(features.kernel)
+    return text
+
+
+def _called_c_functions(features: Features, text: str) -> dict[str, int]:
+    """The modelled C functions the rendition *text* calls or jumps to, at their stubs.
+    do_syscall_64 sits at one address; under FRED the entry calls fred_entry_from_user,
+    which (for a SYSCALL event) ends in do_syscall_64."""
+    called = {"do_syscall_64": DO_SYSCALL_64}
+    if features.fred:
+        called["fred_entry_from_user"] = DO_SYSCALL_64
+    called |= {n: a for n, a in C_STUBS.items() if re.search(rf"\b(call|jmp)\s+{n}\b", text)}
+    return called
+
+
 def assemble_image(features: Features) -> KernelImage:
     """Expand and assemble the rendition for *features*."""
     statements = _Statements(features)
@@ -297,11 +319,7 @@ def assemble_image(features: Features) -> KernelImage:
     in_comment = False
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
-    text = source_text(features.kernel, features.fred)
-    if compat_listed(features):
-        text += "\n" + compat_text(features.kernel)
-    if features.srso:
-        text += "\n" + srso_text(features.kernel)
+    text = _rendition(features)
     for raw in text.splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
@@ -329,17 +347,13 @@ def assemble_image(features: Features) -> KernelImage:
         if code or (not all(built) and _strip_comment(raw)):
             note = []
 
-    # The modelled C side sits at one address: under FRED the entry calls
-    # fred_entry_from_user, which (for a SYSCALL event) ends in do_syscall_64.
-    externals = {"do_syscall_64": DO_SYSCALL_64}
-    if features.fred:
-        externals["fred_entry_from_user"] = DO_SYSCALL_64
-    called = {n: a for n, a in C_STUBS.items() if re.search(rf"\b(call|jmp)\s+{n}\b", text)}
-    externals.update(called)
-    entry, labels = assemble(statements.items, ENTRY_TEXT, externals)
+    called = _called_c_functions(features, text)
+    entry, labels = assemble(statements.items, ENTRY_TEXT, called)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)
     c_stubs = tuple(
-        assemble([Item("retq", None, LineMeta(0, None))], addr)[0][0] for addr in called.values()
+        assemble([Item("retq", None, LineMeta(0, None))], called[name])[0][0]
+        for name in C_STUBS
+        if name in called
     )
     (launch,), _ = assemble([Item("iretq", None, LineMeta(0, None))], LAUNCH_STUB)
 

@@ -153,8 +153,8 @@ def resolve_operands(text: str, kernel: KernelSpec | None = None) -> str:
     return hexify_decimals(text)
 
 
-class Expander:
-    """Expands one macro-level source line into :class:`Item` and :class:`Label` objects."""
+class _Base:
+    """What every expansion needs: the features, the kernel, fresh local labels."""
 
     def __init__(self, features: Features):
         self.f = features
@@ -166,6 +166,73 @@ class Expander:
 
     def _label(self, stem: str) -> str:
         return f".L{stem}_{next(self._ids)}"
+
+
+class _Mitigations(_Base):
+    """The mitigation macros of 6.1 and 6.12, as the CPU models' kernels patched them."""
+
+    def ibrs(self, exit: bool) -> list[Item | Label]:
+        """IBRS_ENTER / IBRS_EXIT: X86_FEATURE_KERNEL_IBRS absent, so a jmp over the body."""
+        end = self._label("end")
+        body = [
+            Item(f"movl ${MSR_IA32_SPEC_CTRL:#x}, %ecx"),
+            Item(f"movq {self._ops('PER_CPU_VAR(x86_spec_ctrl_current)')}, %rdx"),
+        ]
+        if exit:
+            body.append(Item(f"andl ${~SPEC_CTRL_IBRS & 0xFFFFFFFF:#x}, %edx"))
+        body += [Item("movl %edx, %eax"), Item("shrq $0x20, %rdx"), Item("wrmsr")]
+        return [Item(f"jmp {end}"), *body, Label(end)]
+
+    def untrain_ret(self, from_call: bool = False) -> list[Item | Label]:
+        # 6.1: ANNOTATE_UNRET_END's nop, then CALL_UNTRAIN_RET and the entry-IBPB call as
+        # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
+        # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
+        out: list[Item | Label] = []
+        call_site = self.k.untrain_ret.index("nop5")  # CALL_UNTRAIN_RET's 5 bytes
+        for n, site in enumerate(self.k.untrain_ret):
+            if n == call_site and self.f.srso:
+                # X86_FEATURE_UNRET: the NOP is patched to the call (the real 6.1 and 6.12
+                # on QEMU's EPYC-Rome: e8 rel32 to entry_untrain_ret)
+                out.append(Item("call entry_untrain_ret"))
+            elif site.startswith("skip"):
+                # 6.12's UNTRAIN_RET_FROM_CALL (nospec-branch.h) pads for
+                # RESET_CALL_DEPTH_FROM_CALL (movb, shl, movq: 14 bytes), one byte less than
+                # RESET_CALL_DEPTH: add_nop() jumps over one INT3 fewer
+                end = self._label("end")
+                pad = int(site[4:]) - (1 if from_call else 0)
+                out += [Item(f"jmp {end}"), *[Item("int3")] * pad, Label(end)]
+            else:
+                out.append(_NOPS[int(site[3:])])
+        return out
+
+    def fence_swapgs_user_entry(self) -> list[Item | Label]:
+        """calling.h: ALTERNATIVE "", "lfence", X86_FEATURE_FENCE_SWAPGS_USER, which bugs.c
+        (spectre_v1_select_mitigation) sets for a CPU with X86_BUG_SWAPGS when PTI is off
+        (with PTI the CR3 write serializes).  Of the CPU models, Skylake-Client has the bug
+        (an Intel core not on the NO_SWAPGS whitelist); EPYC-Rome is AMD (NO_SWAPGS); QEMU's
+        max model is taken as unaffected, as its traced kernels take it for MDS (the two
+        share the whitelist)."""
+        if self.f.mds and not self.f.pti:
+            return [Item("lfence")]
+        return [_NOPS[3]]
+
+    def clear_cpu_buffers(self) -> list[Item | Label]:
+        verw = Item(f"verw [{X86_VERW_SEL:#x}](%rip)")
+        if self.k.clear_cpu_buffers == "skip_verw":  # 6.1: ALTERNATIVE "jmp .Lskip_verw", ""
+            if self.f.mds:
+                # X86_FEATURE_CLEAR_CPU_BUF: the jmp is patched to a 2-byte NOP and VERW
+                # runs (the real 6.1 on QEMU's Skylake-Client: 66 90, then 0f 00 2d)
+                return [_NOPS[2], verw]
+            skip = self._label("skip_verw")
+            return [Item(f"jmp {skip}"), verw, Label(skip)]
+        # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)": the 7-byte VERW itself on a
+        # CPU with MDS (the real 6.12 on QEMU's Skylake-Client: 0f 00 2d + rel32), else
+        # a 7-byte NOP
+        return [verw] if self.f.mds else [_NOPS[7]]
+
+
+class Expander(_Mitigations):
+    """Expands one macro-level source line into :class:`Item` and :class:`Label` objects."""
 
     # -- KPTI ------------------------------------------------------------------------
     def switch_to_kernel_cr3(self, scratch_reg: str) -> list[Item | Label]:
@@ -239,66 +306,6 @@ class Expander:
             *self.switch_to_user_cr3_nostack(scratch_reg, "%rax"),
             Item("popq %rax"),
         ]
-
-    # -- mitigations (6.1, 6.12), as patched on the traced CPU ----------------------
-    def ibrs(self, exit: bool) -> list[Item | Label]:
-        """IBRS_ENTER / IBRS_EXIT: X86_FEATURE_KERNEL_IBRS absent, so a jmp over the body."""
-        end = self._label("end")
-        body = [
-            Item(f"movl ${MSR_IA32_SPEC_CTRL:#x}, %ecx"),
-            Item(f"movq {self._ops('PER_CPU_VAR(x86_spec_ctrl_current)')}, %rdx"),
-        ]
-        if exit:
-            body.append(Item(f"andl ${~SPEC_CTRL_IBRS & 0xFFFFFFFF:#x}, %edx"))
-        body += [Item("movl %edx, %eax"), Item("shrq $0x20, %rdx"), Item("wrmsr")]
-        return [Item(f"jmp {end}"), *body, Label(end)]
-
-    def untrain_ret(self, from_call: bool = False) -> list[Item | Label]:
-        # 6.1: ANNOTATE_UNRET_END's nop, then CALL_UNTRAIN_RET and the entry-IBPB call as
-        # NOPs. 6.12: CALL_UNTRAIN_RET a NOP; the ALTERNATIVE_2 after it (call entry_ibpb or
-        # RESET_CALL_DEPTH, 15 bytes) is padding longer than a NOP: a jmp over INT3s.
-        out: list[Item | Label] = []
-        call_site = self.k.untrain_ret.index("nop5")  # CALL_UNTRAIN_RET's 5 bytes
-        for n, site in enumerate(self.k.untrain_ret):
-            if n == call_site and self.f.srso:
-                # X86_FEATURE_UNRET: the NOP is patched to the call (the real 6.1 and 6.12
-                # on QEMU's EPYC-Rome: e8 rel32 to entry_untrain_ret)
-                out.append(Item("call entry_untrain_ret"))
-            elif site.startswith("skip"):
-                # 6.12's UNTRAIN_RET_FROM_CALL (nospec-branch.h) pads for
-                # RESET_CALL_DEPTH_FROM_CALL (movb, shl, movq: 14 bytes), one byte less than
-                # RESET_CALL_DEPTH: add_nop() jumps over one INT3 fewer
-                end = self._label("end")
-                pad = int(site[4:]) - (1 if from_call else 0)
-                out += [Item(f"jmp {end}"), *[Item("int3")] * pad, Label(end)]
-            else:
-                out.append(_NOPS[int(site[3:])])
-        return out
-
-    def fence_swapgs_user_entry(self) -> list[Item | Label]:
-        """calling.h: ALTERNATIVE "", "lfence", X86_FEATURE_FENCE_SWAPGS_USER, which bugs.c
-        (spectre_v1_select_mitigation) sets for a CPU with X86_BUG_SWAPGS when PTI is off
-        (with PTI the CR3 write serializes).  Of the CPU models, Skylake-Client has the bug
-        (an Intel core not on the NO_SWAPGS whitelist); EPYC-Rome is AMD (NO_SWAPGS); QEMU's
-        max model is taken as unaffected, as its traced kernels take it for MDS (the two
-        share the whitelist)."""
-        if self.f.mds and not self.f.pti:
-            return [Item("lfence")]
-        return [_NOPS[3]]
-
-    def clear_cpu_buffers(self) -> list[Item | Label]:
-        verw = Item(f"verw [{X86_VERW_SEL:#x}](%rip)")
-        if self.k.clear_cpu_buffers == "skip_verw":  # 6.1: ALTERNATIVE "jmp .Lskip_verw", ""
-            if self.f.mds:
-                # X86_FEATURE_CLEAR_CPU_BUF: the jmp is patched to a 2-byte NOP and VERW
-                # runs (the real 6.1 on QEMU's Skylake-Client: 66 90, then 0f 00 2d)
-                return [_NOPS[2], verw]
-            skip = self._label("skip_verw")
-            return [Item(f"jmp {skip}"), verw, Label(skip)]
-        # 6.12: ALTERNATIVE "", "verw x86_verw_sel(%rip)": the 7-byte VERW itself on a
-        # CPU with MDS (the real 6.12 on QEMU's Skylake-Client: 0f 00 2d + rel32), else
-        # a 7-byte NOP
-        return [verw] if self.f.mds else [_NOPS[7]]
 
     # -- registers -------------------------------------------------------------------
     def push_and_clear_regs(

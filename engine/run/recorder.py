@@ -254,14 +254,9 @@ class StepRecorder:
             meta = asm.item.meta
             line = getattr(meta, "line", 0) or None
             source = self.img.source[line - 1].text.strip() if line else ""
-            if address == self.do_sys:
-                # The C function is shown inside the source line that calls it.
-                line = self.call_line
-                call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
-                source = f"{call}   /* C code: modelled */"
-            elif address in self.c_calls:
-                line = self.c_calls[address]
-                source = f"{self.img.label_at(address)}(regs)   /* C code: modelled */"
+            c_function = self._c_function(address)
+            if c_function is not None:
+                line, source = c_function
             code, text = asm.code, asm.text
             if asm.item.opaque:
                 # bytes the CPU reads with the next items' as one instruction (a movabs
@@ -312,6 +307,17 @@ class StepRecorder:
         if len(self._user_insns) < USER_INSNS_KEPT:
             self._user_insns[(address, raw or b"", bits)] = (code, text, stmt or text)
         return Pending(address, code, text, None, stmt or text, None, "user", cpl)
+
+    def _c_function(self, address: int) -> tuple[int | None, str] | None:
+        """A modelled C function's stub is shown inside the source line that calls it: that
+        line, and the call as C (None: *address* is not a stub)."""
+        if address == self.do_sys:
+            call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
+            return self.call_line, f"{call}   /* C code: modelled */"
+        if address in self.c_calls:
+            name = self.img.label_at(address)
+            return self.c_calls[address], f"{name}(regs)   /* C code: modelled */"
+        return None
 
     def amend_last(self, event: Event) -> None:
         """Give *event* to the step already recorded last (a model's after-effect)."""

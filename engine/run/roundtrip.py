@@ -40,11 +40,12 @@ from engine.machine.core import Machine
 from engine.machine.faults import fault_from_ucerror, from_interrupt, is_io
 from engine.machine.modelled import error_code
 from engine.run.actions import EntryActions, entry_points
+from engine.run.int80 import VEC_INT80, Int80Door
 from engine.run.launch import enter_user_mode
 from engine.run.memlog import WriteLog
 from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
-from engine.run.user import VEC_INT80, UserActions, long_mode_cs
+from engine.run.user import UserActions, long_mode_cs
 from engine.scenario.model import Scenario
 from engine.trace import (
     CheckName,
@@ -84,7 +85,10 @@ class Phase(Enum):
 
 
 class Run:
-    """One round trip of *scenario* on *machine*; ``record`` keeps every step."""
+    """One round trip of *scenario* on *machine*; ``record`` keeps every step.  It is the
+    object Unicorn's hooks reach, so the hooks and the phases they move through stay
+    together here (a little under 300 lines); the models live in engine.run.actions,
+    engine.run.user and engine.run.int80."""
 
     def __init__(
         self,
@@ -161,6 +165,7 @@ class Run:
         self.sysenter_at = frozenset(a for a, text in decoded if text.split()[0] == "sysenter")
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
+        self.int80_door = Int80Door(self)
 
     def cpl(self) -> int:
         return self.rec.cpl()
@@ -188,8 +193,7 @@ class Run:
         self.phase = Phase.RETURNED
 
     def model_fault(self, vector: int, rip: int, reason: str, code: int | None = None) -> NoReturn:
-        """A modelled exception ends the run; *code* is its error code where the model
-        knows it (else the one the SDM fixes for *vector*, if any)."""
+        """A modelled exception ends the run (*code*: its error code, if the model knows it)."""
         code = error_code(vector) if code is None else code
         self.fault = Fault(
             vector, EXCEPTION_NAMES[vector], self.cpl(), rip, None, True, reason, code
@@ -256,7 +260,7 @@ class Run:
             return
         if intno == VEC_INT80 and self.phase is Phase.USER:
             # Unicorn has moved RIP past the int (its exception_next_eip) before the hook
-            self.user_actions.int80(rip)
+            self.int80_door.int80(rip)
             self.int80_hit = rip
             uc.emu_stop()
             return
@@ -343,7 +347,7 @@ class Run:
             return
         if self.int80_hit is not None:
             self.phase = Phase.KERNEL
-            self.emu(self.user_actions.int80_delivery(), count=KERNEL_COUNT)
+            self.emu(self.int80_door.int80_delivery(), count=KERNEL_COUNT)
             return
         if self.syscall_hit is None:
             self.stopped = N_("user code ended without reaching a syscall")

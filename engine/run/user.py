@@ -24,41 +24,27 @@ from engine.constants import (
     VEC_GP,
     VEC_UD,
     TSS_io_bitmap_base,
-    TSS_sp0,
     is_canonical,
 )
 from engine.i18n import N_, msg
 from engine.machine.boot import GDT_DESCRIPTORS
-from engine.machine.idt import int80_handler
 from engine.machine.modelled import (
     EretuReturn,
-    InterruptFault,
     eretu_return,
     eretu_state_fault,
     fred_syscall_delivery,
     io_faults,
-    software_interrupt_delivery,
     syscall_compat_faults,
     syscall_transition,
     sysenter_faults,
 )
-from engine.trace import Door, Event, EventKind, Regs
+from engine.trace import Event, EventKind, Regs
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
-
-#: The vector of int $0x80, the 32-bit system-call gate (IA32_SYSCALL_VECTOR).
-VEC_INT80 = 0x80
-#: Bytes of ``int $0x80`` (cd 80).
-INT_N_SIZE = 2
-
-
-def TSS_ist(n: int) -> int:
-    """The offset of IST slot *n* (1-7) in the 64-bit TSS (Intel SDM vol. 3A, Figure 8-11)."""
-    return 36 + 8 * (n - 1)
 
 
 def long_mode_cs(selector: int) -> bool:
@@ -156,96 +142,13 @@ class UserActions:
             )
         )
 
-    def int80(self, next_rip: int) -> None:
-        """int $0x80 at CPL 3: the 32-bit system-call gate.  Where the kernel's int $0x80
-        entry is not rendered, the run stops here, saying so; else the Run delivers it
-        (:meth:`int80_delivery`) once Unicorn has stopped."""
-        run = self.run
-        # under FRED the int is a FRED event: fred_intx() calls fred_int80_emulation()
-        name = "fred_int80_emulation" if run.fred else int80_handler(run.kernel.name)
-        if name not in run.img.symbols:
-            run.rewind_rip = next_rip
-            run.event(
-                Event(
-                    EventKind.UNSUPPORTED,
-                    msg(
-                        "int $0x80 is the 32-bit system-call entry ({name} on this kernel), "
-                        "not a fault; on this kernel it is not modelled yet: v5.8.13's "
-                        "entry_INT80_compat is",
-                        name=name,
-                    ),
-                )
-            )
-            run.stop(msg("stopped at int $0x80 ({name} is not modelled yet)", name=name))
-        run.door = Door.INT80
-        # No SYSRET decision on this path: the entry always leaves through IRET.
-        run.checks = []
-
-    def int80_delivery(self) -> int:
-        """model: INT $0x80 through the emulated IDT (engine.machine.modelled, Intel SDM
-        vol. 3A 6.12, 6.14), which Unicorn does not deliver; returns the gate's RIP."""
-        run = self.run
-        m, uc = run.m, run.uc
-        assert run.int80_hit is not None
-        saved = self._user_state()
-        before = saved.regs
-        _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
-        gate = m.read_virt(before.cr3, idt_base + 16 * VEC_INT80, 16)
-        tss = uc.reg_read(X.UC_X86_REG_TR)[1]
-
-        def stack_for(ist: int, dpl: int) -> int | None:
-            raw = m.read_virt(before.cr3, tss + (TSS_ist(ist) if ist else TSS_sp0 + 8 * dpl), 8)
-            return None if raw is None else int.from_bytes(raw, "little")
-
-        d = software_interrupt_delivery(
-            VEC_INT80, gate, idt_limit, before.cpl, before.rflags, before.rsp, before.cs,
-            before.ss, run.int80_hit, stack_for,
-        )  # fmt: skip
-        if isinstance(d, InterruptFault):
-            run.rewind_rip = run.int80_hit - INT_N_SIZE
-            run.model_fault(d.vector, run.int80_hit - INT_N_SIZE, d.why, d.error_code)
-        frame = b"".join(v.to_bytes(8, "little") for v in reversed(d.frame))
-        if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
-            run.stop(N_("int $0x80: the stack TSS.sp0 names is not mapped"))
-        run.rec.wrote(d.rsp)
-        if run.recording is not None and run.recording.pending is not None:
-            run.recording.pending.writes.extend(range(d.rsp, d.rsp + len(frame), 8))
-        # GS bases and CR3 stay the user's: entry_INT80_compat swaps and switches itself.
-        self._to_ring0(saved, saved.gs, saved.kernel_gs)
-        uc.reg_write(X.UC_X86_REG_SS, d.ss)
-        uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
-        uc.reg_write(X.UC_X86_REG_RIP, d.gate.offset)
-        run.event(
-            Event(
-                EventKind.INTERRUPT,
-                msg(
-                    "int $0x80 through IDT gate 0x80 (interrupt gate, DPL {dpl} ≥ CPL 3): "
-                    "CPL 3 → 0, RSP ← TSS.sp0 {top:#x}, SS ← {ss:#x}; SS, RSP, RFLAGS, CS "
-                    "and RIP {rip:#x} pushed at {rsp:#x}; IF, TF, NT and RF cleared: "
-                    "RFLAGS ← {rflags:#x}; CS:RIP ← {cs:#x}:{target:#x} from the gate",
-                    dpl=d.gate.dpl,
-                    top=d.rsp + len(frame),
-                    ss=d.ss,
-                    rip=run.int80_hit,
-                    rsp=d.rsp,
-                    rflags=d.rflags,
-                    cs=d.cs,
-                    target=d.gate.offset,
-                ),
-                modelled=True,
-            )
-        )
-        run.sink.finish()
-        return d.gate.offset
-
-    def _user_state(self) -> _UserState:
-        """What SYSCALL (either kind) keeps of the user's state before Unicorn's helper runs."""
+    def user_state(self) -> _UserState:
+        """What SYSCALL (either kind) or INT n keeps of the user's state, read as it enters."""
         m = self.run.m
         fs, gs, kgs = (m.read_msr(x) for x in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE))
         return _UserState(self.run.rec.read_regs(), m.gprs.read(), fs, gs, kgs)
 
-    def _to_ring0(self, saved: _UserState, gs_base: int, kernel_gs_base: int) -> None:
+    def to_ring0(self, saved: _UserState, gs_base: int, kernel_gs_base: int) -> None:
         """Back to the saved CPL-0 context (CS/SS with kernel attributes), with the user's
         general registers, CR3 and FS base, and the two GS bases given."""
         m = self.run.m
@@ -264,7 +167,7 @@ class UserActions:
             return
         m = run.m
         assert run.syscall_hit is not None
-        saved = self._user_state()
+        saved = self.user_state()
         before = saved.regs
         eff = syscall_transition(
             run.syscall_hit + SYSCALL_SIZE,
@@ -274,7 +177,7 @@ class UserActions:
             m.read_msr(MSR_STAR),
         )
         # Everything SYSCALL leaves alone, GS bases included (swapgs is the kernel's job).
-        self._to_ring0(saved, saved.gs, saved.kernel_gs)
+        self.to_ring0(saved, saved.gs, saved.kernel_gs)
         m.transition_regs.write((eff.rcx, eff.r11, eff.rflags, eff.rip))
         run.event(
             Event(
@@ -299,7 +202,7 @@ class UserActions:
         run = self.run
         m, uc = run.m, run.uc
         assert run.syscall_hit is not None
-        saved = self._user_state()
+        saved = self.user_state()
         before = saved.regs
         d = fred_syscall_delivery(
             run.syscall_hit + SYSCALL_SIZE,
@@ -321,7 +224,7 @@ class UserActions:
             run.recording.pending.writes.extend(words)
         # Every general register, RCX and R11 included, keeps its user value; FRED event
         # delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst).
-        self._to_ring0(saved, saved.kernel_gs, saved.gs)
+        self.to_ring0(saved, saved.kernel_gs, saved.gs)
         uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
         uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
         uc.reg_write(X.UC_X86_REG_RIP, d.rip)
