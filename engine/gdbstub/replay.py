@@ -154,6 +154,13 @@ class Replay:
         if errors:
             raise ReplayError(f"error saving the first user instruction's state: {errors[0]!r}")
         if not saved:
+            # A model that stops the run on the first instruction (a modelled #GP or #UD)
+            # ends it in a hook that runs before this one: the launch the run kept is the
+            # same state.
+            kept = self.session.launch_state(self.scenario)
+            if kept is not None:
+                saved.append(kept)
+        if not saved:
             raise ReplayError("the replay never reached the first user instruction")
         ctx, memory = saved[0]
         machine.restore_memory(memory)

@@ -14,7 +14,7 @@ from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import x86_const as X
 
 from engine.machine.core import Machine
-from engine.run.launch import user_mappings
+from engine.run.launch import launch_key, user_mappings
 from engine.run.memlog import MemoryHistory, WriteLog
 from engine.run.roundtrip import Launches, Run, Stop
 from engine.run.sink import Select
@@ -84,6 +84,11 @@ class Session:
 
         run.sink.install(uc, add)
         self._mode = mode
+
+    def launch_state(self, sc: Scenario) -> tuple[object, list[tuple[int, bytes]]] | None:
+        """The CPU context and memory at *sc*'s first user instruction, before it runs, as
+        a run of this session kept them (None: no run has entered user mode for it)."""
+        return self._launches.get(launch_key(sc))
 
     def run(
         self,
