@@ -172,7 +172,8 @@ def _kernel_regions(m: Machine) -> None:
     # VERW tests
     off = L.X86_VERW_SEL - L.ENTRY_TEXT
     entry[off : off + 2] = KERNEL_DS.to_bytes(2, "little")
-    region(m, idt.PHYS_IDT, L.PAGE, writable=False)[:] = idt.idt_page(kernel, m.image.symbols)
+    table = idt.idt_page(kernel, m.image.symbols, m.config.ia32_emulation)
+    region(m, idt.PHYS_IDT, L.PAGE, writable=False)[:] = table
     rodata = region(m, idt.PHYS_KERNEL_RODATA, L.PAGE, writable=False)
     rodata[: len(idt.banner(kernel))] = idt.banner(kernel)
     region(m, L.PHYS_TASK_STACK, L.THREAD_SIZE)

@@ -82,17 +82,27 @@ def int80_handler(kernel: str) -> str:
     return "entry_INT80_compat" if kernel == "v5.8.13" else "asm_int80_emulation"
 
 
-def gates(kernel: str) -> tuple[tuple[int, str, int, int], ...]:
+#: With 6.12's ia32_emulation=off, idt_setup_traps() installs no gate for 0x80, so
+#: idt_setup_apic_and_irq_gates() gives it an external-interrupt entry like every vector
+#: from 0x20: a DPL-0 interrupt gate into irq_entries_start (here a stub of that name).
+IRQ_ENTRY = "irq_entries_start"
+
+
+def gates(kernel: str, ia32: bool = True) -> tuple[tuple[int, str, int, int], ...]:
+    if not ia32:
+        return (*EXCEPTIONS, (INT80, IRQ_ENTRY, 0, 0))
     return (*EXCEPTIONS, (INT80, int80_handler(kernel), 3, 0))
 
 
-def handler_symbols(kernel: str, image: Mapping[str, int] | None = None) -> dict[str, int]:
+def handler_symbols(
+    kernel: str, image: Mapping[str, int] | None = None, ia32: bool = True
+) -> dict[str, int]:
     """Each gate's handler name → its address: the code of that name in the kernel
     image's symbols *image* where it has it, else its stub."""
     have = image or {}
     return {
         name: have.get(name, STUBS + STUB_SIZE * i)
-        for i, (_, name, _, _) in enumerate(gates(kernel))
+        for i, (_, name, _, _) in enumerate(gates(kernel, ia32))
     }
 
 
@@ -115,10 +125,10 @@ def gate(offset: int, dpl: int, ist: int) -> bytes:
     return struct.pack("<QQ", low, offset >> 32)
 
 
-def idt_page(kernel: str, image: Mapping[str, int] | None = None) -> bytes:
+def idt_page(kernel: str, image: Mapping[str, int] | None = None, ia32: bool = True) -> bytes:
     table = bytearray(L.PAGE)
-    symbols = handler_symbols(kernel, image)
-    for vector, name, dpl, ist in gates(kernel):
+    symbols = handler_symbols(kernel, image, ia32)
+    for vector, name, dpl, ist in gates(kernel, ia32):
         table[16 * vector : 16 * vector + 16] = gate(symbols[name], dpl, ist)
     return bytes(table)
 

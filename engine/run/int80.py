@@ -46,7 +46,7 @@ class Int80Door:
         run = self.run
         # under FRED the int is a FRED event: fred_intx() calls fred_int80_emulation()
         name = "fred_int80_emulation" if run.fred else int80_handler(run.kernel.name)
-        if name not in run.img.symbols:
+        if name not in run.img.symbols and run.sc.machine.ia32_emulation:
             run.rewind_rip = next_rip
             run.event(
                 Event(
@@ -86,7 +86,14 @@ class Int80Door:
         )  # fmt: skip
         if isinstance(d, InterruptFault):
             run.rewind_rip = run.int80_hit - INT_N_SIZE
-            run.model_fault(d.vector, run.int80_hit - INT_N_SIZE, d.why, d.error_code)
+            why = d.why
+            if not run.sc.machine.ia32_emulation:
+                why = msg(
+                    "{why}: with ia32_emulation=off, 6.12 leaves vector 0x80 an "
+                    "external-interrupt gate (DPL 0, idt_setup_apic_and_irq_gates)",
+                    why=why,
+                )
+            run.model_fault(d.vector, run.int80_hit - INT_N_SIZE, why, d.error_code)
         frame = b"".join(v.to_bytes(8, "little") for v in reversed(d.frame))
         if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
             run.stop(N_("int $0x80: the stack TSS.sp0 names is not mapped"))

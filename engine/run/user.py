@@ -97,6 +97,17 @@ class UserActions:
                 address,
                 N_("SYSENTER is invalid in long mode on AMD (APM vol. 3, SYSENTER)"),
             )
+        if not run.sc.machine.ia32_emulation:
+            run.model_fault(
+                VEC_GP,
+                address,
+                N_(
+                    "SYSENTER with IA32_SYSENTER_CS 0 raises #GP(0) (SDM vol. 2B, SYSENTER): "
+                    "with ia32_emulation=off, 6.12 writes GDT_ENTRY_INVALID_SEG there "
+                    "(idt_syscall_init)"
+                ),
+                0,
+            )
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
@@ -125,6 +136,19 @@ class UserActions:
                     "(SDM vol. 2B, SYSCALL)"
                 ),
             )
+        if not run.sc.machine.ia32_emulation:
+            # idt_syscall_init(): MSR_CSTAR is the ignore entry, which returns -ENOSYS
+            run.event(
+                Event(
+                    EventKind.UNSUPPORTED,
+                    N_(
+                        "SYSCALL in compatibility mode enters through MSR_CSTAR into "
+                        "entry_SYSCALL32_ignore on AMD with ia32_emulation=off (eax ← "
+                        "-ENOSYS, sysretl), which is not modelled yet"
+                    ),
+                )
+            )
+            run.stop(N_("stopped at SYSCALL in compatibility mode (not modelled yet)"))
         run.event(
             Event(
                 EventKind.UNSUPPORTED,

@@ -35,6 +35,9 @@ class MachineConfig:
     #: CONFIG_X86_ESPFIX64) or "generic" (amd64, with it: the IRET path tests for an LDT
     #: stack segment first).  v5.8.13 has one build, which has ESPFIX64.
     flavour: str = "cloud"
+    #: 6.12's ia32_emulation= boot switch (6.7+): off, no 32-bit door is open (vector 0x80
+    #: an external-interrupt gate, IA32_SYSENTER_CS invalid, MSR_CSTAR the ignore entry)
+    ia32_emulation: bool = True
 
 
 #: Debian's kernel flavours [machine] flavour may name (the default first).

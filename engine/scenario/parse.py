@@ -296,6 +296,7 @@ MAX_DEBUG_ENTRIES = 16
 MAX_DEBUG_TEXT = 256
 MACHINE_KEYS = (
     "kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "fred", "cpu_model", "flavour",
+    "ia32_emulation",
 )  # fmt: skip
 USER_KEYS = ("rip", "code", "rsp", "rflags", "fs_base", "gs_base", "mode", *USER_REGS)
 #: [user] mode: 64-bit code (CS __USER_CS), or 32-bit code in compatibility mode (CS
@@ -371,7 +372,21 @@ def _machine(r: _Reader, data: dict[str, Any]) -> MachineConfig:
         fred=fred,
         cpu_model=_cpu_model(r, mt, kernel),
         flavour=_flavour(r, mt, kernel),
+        ia32_emulation=_ia32_emulation(r, mt, kernel),
     )
+
+
+def _ia32_emulation(r: _Reader, mt: dict[str, Any], kernel: str) -> bool:
+    """``[machine] ia32_emulation``: the boot switch 6.7 added (arch/x86/entry/common.c,
+    ``early_param("ia32_emulation", ...)``), so false only on 6.12."""
+    on = r.boolean(mt.get("ia32_emulation", True), "machine.ia32_emulation")
+    if not on and kernel != "v6.12":
+        raise r.fail(
+            "machine.ia32_emulation",
+            f'ia32_emulation = false needs kernel = "v6.12" (the switch came in 6.7); '
+            f"this is {kernel}",
+        )
+    return on
 
 
 def _flavour(r: _Reader, mt: dict[str, Any], kernel: str) -> str:
@@ -448,6 +463,12 @@ def _user(r: _Reader, data: dict[str, Any], config: MachineConfig) -> _User:
         if why:
             raise r.fail(key, why)
     mode = r.string(u.get("mode", "64"), "user.mode", USER_MODES)
+    if mode == "compat" and not config.ia32_emulation:
+        raise r.fail(
+            "user.mode",
+            "no 32-bit program starts on 6.12 with ia32_emulation = false: execve refuses "
+            "an i386 ELF file (compat_elf_check_arch); a far jump to __USER32_CS still works",
+        )
     code_src = r.string(u.get("code", "syscall"), "user.code")
     code = assemble_user_code(code_src, rip, r.path, r, 32 if mode == "compat" else 64)
     if mode == "compat":
@@ -652,6 +673,7 @@ def with_kernel(sc: Scenario, kernel: str) -> Scenario:
         kernel=kernel,
         removed_checks=tuple(n for n in sc.machine.removed_checks if n in checks),
         fred=sc.machine.fred and kernel == "v6.12",  # FRED exists on 6.12 only
+        ia32_emulation=sc.machine.ia32_emulation or kernel != "v6.12",  # so does the switch
         # a CPU model stays where its patching is checked; elsewhere QEMU's default
         cpu_model=sc.machine.cpu_model
         if kernel in CPU_MODELS[sc.machine.cpu_model]

@@ -33,7 +33,7 @@ def failed_check_words(trace: Trace) -> str:
     when the run never reached them (a fault, the step cap)."""
     if trace.failed_check:
         return trace.failed_check
-    if trace.door is Door.INT80 and not trace.checks:
+    if trace.door is Door.INT80 and not trace.checks and trace.fault is None:
         return _("none: int $0x80 always returns through IRET")
     if all(c.result == "not_reached" for c in trace.checks):
         return _("no check ran")

@@ -324,3 +324,56 @@ def test_syscall_from_a_32_bit_program_is_ud_on_intel() -> None:
         parse_scenario('name = "x"\n[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "syscall"')
     )
     assert t.fault is not None and (t.fault.vector, t.fault.cpl) == (6, 3)
+
+
+# -- 6.12's ia32_emulation=off: every 32-bit door shut ---------------------------------------
+IA32_OFF = 'name = "x"\n[machine]\nkernel = "v6.12"\nia32_emulation = false\n'
+
+
+def test_ia32_off_int80_fails_the_gates_dpl_check_with_the_idt_error_code() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "v6.12-ia32-emulation-off-int80.toml"))
+    assert t.fault is not None and t.exit is None
+    assert (t.fault.vector, t.fault.cpl, t.fault.error_code) == (13, 3, 0x80 * 8 + 2)
+    assert t.fault.rip == 0x401005 and t.fault.modelled  # the int itself, not past it
+    assert "external-interrupt gate" in t.fault.reason
+
+
+def test_ia32_off_leaves_vector_0x80_a_dpl0_irq_gate() -> None:
+    page = idt.idt_page("v6.12", None, ia32=False)
+    gate = IdtGate.decode(page[16 * 0x80 : 16 * 0x81])
+    assert (gate.dpl, gate.gate_type, gate.present) == (0, 0xE, True)
+    assert gate.offset == idt.handler_symbols("v6.12", None, ia32=False)[idt.IRQ_ENTRY]
+
+
+def test_ia32_off_sysenter_is_gp0_on_intel_and_ud_on_amd() -> None:
+    intel = run_scenario(load_scenario(SCENARIOS / "v6.12-ia32-emulation-off-sysenter-intel.toml"))
+    assert intel.fault is not None and (intel.fault.vector, intel.fault.error_code) == (13, 0)
+    amd = run_scenario(parse_scenario(IA32_OFF + 'cpu = "amd"\n[user]\ncode = "sysenter"'))
+    assert amd.fault is not None and amd.fault.vector == 6
+
+
+def test_ia32_off_compat_syscall_on_amd_names_the_ignore_entry() -> None:
+    code = "pushq $0x23; lea 1f(%rip), %rax; push %rax; lretq; .code32; 1: syscall"
+    t = run_scenario(
+        parse_scenario(IA32_OFF + f'cpu = "amd"\n[user]\nrsp = 0x7f000\ncode = "{code}"')
+    )
+    assert any("entry_SYSCALL32_ignore" in e.text for e in t.events)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            'name = "x"\n[machine]\nia32_emulation = false\n',
+            'machine.ia32_emulation: ia32_emulation = false needs kernel = "v6.12"',
+        ),
+        (
+            IA32_OFF + '[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "int $0x80"',
+            "user.mode: no 32-bit program starts on 6.12 with ia32_emulation = false",
+        ),
+    ],
+)
+def test_ia32_emulation_errors_are_one_line(text: str, says: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(says)) as err:
+        parse_scenario(text)
+    assert "\n" not in str(err.value)
