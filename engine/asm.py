@@ -171,7 +171,16 @@ def same_instruction(intended: str, decoded: str) -> bool:
     """
     im, _, io = intended.strip().partition(" ")
     dm, _, do = decoded.strip().partition(" ")
-    return _mnemonic_equal(im.lower(), dm.lower()) and _canon_operands(io) == _canon_operands(do)
+    if not _mnemonic_equal(im.lower(), dm.lower()):
+        return False
+    if _canon_operands(io) == _canon_operands(do):
+        return True
+    # Capstone prints a 32-bit operation's negative immediate as its unsigned 32 bits
+    # (mov $-0x26, %eax reads back as movl $0xffffffda, %eax)
+    return re.fullmatch(r"\$-(0x[0-9a-f]+|\d+), %e\w+", io.strip()) is not None and (
+        _canon_operands(_NUMBER.sub(lambda m: hex(-int(m.group(2), 0) % 2**32), io, 1))
+        == _canon_operands(do)
+    )
 
 
 @dataclass(frozen=True, slots=True)

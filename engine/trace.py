@@ -56,6 +56,7 @@ class Door(StrEnum):
 
     SYSCALL = "syscall"  # SYSCALL through MSR_LSTAR (a FRED event under FRED)
     INT80 = "int80"  # int $0x80 through the IDT's DPL-3 gate 0x80 (delivery modelled)
+    SYSCALL32 = "syscall32"  # SYSCALL from compatibility mode through MSR_CSTAR (AMD)
 
 
 class StackName(StrEnum):

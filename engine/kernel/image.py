@@ -297,6 +297,10 @@ def _rendition(features: Features) -> str:
         text += "\n" + compat_text(features.kernel)
     if features.srso:
         text += "\n" + srso_text(features.kernel)
+    if not features.ia32 and not features.fred and features.kernel == "v6.12":
+        # MSR_CSTAR's target with ia32_emulation=off
+        ignore = "entry_SYSCALL32_ignore_v6.12.S"
+        text += "\n" + resources.files("engine.kernel").joinpath(ignore).read_text()
     return text
 
 

@@ -81,6 +81,8 @@ class Features:
     #: X86_FEATURE_SRSO are set (bugs.c, srso_select_mitigation), so UNTRAIN_RET calls
     #: entry_untrain_ret, which jumps to srso_untrain_ret
     srso: bool = False
+    #: 6.12 booted with ia32_emulation=off: MSR_CSTAR is entry_SYSCALL32_ignore
+    ia32: bool = True
     #: X86_BUG_MDS: the CPU model has MDS, so X86_FEATURE_CLEAR_CPU_BUF is set and
     #: CLEAR_CPU_BUFFERS runs VERW (arch/x86/kernel/cpu/bugs.c, mds_select_mitigation)
     mds: bool = False

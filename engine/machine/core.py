@@ -150,6 +150,7 @@ class Machine:
                 mds=cfg.cpu_model == "skylake-client",
                 espfix64=cfg.flavour == "generic",
                 srso=cfg.cpu_model == "epyc-rome",
+                ia32=cfg.ia32_emulation,
             )
         )
         self.kernel = self.image.kernel

@@ -31,6 +31,7 @@ from engine.machine.modelled import (
     sysret_rflags,
 )
 from engine.run.syscalls import (
+    MASK32,
     HandlerResult,
     PtRegs,
     do_int80_emulation,
@@ -64,6 +65,7 @@ class EntryPoints:
     do_int80: int | None = None  # do_int80_syscall_32, where the image calls it
     sync_regs: int | None = None  # 6.1's error_entry: pt_regs to the task stack
     do_int80_emulation: int | None = None  # 6.1's int $0x80 C side
+    sysretl: int | None = None  # 6.12's entry_SYSCALL32_ignore (ia32_emulation=off)
 
 
 @functools.lru_cache(maxsize=16)
@@ -107,6 +109,7 @@ def entry_points(features: Features) -> EntryPoints:
         do_int80=sym.get("do_int80_syscall_32"),
         sync_regs=sym.get("sync_regs"),
         do_int80_emulation=sym.get("do_int80_emulation"),
+        sysretl=first("sysretl"),
     )
 
 
@@ -130,6 +133,8 @@ class EntryActions:
             table[pts.do_int80_emulation] = self.do_int80_emulation
         if pts.sysret is not None:
             table[pts.sysret] = self.sysret
+        if pts.sysretl is not None:
+            table[pts.sysretl] = self.sysret
         if pts.iret is not None:
             table[pts.iret] = self.iret
         if pts.eretu is not None:
@@ -384,7 +389,12 @@ class EntryActions:
                     rcx=rcx,
                 ),
             )
-        run.event(Event(EventKind.SYSRET, msg("SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3", rcx=rcx)))
+        if address == run.points.sysretl:
+            # 32-bit operand size: EIP ← ECX, CS ← STAR[63:48] (APM vol. 3, SYSRET)
+            said = msg("SYSRETL: EIP ← ECX {ecx:#x}, CS ← __USER32_CS, CPL 3", ecx=rcx & MASK32)
+        else:
+            said = msg("SYSRETQ: RIP ← RCX {rcx:#x}, CPL 3", rcx=rcx)
+        run.event(Event(EventKind.SYSRET, said))
         run.returning()
         rflags = sysret_rflags(run.sc.machine.cpu, r11)
         if rflags != r11:

@@ -354,7 +354,8 @@ class Run:
             return
         self.phase = Phase.KERNEL
         self.user_actions.syscall()
-        self.emu(self.points.entry, count=KERNEL_COUNT)
+        start = self.uc.reg_read(X.UC_X86_REG_RIP) if self.door is Door.SYSCALL32 else None
+        self.emu(self.points.entry if start is None else int(start), count=KERNEL_COUNT)
         if self.eretu_at is not None and self.fault is None and not self.stopped:
             # the ERETU model, then the CPU fetches the instruction it returned to
             rip = self.user_actions.eretu(self.eretu_at)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from unicorn import x86_const as X
 
 from engine.constants import (
+    MSR_CSTAR,
     MSR_FS_BASE,
     MSR_GS_BASE,
     MSR_IA32_FRED_CONFIG,
@@ -38,7 +39,7 @@ from engine.machine.modelled import (
     syscall_transition,
     sysenter_faults,
 )
-from engine.trace import Event, EventKind, Regs
+from engine.trace import Door, Event, EventKind, Regs
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -136,19 +137,13 @@ class UserActions:
                     "(SDM vol. 2B, SYSCALL)"
                 ),
             )
-        if not run.sc.machine.ia32_emulation:
-            # idt_syscall_init(): MSR_CSTAR is the ignore entry, which returns -ENOSYS
-            run.event(
-                Event(
-                    EventKind.UNSUPPORTED,
-                    N_(
-                        "SYSCALL in compatibility mode enters through MSR_CSTAR into "
-                        "entry_SYSCALL32_ignore on AMD with ia32_emulation=off (eax ← "
-                        "-ENOSYS, sysretl), which is not modelled yet"
-                    ),
-                )
-            )
-            run.stop(N_("stopped at SYSCALL in compatibility mode (not modelled yet)"))
+        if run.m.read_msr(MSR_CSTAR) and "entry_SYSCALL32_ignore" in run.img.symbols:
+            # idt_syscall_init() with ia32_emulation=off: MSR_CSTAR is the ignore entry,
+            # which the run enters (syscall() below); there is no SYSRET decision there
+            run.rewind_rip = None
+            run.door = Door.SYSCALL32
+            run.checks = []
+            return
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
@@ -193,30 +188,27 @@ class UserActions:
         assert run.syscall_hit is not None
         saved = self.user_state()
         before = saved.regs
+        # from compatibility mode (AMD) the entry is MSR_CSTAR's (APM vol. 3, SYSCALL)
+        compat = run.door is Door.SYSCALL32
         eff = syscall_transition(
             run.syscall_hit + SYSCALL_SIZE,
             before.rflags,
             m.read_msr(MSR_SYSCALL_MASK),
-            m.read_msr(MSR_LSTAR),
+            m.read_msr(MSR_CSTAR if compat else MSR_LSTAR),
             m.read_msr(MSR_STAR),
         )
         # Everything SYSCALL leaves alone, GS bases included (swapgs is the kernel's job).
         self.to_ring0(saved, saved.gs, saved.kernel_gs)
         m.transition_regs.write((eff.rcx, eff.r11, eff.rflags, eff.rip))
-        run.event(
-            Event(
-                EventKind.SYSCALL,
-                msg(
-                    "SYSCALL: CPL 3 → 0, RCX ← {rcx:#x}, R11 ← {r11:#x}, "
-                    "RFLAGS ← {rflags:#x}, RIP ← LSTAR {rip:#x}",
-                    rcx=eff.rcx,
-                    r11=eff.r11,
-                    rflags=eff.rflags,
-                    rip=eff.rip,
-                ),
-                modelled=True,
-            )
+        text = (
+            "SYSCALL from compatibility mode: CPL 3 → 0, RCX ← {rcx:#x}, R11 ← {r11:#x}, "
+            "RFLAGS ← {rflags:#x}, RIP ← CSTAR {rip:#x}"
+            if compat
+            else "SYSCALL: CPL 3 → 0, RCX ← {rcx:#x}, R11 ← {r11:#x}, "
+            "RFLAGS ← {rflags:#x}, RIP ← LSTAR {rip:#x}"
         )
+        said = msg(text, rcx=eff.rcx, r11=eff.r11, rflags=eff.rflags, rip=eff.rip)
+        run.event(Event(EventKind.SYSCALL, said, modelled=True))
         run.sink.finish()
 
     # -- FRED ------------------------------------------------------------------------

@@ -352,12 +352,21 @@ def test_ia32_off_sysenter_is_gp0_on_intel_and_ud_on_amd() -> None:
     assert amd.fault is not None and amd.fault.vector == 6
 
 
-def test_ia32_off_compat_syscall_on_amd_names_the_ignore_entry() -> None:
+def test_ia32_off_compat_syscall_on_amd_enters_at_cstar_and_sysretl_returns_enosys() -> None:
+    t = run_scenario(load_scenario(SCENARIOS / "v6.12-ia32-emulation-off-syscall-amd.toml"))
+    assert t.door is Door.SYSCALL32 and t.exit is ExitPath.SYSRET and not t.checks
+    kernel = [s for s in t.steps if s.cpl == 0]
+    entry = t.symbols["entry_SYSCALL32_ignore"]
+    assert kernel[0].label == "entry_SYSCALL32_ignore" and kernel[0].rip == entry
+    assert [s.text for s in kernel][-1] == "sysretl"
+    # the ignore entry never touches the kernel's stack, GS base or page tables
+    assert {s.regs.rsp for s in kernel} == {0x7F000} and not any(s.stack for s in kernel)
+    assert t.final is not None and (t.final.cs, t.final.ss) == (USER32_CS, USER_DS)
+    assert t.final.rax == 0xFFFFFFDA and t.final.rip == t.steps[-1].regs.rip
+    # Intel has no SYSCALL outside 64-bit mode, whatever the switch says
     code = "pushq $0x23; lea 1f(%rip), %rax; push %rax; lretq; .code32; 1: syscall"
-    t = run_scenario(
-        parse_scenario(IA32_OFF + f'cpu = "amd"\n[user]\nrsp = 0x7f000\ncode = "{code}"')
-    )
-    assert any("entry_SYSCALL32_ignore" in e.text for e in t.events)
+    intel = run_scenario(parse_scenario(IA32_OFF + f'[user]\nrsp = 0x7f000\ncode = "{code}"'))
+    assert intel.fault is not None and intel.fault.vector == 6
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import Input
 
 from engine.compare.diff import Comparison, compare_traces
+from engine.trace import Door
 from tests.tui.helpers import make_app, run_async, scenario_trace
 from tui.app import CompareApp
 from tui.screens.compare import CompareCommands, CompareScreen
@@ -372,7 +373,7 @@ async def test_syscall_beside_int80_each_checks_panel_says_its_own_decision() ->
         await pilot.press("p")
         b = app.screen.query_one("#checks-b", ChecksPanel)
         a = app.screen.query_one("#checks-a", ChecksPanel)
-        assert b.int80 and not a.int80
+        assert b.door is Door.INT80 and a.door is Door.SYSCALL
         text = "\n".join(line.plain for line in b.build(60))
         assert text.startswith("After int $0x80 there is no SYSRET decision")
         assert "verdict pending" not in text

@@ -113,6 +113,17 @@ class TestInt80:
         assert snap_compare(app, terminal_size=NARROW, run_before=at(position, "checks"))
 
 
+class TestSyscall32:
+    """6.12 with ia32_emulation=off, AMD: a compat-mode SYSCALL into entry_SYSCALL32_ignore."""
+
+    def test_narrow_checks_tab_at_sysretl(self, snap_compare: SnapCompare) -> None:
+        """The checks tab at SYSRETL: no SYSRET decision in the ignore entry."""
+        name = "v6.12-ia32-emulation-off-syscall-amd.toml"
+        position = position_after(scenario_trace(name), lambda s: s.text == "sysretl")
+        app = make_app(name)
+        assert snap_compare(app, terminal_size=NARROW, run_before=at(position, "checks"))
+
+
 class TestNarrow:
     """80x24: the panels become tabs; the current line and the verdict stay pinned."""
 

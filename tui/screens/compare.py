@@ -20,7 +20,7 @@ from textual.screen import Screen
 from engine.compare.diff import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
 from engine.kernel import spec
-from engine.trace import CheckState, Door, Regs, Step, Trace
+from engine.trace import CheckState, Regs, Step, Trace
 from tui.screens.commands import Command, CommandsProvider, binding_commands
 from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
@@ -182,7 +182,7 @@ class CompareScreen(Screen[None]):
             panel.in_c = spec(trace.kernel).checks_in_c
             # no SYSRET decision under FRED, nor after int $0x80: the panel says so
             panel.fred = trace.fred
-            panel.int80 = trace.door is Door.INT80
+            panel.door = trace.door
         self._show()
 
     def on_resize(self, event: Resize) -> None:

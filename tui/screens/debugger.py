@@ -788,7 +788,7 @@ class DebuggerScreen(Screen[None]):
         self._checks.in_c = spec(trace.kernel).checks_in_c
         self._checks.fred = trace.fred
         self._verdict.fred = trace.fred
-        self._checks.int80 = self._verdict.int80 = trace.door is Door.INT80
+        self._checks.door = self._verdict.door = trace.door
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
@@ -902,6 +902,8 @@ class DebuggerScreen(Screen[None]):
             status.exit_path = _("ERETU (FRED: no SYSRET decision)")
         elif self.timeline.trace.door is Door.INT80:
             status.exit_path = _("IRET (int $0x80: no SYSRET decision)")
+        elif self.timeline.trace.door is Door.SYSCALL32:
+            status.exit_path = _("SYSRETL (entry_SYSCALL32_ignore: no SYSRET decision)")
         elif path is not None:
             status.exit_path = (
                 _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")

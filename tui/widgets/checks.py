@@ -15,7 +15,7 @@ from textual.widget import Widget
 
 from engine.checks import decided_exit, describe, facts
 from engine.i18n import N_, _, msg, tr
-from engine.trace import CheckState, ExitPath
+from engine.trace import CheckState, Door, ExitPath
 from tui.text import pad
 from tui.text import wrap as wrap_cells
 from tui.widgets.panel import LinePanel
@@ -42,6 +42,17 @@ INT80_WHY = N_(
     "it jumps to swapgs_restore_regs_and_return_to_usermode (on 6.1 and 6.12 through "
     "error_return): IRET reloads RIP, CS, RFLAGS, RSP and SS from pt_regs, so a 32-bit "
     "caller gets its own CS back, and RCX and R11 are restored with the rest."
+)
+
+#: The panel after a compat-mode SYSCALL into 6.12's entry_SYSCALL32_ignore.
+IGNORE32_NO_DECISION = N_(
+    "After SYSCALL from compatibility mode there is no SYSRET decision here: with "
+    "ia32_emulation=off, entry_SYSCALL32_ignore returns -ENOSYS with SYSRETL at once."
+)
+IGNORE32_WHY = N_(
+    "It never leaves the user's stack, GS base or page tables: EAX ← -ENOSYS, then SYSRETL "
+    "loads EIP from ECX and RFLAGS from R11, and CS and SS from MSR_STAR (__USER32_CS, "
+    "__USER_DS)."
 )
 
 GLYPHS = {"pass": "✓", "fail": "✗", "not_reached": "·", "removed": "⊘"}
@@ -95,8 +106,9 @@ class ChecksPanel(LinePanel):
     fred: reactive[bool] = reactive(False, repaint=False)
     """The run is on a FRED machine: nothing decides between SYSRET and IRET."""
 
-    int80: reactive[bool] = reactive(False, repaint=False)
-    """The run entered through int $0x80: its exit is always IRET."""
+    door: reactive[Door] = reactive(Door.SYSCALL, repaint=False)
+    """The way the run entered: after int $0x80 (always IRET) or a compat-mode SYSCALL
+    into the ignore entry (always SYSRETL) nothing decides the exit."""
 
     def watch_checks(self) -> None:
         self.rebuild()
@@ -118,7 +130,7 @@ class ChecksPanel(LinePanel):
     def watch_fred(self) -> None:
         self.rebuild()
 
-    def watch_int80(self) -> None:
+    def watch_door(self) -> None:
         self.rebuild()
 
     def watch_in_c(self) -> None:
@@ -128,9 +140,15 @@ class ChecksPanel(LinePanel):
     """The first and last line of the first failure's block, once built."""
 
     def build(self, width: int) -> list[Content]:
-        if self.fred or self.int80:
+        if self.fred or self.door is not Door.SYSCALL:
             style = self.style("checks--verdict-sysret")
-            said = (FRED_NO_DECISION, FRED_WHY) if self.fred else (INT80_NO_DECISION, INT80_WHY)
+            said = (
+                (FRED_NO_DECISION, FRED_WHY)
+                if self.fred
+                else (INT80_NO_DECISION, INT80_WHY)
+                if self.door is Door.INT80
+                else (IGNORE32_NO_DECISION, IGNORE32_WHY)
+            )
             return [
                 Content.assemble((line, style))
                 for text in said
@@ -239,8 +257,9 @@ class VerdictBar(Widget):
     """The name of the fault that ended the run ("#GP"), once the position reached it."""
     fred: reactive[bool] = reactive(False)
     """The run is on a FRED machine: there are no checks, ERETU is the exit."""
-    int80: reactive[bool] = reactive(False)
-    """The run entered through int $0x80: there are no checks, IRET is the exit."""
+    door: reactive[Door] = reactive(Door.SYSCALL)
+    """The way the run entered: after int $0x80 or a compat-mode SYSCALL into the ignore
+    entry there are no checks."""
 
     def render(self) -> Content:
         styles = {
@@ -254,8 +273,10 @@ class VerdictBar(Widget):
         failure = first_failure(self.checks)
         if self.fred:
             parts.append(("  " + _("none under FRED → ERETU"), styles["pass"]))
-        elif self.int80:
+        elif self.door is Door.INT80:
             parts.append(("  " + _("none after int $0x80 → IRET"), styles["pass"]))
+        elif self.door is Door.SYSCALL32:
+            parts.append(("  " + _("none in entry_SYSCALL32_ignore → SYSRETL"), styles["pass"]))
         elif failure is not None:
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)
             parts.append(("  " + text, styles["fail"]))
