@@ -256,6 +256,12 @@ SCENES = (
         after(lambda step: step.label == "sync_regs"),
         caption="6.1: error_entry built pt_regs on the trampoline stack, sync_regs copied it",
     ),
+    Scene(
+        "39-int80-from-32-bit-code",
+        "int80-from-32-bit-code.toml",
+        after(lambda step: step.text == "pushq %rdi" and step.cpl == 0),
+        caption="a 32-bit program's int $0x80: CS 0x23 and its 32-bit stack in the frame",
+    ),
 )
 
 

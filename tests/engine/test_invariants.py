@@ -238,6 +238,8 @@ PROGRAMS = (
     "mov $158, %eax; mov $0x1002, %edi; xor %esi, %esi; syscall",  # arch_prctl(SET_FS, 0)
     "mov $20, %eax; int $0x80",  # getpid through the 32-bit door
     "mov $4, %eax; int $0x80",  # write(ebx, ecx, edx): the arguments cut to 32 bits
+    # a far return into compatibility mode, then the 32-bit door from 32-bit code
+    "pushq $0x23; lea 1f(%rip), %rax; push %rax; lretq; .code32; 1: mov $20, %eax; int $0x80",
 )
 
 
