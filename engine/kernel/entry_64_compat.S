@@ -37,7 +37,7 @@ SYM_CODE_START(entry_INT80_compat)
 	/*
 	 * Interrupts are off on entry.
 	 */
-/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP, which interrupt delivery leaves set; this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
+/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP (interrupt delivery does not clear it); this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
 	ASM_CLAC			/* Do this early to minimize exposure */
 /// As on the SYSCALL path: GS now points at this CPU's per-CPU area.
 	SWAPGS
@@ -80,7 +80,7 @@ SYM_CODE_START(entry_INT80_compat)
 	pushq	(%rdi)			/* pt_regs->di */
 .Lint80_keep_stack:
 
-/// The rest of pt_regs, each register cleared right after it is saved (nospec: no user value may steer speculation). The 32-bit arguments arrive in EBX, ECX, EDX, ESI, EDI and EBP; R8-R15 are saved as they are, for a 64-bit caller's sake.
+/// The rest of pt_regs, RSI to R15 each cleared right after it is saved (nospec: no user value may steer speculation; RDI is reloaded below). The 32-bit arguments arrive in EBX, ECX, EDX, ESI, EDI and EBP; R8-R15 are saved as they are, for a 64-bit caller's sake.
 	pushq	%rsi			/* pt_regs->si */
 	xorl	%esi, %esi		/* nospec   si */
 	pushq	%rdx			/* pt_regs->dx */

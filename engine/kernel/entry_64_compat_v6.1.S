@@ -13,7 +13,7 @@
 SYM_CODE_START(asm_int80_emulation)
 	UNWIND_HINT_IRET_REGS offset=0
 	ENDBR
-/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP, which interrupt delivery leaves set; this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
+/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP (interrupt delivery does not clear it); this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
 	ASM_CLAC
 /// The direction flag must be clear for C code; interrupt delivery does not clear it.
 	cld
@@ -68,14 +68,14 @@ SYM_CODE_START_LOCAL(error_entry)
 	 */
 /// As on the SYSCALL path: GS now points at this CPU's per-CPU area.
 	swapgs
-/// An LFENCE after SWAPGS only where X86_FEATURE_FENCE_SWAPGS_USER is set (a CPU with the SWAPGS bug and PTI off, bugs.c); with PTI the CR3 write serializes, so three bytes of NOP.
+/// An LFENCE after SWAPGS only where X86_FEATURE_FENCE_SWAPGS_USER is set (bugs.c sets it under the Spectre v1 mitigation for a CPU with the SWAPGS bug and PTI off); with PTI the CR3 write serializes, so three bytes of NOP.
 	FENCE_SWAPGS_USER_ENTRY
 	/* We have user CR3.  Change to kernel CR3. */
 /// KPTI: to the kernel page tables, with RAX as the scratch register (its user value is saved in pt_regs).
 	SWITCH_TO_KERNEL_CR3 scratch_reg=%rax
 /// IBRS_ENTER writes MSR_IA32_SPEC_CTRL on CPUs that use IBRS in the kernel. The traced CPU does not: the ALTERNATIVE is a jmp over the wrmsr sequence.
 	IBRS_ENTER
-/// UNTRAIN_RET (Retbleed/SRSO on AMD, entry IBPB): a one-byte nop that ends objtool's UNRET validation, then two call sites the kernel patched to NOPs.
+/// UNTRAIN_RET (Retbleed/SRSO on AMD, entry IBPB): a one-byte nop that ends objtool's UNRET validation, then two call sites left as NOPs on this CPU (the calls are patched in only where a feature asks for them).
 	UNTRAIN_RET
 
 /// The argument of sync_regs: pt_regs on the trampoline stack (past the return address).
@@ -113,7 +113,7 @@ SYM_CODE_END(error_return)
 SYM_CODE_START(int80_emulation)
 	ANNOTATE_NOENDBR
 	UNWIND_HINT_FUNC
-/// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
+/// CLEAR_BRANCH_HISTORY (BHI): the ALTERNATIVE that calls clear_bhb_loop where X86_FEATURE_CLEAR_BHB_LOOP is set is left a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 /// The C part, reached by a jump, so its return goes straight back to asm_int80_emulation: the 32-bit system call (ia32_sys_call(), arguments from pt_regs->bx, cx, dx, si, di, bp, each cut to 32 bits) and the exit work.
 	jmp do_int80_emulation

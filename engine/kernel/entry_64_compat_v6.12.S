@@ -14,7 +14,7 @@ SYM_CODE_START(asm_int80_emulation)
 	UNWIND_HINT_IRET_ENTRY offset=0
 /// ENDBR64 marks this as a legal indirect-branch target for Intel IBT (CET). Where IBT is off it executes as a NOP.
 	ENDBR
-/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP, which interrupt delivery leaves set; this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
+/// ASM_CLAC clears RFLAGS.AC on a CPU with SMAP (interrupt delivery does not clear it); this emulated CPU runs with CR4.SMAP clear, so the alternative left three bytes of NOP.
 	ASM_CLAC
 /// The direction flag must be clear for C code; interrupt delivery does not clear it.
 	cld
@@ -70,14 +70,14 @@ SYM_CODE_START(error_entry)
 	 */
 /// As on the SYSCALL path: GS now points at this CPU's per-CPU area.
 	swapgs
-/// An LFENCE after SWAPGS only where X86_FEATURE_FENCE_SWAPGS_USER is set (a CPU with the SWAPGS bug and PTI off, bugs.c); with PTI the CR3 write serializes, so three bytes of NOP.
+/// An LFENCE after SWAPGS only where X86_FEATURE_FENCE_SWAPGS_USER is set (bugs.c sets it under the Spectre v1 mitigation for a CPU with the SWAPGS bug and PTI off); with PTI the CR3 write serializes, so three bytes of NOP.
 	FENCE_SWAPGS_USER_ENTRY
 	/* We have user CR3.  Change to kernel CR3. */
 /// KPTI: to the kernel page tables, with RAX as the scratch register (its user value is saved in pt_regs).
 	SWITCH_TO_KERNEL_CR3 scratch_reg=%rax
 /// IBRS_ENTER writes MSR_IA32_SPEC_CTRL on CPUs that use IBRS in the kernel. The traced CPU does not: the ALTERNATIVE is a jmp over the wrmsr sequence.
 	IBRS_ENTER
-/// UNTRAIN_RET_FROM_CALL: UNTRAIN_RET's two sites, with the call-depth reset meant for a called function (RESET_CALL_DEPTH_FROM_CALL, 14 bytes): CALL_UNTRAIN_RET's five bytes (a NOP, or the call of entry_untrain_ret on a CPU with SRSO), then a jmp over the INT3 padding of the second site.
+/// UNTRAIN_RET_FROM_CALL: UNTRAIN_RET's two sites, with the call-depth reset meant for a called function (RESET_CALL_DEPTH_FROM_CALL, 14 bytes): CALL_UNTRAIN_RET's five bytes (a NOP, or the call of entry_untrain_ret where X86_FEATURE_UNRET is set, as on EPYC-Rome), then a jmp over the INT3 padding of the second site.
 	UNTRAIN_RET_FROM_CALL
 
 /// The argument of sync_regs: pt_regs on the trampoline stack (past the return address).
@@ -111,7 +111,7 @@ SYM_CODE_END(error_return)
 SYM_CODE_START(int80_emulation)
 	ANNOTATE_NOENDBR
 	UNWIND_HINT_FUNC
-/// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
+/// CLEAR_BRANCH_HISTORY (BHI): the ALTERNATIVE that calls clear_bhb_loop where X86_FEATURE_CLEAR_BHB_LOOP is set is left a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 /// The C part, reached by a jump, so its return goes straight back to asm_int80_emulation: the 32-bit system call (ia32_sys_call(), arguments from pt_regs->bx, cx, dx, si, di, bp, each cut to 32 bits) and the exit work.
 	jmp do_int80_emulation

@@ -57,9 +57,9 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 	/* clobbers %rax, make sure it is after saving the syscall nr */
 /// IBRS_ENTER writes MSR_IA32_SPEC_CTRL on CPUs that use IBRS in the kernel. The traced CPU does not: the ALTERNATIVE is a jmp over the wrmsr sequence.
 	IBRS_ENTER
-/// UNTRAIN_RET (Retbleed/SRSO on AMD, entry IBPB): a one-byte nop that ends objtool's UNRET validation, then two call sites the kernel patched to NOPs.
+/// UNTRAIN_RET (Retbleed/SRSO on AMD, entry IBPB): a one-byte nop that ends objtool's UNRET validation, then two call sites left as NOPs on this CPU (the calls are patched in only where a feature asks for them).
 	UNTRAIN_RET
-/// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
+/// CLEAR_BRANCH_HISTORY (BHI): the ALTERNATIVE that calls clear_bhb_loop where X86_FEATURE_CLEAR_BHB_LOOP is set is left a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 
 /// The C part (it returns nothing in 6.1): runs the system call and the exit work (signals, ptrace). What it leaves in pt_regs is what user space gets back.

@@ -61,7 +61,7 @@ SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)
 	IBRS_ENTER
 /// UNTRAIN_RET: the untrain call site is a 5-byte NOP; the next site (entry IBPB or call-depth reset, 15 bytes) is longer than a NOP can be, so 6.12 patched in a jmp over INT3 padding.
 	UNTRAIN_RET
-/// CLEAR_BRANCH_HISTORY (BHI): the call to clear_bhb_loop is patched to a NOP on this CPU.
+/// CLEAR_BRANCH_HISTORY (BHI): the ALTERNATIVE that calls clear_bhb_loop where X86_FEATURE_CLEAR_BHB_LOOP is set is left a NOP on this CPU.
 	CLEAR_BRANCH_HISTORY
 
 /// The C part. In 6.12 it also decides the exit: bool do_syscall_64() runs the system call and the exit work, then tests the SYSRET conditions in C and returns true for SYSRET, false for IRET.

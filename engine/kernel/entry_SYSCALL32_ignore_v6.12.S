@@ -8,7 +8,7 @@
  * This handles SYSCALL from 32-bit code.  There is no way to program
  * MSRs to fully disable 32-bit SYSCALL.
  */
-/// SYSCALL from compatibility mode on AMD loaded RIP from MSR_CSTAR, which ia32_emulation=off points here: CPL 0, but still on the user's stack, with the user's GS base and page tables. Nothing of the kernel is touched.
+/// SYSCALL from compatibility mode on AMD loaded RIP from MSR_CSTAR, which ia32_emulation=off points here: CPL 0, but still on the user's stack, with the user's GS base and page tables.
 SYM_CODE_START(entry_SYSCALL32_ignore)
 	UNWIND_HINT_END_OF_STACK
 	ENDBR

@@ -529,6 +529,7 @@ class InterruptFault:
 def software_interrupt_delivery(
     vector: int, gate_raw: bytes | None, idt_limit: int, cpl: int, rflags: int,
     rsp: int, cs: int, ss: int, next_rip: int, stack_for: Callable[[int, int], int | None],
+    paging: int = 4,
 ) -> InterruptDelivery | InterruptFault:  # fmt: skip
     """INT *vector* at *cpl* in 64-bit mode (Intel SDM vol. 3A 6.12.1, 6.14; vol. 2A
     "INT n", IA-32e mode).  *gate_raw* is the descriptor the IDT holds (None when its
@@ -541,12 +542,18 @@ def software_interrupt_delivery(
     is the new CPL; in 64-bit mode RSP is then aligned down to 16 bytes.  It pushes the
     old SS, RSP, RFLAGS, CS and the RIP of the next instruction (INT n pushes no error
     code), clears TF, NT, RF and VM (and IF through an interrupt gate), and loads CS:RIP
-    from the gate.  The gate's code segment is __KERNEL_CS in every gate this machine
-    builds; its descriptor checks are not modelled.
+    from the gate.  A non-canonical new RSP is #SS(0), a non-canonical gate offset #GP(0).
+    The gate's code segment is __KERNEL_CS in every gate this machine builds: its
+    descriptor checks are not modelled, and the new CPL is its RPL (the descriptor's DPL,
+    0, in the SDM).  The IDT and the TSS are mapped in both roots here, so the #PF or #TS
+    a real CPU raises when it cannot read them never happens; should a read fail, the run
+    stops with a #GP(0) that says so.
     """
     error = vector << 3 | 2  # IDT bit set, EXT clear: the gate itself is at fault
-    if gate_raw is None or 16 * vector + 15 > idt_limit:
+    if 16 * vector + 15 > idt_limit:
         return InterruptFault(VEC_GP, error, N_("the vector is past the IDT limit"))
+    if gate_raw is None:
+        return InterruptFault(VEC_GP, 0, N_("the IDT entry is not readable (not modelled)"))
     gate = IdtGate.decode(gate_raw)
     if gate.gate_type not in (GATE_INTERRUPT, GATE_TRAP):
         return InterruptFault(VEC_GP, error, N_("the IDT entry is not an interrupt or trap gate"))
@@ -562,7 +569,13 @@ def software_interrupt_delivery(
         top = stack_for(gate.ist, new_cpl) if gate.ist else rsp
         new_ss = ss
     if top is None:
-        return InterruptFault(VEC_GP, 0, N_("the TSS's stack pointer is not readable"))
+        return InterruptFault(
+            VEC_GP, 0, N_("the TSS's stack pointer is not readable (not modelled)")
+        )
+    if not is_canonical(top, paging):
+        return InterruptFault(VEC_SS, 0, N_("the new stack pointer is not canonical"))
+    if not is_canonical(gate.offset, paging):
+        return InterruptFault(VEC_GP, 0, N_("the gate's target RIP is not canonical"))
     frame = (ss, rsp, rflags, cs, next_rip)
     cleared = TF | NT | RF | VM | (IF if gate.gate_type == GATE_INTERRUPT else 0)
     return InterruptDelivery(

@@ -279,8 +279,9 @@ class EntryActions:
 
     def sync_regs(self, address: int) -> None:
         """model: sync_regs(eregs) (arch/x86/kernel/traps.c): ``regs = (struct pt_regs
-        *)this_cpu_read(cpu_current_top_of_stack) - 1``; the pt_regs error_entry built on
-        the trampoline stack is copied there, and the copy's address returned in RAX."""
+        *)this_cpu_read(cpu_current_top_of_stack) - 1`` (6.12: current_top_of_stack(),
+        pcpu_hot.top_of_stack); the pt_regs error_entry built on the trampoline stack is
+        copied there, and the copy's address returned in RAX."""
         run = self.run
         m = run.m
         r = run.rec.read_regs()
@@ -301,8 +302,7 @@ class EntryActions:
                 EventKind.HELPER,
                 msg(
                     "sync_regs: pt_regs copied from the trampoline stack {src:#x} to the task "
-                    "stack {dst:#x} (cpu_current_top_of_stack − sizeof(struct pt_regs)); "
-                    "RAX ← {dst:#x}",
+                    "stack {dst:#x} (its top − sizeof(struct pt_regs)); RAX ← {dst:#x}",
                     src=r.rdi,
                     dst=regs,
                 ),

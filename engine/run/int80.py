@@ -82,7 +82,7 @@ class Int80Door:
 
         d = software_interrupt_delivery(
             VEC_INT80, gate, idt_limit, before.cpl, before.rflags, before.rsp, before.cs,
-            before.ss, run.int80_hit, stack_for,
+            before.ss, run.int80_hit, stack_for, run.paging,
         )  # fmt: skip
         if isinstance(d, InterruptFault):
             run.rewind_rip = run.int80_hit - INT_N_SIZE

@@ -297,11 +297,11 @@ def do_int80_syscall_32(
     regs: dict[str, int] | None = None,
     ia32_nr_syscalls: int = IA32_NR_SYSCALLS_V58,
 ) -> HandlerResult:
-    """v5.8's do_int80_syscall_32(regs) (arch/x86/entry/common.c): ``nr =
-    syscall_32_enter(regs)``, i.e. ``(unsigned int)regs->orig_ax``; then, in
-    do_syscall_32_irqs_on(), ``if (likely(nr < IA32_NR_syscalls))`` ``regs->ax =
-    ia32_sys_call_table[nr](regs)``, whose wrappers take the arguments from pt_regs->bx,
-    cx, dx, si, di and bp, each cut to 32 bits.  No TIF work is pending in this machine's
+    """v5.8's do_int80_syscall_32(regs) (arch/x86/entry/common.c): in
+    do_syscall_32_irqs_on(), ``unsigned int nr = (unsigned int)regs->orig_ax``, then
+    ``if (likely(nr < IA32_NR_syscalls))`` ``regs->ax = ia32_sys_call_table[nr](regs)``,
+    whose wrappers take the arguments from pt_regs->bx, cx, dx, si, di and bp, each cut
+    to 32 bits.  No TIF work is pending in this machine's
     task (no ptrace, seccomp or audit), so syscall_trace_enter() and the exit work do
     nothing."""
     res = HandlerResult()
@@ -354,7 +354,8 @@ def do_int80_emulation(
     pushed -1 as orig_ax, and PUSH_REGS left the number in ax), ``nr =
     syscall_32_enter(regs)``, an int; in do_syscall_32_irqs_on() ``unsigned int unr = nr;
     if (likely(unr < IA32_NR_syscalls))`` ``regs->ax = ia32_sys_call(regs, unr)`` (a switch
-    since the BHI fix), else, for nr ≠ -1, __ia32_sys_ni_syscall's -ENOSYS.  No TIF work
+    since the BHI fix), else, for nr ≠ -1, __ia32_sys_ni_syscall's -ENOSYS (the value
+    the entry left, so the note says it stays).  No TIF work
     is pending in this machine's task, the APIC's ISR has no vector 0x80 (a software
     interrupt, int80_is_external() is false), and add_random_kstack_offset() moves only
     the C frames, which are not emulated."""
