@@ -52,3 +52,16 @@ def _poll_idle_faster() -> None:
 
 
 _poll_idle_faster()
+
+
+def _share_parsed_css() -> None:
+    """Every test makes new Apps, and Textual parses the same CSS again for each (its parse
+    cache lives in each App's Stylesheet): the warm parent of ``serve`` shares one cache
+    across its sessions (tui.warm.share_parsed_css), and the tests take the same one, keyed
+    by the CSS variables too, so a theme test still parses its own."""
+    from tui.warm import share_parsed_css
+
+    share_parsed_css()
+
+
+_share_parsed_css()
