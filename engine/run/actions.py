@@ -293,9 +293,7 @@ class EntryActions:
         if regs != r.rdi:
             if not m.write_virt(r.cr3, regs, raw, supervisor=True):
                 run.stop(N_("sync_regs: the task stack is not mapped"))
-            run.rec.wrote(regs)
-            if run.recording is not None and run.recording.pending is not None:
-                run.recording.pending.writes.extend(range(regs, top, 8))
+            run.stack_written(regs, top)
         run.uc.reg_write(X.UC_X86_REG_RAX, regs)
         run.event(
             Event(

@@ -97,9 +97,7 @@ class Int80Door:
         frame = b"".join(v.to_bytes(8, "little") for v in reversed(d.frame))
         if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
             run.stop(N_("int $0x80: the stack TSS.sp0 names is not mapped"))
-        run.rec.wrote(d.rsp)
-        if run.recording is not None and run.recording.pending is not None:
-            run.recording.pending.writes.extend(range(d.rsp, d.rsp + len(frame), 8))
+        run.stack_written(d.rsp, d.rsp + len(frame))
         # GS bases and CR3 stay the user's: entry_INT80_compat swaps and switches itself.
         run.user_actions.to_ring0(saved, saved.gs, saved.kernel_gs)
         uc.reg_write(X.UC_X86_REG_SS, d.ss)

@@ -180,6 +180,13 @@ class Run:
         self.event(Event(EventKind.CAP, msg("step cap of {cap} reached", cap=self.sc.step_cap)))
         self.stop(why)
 
+    def stack_written(self, start: int, end: int) -> None:
+        """A model, not the CPU, stored the stack words in [start, end): tell the recorder
+        and the open step, as the memory hooks would have for the CPU's own stores."""
+        self.rec.wrote(start)
+        if self.recording is not None and self.recording.pending is not None:
+            self.recording.pending.writes.extend(range(start, end, 8))
+
     def event(self, ev: Event) -> None:
         self.all_events.append(ev)
         self.sink.attach(ev)

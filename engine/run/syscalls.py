@@ -318,27 +318,15 @@ def do_int80_syscall_32(
                 regs=", ".join(high),
             )
         )
-    if nr >= ia32_nr_syscalls:
-        res.lines.append(
-            msg(
-                "nr {nr:#x} >= IA32_NR_syscalls ({max}): ax stays -ENOSYS",
-                nr=nr,
-                max=ia32_nr_syscalls,
-            )
-        )
-        return res
-    handler = HANDLERS_32.get(nr)
-    if handler is None:
-        res.lines.append(
-            msg(
-                "{name} (32-bit nr {nr}) is not modelled: ax left at -ENOSYS",
-                name=call.name,
-                nr=nr,
-            )
-        )
-    else:
-        handler(call)
-    return res
+    return _dispatch(
+        call,
+        HANDLERS_32,
+        ia32_nr_syscalls,
+        msg(
+            "nr {nr:#x} >= IA32_NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=ia32_nr_syscalls
+        ),
+        msg("{name} (32-bit nr {nr}) is not modelled: ax left at -ENOSYS", name=call.name, nr=nr),
+    )
 
 
 def do_int80_emulation(
@@ -395,24 +383,34 @@ def do_syscall_64(
     res = HandlerResult()
     pt = PtRegs(m, cr3, regs_addr)
     call = Call(m, cr3, nr, pt, pt.read() if regs is None else regs, pid, res)
-    if nr >= nr_syscalls:
-        # `if (likely(nr < NR_syscalls))` fails: regs->ax keeps -ENOSYS.
-        res.lines.append(
-            msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=nr_syscalls)
-        )
-        return res
-    handler = HANDLERS.get(nr)
+    # `if (likely(nr < NR_syscalls))` failing leaves regs->ax at -ENOSYS
+    return _dispatch(
+        call,
+        HANDLERS,
+        nr_syscalls,
+        msg("nr {nr:#x} >= NR_syscalls ({max}): ax stays -ENOSYS", nr=nr, max=nr_syscalls),
+        msg("{name} (nr {nr}) is not modelled: ax left at -ENOSYS", name=call.name, nr=nr),
+    )
+
+
+def _dispatch(
+    call: Call,
+    handlers: dict[int, Callable[[Call], None]],
+    table_size: int,
+    past_the_table: str,
+    not_modelled: str,
+) -> HandlerResult:
+    """The table dispatch both system-call ABIs share: past the table, ax keeps -ENOSYS;
+    a number without a modelled handler says so; else the handler runs."""
+    if call.nr >= table_size:
+        call.res.lines.append(past_the_table)
+        return call.res
+    handler = handlers.get(call.nr)
     if handler is None:
-        res.lines.append(
-            msg(
-                "{name} (nr {nr}) is not modelled: ax left at -ENOSYS",
-                name=call.name,
-                nr=nr,
-            )
-        )
+        call.res.lines.append(not_modelled)
     else:
         handler(call)
-    return res
+    return call.res
 
 
 def _rt_sigreturn(

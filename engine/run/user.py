@@ -234,10 +234,7 @@ class UserActions:
         if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
             run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
         # the CPU's pushes, as the memory hooks would have seen them
-        words = range(d.rsp, d.rsp + len(frame), 8)
-        run.rec.wrote(d.rsp)
-        if run.recording is not None and run.recording.pending is not None:
-            run.recording.pending.writes.extend(words)
+        run.stack_written(d.rsp, d.rsp + len(frame))
         # Every general register, RCX and R11 included, keeps its user value; FRED event
         # delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst).
         self.to_ring0(saved, saved.kernel_gs, saved.gs)
