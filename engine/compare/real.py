@@ -335,6 +335,9 @@ def _check(name: str, doc: object) -> None:
             raise fail(f"{where}{key}", f"expected a string of at most {MAX_TEXT} characters")
         if pattern is not None and not pattern.fullmatch(value):
             raise fail(f"{where}{key}", f"not of the form {pattern.pattern}: {value[:40]!r}")
+        if not value.isprintable():
+            # a line break or escape would reach the report's one-line differences
+            raise fail(f"{where}{key}", f"a control character in {value[:40]!r}")
         return value
 
     def registers(node: object, where: str, keys: tuple[str, ...] | None) -> None:

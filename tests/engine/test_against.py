@@ -147,6 +147,8 @@ def _bad(tmp_path: Path) -> list[tuple[bytes | object, str]]:
         (changed(("steps", 3), 7), "steps[3]: expected a table"),
         (changed(("steps", 3, "asm"), "x" * 201), "steps[3].asm: expected a string"),
         (changed(("steps", 3, "bytes"), "zz"), "steps[3].bytes: not of the form"),
+        (changed(("steps", 3, "asm"), "0\n0"), "steps[3].asm: a control character"),
+        (changed(("steps", 3, "sym"), "x\x1b[31m"), "steps[3].sym: a control character"),
         (changed(("steps", 3, "regs", "rax"), "0x" + "f" * 17), "steps[3].regs.rax"),
         (changed(("steps", 3, "regs", "rax"), 5), "steps[3].regs.rax"),
         (changed(("steps", 3, "regs"), KeyError), "steps[3].regs"),
