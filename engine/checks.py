@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.constants import CHECK_NAMES, RF, TF, USER_CS, USER_DS, ZF
+from engine.constants import CHECK_NAMES, RF, TF, USER_CS, USER_DS, VM, ZF
 from engine.i18n import N_, Msg, msg
 from engine.trace import CheckName, CheckResult, CheckState, ExitPath, Operand, Regs, Relation
 
@@ -97,6 +97,34 @@ FACTS: dict[CheckName, CheckFacts] = {
         "regs->ip >= TASK_SIZE_MAX",
         "if (unlikely(regs->ip >= TASK_SIZE_MAX))",
     ),
+    CheckName.IP_LANDING_PAD: CheckFacts(
+        "EIP == landing pad",
+        N_(
+            "SYSRETL returns to ECX, which the entry loads from regs->ip; do_fast_syscall_32 "
+            "set it to the vDSO's int80_landing_pad, so anything else (ptrace, a signal) "
+            "must return through IRET."
+        ),
+        "regs->ip == landing_pad",
+        "regs->ip != landing_pad",
+        "if (unlikely(regs->ip != landing_pad))",
+    ),
+    CheckName.CS_USER32: CheckFacts(
+        "CS == __USER32_CS",
+        N_("SYSRETL always loads CS 0x23 (STAR[63:48]); any other CS must return through IRET."),
+        "regs->cs == __USER32_CS",
+        "regs->cs != __USER32_CS",
+        "if (unlikely(regs->cs != __USER32_CS || regs->ss != __USER_DS))",
+    ),
+    CheckName.NO_RF_TF_VM: CheckFacts(
+        N_("no RF, TF or VM"),
+        N_(
+            "SYSRETL always clears RF and VM, and a TF it loads traps right after it; 6.12 "
+            "sends all three to IRET."
+        ),
+        "!(regs->flags & (RF | TF | VM))",
+        "regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF | X86_EFLAGS_VM)",
+        "if (unlikely(regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF | X86_EFLAGS_VM)))",
+    ),
 }
 
 
@@ -172,12 +200,16 @@ def describe(state: CheckState, compact: bool = False) -> str:
             left=left.label, lvalue=lvalue, right=right.label, rvalue=rvalue,
         )  # fmt: skip
     if state.relation is Relation.BITS_CLEAR:
-        bits = [n for n, b in (("RF", RF), ("TF", TF)) if left.value & b & right.value]
+        bits = [n for n, b in (("RF", RF), ("TF", TF), ("VM", VM)) if left.value & b & right.value]
         if bits:
             return msg(
                 "{label} {value:#x} has {bits}",
                 label=left.label, value=left.value, bits="+".join(bits),
             )  # fmt: skip
+        if right.value & VM:
+            return msg(
+                "{label} {value:#x}: RF, TF and VM clear", label=left.label, value=left.value
+            )
         return msg("{label} {value:#x}: RF and TF clear", label=left.label, value=left.value)
     # No words here, only names and values: glue that is not a message.
     rel = ("<" if ok else "≥") if state.relation is Relation.BELOW else ("==" if ok else "≠")

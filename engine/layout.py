@@ -36,6 +36,8 @@ DO_INT80_SYSCALL_32 = DO_SYSCALL_64 + 0x10
 #: stack) and do_int80_emulation, each a stub of its own
 SYNC_REGS = DO_SYSCALL_64 + 0x20
 DO_INT80_EMULATION = DO_SYSCALL_64 + 0x30
+#: do_fast_syscall_32, the C side of the compat SYSCALL (and SYSENTER) entry
+DO_FAST_SYSCALL_32 = DO_SYSCALL_64 + 0x40
 ENTRY_TEXT = 0xFFFFFFFF81A00000
 ENTRY_TEXT_SIZE = 0x2000
 LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode
@@ -43,6 +45,10 @@ LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode
 #: arch/x86/entry/entry.S): in the entry text, which both page-table roots map, as the
 #: kernel's is (on the SYSRET path VERW runs on the user root).  machine.boot writes it.
 X86_VERW_SEL = ENTRY_TEXT + 0x1800
+
+#: Where a 32-bit task's vDSO (vdso32) is mapped on this machine; the kernel randomises
+#: the address (map_vdso_randomized), this machine takes one a real task could have.
+VDSO32_BASE = 0xF7FC1000
 
 THREAD_SIZE = 0x4000
 TASK_STACK_BASE = 0xFFFFC90000010000

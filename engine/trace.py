@@ -79,6 +79,10 @@ class CheckName(StrEnum):
     NO_RF_TF = "no_rf_tf"
     SS_USER = "ss_user"
     RIP_BELOW_TASK_SIZE_MAX = "rip_below_task_size_max"  # 6.12, instead of canonical_rip
+    # do_fast_syscall_32's SYSRETL conditions (the compat SYSCALL entry, in C on all three)
+    IP_LANDING_PAD = "ip_landing_pad"
+    CS_USER32 = "cs_user32"
+    NO_RF_TF_VM = "no_rf_tf_vm"  # 6.12's form of no_rf_tf there: VM too
 
 
 class CheckResult(StrEnum):
@@ -384,7 +388,11 @@ class Trace:
     @property
     def c_entry(self) -> str:
         """The modelled C function that ran the system call: do_syscall_64, or after an
-        int $0x80 v5.8's do_int80_syscall_32 or 6.1's and 6.12's do_int80_emulation."""
+        int $0x80 v5.8's do_int80_syscall_32 or 6.1's and 6.12's do_int80_emulation, after
+        a compat-mode SYSCALL into entry_SYSCALL_compat do_fast_syscall_32 (the ignore
+        entry of ia32_emulation=off calls none: its trace has no check)."""
+        if self.door is Door.SYSCALL32 and self.checks:
+            return "do_fast_syscall_32"
         if self.door is not Door.INT80:
             return "do_syscall_64"
         return "do_int80_syscall_32" if self.kernel == "v5.8.13" else "do_int80_emulation"

@@ -258,7 +258,7 @@ def check_verdict(trace: Trace) -> Msg:
         )
     elif trace.door is Door.INT80:  # entry_INT80_compat never tries SYSRET
         verdict = msg("exit {exit}, no SYSRET checks after int $0x80", exit=exit_word)
-    elif trace.door is Door.SYSCALL32:  # the ignore entry returns with SYSRETL at once
+    elif trace.door is Door.SYSCALL32 and not trace.checks:  # the ignore entry: SYSRETL
         verdict = msg("exit {exit}, no SYSRET checks in entry_SYSCALL32_ignore", exit=exit_word)
     elif not trace.checks:  # FRED: ERETU restores everything, so nothing is checked
         verdict = msg("exit {exit}, no SYSRET checks under FRED", exit=exit_word)

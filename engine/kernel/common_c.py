@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.checks import FACTS
-from engine.constants import RF, TF, USER_CS, USER_DS
+from engine.constants import RF, TF, USER32_CS, USER_CS, USER_DS, VM
 from engine.trace import CheckName, CheckResult, CheckState, Operand, Relation
 
 
@@ -100,4 +100,52 @@ def sysret_conditions(
     return out
 
 
-__all__ = ["CCheck", "evaluate_c", "sysret_conditions", "task_size_max"]
+#: do_fast_syscall_32's return on v5.8.13 and 6.1: one expression, tested left to right.
+_FAST32_RETURN = (
+    "return regs->cs == __USER32_CS && regs->ss == __USER_DS && regs->ip == landing_pad && "
+    "(regs->flags & (X86_EFLAGS_RF | X86_EFLAGS_TF)) == 0;"
+)
+
+
+def compat_conditions(
+    order: tuple[str, ...], pt: Mapping[str, int], landing_pad: int, u16_segments: bool
+) -> list[CCheck]:
+    """do_fast_syscall_32's SYSRETL conditions (arch/x86/entry/common.c) in *order*, up to
+    the first that fails, on the pt_regs words *pt*.  v5.8.13 and 6.1 test them in one
+    ``return`` expression (cs, ss, ip, flags); 6.12 in separate ``if``s (ip, cs and ss,
+    flags with VM).  *u16_segments*: 6.12's struct pt_regs has cs and ss as u16."""
+    out: list[CCheck] = []
+    for name in order:
+        check = CheckName(name)
+        if check is CheckName.IP_LANDING_PAD:
+            left, right = Operand("regs->ip", pt["ip"]), Operand("landing_pad", landing_pad)
+            rel, ok = Relation.EQUAL, pt["ip"] == landing_pad
+        elif check in (CheckName.CS_USER32, CheckName.SS_USER):
+            field, want, sym = (
+                ("cs", USER32_CS, "__USER32_CS")
+                if check is CheckName.CS_USER32
+                else ("ss", USER_DS, "__USER_DS")
+            )
+            value = pt[field] & 0xFFFF if u16_segments else pt[field]
+            label = f"(u16) regs->{field}" if u16_segments else f"regs->{field}"
+            left, right, rel = Operand(label, value), Operand(sym, want), Relation.EQUAL
+            ok = value == want
+        else:
+            bits = RF | TF | (VM if check is CheckName.NO_RF_TF_VM else 0)
+            left = Operand("regs->flags", pt["flags"])
+            right = Operand("RF|TF|VM" if bits & VM else "RF|TF", bits)
+            rel, ok = Relation.BITS_CLEAR, not pt["flags"] & bits
+        state = CheckState(check, CheckResult.PASS if ok else CheckResult.FAIL, left, right, rel)
+        known = FACTS[check]
+        source = known.c_source if u16_segments else _FAST32_RETURN
+        if u16_segments and check is CheckName.SS_USER:
+            source = FACTS[CheckName.CS_USER32].c_source
+        out.append(CCheck(state, source, known.c_condition))
+        if not ok:
+            break
+    return out
+
+
+__all__ = [
+    "CCheck", "compat_conditions", "evaluate_c", "sysret_conditions", "task_size_max",
+]  # fmt: skip

@@ -1,8 +1,10 @@
 
 /*
- * arch/x86/entry/entry_64_compat.S, Linux v5.8.13: the int $0x80 entry
- * (CONFIG_IA32_EMULATION), at the kernel's macro level.  Listed after
- * entry_64.S; its exit is entry_64.S's swapgs_restore_regs_and_return_to_usermode.
+ * arch/x86/entry/entry_64_compat.S, Linux v5.8.13: the int $0x80 entry and the
+ * compat-mode SYSCALL entry (CONFIG_IA32_EMULATION), at the kernel's macro level,
+ * in that order (the kernel's file has SYSENTER's entry first, then SYSCALL's, then
+ * int $0x80's).  Listed after entry_64.S; their IRET exit is entry_64.S's
+ * swapgs_restore_regs_and_return_to_usermode.
  */
 
 /*
@@ -122,3 +124,182 @@ SYM_CODE_START(entry_INT80_compat)
 /// No SYSRET attempt: int $0x80 always leaves through the IRET exit of entry_64.S, which restores every register and reloads CS and SS from the frame.
 	jmp	swapgs_restore_regs_and_return_to_usermode
 SYM_CODE_END(entry_INT80_compat)
+
+/*
+ * 32-bit SYSCALL entry.
+ *
+ * 32-bit system calls through the vDSO's __kernel_vsyscall enter here
+ * on 64-bit kernels running on AMD CPUs.
+ *
+ * The SYSCALL instruction, in principle, should *only* occur in the
+ * vDSO.  In practice, it appears that this really is the case.
+ * As evidence:
+ *
+ *  - The calling convention for SYSCALL has changed several times without
+ *    anyone noticing.
+ *
+ *  - Prior to the in-kernel X86_BUG_SYSRET_SS_ATTRS fixup, anything
+ *    user task that did SYSCALL without immediately reloading SS
+ *    would randomly crash.
+ *
+ *  - Most programmers do not directly target AMD CPUs, and the 32-bit
+ *    SYSCALL instruction does not exist on Intel CPUs.  Even on AMD
+ *    CPUs, Linux disables the SYSCALL instruction on 32-bit kernels
+ *    because the SYSCALL instruction in legacy/native 32-bit mode (as
+ *    opposed to compat mode) is sufficiently poorly designed as to be
+ *    essentially unusable.
+ *
+ * 32-bit SYSCALL saves RIP to RCX, clears RFLAGS.RF, then saves
+ * RFLAGS to R11, then loads new SS, CS, and RIP from previously
+ * programmed MSRs.  RFLAGS gets masked by a value from another MSR
+ * (so CLD and CLAC are not needed).  SYSCALL does not save anything on
+ * the stack and does not change RSP.
+ *
+ * Note: RFLAGS saving+masking-with-MSR happens only in Long mode
+ * (in legacy 32-bit mode, IF, RF and VM bits are cleared and that's it).
+ * Don't get confused: RFLAGS saving+masking depends on Long Mode Active bit
+ * (EFER.LMA=1), NOT on bitness of userspace where SYSCALL executes
+ * or target CS descriptor's L bit (SYSCALL does not read segment descriptors).
+ *
+ * Arguments:
+ * eax  system call number
+ * ecx  return address
+ * ebx  arg1
+ * ebp  arg2	(note: not saved in the stack frame, should not be touched)
+ * edx  arg3
+ * esi  arg4
+ * edi  arg5
+ * esp  user stack
+ * 0(%esp) arg6
+ */
+/// SYSCALL from compatibility mode (AMD) loaded RIP from MSR_CSTAR, CS and SS from MSR_STAR, saved the user EIP in RCX and RFLAGS in R11, and masked RFLAGS with MSR_SYSCALL_MASK. As on the 64-bit path it left RSP, GS and CR3 alone. The vDSO's __kernel_vsyscall got here with `movl %ecx, %ebp; syscall`: SYSCALL overwrites ECX, so the second argument travels in EBP, and the caller's EBP waits on the user stack.
+SYM_CODE_START(entry_SYSCALL_compat)
+	UNWIND_HINT_EMPTY
+	/* Interrupts are off on entry. */
+/// GS now points at this CPU's per-CPU area.
+	swapgs
+
+	/* Stash user ESP */
+/// The user ESP goes to R8D (a 32-bit move: the upper half is cleared); R8 is free, a 32-bit caller has no R8.
+	movl	%esp, %r8d
+
+	/* Use %rsp as scratch reg. User ESP is stashed in r8 */
+/// KPTI: to the kernel page tables, RSP the scratch register now that ESP is safe in R8.
+	SWITCH_TO_KERNEL_CR3 scratch_reg=%rsp
+
+	/* Switch to the kernel stack */
+/// Straight to the top of the task stack: unlike entry_SYSCALL_64 this entry builds pt_regs there at once.
+	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
+
+	/* Construct struct pt_regs on stack */
+/// The hardware part of pt_regs, as an interrupt would have pushed it: SS (__USER32_DS, the same selector as __USER_DS, 0x2b), the user ESP, the RFLAGS SYSCALL saved in R11, CS __USER32_CS (0x23) and the EIP SYSCALL saved in RCX.
+	pushq	$__USER32_DS		/* pt_regs->ss */
+	pushq	%r8			/* pt_regs->sp */
+	pushq	%r11			/* pt_regs->flags */
+	pushq	$__USER32_CS		/* pt_regs->cs */
+	pushq	%rcx			/* pt_regs->ip */
+SYM_INNER_LABEL(entry_SYSCALL_compat_after_hwframe, SYM_L_GLOBAL)
+/// A 32-bit move zero-extends: the call number loses any upper half.
+	movl	%eax, %eax		/* discard orig_ax high bits */
+	pushq	%rax			/* pt_regs->orig_ax */
+/// The rest of pt_regs. pt_regs->cx gets EBP, where the vDSO put the second argument; R8-R11 and R12-R15 are saved as zeros (a 32-bit caller has none of them) and every register is cleared after its push (nospec).
+	pushq	%rdi			/* pt_regs->di */
+	pushq	%rsi			/* pt_regs->si */
+	xorl	%esi, %esi		/* nospec   si */
+	pushq	%rdx			/* pt_regs->dx */
+	xorl	%edx, %edx		/* nospec   dx */
+	pushq	%rbp			/* pt_regs->cx (stashed in bp) */
+	xorl	%ecx, %ecx		/* nospec   cx */
+/// pt_regs->ax starts as -ENOSYS.
+	pushq	$-ENOSYS		/* pt_regs->ax */
+	pushq   $0			/* pt_regs->r8  = 0 */
+	xorl	%r8d, %r8d		/* nospec   r8 */
+	pushq   $0			/* pt_regs->r9  = 0 */
+	xorl	%r9d, %r9d		/* nospec   r9 */
+	pushq   $0			/* pt_regs->r10 = 0 */
+	xorl	%r10d, %r10d		/* nospec   r10 */
+	pushq   $0			/* pt_regs->r11 = 0 */
+	xorl	%r11d, %r11d		/* nospec   r11 */
+	pushq   %rbx                    /* pt_regs->rbx */
+	xorl	%ebx, %ebx		/* nospec   rbx */
+/// pt_regs->bp for now holds the second argument too; do_fast_syscall_32 overwrites its low half with the caller's EBP, read from the user stack.
+	pushq   %rbp                    /* pt_regs->rbp (will be overwritten) */
+	xorl	%ebp, %ebp		/* nospec   rbp */
+	pushq   $0			/* pt_regs->r12 = 0 */
+	xorl	%r12d, %r12d		/* nospec   r12 */
+	pushq   $0			/* pt_regs->r13 = 0 */
+	xorl	%r13d, %r13d		/* nospec   r13 */
+	pushq   $0			/* pt_regs->r14 = 0 */
+	xorl	%r14d, %r14d		/* nospec   r14 */
+	pushq   $0			/* pt_regs->r15 = 0 */
+	xorl	%r15d, %r15d		/* nospec   r15 */
+	UNWIND_HINT_REGS
+
+/// The only argument of do_fast_syscall_32(regs): the complete struct pt_regs.
+	movq	%rsp, %rdi
+/// The C part: regs->ip ← the vDSO's int80_landing_pad, the caller's EBP fetched from the user stack, the 32-bit system call, the exit work; then the SYSRETL conditions, returned as 1 (SYSRETL) or 0 (IRET) in EAX.
+	call	do_fast_syscall_32
+	/* XEN PV guests always use IRET path */
+/// 0 from do_fast_syscall_32: the IRET exit of entry_64.S.
+	ALTERNATIVE "testl %eax, %eax; jz swapgs_restore_regs_and_return_to_usermode", \
+		    "jmp swapgs_restore_regs_and_return_to_usermode", X86_FEATURE_XENPV
+
+	/* Opportunistic SYSRET */
+sysret32_from_system_call:
+	/*
+	 * We are not going to return to userspace from the trampoline
+	 * stack. So let's erase the thread stack right now.
+	 */
+	STACKLEAK_ERASE
+/// Reload what SYSRETL needs from pt_regs: RBX and RBP (callee-saved for the vDSO), RFLAGS into R11 and the return EIP (the landing pad) into RCX.
+	movq	RBX(%rsp), %rbx		/* pt_regs->rbx */
+	movq	RBP(%rsp), %rbp		/* pt_regs->rbp */
+	movq	EFLAGS(%rsp), %r11	/* pt_regs->flags (in r11) */
+	movq	RIP(%rsp), %rcx		/* pt_regs->ip (in rcx) */
+/// Skip r8-r15, then pop the return value into RAX and the argument registers; pt_regs->cx is skipped (RCX holds the return EIP).
+	addq	$RAX, %rsp		/* Skip r8-r15 */
+	popq	%rax			/* pt_regs->rax */
+	popq	%rdx			/* Skip pt_regs->cx */
+	popq	%rdx			/* pt_regs->dx */
+	popq	%rsi			/* pt_regs->si */
+	popq	%rdi			/* pt_regs->di */
+
+        /*
+         * USERGS_SYSRET32 does:
+         *  GSBASE = user's GS base
+         *  EIP = ECX
+         *  RFLAGS = R11
+         *  CS = __USER32_CS
+         *  SS = __USER_DS
+         *
+	 * ECX will not match pt_regs->cx, but we're returning to a vDSO
+	 * trampoline that will fix up RCX, so this is okay.
+	 *
+	 * R12-R15 are callee-saved, so they contain whatever was in them
+	 * when the system call started, which is already known to user
+	 * code.  We zero R8-R10 to avoid info leaks.
+         */
+/// RSP now points at orig_ax; the user ESP is pt_regs->sp, a few slots up. From here the kernel runs on the user's stack.
+	movq	RSP-ORIG_RAX(%rsp), %rsp
+
+	/*
+	 * The original userspace %rsp (RSP-ORIG_RAX(%rsp)) is stored
+	 * on the process stack which is not mapped to userspace and
+	 * not readable after we SWITCH_TO_USER_CR3.  Delay the CR3
+	 * switch until after after the last reference to the process
+	 * stack.
+	 *
+	 * %r8/%r9 are zeroed before the sysret, thus safe to clobber.
+	 */
+/// KPTI: back to the user page tables, with R8 and R9 as scratch (no stack needed).
+	SWITCH_TO_USER_CR3_NOSTACK scratch_reg=%r8 scratch_reg2=%r9
+
+/// R8-R10 are cleared so that no kernel value leaks: a 32-bit program can far-jump into 64-bit code and read them.
+	xorl	%r8d, %r8d
+	xorl	%r9d, %r9d
+	xorl	%r10d, %r10d
+/// The user's GS base back.
+	swapgs
+/// SYSRETL: EIP ← ECX (the landing pad), RFLAGS ← R11, CS ← __USER32_CS and SS ← __USER_DS from MSR_STAR, CPL 3, compatibility mode.
+	sysretl
+SYM_CODE_END(entry_SYSCALL_compat)

@@ -6,7 +6,9 @@
  * idtentry and idtentry_body macros of arch/x86/entry/entry_64.S, shown here
  * expanded for it; error_entry's user-mode half and error_return follow from
  * entry_64.S, then int80_emulation from arch/x86/entry/entry_64_compat.S.
- * Listed after entry_64.S; the exit is its swapgs_restore_regs_and_return_to_usermode.
+ * Then entry_SYSCALL_compat, the compat-mode SYSCALL entry (AMD), from
+ * arch/x86/entry/entry_64_compat.S.  Listed after entry_64.S; the IRET exit of
+ * both is its swapgs_restore_regs_and_return_to_usermode.
  */
 
 /// The CPU delivered int $0x80 through IDT vector 0x80, a DPL-3 interrupt gate: it loaded RSP from TSS.sp0, the top of the per-CPU trampoline stack, pushed the user's SS, RSP, RFLAGS, CS and the RIP after the int, cleared IF, TF, NT and RF, and loaded CS:RIP from the gate. Since the IDTENTRY conversion of 6.7, int $0x80 enters like any exception without an error code, not through the old entry_INT80_compat.
@@ -116,3 +118,156 @@ SYM_CODE_START(int80_emulation)
 /// The C part, reached by a jump, so its return goes straight back to asm_int80_emulation: the 32-bit system call (ia32_sys_call(), arguments from pt_regs->bx, cx, dx, si, di, bp, each cut to 32 bits) and the exit work.
 	jmp do_int80_emulation
 SYM_CODE_END(int80_emulation)
+
+/*
+ * 32-bit SYSCALL entry.
+ *
+ * 32-bit system calls through the vDSO's __kernel_vsyscall enter here
+ * on 64-bit kernels running on AMD CPUs.
+ *
+ * The SYSCALL instruction, in principle, should *only* occur in the
+ * vDSO.  In practice, it appears that this really is the case.
+ *
+ * 32-bit SYSCALL saves RIP to RCX, clears RFLAGS.RF, then saves
+ * RFLAGS to R11, then loads new SS, CS, and RIP from previously
+ * programmed MSRs.  RFLAGS gets masked by a value from another MSR
+ * (so CLD and CLAC are not needed).  SYSCALL does not save anything on
+ * the stack and does not change RSP.
+ *
+ * Arguments:
+ * eax  system call number
+ * ecx  return address
+ * ebx  arg1
+ * ebp  arg2	(note: not saved in the stack frame, should not be touched)
+ * edx  arg3
+ * esi  arg4
+ * edi  arg5
+ * esp  user stack
+ * 0(%esp) arg6
+ */
+/// SYSCALL from compatibility mode (AMD) loaded RIP from MSR_CSTAR, CS and SS from MSR_STAR, saved the user EIP in RCX and RFLAGS in R11, and masked RFLAGS with MSR_SYSCALL_MASK. As on the 64-bit path it left RSP, GS and CR3 alone. The vDSO's __kernel_vsyscall got here with `movl %ecx, %ebp; syscall`: SYSCALL overwrites ECX, so the second argument travels in EBP, and the caller's EBP waits on the user stack.
+SYM_CODE_START(entry_SYSCALL_compat)
+	UNWIND_HINT_ENTRY
+/// ENDBR64: a legal indirect-branch target for IBT; a NOP where IBT is off.
+	ENDBR
+	/* Interrupts are off on entry. */
+/// GS now points at this CPU's per-CPU area.
+	swapgs
+
+	/* Stash user ESP */
+/// The user ESP goes to R8D (a 32-bit move: the upper half is cleared); R8 is free, a 32-bit caller has no R8.
+	movl	%esp, %r8d
+
+	/* Use %rsp as scratch reg. User ESP is stashed in r8 */
+/// KPTI: to the kernel page tables, RSP the scratch register now that ESP is safe in R8.
+	SWITCH_TO_KERNEL_CR3 scratch_reg=%rsp
+
+	/* Switch to the kernel stack */
+/// Straight to the top of the task stack: unlike entry_SYSCALL_64 this entry builds pt_regs there at once.
+	movq	PER_CPU_VAR(pcpu_hot + X86_top_of_stack), %rsp
+
+SYM_INNER_LABEL(entry_SYSCALL_compat_safe_stack, SYM_L_GLOBAL)
+	ANNOTATE_NOENDBR
+
+	/* Construct struct pt_regs on stack */
+/// The hardware part of pt_regs, as an interrupt would have pushed it: SS (__USER_DS, 0x2b), the user ESP, the RFLAGS SYSCALL saved in R11, CS __USER32_CS (0x23) and the EIP SYSCALL saved in RCX.
+	pushq	$__USER_DS		/* pt_regs->ss */
+	pushq	%r8			/* pt_regs->sp */
+	pushq	%r11			/* pt_regs->flags */
+	pushq	$__USER32_CS		/* pt_regs->cs */
+	pushq	%rcx			/* pt_regs->ip */
+SYM_INNER_LABEL(entry_SYSCALL_compat_after_hwframe, SYM_L_GLOBAL)
+/// A 32-bit move zero-extends: the call number loses any upper half.
+	movl	%eax, %eax		/* discard orig_ax high bits */
+	pushq	%rax			/* pt_regs->orig_ax */
+/// The rest of pt_regs, then every register cleared. rcx=%rbp: pt_regs->cx gets EBP, where the vDSO put the second argument; pt_regs->bp gets it too for now, and do_fast_syscall_32 overwrites its low half with the caller's EBP from the user stack.
+	PUSH_AND_CLEAR_REGS rcx=%rbp rax=$-ENOSYS
+	UNWIND_HINT_REGS
+
+/// The mitigations of entry_SYSCALL_64, patched the same way on this CPU.
+	IBRS_ENTER
+	UNTRAIN_RET
+	CLEAR_BRANCH_HISTORY
+
+/// The only argument of do_fast_syscall_32(regs): the complete struct pt_regs.
+	movq	%rsp, %rdi
+/// The C part: regs->ip ← the vDSO's int80_landing_pad, the caller's EBP fetched from the user stack, the 32-bit system call, the exit work; then the SYSRETL conditions, returned as a bool in AL: true (SYSRETL) or false (IRET).
+	call	do_fast_syscall_32
+
+sysret32_from_system_call:
+	/* XEN PV guests always use IRET path */
+/// false from do_fast_syscall_32: the IRET exit of entry_64.S.
+	ALTERNATIVE "testb %al, %al; jz swapgs_restore_regs_and_return_to_usermode", \
+		    "jmp swapgs_restore_regs_and_return_to_usermode", X86_FEATURE_XENPV
+
+	/*
+	 * Opportunistic SYSRET
+	 *
+	 * We are not going to return to userspace from the trampoline
+	 * stack. So let's erase the thread stack right now.
+	 */
+	STACKLEAK_ERASE
+
+/// IBRS_EXIT, as on the 64-bit exit.
+	IBRS_EXIT
+
+/// Reload what SYSRETL needs from pt_regs: RBX and RBP (callee-saved for the vDSO), RFLAGS into R11 and the return EIP (the landing pad) into RCX.
+	movq	RBX(%rsp), %rbx		/* pt_regs->rbx */
+	movq	RBP(%rsp), %rbp		/* pt_regs->rbp */
+	movq	EFLAGS(%rsp), %r11	/* pt_regs->flags (in r11) */
+	movq	RIP(%rsp), %rcx		/* pt_regs->ip (in rcx) */
+/// Skip r8-r15, then pop the return value into RAX and the argument registers; pt_regs->cx is skipped (RCX holds the return EIP).
+	addq	$RAX, %rsp		/* Skip r8-r15 */
+	popq	%rax			/* pt_regs->rax */
+	popq	%rdx			/* Skip pt_regs->cx */
+	popq	%rdx			/* pt_regs->dx */
+	popq	%rsi			/* pt_regs->si */
+	popq	%rdi			/* pt_regs->di */
+
+        /*
+         * USERGS_SYSRET32 does:
+         *  GSBASE = user's GS base
+         *  EIP = ECX
+         *  RFLAGS = R11
+         *  CS = __USER32_CS
+         *  SS = __USER_DS
+         *
+	 * ECX will not match pt_regs->cx, but we're returning to a vDSO
+	 * trampoline that will fix up RCX, so this is okay.
+	 *
+	 * R12-R15 are callee-saved, so they contain whatever was in them
+	 * when the system call started, which is already known to user
+	 * code.  We zero R8-R10 to avoid info leaks.
+         */
+/// RSP now points at orig_ax; the user ESP is pt_regs->sp, a few slots up. From here the kernel runs on the user's stack.
+	movq	RSP-ORIG_RAX(%rsp), %rsp
+SYM_INNER_LABEL(entry_SYSRETL_compat_unsafe_stack, SYM_L_GLOBAL)
+	ANNOTATE_NOENDBR
+
+	/*
+	 * The original userspace %rsp (RSP-ORIG_RAX(%rsp)) is stored
+	 * on the process stack which is not mapped to userspace and
+	 * not readable after we SWITCH_TO_USER_CR3.  Delay the CR3
+	 * switch until after after the last reference to the process
+	 * stack.
+	 *
+	 * %r8/%r9 are zeroed before the sysret, thus safe to clobber.
+	 */
+/// KPTI: back to the user page tables, with R8 and R9 as scratch (no stack needed).
+	SWITCH_TO_USER_CR3_NOSTACK scratch_reg=%r8 scratch_reg2=%r9
+
+/// R8-R10 are cleared so that no kernel value leaks: a 32-bit program can far-jump into 64-bit code and read them.
+	xorl	%r8d, %r8d
+	xorl	%r9d, %r9d
+	xorl	%r10d, %r10d
+/// The user's GS base back.
+	swapgs
+/// CLEAR_CPU_BUFFERS, as before SYSRETQ.
+	CLEAR_CPU_BUFFERS
+/// SYSRETL: EIP ← ECX (the landing pad), RFLAGS ← R11, CS ← __USER32_CS and SS ← __USER_DS from MSR_STAR, CPL 3, compatibility mode.
+	sysretl
+SYM_INNER_LABEL(entry_SYSRETL_compat_end, SYM_L_GLOBAL)
+	ANNOTATE_NOENDBR
+/// Never reached: an INT3 after the SYSRETL stops straight-line speculation past it.
+	int3
+SYM_CODE_END(entry_SYSCALL_compat)

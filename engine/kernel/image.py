@@ -12,6 +12,7 @@ from engine.asm import Assembled, Item, Label, assemble
 from engine.kernel.macros import MACROS, Expander, Features, resolve_operands
 from engine.kernel.variants import KernelSpec, spec
 from engine.layout import (
+    DO_FAST_SYSCALL_32,
     DO_INT80_EMULATION,
     DO_INT80_SYSCALL_32,
     DO_SYSCALL_64,
@@ -71,6 +72,7 @@ SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 #: where each one's stub sits in the kernel text.
 C_STUBS: dict[str, int] = {
     "do_int80_syscall_32": DO_INT80_SYSCALL_32,
+    "do_fast_syscall_32": DO_FAST_SYSCALL_32,  # the compat SYSCALL entry's C side
     "sync_regs": SYNC_REGS,
     "do_int80_emulation": DO_INT80_EMULATION,  # reached by int80_emulation's jmp
 }
@@ -324,6 +326,7 @@ def assemble_image(features: Features) -> KernelImage:
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
     text = _rendition(features)
+    continued: tuple[int, str] | None = None  # a statement's first line and text so far
     for raw in text.splitlines():
         stripped = raw.strip()
         if stripped.startswith("///"):
@@ -346,9 +349,17 @@ def assemble_image(features: Features) -> KernelImage:
             code = ""
         elif not all(built):
             code = ""
-        label = statements.add(code, len(shown) + 1) if code else None
+        if continued is not None:
+            # the rest of a statement continued with a backslash: it belongs to the
+            # line it started on
+            code, (line_no, continued) = f"{continued[1]} {code}", (continued[0], None)
+        else:
+            line_no = len(shown) + 1
+        if code.endswith("\\"):
+            continued, code = (line_no, code[:-1].rstrip()), ""
+        label = statements.add(code, line_no) if code else None
         shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
-        if code or (not all(built) and _strip_comment(raw)):
+        if code or continued or (not all(built) and _strip_comment(raw)):
             note = []
 
     called = _called_c_functions(features, text)

@@ -36,6 +36,7 @@ from engine.constants import (
     PTI_USER_PGTABLE_MASK,
     RF,
     TF,
+    USER32_CS,
     USER_CS,
     USER_DS,
     X86_CR3_PCID_NOFLUSH_BIT,
@@ -96,6 +97,8 @@ PERCPU_SYMBOLS: dict[str, int] = spec("v5.8.13").percpu
 CONSTANTS: dict[str, int] = {
     "__USER_DS": USER_DS,
     "__USER_CS": USER_CS,
+    "__USER32_CS": USER32_CS,
+    "__USER32_DS": USER_DS,  # segment.h: #define __USER32_DS __USER_DS
     "ENOSYS": ENOSYS,
     "X86_EFLAGS_RF": RF,
     "X86_EFLAGS_TF": TF,
@@ -311,12 +314,12 @@ class Expander(_Mitigations):
 
     # -- registers -------------------------------------------------------------------
     def push_and_clear_regs(
-        self, rdx: str = "%rdx", rax: str = "%rax", save_ret: str = "0"
+        self, rdx: str = "%rdx", rax: str = "%rax", save_ret: str = "0", rcx: str = "%rcx"
     ) -> list[Item | Label]:
         rax = self._ops(rax)
         if self.k.split_push_clear:
             # PUSH_REGS, then CLEAR_REGS: all the pushes first, then the xors.
-            pushes = ["%rdi", "%rsi", rdx, "%rcx", rax, "%r8", "%r9", "%r10", "%r11",
+            pushes = ["%rdi", "%rsi", rdx, rcx, rax, "%r8", "%r9", "%r10", "%r11",
                       "%rbx", "%rbp", "%r12", "%r13", "%r14", "%r15"]  # fmt: skip
             clears = ["%esi", "%edx", "%ecx", "%r8d", "%r9d", "%r10d", "%r11d", "%ebx",
                       "%ebp", "%r12d", "%r13d", "%r14d", "%r15d"]  # fmt: skip
@@ -418,6 +421,8 @@ class Expander(_Mitigations):
             # linkage.h: jmp __x86_return_thunk (CONFIG_RETHUNK); apply_returns() makes it
             # ret and INT3s where X86_FEATURE_RETHUNK is clear (no SRSO, no retbleed thunk)
             return [Item("retq"), *[Item("int3")] * 4]
+        if name == "SWITCH_TO_USER_CR3_NOSTACK":
+            return self.switch_to_user_cr3_nostack(kw["scratch_reg"], kw["scratch_reg2"])
         if name == "SWITCH_TO_USER_CR3":
             return self.switch_to_user_cr3(kw["scratch_reg"], kw["scratch_reg2"])
         if name in ("IBRS_ENTER", "IBRS_EXIT"):
@@ -465,6 +470,7 @@ _EMPTY = frozenset(
 MACROS = frozenset(
     {
         "SWITCH_TO_KERNEL_CR3", "SWITCH_TO_USER_CR3_STACK", "SWITCH_TO_USER_CR3",
+        "SWITCH_TO_USER_CR3_NOSTACK",
         "PUSH_AND_CLEAR_REGS", "POP_REGS", "USERGS_SYSRET64", "SWAPGS", "INTERRUPT_RETURN",
         "ALTERNATIVE", "ASM_CLAC", "FENCE_SWAPGS_USER_ENTRY", "RET", "IBRS_ENTER", "IBRS_EXIT",
         "UNTRAIN_RET", "UNTRAIN_RET_FROM_CALL", "CLEAR_BRANCH_HISTORY",

@@ -82,6 +82,11 @@ class KernelSpec:
     #: arch/x86/entry/entry_64_compat.S's int $0x80 entry, listed after the entry code
     #: ("": not rendered yet)
     compat_source_file: str = ""
+    #: do_fast_syscall_32's SYSRETL conditions (the compat SYSCALL and SYSENTER entries),
+    #: in the order its C tests them
+    compat_checks: tuple[str, ...] = ("cs_user32", "ss_user", "ip_landing_pad", "no_rf_tf")
+    #: struct pt_regs has cs and ss as u16 (6.12: the FRED fields share their words)
+    u16_segments: bool = False
     #: the ESPFIX64 LDT-stack test before IRETQ is built in (not in Debian's cloud kernels)
     espfix64: bool = True
     nr_syscalls: int = 440
@@ -176,6 +181,8 @@ SPECS: dict[str, KernelSpec] = {
         srso_source_file="retpoline_v6.12.S",
         fred_source_file="entry_64_fred_v6.12.S",
         compat_source_file="entry_64_compat_v6.12.S",
+        compat_checks=("ip_landing_pad", "cs_user32", "ss_user", "no_rf_tf_vm"),
+        u16_segments=True,
         summary="LTS 2024: the SYSRET decision in C, RIP < TASK_SIZE_MAX",
         asm_checks=(),
         c_checks=C_CHECKS,

@@ -264,9 +264,11 @@ def start_cpu(m: Machine) -> None:
         # with FRED, syscall_init() writes STAR only (idt_syscall_init() is skipped:
         # "FRED uses the ring 3 FRED entrypoint for SYSCALL and SYSENTER")
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_LSTAR, m.image.symbols["entry_SYSCALL_64"]))
-        # wrmsrl_cstar() writes AMD's only; entry_SYSCALL_compat is not rendered (0), the
-        # ignore entry of ia32_emulation=off is
-        cstar = m.image.symbols.get("entry_SYSCALL32_ignore", 0) if cfg.cpu == "amd" else 0
+        # wrmsrl_cstar() writes AMD's only (Intel's CSTAR is never used): entry_SYSCALL_compat,
+        # or with ia32_emulation=off the ignore entry (idt_syscall_init)
+        sym = m.image.symbols
+        cstar = sym.get("entry_SYSCALL32_ignore", sym.get("entry_SYSCALL_compat", 0))
+        cstar = cstar if cfg.cpu == "amd" else 0
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, cstar))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, m.kernel.syscall_mask))
     uc.reg_write(X.UC_X86_REG_RSP, m.layout.entry_stack_top)

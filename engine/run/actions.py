@@ -18,7 +18,7 @@ from unicorn import x86_const as X
 
 from engine.constants import ENOSYS, PT_REGS_SIZE, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
-from engine.kernel.common_c import sysret_conditions
+from engine.kernel.common_c import compat_conditions, sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine.core import GPRS
@@ -30,10 +30,12 @@ from engine.machine.modelled import (
     sysret_faults,
     sysret_rflags,
 )
+from engine.run.sink import CSide
 from engine.run.syscalls import (
     MASK32,
     HandlerResult,
     PtRegs,
+    do_fast_syscall_32,
     do_int80_emulation,
     do_int80_syscall_32,
     do_syscall_64,
@@ -65,7 +67,10 @@ class EntryPoints:
     do_int80: int | None = None  # do_int80_syscall_32, where the image calls it
     sync_regs: int | None = None  # 6.1's error_entry: pt_regs to the task stack
     do_int80_emulation: int | None = None  # 6.1's int $0x80 C side
-    sysretl: int | None = None  # 6.12's entry_SYSCALL32_ignore (ia32_emulation=off)
+    #: the SYSRETLs of entry_SYSCALL_compat and, with ia32_emulation=off, 6.12's
+    #: entry_SYSCALL32_ignore
+    sysretl: frozenset[int] = frozenset()
+    do_fast32: int | None = None  # do_fast_syscall_32, the compat SYSCALL entry's C side
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,7 +114,8 @@ def entry_points(features: Features) -> EntryPoints:
         do_int80=sym.get("do_int80_syscall_32"),
         sync_regs=sym.get("sync_regs"),
         do_int80_emulation=sym.get("do_int80_emulation"),
-        sysretl=first("sysretl"),
+        sysretl=frozenset(a.address for a in img.entry if a.text == "sysretl"),
+        do_fast32=sym.get("do_fast_syscall_32"),
     )
 
 
@@ -133,8 +139,9 @@ class EntryActions:
             table[pts.do_int80_emulation] = self.do_int80_emulation
         if pts.sysret is not None:
             table[pts.sysret] = self.sysret
-        if pts.sysretl is not None:
-            table[pts.sysretl] = self.sysret
+        table.update(dict.fromkeys(pts.sysretl, self.sysret))
+        if pts.do_fast32 is not None:
+            table[pts.do_fast32] = self.do_fast_syscall_32
         if pts.iret is not None:
             table[pts.iret] = self.iret
         if pts.eretu is not None:
@@ -320,6 +327,37 @@ class EntryActions:
         )
         self._after_call(pt, res)
 
+    def do_fast_syscall_32(self, address: int) -> None:
+        """model: do_fast_syscall_32(regs), the compat SYSCALL entry's C side
+        (engine.run.syscalls), the scenario's [handler.set], then its SYSRETL conditions
+        (engine.kernel.common_c), each a step of its own, returned in RAX."""
+        run = self.run
+        r = run.rec.read_regs()
+        pt = PtRegs(run.m, r.cr3, r.rdi)
+        run.pt_at_call = pt.read()
+        pad = run.landing_pad
+        assert pad is not None  # the run stops at the SYSCALL of a task without vdso32
+        res, ran = do_fast_syscall_32(
+            run.m, r.cr3, r.rdi, run.sc.pid, pad, run.pt_at_call, run.kernel.ia32_nr_syscalls
+        )
+        self._after_call(pt, res)
+        k = run.kernel
+        results = (
+            compat_conditions(k.compat_checks, run.pt_after_call, pad, k.u16_segments)
+            if ran
+            else []
+        )
+        if run.failed_check is None:
+            run.failed_check = next((c.state.name for c in results if not c.passed), None)
+        side = CSide(
+            "do_fast_syscall_32",
+            f"{'bool' if k.u16_segments else 'long'} do_fast_syscall_32(regs)",
+            run.points.c_calls.get(address),
+            as_long=not k.u16_segments,
+        )
+        sysret = ran and all(c.passed for c in results)
+        run.sink.c_checks(address, results, sysret, side)
+
     def _after_call(self, pt: PtRegs, res: HandlerResult) -> None:
         """What every modelled C entry does after its system call: the [handler.set]
         writes, the pt_regs it changed, its event, and an exit() that never returns."""
@@ -377,7 +415,8 @@ class EntryActions:
         run = self.run
         run.exit = ExitPath.SYSRET
         rcx, r11 = (int(run.uc.reg_read(r)) for r in (X.UC_X86_REG_RCX, X.UC_X86_REG_R11))
-        if sysret_faults(run.sc.machine.cpu, rcx, run.paging):
+        # SYSRETL takes only ECX: no canonical check on the 32-bit return (SDM, SYSRET)
+        if address not in run.points.sysretl and sysret_faults(run.sc.machine.cpu, rcx, run.paging):
             run.model_fault(
                 VEC_GP,
                 address,
@@ -387,7 +426,7 @@ class EntryActions:
                     rcx=rcx,
                 ),
             )
-        if address == run.points.sysretl:
+        if address in run.points.sysretl:
             # 32-bit operand size: EIP ← ECX, CS ← STAR[63:48] (APM vol. 3, SYSRET)
             said = msg("SYSRETL: EIP ← ECX {ecx:#x}, CS ← __USER32_CS, CPL 3", ecx=rcx & MASK32)
         else:

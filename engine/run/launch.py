@@ -24,6 +24,7 @@ from engine.constants import (
     user_space_top,
 )
 from engine.i18n import N_
+from engine.kernel.vdso32 import vdso32
 from engine.machine.core import GPRS, Machine, UserMapping
 from engine.run.syscalls import build_sigframe
 from engine.scenario.model import Scenario
@@ -65,6 +66,11 @@ def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
             name, _, _ = pages.get(p, (N_("memory"), False, False))
             pages[p] = (name, "w" in mr.access, "x" in mr.access)
     out: list[UserMapping] = []
+    if sc.mode == "compat":
+        # a 32-bit task's vDSO (vdso32), whose int80_landing_pad the fast returns use
+        vdso = vdso32(sc.machine.cpu)
+        pages.pop(vdso.base, None)  # parse refuses a scenario that maps this page itself
+        out.append(UserMapping(N_("vDSO"), vdso.base, L.PAGE, False, True, vdso.page, 0))
     code_bytes = sc.code.code
     for p in sorted(pages):
         name, w, x = pages[p]
@@ -76,7 +82,7 @@ def user_mappings(sc: Scenario) -> tuple[UserMapping, ...]:
             data = code_bytes[lo_c - sc.rip : hi_c - sc.rip]
             off = lo_c - p
         out.append(UserMapping(name, p, L.PAGE, w, x, data, off))
-    return tuple(out)
+    return tuple(sorted(out, key=lambda u: u.vaddr))
 
 
 def launch_key(sc: Scenario) -> tuple[object, ...]:

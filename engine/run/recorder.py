@@ -29,6 +29,7 @@ from engine.constants import (
 )
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage
+from engine.kernel.vdso32 import vdso32
 from engine.machine.core import Machine
 from engine.machine.regfile import RegisterFile
 from engine.run.memlog import WriteLog
@@ -211,6 +212,8 @@ class StepRecorder:
         self._changed: dict[tuple[str, ...], tuple[str, ...]] = {}
         #: A user instruction's bytes as read -> (bytes, text, source) (see :meth:`begin`).
         self._user_insns: dict[tuple[int, bytes, int], tuple[bytes, str, str]] = {}
+        #: a 32-bit task's vDSO, whose instructions are shown with their source
+        self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
 
     # -- reading the machine ---------------------------------------------------------
     def read_regs(self) -> Regs:
@@ -298,7 +301,10 @@ class StepRecorder:
         text, length = d if d else ("(bad)", max(size, 0))
         code = (raw or b"")[:length]
         stmt = self.sc.code.statement_at(address) if self.sc.code else None
-        if stmt is None and not self._in_user_code(address):
+        vline = self.vdso.line_at(address) if self.vdso is not None else None
+        if stmt is None and vline is not None and raw and raw.startswith(vline.code):
+            stmt = vline.source  # the vDSO's own source line
+        elif stmt is None and not self._in_user_code(address):
             # Memory past the program (zeroed pages decode as addb %al, (%rax)): not
             # something the user wrote, so not shown as their source.
             stmt = msg(

@@ -36,6 +36,7 @@ from engine.constants import (
 from engine.errors import HookError
 from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
+from engine.kernel.vdso32 import vdso32
 from engine.machine.core import Machine
 from engine.machine.faults import fault_from_ucerror, from_interrupt, is_io
 from engine.machine.modelled import error_code
@@ -161,8 +162,15 @@ class Run:
         #: (data the program may execute counts too: its instructions as Capstone reads them).
         decoded = scenario.code.executable
         self.io_at = frozenset(a for a, text in decoded if is_io(text))
-        #: The user's SYSENTERs: Unicorn runs past them as if they were NOPs.
-        self.sysenter_at = frozenset(a for a, text in decoded if text.split()[0] == "sysenter")
+        #: a 32-bit task's vDSO (engine.kernel.vdso32), whose landing pad the fast
+        #: 32-bit returns use
+        self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
+        self.landing_pad = self.vdso.symbols["int80_landing_pad"] if self.vdso else None
+        #: The user's SYSENTERs (the vDSO's too): Unicorn runs past them as if they were NOPs.
+        vdso_code = [(x.address, x.text) for x in self.vdso.lines] if self.vdso else []
+        self.sysenter_at = frozenset(
+            a for a, text in (*decoded, *vdso_code) if text.split()[0] == "sysenter"
+        )
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
         self.int80_door = Int80Door(self)
@@ -193,7 +201,8 @@ class Run:
 
     def decide(self, c: CCheck) -> None:
         """A C condition's verdict becomes its check's state."""
-        self.checks[self.kernel.checks.index(c.name)] = c.state
+        i = next(i for i, s in enumerate(self.checks) if s.name == c.state.name)
+        self.checks[i] = c.state
 
     def returning(self) -> None:
         """The exit instruction runs now; the next instruction is user code again."""

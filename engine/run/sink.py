@@ -10,6 +10,7 @@ results, the exit), which is what makes thousands of round trips a second possib
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc
@@ -50,9 +51,33 @@ class StepSink(Protocol):
     def assembly_check(self, current: CheckState, rflags: int) -> CheckState:
         """The new state of *current*, whose ``jne`` is about to run, with ZF in *rflags*."""
 
-    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
-        """6.12's C conditions, decided at the RET of do_syscall_64 at *address*; the bool
-        do_syscall_64 returns goes to AL."""
+    def c_checks(
+        self, address: int, results: Sequence[CCheck], sysret: bool, side: CSide | None = None
+    ) -> None:
+        """C conditions decided at the RET of a modelled C function at *address* (6.12's
+        do_syscall_64 unless *side* names another); its verdict goes to RAX."""
+
+
+@dataclass(frozen=True, slots=True)
+class CSide:
+    """The modelled C function whose conditions decide the exit: its name, its call as the
+    source panel shows it, the source line of that call, and whether it returns a bool
+    (6.12's, and 6.1's do_syscall_64) or 0/1 in a long (do_fast_syscall_32 before 6.12)."""
+
+    function: str
+    call: str
+    line: int | None
+    as_long: bool = False
+
+    def exit_word(self, sysret: bool) -> str:
+        if not sysret:
+            return "IRET"
+        return "SYSRET" if self.function == "do_syscall_64" else "SYSRETL"
+
+    def word(self, sysret: bool) -> str:
+        if self.as_long:
+            return "1" if sysret else "0"
+        return "true" if sysret else "false"
 
 
 def _recording(run: Run) -> Recording:
@@ -150,26 +175,33 @@ class Recording:
         self.run.event(Event(EventKind.CHECK, text))
         return state
 
-    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
+    def c_checks(
+        self, address: int, results: Sequence[CCheck], sysret: bool, side: CSide | None = None
+    ) -> None:
         """The C part becomes steps of its own, none of them an executed instruction.
 
         The system call, one step per condition the compiled code tests, and the return of
         the bool in AL; then the real RET runs.
         """
         run = self.run
-        ret = "true" if sysret else "false"
+        side = side or CSide("do_syscall_64", run.kernel.c_call, run.points.call_line)
+        ret = side.word(sysret)
         if self.pending is not None:
             body = self.pending
             # The step that ran the system call is C, not the RET at this address.
             body.code, body.text = b"", "(C) the system call and exit work"
             body.kind = StepKind.C_CALL
-            body.source = f"{run.kernel.c_call}: the system call   /* C code: modelled */"
+            body.source = f"{side.call}: the system call   /* C code: modelled */"
             body.modelled = True
             self.finish()
             for c in results:
-                verdict = N_("FAIL → return false (IRET)") if not c.passed else N_("pass")
+                verdict = (
+                    msg("FAIL → return {ret} (IRET)", ret=side.word(False))
+                    if not c.passed
+                    else N_("pass")
+                )
                 self.pending = self._c_step(
-                    address, f"(C) {c.condition}", c.source, StepKind.C_CONDITION
+                    side, address, f"(C) {c.condition}", c.source, StepKind.C_CONDITION
                 )
                 run.decide(c)
                 run.event(
@@ -186,34 +218,39 @@ class Recording:
                 )
                 self.finish()
             self.pending = self._c_step(
+                side,
                 address,
                 f"(C) return {ret}",
-                f"return {ret};   /* {'SYSRET' if sysret else 'IRET'} */",
+                f"return {ret};   /* {side.exit_word(sysret)} */",
                 StepKind.C_RETURN_TRUE if sysret else StepKind.C_RETURN_FALSE,
             )
         else:
             for c in results:
                 run.decide(c)
         run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
-        run.event(
-            Event(
-                EventKind.CHECK,  # the verdict of the C checks, as the bool
-                msg(
-                    "do_syscall_64 returns {ret}: AL = {al} → {exit}",
-                    ret=ret,
-                    al=int(sysret),
-                    exit="SYSRET" if sysret else "IRET",
-                ),
-                modelled=True,
+        said = (
+            msg(
+                "do_syscall_64 returns {ret}: AL = {al} → {exit}",
+                ret=ret,
+                al=int(sysret),
+                exit="SYSRET" if sysret else "IRET",
+            )
+            if side.function == "do_syscall_64"
+            else msg(
+                "{function} returns {ret} in RAX → {exit}",
+                function=side.function,
+                ret=ret,
+                exit="SYSRETL" if sysret else "IRET",
             )
         )
+        # the verdict of the C checks, as the value returned
+        run.event(Event(EventKind.CHECK, said, modelled=True))
         self.finish()
         self.pending = self.rec.begin(address, 1)
 
-    def _c_step(self, address: int, text: str, source: str, kind: StepKind) -> Pending:
-        line = self.run.points.call_line
+    def _c_step(self, side: CSide, address: int, text: str, source: str, kind: StepKind) -> Pending:
         return Pending(
-            address, b"", text, line, source, None, "do_syscall_64", 0, modelled=True, kind=kind
+            address, b"", text, side.line, source, None, side.function, 0, modelled=True, kind=kind
         )
 
 
@@ -243,7 +280,9 @@ class Sweep:
         # every check branches with jne/jnz: taken (FAIL) when ZF is clear
         return CheckState(current.name, CheckResult.PASS if rflags & ZF else CheckResult.FAIL)
 
-    def c_checks(self, address: int, results: Sequence[CCheck], sysret: bool) -> None:
+    def c_checks(
+        self, address: int, results: Sequence[CCheck], sysret: bool, side: CSide | None = None
+    ) -> None:
         for c in results:
             self.run.decide(c)
         self.run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))

@@ -365,6 +365,59 @@ def do_int80_emulation(
     return res
 
 
+def do_fast_syscall_32(
+    m: Machine,
+    cr3: int,
+    regs_addr: int,
+    pid: int,
+    landing_pad: int,
+    regs: dict[str, int] | None = None,
+    ia32_nr_syscalls: int = IA32_NR_SYSCALLS_V58,
+) -> tuple[HandlerResult, bool]:
+    """do_fast_syscall_32(regs)'s system call (arch/x86/entry/common.c), the C side of the
+    compat SYSCALL entry, up to its SYSRETL conditions (engine.kernel.common_c): ``regs->ip
+    = landing_pad`` (current->mm->context.vdso + vdso_image_32.sym_int80_landing_pad: the
+    vDSO's own return, past its ``int $0x80``), then in __do_fast_syscall_32 ``__get_user(
+    *(u32 *)&regs->bp, (u32 __user *)(unsigned long)(u32)regs->sp)`` (the caller's EBP,
+    which __kernel_vsyscall pushed last); if that faults, ``regs->ax = -EFAULT`` and false
+    (IRET); else the 32-bit dispatch of int $0x80 (do_syscall_32_irqs_on) and true.  The
+    bool says whether the call ran; the exit work has nothing to do in this machine's
+    task."""
+    pt = PtRegs(m, cr3, regs_addr)
+    values = dict(pt.read() if regs is None else regs)
+    pt.write("ip", landing_pad)
+    values["ip"] = landing_pad
+    sp32 = values["sp"] & MASK32
+    raw = m.read_virt(cr3, sp32, 4)
+    said = msg("ip ← landing_pad {pad:#x} (the vDSO's int80_landing_pad)", pad=landing_pad)
+    if raw is None:
+        pt.write("ax", _err(EFAULT))
+        res = HandlerResult()
+        res.lines += [
+            said,
+            msg(
+                "__get_user of the caller's EBP at (u32)regs->sp {sp:#x} faults: ax ← "
+                "-EFAULT and __do_fast_syscall_32 returns false, so IRET; no system call runs",
+                sp=sp32,
+            ),
+        ]
+        return res, False
+    ebp = int.from_bytes(raw, "little")
+    values["bp"] = (values["bp"] & ~MASK32 & MASK64) | ebp
+    pt.write("bp", values["bp"])
+    res = do_int80_syscall_32(m, cr3, regs_addr, pid, values, ia32_nr_syscalls)
+    res.lines[:0] = [
+        said,
+        msg(
+            "*(u32 *)&regs->bp ← {ebp:#x}, the caller's EBP read from the user stack at "
+            "(u32)regs->sp {sp:#x}",
+            ebp=ebp,
+            sp=sp32,
+        ),
+    ]
+    return res, True
+
+
 def do_syscall_64(
     m: Machine,
     cr3: int,

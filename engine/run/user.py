@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from unicorn import x86_const as X
 
+from engine.checks import initial_states
 from engine.constants import (
     MSR_CSTAR,
     MSR_FS_BASE,
@@ -43,6 +44,14 @@ from engine.trace import Door, Event, EventKind, Regs
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
+
+#: Why a 64-bit task's compat-mode SYSCALL is not followed into entry_SYSCALL_compat.
+NO_VDSO32 = N_(
+    "SYSCALL in compatibility mode enters entry_SYSCALL_compat on AMD; do_fast_syscall_32 "
+    "then returns to current->mm->context.vdso + the 32-bit vDSO's int80_landing_pad "
+    "offset, which in a 64-bit task lies inside the 64-bit vDSO, not emulated here: "
+    'a 32-bit task ([user] mode = "compat") has the 32-bit vDSO'
+)
 
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
@@ -137,29 +146,31 @@ class UserActions:
                     "(SDM vol. 2B, SYSCALL)"
                 ),
             )
-        if run.m.read_msr(MSR_CSTAR) and "entry_SYSCALL32_ignore" in run.img.symbols:
+        cstar = run.m.read_msr(MSR_CSTAR)
+        if cstar and cstar == run.img.symbols.get("entry_SYSCALL32_ignore"):
             # idt_syscall_init() with ia32_emulation=off: MSR_CSTAR is the ignore entry,
             # which the run enters (syscall() below); there is no SYSRET decision there
             run.rewind_rip = None
             run.door = Door.SYSCALL32
             run.checks = []
             return
+        if cstar and cstar == run.img.symbols.get("entry_SYSCALL_compat"):
+            if run.landing_pad is None:
+                # do_fast_syscall_32 returns to mm->context.vdso + the vdso32 image's
+                # landing-pad offset: in a 64-bit task that is inside the 64-bit vDSO
+                run.event(Event(EventKind.UNSUPPORTED, NO_VDSO32))
+                run.stop(N_("stopped at SYSCALL in compatibility mode of a 64-bit task"))
+            run.rewind_rip = None
+            run.door = Door.SYSCALL32
+            run.checks = initial_states((), run.kernel.compat_checks)
+            return
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
-                N_(
-                    "SYSCALL in compatibility mode enters through MSR_CSTAR into "
-                    "entry_SYSCALL_compat on AMD, which is not modelled yet: only "
-                    "entry_SYSCALL_64 is"
-                ),
+                N_("SYSCALL in compatibility mode: MSR_CSTAR names no entry this image has"),
             )
         )
-        run.stop(
-            N_(
-                "stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat is not "
-                "modelled yet)"
-            )
-        )
+        run.stop(N_("stopped at SYSCALL in compatibility mode (no entry at MSR_CSTAR)"))
 
     def user_state(self) -> _UserState:
         """What SYSCALL (either kind) or INT n keeps of the user's state, read as it enters."""

@@ -23,7 +23,8 @@ from engine.constants import (
 )
 from engine.errors import ScenarioError
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
-from engine.layout import tables_needed
+from engine.kernel.vdso32 import vdso32
+from engine.layout import VDSO32_BASE, tables_needed
 from engine.scenario import usercode
 from engine.scenario.model import (
     CPU_MODEL_VENDORS,
@@ -231,12 +232,17 @@ def _key_lines(text: str) -> dict[str, int]:
 
 
 def assemble_user_code(
-    source: str, address: int, path: str, reader: _Reader, bits: int = 64
+    source: str,
+    address: int,
+    path: str,
+    reader: _Reader,
+    bits: int = 64,
+    symbols: dict[str, int] | None = None,
 ) -> UserCode:
     """Assemble the user's AT&T code at *address* (engine.scenario.usercode), every problem a
     one-line error on the line of the statement it quotes."""
     try:
-        return usercode.assemble_user_code(source, address, bits)
+        return usercode.assemble_user_code(source, address, bits, symbols)
     except usercode.UserCodeError as exc:
         message = exc.message
         if exc.broken_string and _basic_string(reader):
@@ -325,7 +331,10 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     user = _user(r, data, config)
     handler_set, pid, sigframe = _handler(r, data)
     memory = _memory(r, data, config, user)
-    expect = _expect(r, data, spec(config.kernel).checks)
+    ks = spec(config.kernel)
+    # the entry_SYSCALL_compat conditions too: a 32-bit SYSCALL decides with them
+    compat = tuple(c for c in ks.compat_checks if c not in ks.checks)
+    expect = _expect(r, data, (*ks.checks, *compat))
     step_cap = r.integer(
         data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
     )
@@ -470,7 +479,17 @@ def _user(r: _Reader, data: dict[str, Any], config: MachineConfig) -> _User:
             "an i386 ELF file (compat_elf_check_arch); a far jump to __USER32_CS still works",
         )
     code_src = r.string(u.get("code", "syscall"), "user.code")
-    code = assemble_user_code(code_src, rip, r.path, r, 32 if mode == "compat" else 64)
+    # a 32-bit task has the vDSO's __kernel_vsyscall to call (AT_SYSINFO)
+    vdso = vdso32(config.cpu) if mode == "compat" else None
+    symbols = {"__kernel_vsyscall": vdso.symbols["__kernel_vsyscall"]} if vdso else None
+    code = assemble_user_code(code_src, rip, r.path, r, 32 if mode == "compat" else 64, symbols)
+    if vdso is not None:
+        # the stack mapping reaches 0x4000 below RSP and a page above (engine.run.launch)
+        for key, lo, hi in (
+            ("user.rip", rip, rip + len(code.code)),
+            ("user.rsp", rsp - 0x4000, rsp + 0x1000),
+        ):
+            _off_vdso(r, key, lo, hi)
     if mode == "compat":
         # 32-bit code addresses 4 GiB: its instructions and stack must sit below it
         if rip + len(code.code) > 1 << 32:
@@ -525,7 +544,18 @@ def _memory(
         access = r.string(entry.get("access", "rw"), f"{key}.access", ("r", "rw", "rx", "rwx"))
         memory.append(MemoryRange(addr, size, access))
     _check_memory(r, memory, user.rip, user.code, user.rsp, config.paging)
+    if user.mode == "compat":
+        for i, m in enumerate(memory):
+            _off_vdso(r, f"memory[{i}]", m.address, m.address + m.size)
     return tuple(memory)
+
+
+def _off_vdso(r: _Reader, key: str, lo: int, hi: int) -> None:
+    """A 32-bit task's vDSO page is the machine's: nothing the scenario maps may cover it."""
+    if lo < VDSO32_BASE + 0x1000 and hi > VDSO32_BASE:
+        raise r.fail(
+            key, f"overlaps the vDSO page at {VDSO32_BASE:#x}, which a 32-bit task has mapped"
+        )
 
 
 def _expect(r: _Reader, data: dict[str, Any], checks: tuple[str, ...]) -> Expect:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.asm import (
@@ -496,15 +496,35 @@ def _decoded(
     return text, size
 
 
-def assemble_user_code(source: str, address: int, bits: int = 64) -> UserCode:
+def _with_symbols(statements: list[Statement], symbols: Mapping[str, int]) -> list[Statement]:
+    """The instructions that name one of *symbols* (``call __kernel_vsyscall``) with its
+    address for Keystone; the listing keeps the name as written.  A label of the program
+    with the same name is the program's own and wins."""
+    own = {st.asm[:-1] for st in statements if st.kind == "label"}
+    known = {k: v for k, v in symbols.items() if k not in own}
+    if not known:
+        return statements
+    pattern = re.compile(r"(?<![\w.$])(" + "|".join(map(re.escape, known)) + r")(?![\w.$])")
+    return [
+        Statement(st.kind, st.text, st.line, pattern.sub(lambda m: f"{known[m[1]]:#x}", st.asm))
+        if st.kind == "instruction"
+        else st
+        for st in statements
+    ]
+
+
+def assemble_user_code(
+    source: str, address: int, bits: int = 64, symbols: Mapping[str, int] | None = None
+) -> UserCode:
     """Assemble the user's AT&T code at *address*, statement by statement checked: the
     whole program once through Keystone, then each statement's bytes held to what it
     says (a loop over the kinds of statement, whose state is the offset it walks).
-    *bits* 32: the program starts as 32-bit code ([user] mode = "compat")."""
+    *bits* 32: the program starts as 32-bit code ([user] mode = "compat").  *symbols*:
+    addresses outside the program it may name (a 32-bit task's vDSO entry)."""
     statements = read_statements(source)
     if len(statements) > MAX_STATEMENTS:
         raise UserCodeError(f"more than {MAX_STATEMENTS} statements")
-    statements = _rename_local_labels(statements)
+    statements = _with_symbols(_rename_local_labels(statements), symbols or {})
     if not any(st.kind != "label" for st in statements):
         raise UserCodeError("expected at least one instruction")
     labels = {st.asm[:-1] for st in statements if st.kind == "label"}

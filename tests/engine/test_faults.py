@@ -230,14 +230,19 @@ def test_syscall_in_compat_mode_is_ud_at_cpl3_on_intel(record: bool) -> None:
 
 
 @pytest.mark.parametrize("record", [True, False])
-def test_syscall_in_compat_mode_stops_on_amd_naming_the_cstar_entry(record: bool) -> None:
+def test_compat_syscall_of_a_64_bit_task_stops_on_amd_naming_the_missing_vdso32(
+    record: bool,
+) -> None:
+    """A 64-bit task that far-returns into compatibility mode has no 32-bit vDSO: the
+    landing pad do_fast_syscall_32 returns to would be inside the 64-bit vDSO."""
     t = run(COMPAT, '[machine]\ncpu = "amd"\n', record=record)
     assert t.fault is None and t.exit is None and t.final_cpl == 3
-    assert "entry_SYSCALL_compat is not modelled yet" in t.stopped
+    assert t.stopped == "stopped at SYSCALL in compatibility mode of a 64-bit task"
     if record:
         assert all(s.cpl == 3 for s in t.steps)
         events = [e for s in t.steps for e in s.events if e.kind == EventKind.UNSUPPORTED]
-        assert events and "MSR_CSTAR" in events[0].text
+        assert events and "entry_SYSCALL_compat" in events[0].text
+        assert "64-bit vDSO" in events[0].text
 
 
 def test_syscall_in_64_bit_mode_after_a_far_return_to_user_cs_still_enters() -> None:

@@ -35,7 +35,14 @@ from tui.widgets.expansion import ExpansionView, MacroExpansion
 from tui.widgets.inspect import MemoryPanel, MemoryView, WalkPanel, WalkView
 from tui.widgets.keybar import Key, KeyBar, keys_of
 from tui.widgets.msrs import MsrPanel, MsrView
-from tui.widgets.note import NotePanel, NoteView, c_step_note, kernel_note, user_note
+from tui.widgets.note import (
+    NotePanel,
+    NoteView,
+    c_step_note,
+    kernel_note,
+    user_note,
+    vdso_note,
+)
 from tui.widgets.panel import LinePanel
 from tui.widgets.registers import RegistersPanel, RegistersView
 from tui.widgets.roots import RootsPanel, RootsView
@@ -785,7 +792,8 @@ class DebuggerScreen(Screen[None]):
         if {"entry_INT80_compat", "int80_emulation"} & trace.symbols.keys():
             source += " + entry_64_compat.S"  # the int $0x80 entry, listed after it
         self._listing_view.border_title = f"{source} · {trace.kernel}"
-        self._checks.in_c = spec(trace.kernel).checks_in_c
+        # do_fast_syscall_32 decides in C on every kernel
+        self._checks.in_c = spec(trace.kernel).checks_in_c or trace.door is Door.SYSCALL32
         self._checks.fred = trace.fred
         self._verdict.fred = trace.fred
         self._checks.door = self._verdict.door = trace.door
@@ -820,7 +828,7 @@ class DebuggerScreen(Screen[None]):
         # 6.12's SYSRET decision: modelled C steps inside do_syscall_64, not instructions
         c_step = focus if focus is not None and focus.is_c else None
         if c_step is not None:
-            self._expansion.set_title(_("do_syscall_64 · C, modelled"))
+            self._expansion.set_title(_("{function} · C, modelled").format(function=c_step.label))
         elif line is not None:
             macro = focus.macro if focus is not None else None
             self._expansion.set_title(
@@ -832,11 +840,13 @@ class DebuggerScreen(Screen[None]):
             self._expansion.set_title(_("user instruction"))
 
         if c_step is not None:
-            note = c_step_note(c_step.kind, c_step.source)
+            note = c_step_note(c_step.kind, c_step.source, c_step.label)
         elif line is not None:
             note = line.note
+        elif focus is not None and focus.cpl == 3:
+            note = vdso_note(focus.rip, trace.initial.cs) or user_note(focus.text)
         elif focus is not None:
-            note = user_note(focus.text) if focus.cpl == 3 else kernel_note(focus.label)
+            note = kernel_note(focus.label)
         else:
             note = ""
         handler = trace.handler if "handler" in kinds else ()
@@ -902,8 +912,10 @@ class DebuggerScreen(Screen[None]):
             status.exit_path = _("ERETU (FRED: no SYSRET decision)")
         elif self.timeline.trace.door is Door.INT80:
             status.exit_path = _("IRET (int $0x80: no SYSRET decision)")
-        elif self.timeline.trace.door is Door.SYSCALL32:
+        elif self.timeline.trace.door is Door.SYSCALL32 and not checks:
             status.exit_path = _("SYSRETL (entry_SYSCALL32_ignore: no SYSRET decision)")
+        elif path is ExitPath.SYSRET and self.timeline.trace.door is Door.SYSCALL32:
+            status.exit_path = _("SYSRETL (fast path)")
         elif path is not None:
             status.exit_path = (
                 _("SYSRET (fast path)") if path is ExitPath.SYSRET else _("IRET (slow path)")

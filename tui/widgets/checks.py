@@ -140,7 +140,11 @@ class ChecksPanel(LinePanel):
     """The first and last line of the first failure's block, once built."""
 
     def build(self, width: int) -> list[Content]:
-        if self.fred or self.door is not Door.SYSCALL:
+        if (
+            self.fred
+            or self.door is Door.INT80
+            or (self.door is Door.SYSCALL32 and not self.checks)
+        ):
             style = self.style("checks--verdict-sysret")
             said = (
                 (FRED_NO_DECISION, FRED_WHY)
@@ -275,7 +279,7 @@ class VerdictBar(Widget):
             parts.append(("  " + _("none under FRED → ERETU"), styles["pass"]))
         elif self.door is Door.INT80:
             parts.append(("  " + _("none after int $0x80 → IRET"), styles["pass"]))
-        elif self.door is Door.SYSCALL32:
+        elif self.door is Door.SYSCALL32 and not self.checks:
             parts.append(("  " + _("none in entry_SYSCALL32_ignore → SYSRETL"), styles["pass"]))
         elif failure is not None:
             text = _("{check} FAIL → IRET (slow path)").format(check=failure.name)

@@ -8,7 +8,9 @@ from typing import ClassVar
 from rich.cells import cell_len
 from textual.content import Content
 
+from engine.constants import USER32_CS
 from engine.i18n import N_, Msg, _, tr
+from engine.layout import PAGE, VDSO32_BASE
 from engine.trace import Event, StepKind
 from tui.text import wrap
 from tui.widgets.panel import ViewPanel
@@ -27,9 +29,31 @@ USER_DEFAULT = N_(
     "entered from here only through SYSCALL (or an interrupt or an exception)."
 )
 
+#: A 32-bit task's vDSO code (engine.kernel.vdso32), whatever the instruction.
+VDSO_NOTE = N_(
+    "The 32-bit vDSO's __kernel_vsyscall (arch/x86/entry/vdso/vdso32/system_call.S), user "
+    "code the kernel maps into every 32-bit task: it saves ECX, EDX and EBP, then enters the "
+    "kernel the fastest way boot patched in (SYSENTER on Intel, SYSCALL on AMD, else "
+    "int $0x80). Every fast return comes back to int80_landing_pad, which pops the three "
+    "and returns to the caller."
+)
+
+
+def vdso_note(address: int, initial_cs: int) -> str | None:
+    """The vDSO note for a step at *address* of a 32-bit task (launched under __USER32_CS)."""
+    if initial_cs == USER32_CS and VDSO32_BASE <= address < VDSO32_BASE + PAGE:
+        return VDSO_NOTE
+    return None
+
 
 #: Notes for kernel code outside entry_64.S, by symbol.
 KERNEL_NOTES: dict[str, str] = {
+    "do_fast_syscall_32": N_(
+        "The C half of a 32-bit SYSCALL (entry_SYSCALL_compat): regs->ip ← the vDSO's "
+        "int80_landing_pad, the caller's EBP fetched from the user stack, the i386 system "
+        "call, the exit work, then its SYSRETL conditions. No C runs on this emulated CPU: "
+        "the engine applies what it does to pt_regs and returns, so this step is modelled."
+    ),
     "do_syscall_64": N_(
         "The C half of the system call: run the handler for the number in RAX (v5.8 calls it "
         "through sys_call_table; 6.1 and 6.12 call x64_sys_call(), a switch on the number, "
@@ -59,6 +83,29 @@ C_STEP_NOTES: dict[StepKind, str] = {
         "test %al,%al; jz jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
     ),
 }
+#: The same for do_fast_syscall_32, the compat SYSCALL entry's C side (every kernel).
+FAST32_STEP_NOTES: dict[StepKind, str] = {
+    StepKind.C_CALL: N_(
+        "do_fast_syscall_32(struct pt_regs *regs), arch/x86/entry/common.c: regs->ip ← the "
+        "vDSO's int80_landing_pad (SYSCALL lost the caller's ECX, so the return goes through "
+        "the vDSO), the caller's EBP read from the user stack, the i386 system call, the exit "
+        "work; then the SYSRETL conditions. No C runs on this emulated CPU: these steps are "
+        "modelled on the pt_regs in emulated memory."
+    ),
+    StepKind.C_RETURN_TRUE: N_(
+        "Every condition held: do_fast_syscall_32 returns true (1) and entry_SYSCALL_compat "
+        "falls through to sysret32_from_system_call, the SYSRETL exit."
+    ),
+    StepKind.C_RETURN_FALSE: N_(
+        "A condition failed: do_fast_syscall_32 returns false (0) and entry_SYSCALL_compat "
+        "jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
+    ),
+}
+FAST32_CHECK_NOTE = N_(
+    "A SYSRETL condition of do_fast_syscall_32, in the order its C tests it (modelled: the "
+    "values compared are read from pt_regs in emulated memory). When it holds, the "
+    "function returns false (0) and the exit is IRET. Source: {source}"
+)
 C_CHECK_NOTE = N_(
     "A SYSRET condition of do_syscall_64, in the order the compiled code tests it (modelled: "
     "the values compared are read from pt_regs in emulated memory). When it holds, the "
@@ -66,10 +113,13 @@ C_CHECK_NOTE = N_(
 )
 
 
-def c_step_note(kind: StepKind, source: str) -> str:
-    """The note for one of 6.12's modelled C steps."""
-    note = C_STEP_NOTES.get(kind)
-    return note if note is not None else Msg(C_CHECK_NOTE, source=source.strip())
+def c_step_note(kind: StepKind, source: str, function: str = "do_syscall_64") -> str:
+    """The note for one of the modelled C steps of *function* (6.12's do_syscall_64, or
+    do_fast_syscall_32)."""
+    fast = function == "do_fast_syscall_32"
+    note = (FAST32_STEP_NOTES if fast else C_STEP_NOTES).get(kind)
+    check = FAST32_CHECK_NOTE if fast else C_CHECK_NOTE
+    return note if note is not None else Msg(check, source=source.strip())
 
 
 def kernel_note(label: str) -> str:
