@@ -38,6 +38,8 @@ SYNC_REGS = DO_SYSCALL_64 + 0x20
 DO_INT80_EMULATION = DO_SYSCALL_64 + 0x30
 #: do_fast_syscall_32, the C side of the compat SYSCALL (and SYSENTER) entry
 DO_FAST_SYSCALL_32 = DO_SYSCALL_64 + 0x40
+#: do_SYSENTER_32, the SYSENTER entry's C side (regs->sp and IF, then do_fast_syscall_32)
+DO_SYSENTER_32 = DO_SYSCALL_64 + 0x50
 ENTRY_TEXT = 0xFFFFFFFF81A00000
 ENTRY_TEXT_SIZE = 0x2000
 LAUNCH_STUB = ENTRY_TEXT + 0x1000  # the engine's own iretq into user mode

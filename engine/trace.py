@@ -57,6 +57,12 @@ class Door(StrEnum):
     SYSCALL = "syscall"  # SYSCALL through MSR_LSTAR (a FRED event under FRED)
     INT80 = "int80"  # int $0x80 through the IDT's DPL-3 gate 0x80 (delivery modelled)
     SYSCALL32 = "syscall32"  # SYSCALL from compatibility mode through MSR_CSTAR (AMD)
+    SYSENTER = "sysenter"  # SYSENTER through IA32_SYSENTER_EIP (Intel)
+
+    @property
+    def fast32(self) -> bool:
+        """A 32-bit fast system call, whose C side do_fast_syscall_32 decides the exit."""
+        return self in (Door.SYSCALL32, Door.SYSENTER)
 
 
 class StackName(StrEnum):
@@ -391,6 +397,8 @@ class Trace:
         int $0x80 v5.8's do_int80_syscall_32 or 6.1's and 6.12's do_int80_emulation, after
         a compat-mode SYSCALL into entry_SYSCALL_compat do_fast_syscall_32 (the ignore
         entry of ia32_emulation=off calls none: its trace has no check)."""
+        if self.door is Door.SYSENTER:
+            return "do_SYSENTER_32"
         if self.door is Door.SYSCALL32 and self.checks:
             return "do_fast_syscall_32"
         if self.door is not Door.INT80:

@@ -1,10 +1,13 @@
 
 /*
- * arch/x86/entry/entry_64_compat.S, Linux v5.8.13: the int $0x80 entry and the
- * compat-mode SYSCALL entry (CONFIG_IA32_EMULATION), at the kernel's macro level,
- * in that order (the kernel's file has SYSENTER's entry first, then SYSCALL's, then
- * int $0x80's).  Listed after entry_64.S; their IRET exit is entry_64.S's
- * swapgs_restore_regs_and_return_to_usermode.
+ * arch/x86/entry/entry_64_compat.S, Linux v5.8.13: the int $0x80 entry, the
+ * compat-mode SYSCALL entry and the SYSENTER entry (CONFIG_IA32_EMULATION), at the
+ * kernel's macro level, in that order (the kernel's file has SYSENTER's first, then
+ * SYSCALL's, then int $0x80's).  Listed after entry_64.S; their IRET exit is
+ * entry_64.S's swapgs_restore_regs_and_return_to_usermode.  The SYSCALL and SYSENTER
+ * entries are as the x86/urgent fixes merged for 5.8 (June 2020: SYSENTER's sp and IF
+ * fix-ups moved into do_SYSENTER_32, the Xen PV frame fix) and the 2022 PUSH_AND_CLEAR_REGS
+ * conversion, which quotes the register pushes it replaced, show them.
  */
 
 /*
@@ -303,3 +306,146 @@ sysret32_from_system_call:
 /// SYSRETL: EIP ← ECX (the landing pad), RFLAGS ← R11, CS ← __USER32_CS and SS ← __USER_DS from MSR_STAR, CPL 3, compatibility mode.
 	sysretl
 SYM_CODE_END(entry_SYSCALL_compat)
+
+/*
+ * 32-bit SYSENTER entry.
+ *
+ * 32-bit system calls through the vDSO's __kernel_vsyscall enter here
+ * on 64-bit kernels running on Intel CPUs.
+ *
+ * The SYSENTER instruction, in principle, should *only* occur in the
+ * vDSO.  In practice, a small number of Android devices were shipped
+ * with a copy of Bionic that inlined a SYSENTER instruction.  This
+ * never happened in any of Google's Bionic versions -- it only happened
+ * in a narrow range of Intel-provided versions.
+ *
+ * SYSENTER loads SS, RSP, CS, and RIP from previously programmed MSRs.
+ * IF and VM in RFLAGS are cleared (IOW: interrupts are off).
+ * SYSENTER does not save anything on the stack,
+ * and does not save old RIP (!!!), RSP, or RFLAGS.
+ *
+ * Arguments:
+ * eax  system call number
+ * ebx  arg1
+ * ecx  arg2
+ * edx  arg3
+ * esi  arg4
+ * edi  arg5
+ * ebp  user stack
+ * 0(%ebp) arg6
+ */
+/// SYSENTER (Intel) loaded CS from IA32_SYSENTER_CS (__KERNEL_CS) and SS from the next GDT slot, RSP from IA32_SYSENTER_ESP (the top of this CPU's entry stack) and RIP from IA32_SYSENTER_EIP, and cleared IF, VM and RF. It saved nothing: not the user EIP, ESP or RFLAGS. The vDSO's __kernel_vsyscall came here with `movl %esp, %ebp; sysenter`, so EBP holds the user ESP; the return address is the vDSO's own.
+SYM_CODE_START(entry_SYSENTER_compat)
+	UNWIND_HINT_EMPTY
+	/* Interrupts are off on entry. */
+/// GS now points at this CPU's per-CPU area.
+	SWAPGS
+
+/// KPTI: to the kernel page tables. RSP already points at the entry stack, so RAX can be saved there for the scratch register.
+	pushq	%rax
+	SWITCH_TO_KERNEL_CR3 scratch_reg=%rax
+	popq	%rax
+
+/// Onto the task stack.
+	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
+
+	/* Construct struct pt_regs on stack */
+/// The hardware part of pt_regs, as an interrupt would have pushed it, but SYSENTER saved nothing: SS (__USER32_DS, 0x2b), sp 0 (do_SYSENTER_32 fills it from EBP), the current RFLAGS (IF is clear now; do_SYSENTER_32 sets it in the copy), CS __USER32_CS and ip 0 (do_fast_syscall_32 sets the vDSO's landing pad).
+	pushq	$__USER32_DS		/* pt_regs->ss */
+	pushq	$0			/* pt_regs->sp = 0 (placeholder) */
+
+	/*
+	 * Push flags.  This is nasty.  First, interrupts are currently
+	 * off, but we need pt_regs->flags to have IF set.  Second, if TS
+	 * was set in usermode, it's still set, and we're singlestepping
+	 * through this code.  do_SYSENTER_32() will fix up IF.
+	 */
+	pushfq				/* pt_regs->flags (except IF = 0) */
+	pushq	$__USER32_CS		/* pt_regs->cs */
+	pushq	$0			/* pt_regs->ip = 0 (placeholder) */
+SYM_INNER_LABEL(entry_SYSENTER_compat_after_hwframe, SYM_L_GLOBAL)
+
+	/*
+	 * User tracing code (ptrace or signal handlers) might assume that
+	 * the saved RAX contains a 32-bit number when we're invoking a 32-bit
+	 * syscall.  Just in case the high bits are nonzero, zero-extend
+	 * the syscall number.  (This could almost certainly be deleted
+	 * with no ill effects.)
+	 */
+/// A 32-bit move zero-extends: the call number loses any upper half.
+	movl	%eax, %eax
+
+/// The rest of pt_regs: the argument registers as they are, -ENOSYS in ax, R8-R11 and R12-R15 saved as zeros and cleared (nospec), RBX and RBP saved and cleared.
+	pushq	%rax			/* pt_regs->orig_ax */
+	pushq	%rdi			/* pt_regs->di */
+	pushq	%rsi			/* pt_regs->si */
+	pushq	%rdx			/* pt_regs->dx */
+	pushq	%rcx			/* pt_regs->cx */
+	pushq	$-ENOSYS		/* pt_regs->ax */
+	pushq   $0			/* pt_regs->r8  = 0 */
+	xorl	%r8d, %r8d		/* nospec   r8 */
+	pushq   $0			/* pt_regs->r9  = 0 */
+	xorl	%r9d, %r9d		/* nospec   r9 */
+	pushq   $0			/* pt_regs->r10 = 0 */
+	xorl	%r10d, %r10d		/* nospec   r10 */
+	pushq   $0			/* pt_regs->r11 = 0 */
+	xorl	%r11d, %r11d		/* nospec   r11 */
+	pushq   %rbx                    /* pt_regs->rbx */
+	xorl	%ebx, %ebx		/* nospec   rbx */
+	pushq   %rbp                    /* pt_regs->rbp (will be overwritten) */
+	xorl	%ebp, %ebp		/* nospec   rbp */
+	pushq   $0			/* pt_regs->r12 = 0 */
+	xorl	%r12d, %r12d		/* nospec   r12 */
+	pushq   $0			/* pt_regs->r13 = 0 */
+	xorl	%r13d, %r13d		/* nospec   r13 */
+	pushq   $0			/* pt_regs->r14 = 0 */
+	xorl	%r14d, %r14d		/* nospec   r14 */
+	pushq   $0			/* pt_regs->r15 = 0 */
+	xorl	%r15d, %r15d		/* nospec   r15 */
+	UNWIND_HINT_REGS
+
+/// The direction flag must be clear for C code; SYSENTER does not clear it.
+	cld
+
+	/*
+	 * SYSENTER doesn't filter flags, so we need to clear NT and AC
+	 * ourselves.  To save a few cycles, we can check whether
+	 * either was set instead of doing an unconditional popfq.
+	 * This needs to happen before enabling interrupts so that
+	 * we don't get preempted with NT set.
+	 *
+	 * If TF is set, we will single-step all the way to here -- do_debug
+	 * will ignore all the traps.  (Yes, this is slow, but so is
+	 * single-stepping in general.  This allows us to avoid having
+	 * a more complicated code to handle the case where a user program
+	 * forces us to single-step through the SYSENTER entry code.)
+	 *
+	 * NB.: .Lsysenter_fix_flags is a label with the code under it moved
+	 * out-of-line as an optimization: NT is unlikely to be set in the
+	 * majority of the cases and instead of polluting the I$ unnecessarily,
+	 * we're keeping that code behind a branch which will predict as
+	 * not-taken and therefore its instructions won't be fetched.
+	 */
+/// SYSENTER masks no flags (SYSCALL has MSR_SYSCALL_MASK): with NT, AC or TF set in the user's RFLAGS, the out-of-line fix loads clean flags.
+	testl	$X86_EFLAGS_NT|X86_EFLAGS_AC|X86_EFLAGS_TF, EFLAGS(%rsp)
+	jnz	.Lsysenter_fix_flags
+.Lsysenter_flags_fixed:
+
+/// The only argument of do_SYSENTER_32(regs): the complete struct pt_regs.
+	movq	%rsp, %rdi
+/// The C part: regs->sp ← regs->bp (the user ESP the vDSO left in EBP), IF set in regs->flags, then do_fast_syscall_32: regs->ip ← the vDSO's landing pad, the caller's EBP from the user stack, the system call, the SYSRETL conditions, returned as 1 or 0 in EAX.
+	call	do_SYSENTER_32
+	/* XEN PV guests always use IRET path */
+/// 0 from do_SYSENTER_32: the IRET exit of entry_64.S.
+	ALTERNATIVE "testl %eax, %eax; jz swapgs_restore_regs_and_return_to_usermode", \
+		    "jmp swapgs_restore_regs_and_return_to_usermode", X86_FEATURE_XENPV
+/// Otherwise SYSENTER shares the SYSRETL exit of entry_SYSCALL_compat (SYSEXIT is never used on a 64-bit kernel).
+	jmp	sysret32_from_system_call
+
+/// Load RFLAGS with only the always-set bit 1 (X86_EFLAGS_FIXED): NT, AC and TF go; pt_regs keeps the user's copy.
+.Lsysenter_fix_flags:
+	pushq	$X86_EFLAGS_FIXED
+	popfq
+	jmp	.Lsysenter_flags_fixed
+SYM_INNER_LABEL(__end_entry_SYSENTER_compat, SYM_L_GLOBAL)
+SYM_CODE_END(entry_SYSENTER_compat)

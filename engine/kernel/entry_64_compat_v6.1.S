@@ -6,9 +6,10 @@
  * idtentry and idtentry_body macros of arch/x86/entry/entry_64.S, shown here
  * expanded for it; error_entry's user-mode half and error_return follow from
  * entry_64.S, then int80_emulation from arch/x86/entry/entry_64_compat.S.
- * Then entry_SYSCALL_compat, the compat-mode SYSCALL entry (AMD), from
- * arch/x86/entry/entry_64_compat.S.  Listed after entry_64.S; the IRET exit of
- * both is its swapgs_restore_regs_and_return_to_usermode.
+ * Then entry_SYSCALL_compat, the compat-mode SYSCALL entry (AMD), and
+ * entry_SYSENTER_compat (Intel), from arch/x86/entry/entry_64_compat.S.  Listed
+ * after entry_64.S; the IRET exit of all three is its
+ * swapgs_restore_regs_and_return_to_usermode.
  */
 
 /// The CPU delivered int $0x80 through IDT vector 0x80, a DPL-3 interrupt gate: it loaded RSP from TSS.sp0, the top of the per-CPU trampoline stack, pushed the user's SS, RSP, RFLAGS, CS and the RIP after the int, cleared IF, TF, NT and RF, and loaded CS:RIP from the gate. Since the IDTENTRY conversion (mainline 6.7, taken into this 6.1), int $0x80 enters like any exception without an error code, not through the old entry_INT80_compat.
@@ -270,3 +271,135 @@ SYM_INNER_LABEL(entry_SYSRETL_compat_end, SYM_L_GLOBAL)
 /// Never reached: an INT3 after the SYSRETL stops straight-line speculation past it.
 	int3
 SYM_CODE_END(entry_SYSCALL_compat)
+
+/*
+ * 32-bit SYSENTER entry.
+ *
+ * 32-bit system calls through the vDSO's __kernel_vsyscall enter here
+ * on 64-bit kernels running on Intel CPUs.
+ *
+ * The SYSENTER instruction, in principle, should *only* occur in the
+ * vDSO.  In practice, a small number of Android devices were shipped
+ * with a copy of Bionic that inlined a SYSENTER instruction.  This
+ * never happened in any of Google's Bionic versions -- it only happened
+ * in a narrow range of Intel-provided versions.
+ *
+ * SYSENTER loads SS, RSP, CS, and RIP from previously programmed MSRs.
+ * IF and VM in RFLAGS are cleared (IOW: interrupts are off).
+ * SYSENTER does not save anything on the stack,
+ * and does not save old RIP (!!!), RSP, or RFLAGS.
+ *
+ * Arguments:
+ * eax  system call number
+ * ebx  arg1
+ * ecx  arg2
+ * edx  arg3
+ * esi  arg4
+ * edi  arg5
+ * ebp  user stack
+ * 0(%ebp) arg6
+ */
+/// SYSENTER (Intel) loaded CS from IA32_SYSENTER_CS (__KERNEL_CS) and SS from the next GDT slot, RSP from IA32_SYSENTER_ESP (the top of this CPU's entry stack) and RIP from IA32_SYSENTER_EIP, and cleared IF, VM and RF. It saved nothing: not the user EIP, ESP or RFLAGS. The vDSO's __kernel_vsyscall came here with `movl %esp, %ebp; sysenter`, so EBP holds the user ESP; the return address is the vDSO's own.
+SYM_CODE_START(entry_SYSENTER_compat)
+	UNWIND_HINT_ENTRY
+	ENDBR
+	/* Interrupts are off on entry. */
+/// GS now points at this CPU's per-CPU area.
+	swapgs
+
+/// KPTI: to the kernel page tables. RSP already points at the entry stack, so RAX can be saved there for the scratch register.
+	pushq	%rax
+	SWITCH_TO_KERNEL_CR3 scratch_reg=%rax
+	popq	%rax
+
+/// Onto the task stack.
+	movq	PER_CPU_VAR(cpu_current_top_of_stack), %rsp
+
+	/* Construct struct pt_regs on stack */
+/// The hardware part of pt_regs, as an interrupt would have pushed it, but SYSENTER saved nothing: SS (__USER32_DS, 0x2b), sp 0 (do_SYSENTER_32 fills it from EBP), the current RFLAGS (IF is clear now; do_SYSENTER_32 sets it in the copy), CS __USER32_CS and ip 0 (do_fast_syscall_32 sets the vDSO's landing pad).
+	pushq	$__USER32_DS		/* pt_regs->ss */
+	pushq	$0			/* pt_regs->sp = 0 (placeholder) */
+
+	/*
+	 * Push flags.  This is nasty.  First, interrupts are currently
+	 * off, but we need pt_regs->flags to have IF set.  Second, if TS
+	 * was set in usermode, it's still set, and we're singlestepping
+	 * through this code.  do_SYSENTER_32() will fix up IF.
+	 */
+	pushfq				/* pt_regs->flags (except IF = 0) */
+	pushq	$__USER32_CS		/* pt_regs->cs */
+	pushq	$0			/* pt_regs->ip = 0 (placeholder) */
+SYM_INNER_LABEL(entry_SYSENTER_compat_after_hwframe, SYM_L_GLOBAL)
+
+	/*
+	 * User tracing code (ptrace or signal handlers) might assume that
+	 * the saved RAX contains a 32-bit number when we're invoking a 32-bit
+	 * syscall.  Just in case the high bits are nonzero, zero-extend
+	 * the syscall number.  (This could almost certainly be deleted
+	 * with no ill effects.)
+	 */
+/// A 32-bit move zero-extends: the call number loses any upper half.
+	movl	%eax, %eax
+
+	pushq	%rax			/* pt_regs->orig_ax */
+/// The rest of pt_regs, then every register cleared; ax starts as -ENOSYS.
+	PUSH_AND_CLEAR_REGS rax=$-ENOSYS
+	UNWIND_HINT_REGS
+
+/// The direction flag must be clear for C code; SYSENTER does not clear it.
+	cld
+
+	/*
+	 * SYSENTER doesn't filter flags, so we need to clear NT and AC
+	 * ourselves.  To save a few cycles, we can check whether
+	 * either was set instead of doing an unconditional popfq.
+	 * This needs to happen before enabling interrupts so that
+	 * we don't get preempted with NT set.
+	 *
+	 * If TF is set, we will single-step all the way to here -- do_debug
+	 * will ignore all the traps.  (Yes, this is slow, but so is
+	 * single-stepping in general.  This allows us to avoid having
+	 * a more complicated code to handle the case where a user program
+	 * forces us to single-step through the SYSENTER entry code.)
+	 *
+	 * NB.: .Lsysenter_fix_flags is a label with the code under it moved
+	 * out-of-line as an optimization: NT is unlikely to be set in the
+	 * majority of the cases and instead of polluting the I$ unnecessarily,
+	 * we're keeping that code behind a branch which will predict as
+	 * not-taken and therefore its instructions won't be fetched.
+	 */
+/// SYSENTER masks no flags (SYSCALL has MSR_SYSCALL_MASK): with NT, AC or TF set in the user's RFLAGS, the out-of-line fix loads clean flags.
+	testl	$X86_EFLAGS_NT|X86_EFLAGS_AC|X86_EFLAGS_TF, EFLAGS(%rsp)
+	jnz	.Lsysenter_fix_flags
+.Lsysenter_flags_fixed:
+
+	/*
+	 * CPU bugs mitigations mechanisms can call other functions. They
+	 * should be invoked after making sure TF is cleared because
+	 * single-step is ignored only for instructions inside the
+	 * entry_SYSENTER_compat function.
+	 */
+/// The mitigations of entry_SYSCALL_64, patched the same way on this CPU.
+	IBRS_ENTER
+	UNTRAIN_RET
+	CLEAR_BRANCH_HISTORY
+
+/// The only argument of do_SYSENTER_32(regs): the complete struct pt_regs.
+	movq	%rsp, %rdi
+/// The C part: regs->sp ← regs->bp (the user ESP the vDSO left in EBP), IF set in regs->flags, then do_fast_syscall_32: regs->ip ← the vDSO's landing pad, the caller's EBP from the user stack, the system call, the SYSRETL conditions, returned as 1 or 0 in EAX.
+	call	do_SYSENTER_32
+	/* XEN PV guests always use IRET path */
+/// 0 from do_SYSENTER_32: the IRET exit of entry_64.S.
+	ALTERNATIVE "testl %eax, %eax; jz swapgs_restore_regs_and_return_to_usermode", \
+		    "jmp swapgs_restore_regs_and_return_to_usermode", X86_FEATURE_XENPV
+/// Otherwise SYSENTER shares the SYSRETL exit of entry_SYSCALL_compat (SYSEXIT is never used on a 64-bit kernel).
+	jmp	sysret32_from_system_call
+
+/// Load RFLAGS with only the always-set bit 1 (X86_EFLAGS_FIXED): NT, AC and TF go; pt_regs keeps the user's copy.
+.Lsysenter_fix_flags:
+	pushq	$X86_EFLAGS_FIXED
+	popfq
+	jmp	.Lsysenter_flags_fixed
+	ANNOTATE_NOENDBR // is_sysenter_singlestep
+SYM_INNER_LABEL(__end_entry_SYSENTER_compat, SYM_L_GLOBAL)
+SYM_CODE_END(entry_SYSENTER_compat)

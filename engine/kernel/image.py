@@ -16,6 +16,7 @@ from engine.layout import (
     DO_INT80_EMULATION,
     DO_INT80_SYSCALL_32,
     DO_SYSCALL_64,
+    DO_SYSENTER_32,
     ENTRY_TEXT,
     LAUNCH_STUB,
     SYNC_REGS,
@@ -61,7 +62,11 @@ class KernelImage:
             return label
         best, best_addr = "", -1
         for name, addr in self.symbols.items():
-            if best_addr < addr <= address and not name.startswith("."):
+            # an end marker (__end_entry_SYSENTER_compat) shares its address with what
+            # follows it: it names no code of its own
+            if name.startswith((".", "__end_")):
+                continue
+            if best_addr < addr <= address:
                 best, best_addr = name, addr
         return best
 
@@ -73,6 +78,7 @@ SLOW_EXIT = "swapgs_restore_regs_and_return_to_usermode"
 C_STUBS: dict[str, int] = {
     "do_int80_syscall_32": DO_INT80_SYSCALL_32,
     "do_fast_syscall_32": DO_FAST_SYSCALL_32,  # the compat SYSCALL entry's C side
+    "do_SYSENTER_32": DO_SYSENTER_32,  # the SYSENTER entry's
     "sync_regs": SYNC_REGS,
     "do_int80_emulation": DO_INT80_EMULATION,  # reached by int80_emulation's jmp
 }

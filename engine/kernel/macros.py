@@ -29,7 +29,9 @@ from itertools import count
 
 from engine.asm import Item, Label, hexify_decimals
 from engine.constants import (
+    AC,
     ENOSYS,
+    NT,
     PT_REGS_OFFSET,
     PTI_USER_PCID_MASK,
     PTI_USER_PGTABLE_AND_PCID_MASK,
@@ -102,6 +104,9 @@ CONSTANTS: dict[str, int] = {
     "ENOSYS": ENOSYS,
     "X86_EFLAGS_RF": RF,
     "X86_EFLAGS_TF": TF,
+    "X86_EFLAGS_NT": NT,
+    "X86_EFLAGS_AC": AC,
+    "X86_EFLAGS_FIXED": 0x2,  # processor-flags.h: bit 1, always set
     # pt_regs offsets as asm-offsets names them (calling.h)
     **{
         name: PT_REGS_OFFSET[field]
@@ -142,6 +147,12 @@ def resolve_operands(text: str, kernel: KernelSpec | None = None) -> str:
     text = re.sub(r"PER_CPU_VAR\(([^)]*)\)", percpu, text)
     text = text.replace("%_ASM_SP", "%rsp")  # asm.h: the stack pointer, 64-bit
     text = re.sub(r"\$\(([^()]*)\)", lambda m: f"${_eval(m.group(1), CONSTANTS):#x}", text)
+    # an unparenthesised OR of names: $X86_EFLAGS_NT|X86_EFLAGS_AC|X86_EFLAGS_TF
+    text = re.sub(
+        r"\$([A-Za-z_]\w*(?:\|[A-Za-z_]\w*)+)",
+        lambda m: f"${_eval(m.group(1), CONSTANTS):#x}",
+        text,
+    )
     text = re.sub(
         r"\$(-?)([A-Za-z_]\w*)",
         lambda m: f"${m.group(1)}{CONSTANTS[m.group(2)]:#x}" if m.group(2) in CONSTANTS else m[0],

@@ -39,8 +39,12 @@ from engine.constants import (
     KERNEL_CS,
     KERNEL_DS,
     KERNEL_PCID,
+    MASK64,
     MSR_CSTAR,
     MSR_EFER,
+    MSR_IA32_SYSENTER_CS,
+    MSR_IA32_SYSENTER_EIP,
+    MSR_IA32_SYSENTER_ESP,
     MSR_LSTAR,
     MSR_STAR,
     MSR_SYSCALL_MASK,
@@ -270,6 +274,18 @@ def start_cpu(m: Machine) -> None:
         cstar = sym.get("entry_SYSCALL32_ignore", sym.get("entry_SYSCALL_compat", 0))
         cstar = cstar if cfg.cpu == "amd" else 0
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_CSTAR, cstar))
+        # the SYSENTER MSRs (idt_syscall_init / syscall_init): __KERNEL_CS, the top of the
+        # entry stack (cpu_entry_stack(cpu) + 1) and entry_SYSENTER_compat; with
+        # ia32_emulation=off GDT_ENTRY_INVALID_SEG (0), 0, 0.  "On AMD CPUs these MSRs are
+        # 32-bit, CPU truncates MSR_IA32_SYSENTER_EIP" (AMD takes no SYSENTER in long mode).
+        eip = sym.get("entry_SYSENTER_compat", 0) if cfg.ia32_emulation else 0
+        wide = MASK64 if cfg.cpu == "intel" else 0xFFFFFFFF
+        for msr, value in (
+            (MSR_IA32_SYSENTER_CS, KERNEL_CS if eip else 0),
+            (MSR_IA32_SYSENTER_ESP, L.ENTRY_STACK_TOP if eip else 0),
+            (MSR_IA32_SYSENTER_EIP, eip),
+        ):
+            uc.reg_write(X.UC_X86_REG_MSR, (msr, value & wide))
         uc.reg_write(X.UC_X86_REG_MSR, (MSR_SYSCALL_MASK, m.kernel.syscall_mask))
     uc.reg_write(X.UC_X86_REG_RSP, m.layout.entry_stack_top)
     uc.reg_write(X.UC_X86_REG_RFLAGS, RFLAGS_FIXED)

@@ -124,6 +124,35 @@ def syscall_transition(
     return SyscallEffect(rcx=next_rip, r11=r11, rflags=new_flags, rip=lstar, cs=cs, ss=cs + 8)
 
 
+@dataclass(frozen=True, slots=True)
+class SysenterEffect:
+    """What SYSENTER loads, from its three MSRs and the RFLAGS it saw."""
+
+    cs: int
+    ss: int
+    rsp: int
+    rip: int
+    rflags: int
+
+
+def sysenter_gp(sysenter_cs: int) -> bool:
+    """SDM vol. 2B, SYSENTER: #GP(0) if IA32_SYSENTER_CS[15:2] = 0 (a null selector)."""
+    return not sysenter_cs & 0xFFFC
+
+
+def sysenter_transition(
+    sysenter_cs: int, sysenter_esp: int, sysenter_eip: int, rflags: int
+) -> SysenterEffect:
+    """Intel SDM vol. 2B, SYSENTER, in IA-32e mode (from 64-bit or compatibility mode):
+    RFLAGS.VM, IF and RF ← 0 (TF and the rest stay: SYSENTER masks nothing else);
+    CS ← IA32_SYSENTER_CS & 0xFFFC with flat 64-bit DPL-0 attributes, SS ← that + 8, flat;
+    CPL ← 0; RSP ← IA32_SYSENTER_ESP; RIP ← IA32_SYSENTER_EIP (both 64 bits wide in
+    IA-32e mode).  Nothing is saved: not RIP, not RSP, not RFLAGS."""
+    cs = sysenter_cs & 0xFFFC
+    new_flags = (rflags & ~(VM | IF | RF)) | RFLAGS_FIXED
+    return SysenterEffect(cs=cs, ss=cs + 8, rsp=sysenter_esp, rip=sysenter_eip, rflags=new_flags)
+
+
 def sysret_faults(cpu: str, rcx: int, paging: int) -> bool:
     """True when SYSRETQ raises #GP(0) at CPL 0: Intel, with a non-canonical RCX."""
     return cpu == "intel" and not is_canonical(rcx, paging)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import ENOSYS, PT_REGS_SIZE, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
+from engine.constants import ENOSYS, IF, PT_REGS_SIZE, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
 from engine.kernel.common_c import compat_conditions, sysret_conditions
 from engine.kernel.image import build_image
@@ -71,6 +71,7 @@ class EntryPoints:
     #: entry_SYSCALL32_ignore
     sysretl: frozenset[int] = frozenset()
     do_fast32: int | None = None  # do_fast_syscall_32, the compat SYSCALL entry's C side
+    do_sysenter32: int | None = None  # do_SYSENTER_32, the SYSENTER entry's
 
 
 @functools.lru_cache(maxsize=16)
@@ -116,6 +117,7 @@ def entry_points(features: Features) -> EntryPoints:
         do_int80_emulation=sym.get("do_int80_emulation"),
         sysretl=frozenset(a.address for a in img.entry if a.text == "sysretl"),
         do_fast32=sym.get("do_fast_syscall_32"),
+        do_sysenter32=sym.get("do_SYSENTER_32"),
     )
 
 
@@ -142,6 +144,8 @@ class EntryActions:
         table.update(dict.fromkeys(pts.sysretl, self.sysret))
         if pts.do_fast32 is not None:
             table[pts.do_fast32] = self.do_fast_syscall_32
+        if pts.do_sysenter32 is not None:
+            table[pts.do_sysenter32] = self.do_sysenter_32
         if pts.iret is not None:
             table[pts.iret] = self.iret
         if pts.eretu is not None:
@@ -331,15 +335,37 @@ class EntryActions:
         """model: do_fast_syscall_32(regs), the compat SYSCALL entry's C side
         (engine.run.syscalls), the scenario's [handler.set], then its SYSRETL conditions
         (engine.kernel.common_c), each a step of its own, returned in RAX."""
+        self._fast32(address, "do_fast_syscall_32")
+
+    def do_sysenter_32(self, address: int) -> None:
+        """model: do_SYSENTER_32(regs) (arch/x86/entry/common.c): ``regs->sp = regs->bp``
+        ("SYSENTER loses RSP, but the vDSO saved it in RBP"), ``regs->flags |=
+        X86_EFLAGS_IF``, then do_fast_syscall_32 as for a compat SYSCALL."""
+        self._fast32(address, "do_SYSENTER_32")
+
+    def _fast32(self, address: int, function: str) -> None:
         run = self.run
         r = run.rec.read_regs()
         pt = PtRegs(run.m, r.cr3, r.rdi)
-        run.pt_at_call = pt.read()
+        run.pt_at_call = values = pt.read()
+        first: list[str] = []
+        if function == "do_SYSENTER_32":
+            values = {**values, "sp": values["bp"], "flags": values["flags"] | IF}
+            pt.write("sp", values["sp"])
+            pt.write("flags", values["flags"])
+            first.append(
+                msg(
+                    "regs->sp ← regs->bp {sp:#x} (the user ESP the vDSO left in EBP), "
+                    "regs->flags |= IF",
+                    sp=values["sp"],
+                )
+            )
         pad = run.landing_pad
         assert pad is not None  # the run stops at the SYSCALL of a task without vdso32
         res, ran = do_fast_syscall_32(
-            run.m, r.cr3, r.rdi, run.sc.pid, pad, run.pt_at_call, run.kernel.ia32_nr_syscalls
+            run.m, r.cr3, r.rdi, run.sc.pid, pad, values, run.kernel.ia32_nr_syscalls
         )
+        res.lines[:0] = first
         self._after_call(pt, res)
         k = run.kernel
         results = (
@@ -350,8 +376,8 @@ class EntryActions:
         if run.failed_check is None:
             run.failed_check = next((c.state.name for c in results if not c.passed), None)
         side = CSide(
-            "do_fast_syscall_32",
-            f"{'bool' if k.u16_segments else 'long'} do_fast_syscall_32(regs)",
+            function,
+            f"{'bool' if k.u16_segments else 'long'} {function}(regs)",
             run.points.c_calls.get(address),
             as_long=not k.u16_segments,
         )

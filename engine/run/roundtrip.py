@@ -144,6 +144,8 @@ class Run:
         self.syscall_hit: int | None = None
         #: the RIP after the user's ``int $0x80`` (delivered through the IDT, modelled)
         self.int80_hit: int | None = None
+        #: the address of the user's (or the vDSO's) SYSENTER, once Unicorn reached it
+        self.sysenter_hit: int | None = None
         self.door = Door.SYSCALL
         #: where RIP belongs when a hook stopped the run on an instruction that did not
         #: complete (Unicorn's SYSCALL helper has already moved RIP past it)
@@ -268,11 +270,26 @@ class Run:
         self.syscall_hit = rip
         uc.emu_stop()
 
+    def on_sysenter(self, uc: Any, data: Any) -> None:
+        # As for SYSCALL: RIP is the SYSENTER's address here, past it after emu_stop.  The
+        # code hook (UserActions.sysenter) has already stopped the run where the CPU
+        # faults or the entry is not modelled.
+        if self.phase is not Phase.USER:
+            return
+        self.sysenter_hit = int(uc.reg_read(X.UC_X86_REG_RIP))
+        self.door = Door.SYSENTER
+        self.checks = initial_states((), self.kernel.compat_checks)
+        uc.emu_stop()
+
     def on_intr(self, uc: Any, intno: int, data: Any) -> None:
         rip = int(uc.reg_read(X.UC_X86_REG_RIP))
         if intno == VEC_DB and (self.syscall_hit is not None or self.int80_hit is not None):
             # model: SYSCALL masks TF through MSR_SYSCALL_MASK, and interrupt delivery
             # clears it, so no single-step trap is taken on the way into the kernel.
+            return
+        if intno == VEC_DB and self.sysenter_hit is not None and self.phase is Phase.KERNEL:
+            # SYSENTER leaves TF set: the entry single-steps until .Lsysenter_fix_flags, and
+            # Linux's #DB handler ignores those traps (is_sysenter_singlestep), as here
             return
         if intno == VEC_INT80 and self.phase is Phase.USER:
             # Unicorn has moved RIP past the int (its exception_next_eip) before the hook
@@ -364,6 +381,10 @@ class Run:
         if self.int80_hit is not None:
             self.phase = Phase.KERNEL
             self.emu(self.int80_door.int80_delivery(), count=KERNEL_COUNT)
+            return
+        if self.sysenter_hit is not None:
+            self.phase = Phase.KERNEL
+            self.emu(self.user_actions.sysenter_enter(), count=KERNEL_COUNT)
             return
         if self.syscall_hit is None:
             self.stopped = N_("user code ended without reaching a syscall")

@@ -78,6 +78,11 @@ class Session:
         on_syscall = self._guarded(lambda r: r.on_syscall)
         self._hooks.append(uc.hook_add(UC_HOOK_INTR, self._guarded(lambda r: r.on_intr)))
         self._hooks.append(uc.hook_add(UC_HOOK_INSN, on_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL))
+        # SYSENTER reaches the hook from Unicorn's helper, which otherwise runs past it
+        on_sysenter = self._guarded(lambda r: r.on_sysenter)
+        self._hooks.append(
+            uc.hook_add(UC_HOOK_INSN, on_sysenter, None, 1, 0, X.UC_X86_INS_SYSENTER)
+        )
 
         def add(kind: int, select: Select, begin: int, end: int) -> None:
             self._hooks.append(uc.hook_add(kind, self._guarded(select), None, begin, end))

@@ -40,6 +40,7 @@ from engine.constants import (
     RF,
     RFLAGS_FIXED,
     SF,
+    SYSRET_RFLAGS_KEEP,
     TF,
     USER32_CS,
     USER_CS,
@@ -47,6 +48,7 @@ from engine.constants import (
     VM,
     ZF,
 )
+from engine.kernel import KERNELS, spec
 from engine.machine.core import GPRS, Machine
 from engine.machine.idt import int80_handler
 from engine.run.recorder import FRED_SLOTS
@@ -208,6 +210,48 @@ def assert_int80_round_trip(trace: Trace) -> None:
         assert f.rflags & ~(VIF | VIP) == after["flags"] & kept | RFLAGS_FIXED
 
 
+def assert_fast32_round_trip(trace: Trace) -> None:
+    """After a 32-bit SYSCALL (AMD) or SYSENTER (Intel) into entry_SYSCALL_compat or
+    entry_SYSENTER_compat: the CPU's transition is the manual's (SYSCALL: RCX, R11, CSTAR;
+    SYSENTER: RSP and RIP from its MSRs, nothing saved, IF/VM/RF cleared); pt_regs on the
+    task stack names the 32-bit caller (CS 0x23); do_fast_syscall_32's conditions are the
+    kernel's, in its order; the exit is the one they decide, SYSRETL back to CS 0x23 at
+    regs->ip with RAX and RFLAGS from pt_regs, or IRET with every register restored."""
+    k = spec(trace.kernel)
+    assert [c.name for c in trace.checks] == list(k.compat_checks)
+    entered = next(i for i, s in enumerate(trace.steps) if s.cpl == 0)
+    transition = trace.steps[entered - 1]  # the SYSCALL/SYSENTER: its after-state
+    user = trace.steps[entered - 2].regs if entered >= 2 else trace.initial
+    r = transition.regs
+    assert user.cs == USER32_CS and (r.cs, r.ss) == (KERNEL_CS, KERNEL_CS + 8)
+    assert (r.cr3, r.gs_base, r.kernel_gs_base) == (user.cr3, user.gs_base, user.kernel_gs_base)
+    if trace.door is Door.SYSENTER:
+        assert (r.rip, r.rsp) == (trace.symbols["entry_SYSENTER_compat"], L.ENTRY_STACK_TOP)
+        assert r.rflags == user.rflags & ~(IF | VM | RF) | RFLAGS_FIXED
+        assert (r.rcx, r.r11) == (user.rcx, user.r11)
+    else:
+        assert r.rip == trace.symbols["entry_SYSCALL_compat"] and r.rsp == user.rsp
+        assert (r.rcx, r.r11) == (transition.rip + 2, user.rflags & ~RF)
+    after = trace.pt_regs_after_call
+    f = trace.final
+    if not after or f is None or trace.final_cpl != 3:
+        return
+    at = trace.pt_regs_at_call
+    assert at["cs"] & 0xFFFF == USER32_CS and at["orig_ax"] == user.rax & 0xFFFFFFFF
+    results = [c.result for c in trace.checks]
+    if trace.exit is ExitPath.SYSRET:
+        assert set(results) == {"pass"}
+        assert (f.cs, f.ss, f.rip) == (USER32_CS, USER_DS, after["ip"] & 0xFFFFFFFF)
+        assert (f.rax, f.rbx, f.rbp) == (after["ax"], after["bx"], after["bp"])
+        assert (f.r8, f.r9, f.r10) == (0, 0, 0)
+        assert f.rflags == after["flags"] & SYSRET_RFLAGS_KEEP | RFLAGS_FIXED
+    else:
+        assert trace.exit is ExitPath.IRET
+        assert "fail" in results or "pass" not in results  # a failed one, or none ran
+        assert (f.rip, f.cs) == (after["ip"], after["cs"])
+        assert (f.rax, f.rbx, f.rcx, f.rdx) == (after["ax"], after["bx"], after["cx"], after["dx"])
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
     sc = load_scenario(SCENARIOS / name)
@@ -218,6 +262,8 @@ def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
         assert_fred_round_trip(trace, sc)
     if trace.door is Door.INT80 and any(s.cpl == 0 for s in trace.steps):
         assert_int80_round_trip(trace)
+    if trace.door.fast32 and trace.checks and any(s.cpl == 0 for s in trace.steps):
+        assert_fast32_round_trip(trace)
 
 
 def test_check_ss_user_shows_the_new_ss_from_the_handler_on() -> None:
@@ -291,6 +337,57 @@ def test_generated_scenario_steps_hold_the_machine_state(
     assert_pt_regs_follow_the_handler(trace)
     if trace.door is Door.INT80 and any(s.cpl == 0 for s in trace.steps):
         assert_int80_round_trip(trace)
+
+
+#: 32-bit programs for the fast doors: through the vDSO (SYSCALL on AMD, SYSENTER on
+#: Intel), and bare, as syscall_arg_fault does
+PROGRAMS_32 = (
+    "mov $20, %eax; call __kernel_vsyscall",
+    "mov $4, %eax; mov $1, %ebx; call __kernel_vsyscall",
+    "mov $20, %eax; syscall",
+    "mov $20, %eax; mov %esp, %ebp; sysenter",
+)
+
+
+@functools.cache
+def base_session_32(code: str, kernel: str, cpu: str) -> Session:
+    text = (
+        f'name = "generated"\n[machine]\nkernel = "{kernel}"\ncpu = "{cpu}"\n'
+        f'[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "{code}"\n'
+    )
+    return Session(parse_scenario(text, "generated.toml"))
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    code=st.sampled_from(PROGRAMS_32),
+    kernel=st.sampled_from(KERNELS),
+    cpu=st.sampled_from(("intel", "amd")),
+    regs=st.dictionaries(st.sampled_from(USER_REGS), values, max_size=3),
+    rflags=user_flags,
+    handler_set=handler_sets,
+)
+def test_generated_32_bit_fast_calls_hold_the_machine_state(
+    code: str,
+    kernel: str,
+    cpu: str,
+    regs: dict[str, int],
+    rflags: int,
+    handler_set: dict[str, int],
+) -> None:
+    """Either vendor, either instruction: the other vendor's is a #UD at CPL 3."""
+    session = base_session_32(code, kernel, cpu)
+    # a 32-bit task's registers are 32 bits wide where it starts
+    regs = {k: v & 0xFFFFFFFF for k, v in regs.items() if k not in ("rsp", "rip")}
+    sc = dataclasses.replace(
+        session.scenario, regs={**session.scenario.regs, **regs}, rflags=rflags & ~TF,
+        handler_set=handler_set,
+    )  # fmt: skip
+    trace = run_watched(session, sc)
+    assert_pt_regs_follow_the_handler(trace)
+    if trace.door.fast32 and trace.checks and any(s.cpl == 0 for s in trace.steps):
+        assert_fast32_round_trip(trace)
 
 
 def test_trace_json_shows_the_new_ss_in_every_step_from_the_handler_on() -> None:

@@ -224,13 +224,15 @@ def test_sysenter_on_amd_is_ud_at_cpl3(record: bool) -> None:
     assert t.exit is None and t.final is not None and t.final.rip == 0x401001
 
 
-def test_sysenter_on_intel_stops_instead_of_running_past_it() -> None:
-    """Unicorn would go on with the bytes after it (and fault there)."""
+def test_sysenter_of_a_64_bit_task_on_intel_stops_instead_of_running_past_it() -> None:
+    """Unicorn would go on with the bytes after it (and fault there); a 64-bit task has no
+    32-bit vDSO for do_fast_syscall_32 to return to, so the run stops at it, saying so."""
     t = _user("sysenter")
     assert t.fault is None and t.exit is None
     assert t.final is not None and t.final.rip == 0x401000
-    assert "entry_SYSENTER_compat" in t.stopped
-    assert any(e.kind is EventKind.UNSUPPORTED for e in t.events)
+    assert t.stopped == "stopped at SYSENTER in a 64-bit task"
+    said = [e.text for e in t.events if e.kind is EventKind.UNSUPPORTED]
+    assert said and "entry_SYSENTER_compat" in said[0] and "64-bit vDSO" in said[0]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ SnapCompare = Callable[..., bool]
 S = TypeVar("S", bound=Screen[Any])
 WIDE = (160, 50)
 NARROW = (80, 24)
+MEDIUM = (120, 36)
 
 
 async def mounted(pilot: Pilot[Any], kind: type[S]) -> S:
@@ -122,6 +123,29 @@ class TestSyscall32:
         position = position_after(scenario_trace(name), lambda s: s.text == "sysretl")
         app = make_app(name)
         assert snap_compare(app, terminal_size=NARROW, run_before=at(position, "checks"))
+
+
+class TestFast32:
+    """The fast 32-bit doors through the vDSO: SYSCALL on AMD, SYSENTER on Intel."""
+
+    def test_wide_compat_syscall_at_sysretl(self, snap_compare: SnapCompare) -> None:
+        """SYSRETL reached: do_fast_syscall_32's four conditions passed, in C, and the
+        stack panel holds the pt_regs entry_SYSCALL_compat built."""
+        name = "compat-syscall-amd.toml"
+        position = position_after(scenario_trace(name), lambda s: s.text == "sysretl") - 1
+        assert snap_compare(make_app(name), terminal_size=WIDE, run_before=at(position))
+
+    def test_wide_sysenter_failed_condition(self, snap_compare: SnapCompare) -> None:
+        """A rewritten regs->ip fails ip_landing_pad: the checks panel names it."""
+        name = "compat-syscall-ptrace-ip-iret.toml"
+        position = position_after(scenario_trace(name), has_event("check"))
+        assert snap_compare(make_app(name), terminal_size=WIDE, run_before=at(position + 2))
+
+    def test_medium_vdso_step(self, snap_compare: SnapCompare) -> None:
+        """A step in the vDSO's __kernel_vsyscall: its source line and its note."""
+        name = "v6.12-compat-sysenter-intel.toml"
+        position = position_after(scenario_trace(name), lambda s: s.text == "pushl %ebp")
+        assert snap_compare(make_app(name), terminal_size=MEDIUM, run_before=at(position))
 
 
 class TestNarrow:

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from engine.compare.diff import PATH_ASPECTS, Comparison
 from engine.i18n import N_, _, msg, tr
 from engine.kernel import spec
-from engine.trace import CheckState, Door, Regs, Step, Trace
+from engine.trace import CheckState, Regs, Step, Trace
 from tui.screens.commands import Command, CommandsProvider, binding_commands
 from tui.screens.help import HelpScreen
 from tui.screens.timeline import STOP_KINDS, line_key
@@ -179,7 +179,7 @@ class CompareScreen(Screen[None]):
         self._values.border_title = _("A beside B at this row")
         for panel, trace in zip(self._checks, (c.left, c.right), strict=True):
             # 6.12 makes the checks in C: shown as C conditions, as the debugger shows them
-            panel.in_c = spec(trace.kernel).checks_in_c or trace.door is Door.SYSCALL32
+            panel.in_c = spec(trace.kernel).checks_in_c or trace.door.fast32
             # no SYSRET decision under FRED, nor after int $0x80: the panel says so
             panel.fred = trace.fred
             panel.door = trace.door

@@ -793,7 +793,7 @@ class DebuggerScreen(Screen[None]):
             source += " + entry_64_compat.S"  # the int $0x80 entry, listed after it
         self._listing_view.border_title = f"{source} · {trace.kernel}"
         # do_fast_syscall_32 decides in C on every kernel
-        self._checks.in_c = spec(trace.kernel).checks_in_c or trace.door is Door.SYSCALL32
+        self._checks.in_c = spec(trace.kernel).checks_in_c or trace.door.fast32
         self._checks.fred = trace.fred
         self._verdict.fred = trace.fred
         self._checks.door = self._verdict.door = trace.door
@@ -914,7 +914,7 @@ class DebuggerScreen(Screen[None]):
             status.exit_path = _("IRET (int $0x80: no SYSRET decision)")
         elif self.timeline.trace.door is Door.SYSCALL32 and not checks:
             status.exit_path = _("SYSRETL (entry_SYSCALL32_ignore: no SYSRET decision)")
-        elif path is ExitPath.SYSRET and self.timeline.trace.door is Door.SYSCALL32:
+        elif path is ExitPath.SYSRET and self.timeline.trace.door.fast32:
             status.exit_path = _("SYSRETL (fast path)")
         elif path is not None:
             status.exit_path = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.trace import CheckState, Fault, Regs, SourceLine, Step, Trace
+from engine.trace import CheckResult, CheckState, Fault, Regs, SourceLine, Step, Trace
 
 #: Event kinds that make `continue` stop.  Besides the ones that decide the outcome (a check
 #: verdict, the exit instruction, a fault) the stops include the three moves a learner should
@@ -95,11 +95,20 @@ class Timeline:
 
     def checks(self, position: int) -> tuple[CheckState, ...]:
         step = self.ran(position)
-        if step is not None:
-            return step.checks
-        if self.trace.steps:
-            return self.trace.steps[0].checks
-        return self.trace.checks
+        if step is None and self.trace.steps:
+            step = self.trace.steps[0]
+        if step is None:
+            return self.trace.checks
+        final = self.trace.checks
+        if [c.name for c in step.checks] != [c.name for c in final]:
+            # a user step before the door was known (int $0x80, a 32-bit SYSCALL or
+            # SYSENTER) carries the 64-bit checks: the run's own list, none reached yet
+            return tuple(
+                CheckState(c.name, CheckResult.REMOVED if c.result == "removed" else
+                           CheckResult.NOT_REACHED)
+                for c in final
+            )  # fmt: skip
+        return step.checks
 
     def source_line(self, step: Step | None) -> SourceLine | None:
         if step is None or step.source_line is None:

@@ -209,6 +209,8 @@ class ChecksPanel(LinePanel):
         self, checks: tuple[CheckState, ...], failure: CheckState | None, width: int
     ) -> list[Content]:
         # Wrapped to the panel's width, in cells: the verdict is read in full at every size.
+        if self.door.fast32:
+            return self._fast32_verdict(checks, failure, width)
         if failure is not None:
             style = self.style("checks--verdict-iret")
             target = IRET_PATH.split()[-1]
@@ -247,6 +249,36 @@ class ChecksPanel(LinePanel):
                 text = _("verdict pending: the checks run in C at the end of do_syscall_64")
             else:
                 text = _("verdict pending: the checks run after do_syscall_64 returns")
+        return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
+
+    def _fast32_verdict(
+        self, checks: tuple[CheckState, ...], failure: CheckState | None, width: int
+    ) -> list[Content]:
+        """The verdict of do_fast_syscall_32's SYSRETL conditions (a 32-bit SYSCALL or
+        SYSENTER), which every kernel tests in C."""
+        target = IRET_PATH.split()[-1]
+        if failure is not None:
+            style = self.style("checks--verdict-iret")
+            text = "✗ " + _(
+                "{check} failed: do_fast_syscall_32 returns false → IRET via {target}"
+            ).format(check=failure.name, target=target)
+        elif exit_path(checks) is not None:
+            style = self.style("checks--verdict-sysret")
+            text = "✓ " + _(
+                "all {total} passed → true, SYSRETL via sysret32_from_system_call"
+            ).format(total=len(checks))
+        elif any(c.result == "pass" for c in checks):
+            style = self.style("checks--verdict-pending")
+            passed = sum(c.result == "pass" for c in checks)
+            text = _("{passed} of {total} checks passed so far; the rest decide").format(
+                passed=passed, total=len(checks)
+            )
+        else:
+            style = self.style("checks--verdict-pending")
+            text = _(
+                "verdict pending: do_fast_syscall_32 tests its SYSRETL conditions in C after "
+                "the system call"
+            )
         return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
 
 
@@ -292,7 +324,9 @@ class VerdictBar(Widget):
                 if not removed
                 else _("{passed} passed, {removed} removed").format(passed=passed, removed=removed)
             )
-            parts.append((f"  {head} → SYSRET", styles["pass"]))
+            parts.append(
+                (f"  {head} → {'SYSRETL' if self.door.fast32 else 'SYSRET'}", styles["pass"])
+            )
         else:
             parts.append(("  " + _("verdict pending"), pending))
         if self.fault:

@@ -54,6 +54,12 @@ KERNEL_NOTES: dict[str, str] = {
         "call, the exit work, then its SYSRETL conditions. No C runs on this emulated CPU: "
         "the engine applies what it does to pt_regs and returns, so this step is modelled."
     ),
+    "do_SYSENTER_32": N_(
+        "The C half of SYSENTER (entry_SYSENTER_compat): regs->sp ← regs->bp and IF set in "
+        "regs->flags, then do_fast_syscall_32 as for a compat SYSCALL. No C runs on this "
+        "emulated CPU: the engine applies what it does to pt_regs and returns, so this step "
+        "is modelled."
+    ),
     "do_syscall_64": N_(
         "The C half of the system call: run the handler for the number in RAX (v5.8 calls it "
         "through sys_call_table; 6.1 and 6.12 call x64_sys_call(), a switch on the number, "
@@ -93,14 +99,22 @@ FAST32_STEP_NOTES: dict[StepKind, str] = {
         "modelled on the pt_regs in emulated memory."
     ),
     StepKind.C_RETURN_TRUE: N_(
-        "Every condition held: do_fast_syscall_32 returns true (1) and entry_SYSCALL_compat "
-        "falls through to sysret32_from_system_call, the SYSRETL exit."
+        "Every condition held: do_fast_syscall_32 (and do_SYSENTER_32 with it) returns true "
+        "(1) and the entry goes on to sysret32_from_system_call, the SYSRETL exit."
     ),
     StepKind.C_RETURN_FALSE: N_(
-        "A condition failed: do_fast_syscall_32 returns false (0) and entry_SYSCALL_compat "
-        "jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
+        "A condition failed: do_fast_syscall_32 (and do_SYSENTER_32 with it) returns false "
+        "(0) and the entry jumps to swapgs_restore_regs_and_return_to_usermode, the IRET path."
     ),
 }
+SYSENTER32_CALL_NOTE = N_(
+    "do_SYSENTER_32(struct pt_regs *regs), arch/x86/entry/common.c: regs->sp ← regs->bp "
+    "(SYSENTER saved no ESP; the vDSO left it in EBP), IF set in regs->flags (SYSENTER "
+    "cleared it), then do_fast_syscall_32: regs->ip ← the vDSO's int80_landing_pad, the "
+    "caller's EBP read from the user stack, the i386 system call, the exit work and the "
+    "SYSRETL conditions. No C runs on this emulated CPU: these steps are modelled on the "
+    "pt_regs in emulated memory."
+)
 FAST32_CHECK_NOTE = N_(
     "A SYSRETL condition of do_fast_syscall_32, in the order its C tests it (modelled: the "
     "values compared are read from pt_regs in emulated memory). When it holds, the "
@@ -116,7 +130,9 @@ C_CHECK_NOTE = N_(
 def c_step_note(kind: StepKind, source: str, function: str = "do_syscall_64") -> str:
     """The note for one of the modelled C steps of *function* (6.12's do_syscall_64, or
     do_fast_syscall_32)."""
-    fast = function == "do_fast_syscall_32"
+    fast = function in ("do_fast_syscall_32", "do_SYSENTER_32")
+    if function == "do_SYSENTER_32" and kind is StepKind.C_CALL:
+        return SYSENTER32_CALL_NOTE
     note = (FAST32_STEP_NOTES if fast else C_STEP_NOTES).get(kind)
     check = FAST32_CHECK_NOTE if fast else C_CHECK_NOTE
     return note if note is not None else Msg(check, source=source.strip())
