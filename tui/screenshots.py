@@ -262,6 +262,18 @@ SCENES = (
         after(lambda step: step.text == "pushq %rdi" and step.cpl == 0),
         caption="a 32-bit program's int $0x80: CS 0x23 and its 32-bit stack in the frame",
     ),
+    Scene(
+        "40-compat-syscall-amd",
+        "compat-syscall-amd.toml",
+        after(lambda step: step.text == "sysretl"),
+        caption="AMD: SYSCALL from the 32-bit vDSO, do_fast_syscall_32's conditions, SYSRETL",
+    ),
+    Scene(
+        "41-sysenter-intel-do-sysenter-32",
+        "v6.12-compat-sysenter-intel.toml",
+        after(lambda step: step.label == "do_SYSENTER_32" and step.is_c),
+        caption="Intel, 6.12: SYSENTER saved nothing; do_SYSENTER_32 fills regs->sp from EBP",
+    ),
 )
 
 

@@ -392,6 +392,10 @@ class StepRecorder:
                 self.exit_frame = True  # the exit's move back: its frame from here on
             if not self.exit_frame:
                 frame = self.int80_slots
+        elif door.fast32 and exit_path is not ExitPath.IRET:
+            # entry_SYSENTER_compat saves RAX on the entry stack for its CR3 switch; the
+            # compat SYSCALL entry and the SYSRETL exit leave that stack alone
+            frame = (SLOT_SAVED_AX,) if door is Door.SYSENTER else ()
         step = Step(
             index=len(self.steps),
             rip=p.rip,

@@ -30,6 +30,8 @@ from engine import layout as L
 from engine.checks import initial_states
 from engine.constants import (
     EXCEPTION_NAMES,
+    MSR_CSTAR,
+    MSR_IA32_SYSENTER_EIP,
     VEC_DB,
     user_space_top,
 )
@@ -419,6 +421,16 @@ class Run:
         return build_trace(self, final)
 
 
+def _msrs(run: Run) -> dict[str, int]:
+    """The MSRs the run's door used: SYSCALL's, and a 32-bit fast door's entry MSR."""
+    msrs = run.m.msrs()
+    if run.door is Door.SYSCALL32:
+        msrs["CSTAR"] = run.m.read_msr(MSR_CSTAR)
+    elif run.door is Door.SYSENTER:
+        msrs["SYSENTER_EIP"] = run.m.read_msr(MSR_IA32_SYSENTER_EIP)
+    return msrs
+
+
 def build_trace(run: Run, final: Regs) -> Trace:
     """The record of *run*, ended with the machine in state *final*."""
     sc = run.sc
@@ -442,7 +454,7 @@ def build_trace(run: Run, final: Regs) -> Trace:
         output=run.output,
         final=final,
         final_cpl=final.cpl,
-        msrs=run.m.msrs(),
+        msrs=_msrs(run),
         roots=run.m.roots,
         source=run.img.source,
         symbols=dict(run.img.symbols),

@@ -99,6 +99,20 @@ class MsrPanel(ViewPanel[MsrView]):
                         (target, self.style("msrs--symbol")),
                     )
                 )
+        # the 32-bit fast doors' entry MSRs, in a run that took one
+        for name, said in (
+            ("CSTAR", _("32-bit SYSCALL jumps to")),
+            ("SYSENTER_EIP", _("SYSENTER jumps to")),
+        ):
+            if name in msrs:
+                lines.append(Content.assemble(self._label(name), hex64(msrs[name])))
+                target = symbol_at(msrs[name], view.symbols)
+                if target:
+                    lines.append(
+                        Content.assemble(
+                            ("  " + said + " ", decoded), (target, self.style("msrs--symbol"))
+                        )
+                    )
         if "SYSCALL_MASK" in msrs:
             mask = msrs["SYSCALL_MASK"]
             lines.append(Content.assemble(self._label("SYSCALL_MASK"), hex64(mask)))
