@@ -323,15 +323,18 @@ def _called_c_functions(features: Features, text: str) -> dict[str, int]:
     return called
 
 
-def assemble_image(features: Features) -> KernelImage:
-    """Expand and assemble the rendition for *features*."""
-    statements = _Statements(features)
+def _read_rendition(
+    features: Features, text: str, statements: _Statements
+) -> list[tuple[str, str, str | None]]:
+    """Each source line of the rendition *text* as shown (text, its ``///`` note, the label
+    it defines), its code given to *statements*: comments and the blocks of an ``#ifdef``
+    this build leaves out carry none, a statement continued with a backslash belongs to
+    the line it starts on."""
     shown: list[tuple[str, str, str | None]] = []  # (text, note, label)
     note: list[str] = []
     in_comment = False
     configs = _configs(features)
     built: list[bool] = []  # one per open #ifdef: is its block in this build?
-    text = _rendition(features)
     continued: tuple[int, str] | None = None  # a statement's first line and text so far
     for raw in text.splitlines():
         stripped = raw.strip()
@@ -367,7 +370,14 @@ def assemble_image(features: Features) -> KernelImage:
         shown.append((raw.rstrip().expandtabs(8), " ".join(note), label))
         if code or continued or (not all(built) and _strip_comment(raw)):
             note = []
+    return shown
 
+
+def assemble_image(features: Features) -> KernelImage:
+    """Expand and assemble the rendition for *features*."""
+    statements = _Statements(features)
+    text = _rendition(features)
+    shown = _read_rendition(features, text, statements)
     called = _called_c_functions(features, text)
     entry, labels = assemble(statements.items, ENTRY_TEXT, called)
     (do_sys,), _ = assemble([Item("retq", None, LineMeta(0, None))], DO_SYSCALL_64)

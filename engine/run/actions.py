@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import ENOSYS, IF, PT_REGS_SIZE, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
+from engine.constants import ENOSYS, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
-from engine.kernel.common_c import compat_conditions, sysret_conditions
+from engine.kernel.common_c import sysret_conditions
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.machine.core import GPRS
@@ -30,14 +30,11 @@ from engine.machine.modelled import (
     sysret_faults,
     sysret_rflags,
 )
-from engine.run.sink import CSide
+from engine.run.compat_c import CompatActions
 from engine.run.syscalls import (
     MASK32,
     HandlerResult,
     PtRegs,
-    do_fast_syscall_32,
-    do_int80_emulation,
-    do_int80_syscall_32,
     do_syscall_64,
 )
 from engine.trace import CheckName, Event, EventKind, ExitPath
@@ -124,7 +121,8 @@ def entry_points(features: Features) -> EntryPoints:
 class EntryActions:
     """The models of one run, by address (:attr:`table`): one method per modelled
     instruction or C function of the entry code, as Qiling has one handler per syscall,
-    so the class grows with the kernel's entries and is a little over 250 lines."""
+    so the class grows with the kernel's entries and is a little under 300 lines (the
+    32-bit doors' C sides are engine.run.compat_c's)."""
 
     def __init__(self, run: Run, per_instruction: bool) -> None:
         """*per_instruction*: the run sees every instruction (a recorded run), so the CR3
@@ -133,19 +131,19 @@ class EntryActions:
         self.cr3_restore: tuple[int, int] | None = None
         pts = run.points
         table: dict[int, Callable[[int], None]] = {pts.do_sys: self.do_syscall_64}
-        if pts.do_int80 is not None:
-            table[pts.do_int80] = self.do_int80_syscall_32
-        if pts.sync_regs is not None:
-            table[pts.sync_regs] = self.sync_regs
-        if pts.do_int80_emulation is not None:
-            table[pts.do_int80_emulation] = self.do_int80_emulation
+        c32 = CompatActions(self)  # the 32-bit doors' C sides
+        for at, model in (
+            (pts.do_int80, c32.do_int80_syscall_32),
+            (pts.sync_regs, c32.sync_regs),
+            (pts.do_int80_emulation, c32.do_int80_emulation),
+            (pts.do_fast32, c32.do_fast_syscall_32),
+            (pts.do_sysenter32, c32.do_sysenter_32),
+        ):
+            if at is not None:
+                table[at] = model
         if pts.sysret is not None:
             table[pts.sysret] = self.sysret
         table.update(dict.fromkeys(pts.sysretl, self.sysret))
-        if pts.do_fast32 is not None:
-            table[pts.do_fast32] = self.do_fast_syscall_32
-        if pts.do_sysenter32 is not None:
-            table[pts.do_sysenter32] = self.do_sysenter_32
         if pts.iret is not None:
             table[pts.iret] = self.iret
         if pts.eretu is not None:
@@ -278,111 +276,6 @@ class EntryActions:
             run.m, r.cr3, nr, regs_addr, run.sc.pid, run.pt_at_call, run.kernel.nr_syscalls
         )
         self._after_call(pt, res)
-
-    def do_int80_syscall_32(self, address: int) -> None:
-        """model: v5.8's do_int80_syscall_32(regs), the C side of int $0x80
-        (engine.run.syscalls), then the scenario's [handler.set]."""
-        run = self.run
-        r = run.rec.read_regs()
-        pt = PtRegs(run.m, r.cr3, r.rdi)
-        run.pt_at_call = pt.read()
-        self._after_call(pt, do_int80_syscall_32(run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call))
-
-    def sync_regs(self, address: int) -> None:
-        """model: sync_regs(eregs) (arch/x86/kernel/traps.c): ``regs = (struct pt_regs
-        *)this_cpu_read(cpu_current_top_of_stack) - 1`` (6.12: current_top_of_stack(),
-        pcpu_hot.top_of_stack); the pt_regs error_entry built on the trampoline stack is
-        copied there, and the copy's address returned in RAX."""
-        run = self.run
-        m = run.m
-        r = run.rec.read_regs()
-        top = m.read_u64(r.cr3, r.gs_base + run.kernel.top_of_stack)
-        raw = m.read_virt(r.cr3, r.rdi, PT_REGS_SIZE)
-        if top is None or raw is None:
-            run.stop(N_("sync_regs: pt_regs or the top of the task stack is not readable"))
-        regs = top - PT_REGS_SIZE
-        if regs != r.rdi:
-            if not m.write_virt(r.cr3, regs, raw, supervisor=True):
-                run.stop(N_("sync_regs: the task stack is not mapped"))
-            run.stack_written(regs, top)
-        run.uc.reg_write(X.UC_X86_REG_RAX, regs)
-        run.event(
-            Event(
-                EventKind.HELPER,
-                msg(
-                    "sync_regs: pt_regs copied from the trampoline stack {src:#x} to the task "
-                    "stack {dst:#x} (its top − sizeof(struct pt_regs)); RAX ← {dst:#x}",
-                    src=r.rdi,
-                    dst=regs,
-                ),
-                modelled=True,
-            )
-        )
-
-    def do_int80_emulation(self, address: int) -> None:
-        """model: do_int80_emulation(regs), 6.1's and 6.12's int $0x80 C side
-        (engine.run.syscalls), then the scenario's [handler.set]."""
-        run = self.run
-        r = run.rec.read_regs()
-        pt = PtRegs(run.m, r.cr3, r.rdi)
-        run.pt_at_call = pt.read()
-        res = do_int80_emulation(
-            run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call, run.kernel.ia32_nr_syscalls
-        )
-        self._after_call(pt, res)
-
-    def do_fast_syscall_32(self, address: int) -> None:
-        """model: do_fast_syscall_32(regs), the compat SYSCALL entry's C side
-        (engine.run.syscalls), the scenario's [handler.set], then its SYSRETL conditions
-        (engine.kernel.common_c), each a step of its own, returned in RAX."""
-        self._fast32(address, "do_fast_syscall_32")
-
-    def do_sysenter_32(self, address: int) -> None:
-        """model: do_SYSENTER_32(regs) (arch/x86/entry/common.c): ``regs->sp = regs->bp``
-        ("SYSENTER loses RSP, but the vDSO saved it in RBP"), ``regs->flags |=
-        X86_EFLAGS_IF``, then do_fast_syscall_32 as for a compat SYSCALL."""
-        self._fast32(address, "do_SYSENTER_32")
-
-    def _fast32(self, address: int, function: str) -> None:
-        run = self.run
-        r = run.rec.read_regs()
-        pt = PtRegs(run.m, r.cr3, r.rdi)
-        run.pt_at_call = values = pt.read()
-        first: list[str] = []
-        if function == "do_SYSENTER_32":
-            values = {**values, "sp": values["bp"], "flags": values["flags"] | IF}
-            pt.write("sp", values["sp"])
-            pt.write("flags", values["flags"])
-            first.append(
-                msg(
-                    "regs->sp ← regs->bp {sp:#x} (the user ESP the vDSO left in EBP), "
-                    "regs->flags |= IF",
-                    sp=values["sp"],
-                )
-            )
-        pad = run.landing_pad
-        assert pad is not None  # the run stops at the SYSCALL of a task without vdso32
-        res, ran = do_fast_syscall_32(
-            run.m, r.cr3, r.rdi, run.sc.pid, pad, values, run.kernel.ia32_nr_syscalls
-        )
-        res.lines[:0] = first
-        self._after_call(pt, res)
-        k = run.kernel
-        results = (
-            compat_conditions(k.compat_checks, run.pt_after_call, pad, k.u16_segments)
-            if ran
-            else []
-        )
-        if run.failed_check is None:
-            run.failed_check = next((c.state.name for c in results if not c.passed), None)
-        side = CSide(
-            function,
-            f"{'bool' if k.u16_segments else 'long'} {function}(regs)",
-            run.points.c_calls.get(address),
-            as_long=not k.u16_segments,
-        )
-        sysret = ran and all(c.passed for c in results)
-        run.sink.c_checks(address, results, sysret, side)
 
     def _after_call(self, pt: PtRegs, res: HandlerResult) -> None:
         """What every modelled C entry does after its system call: the [handler.set]

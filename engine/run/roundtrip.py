@@ -48,6 +48,7 @@ from engine.run.launch import enter_user_mode
 from engine.run.memlog import WriteLog
 from engine.run.recorder import StepRecorder
 from engine.run.sink import Recording, StepSink, Sweep
+from engine.run.sysenter import SysenterDoor
 from engine.run.user import UserActions, long_mode_cs
 from engine.scenario.model import Scenario
 from engine.trace import (
@@ -90,8 +91,9 @@ class Phase(Enum):
 class Run:
     """One round trip of *scenario* on *machine*; ``record`` keeps every step.  It is the
     object Unicorn's hooks reach, so the hooks and the phases they move through stay
-    together here (a little under 300 lines); the models live in engine.run.actions,
-    engine.run.user and engine.run.int80."""
+    together here (about 320 lines, a third of them the state __init__ sets up, each
+    attribute commented); the models live in engine.run.actions, engine.run.compat_c,
+    engine.run.user, engine.run.int80 and engine.run.sysenter."""
 
     def __init__(
         self,
@@ -166,18 +168,17 @@ class Run:
         #: (data the program may execute counts too: its instructions as Capstone reads them).
         decoded = scenario.code.executable
         self.io_at = frozenset(a for a, text in decoded if is_io(text))
-        #: a 32-bit task's vDSO (engine.kernel.vdso32), whose landing pad the fast
-        #: 32-bit returns use
-        self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
-        self.landing_pad = self.vdso.symbols["int80_landing_pad"] if self.vdso else None
-        #: The user's SYSENTERs (the vDSO's too): Unicorn runs past them as if they were NOPs.
-        vdso_code = [(x.address, x.text) for x in self.vdso.lines] if self.vdso else []
-        self.sysenter_at = frozenset(
-            a for a, text in (*decoded, *vdso_code) if text.split()[0] == "sysenter"
-        )
+        #: a 32-bit task's vDSO (engine.kernel.vdso32): its landing pad is where the fast
+        #: 32-bit returns go, and its SYSENTER (Intel's) counts with the user's, which
+        #: Unicorn runs past as if they were NOPs
+        vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
+        self.landing_pad = vdso.symbols["int80_landing_pad"] if vdso else None
+        both = (*decoded, *((x.address, x.text) for x in (vdso.lines if vdso else ())))
+        self.sysenter_at = frozenset(a for a, text in both if text.split()[0] == "sysenter")
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
         self.int80_door = Int80Door(self)
+        self.sysenter_door = SysenterDoor(self)
 
     def cpl(self) -> int:
         return self.rec.cpl()
@@ -276,12 +277,8 @@ class Run:
         # As for SYSCALL: RIP is the SYSENTER's address here, past it after emu_stop.  The
         # code hook (UserActions.sysenter) has already stopped the run where the CPU
         # faults or the entry is not modelled.
-        if self.phase is not Phase.USER:
-            return
-        self.sysenter_hit = int(uc.reg_read(X.UC_X86_REG_RIP))
-        self.door = Door.SYSENTER
-        self.checks = initial_states((), self.kernel.compat_checks)
-        uc.emu_stop()
+        if self.phase is Phase.USER:
+            self.sysenter_door.hit(int(uc.reg_read(X.UC_X86_REG_RIP)))
 
     def on_intr(self, uc: Any, intno: int, data: Any) -> None:
         rip = int(uc.reg_read(X.UC_X86_REG_RIP))
@@ -326,7 +323,7 @@ class Run:
         if address in self.io_at:
             self.user_actions.port_io(address)
         if address in self.sysenter_at:
-            self.user_actions.sysenter(address)
+            self.sysenter_door.at_sysenter(address)
 
     def _returned(self) -> NoReturn:
         """The CPU is about to run the first user instruction after the exit: stop here
@@ -386,7 +383,7 @@ class Run:
             return
         if self.sysenter_hit is not None:
             self.phase = Phase.KERNEL
-            self.emu(self.user_actions.sysenter_enter(), count=KERNEL_COUNT)
+            self.emu(self.sysenter_door.sysenter_enter(), count=KERNEL_COUNT)
             return
         if self.syscall_hit is None:
             self.stopped = N_("user code ended without reaching a syscall")

@@ -74,6 +74,18 @@ class CSide:
             return "IRET"
         return "SYSRET" if self.function == "do_syscall_64" else "SYSRETL"
 
+    def returned(self, sysret: bool) -> str:
+        """The event of the function's return: the value and the exit it picks."""
+        if self.function == "do_syscall_64":
+            return msg(
+                "do_syscall_64 returns {ret}: AL = {al} → {exit}",
+                ret=self.word(sysret), al=int(sysret), exit=self.exit_word(sysret),
+            )  # fmt: skip
+        return msg(
+            "{function} returns {ret} in RAX → {exit}",
+            function=self.function, ret=self.word(sysret), exit=self.exit_word(sysret),
+        )  # fmt: skip
+
     def word(self, sysret: bool) -> str:
         if self.as_long:
             return "1" if sysret else "0"
@@ -228,23 +240,8 @@ class Recording:
             for c in results:
                 run.decide(c)
         run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
-        said = (
-            msg(
-                "do_syscall_64 returns {ret}: AL = {al} → {exit}",
-                ret=ret,
-                al=int(sysret),
-                exit="SYSRET" if sysret else "IRET",
-            )
-            if side.function == "do_syscall_64"
-            else msg(
-                "{function} returns {ret} in RAX → {exit}",
-                function=side.function,
-                ret=ret,
-                exit="SYSRETL" if sysret else "IRET",
-            )
-        )
         # the verdict of the C checks, as the value returned
-        run.event(Event(EventKind.CHECK, said, modelled=True))
+        run.event(Event(EventKind.CHECK, side.returned(sysret), modelled=True))
         self.finish()
         self.pending = self.rec.begin(address, 1)
 
