@@ -167,7 +167,10 @@ class Stub:
             if hit is not None:
                 self._move(q)
                 return self._stop(f"watch:{hit:x};")
-        kind = None if single else self.breakpoints.get(self.replay.pc_at(q))
+        # A modelled C step (6.12's SYSRET conditions, do_fast_syscall_32's) leaves the PC
+        # at its stub: the CPU did not arrive there again, so a breakpoint does not fire
+        between = self.replay.trace.steps[q - 1 if forward else q]
+        kind = None if single or between.is_c else self.breakpoints.get(self.replay.pc_at(q))
         if kind is not None or single:
             self._move(q)
             if forward and q == self.last and self._fault_signal() is not None:

@@ -288,3 +288,26 @@ def test_no_packet_crashes_the_stub(prefix: bytes, rest: bytes) -> None:
     stub = Stub(replay_of("exit.toml"))
     reply = stub.handle(prefix + rest)
     assert reply is None or isinstance(reply, bytes)
+
+
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [("compat-sysenter-intel.toml", "do_SYSENTER_32"), ("v6.12-nopti.toml", "do_syscall_64")],
+)
+def test_a_breakpoint_on_a_modelled_c_function_fires_once_each_way(
+    name: str, function: str
+) -> None:
+    """Its C steps (the conditions, the return) leave the PC at the stub: continuing from
+    the breakpoint goes on to the next one, as on a CPU that never came back there."""
+    r = replay_of(name)
+    stub = Stub(r)
+    stub_at = r.trace.symbols[function]
+    assert stub.handle(f"Z0,{stub_at:x},1".encode()) == b"OK"
+    assert stub.handle(b"c") == b"T05swbreak:;thread:1;"
+    first = stub.position
+    assert r.pc_at(first) == stub_at and not r.trace.steps[first - 1].is_c
+    assert stub.handle(b"c") == b"T05replaylog:end;thread:1;"  # not the same address again
+    assert stub.handle(b"bc") == b"T05swbreak:;thread:1;"
+    # backward it stops where the CPU left the stub, before the C steps: once
+    assert r.pc_at(stub.position) == stub_at
+    assert stub.handle(b"bc") == b"T05replaylog:begin;thread:1;"
