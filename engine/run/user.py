@@ -128,13 +128,21 @@ class UserActions:
             run.door = Door.SYSCALL32
             run.checks = initial_states((), run.kernel.compat_checks)
             return
+        # AMD with ia32 on and no entry_SYSCALL_compat in the image: 6.1 built for SRSO,
+        # whose entry_64_compat.S rendition is left out (engine.kernel.image.compat_listed)
+        run.checks = initial_states((), run.kernel.compat_checks)
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
-                N_("SYSCALL in compatibility mode: MSR_CSTAR names no entry this image has"),
+                N_(
+                    "SYSCALL in compatibility mode enters entry_SYSCALL_compat through "
+                    "MSR_CSTAR; on 6.1 with SRSO this machine does not render "
+                    "entry_64_compat.S (its error_entry returns through srso_return_thunk, "
+                    "which is not rendered)"
+                ),
             )
         )
-        run.stop(N_("stopped at SYSCALL in compatibility mode (no entry at MSR_CSTAR)"))
+        run.stop(N_("stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat not rendered)"))
 
     def user_state(self) -> _UserState:
         """What SYSCALL (either kind) or INT n keeps of the user's state, read as it enters."""

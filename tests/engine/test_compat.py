@@ -160,3 +160,20 @@ def test_nothing_the_scenario_maps_may_cover_the_vdso_page(where: str) -> None:
         text += "rsp = 0x7f000\n"
     with pytest.raises(ScenarioError, match="vDSO page at 0xf7fc1000"):
         parse_scenario(text, "t.toml")
+
+
+def test_6_1_with_srso_stops_at_the_compat_syscall_saying_why() -> None:
+    """6.1 on EPYC-Rome leaves entry_64_compat.S out of the image: the run stops at the
+    SYSCALL, naming the entry it would take, rather than claiming CSTAR is empty."""
+    t = run("amd", "v6.1", extra="")
+    assert t.door is Door.SYSCALL32  # the default CPU model renders it
+    text = (
+        'name = "t"\n[machine]\nkernel = "v6.1"\ncpu = "amd"\ncpu_model = "epyc-rome"\n'
+        '[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "mov $20, %eax; call __kernel_vsyscall"\n'
+    )
+    t = run_scenario(parse_scenario(text, "t.toml"))
+    assert t.exit is None and t.fault is None
+    assert (
+        t.stopped == "stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat not rendered)"
+    )
+    assert [c.name for c in t.checks] == list(spec("v6.1").compat_checks)
