@@ -403,6 +403,8 @@ class Trace:
             return "do_fast_syscall_32"
         if self.door is not Door.INT80:
             return "do_syscall_64"
+        if self.fred:
+            return "fred_int80_emulation"
         return "do_int80_syscall_32" if self.kernel == "v5.8.13" else "do_int80_emulation"
 
     @property

@@ -364,6 +364,7 @@ def cr3_as_stored(value: int, pcide: bool) -> int:
 
 #: arch/x86/include/asm/trapnr.h, arch/x86/entry/entry_fred.c
 EVENT_TYPE_OTHER = 7
+EVENT_TYPE_SWINT = 4  # INT n (asm/fred.h)
 FRED_SYSCALL = 1
 #: asm/fred.h: FRED_STACK_FRAME_RSP_MASK
 FRED_STACK_FRAME_RSP_MASK = ~0x3F & (2**64 - 1)
@@ -405,6 +406,42 @@ class FredDelivery:
     ss: int
 
 
+def fred_swint_delivery(
+    vector: int, next_rip: int, rflags: int, user_rsp: int, user_cs: int, user_ss: int,
+    fred_config: int, fred_rsp0: int, star: int, lm: bool, insnlen: int = 2,
+) -> FredDelivery:  # fmt: skip
+    """INT n at CPL 3 with CR4.FRED = 1: a FRED event of type software interrupt (4),
+    vector n, with no IDT and so no gate DPL check (Linux's fred_intx() sends a vector it
+    does not serve to #GP itself).  Delivered as a SYSCALL is (:func:`fred_syscall_delivery`):
+    the 64-byte frame on IA32_FRED_RSP0 & ~3FH, error code and event data 0, the return
+    RIP after the instruction, its length and the swevent bit in the SS word, and *lm*:
+    whether the event came from 64-bit code (not from compatibility mode)."""
+    return _fred_ring3_delivery(
+        next_rip, rflags, user_rsp, user_cs,
+        fred_ss_word(user_ss, vector, EVENT_TYPE_SWINT, insnlen, swevent=True, lm=lm),
+        fred_config, fred_rsp0, star,
+    )  # fmt: skip
+
+
+def _fred_ring3_delivery(
+    next_rip: int, rflags: int, user_rsp: int, user_cs: int, ss_word: int,
+    fred_config: int, fred_rsp0: int, star: int,
+) -> FredDelivery:  # fmt: skip
+    """A FRED event at ring 3 with no error code or event data: the stack, the frame
+    and what is loaded (the steps :func:`fred_syscall_delivery` lists)."""
+    top = fred_rsp0 & FRED_STACK_FRAME_RSP_MASK
+    cs = (star >> 32) & 0xFFFC
+    frame = (0, next_rip, fred_cs_word(user_cs), rflags, user_rsp, ss_word, 0, 0)
+    return FredDelivery(
+        rsp=top - FRED_FRAME_SIZE,
+        frame=frame,
+        rip=fred_config & ~0xFFF,
+        rflags=FRED_DELIVERY_RFLAGS,
+        cs=cs,
+        ss=cs + 8,
+    )
+
+
 def fred_syscall_delivery(
     next_rip: int, rflags: int, user_rsp: int, user_cs: int, user_ss: int,
     fred_config: int, fred_rsp0: int, star: int, insnlen: int = 2,
@@ -417,26 +454,12 @@ def fred_syscall_delivery(
     ring-3 entry, entry_64_fred.S); CS ← IA32_STAR[47:32] & FFFCH, SS ← that + 8.
     RCX and R11 are not written: the return state is in the frame.
     """
-    top = fred_rsp0 & FRED_STACK_FRAME_RSP_MASK
-    cs = (star >> 32) & 0xFFFC
-    frame = (
-        0,  # error code: none for SYSCALL
-        next_rip,
-        fred_cs_word(user_cs),
-        rflags,
-        user_rsp,
+    # error code and event data: none for SYSCALL
+    return _fred_ring3_delivery(
+        next_rip, rflags, user_rsp, user_cs,
         fred_ss_word(user_ss, FRED_SYSCALL, EVENT_TYPE_OTHER, insnlen, swevent=True),
-        0,  # event data: none for SYSCALL
-        0,
-    )
-    return FredDelivery(
-        rsp=top - FRED_FRAME_SIZE,
-        frame=frame,
-        rip=fred_config & ~0xFFF,
-        rflags=FRED_DELIVERY_RFLAGS,
-        cs=cs,
-        ss=cs + 8,
-    )
+        fred_config, fred_rsp0, star,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,6 +643,7 @@ def software_interrupt_delivery(
 
 __all__ = [
     "EVENT_TYPE_OTHER",
+    "EVENT_TYPE_SWINT",
     "FRED_FRAME_FIELDS",
     "FRED_FRAME_SIZE",
     "FRED_SYSCALL",
@@ -637,6 +661,7 @@ __all__ = [
     "far_jump_fault",
     "fred_cs_word",
     "fred_ss_word",
+    "fred_swint_delivery",
     "fred_syscall_delivery",
     "io_faults",
     "iret_fault",

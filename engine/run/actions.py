@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import ENOSYS, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
+from engine.constants import ENOSYS, MASK64, SYSRET_RFLAGS_KEEP, VEC_GP, ZF
 from engine.i18n import N_, joined, msg
 from engine.kernel.common_c import sysret_conditions
 from engine.kernel.image import build_image
@@ -24,6 +24,7 @@ from engine.kernel.macros import Features
 from engine.machine.core import GPRS
 from engine.machine.modelled import (
     EVENT_TYPE_OTHER,
+    EVENT_TYPE_SWINT,
     FRED_SYSCALL,
     cr3_as_stored,
     iret_faults,
@@ -31,10 +32,12 @@ from engine.machine.modelled import (
     sysret_rflags,
 )
 from engine.run.compat_c import CompatActions
+from engine.run.int80 import VEC_INT80
 from engine.run.syscalls import (
     MASK32,
     HandlerResult,
     PtRegs,
+    do_int80_emulation,
     do_syscall_64,
 )
 from engine.trace import CheckName, Event, EventKind, ExitPath
@@ -116,6 +119,14 @@ def entry_points(features: Features) -> EntryPoints:
         do_fast32=sym.get("do_fast_syscall_32"),
         do_sysenter32=sym.get("do_SYSENTER_32"),
     )
+
+
+#: fred_intx() (entry_fred.c) with ia32_emulation=off: vector 0x80 falls through.
+FRED_INT80_OFF = N_(
+    "fred_intx: with ia32_emulation=off vector 0x80 falls through to the default case: "
+    "regs->ip back over the int, RF set, swevent cleared, exc_general_protection(regs, "
+    "0x402), the #GP IDT delivery would have raised (the task gets SIGSEGV)"
+)
 
 
 class EntryActions:
@@ -218,6 +229,12 @@ class EntryActions:
         ss_word = pt.read()["ss"]
         event_type, vector = (ss_word >> 48) & 0xF, (ss_word >> 32) & 0xFF
         long_mode = bool(ss_word >> 57 & 1)
+        if (event_type, vector) == (EVENT_TYPE_SWINT, VEC_INT80):
+            if run.sc.machine.ia32_emulation:
+                self.fred_int80_emulation(pt)
+                return
+            run.event(Event(EventKind.HELPER, FRED_INT80_OFF, modelled=True))
+            run.stop(N_("stopped in fred_intx: int $0x80 with ia32_emulation=off is a #GP"))
         if (event_type, vector, long_mode) != (EVENT_TYPE_OTHER, FRED_SYSCALL, True):
             run.event(
                 Event(
@@ -261,6 +278,30 @@ class EntryActions:
                 modelled=True,
             )
         )
+
+    def fred_int80_emulation(self, pt: PtRegs) -> None:
+        """model: fred_entry_from_user for a software interrupt (type 4): orig_ax ← -1,
+        then fred_intx() → fred_int80_emulation(regs) (arch/x86/entry/common.c, 6.12),
+        which, as do_int80_emulation does, takes orig_ax ← ax & 0xffffffff, ax ← -ENOSYS and
+        the i386 dispatch; its exit is FRED's ERETU, with no SYSRET decision."""
+        run = self.run
+        pt.write("orig_ax", MASK64)
+        run.event(
+            Event(
+                EventKind.HANDLER,
+                N_(
+                    "fred_entry_from_user → fred_intx (type 4 software interrupt, vector "
+                    "0x80) → fred_int80_emulation(regs): orig_ax ← -1 first"
+                ),
+                modelled=True,
+            )
+        )
+        run.pt_at_call = pt.read()
+        res = do_int80_emulation(
+            run.m, pt.cr3, pt.base, run.sc.pid, run.pt_at_call, run.kernel.ia32_nr_syscalls,
+            fred=True,
+        )  # fmt: skip
+        self._after_call(pt, res)
 
     def system_call(self) -> None:
         """model: do_syscall_64 (engine.run.syscalls), then the scenario's [handler.set]."""

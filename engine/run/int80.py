@@ -12,10 +12,16 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import TSS_sp0
+from engine.constants import MSR_IA32_FRED_CONFIG, MSR_IA32_FRED_RSP0, MSR_STAR, TSS_sp0
 from engine.i18n import N_, msg
 from engine.machine.idt import int80_handler
-from engine.machine.modelled import InterruptFault, software_interrupt_delivery
+from engine.machine.modelled import (
+    InterruptFault,
+    fred_swint_delivery,
+    software_interrupt_delivery,
+)
+from engine.run.recorder import FRED_INT80_CALL
+from engine.run.user import long_mode_cs
 from engine.trace import Door, Event, EventKind
 
 if TYPE_CHECKING:
@@ -44,9 +50,10 @@ class Int80Door:
         entry is not rendered, the run stops here, saying so; else the Run delivers it
         (:meth:`int80_delivery`) once Unicorn has stopped."""
         run = self.run
-        # under FRED the int is a FRED event: fred_intx() calls fred_int80_emulation()
-        name = "fred_int80_emulation" if run.fred else int80_handler(run.kernel.name)
-        if name not in run.img.symbols and run.sc.machine.ia32_emulation:
+        # under FRED the int is a FRED event into asm_fred_entrypoint_user, whose C side
+        # (fred_entry_from_user → fred_intx → fred_int80_emulation) is modelled
+        name = int80_handler(run.kernel.name)
+        if not run.fred and name not in run.img.symbols and run.sc.machine.ia32_emulation:
             run.rewind_rip = next_rip
             run.event(
                 Event(
@@ -61,8 +68,51 @@ class Int80Door:
             )
             run.stop(msg("stopped at int $0x80 ({name} is not modelled yet)", name=name))
         run.door = Door.INT80
+        if run.fred:
+            run.rec.fred_call = FRED_INT80_CALL
         # No SYSRET decision on this path: the entry always leaves through IRET.
         run.checks = []
+
+    def fred_int80_delivery(self) -> int:
+        """model: INT $0x80 with CR4.FRED = 1, a FRED event of type software interrupt,
+        vector 0x80 (engine.machine.modelled.fred_swint_delivery): no IDT, the frame on
+        FRED_RSP0, RIP ← the ring-3 entry; returns that RIP."""
+        run = self.run
+        m, uc = run.m, run.uc
+        assert run.int80_hit is not None
+        saved = run.user_actions.user_state()
+        before = saved.regs
+        d = fred_swint_delivery(
+            VEC_INT80, run.int80_hit, before.rflags, before.rsp, before.cs, before.ss,
+            m.fred_msrs[MSR_IA32_FRED_CONFIG], m.fred_msrs[MSR_IA32_FRED_RSP0],
+            m.read_msr(MSR_STAR), long_mode_cs(before.cs),
+        )  # fmt: skip
+        frame = b"".join(v.to_bytes(8, "little") for v in d.frame)
+        if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
+            run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
+        run.stack_written(d.rsp, d.rsp + len(frame))
+        # FRED event delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst)
+        run.user_actions.to_ring0(saved, saved.kernel_gs, saved.gs)
+        uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
+        uc.reg_write(X.UC_X86_REG_RIP, d.rip)
+        run.event(
+            Event(
+                EventKind.INTERRUPT,
+                msg(
+                    "int $0x80 as a FRED event (type 4 software interrupt, vector 0x80; no "
+                    "IDT): CPL 3 → 0, RSP ← FRED_RSP0 & ~0x3f − 64 = {rsp:#x}, 64-byte "
+                    "frame pushed, GS base ⇄ KERNEL_GS_BASE, RFLAGS ← {rflags:#x}, RIP ← "
+                    "FRED_CONFIG & ~0xfff {rip:#x}",
+                    rsp=d.rsp,
+                    rflags=d.rflags,
+                    rip=d.rip,
+                ),
+                modelled=True,
+            )
+        )
+        run.sink.finish()
+        return d.rip
 
     def int80_delivery(self) -> int:
         """model: INT $0x80 through the emulated IDT (engine.machine.modelled, Intel SDM

@@ -62,6 +62,8 @@ STACK_NAMES: dict[StackName, str] = {
 #: The words each exit builds on the entry stack, from its top down.
 #: How the C side reads in the source panel under FRED (entry_fred.c, 6.12).
 FRED_C_CALL = "fred_entry_from_user(regs) → fred_other(regs) → do_syscall_64(regs, nr)"
+#: ... and after int $0x80, a software-interrupt event (entry_fred.c, common.c)
+FRED_INT80_CALL = "fred_entry_from_user(regs) → fred_intx(regs) → fred_int80_emulation(regs)"
 
 #: The FRED frame's names for pt_regs' CS and SS words (asm/ptrace.h's union members),
 #: and struct fred_info's two words above pt_regs (asm/fred.h).
@@ -212,6 +214,8 @@ class StepRecorder:
         self._changed: dict[tuple[str, ...], tuple[str, ...]] = {}
         #: A user instruction's bytes as read -> (bytes, text, source) (see :meth:`begin`).
         self._user_insns: dict[tuple[int, bytes, int], tuple[bytes, str, str]] = {}
+        #: the C call fred_entry_from_user makes for this run's event (int $0x80 sets its own)
+        self.fred_call = FRED_C_CALL
         #: a 32-bit task's vDSO, whose instructions are shown with their source
         self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
 
@@ -318,7 +322,7 @@ class StepRecorder:
         """A modelled C function's stub is shown inside the source line that calls it: that
         line, and the call as C (None: *address* is not a stub)."""
         if address == self.do_sys:
-            call = FRED_C_CALL if self.img.features.fred else self.img.kernel.c_call
+            call = self.fred_call if self.img.features.fred else self.img.kernel.c_call
             return self.call_line, f"{call}   /* C code: modelled */"
         if address in self.c_calls:
             name = self.img.label_at(address)

@@ -379,19 +379,23 @@ class Run:
             return
         if self.int80_hit is not None:
             self.phase = Phase.KERNEL
-            self.emu(self.int80_door.int80_delivery(), count=KERNEL_COUNT)
-            return
-        if self.sysenter_hit is not None:
+            door = self.int80_door
+            start = door.fred_int80_delivery() if self.fred else door.int80_delivery()
+            self.emu(start, count=KERNEL_COUNT)
+        elif self.sysenter_hit is not None:
             self.phase = Phase.KERNEL
             self.emu(self.sysenter_door.sysenter_enter(), count=KERNEL_COUNT)
             return
-        if self.syscall_hit is None:
+        elif self.syscall_hit is None:
             self.stopped = N_("user code ended without reaching a syscall")
             return
-        self.phase = Phase.KERNEL
-        self.user_actions.syscall()
-        start = self.uc.reg_read(X.UC_X86_REG_RIP) if self.door is Door.SYSCALL32 else None
-        self.emu(self.points.entry if start is None else int(start), count=KERNEL_COUNT)
+        else:
+            self.phase = Phase.KERNEL
+            self.user_actions.syscall()
+            # a compat SYSCALL entered at CSTAR, which the transition put in RIP
+            compat = self.door is Door.SYSCALL32
+            entry = int(self.uc.reg_read(X.UC_X86_REG_RIP)) if compat else self.points.entry
+            self.emu(entry, count=KERNEL_COUNT)
         if self.eretu_at is not None and self.fault is None and not self.stopped:
             # the ERETU model, then the CPU fetches the instruction it returned to
             rip = self.user_actions.eretu(self.eretu_at)

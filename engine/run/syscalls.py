@@ -336,9 +336,11 @@ def do_int80_emulation(
     pid: int,
     regs: dict[str, int] | None = None,
     ia32_nr_syscalls: int = IA32_NR_SYSCALLS_V58,
+    fred: bool = False,
 ) -> HandlerResult:
-    """do_int80_emulation(regs) of 6.1.192 and 6.12 (arch/x86/entry/common.c): from user
-    mode, ``regs->orig_ax = regs->ax & GENMASK(31, 0); regs->ax = -ENOSYS;`` (the IDT entry
+    """do_int80_emulation(regs) of 6.1.192 and 6.12 (arch/x86/entry/common.c; *fred*: 6.12's
+    fred_int80_emulation, the same steps after a FRED event): from user mode,
+    ``regs->orig_ax = regs->ax & GENMASK(31, 0); regs->ax = -ENOSYS;`` (the IDT entry
     pushed -1 as orig_ax, and PUSH_REGS left the number in ax), ``nr =
     syscall_32_enter(regs)``, an int; in do_syscall_32_irqs_on() ``unsigned int unr = nr;
     if (likely(unr < IA32_NR_syscalls))`` ``regs->ax = ia32_sys_call(regs, unr)`` (a switch
@@ -354,14 +356,16 @@ def do_int80_emulation(
     pt.write("ax", _err(ENOSYS))
     values = {**values, "orig_ax": nr, "ax": _err(ENOSYS)}
     res = do_int80_syscall_32(m, cr3, regs_addr, pid, values, ia32_nr_syscalls)
-    res.lines.insert(
-        0,
-        msg(
+    said = (
+        msg("orig_ax ← ax & 0xffffffff = {nr:#x}, ax ← -ENOSYS (fred_int80_emulation)", nr=nr)
+        if fred
+        else msg(
             "orig_ax ← ax & 0xffffffff = {nr:#x}, ax ← -ENOSYS (the IDT entry pushed -1 as "
             "orig_ax)",
             nr=nr,
-        ),
+        )
     )
+    res.lines.insert(0, said)
     return res
 
 

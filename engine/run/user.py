@@ -303,13 +303,17 @@ def _check_eretu(run: Run, back: EretuReturn, address: int) -> None:
                 failed=failed,
             ),
         )
-    if (back.cs, back.ss) != (USER_CS, USER_DS):
+    # the CPL-3 context ERETU's model starts from is the one the run entered user mode
+    # with: a 32-bit task's (CS __USER32_CS) for a return to compatibility mode
+    started = run.initial.cs if run.initial is not None else USER_CS
+    if (back.cs, back.ss) not in ((USER_CS, USER_DS), (started, USER_DS)):
         run.event(
             Event(
                 EventKind.UNSUPPORTED,
                 msg(
                     "ERETU to CS {cs:#x} / SS {ss:#x}: only a return to __USER_CS / "
-                    "__USER_DS ({ucs:#x} / {uss:#x}) is modelled",
+                    "__USER_DS ({ucs:#x} / {uss:#x}), or to the 32-bit task's own "
+                    "__USER32_CS, is modelled",
                     cs=back.cs,
                     ss=back.ss,
                     ucs=USER_CS,

@@ -33,7 +33,7 @@ def failed_check_words(trace: Trace) -> str:
     when the run never reached them (a fault, the step cap)."""
     if trace.failed_check:
         return trace.failed_check
-    if trace.door is Door.INT80 and not trace.checks and trace.fault is None:
+    if trace.door is Door.INT80 and not trace.fred and not trace.checks and trace.fault is None:
         return _("none: int $0x80 always returns through IRET")
     if trace.door is Door.SYSCALL32 and not trace.checks and trace.fault is None:
         return _("none: entry_SYSCALL32_ignore returns with SYSRETL at once")

@@ -221,3 +221,23 @@ def test_eretu_checks_the_return_rflags_before_loading_anything(flags: int, faul
 def test_eretu_checks_the_cs_and_ss_words(cs: int, ss: int, failed: str | None) -> None:
     frame = (0, 0x401007, cs, 0x246, 0x7FFC0000F000, ss)
     assert eretu_state_fault(eretu_return(frame)) == failed
+
+
+@pytest.mark.parametrize(("mode", "cs", "lm"), [("64", USER_CS, 1), ("compat", 0x23, 0)])
+def test_int80_under_fred_is_a_software_interrupt_event_into_fred_int80_emulation(
+    mode: str, cs: int, lm: int
+) -> None:
+    """No IDT: type 4, vector 0x80 in the frame's SS word (lm clear from compatibility
+    mode), fred_int80_emulation's i386 getpid, ERETU back to the caller's CS."""
+    t = run_scenario(
+        parse_scenario(
+            'name = "t"\n[machine]\nkernel = "v6.12"\nfred = true\n'
+            f'[user]\nmode = "{mode}"\nrsp = 0x7f000\ncode = "mov $20, %eax; int $0x80"\n'
+        )
+    )
+    assert t.exit is ExitPath.ERETU and t.c_entry == "fred_int80_emulation"
+    ss = next(s for s in t.steps if s.cpl == 0).stack[2].value  # fred_ss, below edata, resv
+    assert (ss >> 48 & 0xF, ss >> 32 & 0xFF, ss >> 57 & 1, ss >> 17 & 1) == (4, 0x80, lm, 1)
+    assert t.pt_regs_after_call["orig_ax"] == 20 and t.pt_regs_after_call["ax"] == 1234
+    assert t.final is not None and (t.final.cs, t.final.rax) == (cs, 1234)
+    assert not any(e.kind is EventKind.SWAPGS for e in t.events)

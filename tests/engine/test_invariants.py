@@ -148,13 +148,16 @@ def assert_fred_round_trip(trace: Trace, sc: Scenario) -> None:
     assert list(frame) == ["resv", "edata", "fred_ss", "sp", "flags", "fred_cs", "ip", "orig_ax"]
     assert frame["ip"] == delivery.rip + 2
     assert frame["sp"] == user.rsp and frame["flags"] == user.rflags
-    assert frame["fred_cs"] == USER_CS and frame["orig_ax"] == 0 and frame["edata"] == 0
+    assert frame["fred_cs"] == user.cs and frame["orig_ax"] == 0 and frame["edata"] == 0
     ss = frame["fred_ss"]
     assert ss & 0xFFFF == USER_DS
+    # (type, vector, lm, insnlen, swevent): SYSCALL is type 7 ("other") vector 1; int $0x80
+    # type 4 (software interrupt) vector 0x80, lm clear from compatibility mode
+    event = (7, 1) if trace.door is Door.SYSCALL else (4, 0x80)
+    lm = 0 if user.cs == USER32_CS else 1
     assert (ss >> 48 & 0xF, ss >> 32 & 0xFF, ss >> 57 & 1, ss >> 60, ss >> 17 & 1) == (
-        7,
-        1,
-        1,
+        *event,
+        lm,
         2,
         1,
     )
@@ -260,7 +263,7 @@ def test_shipped_scenario_steps_hold_the_machine_state(name: str) -> None:
     assert_pt_regs_follow_the_handler(trace)
     if sc.machine.fred:
         assert_fred_round_trip(trace, sc)
-    if trace.door is Door.INT80 and any(s.cpl == 0 for s in trace.steps):
+    elif trace.door is Door.INT80 and any(s.cpl == 0 for s in trace.steps):
         assert_int80_round_trip(trace)
     if trace.door.fast32 and trace.checks and any(s.cpl == 0 for s in trace.steps):
         assert_fast32_round_trip(trace)

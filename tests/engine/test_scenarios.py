@@ -210,7 +210,7 @@ def test_any_rsp_value_is_allowed_and_returned() -> None:
 def test_int80_on_a_kernel_without_its_rendition_stops_saying_so() -> None:
     # 6.1's asm_int80_emulation is not rendered on a CPU with SRSO (its error_entry
     # returns through srso_return_thunk): the run stops at the int with a note, and no
-    # exception is reported; under FRED the int is a FRED event, not modelled either.
+    # exception is reported.
     for machine in ('kernel = "v6.1"\ncpu = "amd"\ncpu_model = "epyc-rome"',):
         t = run_scenario(
             parse_scenario(f'name = "x"\n[machine]\n{machine}\n[user]\ncode = "int $0x80"')
@@ -224,12 +224,14 @@ def test_int80_on_a_kernel_without_its_rendition_stops_saying_so() -> None:
             for e in s.events
         )
 
+    # under FRED the int is a FRED event into the ring-3 entry, and fred_int80_emulation
+    # is modelled: it returns with ERETU
     fred = run_scenario(
         parse_scenario(
             'name = "x"\n[machine]\nkernel = "v6.12"\nfred = true\n[user]\ncode = "int $0x80"'
         )
     )
-    assert fred.stopped == "stopped at int $0x80 (fred_int80_emulation is not modelled yet)"
+    assert fred.exit == "eretu" and fred.c_entry == "fred_int80_emulation"
 
 
 def test_trace_table_aligns_the_check_values_under_long_check_names() -> None:
