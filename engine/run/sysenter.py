@@ -22,6 +22,7 @@ from engine.constants import (
 )
 from engine.i18n import N_, msg
 from engine.machine.modelled import sysenter_faults, sysenter_gp, sysenter_transition
+from engine.run.user import FAST32_UNDER_FRED
 from engine.trace import Door, Event, EventKind
 
 if TYPE_CHECKING:
@@ -52,12 +53,13 @@ class SysenterDoor:
         run.uc.emu_stop()
 
     def at_sysenter(self, address: int) -> None:
-        """SYSENTER in 64-bit mode: #UD on AMD (modelled); on Intel the other entry point.
-
-        Unicorn 2.1 treats SYSENTER as a hook call and goes on with the next bytes, which
-        neither vendor does, so the run stops here either way.
-        """
+        """The code hook's part, before the SYSENTER runs: #UD on AMD (modelled), #GP(0)
+        with a null IA32_SYSENTER_CS, a stop under FRED or in a 64-bit task (no 32-bit
+        vDSO to return to); otherwise nothing, and the SYSENTER hook takes it (:meth:`hit`)."""
         run = self.run
+        if run.fred:
+            run.event(Event(EventKind.UNSUPPORTED, FAST32_UNDER_FRED))
+            run.stop(N_("stopped at a 32-bit SYSCALL or SYSENTER under FRED (not modelled)"))
         if sysenter_faults(run.sc.machine.cpu):
             run.model_fault(
                 VEC_UD,

@@ -52,6 +52,14 @@ NO_VDSO32 = N_(
     'a 32-bit task ([user] mode = "compat") has the 32-bit vDSO'
 )
 
+#: Under FRED, SYSCALL from compatibility mode and SYSENTER are FRED events too.
+FAST32_UNDER_FRED = N_(
+    "Under FRED a SYSCALL from compatibility mode or a SYSENTER is a FRED event (type 7, "
+    "vector 1 or 2, the lm bit telling the mode) into asm_fred_entrypoint_user, whose "
+    "fred_other() runs do_fast_syscall_32 for a 32-bit SYSENTER and raises #UD for the "
+    "others (entry_fred.c); that delivery is not modelled"
+)
+
 #: Bytes of a ``syscall`` instruction (0f 05).
 SYSCALL_SIZE = 2
 
@@ -101,6 +109,9 @@ class UserActions:
         """
         run = self.run
         run.rewind_rip = address
+        if run.fred:
+            run.event(Event(EventKind.UNSUPPORTED, FAST32_UNDER_FRED))
+            run.stop(N_("stopped at a 32-bit SYSCALL or SYSENTER under FRED (not modelled)"))
         if syscall_compat_faults(run.sc.machine.cpu):
             run.model_fault(
                 VEC_UD,

@@ -241,3 +241,17 @@ def test_int80_under_fred_is_a_software_interrupt_event_into_fred_int80_emulatio
     assert t.pt_regs_after_call["orig_ax"] == 20 and t.pt_regs_after_call["ax"] == 1234
     assert t.final is not None and (t.final.cs, t.final.rax) == (cs, 1234)
     assert not any(e.kind is EventKind.SWAPGS for e in t.events)
+
+
+@pytest.mark.parametrize("code", ["syscall", "mov %esp, %ebp; sysenter"])
+def test_a_32_bit_fast_call_under_fred_stops_saying_what_fred_other_would_do(code: str) -> None:
+    t = run_scenario(
+        parse_scenario(
+            'name = "t"\n[machine]\nkernel = "v6.12"\nfred = true\n'
+            f'[user]\nmode = "compat"\nrsp = 0x7f000\ncode = "{code}"\n'
+        )
+    )
+    assert t.fault is None and t.exit is None and t.final_cpl == 3
+    assert t.stopped == "stopped at a 32-bit SYSCALL or SYSENTER under FRED (not modelled)"
+    said = [e.text for e in t.events if e.kind is EventKind.UNSUPPORTED]
+    assert said and "fred_other()" in said[0]
