@@ -374,12 +374,26 @@ def summary_lines(c: Comparison) -> list[str]:
     if c.paths_part is None:
         out.append(N_("the paths do not part: every step corresponds"))
     if c.pt_regs_after_call:
-        out.append(
-            msg(
+        a, b = c.left.c_entry, c.right.c_entry
+        if a == b == "do_syscall_64":
+            said = msg(
                 "pt_regs after do_syscall_64: {values}",
                 values=literal(_values(c.pt_regs_after_call)),
             )
-        )
+        elif a == b:  # the C side of another door, the same in both
+            said = msg(
+                "pt_regs after {function}: {values}",
+                function=literal(a),
+                values=literal(_values(c.pt_regs_after_call)),
+            )
+        else:  # each run's own C side (int $0x80, the 32-bit fast doors)
+            said = msg(
+                "pt_regs after the C side (A {left}, B {right}): {values}",
+                left=literal(a),
+                right=literal(b),
+                values=literal(_values(c.pt_regs_after_call)),
+            )
+        out.append(said)
     oa, ob = Outcome.of(c.left), Outcome.of(c.right)
     mark = "≠" if c.outcome_differs else "="
     out.append(

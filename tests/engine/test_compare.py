@@ -195,6 +195,18 @@ def test_json_and_summary_say_where_the_runs_part() -> None:
     assert "exit: A sysret" in text and "B iret (rcx_eq_rip failed)" in text
 
 
+@pytest.mark.parametrize(("a", "b", "said"), [
+    ("getpid.toml", "check-rcx-eq-rip.toml", "pt_regs after do_syscall_64: "),
+    ("getpid.toml", "int80-getpid.toml",
+     "pt_regs after the C side (A do_syscall_64, B do_int80_syscall_32): "),
+    ("compat-syscall-amd.toml", "compat-syscall-ptrace-ip-iret.toml",
+     "pt_regs after do_fast_syscall_32: "),
+])  # fmt: skip
+def test_the_summary_names_each_run_s_own_c_side(a: str, b: str, said: str) -> None:
+    lines = summary_lines(compare_traces(trace_of(a), trace_of(b)))
+    assert any(line.startswith(said) for line in lines), lines
+
+
 def test_summary_of_identical_runs_says_so() -> None:
     t = trace_of("getpid.toml")
     assert any("identical" in line for line in summary_lines(compare_traces(t, t)))
