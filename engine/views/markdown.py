@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from engine.checks import describe, facts
 from engine.constants import flag_names
 from engine.errors import escape
-from engine.i18n import LANGUAGES, N_, get_language, pgettext, set_language, tr
+from engine.i18n import LANGUAGES, N_, get_language, msg, pgettext, set_language, tr
 from engine.kernel.variants import spec
-from engine.trace import SLOT_RETURN_ADDRESS, Door, Regs, StackSlot, Step, Trace
+from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 from engine.views.header import line_of, paragraph
 
 #: The languages the listing is written in: those the UI offers.
@@ -64,6 +64,7 @@ W_RUN_ENDED = N_("run ended")
 W_C_MODELLED = N_("C, modelled")
 W_PT_REGS_AROUND_DO_SYSCALL_64 = N_("pt_regs around do_syscall_64")
 W_PT_REGS_AROUND_DO_INT80 = N_("pt_regs around do_int80_syscall_32")
+W_PT_REGS_AROUND = N_("pt_regs around {function}")
 W_MACHINE = N_("Machine")
 W_VERDICT = N_("Verdict")
 W_SYSRET_CHECKS = N_("SYSRET checks")
@@ -488,10 +489,12 @@ def _event_text(text: str, modelled: bool) -> str:
 def _pt_regs(trace: Trace) -> Iterator[str]:
     if not trace.pt_regs_at_call:
         return
-    around = (
-        W_PT_REGS_AROUND_DO_INT80 if trace.door is Door.INT80 else W_PT_REGS_AROUND_DO_SYSCALL_64
-    )
-    yield f"## {esc(_(around))}"
+    entry = trace.c_entry  # the run's own C side
+    around = {
+        "do_syscall_64": _(W_PT_REGS_AROUND_DO_SYSCALL_64),
+        "do_int80_syscall_32": _(W_PT_REGS_AROUND_DO_INT80),
+    }.get(entry) or tr(msg(W_PT_REGS_AROUND, function=entry))
+    yield f"## {esc(around)}"
     yield ""
     rows = []
     for name, value in trace.pt_regs_at_call.items():

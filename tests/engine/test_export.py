@@ -197,3 +197,17 @@ def test_lang_ja(capsys: pytest.CaptureFixture[str]) -> None:
             trace_markdown(trace_of("getpid.toml"), "ja")
     # the language is put back: English again by default
     assert trace_markdown(trace_of("getpid.toml")).startswith("# getpid")
+
+
+@pytest.mark.parametrize(("name", "entry"), [
+    ("getpid.toml", "do_syscall_64"),
+    ("int80-getpid.toml", "do_int80_syscall_32"),
+    ("v6.12-int80-getpid.toml", "do_int80_emulation"),
+    ("compat-syscall-amd.toml", "do_fast_syscall_32"),
+    ("v6.12-compat-sysenter-intel.toml", "do_SYSENTER_32"),
+    ("fred-int80-getpid.toml", "fred_int80_emulation"),
+])  # fmt: skip
+def test_the_pt_regs_table_is_named_after_the_run_s_own_c_side(name: str, entry: str) -> None:
+    doc = trace_markdown(trace_of(name))
+    assert f"## pt_regs around {entry}\n" in doc
+    assert doc.count("## pt_regs around") == 1
