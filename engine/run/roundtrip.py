@@ -40,7 +40,7 @@ from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.kernel.vdso32 import vdso32
 from engine.machine.core import Machine
-from engine.machine.faults import fault_from_ucerror, from_interrupt, is_io
+from engine.machine.faults import fault_from_ucerror, from_interrupt
 from engine.machine.modelled import error_code
 from engine.run.actions import EntryActions, entry_points
 from engine.run.int80 import VEC_INT80, Int80Door
@@ -91,8 +91,8 @@ class Phase(Enum):
 class Run:
     """One round trip of *scenario* on *machine*; ``record`` keeps every step.  It is the
     object Unicorn's hooks reach, so the hooks and the phases they move through stay
-    together here (about 320 lines, a third of them the state __init__ sets up, each
-    attribute commented); the models live in engine.run.actions, engine.run.compat_c,
+    together here (a little under 300 lines, a third of them the state __init__ sets up,
+    each attribute commented); the models live in engine.run.actions, engine.run.compat_c,
     engine.run.user, engine.run.int80 and engine.run.sysenter."""
 
     def __init__(
@@ -164,17 +164,10 @@ class Run:
         #: completed and before anything reads the machine (SYSRET's RFLAGS).
         self.after_step: Callable[[], None] | None = None
         assert scenario.code is not None
-        #: The user's IN/OUT instructions, checked by the I/O-permission model
-        #: (data the program may execute counts too: its instructions as Capstone reads them).
-        decoded = scenario.code.executable
-        self.io_at = frozenset(a for a, text in decoded if is_io(text))
         #: a 32-bit task's vDSO (engine.kernel.vdso32): its landing pad is where the fast
-        #: 32-bit returns go, and its SYSENTER (Intel's) counts with the user's, which
-        #: Unicorn runs past as if they were NOPs
-        vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
-        self.landing_pad = vdso.symbols["int80_landing_pad"] if vdso else None
-        both = (*decoded, *((x.address, x.text) for x in (vdso.lines if vdso else ())))
-        self.sysenter_at = frozenset(a for a, text in both if text.split()[0] == "sysenter")
+        #: 32-bit returns go
+        self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
+        self.landing_pad = self.vdso.symbols["int80_landing_pad"] if self.vdso else None
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
         self.int80_door = Int80Door(self)
@@ -234,7 +227,7 @@ class Run:
                 return
             self.phase = Phase.USER
         elif self.phase is Phase.RETURNED:
-            self._returned()
+            self.user_actions.returned()
         pending = recording.open(address, size)
         if self.phase is Phase.USER:
             self._user_instruction(address)
@@ -259,7 +252,7 @@ class Run:
     def on_code_user(self, uc: Any, address: int, size: int, data: Any) -> None:
         self._after_step()
         if self.phase is Phase.RETURNED:
-            self._returned()
+            self.user_actions.returned()
         self.phase = Phase.USER
         self._user_instruction(address)
 
@@ -320,37 +313,7 @@ class Run:
         if self.user_count > self.sc.step_cap:
             cap = self.sc.step_cap
             self.stop_at_cap(msg("stopped at the step cap ({cap}) in user code", cap=cap))
-        if address in self.io_at:
-            self.user_actions.port_io(address)
-        if address in self.sysenter_at:
-            self.sysenter_door.at_sysenter(address)
-
-    def _returned(self) -> NoReturn:
-        """The CPU is about to run the first user instruction after the exit: stop here
-        (or, after an ERETU that pended a single-step #DB, take it first)."""
-        regs = self.rec.read_regs()
-        if self.eretu_pended_db:
-            self.model_fault(
-                VEC_DB,
-                regs.rip,
-                msg(
-                    "#DB at CPL 3 before the instruction at {rip:#x} runs: ERETU pended "
-                    "it (the SYSCALL event's bit 17 in the SS word, TF in RFLAGS) to "
-                    "report the stepped SYSCALL; its FRED delivery is not emulated",
-                    rip=regs.rip,
-                ),
-            )
-        self.event(
-            Event(
-                EventKind.RETURN,
-                msg(
-                    "back at CPL {cpl}: the CPU fetched the instruction at {rip:#x} (not executed)",
-                    cpl=regs.cpl,
-                    rip=regs.rip,
-                ),
-            )
-        )
-        self.stop(msg("returned to user space at {rip:#x}", rip=regs.rip))
+        self.user_actions.before(address)
 
     # -- the round trip ----------------------------------------------------------------
     def emu(self, start: int, count: int = 0) -> None:

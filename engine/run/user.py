@@ -6,7 +6,7 @@ transition itself (Intel SDM vol. 2B), each from engine.machine.modelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from unicorn import x86_const as X
 
@@ -23,6 +23,7 @@ from engine.constants import (
     MSR_SYSCALL_MASK,
     USER_CS,
     USER_DS,
+    VEC_DB,
     VEC_GP,
     VEC_UD,
     TSS_io_bitmap_base,
@@ -30,6 +31,7 @@ from engine.constants import (
 )
 from engine.i18n import N_, msg
 from engine.machine.boot import GDT_DESCRIPTORS
+from engine.machine.faults import is_io
 from engine.machine.modelled import (
     EretuReturn,
     eretu_return,
@@ -82,10 +84,56 @@ class _UserState(NamedTuple):
 
 
 class UserActions:
-    """The models of one run on the user side."""
+    """The models of one run on the user side, one method each (the SYSCALL transitions,
+    FRED's delivery and ERETU, port I/O, the return to CPL 3): a little over 250 lines."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        assert run.sc.code is not None
+        #: The user's IN/OUT instructions, checked by the I/O-permission model (data the
+        #: program may execute counts too: its instructions as Capstone reads them).
+        decoded = run.sc.code.executable
+        self.io_at = frozenset(a for a, text in decoded if is_io(text))
+        #: The user's SYSENTERs, and a 32-bit task's vDSO's: Unicorn runs past them as if
+        #: they were NOPs.
+        vdso = run.vdso.lines if run.vdso is not None else ()
+        both = (*decoded, *((x.address, x.text) for x in vdso))
+        self.sysenter_at = frozenset(a for a, text in both if text.split()[0] == "sysenter")
+
+    def before(self, address: int) -> None:
+        """The models of the user instruction at *address*, before it runs."""
+        if address in self.io_at:
+            self.port_io(address)
+        if address in self.sysenter_at:
+            self.run.sysenter_door.at_sysenter(address)
+
+    def returned(self) -> NoReturn:
+        """The CPU is about to run the first user instruction after the exit: stop here
+        (or, after an ERETU that pended a single-step #DB, take it first)."""
+        run = self.run
+        regs = run.rec.read_regs()
+        if run.eretu_pended_db:
+            run.model_fault(
+                VEC_DB,
+                regs.rip,
+                msg(
+                    "#DB at CPL 3 before the instruction at {rip:#x} runs: ERETU pended "
+                    "it (the SYSCALL event's bit 17 in the SS word, TF in RFLAGS) to "
+                    "report the stepped SYSCALL; its FRED delivery is not emulated",
+                    rip=regs.rip,
+                ),
+            )
+        run.event(
+            Event(
+                EventKind.RETURN,
+                msg(
+                    "back at CPL {cpl}: the CPU fetched the instruction at {rip:#x} (not executed)",
+                    cpl=regs.cpl,
+                    rip=regs.rip,
+                ),
+            )
+        )
+        run.stop(msg("returned to user space at {rip:#x}", rip=regs.rip))
 
     def port_io(self, address: int) -> None:
         run = self.run
