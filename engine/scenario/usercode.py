@@ -505,9 +505,15 @@ def _with_symbols(statements: list[Statement], symbols: Mapping[str, int]) -> li
     if not known:
         return statements
     pattern = re.compile(r"(?<![\w.$])(" + "|".join(map(re.escape, known)) + r")(?![\w.$])")
+
+    def named(st: Statement) -> bool:  # an instruction, or data of numbers (a pointer)
+        return st.kind == "instruction" or (
+            st.kind == "data" and not st.text.lower().startswith(STRING_DIRECTIVES)
+        )
+
     return [
         Statement(st.kind, st.text, st.line, pattern.sub(lambda m: f"{known[m[1]]:#x}", st.asm))
-        if st.kind == "instruction"
+        if named(st)
         else st
         for st in statements
     ]

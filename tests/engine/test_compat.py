@@ -177,3 +177,20 @@ def test_6_1_with_srso_stops_at_the_compat_syscall_saying_why() -> None:
         t.stopped == "stopped at SYSCALL in compatibility mode (entry_SYSCALL_compat not rendered)"
     )
     assert [c.name for c in t.checks] == list(spec("v6.1").compat_checks)
+
+
+def test_a_pointer_to_kernel_vsyscall_is_its_address_and_a_string_is_a_string() -> None:
+    """`.long __kernel_vsyscall` stores the vDSO entry's address (a call through memory,
+    as glibc's through %gs:0x10); inside a string the name is only text."""
+    text = (
+        'name = "t"\n[user]\nmode = "compat"\nrsp = 0x7f000\n'
+        "code = '''\n.long __kernel_vsyscall\n.ascii \"__kernel_vsyscall\"\n'''\n"
+    )
+    code = parse_scenario(text, "t.toml").code
+    assert code is not None
+    entry = VDSO32_BASE + KERNEL_VSYSCALL_OFFSET
+    assert code.code[:4] == entry.to_bytes(4, "little")
+    assert code.code[4:] == b"__kernel_vsyscall"
+    assert [line.text for line in code.listing] == [
+        ".long __kernel_vsyscall", '.ascii "__kernel_vsyscall"',
+    ]  # fmt: skip
