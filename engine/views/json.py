@@ -9,6 +9,7 @@ from engine.checks import describe
 from engine.constants import PT_REGS_FIELDS
 from engine.scenario.model import Scenario
 from engine.trace import Regs, Step, Trace
+from engine.views.mitigations import mitigation_costs
 
 FINAL_REGS = (
     "rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
@@ -121,6 +122,16 @@ def trace_json(trace: Trace, steps: bool = True) -> dict[str, Any]:
                 "line": line.line,
             }
             for line in trace.user_code
+        ],
+        # what each mitigation macro executed on this CPU model (engine.views.mitigations)
+        "mitigations": [
+            {
+                "macro": c.macro,
+                "answers": c.answers,
+                "instructions": c.instructions,
+                "patched_out": c.patched_out,
+            }
+            for c in mitigation_costs(trace)
         ],
         "steps": [step_json(s) for s in trace.steps] if steps else [],
         "final": {"cpl": trace.final_cpl, "regs": regs_json(final)},

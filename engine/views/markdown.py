@@ -30,6 +30,7 @@ from engine.i18n import LANGUAGES, N_, get_language, msg, pgettext, set_language
 from engine.kernel.variants import spec
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 from engine.views.header import line_of, paragraph
+from engine.views.mitigations import mitigation_costs
 
 #: The languages the listing is written in: those the UI offers.
 LANGS = tuple(LANGUAGES)
@@ -65,6 +66,9 @@ W_C_MODELLED = N_("C, modelled")
 W_PT_REGS_AROUND_DO_SYSCALL_64 = N_("pt_regs around do_syscall_64")
 W_PT_REGS_AROUND_DO_INT80 = N_("pt_regs around do_int80_syscall_32")
 W_PT_REGS_AROUND = N_("pt_regs around {function}")
+W_MITIGATIONS = N_("Mitigations this run executed")
+W_PATCHED_OUT = N_("patched out (a NOP or a jmp over it)")
+W_RUNS = N_("runs")
 W_MACHINE = N_("Machine")
 W_VERDICT = N_("Verdict")
 W_SYSRET_CHECKS = N_("SYSRET checks")
@@ -505,6 +509,27 @@ def _pt_regs(trace: Trace) -> Iterator[str]:
     yield ""
 
 
+def _mitigations(trace: Trace) -> Iterator[str]:
+    """What each mitigation macro executed on this CPU model, and what it answers."""
+    costs = mitigation_costs(trace)
+    if not costs:
+        return
+    yield f"## {esc(_(W_MITIGATIONS))}"
+    yield ""
+    rows = [
+        [
+            code(c.macro),
+            esc(_(c.answers)),
+            str(c.instructions),
+            esc(_(W_PATCHED_OUT) if c.patched_out else _(W_RUNS)),
+        ]
+        for c in costs
+    ]
+    head = [_("macro"), _("answers"), _("instructions"), _("on this CPU")]
+    yield from table(head, rows, "llrl")
+    yield ""
+
+
 def _machine(trace: Trace) -> Iterator[str]:
     yield f"## {esc(_(W_MACHINE))}"
     yield ""
@@ -560,6 +585,7 @@ def _document(trace: Trace) -> Iterator[str]:
     yield ""
     yield from _listing(trace)
     yield from _pt_regs(trace)
+    yield from _mitigations(trace)
     yield from _machine(trace)
 
 

@@ -32,6 +32,7 @@ _IDENTIFIER_WORDS = """
     cpl cpu cve linux debian sdm apm tlb tss gdt ldt ibrs ibpb ibt bhi cet nop rpl sev xen
     alternative kpti msr nmi mds true false bool int struct call xor untrain ring ptrace
     sigreturn endbr64 endbr mov verw qemu
+    meltdown spectre retbleed srso taa mmio lfence
     expect
 """
 IDENTIFIERS = frozenset(_IDENTIFIER_WORDS.split())
