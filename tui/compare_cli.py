@@ -25,7 +25,7 @@ from engine.compare.render import comparison_json_text, summary_lines
 from engine.errors import escape, json_safe
 from engine.i18n import LANGUAGES, tr
 from engine.kernel import KERNELS
-from engine.scenario.model import CPUS
+from engine.scenario.model import CPU_MODELS, CPUS
 
 EXIT_BAD_INPUT = 2
 
@@ -48,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cpu", metavar="C[,C]", help=f"CPU vendor of A and B (one name: both); {', '.join(CPUS)}"
+    )
+    p.add_argument(
+        "--cpu-model",
+        metavar="M[,M]",
+        help="CPU model of A and B (one name: both), as [machine] cpu_model: its vendor and "
+        f"the mitigations its kernel patches in; {', '.join(CPU_MODELS)}",
     )
     p.add_argument(
         "--fred",
@@ -109,13 +115,17 @@ def _run(ns: argparse.Namespace) -> int:
         kernels = _pair(ns.kernel, "--kernel", KERNELS)
         cpus = _pair(ns.cpu, "--cpu", CPUS)
         freds = [v == "on" for v in _pair(ns.fred, "--fred", ("off", "on"))]
-        if len(files) == 1 and len(kernels) < 2 and len(cpus) < 2 and len(freds) < 2:
+        models = _pair(ns.cpu_model, "--cpu-model", tuple(CPU_MODELS))
+        if len(files) == 1 and max(len(kernels), len(cpus), len(freds), len(models)) < 2:
             raise BadArguments(
-                "one scenario needs two kernels, two CPUs or FRED off and on to compare "
-                "(--kernel A,B, --cpu A,B or --fred off,on), or give two scenario files"
+                "one scenario needs two kernels, two CPUs, two CPU models or FRED off and on "
+                "to compare (--kernel A,B, --cpu A,B, --cpu-model A,B or --fred off,on), or "
+                "give two scenario files"
             )
         if freds and kernels:
             raise BadArguments("--fred runs 6.12 on both sides: it takes no --kernel")
+        if models and cpus:
+            raise BadArguments("--cpu-model names the CPU's vendor itself: it takes no --cpu")
     except BadArguments as exc:
         print(f"syscall-tui compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -128,9 +138,20 @@ def _run(ns: argparse.Namespace) -> int:
             kernel = kernels[min(side, len(kernels) - 1)] if kernels else None
             cpu = cpus[min(side, len(cpus) - 1)] if cpus else None
             fred = freds[min(side, len(freds) - 1)] if freds else None
-            traces.append(run_scenario(variant(sc, kernel=kernel, cpu=cpu, fred=fred)))
+            model = models[min(side, len(models) - 1)] if models else None
+            one = variant(sc, kernel=kernel, cpu=cpu, fred=fred, cpu_model=model)
+            if model is not None and one.kernel not in CPU_MODELS[model]:
+                raise BadArguments(
+                    f"--cpu-model {model} is checked against a real trace of "
+                    f"{' and '.join(CPU_MODELS[model])} only; side {'AB'[side]} runs "
+                    f"{one.kernel} (add --kernel)"
+                )
+            traces.append(run_scenario(one))
     except ScenarioError as exc:
         print(f"syscall-tui: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BadArguments as exc:
+        print(f"syscall-tui compare: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     comparison = compare_traces(traces[0], traces[1])
     if not (ns.json or ns.summary) and sys.stdout.isatty():

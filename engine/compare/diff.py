@@ -20,7 +20,7 @@ from typing import Any, Literal
 from engine.checks import decided_exit
 from engine.compare.align import align_keys, step_keys
 from engine.constants import PT_REGS_FIELDS
-from engine.scenario.model import Scenario
+from engine.scenario.model import CPU_MODEL_VENDORS, Scenario
 from engine.scenario.parse import with_kernel
 from engine.trace import REG_NAMES, CheckResult, EventKind, ExitPath, Regs, Step, Trace
 
@@ -418,7 +418,11 @@ def _outcome_differs(name: str, a: Outcome, b: Outcome) -> bool:
 
 
 def variant(
-    sc: Scenario, kernel: str | None = None, cpu: str | None = None, fred: bool | None = None
+    sc: Scenario,
+    kernel: str | None = None,
+    cpu: str | None = None,
+    fred: bool | None = None,
+    cpu_model: str | None = None,
 ) -> Scenario:
     """The same scenario on another kernel or CPU vendor (names already validated), or
     with FRED off or on.  Either FRED side is 6.12 on a FRED CPU without PTI: such a CPU
@@ -437,6 +441,11 @@ def variant(
         sc = with_kernel(sc, kernel)
     if cpu is not None:
         sc = dataclasses.replace(sc, machine=dataclasses.replace(sc.machine, cpu=cpu))
+    if cpu_model is not None:
+        # a model names its vendor (qemu-max keeps the scenario's)
+        vendor = CPU_MODEL_VENDORS.get(cpu_model, sc.machine.cpu)
+        machine = dataclasses.replace(sc.machine, cpu_model=cpu_model, cpu=vendor)
+        sc = dataclasses.replace(sc, machine=machine)
     return sc
 
 

@@ -11,6 +11,7 @@ from engine.compare.diff import Comparison, Difference, Outcome, ValuePair
 from engine.compare.real import Against
 from engine.errors import escape
 from engine.i18n import N_, joined, literal, msg
+from engine.mitigations import mitigation_costs
 from engine.trace import EventKind, StackName, Trace
 
 
@@ -325,6 +326,30 @@ def _landmark_lines(c: Comparison, names: tuple[Landmark, ...], d: Difference) -
     return out
 
 
+def _mitigation_lines(c: Comparison) -> list[str]:
+    """What the two runs' mitigations cost, where they differ (engine.mitigations):
+    instructions in mitigation macros, and each macro whose count or work differs."""
+    a = {m.macro: m for m in mitigation_costs(c.left)}
+    b = {m.macro: m for m in mitigation_costs(c.right)}
+    if a == b:
+        return []
+    parts = []
+    for macro in dict.fromkeys([*a, *b]):
+        ma, mb = a.get(macro), b.get(macro)
+        na, nb = (ma.instructions if ma else 0), (mb.instructions if mb else 0)
+        wa, wb = (ma is not None and not ma.patched_out), (mb is not None and not mb.patched_out)
+        if (na, wa) != (nb, wb):
+            parts.append(f"{macro} {na}{'' if wa else '·'} → {nb}{'' if wb else '·'}")
+    return [
+        msg(
+            "mitigations: A {left} instructions, B {right} ({diffs}; · patched out)",
+            left=sum(m.instructions for m in a.values()),
+            right=sum(m.instructions for m in b.values()),
+            diffs=literal(", ".join(parts)),
+        )
+    ]
+
+
 def summary_lines(c: Comparison) -> list[str]:
     """A few lines saying where the two runs part, for ``syscall-tui compare`` without a TUI.
 
@@ -394,6 +419,7 @@ def summary_lines(c: Comparison) -> list[str]:
                 values=literal(_values(c.pt_regs_after_call)),
             )
         out.append(said)
+    out.extend(_mitigation_lines(c))
     oa, ob = Outcome.of(c.left), Outcome.of(c.right)
     mark = "≠" if c.outcome_differs else "="
     out.append(

@@ -7,9 +7,9 @@ from typing import Any
 
 from engine.checks import describe
 from engine.constants import PT_REGS_FIELDS
+from engine.mitigations import mitigation_costs
 from engine.scenario.model import Scenario
 from engine.trace import Regs, Step, Trace
-from engine.views.mitigations import mitigation_costs
 
 FINAL_REGS = (
     "rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
@@ -123,7 +123,7 @@ def trace_json(trace: Trace, steps: bool = True) -> dict[str, Any]:
             }
             for line in trace.user_code
         ],
-        # what each mitigation macro executed on this CPU model (engine.views.mitigations)
+        # what each mitigation macro executed on this CPU model (engine.mitigations)
         "mitigations": [
             {
                 "macro": c.macro,

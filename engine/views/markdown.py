@@ -28,9 +28,9 @@ from engine.constants import flag_names
 from engine.errors import escape
 from engine.i18n import LANGUAGES, N_, get_language, msg, pgettext, set_language, tr
 from engine.kernel.variants import spec
+from engine.mitigations import mitigation_costs
 from engine.trace import SLOT_RETURN_ADDRESS, Regs, StackSlot, Step, Trace
 from engine.views.header import line_of, paragraph
-from engine.views.mitigations import mitigation_costs
 
 #: The languages the listing is written in: those the UI offers.
 LANGS = tuple(LANGUAGES)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine import parse_scenario, run_scenario
+from engine.mitigations import MITIGATIONS, mitigation_costs
 from engine.views.json import trace_json
 from engine.views.markdown import trace_markdown
-from engine.views.mitigations import MITIGATIONS, mitigation_costs
 from tests.conftest import trace_of
 
 
@@ -69,3 +69,17 @@ def test_json_and_markdown_list_them(name: str) -> None:
     doc = trace_markdown(t)
     assert "## Mitigations this run executed" in doc
     assert all(f"`{m['macro']}`" in doc for m in data)
+
+
+def test_compare_on_two_cpu_models_says_what_the_mitigations_cost() -> None:
+    from engine.compare.diff import compare_traces, variant
+    from engine.compare.render import summary_lines
+
+    sc = parse_scenario('name = "t"\n[machine]\nkernel = "v6.1"\n', "t")
+    a = run_scenario(variant(sc, cpu_model="qemu-max"))
+    b = run_scenario(variant(sc, cpu_model="skylake-client"))
+    assert b.cpu == "intel"
+    lines = [line for line in summary_lines(compare_traces(a, b)) if "mitigations" in line]
+    assert len(lines) == 1 and "CLEAR_CPU_BUFFERS 1· → 2" in lines[0]
+    same = summary_lines(compare_traces(a, a))
+    assert not any("mitigations" in line for line in same)

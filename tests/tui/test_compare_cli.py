@@ -76,7 +76,7 @@ def test_on_a_terminal_the_compare_view_opens(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([GETPID], "needs two kernels, two CPUs or FRED off and on"),
+        ([GETPID], "needs two kernels, two CPUs, two CPU models or FRED off and on"),
         (
             [GETPID, "--kernel", "v9.9"],
             "--kernel: unknown 'v9.9'; expected one of v5.8.13, v6.1, v6.12",
@@ -123,3 +123,23 @@ def test_fred_off_on_says_what_fred_removes(capsys: pytest.CaptureFixture[str]) 
 def test_fred_takes_no_kernel(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", GETPID, "--fred", "off,on", "--kernel", "v6.1"]) == 2
     assert "--fred" in capsys.readouterr().err
+
+
+def test_cpu_model_pair_shows_the_mitigations_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["compare", GETPID, "--kernel", "v6.1", "--cpu-model", "qemu-max,skylake-client"]
+    assert main([*args, "--summary"]) == 1
+    out = capsys.readouterr().out
+    assert "mitigations: A 26 instructions, B 27 (CLEAR_CPU_BUFFERS 1· → 2" in out
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["--cpu-model", "skylake-client,qemu-max"], "side A runs v5.8.13 (add --kernel)"),
+    (["--cpu-model", "zen9"], "--cpu-model: unknown 'zen9'"),
+    (["--cpu-model", "qemu-max,epyc-rome", "--cpu", "intel"], "it takes no --cpu"),
+])  # fmt: skip
+def test_bad_cpu_models_are_one_line(
+    extra: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", GETPID, *extra, "--summary"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
