@@ -78,7 +78,7 @@ class Int80Door:
         vector 0x80 (engine.machine.modelled.fred_swint_delivery): no IDT, the frame on
         FRED_RSP0, RIP ← the ring-3 entry; returns that RIP."""
         run = self.run
-        m, uc = run.m, run.uc
+        m = run.m
         assert run.int80_hit is not None
         saved = run.user_actions.user_state()
         before = saved.regs
@@ -87,15 +87,7 @@ class Int80Door:
             m.fred_msrs[MSR_IA32_FRED_CONFIG], m.fred_msrs[MSR_IA32_FRED_RSP0],
             m.read_msr(MSR_STAR), long_mode_cs(before.cs),
         )  # fmt: skip
-        frame = b"".join(v.to_bytes(8, "little") for v in d.frame)
-        if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
-            run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
-        run.stack_written(d.rsp, d.rsp + len(frame))
-        # FRED event delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst)
-        run.user_actions.to_ring0(saved, saved.kernel_gs, saved.gs)
-        uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
-        uc.reg_write(X.UC_X86_REG_RIP, d.rip)
+        run.user_actions.fred_enter(d, saved)
         run.event(
             Event(
                 EventKind.INTERRUPT,

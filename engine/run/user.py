@@ -34,6 +34,7 @@ from engine.machine.boot import GDT_DESCRIPTORS
 from engine.machine.faults import is_io
 from engine.machine.modelled import (
     EretuReturn,
+    FredDelivery,
     eretu_return,
     eretu_state_fault,
     fred_syscall_delivery,
@@ -254,11 +255,28 @@ class UserActions:
         run.sink.finish()
 
     # -- FRED ------------------------------------------------------------------------
+    def fred_enter(self, d: FredDelivery, saved: _UserState) -> None:
+        """A FRED event delivered from ring 3, as *d* computed it (SYSCALL's or INT n's):
+        the frame on the stack, CPL 0 with the user's general registers, the GS bases
+        swapped, RSP, RFLAGS and RIP loaded."""
+        run = self.run
+        frame = b"".join(v.to_bytes(8, "little") for v in d.frame)
+        if not run.m.write_virt(saved.regs.cr3, d.rsp, frame, supervisor=True):
+            run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
+        # the CPU's pushes, as the memory hooks would have seen them
+        run.stack_written(d.rsp, d.rsp + len(frame))
+        # Every general register, RCX and R11 included, keeps its user value; FRED event
+        # delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst).
+        self.to_ring0(saved, saved.kernel_gs, saved.gs)
+        run.uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
+        run.uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
+        run.uc.reg_write(X.UC_X86_REG_RIP, d.rip)
+
     def fred_syscall(self) -> None:
         """model: SYSCALL with CR4.FRED = 1, a FRED event delivered to ring 0
         (engine.machine.modelled.fred_syscall_delivery); Unicorn runs the legacy SYSCALL."""
         run = self.run
-        m, uc = run.m, run.uc
+        m = run.m
         assert run.syscall_hit is not None
         saved = self.user_state()
         before = saved.regs
@@ -272,17 +290,7 @@ class UserActions:
             m.fred_msrs[MSR_IA32_FRED_RSP0],
             m.read_msr(MSR_STAR),
         )
-        frame = b"".join(v.to_bytes(8, "little") for v in d.frame)
-        if not m.write_virt(before.cr3, d.rsp, frame, supervisor=True):
-            run.stop(N_("the FRED frame's stack is not mapped (FRED_RSP0)"))
-        # the CPU's pushes, as the memory hooks would have seen them
-        run.stack_written(d.rsp, d.rsp + len(frame))
-        # Every general register, RCX and R11 included, keeps its user value; FRED event
-        # delivery from ring 3 swaps GS base and IA32_KERNEL_GS_BASE (fred.rst).
-        self.to_ring0(saved, saved.kernel_gs, saved.gs)
-        uc.reg_write(X.UC_X86_REG_RSP, d.rsp)
-        uc.reg_write(X.UC_X86_REG_RFLAGS, d.rflags)
-        uc.reg_write(X.UC_X86_REG_RIP, d.rip)
+        self.fred_enter(d, saved)
         run.event(
             Event(
                 EventKind.SYSCALL,
