@@ -239,10 +239,7 @@ class ChecksPanel(LinePanel):
         elif any(c.result == "pass" for c in checks):
             # Some passed, none failed yet: "pending" would read as if nothing had run.
             style = self.style("checks--verdict-pending")
-            passed = sum(c.result == "pass" for c in checks)
-            text = _("{passed} of {total} checks passed so far; the rest decide").format(
-                passed=passed, total=len(checks)
-            )
+            text = _so_far(checks)
         else:
             style = self.style("checks--verdict-pending")
             if self.in_c:
@@ -269,10 +266,7 @@ class ChecksPanel(LinePanel):
             ).format(total=len(checks))
         elif any(c.result == "pass" for c in checks):
             style = self.style("checks--verdict-pending")
-            passed = sum(c.result == "pass" for c in checks)
-            text = _("{passed} of {total} checks passed so far; the rest decide").format(
-                passed=passed, total=len(checks)
-            )
+            text = _so_far(checks)
         else:
             style = self.style("checks--verdict-pending")
             text = _(
@@ -280,6 +274,14 @@ class ChecksPanel(LinePanel):
                 "the system call"
             )
         return [Content.assemble((line, style)) for line in wrap(text, width, indent="")]
+
+
+def _so_far(checks: tuple[CheckState, ...]) -> str:
+    """The verdict while some checks passed and none failed yet."""
+    passed = sum(c.result == "pass" for c in checks)
+    return _("{passed} of {total} checks passed so far; the rest decide").format(
+        passed=passed, total=len(checks)
+    )
 
 
 class VerdictBar(Widget):
