@@ -190,3 +190,27 @@ async def test_an_absolute_path_that_exists_is_a_match() -> None:
         texts = _picker_texts(app)
         assert not any("no scenario matches" in t for t in texts), texts
         assert any(t.endswith("/selftests/entry-ss-must-match-sysret.toml") for t in texts), texts
+
+
+@run_async
+async def test_the_fast_32_bit_doors_say_sysretl_and_their_own_conditions() -> None:
+    """A 32-bit SYSENTER through the vDSO, continued to the end with `c`: the status line
+    says SYSRETL, the checks row holds do_fast_syscall_32's four conditions from the first
+    step on, and the checks panel names that function."""
+    app = make_app("compat-sysenter-intel.toml")
+    async with app.run_test(size=(160, 50)) as pilot:
+        bar = app.query_one(VerdictBar)
+        assert [c.name for c in bar.checks] == [
+            "cs_user32", "ss_user", "ip_landing_pad", "no_rf_tf",
+        ]  # fmt: skip
+        screen = _screen(app)
+        for _ in range(40):  # `c` stops at each event on the way (entry, checks, exit)
+            await pilot.press("c")
+            await pilot.pause()
+            if screen.position == len(app.trace.steps):
+                break
+        assert screen.position == len(app.trace.steps)
+        status = app.query_one(StatusLine).render().plain
+        assert "SYSRETL (fast path)" in status, status
+        panel = "\n".join(line.plain for line in app.query_one(ChecksPanel).build(60))
+        assert "all 4 passed → true, SYSRETL via sysret32_from_system_call" in panel
