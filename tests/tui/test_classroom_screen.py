@@ -212,5 +212,6 @@ async def test_the_fast_32_bit_doors_say_sysretl_and_their_own_conditions() -> N
         assert screen.position == len(app.trace.steps)
         status = app.query_one(StatusLine).render().plain
         assert "SYSRETL (fast path)" in status, status
+        assert app.query_one(ChecksPanel).border_title == "SYSRETL checks"
         panel = "\n".join(line.plain for line in app.query_one(ChecksPanel).build(60))
         assert "all 4 passed → true, SYSRETL via sysret32_from_system_call" in panel

@@ -797,6 +797,10 @@ class DebuggerScreen(Screen[None]):
         self._checks.fred = trace.fred
         self._verdict.fred = trace.fred
         self._checks.door = self._verdict.door = trace.door
+        # a 32-bit SYSCALL or SYSENTER returns with SYSRETL, if its conditions hold
+        self._checks.border_title = (
+            _("SYSRETL checks") if trace.door.fast32 and trace.checks else _("SYSRET checks")
+        )
         self._stack.min_lines = rows_needed(trace.steps)
         self._msr_data = dict(trace.msrs)
         self._symbols = dict(trace.symbols)
