@@ -8,7 +8,7 @@ syscall`` on AMD (amd.c sets SYSCALL32); ``int $0x80`` after it, where the CPU h
 neither; then ``int80_landing_pad``, where do_fast_syscall_32 sends every fast return:
 pop EBP, EDX and ECX, and ret.
 
-The bytes are written here, not assembled (the file is eleven instructions); a test
+The bytes are written here, not assembled (ten instructions once patched); a test
 decodes each with Capstone and holds it to its text.  The image's layout inside the page
 (__kernel_vsyscall at :data:`KERNEL_VSYSCALL_OFFSET`) is this machine's: the real image
 starts with its ELF headers and the other vDSO functions, and its offsets vary by build.

@@ -194,3 +194,8 @@ def test_a_pointer_to_kernel_vsyscall_is_its_address_and_a_string_is_a_string() 
     assert [line.text for line in code.listing] == [
         ".long __kernel_vsyscall", '.ascii "__kernel_vsyscall"',
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("cpu", ["intel", "amd"])
+def test_the_patched_vdso_is_ten_instructions_as_the_docs_say(cpu: str) -> None:
+    assert len(vdso32(cpu).lines) == 10
