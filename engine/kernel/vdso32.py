@@ -16,7 +16,10 @@ starts with its ELF headers and the other vDSO functions, and its offsets vary b
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from engine.layout import PAGE, VDSO32_BASE
 
@@ -43,7 +46,7 @@ class Vdso32:
     base: int
     page: bytes
     lines: tuple[VdsoLine, ...]
-    symbols: dict[str, int]
+    symbols: Mapping[str, int]
 
     def line_at(self, address: int) -> VdsoLine | None:
         return next((x for x in self.lines if x.address == address), None)
@@ -76,8 +79,10 @@ def _program(cpu: str) -> list[tuple[str | None, bytes, str, str]]:
     ]
 
 
+@functools.cache
 def vdso32(cpu: str) -> Vdso32:
-    """The vDSO page a 32-bit task has on a CPU of vendor *cpu* ("intel" or "amd")."""
+    """The vDSO page a 32-bit task has on a CPU of vendor *cpu* ("intel" or "amd"), made
+    once per vendor and shared (it is immutable)."""
     page = bytearray(PAGE)
     lines: list[VdsoLine] = []
     symbols: dict[str, int] = {}
@@ -90,7 +95,7 @@ def vdso32(cpu: str) -> Vdso32:
         off = at - VDSO32_BASE
         page[off : off + len(code)] = code
         at += len(code)
-    return Vdso32(VDSO32_BASE, bytes(page), tuple(lines), symbols)
+    return Vdso32(VDSO32_BASE, bytes(page), tuple(lines), MappingProxyType(symbols))
 
 
 __all__ = ["KERNEL_VSYSCALL_OFFSET", "SOURCE", "Vdso32", "VdsoLine", "vdso32"]

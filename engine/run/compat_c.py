@@ -101,6 +101,9 @@ class CompatActions:
         self._fast32(address, "do_SYSENTER_32")
 
     def _fast32(self, address: int, function: str) -> None:
+        """*function*'s model at its stub: do_SYSENTER_32's two writes first, then
+        do_fast_syscall_32 and its conditions.  It returns a long before 6.12 and a bool on
+        6.12, the kernel whose pt_regs has u16 segments (the spec's one 6.12 flag serves)."""
         run = self.run
         r = run.rec.read_regs()
         pt = PtRegs(run.m, r.cr3, r.rdi)

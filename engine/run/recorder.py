@@ -29,7 +29,7 @@ from engine.constants import (
 )
 from engine.i18n import N_, msg
 from engine.kernel.image import KernelImage
-from engine.kernel.vdso32 import vdso32
+from engine.kernel.vdso32 import Vdso32
 from engine.machine.core import Machine
 from engine.machine.regfile import RegisterFile
 from engine.run.memlog import WriteLog
@@ -216,8 +216,8 @@ class StepRecorder:
         self._user_insns: dict[tuple[int, bytes, int], tuple[bytes, str, str]] = {}
         #: the C call fred_entry_from_user makes for this run's event (int $0x80 sets its own)
         self.fred_call = FRED_C_CALL
-        #: a 32-bit task's vDSO, whose instructions are shown with their source
-        self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
+        #: a 32-bit task's vDSO, whose instructions are shown with their source (the Run's)
+        self.vdso: Vdso32 | None = None
 
     # -- reading the machine ---------------------------------------------------------
     def read_regs(self) -> Regs:

@@ -167,6 +167,7 @@ class Run:
         #: a 32-bit task's vDSO (engine.kernel.vdso32): its landing pad is where the fast
         #: 32-bit returns go
         self.vdso = vdso32(scenario.machine.cpu) if scenario.mode == "compat" else None
+        self.rec.vdso = self.vdso
         self.landing_pad = self.vdso.symbols["int80_landing_pad"] if self.vdso else None
         self.actions = EntryActions(self, per_instruction=record)
         self.user_actions = UserActions(self)
@@ -268,7 +269,7 @@ class Run:
 
     def on_sysenter(self, uc: Any, data: Any) -> None:
         # As for SYSCALL: RIP is the SYSENTER's address here, past it after emu_stop.  The
-        # code hook (UserActions.sysenter) has already stopped the run where the CPU
+        # code hook (SysenterDoor.at_sysenter) has already stopped the run where the CPU
         # faults or the entry is not modelled.
         if self.phase is Phase.USER:
             self.sysenter_door.hit(int(uc.reg_read(X.UC_X86_REG_RIP)))
