@@ -717,6 +717,17 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
     checks = c.tuple_of(check, "t:C")
     events = c.tuple_of(event, "t:E")
     rewrite = c.row((TEXT, U64, U64), "w")
+    c_statement = c.record(
+        t.CStatement,
+        "Q",
+        {
+            "key": TEXT,
+            "file": TEXT,
+            "line": COUNT,
+            "stack": texts,
+            "values": c.tuple_of(c.row((TEXT, U64), "v"), "t:v"),
+        },
+    )
     steps = c.table_of(
         t.Step,
         "t:S",
@@ -743,6 +754,7 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
             "rewritten": c.tuple_of(rewrite, "t:w"),
             "cr3_written": Optional(U64),
             "kind": Enum(t.StepKind),
+            "c": Optional(c_statement),
         },
     )
     region = c.record(

@@ -24,6 +24,10 @@ PHYS_KERNEL_TEXT = 0x01000000
 PHYS_ENTRY_TEXT = 0x01A00000
 PHYS_TASK_STACK = 0x02000000
 PHYS_CEA = 0x02100000  # cpu_entry_area: GDT page, entry stack page
+#: ``current``'s struct task_struct (its thread_info first), in the direct map as a slab
+#: object is; the per-CPU current_task points at it (engine.kernel.c_source.TASKS)
+PHYS_TASK_STRUCT = 0x02200000
+TASK_STRUCT_SIZE = 0x2000
 PHYS_USER = 0x04000000  # user pages, allocated in order
 PHYS_PERCPU = 0x1F400000
 
@@ -78,6 +82,10 @@ class Layout:
     @property
     def percpu_base(self) -> int:
         return self.direct_map + PHYS_PERCPU
+
+    @property
+    def task_struct(self) -> int:
+        return self.direct_map + PHYS_TASK_STRUCT
 
     @property
     def tss(self) -> int:

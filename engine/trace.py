@@ -253,6 +253,30 @@ class StepKind(StrEnum):
     C_CONDITION = "c_condition"  # one SYSRET condition, as the compiled code tests it
     C_RETURN_TRUE = "c_return_true"  # do_syscall_64 returns true: SYSRET
     C_RETURN_FALSE = "c_return_false"  # do_syscall_64 returns false: IRET
+    C_STATEMENT = "c_statement"  # one statement of the C side (engine.run.c_side)
+
+
+@dataclass(frozen=True, slots=True)
+class CStatement:
+    """Where a modelled C step stands in the kernel's own source, and what it read and
+    wrote: the file and line (in the kernel version's tree), the calls it is inside,
+    outermost first (inlined functions too: they are C, whatever the compiler did), and
+    the values, named as the C names them, in the order the statement uses them."""
+
+    key: str  # the statement's name in engine.kernel.c_source.C_LINES ("exit", ...)
+    file: str  # "kernel/entry/common.c"; "" for the system call's own body
+    line: int  # 1-based; 0 with no file
+    stack: tuple[str, ...]  # ("do_syscall_64", "syscall_exit_to_user_mode", ...)
+    values: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def function(self) -> str:
+        return self.stack[-1]
+
+    @property
+    def where(self) -> str:
+        """``file:line``, as an editor takes it ("" for the system call's body)."""
+        return f"{self.file}:{self.line}" if self.file else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +309,8 @@ class Step:
     #: read from its source register; ``regs.cr3`` is what CR3 reads back.
     cr3_written: int | None = None
     kind: StepKind = StepKind.INSTRUCTION
+    #: a C_STATEMENT step's place in the kernel's C source and its values
+    c: CStatement | None = None
 
     @property
     def number(self) -> int:

@@ -243,7 +243,14 @@ def _side(trace: Trace, index: int | None) -> str:
     if index is None:
         return N_("(no step yet)")
     s = trace.steps[index]
-    where = msg("line {line}", line=s.source_line) if s.source_line is not None else N_("user")
+    where: str
+    if s.c is not None:
+        # a C statement: the place in the kernel's C ("" for the system call's own body)
+        where = literal(s.c.where or s.c.function)
+    elif s.source_line is not None:
+        where = msg("line {line}", line=s.source_line)
+    else:
+        where = N_("user")
     events = f" [{', '.join(e.kind for e in s.events)}]" if s.events else ""
     source = literal(printable(" ".join(s.source.split())))
     return msg(

@@ -30,9 +30,11 @@ SYM = struct.Struct("<IBBHQQ")
 def symbol_sizes(symbols: Mapping[str, int], code: Iterable[tuple[int, int]]) -> dict[str, int]:
     """Each symbol's size: the known instructions that follow it, up to the next symbol.
 
-    *code* is (address, length) of every instruction known (assembled or executed).
+    *code* is (address, length) of every instruction known (assembled or executed); a
+    modelled C step has no bytes (length 0) and says nothing of the code there, which
+    would otherwise stop the walk from ever moving on.
     """
-    length = dict(code)
+    length = {address: n for address, n in code if n > 0}
     starts = sorted(set(symbols.values()))
     out: dict[str, int] = {}
     for name, addr in symbols.items():

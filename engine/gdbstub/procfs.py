@@ -54,6 +54,7 @@ def _labels(replay: Replay) -> list[tuple[int, int, str]]:
         (L.CEA_GDT, L.CEA_GDT + L.PAGE, "[cea.gdt]"),
         (L.CEA_ENTRY_STACK, L.CEA_ENTRY_STACK + L.PAGE, "[cea.entry_stack]"),
         (lay.task_stack_base, lay.task_stack_top, "[kernel.task_stack]"),
+        (lay.task_struct, lay.task_struct + L.TASK_STRUCT_SIZE, "[kernel.task_struct]"),
         (lay.percpu_base, lay.percpu_base + m.kernel.percpu_size, "[percpu]"),
     ]
     return out

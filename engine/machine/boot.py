@@ -57,6 +57,7 @@ from engine.constants import (
     TSS_io_bitmap_base,
     TSS_sp0,
 )
+from engine.kernel.c_source import TASKS
 from engine.machine import idt
 from engine.machine.paging import NX, RW, US, PageTableBuilder
 
@@ -191,6 +192,10 @@ def _kernel_regions(m: Machine) -> None:
     # the top of the task stack: TSS.sp1 in v5.8, a per-CPU variable of its own later
     struct.pack_into("<Q", percpu, m.kernel.top_of_stack, lay.task_stack_top)
     struct.pack_into("<H", percpu, L.PERCPU_TSS + TSS_io_bitmap_base, IO_BITMAP_OFFSET_INVALID)
+    # current: the per-CPU current_task and the task_struct it points at, whose flags and
+    # kstack_offset the modelled C side reads (a run writes the scenario's [task] there)
+    region(m, L.PHYS_TASK_STRUCT, L.TASK_STRUCT_SIZE)
+    struct.pack_into("<Q", percpu, TASKS[m.config.kernel].current_task, lay.task_struct)
 
 
 def _map_pages(m: Machine, pt: PageTableBuilder) -> None:
@@ -233,6 +238,8 @@ def _map_pages(m: Machine, pt: PageTableBuilder) -> None:
     # cpu_entry_area (both roots, read-only, as Linux maps it) and the banner's page.
     both(idt.CEA_RO_IDT, idt.PHYS_IDT, NX)
     kernel_only(idt.KERNEL_RODATA, idt.PHYS_KERNEL_RODATA, NX)
+    for o in range(0, L.TASK_STRUCT_SIZE, L.PAGE):
+        kernel_only(lay.task_struct + o, L.PHYS_TASK_STRUCT + o, RW | NX)
     if m.config.pti:
         # pti_set_user_pgtbl(): the kernel's copy of user PGD entries is NX, so the
         # kernel can never execute user code through it.

@@ -31,6 +31,7 @@ from engine.machine.modelled import (
     sysret_faults,
     sysret_rflags,
 )
+from engine.run.c_side import CWalk
 from engine.run.compat_c import CompatActions
 from engine.run.int80 import VEC_INT80
 from engine.run.syscalls import (
@@ -38,7 +39,6 @@ from engine.run.syscalls import (
     HandlerResult,
     PtRegs,
     do_int80_emulation,
-    do_syscall_64,
 )
 from engine.trace import CheckName, Event, EventKind, ExitPath
 
@@ -266,7 +266,7 @@ class EntryActions:
                 modelled=True,
             )
         )
-        self.system_call()
+        self.system_call(("fred_entry_from_user", "fred_other"))
         run.event(
             Event(
                 EventKind.HANDLER,
@@ -301,10 +301,12 @@ class EntryActions:
             run.m, pt.cr3, pt.base, run.sc.pid, run.pt_at_call, run.kernel.ia32_nr_syscalls,
             fred=True,
         )  # fmt: skip
-        self._after_call(pt, res)
+        self.after_call(pt, res)
 
-    def system_call(self) -> None:
-        """model: do_syscall_64 (engine.run.syscalls), then the scenario's [handler.set]."""
+    def system_call(self, prefix: tuple[str, ...] = ()) -> None:
+        """model: do_syscall_64's C, statement by statement (engine.run.c_side), the
+        system call itself (engine.run.syscalls) and the scenario's [handler.set] at its
+        dispatch; *prefix*: the C functions above it (FRED's)."""
         run = self.run
         r = run.rec.read_regs()
         args = dict(zip(run.kernel.c_args, (r.rdi, r.rsi), strict=True))
@@ -313,12 +315,15 @@ class EntryActions:
             nr &= 0xFFFFFFFF  # int nr, then `unsigned int unr = nr` in do_syscall_x64()
         pt = PtRegs(run.m, r.cr3, regs_addr)
         run.pt_at_call = pt.read()
-        res = do_syscall_64(
-            run.m, r.cr3, nr, regs_addr, run.sc.pid, run.pt_at_call, run.kernel.nr_syscalls
-        )
-        self._after_call(pt, res)
+        walk = CWalk(run, pt, nr, prefix)
+        checks_follow = run.kernel.checks_in_c and not run.fred
+        walk.run_all(checks_follow)
+        # what the exit decides on: pt_regs as the exit work left it
+        run.pt_after_call = pt.read()
+        if checks_follow:
+            run.c_frame = walk
 
-    def _after_call(self, pt: PtRegs, res: HandlerResult) -> None:
+    def after_call(self, pt: PtRegs, res: HandlerResult) -> None:
         """What every modelled C entry does after its system call: the [handler.set]
         writes, the pt_regs it changed, its event, and an exit() that never returns."""
         run = self.run

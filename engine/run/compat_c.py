@@ -3,7 +3,7 @@ sync_regs and do_int80_emulation (int $0x80), and do_fast_syscall_32 / do_SYSENT
 compat SYSCALL and SYSENTER entries), each at the stub address the rendition calls.
 
 The entry code's other models are in engine.run.actions, which puts these in its table;
-they share its ``_after_call`` (the [handler.set] writes, the pt_regs diff, the event).
+they share its ``after_call`` (the [handler.set] writes, the pt_regs diff, the event).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class CompatActions:
         pt = PtRegs(run.m, r.cr3, r.rdi)
         run.pt_at_call = pt.read()
         res = do_int80_syscall_32(run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call)
-        self.entry._after_call(pt, res)
+        self.entry.after_call(pt, res)
 
     def sync_regs(self, address: int) -> None:
         """model: sync_regs(eregs) (arch/x86/kernel/traps.c): ``regs = (struct pt_regs
@@ -86,7 +86,7 @@ class CompatActions:
         res = do_int80_emulation(
             run.m, r.cr3, r.rdi, run.sc.pid, run.pt_at_call, run.kernel.ia32_nr_syscalls
         )
-        self.entry._after_call(pt, res)
+        self.entry.after_call(pt, res)
 
     def do_fast_syscall_32(self, address: int) -> None:
         """model: do_fast_syscall_32(regs), the compat SYSCALL entry's C side
@@ -126,7 +126,7 @@ class CompatActions:
             run.m, r.cr3, r.rdi, run.sc.pid, pad, values, run.kernel.ia32_nr_syscalls
         )
         res.lines[:0] = first
-        self.entry._after_call(pt, res)
+        self.entry.after_call(pt, res)
         k = run.kernel
         results = (
             compat_conditions(k.compat_checks, run.pt_after_call, pad, k.u16_segments)

@@ -24,6 +24,7 @@ from engine.constants import (
     user_space_top,
 )
 from engine.i18n import N_
+from engine.kernel.c_source import TASKS, TIF_BITS
 from engine.kernel.vdso32 import vdso32
 from engine.machine.core import GPRS, Machine, UserMapping
 from engine.run.syscalls import build_sigframe
@@ -89,7 +90,21 @@ def launch_key(sc: Scenario) -> tuple[object, ...]:
     """What decides the machine's state at the first user instruction."""
     assert sc.code is not None
     return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code, sc.mode,
-            tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())))  # fmt: skip
+            tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())),
+            sc.task)  # fmt: skip
+
+
+def write_task(m: Machine, sc: Scenario) -> None:
+    """``current`` as the scenario's [task] has it when the system call enters: the
+    thread_info flags, and kstack_offset where the kernel has one (the rest stays zero:
+    no syscall_work, so no ptrace, seccomp or audit on the way in or out)."""
+    lay = TASKS[sc.kernel]
+    flags = sum(1 << TIF_BITS[name] for name in sc.task.flags)
+    base = m.layout.task_struct
+    m.write_virt(m.kernel_cr3, base + lay.flags, struct.pack("<Q", flags), supervisor=True)
+    if lay.kstack_offset is not None:
+        offset = struct.pack("<I", sc.task.kstack_offset)
+        m.write_virt(m.kernel_cr3, base + lay.kstack_offset, offset, supervisor=True)
 
 
 def prepare_launch(m: Machine, sc: Scenario) -> None:
@@ -124,6 +139,7 @@ def prepare_launch(m: Machine, sc: Scenario) -> None:
     )
     sf.update(sc.sigframe)
     m.write_virt(m.user_cr3, sc.rsp, build_sigframe(sf))
+    write_task(m, sc)
     m.gprs.write(
         [top - IRET_FRAME_SIZE if name == "rsp" else sc.regs.get(name, 0) for name in GPRS]
     )
@@ -161,4 +177,4 @@ def enter_user_mode(run: Run) -> None:
         run.launches[key] = (run.uc.context_save(), run.launch_memory)
 
 
-__all__ = ["enter_user_mode", "launch_key", "prepare_launch", "user_mappings"]
+__all__ = ["enter_user_mode", "launch_key", "prepare_launch", "user_mappings", "write_task"]

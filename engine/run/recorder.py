@@ -40,6 +40,7 @@ from engine.trace import (
     SLOT_RETURN_ADDRESS,
     SLOT_SAVED_AX,
     CheckState,
+    CStatement,
     Door,
     Event,
     EventKind,
@@ -121,6 +122,7 @@ class Pending:
     rewritten: tuple[tuple[str, int, int], ...] = ()
     cr3_written: int | None = None  # what this step's MOV to CR3 wrote
     kind: StepKind = StepKind.INSTRUCTION
+    c: CStatement | None = None  # a C statement's place and values
 
 
 @dataclass
@@ -423,6 +425,7 @@ class StepRecorder:
             rewritten=p.rewritten,
             cr3_written=self.cr3_written,
             kind=p.kind,
+            c=p.c,
         )
         self.steps.append(step)
         if self.memory is not None:

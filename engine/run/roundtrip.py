@@ -43,6 +43,7 @@ from engine.machine.core import Machine
 from engine.machine.faults import fault_from_ucerror, from_interrupt
 from engine.machine.modelled import error_code
 from engine.run.actions import EntryActions, entry_points
+from engine.run.c_side import CWalk
 from engine.run.int80 import VEC_INT80, Int80Door
 from engine.run.launch import enter_user_mode
 from engine.run.memlog import WriteLog
@@ -155,6 +156,8 @@ class Run:
         #: complete (Unicorn's SYSCALL helper has already moved RIP past it)
         self.rewind_rip: int | None = None
         self.pt_at_call: dict[str, int] = {}
+        #: 6.12's do_syscall_64 walk, whose frame the C return pops (engine.run.c_side)
+        self.c_frame: CWalk | None = None
         self.pt_after_call: dict[str, int] = {}
         self.handler_lines: list[str] = []
         self.output = b""

@@ -22,7 +22,16 @@ from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.run.recorder import WORD, Pending, StepRecorder
 from engine.run.syscalls import PtRegs
-from engine.trace import CheckResult, CheckState, Door, Event, EventKind, ExitPath, StepKind
+from engine.trace import (
+    CheckResult,
+    CheckState,
+    CStatement,
+    Door,
+    Event,
+    EventKind,
+    ExitPath,
+    StepKind,
+)
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -56,6 +65,13 @@ class StepSink(Protocol):
     ) -> None:
         """C conditions decided at the RET of a modelled C function at *address* (6.12's
         do_syscall_64 unless *side* names another); its verdict goes to RAX."""
+
+    def c_statement(self, st: CStatement, text: str, source: str) -> None:
+        """A statement of do_syscall_64's C side begins (engine.run.c_side): what the walk
+        does next belongs to it.  *text* is the step's one-line form, *source* the line."""
+
+    def c_return(self) -> None:
+        """do_syscall_64's C is done; its RET instruction runs next."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +214,15 @@ class Recording:
         run = self.run
         side = side or CSide("do_syscall_64", run.kernel.c_call, run.points.call_line)
         ret = side.word(sysret)
-        if self.pending is not None:
-            body = self.pending
-            # The step that ran the system call is C, not the RET at this address.
-            body.code, body.text = b"", "(C) the system call and exit work"
-            body.kind = StepKind.C_CALL
-            body.source = f"{side.call}: the system call   /* C code: modelled */"
-            body.modelled = True
+        body = self.pending
+        if body is not None:
+            if body.kind is not StepKind.C_STATEMENT:
+                # The step that ran the system call is C, not the RET at this address (a
+                # 32-bit door's C side; do_syscall_64's statements are steps already).
+                body.code, body.text = b"", "(C) the system call and exit work"
+                body.kind = StepKind.C_CALL
+                body.source = f"{side.call}: the system call   /* C code: modelled */"
+                body.modelled = True
             self.finish()
             for c in results:
                 verdict = (
@@ -240,10 +258,31 @@ class Recording:
             for c in results:
                 run.decide(c)
         run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        if run.c_frame is not None:
+            run.c_frame.restore_rsp()  # the return pops the frame
         # the verdict of the C checks, as the value returned
         run.event(Event(EventKind.CHECK, side.returned(sysret), modelled=True))
         self.finish()
         self.pending = self.rec.begin(address, 1)
+
+    def c_statement(self, st: CStatement, text: str, source: str) -> None:
+        p = self.pending
+        run = self.run
+        if p is not None and p.kind is StepKind.INSTRUCTION:
+            # the stub's RET, where the C side is modelled: its first statement, not a RET
+            p.code, p.kind, p.modelled = b"", StepKind.C_STATEMENT, True
+        else:
+            self.finish()
+            p = Pending(
+                run.points.do_sys, b"", "", run.points.call_line, "", None, "", 0,
+                modelled=True, kind=StepKind.C_STATEMENT,
+            )  # fmt: skip
+            self.pending = p
+        p.text, p.source, p.label, p.c = f"(C) {text}", source, st.function, st
+
+    def c_return(self) -> None:
+        self.finish()
+        self.pending = self.rec.begin(self.run.points.do_sys, 1)
 
     def _c_step(self, side: CSide, address: int, text: str, source: str, kind: StepKind) -> Pending:
         return Pending(
@@ -283,6 +322,14 @@ class Sweep:
         for c in results:
             self.run.decide(c)
         self.run.uc.reg_write(X.UC_X86_REG_RAX, int(sysret))
+        if self.run.c_frame is not None:
+            self.run.c_frame.restore_rsp()
+
+    def c_statement(self, st: CStatement, text: str, source: str) -> None:
+        pass
+
+    def c_return(self) -> None:
+        pass
 
 
 __all__ = ["Recording", "StepSink", "Sweep"]

@@ -156,6 +156,25 @@ class Expect:
     given: tuple[str, ...] = ()
 
 
+#: [task] kstack_offset and tsc when the file gives none: the values of the 6.1 trace's
+#: case a (current->kstack_offset 0xe3debdc9 on entry, RDTSC 0x1f724086 at the exit), so
+#: a run moves its C frame by what the real kernel did there.
+DEFAULT_KSTACK_OFFSET = 0xE3DEBDC9
+DEFAULT_TSC = 0x1F724086
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """What the scenario's [task] table says of ``current`` when the system call enters:
+    thread_info flags to set (names of engine.kernel.c_source.TIF_BITS), its
+    kstack_offset (6.1, 6.12), and what RDTSC returns at the exit, which
+    choose_random_kstack_offset() mixes into the next offset (deterministic here)."""
+
+    flags: tuple[str, ...] = ()
+    kstack_offset: int = DEFAULT_KSTACK_OFFSET
+    tsc: int = DEFAULT_TSC
+
+
 @dataclass(frozen=True, slots=True)
 class DebugSettings:
     """A scenario's [debug] table: the debugger's set-up when it opens the file."""
@@ -192,3 +211,4 @@ class Scenario:
     #: ``remove_checks`` names dropped by :func:`with_kernel`: this kernel has no such check.
     not_removed: tuple[str, ...] = ()
     debug: DebugSettings = DebugSettings()
+    task: TaskState = TaskState()

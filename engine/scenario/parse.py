@@ -22,6 +22,7 @@ from engine.constants import (
     user_space_top,
 )
 from engine.errors import ScenarioError
+from engine.kernel.c_source import TIF_BITS
 from engine.kernel.variants import DEFAULT_KERNEL, KERNELS, spec
 from engine.kernel.vdso32 import vdso32
 from engine.layout import VDSO32_BASE, tables_needed
@@ -30,12 +31,14 @@ from engine.scenario.model import (
     CPU_MODEL_VENDORS,
     CPU_MODELS,
     CPUS,
+    DEFAULT_KSTACK_OFFSET,
     DEFAULT_PID,
     DEFAULT_RAX,
     DEFAULT_RFLAGS,
     DEFAULT_RIP,
     DEFAULT_RSP,
     DEFAULT_STEP_CAP,
+    DEFAULT_TSC,
     FLAVOURED_KERNELS,
     FLAVOURS,
     MAX_MEMORY_ENTRIES,
@@ -49,6 +52,7 @@ from engine.scenario.model import (
     MachineConfig,
     MemoryRange,
     Scenario,
+    TaskState,
     UserCode,
 )
 from engine.scenario.prescan import prescan
@@ -295,7 +299,8 @@ def _statement_line(reader: _Reader, source: str, number: int) -> int | None:
 NONE = "none"
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
-            "step_cap", "debug")  # fmt: skip
+            "step_cap", "debug", "task")  # fmt: skip
+TASK_KEYS = ("flags", "kstack_offset", "tsc")
 DEBUG_KEYS = ("break", "watch", "show")
 #: Entries one [debug] array may hold, and characters one entry may have (a command line).
 MAX_DEBUG_ENTRIES = 16
@@ -339,12 +344,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         data.get("step_cap", DEFAULT_STEP_CAP), "step_cap", 1, MAX_STEP_CAP, decimal=True
     )
     debug = _debug(r, data)
+    task = _task(r, data)
     return Scenario(
         name=name, path=path, description=description, kernel=config.kernel, machine=config,
         regs=user.regs, rip=user.rip, rsp=user.rsp, rflags=user.rflags | 0x2, mode=user.mode,
         fs_base=user.fs_base, gs_base=user.gs_base, code=user.code, memory=memory,
         handler_set=handler_set, pid=pid, sigframe=sigframe, expect=expect,
-        step_cap=step_cap, debug=debug,
+        step_cap=step_cap, debug=debug, task=task,
     )  # fmt: skip
 
 
@@ -577,6 +583,28 @@ def _expect(r: _Reader, data: dict[str, Any], checks: tuple[str, ...]) -> Expect
         if "fault_cpl" in e
         else None,
         given=tuple(e),
+    )
+
+
+def _task(r: _Reader, data: dict[str, Any]) -> TaskState:
+    """[task]: the thread_info flags set when the system call enters (each names a TIF
+    bit the modelled exit work handles), current->kstack_offset and what RDTSC returns."""
+    t = r.table(data, "task", TASK_KEYS)
+    names = t.get("flags", [])
+    if not isinstance(names, list):
+        raise r.fail("task.flags", f"expected an array of strings, got {_kind(names)}")
+    flags: list[str] = []
+    for i, name in enumerate(names):
+        flag = r.string(name, f"task.flags[{i}]", tuple(TIF_BITS))
+        if flag in flags:
+            raise r.fail(f"task.flags[{i}]", f"{flag} is already set")
+        flags.append(flag)
+    return TaskState(
+        flags=tuple(flags),
+        kstack_offset=r.integer(
+            t.get("kstack_offset", DEFAULT_KSTACK_OFFSET), "task.kstack_offset", 0, 0xFFFFFFFF
+        ),
+        tsc=r.integer(t.get("tsc", DEFAULT_TSC), "task.tsc"),
     )
 
 

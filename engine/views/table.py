@@ -54,12 +54,23 @@ EVENT_INDENT = 8
 
 def table_text(step: Step, c_entry: str = "do_syscall_64") -> str:
     """The instruction column: the C function *c_entry* is C the engine models, not a
-    ``retq`` that ran (the stub's return is how the modelled call hands back)."""
+    ``retq`` that ran (the stub's return is how the modelled call hands back); a C
+    statement is its function, modelled (the source column has the statement)."""
+    if step.c is not None:
+        return step.label + " [" + _("modelled") + "]"
     if any(e.kind == "handler" for e in step.events):
         return c_entry + " [" + _("modelled") + "]"
     if any(e.kind == "helper" for e in step.events):
         return step.label + " [" + _("modelled") + "]"
     return step.text
+
+
+def source_text(step: Step) -> str:
+    """The source column: the line as written; a C statement with its file and line."""
+    text = tr(step.source).strip()
+    if step.c is not None and step.c.where:
+        return f"{' '.join(text.split())}   {step.c.where}"
+    return text
 
 
 def wrap_at_spaces(text: str, first: str, rest: str, width: int = TABLE_WIDTH) -> list[str]:
@@ -95,8 +106,9 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     words["step"] = pgettext("column", "step")  # the number, not the key's action
     number_width = max(cell_len(words["step"]), len(str(len(steps))))
     texts = [escape(table_text(s, trace.c_entry)) for s in steps]
-    sources = [escape(tr(s.source).strip()) for s in steps]
-    text_width = min(max(map(cell_len, [*texts, words["instruction"]]), default=0), 40)
+    sources = [escape(source_text(s)) for s in steps]
+    # 48: the longest C function a step names, "syscall_exit_to_user_mode_prepare [modelled]"
+    text_width = min(max(map(cell_len, [*texts, words["instruction"]]), default=0), 48)
     fixed = number_width + 2 + 3 + 2 + 16 + 2 + text_width + 2
     source_width = min(max(map(cell_len, sources), default=0), TABLE_WIDTH - fixed)
     indent = " " * EVENT_INDENT
@@ -113,6 +125,8 @@ def write_table(trace: Trace, out: TextIO, lang: str = "en") -> None:
     for s, text, source in zip(steps, texts, sources, strict=True):
         if cell_len(source) > source_width:
             source = source[: max(source_width - 1, 0)] + "…"
+        if cell_len(text) > text_width:  # a long C function's name
+            text = text[: max(text_width - 1, 0)] + "…"
         row = (
             f"{s.number:>{number_width}}  {s.cpl:>3}  {s.rip:016x}  "
             f"{pad(text, text_width)}  {source}"

@@ -19,6 +19,7 @@ from engine.gdbstub import Replay, Stub, serve
 from engine.gdbstub.elf import symbol_elf
 from engine.gdbstub.protocol import MAX_PACKET, checksum, frame
 from engine.gdbstub.reglog import RegisterLog
+from engine.gdbstub.replay import CACHE_SIZE
 from engine.gdbstub.target import REGISTER_INDEX, REGISTERS, register_hex, target_xml
 from tests.conftest import SCENARIOS
 
@@ -75,7 +76,8 @@ def test_the_register_log_follows_sse_and_x87_writes_of_the_user_code() -> None:
 
 
 def test_replay_goes_backwards_from_its_cache_exactly() -> None:
-    r = Replay(load_scenario(SCENARIOS / "write-hello.toml"))
+    r = Replay(load_scenario(SCENARIOS / "enosys.toml"))
+    assert r.last < CACHE_SIZE  # every position fits the cache, so none is replayed twice
     r.goto(r.last)
     runs = r.replays
     for p in range(r.last, -1, -1):
@@ -248,7 +250,10 @@ def test_write_watchpoints_stop_after_the_write_and_before_it_backwards() -> Non
     assert ax in r.trace.steps[stub.position - 1].stack_writes  # the push of -ENOSYS
     assert stub.handle(b"c") == f"T05watch:{ax:x};thread:1;".encode()
     call = stub.position - 1
-    assert r.trace.steps[call].label == "do_syscall_64"  # write()'s return value
+    # write()'s return value, stored by the system call's own step of the C side
+    step = r.trace.steps[call]
+    assert step.label == "__x64_sys_write" and step.c is not None
+    assert step.c.stack[0] == "do_syscall_64"
     stub.handle(b"bc")
     assert stub.position == call  # before the step that wrote it
     assert stub.handle(f"z2,{ax:x},8".encode()) == b"OK"
@@ -311,3 +316,11 @@ def test_a_breakpoint_on_a_modelled_c_function_fires_once_each_way(
     # backward it stops where the CPU left the stub, before the C steps: once
     assert r.pc_at(stub.position) == stub_at
     assert stub.handle(b"bc") == b"T05replaylog:begin;thread:1;"
+
+
+def test_symbol_sizes_pass_over_modelled_steps_without_bytes() -> None:
+    from engine.gdbstub.elf import symbol_sizes
+
+    # a C step at a stub's address has no bytes; the stub's RET (1 byte) still counts
+    assert symbol_sizes({"f": 0x10, "g": 0x20}, [(0x10, 0), (0x10, 1)]) == {"f": 1, "g": 0}
+    assert symbol_sizes({"f": 0x10}, [(0x10, 1), (0x10, 0)]) == {"f": 1}

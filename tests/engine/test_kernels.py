@@ -15,7 +15,7 @@ from engine.kernel import KERNELS, spec
 from engine.kernel.image import build_image
 from engine.kernel.macros import Features
 from engine.scenario.model import Scenario
-from engine.trace import Trace
+from engine.trace import StepKind, Trace
 from tests.conftest import trace_of
 
 
@@ -84,9 +84,13 @@ def test_do_syscall_64_arguments_follow_the_version() -> None:
 
 def test_v612_runs_the_c_checks_as_modelled_steps_in_compiled_order() -> None:
     t = run("v6.12")
-    c_steps = [s for s in t.steps if s.label == "do_syscall_64"]
+    first = next(i for i, s in enumerate(t.steps) if s.kind is StepKind.C_CONDITION)
+    # do_syscall_64's statements first (engine.run.c_side), the exit work's last
+    last = t.steps[first - 1].c
+    assert last is not None and last.key == "div0"
+    c_steps = t.steps[first - 1 : first + 8]
     texts = [s.text for s in c_steps]
-    assert texts[0] == "(C) the system call and exit work"
+    assert texts[0] == "(C) amd_clear_divider();"
     assert texts[1:7] == [
         "(C) regs->cx != regs->ip", "(C) regs->r11 != regs->flags", "(C) regs->cs != __USER_CS",
         "(C) regs->ss != __USER_DS", "(C) regs->ip >= TASK_SIZE_MAX",

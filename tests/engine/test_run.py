@@ -382,12 +382,12 @@ def test_recorded_and_unrecorded_runs_agree() -> None:
 
 
 def test_hook_exceptions_are_reraised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.run.actions
+    import engine.run.c_side
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("inside a hook")
 
-    monkeypatch.setattr(engine.run.actions, "do_syscall_64", boom)
+    monkeypatch.setattr(engine.run.c_side, "do_syscall_64", boom)
     with pytest.raises(HookError) as info:
         run_scenario(load_scenario(SCENARIOS / "getpid.toml"))
     assert isinstance(info.value.__cause__, ZeroDivisionError)

@@ -283,22 +283,23 @@ async def test_the_first_differing_pt_regs_slot_is_scrolled_into_view() -> None:
 
 @run_async
 async def test_compare_numbers_steps_from_1_as_the_trace_and_debugger_do() -> None:
-    """The ptrace run's do_syscall_64 return is its step 47 in `trace` and the debugger
-    (index 46): the banner, the summary and the aligned listing call it 47 too."""
+    """The ptrace run's system call (the C step where [handler.set] moves regs->ip) is its
+    step 55 in `trace` and the debugger (index 54): the banner, the summary and the
+    aligned listing call it 55 too."""
     from engine.compare.render import summary_lines
 
     c = ptrace_comparison()
     first = c.first_difference
-    assert first is not None and first.left == 46
-    assert c.left.steps[46].text == "retq"
-    assert "A step 47 retq" in "\n".join(difference_lines(c))
-    assert "A step 47 retq" in "\n".join(summary_lines(c))
+    assert first is not None and first.left == 54
+    assert c.left.steps[54].text == "(C) __x64_sys_getpid(regs)"
+    assert "A step 55 (C) __x64_sys_getpid(regs)" in "\n".join(difference_lines(c))
+    assert "A step 55 (C) __x64_sys_getpid(regs) (__x64_sys_getpid:" in "\n".join(summary_lines(c))
     app = CompareApp(c)
     async with app.run_test(size=WIDE) as pilot:
         await pilot.pause()
         lines = [line.plain for line in app.screen.query_one(AlignedSteps).lines]
         assert lines[0][2:].split()[:2] == ["1", "movl"]
-        assert lines[first.position - 1][2:].split()[:2] == ["47", "retq"]
+        assert lines[first.position - 1][2:].split()[:2] == ["55", "(C)"]
 
 
 @run_async

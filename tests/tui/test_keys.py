@@ -160,7 +160,8 @@ async def test_g_refuses_a_step_out_of_range_and_escape_cancels() -> None:
         await pilot.press("s", "g", "9", "9", "9", "enter")
         dialog = app.screen
         assert isinstance(dialog, GotoDialog)
-        assert "from 0 to 100" in str(dialog.query_one("#error").render())
+        steps = len(scenario_trace("getpid.toml").steps)
+        assert f"from 0 to {steps}" in str(dialog.query_one("#error").render())
         await pilot.press("escape")
         assert app.screen is screen
         assert screen.position == 1

@@ -245,7 +245,9 @@ async def test_modelled_handler_is_labelled_and_explained() -> None:
         note = text(app.query_one(NotePanel))
         assert "getpid() = 1234" in note and "modelled" in note
         assert "modelled" in text(app.query_one(MacroExpansion))
-        goto(app, at + 1)
+        # the first instruction after the C side: executed, not modelled
+        after = next(i for i in range(at, len(trace.steps)) if not trace.steps[i].modelled)
+        goto(app, after + 1)
         assert "modelled" not in text(app.query_one(StatusLine))
 
 

@@ -345,3 +345,30 @@ class TestInspect:
         position = second_push_position()
         run_before = pinned(position, "memory")
         assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)
+
+
+class TestCSide:
+    """do_syscall_64's C, statement by statement: the expansion panel shows the file and
+    line, the calls the statement is inside and the values it read and wrote."""
+
+    def test_wide_v61_kstack_offset(self, snap_compare: SnapCompare) -> None:
+        """6.1's add_random_kstack_offset(): RSP moved below pt_regs by the alloca."""
+        name = "v6.1-tf-single-step.toml"
+        trace = scenario_trace(name)
+        position = position_after(trace, lambda s: s.c is not None and s.c.key == "kstack")
+        assert snap_compare(make_app(name), terminal_size=WIDE, run_before=at(position))
+
+    def test_narrow_code_tab_in_the_exit_work(self, snap_compare: SnapCompare) -> None:
+        """Deep in the exit work, at 80x24: the call stack wraps at its › joins."""
+        trace = scenario_trace("getpid.toml")
+        position = position_after(trace, lambda s: s.c is not None and s.c.key == "arch.status")
+        app = make_app()
+        assert snap_compare(app, terminal_size=NARROW, run_before=at(position, panel="code"))
+
+    def test_japanese_wide_dispatch(self, snap_compare: SnapCompare) -> None:
+        """6.12's x64_sys_call switch, in Japanese: the dispatch target on the step."""
+        name = "v6.12-tf-single-step.toml"
+        trace = scenario_trace(name)
+        position = position_after(trace, lambda s: s.c is not None and s.c.key == "switch")
+        app = make_app(name, lang="ja")
+        assert snap_compare(app, terminal_size=WIDE, run_before=at(position))

@@ -844,7 +844,8 @@ class DebuggerScreen(Screen[None]):
             self._expansion.set_title(_("user instruction"))
 
         if c_step is not None:
-            note = c_step_note(c_step.kind, c_step.source, c_step.label)
+            key = c_step.c.key if c_step.c is not None else None
+            note = c_step_note(c_step.kind, c_step.source, c_step.label, key)
         elif line is not None:
             note = line.note
         elif focus is not None and focus.cpl == 3:

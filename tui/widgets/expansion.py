@@ -108,6 +108,32 @@ def source_rows(line: SourceLine, width: int, style: Style) -> list[Content]:
     return [Content.assemble((row, style)) for row in rows]
 
 
+def c_focus(ran: Step | None, upcoming: Step | None) -> Step | None:
+    """The C statement the panel shows: the one just run, or the next one when the step
+    just run was C too (at the call of do_syscall_64 the panel shows the call line)."""
+    if ran is not None and ran.c is not None:
+        return ran
+    if upcoming is not None and upcoming.c is not None and ran is not None and ran.is_c:
+        return upcoming
+    return None
+
+
+def call_stack_rows(stack: tuple[str, ...], width: int) -> list[str]:
+    """The calls a C statement is inside, outermost first, joined by › and wrapped at the
+    joins (a name longer than the width stays whole)."""
+    rows: list[str] = []
+    line = ""
+    for name in stack:
+        part = name if not line else f" › {name}"
+        if line and cell_len(line + part) > width:
+            rows.append(line + " ›")
+            line = "  " + name
+        else:
+            line += part
+    rows.append(line)
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class ExpansionView:
     line: SourceLine | None  # the source line in focus, None outside entry_64.S
@@ -132,6 +158,9 @@ class MacroExpansion(ViewPanel[ExpansionView]):
         view = self.view
         if view is None:
             return []
+        statement = c_focus(view.ran, view.upcoming)
+        if statement is not None:
+            return self._c_statement(statement, view.ran, view.upcoming, width)
         rows = expansion_rows(view.line, view.ran, view.upcoming)
         if not rows:
             return []
@@ -186,4 +215,35 @@ class MacroExpansion(ViewPanel[ExpansionView]):
                             (row.code.hex(" "), self.style("expansion--bytes")),
                         )
                     )
+        return lines
+
+    def _c_statement(
+        self, step: Step, ran: Step | None, upcoming: Step | None, width: int
+    ) -> list[Content]:
+        """A statement of the C side: where it is (file:line), the calls it is inside, the
+        statement marked as run or next, and the values it read and wrote."""
+        st = step.c
+        assert st is not None
+        more = self.style("expansion--more")
+        source = self.style("expansion--source")
+        lines = [Content.assemble((st.where or _("the system call's own C"), more))]
+        lines += [Content.assemble((row, source)) for row in call_stack_rows(st.stack, width)]
+        for s in (ran, upcoming):
+            if s is None or s.c is None:
+                continue
+            marker, style = (
+                ("● ", self.style("expansion--ran")) if s is ran else
+                ("▶ ", self.style("expansion--next"))
+            )  # fmt: skip
+            text = " ".join(s.text.removeprefix("(C) ").split())
+            lines.append(
+                Content.assemble(
+                    (marker, style),
+                    (text, style),
+                    ("  " + _("modelled"), self.style("expansion--modelled")),
+                )
+            )
+            if s is step:
+                for name, value in st.values:
+                    lines.append(Content.assemble((f"    {name} = {value:#x}", more)))
         return lines

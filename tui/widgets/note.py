@@ -13,6 +13,7 @@ from engine.i18n import N_, Msg, _, tr
 from engine.layout import PAGE, VDSO32_BASE
 from engine.trace import Event, StepKind
 from tui.text import wrap
+from tui.widgets.c_notes import C_STATEMENT_NOTES
 from tui.widgets.panel import ViewPanel
 
 #: Notes for the user program's instructions, which have no line in entry_64.S.
@@ -127,9 +128,13 @@ C_CHECK_NOTE = N_(
 )
 
 
-def c_step_note(kind: StepKind, source: str, function: str = "do_syscall_64") -> str:
+def c_step_note(
+    kind: StepKind, source: str, function: str = "do_syscall_64", key: str | None = None
+) -> str:
     """The note for one of the modelled C steps of *function* (6.12's do_syscall_64, or
-    do_fast_syscall_32)."""
+    do_fast_syscall_32); a statement of the C side (*key*) has its own."""
+    if key is not None:
+        return C_STATEMENT_NOTES.get(key, N_("A statement of the system call's C side."))
     fast = function in ("do_fast_syscall_32", "do_SYSENTER_32")
     if function == "do_SYSENTER_32" and kind is StepKind.C_CALL:
         return SYSENTER32_CALL_NOTE
