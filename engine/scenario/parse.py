@@ -604,7 +604,7 @@ def _task(r: _Reader, data: dict[str, Any]) -> TaskState:
         kstack_offset=r.integer(
             t.get("kstack_offset", DEFAULT_KSTACK_OFFSET), "task.kstack_offset", 0, 0xFFFFFFFF
         ),
-        tsc=r.integer(t.get("tsc", DEFAULT_TSC), "task.tsc"),
+        tsc=r.integer(t.get("tsc", DEFAULT_TSC), "task.tsc", negative=False),
     )
 
 

@@ -3,7 +3,8 @@
 Usage: python tests/engine/oracle/extract.py TRACES_DIR
 
 TRACES_DIR holds v6.1/ and v6.12/ with case_X_entry.json (and v6.12/case_X_full.json),
-and v6.1/skylake-client/ with case_X_entry.txt, the same 6.1 cases on QEMU's
+and v6.1/skylake-client/ with case_X_entry.txt (and for c_side.json, every
+case_X_full.json: the order of the C functions entered and the kstack offset), the same 6.1 cases on QEMU's
 Skylake-Client model (text only: :func:`from_text` rebuilds the JSON form, writing
 skylake-client/v6.1_X.json here),
 single-step traces of Debian's 6.1.192 and 6.12.117 kernels under QEMU 7.2 TCG
@@ -16,6 +17,7 @@ at the end of do_syscall_64.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -90,8 +92,60 @@ def from_text(text: str) -> dict:
     return {"case": head["case"], "exit": head["exit"].lower(), "steps": steps, "pt_regs": pt}
 
 
+#: The entry code's own symbols in the full traces: not C.
+ASM_SYMBOLS = ("entry_SYSCALL_64", "syscall_return_via_sysret", "entry_SYSRETQ_unsafe_stack",
+               "swapgs_restore_regs_and_return_to_usermode", "native_irq_return_iret", "user")  # fmt: skip
+
+
+def c_side(doc: dict, entry: dict) -> dict:
+    """From a full trace (stepped into the C): the C functions entered, in order (a step at
+    +0x0 of a symbol; the compiler's .constprop suffix dropped), the pt_regs fields the C
+    changed (the entry trace's two dumps, *entry*: the full trace has only the first),
+    and the random kstack offset's numbers: the offset read,
+    what ``sub %rax,%rsp`` moved RSP by, what RDTSC returned, the next offset written."""
+    steps = doc["steps"]
+    entered = []
+    for s in steps:
+        name, _, off = (s["sym"] or "").partition("+")
+        if off == "0x0" and not name.startswith(ASM_SYMBOLS):
+            entered.append(name.split(".")[0])
+    pt = {p["where"].split(" (")[0]: p["named"] for p in entry["pt_regs"]}
+    at, after = pt["at call do_syscall_64"], pt["after do_syscall_64 returned"]
+
+    def reg_after(i: int, reg: str) -> int:
+        return int(steps[i + 1]["regs"][reg], 16)
+
+    asm = [s["asm"] or "" for s in steps]
+    read = next(i for i, a in enumerate(asm) if re.match(r"mov\s+0x14[0-9a-f]{2}\(%r\w+\),%eax", a))
+    sub = next(i for i, a in enumerate(asm) if a.startswith("sub    %rax,%rsp"))
+    tsc = next(i for i, a in enumerate(asm) if a.startswith("rdtsc"))
+    write = next(i for i, a in enumerate(asm) if re.match(r"mov\s+%ecx,0x14[0-9a-f]{2}\(%rsi\)", a))
+    return {
+        "entered": entered,
+        "pt_regs_changed": sorted(k for k in at if at[k] != after[k]),
+        "kstack": {
+            "offset": reg_after(read, "rax") & 0xFFFFFFFF,
+            "alloca": int(steps[sub]["regs"]["rax"], 16),
+            "tsc": reg_after(tsc, "rax") & 0xFFFFFFFF,
+            "next": int(steps[write]["regs"]["rcx"], 16) & 0xFFFFFFFF,
+        },
+    }
+
+
+def write_c_side(src: str) -> None:
+    """tests/engine/oracle/c_side.json: :func:`c_side` of every full trace."""
+    out = {}
+    for kernel in ("v6.1", "v6.12"):
+        for full in sorted((Path(src) / kernel).glob("case_*_full.json")):
+            case = full.name.split("_")[1]
+            entry = json.loads((Path(src) / kernel / f"case_{case}_entry.json").read_text())
+            out[f"{kernel}_{case}"] = c_side(json.loads(full.read_text()), entry)
+    (Path(__file__).parent / "c_side.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def main(src: str) -> None:
     out = Path(__file__).parent
+    write_c_side(src)
     for kernel in ("v6.1", "v6.12"):
         for entry in sorted((Path(src) / kernel).glob("case_*_entry.json")):
             case = entry.name.split("_")[1]
