@@ -2,9 +2,9 @@
 
 Usage: python tests/engine/oracle/extract.py TRACES_DIR
 
-TRACES_DIR holds v6.1/ and v6.12/ with case_X_entry.json (and v6.12/case_X_full.json),
-and v6.1/skylake-client/ with case_X_entry.txt (and for c_side.json, every
-case_X_full.json: the order of the C functions entered and the kstack offset), the same 6.1 cases on QEMU's
+TRACES_DIR holds v6.1/ and v6.12/ with case_X_entry.json and case_X_full.json (for
+c_side.json: the order of the C functions entered and the kstack offset), and
+v6.1/skylake-client/ with case_X_entry.txt, the same 6.1 cases on QEMU's
 Skylake-Client model (text only: :func:`from_text` rebuilds the JSON form, writing
 skylake-client/v6.1_X.json here),
 single-step traces of Debian's 6.1.192 and 6.12.117 kernels under QEMU 7.2 TCG
@@ -93,8 +93,10 @@ def from_text(text: str) -> dict:
 
 
 #: The entry code's own symbols in the full traces: not C.
-ASM_SYMBOLS = ("entry_SYSCALL_64", "syscall_return_via_sysret", "entry_SYSRETQ_unsafe_stack",
-               "swapgs_restore_regs_and_return_to_usermode", "native_irq_return_iret", "user")  # fmt: skip
+ASM_SYMBOLS = (
+    "entry_SYSCALL_64", "syscall_return_via_sysret", "entry_SYSRETQ_unsafe_stack",
+    "swapgs_restore_regs_and_return_to_usermode", "native_irq_return_iret", "user",
+)  # fmt: skip
 
 
 def c_side(doc: dict, entry: dict) -> dict:
