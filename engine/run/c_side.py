@@ -15,7 +15,8 @@ Coarser than the kernel, and said so in docs/scenarios.md: the system call's own
 one step (getpid's __task_pid_nr_ns and RCU are not entered); context tracking, lockdep,
 tracing and audit are configured off or idle on this machine and are passed over; no
 syscall_work bit can be set, so syscall_trace_enter and syscall_exit_work never run;
-schedule() finds no other task; the exit loop handles NEED_RESCHED and NOTIFY_RESUME.
+schedule() finds no other task; the exit loop handles NEED_RESCHED, NOTIFY_RESUME and a
+pending signal (engine.run.signal).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from engine.kernel.c_source import (
     kstack_alloca,
     next_kstack_offset,
 )
+from engine.run.signal import deliver
 from engine.run.syscalls import SYSCALL_NAMES, HandlerResult, PtRegs, do_syscall_64
 from engine.trace import CStatement
 
@@ -83,6 +85,9 @@ class CWalk:
 
     def thread_flags(self) -> int:
         return self._read(self.task.flags, 8)
+
+    def write_flags(self, flags: int) -> None:
+        self._write(self.task.flags, 8, flags)
 
     def syscall_work(self) -> int:
         return 0 if self.task.syscall_work is None else self._read(self.task.syscall_work, 8)
@@ -275,8 +280,8 @@ class CWalk:
         self.step("etump.loop", t, ((name, flags),))
         v58 = self.kernel == "v5.8.13"
         loop = (*t, "exit_to_usermode_loop" if v58 else "exit_to_user_mode_loop")
-        # at most one turn per flag: each turn clears what it handled
-        for _ in range(len(TIF_BITS) + 1):
+        # at most one turn per flag (and the signal's): each turn clears what it handled
+        for _ in range(len(TIF_BITS) + 2):
             if not v58:
                 self.step("loop.while", loop, ((name, flags),))
                 if not flags & mask:
@@ -285,6 +290,7 @@ class CWalk:
             self._interrupts(True)
             flags = self._loop_flag(loop, name, flags, "NEED_RESCHED", "loop.if_resched",
                                     "loop.resched", "schedule")  # fmt: skip
+            flags = deliver(self, loop, name, flags)
             flags = self._loop_flag(loop, name, flags, "NOTIFY_RESUME", "loop.if_resume",
                                     "loop.resume", "tracehook_notify_resume" if v58
                                     else "resume_user_mode_work")  # fmt: skip

@@ -24,7 +24,7 @@ from engine.constants import (
     user_space_top,
 )
 from engine.i18n import N_
-from engine.kernel.c_source import TASKS, TIF_BITS
+from engine.kernel.c_source import TASKS, TIF_BITS, TIF_SIGPENDING
 from engine.kernel.vdso32 import vdso32
 from engine.machine.core import GPRS, Machine, UserMapping
 from engine.run.syscalls import build_sigframe
@@ -91,7 +91,7 @@ def launch_key(sc: Scenario) -> tuple[object, ...]:
     assert sc.code is not None
     return (sc.rip, sc.rsp, sc.rflags, sc.fs_base, sc.gs_base, sc.code.code, sc.mode,
             tuple(sorted(sc.regs.items())), tuple(sorted(sc.sigframe.items())),
-            sc.task)  # fmt: skip
+            sc.task, sc.signal)  # fmt: skip
 
 
 def write_task(m: Machine, sc: Scenario) -> None:
@@ -100,6 +100,8 @@ def write_task(m: Machine, sc: Scenario) -> None:
     no syscall_work, so no ptrace, seccomp or audit on the way in or out)."""
     lay = TASKS[sc.kernel]
     flags = sum(1 << TIF_BITS[name] for name in sc.task.flags)
+    if sc.signal is not None:
+        flags |= 1 << TIF_SIGPENDING  # the signal is queued: signal_wake_up() set it
     base = m.layout.task_struct
     m.write_virt(m.kernel_cr3, base + lay.flags, struct.pack("<Q", flags), supervisor=True)
     if lay.kstack_offset is not None:

@@ -176,6 +176,19 @@ class TaskState:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalConfig:
+    """The scenario's [signal]: a pending signal the exit work delivers, its handler and
+    sa_restorer (addresses of labels of the user's code), and SA_SIGINFO."""
+
+    number: int
+    handler: int
+    restorer: int
+    handler_name: str
+    restorer_name: str
+    siginfo: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class DebugSettings:
     """A scenario's [debug] table: the debugger's set-up when it opens the file."""
 
@@ -212,3 +225,4 @@ class Scenario:
     not_removed: tuple[str, ...] = ()
     debug: DebugSettings = DebugSettings()
     task: TaskState = TaskState()
+    signal: SignalConfig | None = None

@@ -52,6 +52,7 @@ from engine.scenario.model import (
     MachineConfig,
     MemoryRange,
     Scenario,
+    SignalConfig,
     TaskState,
     UserCode,
 )
@@ -299,8 +300,11 @@ def _statement_line(reader: _Reader, source: str, number: int) -> int | None:
 NONE = "none"
 
 TOP_KEYS = ("name", "description", "machine", "user", "handler", "expect", "sigframe", "memory",
-            "step_cap", "debug", "task")  # fmt: skip
+            "step_cap", "debug", "task", "signal")  # fmt: skip
 TASK_KEYS = ("flags", "kstack_offset", "tsc")
+SIGNAL_KEYS = ("number", "handler", "restorer", "siginfo")
+#: Signals no handler can catch (the kernel never delivers them to one)
+UNCATCHABLE = {9: "SIGKILL", 19: "SIGSTOP"}
 DEBUG_KEYS = ("break", "watch", "show")
 #: Entries one [debug] array may hold, and characters one entry may have (a command line).
 MAX_DEBUG_ENTRIES = 16
@@ -345,12 +349,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     )
     debug = _debug(r, data)
     task = _task(r, data)
+    signal = _signal(r, data, user)
     return Scenario(
         name=name, path=path, description=description, kernel=config.kernel, machine=config,
         regs=user.regs, rip=user.rip, rsp=user.rsp, rflags=user.rflags | 0x2, mode=user.mode,
         fs_base=user.fs_base, gs_base=user.gs_base, code=user.code, memory=memory,
         handler_set=handler_set, pid=pid, sigframe=sigframe, expect=expect,
-        step_cap=step_cap, debug=debug, task=task,
+        step_cap=step_cap, debug=debug, task=task, signal=signal,
     )  # fmt: skip
 
 
@@ -606,6 +611,40 @@ def _task(r: _Reader, data: dict[str, Any]) -> TaskState:
         ),
         tsc=r.integer(t.get("tsc", DEFAULT_TSC), "task.tsc", negative=False),
     )
+
+
+def _signal(r: _Reader, data: dict[str, Any], user: _User) -> SignalConfig | None:
+    """[signal]: a signal pending when the system call returns, caught by a handler of the
+    user's code with an sa_restorer (x86-64's __setup_rt_frame refuses a handler without
+    SA_RESTORER), delivered by the modelled exit work (engine.run.signal)."""
+    if "signal" not in data:
+        return None
+    t = r.table(data, "signal", SIGNAL_KEYS)
+    for key in ("number", "handler", "restorer"):
+        if key not in t:
+            raise r.fail(f"signal.{key}", "required key missing")
+    number = r.integer(t["number"], "signal.number", 1, 64, decimal=True)
+    if number in UNCATCHABLE:
+        raise r.fail("signal.number", f"{UNCATCHABLE[number]} ({number}) cannot be caught")
+    if user.mode == "compat":
+        raise r.fail("signal", "a 32-bit task's signal frame (ia32_setup_rt_frame) is not modelled")
+    assert user.code is not None
+    labels = {
+        line.text.removesuffix(":"): line.address
+        for line in user.code.listing
+        if line.kind == "label"
+    }
+
+    def label(key: str) -> tuple[str, int]:
+        name = r.string(t[key], f"signal.{key}")
+        if name not in labels:
+            known = ", ".join(sorted(labels)) or "none"
+            raise r.fail(f"signal.{key}", f"no label {_show(name)} in the code (labels: {known})")
+        return name, labels[name]
+
+    (handler_name, handler), (restorer_name, restorer) = label("handler"), label("restorer")
+    siginfo = r.boolean(t.get("siginfo", True), "signal.siginfo")
+    return SignalConfig(number, handler, restorer, handler_name, restorer_name, siginfo)
 
 
 def _debug(r: _Reader, data: dict[str, Any]) -> DebugSettings:

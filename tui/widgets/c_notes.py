@@ -166,6 +166,70 @@ C_STATEMENT_NOTES: dict[str, str] = {
         "quotient from leaking to user space. The CPU model has no such bug, so the DIV was "
         "patched to NOPs at boot."
     ),
+    "loop.if_signal": N_("TIF_SIGPENDING: a signal is queued for this task."),
+    "loop.signal": N_(
+        "Deliver it now, on the way out: the handler must run before the interrupted code "
+        "does. This is why a signal makes the exit take IRET: pt_regs is about to be "
+        "rewritten for the handler."
+    ),
+    "sig.get": N_(
+        "get_signal() dequeues the signal and finds the action the task installed for it "
+        "(a handler, SA_RESTORER, SA_SIGINFO). With nothing left queued, TIF_SIGPENDING is "
+        "cleared."
+    ),
+    "sig.handle": N_("A handler is installed: set up its frame and registers."),
+    "sig.restart": N_(
+        "Was this a system call that must be restarted? Only an -ERESTART* return value in "
+        "regs->ax asks for it; this one returned normally, so nothing changes."
+    ),
+    "sig.setup": N_("Build the signal frame on the user stack; a failure means SIGSEGV."),
+    "sig.rt": N_("A 64-bit task with a 64-bit handler: the x86-64 rt_sigframe."),
+    "sig.frame": N_(
+        "get_sigframe(): below regs->sp, the 128-byte red zone, then room for the FPU state "
+        "(64-byte aligned), then struct rt_sigframe, aligned so that RSP + 8 is a multiple "
+        "of 16 when the handler starts, as after a call."
+    ),
+    "sig.fpu": N_(
+        "The FPU and SSE registers go to the user stack (XSAVE), so the handler may use "
+        "them freely and sigreturn can restore them. Modelled: the x87 and SSE state read "
+        "from the emulated CPU, in the XSAVE layout, with the magic words sigreturn checks."
+    ),
+    "sig.uc": N_(
+        "The ucontext's head: uc_flags (FP_XSTATE, SIGCONTEXT_SS, STRICT_RESTORE_SS), no "
+        "uc_link, and uc_stack (no alternate stack: SS_DISABLE)."
+    ),
+    "sig.pretcode": N_(
+        "pretcode, the frame's first word, is the sa_restorer: where the handler's RET "
+        "goes. glibc's restorer is mov $15, %eax; syscall: rt_sigreturn."
+    ),
+    "sig.sigcontext": N_(
+        "Every register pt_regs holds is saved in the frame's sigcontext: ip is where the "
+        "interrupted code resumes after rt_sigreturn, ax the system call's return value."
+    ),
+    "sig.sigmask": N_("The signal mask to restore at rt_sigreturn (nothing was blocked)."),
+    "sig.siginfo": N_(
+        "SA_SIGINFO: the siginfo for the handler's second argument (si_signo, si_code "
+        "SI_KERNEL: the signal came from the kernel, as alarm()'s SIGALRM does)."
+    ),
+    "sig.di": N_("The handler's first argument: the signal number."),
+    "sig.ax": N_("RAX 0, for a handler declared without a prototype (varargs)."),
+    "sig.si": N_("The second argument: &frame->info, the siginfo."),
+    "sig.dx": N_("The third argument: &frame->uc, the ucontext."),
+    "sig.ip": N_(
+        "regs->ip becomes the handler. regs->cx still holds the interrupted code's RIP, so "
+        "the SYSRET check RCX == RIP will fail and the kernel leaves by IRET, which loads "
+        "RIP, RSP and RFLAGS from pt_regs as the handler needs them."
+    ),
+    "sig.sp": N_("regs->sp becomes the frame: the handler's RET pops pretcode."),
+    "sig.cs": N_("The handler runs in 64-bit mode: regs->cs = __USER_CS."),
+    "sig.flags": N_(
+        "DF, RF and TF are cleared for the handler (the ABI wants DF clear; TF would trap "
+        "in it). pt_regs now describes the handler's first instruction."
+    ),
+    "sig.done": N_(
+        "signal_setup_done(): the signal is blocked while its handler runs (sa_mask and the "
+        "signal itself), and a tracer single-stepping is told."
+    ),
     "ret": N_(
         "do_syscall_64 returns: its frame, and with it the random stack offset, is popped, "
         "and RSP points at the return address again. Modelled: RSP put back."
