@@ -274,6 +274,24 @@ SCENES = (
         after(lambda step: step.label == "do_SYSENTER_32" and step.is_c),
         caption="Intel, 6.12: SYSENTER saved nothing; do_SYSENTER_32 fills regs->sp from EBP",
     ),
+    Scene(
+        "42-v6.1-c-side-kstack-offset",
+        "v6.1-tf-single-step.toml",
+        after(lambda step: step.c is not None and step.c.key == "kstack"),
+        caption="6.1's C side, statement by statement: add_random_kstack_offset() moves RSP",
+    ),
+    Scene(
+        "43-v6.1-signal-delivery",
+        "v6.1-signal-delivery.toml",
+        after(lambda step: step.c is not None and step.c.key == "sig.ip"),
+        caption="a pending SIGALRM: the rt_sigframe is written, regs->ip becomes the handler",
+    ),
+    Scene(
+        "44-v6.1-skylake-verw",
+        "v6.1-skylake-client-verw.toml",
+        after(lambda step: step.text.startswith("verw")),
+        caption="Skylake-Client, 6.1: CLEAR_CPU_BUFFERS' VERW before SYSRET (MDS)",
+    ),
 )
 
 

@@ -9,7 +9,7 @@ from engine.checks import describe
 from engine.constants import PT_REGS_FIELDS
 from engine.mitigations import mitigation_costs
 from engine.scenario.model import Scenario
-from engine.trace import Regs, Step, Trace
+from engine.trace import CStatement, Regs, Step, Trace
 
 FINAL_REGS = (
     "rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
@@ -68,6 +68,20 @@ def step_json(step: Step) -> dict[str, Any]:
             {"slot": name, "old": hx(old), "new": hx(new)} for name, old, new in step.rewritten
         ],
         "cr3_written": None if step.cr3_written is None else hx(step.cr3_written),
+        "c": c_json(step.c),
+    }
+
+
+def c_json(c: CStatement | None) -> dict[str, Any] | None:
+    """A C statement's place in the kernel's source and its values (null: not C)."""
+    if c is None:
+        return None
+    return {
+        "key": c.key,
+        "file": c.file,
+        "line": c.line,
+        "stack": list(c.stack),
+        "values": [{"name": n, "value": hx(v)} for n, v in c.values],
     }
 
 

@@ -16,12 +16,13 @@ writes them (``hex()``), and the key order and separators are the encoder's.
 
 from __future__ import annotations
 
+import json
 import operator
 from json.encoder import encode_basestring_ascii as _quote
 
 from engine.checks import describe
 from engine.trace import CheckState, Event, Regs, StackSlot, Step
-from engine.views.json import FINAL_REGS
+from engine.views.json import FINAL_REGS, c_json
 
 #: The registers object of a step: ``%#x`` is ``hex()`` for every int, signs included.
 _REGS = "{" + ", ".join(f'"{name}": "%#x"' for name in FINAL_REGS) + "}"
@@ -143,13 +144,14 @@ class StepWriter:
         else:
             rewritten = "[]"
         cr3 = "null" if step.cr3_written is None else f'"{step.cr3_written:#x}"'
+        c = "null" if step.c is None else json.dumps(c_json(step.c))
         return (
             f'{{"step": {step.number}, {self._instruction(step)}"regs": {regs}, '
             f'"changed": {self._changed_names(step.changed)}, "stack": {stack}, '
             f'"entry_stack": {entry}, "checks": {checks}, "events": {events}, '
             f'"modelled": {"true" if step.modelled else "false"}, '
             f'"stack_name": {_quote(step.stack_name)}, "rewritten": {rewritten}, '
-            f'"cr3_written": {cr3}}}'
+            f'"cr3_written": {cr3}, "c": {c}}}'
         )
 
 

@@ -267,7 +267,13 @@ def _rows(group: _Group, trace: Trace, seen: set[tuple[int, str]]) -> list[list[
             what = code(step.text)
             if step.source_line is None and step.source and step.source != step.text:
                 what += " " + esc(_("from")) + " " + code(step.source)
+            if step.c is not None:  # a C statement: where, in which calls, what it used
+                if step.c.where:
+                    what += " " + code(step.c.where)
+                what += "<br>" + esc(" › ".join(step.c.stack))
             effects = _effects(step, before)
+            if step.c is not None:
+                effects = [code(f"{n} = {v:#x}") for n, v in step.c.values] + effects
             rows.append([str(step.number), code(f"{step.rip:016x}"), what, "<br>".join(effects)])
             i += 1
             continue

@@ -127,7 +127,11 @@ def test_the_c_conditions_of_6_12_each_get_a_row() -> None:
     doc = trace_markdown(trace)
     for step in trace.steps:
         if step.modelled and step.text.startswith("(C)"):
-            assert f"| {step.index + 1} | `{step.rip:016x}` | {code(step.text)} |" in doc
+            # a statement also names its file:line and the calls it is inside
+            assert f"| {step.index + 1} | `{step.rip:016x}` | {code(step.text)}" in doc
+    assert (
+        "`(C) add_random_kstack_offset();` `arch/x86/entry/common.c:73`<br>do_syscall_64 |" in doc
+    )
     assert "`if (unlikely(regs->ip >= TASK_SIZE_MAX))` *(C, modelled)*" in doc
 
 
