@@ -30,6 +30,7 @@ from engine.inspect.examine import context
 from engine.inspect.expr import MAX_EXPR, ExprContext, evaluate, holds
 from engine.inspect.machine_at import MachineAt
 from engine.inspect.pagewalk import Root
+from engine.trace import CStatement
 
 #: Points one session may hold: enough for any lesson, few enough to list on a screen.
 MAX_POINTS = 64
@@ -37,6 +38,10 @@ MAX_POINTS = 64
 WATCH_SIZE = 8
 
 _LINE = re.compile(r"(?:(?P<file>[A-Za-z0-9_.\-]+\.S):)?(?P<line>\d+)")
+#: a line of the kernel's C, as the C steps name it: kernel/entry/common.c:211 (or the
+#: file's last parts, common.c:211)
+_C_LINE = re.compile(r"(?P<file>[A-Za-z0-9_./\-]+\.[ch]):(?P<line>\d+)")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class PointError(EngineError):
@@ -60,10 +65,14 @@ class Point:
     line: int | None  # break at a source line
     physical: int | None  # watch: where the watched bytes are in physical memory
     positions: tuple[int, ...]  # where continue stops for this point, ascending
+    #: a break on the modelled C: "C function NAME" or a file:line of the kernel's C
+    c_place: str | None = None
 
     @property
     def where(self) -> str:
         """What the point is on, in words (``info break``)."""
+        if self.c_place is not None:
+            return self.c_place
         if self.line is not None:
             return f"line {self.line}"
         assert self.address is not None
@@ -169,10 +178,46 @@ def make_break(at: MachineAt, step: int, text: str, number: int) -> Point:
         ]
         positions = _filter(at, found, condition)
         return Point(number, PointKind.BREAK, spec, condition, None, line, None, positions)
+    c_break = _c_break(at, spec)
+    if c_break is not None:
+        place, found = c_break
+        positions = _filter(at, found, condition)
+        return Point(number, PointKind.BREAK, spec, condition, None, None, None, positions, place)
     address = evaluate(spec.removeprefix("*"), context(at, step))
     found = [p for p, s in enumerate(steps) if s.rip == address]
     positions = _filter(at, found, condition)
     return Point(number, PointKind.BREAK, spec, condition, address, None, None, positions)
+
+
+def _c_break(at: MachineAt, spec: str) -> tuple[str, list[int]] | None:
+    """A break on the modelled C side: a C function the run's statements are inside
+    (stopping where it is entered) or a file:line of the kernel's C (stopping before each
+    statement there).  None: *spec* is neither, for the other kinds to try."""
+    steps = at.trace.steps
+    m = _C_LINE.fullmatch(spec)
+    if m is not None:
+        file, line = m.group("file"), int(m.group("line"))
+
+        def here(c: CStatement | None) -> bool:
+            return (
+                c is not None and c.line == line and (c.file == file or c.file.endswith("/" + file))
+            )
+
+        found = [p for p, s in enumerate(steps) if here(s.c) and not (p and here(steps[p - 1].c))]
+        if not found:
+            raise PointError(f"no C statement of this run is at {spec}")
+        return f"C {spec}", found
+    if _IDENT.fullmatch(spec) and spec not in at.trace.symbols:
+
+        def inside(c: CStatement | None) -> bool:
+            return c is not None and spec in c.stack
+
+        found = [
+            p for p, s in enumerate(steps) if inside(s.c) and not (p and inside(steps[p - 1].c))
+        ]
+        if found:
+            return f"C function {spec}", found
+    return None
 
 
 def make_watch(at: MachineAt, step: int, text: str, number: int) -> Point:

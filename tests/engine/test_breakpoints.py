@@ -21,6 +21,7 @@ from engine.constants import PT_REGS_FIELDS, PT_REGS_OFFSET
 from engine.errors import EngineError, ScenarioError
 from engine.inspect.breakpoints import (
     MAX_POINTS,
+    PointError,
     PointKind,
     Points,
     hits,
@@ -275,3 +276,33 @@ def test_points_hold_on_generated_scenarios(
     target = steps[pick % len(steps)].rip
     b = make_break(at, 0, f"*{target:#x}", 2)
     assert b.positions == tuple(i for i, s in enumerate(steps) if s.rip == target)
+
+
+def test_a_break_on_a_c_function_stops_where_the_statements_enter_it() -> None:
+    at = machine_at("v6.1-signal-delivery.toml")
+    steps = at.trace.steps
+    p = make_break(at, 0, "handle_signal", 1)
+    assert p.where == "C function handle_signal" and len(p.positions) == 1
+    first = steps[p.positions[0]]  # the step that runs next from the stop
+    assert first.c is not None and first.c.stack[-1] == "handle_signal"
+    before = steps[p.positions[0] - 1].c
+    assert before is not None and "handle_signal" not in before.stack
+
+
+def test_a_break_on_a_line_of_the_kernels_c_stops_before_each_statement_there() -> None:
+    at = machine_at("getpid.toml")
+    p = make_break(at, 0, "arch/x86/entry/common.c:392", 1)  # v5.8's sys_call_table call
+    assert p.where == "C arch/x86/entry/common.c:392"
+    texts = [at.trace.steps[q].text for q in p.positions]
+    # the call, and after the system call's own step the store of its value
+    assert texts == ["(C) sys_call_table[39](regs)", "(C) regs->ax = sys_call_table[nr](regs);"]
+    assert make_break(at, 0, "common.c:392", 2).positions == p.positions
+    with pytest.raises(PointError, match="no C statement"):
+        make_break(at, 0, "common.c:1", 3)
+
+
+def test_a_kernel_symbol_stays_a_symbol_and_a_stranger_an_error() -> None:
+    at = machine_at("getpid.toml")
+    assert make_break(at, 0, "entry_SYSCALL_64", 1).c_place is None
+    with pytest.raises(ExprError, match="no kernel label 'no_such_function'"):
+        make_break(at, 0, "no_such_function", 2)
