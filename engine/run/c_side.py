@@ -102,6 +102,8 @@ class CWalk:
     def step(self, key: str, stack: tuple[str, ...], values: Values = (), text: str = "") -> None:
         """Statement *key* of this kernel's C begins, in *stack*, reading or writing
         *values*: what the caller does to the machine after this belongs to its step."""
+        if self.run.recording is None:
+            return  # a sweep keeps no steps: only what the statements do counts
         file, line, source = self.lines[key]
         st = CStatement(
             key, file, line, self.prefix + stack, tuple((n, v & MASK64) for n, v in values)

@@ -236,13 +236,17 @@ class MacroExpansion(ViewPanel[ExpansionView]):
                 ("▶ ", self.style("expansion--next"))
             )  # fmt: skip
             text = " ".join(s.text.removeprefix("(C) ").split())
-            lines.append(
-                Content.assemble(
-                    (marker, style),
-                    (text, style),
-                    ("  " + _("modelled"), self.style("expansion--modelled")),
-                )
-            )
+            # wrapped as the source rows are: a statement is never cut by the panel
+            rows = textwrap.wrap(
+                text, width=max(width - 2, 16), break_on_hyphens=False, break_long_words=True
+            ) or [""]
+            tag = "  " + _("modelled")
+            for k, row in enumerate(rows):
+                head = marker if k == 0 else "  "
+                parts: list[str | Content | tuple[str, str | Style]] = [(head, style), (row, style)]
+                if k == len(rows) - 1 and cell_len(head + row + tag) <= width:
+                    parts.append((tag, self.style("expansion--modelled")))
+                lines.append(Content.assemble(*parts))
             if s is step:
                 for name, value in st.values:
                     lines.append(Content.assemble((f"    {name} = {value:#x}", more)))
