@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from engine import Session, parse_scenario
 from engine.constants import IF
 from engine.errors import ScenarioError
+from engine.inspect.machine_at import MachineAt
 from engine.kernel.c_source import (
     C_LINES,
     OUT_OF_LINE,
@@ -26,8 +27,14 @@ from engine.kernel.c_source import (
 )
 from engine.kernel.variants import KERNELS
 from engine.scenario.model import TaskState
+from engine.scenario.parse import load_scenario
 from engine.trace import Step, StepKind, Trace
-from tests.engine.test_invariants import assert_pt_regs_follow_the_handler, run_watched
+from tests.engine.test_invariants import (
+    SCENARIOS,
+    SHIPPED,
+    assert_pt_regs_follow_the_handler,
+    run_watched,
+)
 from tests.engine.test_oracle import scenario_text
 from tui.screens.timeline import Timeline
 
@@ -236,3 +243,34 @@ def test_generated_task_states_hold_the_machine_and_the_c_side(
     trace = run_watched(Session(sc), sc)
     assert_pt_regs_follow_the_handler(trace)
     assert_c_side_holds(trace, kernel, task)
+
+
+#: the values a statement names that are registers, pt_regs slots or current's fields
+FLAG_VALUES = {"ti_work", "cached_flags", "thread_info.flags"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_statements_values_are_the_machines_after_it(name: str) -> None:
+    """Over every step of every shipped scenario: a value a C statement shows as RSP,
+    RFLAGS.IF, a pt_regs slot (regs->X) or current's thread flags is what the machine
+    holds once the statement is done (the registers, the task stack, and the task_struct
+    in memory at that step)."""
+    at = MachineAt.run(load_scenario(SCENARIOS / name))
+    kernel = at.trace.kernel
+    task = TASKS[kernel]
+    current = at.machine.layout.task_struct
+    for k, s in enumerate(at.trace.steps, start=1):
+        if s.c is None:
+            continue
+        slots = {w.slot: w.value for w in s.stack}
+        for value_name, value in s.c.values:
+            where = f"{name} step {k} {s.c.key} {value_name}"
+            if value_name == "rsp":
+                assert s.regs.rsp == value, where
+            elif value_name == "RFLAGS.IF":
+                assert bool(s.regs.rflags & IF) == bool(value), where
+            elif value_name.startswith("regs->") and value_name[6:] in slots:
+                assert slots[value_name[6:]] == value, where
+            elif value_name in FLAG_VALUES and s.c.key in ("etump.flags", "loop.flags"):
+                raw = at.read_virt(k, at.machine.kernel_cr3, current + task.flags, 8)
+                assert raw is not None and int.from_bytes(raw, "little") == value, where
