@@ -780,6 +780,19 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
         "U",
         {"address": U64, "kind": TEXT, "text": TEXT, "code": BYTES, "line": COUNT},
     )
+    trip = c.record(
+        t.Trip,
+        "X",
+        {
+            "first_step": COUNT,
+            "exit": Optional(Enum(t.ExitPath)),
+            "failed_check": Optional(Enum(t.CheckName)),
+            "checks": checks,
+            "pt_regs_at_call": u64_map,
+            "pt_regs_after_call": u64_map,
+            "handler": texts,
+        },
+    )
     trace = c.record(
         t.Trace,
         "T",
@@ -812,6 +825,7 @@ def _build_trace_codec() -> tuple[Codec, Spec]:
             "not_removed": texts,
             "user_code": c.tuple_of(user_line, "t:U"),
             "door": Enum(t.Door),
+            "trips": c.tuple_of(trip, "t:X"),
         },
     )
     return c, trace

@@ -324,6 +324,21 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class Trip:
+    """A later round trip of the same run: its SYSCALL's step, its exit, the check that
+    decided it, the checks' final states, pt_regs at the C call and after it, and what
+    its system call did."""
+
+    first_step: int  # index of the step of its SYSCALL instruction
+    exit: ExitPath | None
+    failed_check: CheckName | None
+    checks: tuple[CheckState, ...]
+    pt_regs_at_call: dict[str, int]
+    pt_regs_after_call: dict[str, int]
+    handler: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MappedRegion:
     """What one page-table root maps at a named region, found by walking it."""
 
@@ -416,6 +431,9 @@ class Trace:
     user_code: tuple[UserLine, ...] = ()
     #: the way into the kernel the user's code took
     door: Door = Door.SYSCALL
+    #: the round trips after the first (the exit, checks and pt_regs above are the
+    #: first's): the rt_sigreturn a delivered signal's handler makes through its restorer
+    trips: tuple[Trip, ...] = ()
 
     @property
     def c_entry(self) -> str:

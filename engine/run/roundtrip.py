@@ -62,6 +62,7 @@ from engine.trace import (
     Fault,
     Regs,
     Trace,
+    Trip,
 )
 
 #: The instruction count the kernel half runs with.  Unicorn 2.1 reports a CPU
@@ -158,6 +159,15 @@ class Run:
         self.pt_at_call: dict[str, int] = {}
         #: 6.12's do_syscall_64 walk, whose frame the C return pops (engine.run.c_side)
         self.c_frame: CWalk | None = None
+        #: a signal was delivered on the way out (engine.run.signal): back at CPL 3 the
+        #: handler runs, and its restorer's rt_sigreturn is a second round trip
+        self.signal_delivered = False
+        #: the first round trip, kept when a second one begins (the trace reports it)
+        self.first_trip: Trip | None = None
+        #: the SYSCALL of the round trip under way is not the first
+        self.again = False
+        #: the step index of the second trip's SYSCALL
+        self.second_trip_at = 0
         self.pt_after_call: dict[str, int] = {}
         self.handler_lines: list[str] = []
         self.output = b""
@@ -205,6 +215,26 @@ class Run:
         """A C condition's verdict becomes its check's state."""
         i = next(i for i, s in enumerate(self.checks) if s.name == c.state.name)
         self.checks[i] = c.state
+
+    def next_trip(self) -> None:
+        """The first round trip is over and the run goes on in user mode (a delivered
+        signal's handler runs): keep the first trip's results and start a fresh one."""
+        self.first_trip = self._trip(0)
+        self.checks = initial_states(self.img.features.removed_checks, self.kernel.checks)
+        self.failed_check = None
+        self.exit = None
+        self.syscall_hit = None
+        self.c_frame = None
+        self.signal_delivered = False
+        self.pt_at_call, self.pt_after_call, self.handler_lines = {}, {}, []
+        self.phase = Phase.USER
+        self.again = True
+
+    def _trip(self, first_step: int) -> Trip:
+        return Trip(
+            first_step, self.exit, self.failed_check, tuple(self.checks), self.pt_at_call,
+            self.pt_after_call, tuple(self.handler_lines),
+        )  # fmt: skip
 
     def returning(self) -> None:
         """The exit instruction runs now; the next instruction is user code again."""
@@ -357,16 +387,27 @@ class Run:
             self.stopped = N_("user code ended without reaching a syscall")
             return
         else:
-            self.phase = Phase.KERNEL
-            self.user_actions.syscall()
-            # a compat SYSCALL entered at CSTAR, which the transition put in RIP
-            compat = self.door is Door.SYSCALL32
-            entry = int(self.uc.reg_read(X.UC_X86_REG_RIP)) if compat else self.points.entry
-            self.emu(entry, count=KERNEL_COUNT)
+            self._syscall_trip()
+            # the signal handler's restorer made a second SYSCALL (rt_sigreturn)
+            while self.again and self.syscall_hit is not None and not self.stopped:
+                if self.fault is not None:
+                    break
+                self.second_trip_at = len(self.rec.steps)
+                self.again = False
+                self._syscall_trip()
         if self.eretu_at is not None and self.fault is None and not self.stopped:
             # the ERETU model, then the CPU fetches the instruction it returned to
             rip = self.user_actions.eretu(self.eretu_at)
             self.emu(rip, count=1)
+
+    def _syscall_trip(self) -> None:
+        """The SYSCALL transition (modelled), then the kernel from the entry point."""
+        self.phase = Phase.KERNEL
+        self.user_actions.syscall()
+        # a compat SYSCALL entered at CSTAR, which the transition put in RIP
+        compat = self.door is Door.SYSCALL32
+        entry = int(self.uc.reg_read(X.UC_X86_REG_RIP)) if compat else self.points.entry
+        self.emu(entry, count=KERNEL_COUNT)
 
     def execute(self) -> Trace:
         # Stop out of a modelled step (the step cap on the SYSCALL) ends the run where
@@ -400,8 +441,16 @@ def _msrs(run: Run) -> dict[str, int]:
 
 
 def build_trace(run: Run, final: Regs) -> Trace:
-    """The record of *run*, ended with the machine in state *final*."""
+    """The record of *run*, ended with the machine in state *final*: the first round
+    trip's exit, checks and pt_regs, and any later trip's in ``trips``."""
     sc = run.sc
+    first = run.first_trip
+    later: tuple[Trip, ...] = ()
+    if first is not None:
+        later = (run._trip(run.second_trip_at),)
+        run.exit, run.failed_check, run.checks = first.exit, first.failed_check, list(first.checks)
+        run.pt_at_call, run.pt_after_call = first.pt_regs_at_call, first.pt_regs_after_call
+        run.handler_lines = list(first.handler)
     return Trace(
         scenario=sc.name,
         path=sc.path,
@@ -431,6 +480,7 @@ def build_trace(run: Run, final: Regs) -> Trace:
         not_removed=sc.not_removed,
         user_code=sc.code.listing if sc.code is not None else (),
         door=run.door,
+        trips=later,
     )
 
 

@@ -215,4 +215,5 @@ def deliver(walk: CWalk, loop: tuple[str, ...], name: str, flags: int) -> int:
         )
     )
     walk.step("sig.done", h)
+    run.signal_delivered = True
     return flags

@@ -6,7 +6,7 @@ transition itself (Intel SDM vol. 2B), each from engine.machine.modelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple
 
 from unicorn import x86_const as X
 
@@ -108,11 +108,30 @@ class UserActions:
         if address in self.sysenter_at:
             self.run.sysenter_door.at_sysenter(address)
 
-    def returned(self) -> NoReturn:
+    def returned(self) -> None:
         """The CPU is about to run the first user instruction after the exit: stop here
-        (or, after an ERETU that pended a single-step #DB, take it first)."""
+        (or, after an ERETU that pended a single-step #DB, take it first), unless a signal
+        was delivered: then its handler runs, and the run goes on to the rt_sigreturn its
+        restorer makes (a second round trip, Run.next_trip)."""
         run = self.run
         regs = run.rec.read_regs()
+        sig = run.sc.signal
+        if run.signal_delivered and run.first_trip is None and not run.fred and sig is not None:
+            run.event(
+                Event(
+                    EventKind.RETURN,
+                    msg(
+                        "back at CPL {cpl} in the signal handler {handler} at {rip:#x}: it "
+                        "runs, and its ret goes to the restorer {restorer}",
+                        cpl=regs.cpl,
+                        handler=sig.handler_name,
+                        rip=regs.rip,
+                        restorer=sig.restorer_name,
+                    ),
+                )
+            )
+            run.next_trip()
+            return
         if run.eretu_pended_db:
             run.model_fault(
                 VEC_DB,

@@ -147,6 +147,23 @@ def trace_json(trace: Trace, steps: bool = True) -> dict[str, Any]:
             }
             for c in mitigation_costs(trace)
         ],
+        # the round trips after the first (a delivered signal's rt_sigreturn)
+        "trips": [
+            {
+                "first_step": t.first_step + 1,
+                "exit": t.exit,
+                "failed_check": t.failed_check,
+                "checks": [
+                    {"name": c.name, "result": c.result, "detail": describe(c)} for c in t.checks
+                ],
+                "pt_regs": {
+                    "at_call": pt_regs_json(t.pt_regs_at_call),
+                    "after_call": pt_regs_json(t.pt_regs_after_call),
+                },
+                "handler": list(t.handler),
+            }
+            for t in trace.trips
+        ],
         "steps": [step_json(s) for s in trace.steps] if steps else [],
         "final": {"cpl": trace.final_cpl, "regs": regs_json(final)},
     }

@@ -106,25 +106,34 @@ FRED_NAMES = {v: k for k, v in FRED_SLOTS.items()}
 
 
 def assert_pt_regs_follow_the_handler(trace: Trace) -> None:
-    """From the last step that changed pt_regs in C on (the system call, or under FRED
-    fred_other's return from do_syscall_64), pt_regs holds what the C side left there;
-    before, the C statements leave pt_regs as the entry code saved it."""
-    after = trace.pt_regs_after_call
-    handler = [s.index for s in trace.steps if any(e.kind is EventKind.HANDLER for e in s.events)]
-    if not after:
-        assert not handler
-        return
-    assert handler
-    at_call = trace.pt_regs_at_call
-    for step in trace.steps[: handler[0]]:
-        if step.c is not None:  # a statement before the system call writes no pt_regs
+    """For each round trip (a run may make a second one: the rt_sigreturn of a delivered
+    signal's handler), from the last step that changed pt_regs in C on (the system call,
+    a signal's delivery, or under FRED fred_other's return from do_syscall_64), pt_regs
+    holds what the C side left there; before, the C statements leave pt_regs as the entry
+    code saved it."""
+    bounds = [0, *(t.first_step for t in trace.trips), len(trace.steps)]
+    trips = [(trace.pt_regs_at_call, trace.pt_regs_after_call)]
+    trips += [(t.pt_regs_at_call, t.pt_regs_after_call) for t in trace.trips]
+    for (at_call, after), lo, hi in zip(trips, bounds[:-1], bounds[1:], strict=True):
+        steps = trace.steps[lo:hi]
+        handler = [
+            k for k, s in enumerate(steps) if any(e.kind is EventKind.HANDLER for e in s.events)
+        ]
+        if not after:
+            assert not handler
+            continue
+        assert handler
+        for step in steps[: handler[0]]:
+            if step.c is not None:  # a statement before the system call writes no pt_regs
+                named = {FRED_NAMES.get(s.slot, s.slot): s.value for s in step.stack}
+                assert {k: v for k, v in named.items() if k in PT_REGS_FIELDS} == at_call
+        for step in steps[handler[-1] :]:
+            # under FRED, pt_regs' cs and ss are the frame's CS and SS words (fred_cs, fred_ss)
             named = {FRED_NAMES.get(s.slot, s.slot): s.value for s in step.stack}
-            assert {k: v for k, v in named.items() if k in PT_REGS_FIELDS} == at_call
-    for step in trace.steps[handler[-1] :]:
-        # under FRED, pt_regs' cs and ss are the frame's CS and SS words (fred_cs, fred_ss)
-        named = {FRED_NAMES.get(s.slot, s.slot): s.value for s in step.stack}
-        slots = {k: v for k, v in named.items() if k in PT_REGS_FIELDS}
-        assert slots == after, f"step {step.index} {step.text!r}: pt_regs differ from after_call"
+            slots = {k: v for k, v in named.items() if k in PT_REGS_FIELDS}
+            assert slots == after, (
+                f"step {step.index} {step.text!r}: pt_regs differ from after_call"
+            )
 
 
 # every shipped scenario, the selftest ones (scenarios/selftests/) included

@@ -49,8 +49,10 @@ def test_the_exit_takes_iret_to_the_handler_with_its_arguments(kernel: str) -> N
     sc = session.scenario
     assert sc.signal is not None
     assert (trace.exit, trace.failed_check) == ("iret", "rcx_eq_rip")
-    f = trace.final
-    assert f is not None and f.cpl == 3
+    # the IRET of the first round trip: the CPU is at the handler's first instruction
+    iret = next(s for s in trace.steps if s.text == "iretq")
+    f = iret.regs
+    assert f.cpl == 3 and iret.index < trace.trips[0].first_step
     fpstate, frame = sig.frame_addresses(sc.rsp)
     assert f.rip == sc.signal.handler and f.rsp == frame
     assert (f.rdi, f.rsi, f.rdx, f.rax) == (14, frame + sig.INFO_OFFSET, frame + sig.UC_OFFSET, 0)
@@ -121,7 +123,8 @@ def test_the_delivery_steps_go_through_the_kernels_functions(kernel: str) -> Non
     outer = "do_signal" if kernel == "v5.8.13" else "arch_do_signal_or_restart"
     inner = "x64_setup_rt_frame" if kernel == "v6.12" else "__setup_rt_frame"
     assert stack.stack[-4:] == (outer, "handle_signal", "setup_rt_frame", inner)
-    handler = [s for s in trace.steps if any(e.kind == "handler" for e in s.events)]
+    first_trip = trace.steps[: trace.trips[0].first_step]
+    handler = [s for s in first_trip if any(e.kind == "handler" for e in s.events)]
     assert handler[-1] is step_of(trace, "sig.flags")
     # each pt_regs write is its own step's, as a watchpoint on the slot sees it
     for key, field in (("sig.ip", "ip"), ("sig.sp", "sp"), ("sig.di", "di"), ("sig.ax", "ax")):
@@ -158,3 +161,28 @@ def test_a_32_bit_task_cannot_take_a_signal_here() -> None:
     )
     with pytest.raises(ScenarioError, match="ia32_setup_rt_frame"):
         parse_scenario(text, "x.toml")
+
+
+@pytest.mark.parametrize("kernel", FILES)
+def test_the_handler_runs_and_its_rt_sigreturn_restores_the_interrupted_state(kernel: str) -> None:
+    """The second round trip of the same run: the handler's instructions at CPL 3, its
+    ret to the restorer, whose rt_sigreturn (nr 15) restores pt_regs from the frame; the
+    SYSRET checks all pass (regs->cx == regs->ip again) and the CPU is back after the
+    interrupted syscall with getpid's return value, the original RSP and RBX."""
+    session, trace = delivered(kernel)
+    sc = session.scenario
+    assert sc.code is not None and sc.signal is not None and len(trace.trips) == 1
+    second = trace.trips[0]
+    assert (second.exit, second.failed_check) == ("sysret", None)
+    assert all(c.result == "pass" for c in second.checks)
+    assert second.pt_regs_at_call["orig_ax"] == 15
+    assert second.pt_regs_after_call["ip"] == sc.code.syscall_return
+    user = [s for s in trace.steps if s.cpl == 3 and s.label == "user"]
+    handler_ran = [s.text for s in user if sc.signal.handler <= s.rip < sc.signal.restorer]
+    assert handler_ran == ["movl %edi, %ebx", "retq"]
+    f = trace.final
+    assert f is not None and f.cpl == 3 and f.rip == sc.code.syscall_return
+    assert (f.rax, f.rsp, f.rbx, f.rflags) == (sc.pid, sc.rsp, 0, sc.rflags)  # rbx: 14 undone
+    events = [e.text for e in trace.events]
+    assert any("in the signal handler on_alarm" in t for t in events)
+    assert any(t.startswith("rt_sigreturn: ucontext at") for t in events)

@@ -854,7 +854,7 @@ class DebuggerScreen(Screen[None]):
             note = kernel_note(focus.label)
         else:
             note = ""
-        handler = trace.handler if "handler" in kinds else ()
+        handler = timeline.handler_lines(ran) if "handler" in kinds and ran is not None else ()
         rewritten = ran.rewritten if ran is not None else ()
         self._note.view = NoteView(note, events, handler, rewritten)
 

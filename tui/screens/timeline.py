@@ -122,6 +122,15 @@ class Timeline:
             return self.trace.fault
         return None
 
+    def handler_lines(self, step: Step) -> tuple[str, ...]:
+        """What the system call did, for the step that ran it: its round trip's lines (a
+        run's second trip, after a signal's handler, has its own), on the system call's
+        own step of the C side (a signal's delivery, also a handler event, has none)."""
+        if step.c is not None and step.c.key != "body":
+            return ()
+        later = [t for t in self.trace.trips if step.index >= t.first_step]
+        return later[-1].handler if later else self.trace.handler
+
     def next_line(self, position: int) -> int:
         """Run the rest of the line that the next instruction belongs to: the whole macro
         when standing at its start, the remainder when in the middle of it."""
