@@ -93,8 +93,10 @@ class Phase(Enum):
 class Run:
     """One round trip of *scenario* on *machine*; ``record`` keeps every step.  It is the
     object Unicorn's hooks reach, so the hooks and the phases they move through stay
-    together here (a little under 300 lines, a third of them the state __init__ sets up,
-    each attribute commented); the models live in engine.run.actions, engine.run.compat_c,
+    together here (about 340 lines: a third of them the state __init__ sets up, each
+    attribute commented, and a run that makes a second round trip after a signal's
+    handler keeps its first trip's results here); the models live in engine.run.actions,
+    engine.run.compat_c, engine.run.fred_c, engine.run.c_side, engine.run.signal,
     engine.run.user, engine.run.int80 and engine.run.sysenter."""
 
     def __init__(
