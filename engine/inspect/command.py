@@ -138,6 +138,9 @@ def completions(at: MachineAt, line: str) -> tuple[str, ...]:
         labels = tuple(n for n in at.trace.symbols if not n.startswith("."))
         regs = tuple(f"${r}" for r in register_names())
         pool = (*labels, *regs, *slot_names(), "--root")
+        if ALIASES.get(before[0], before[0]) == "break":
+            # the C functions the run's statements are inside (break FUNCTION stops there)
+            pool += tuple({f for s in at.trace.steps if s.c is not None for f in s.c.stack})
     return tuple(sorted(w for w in set(pool) if w.startswith(last) and w != last))
 
 

@@ -269,3 +269,6 @@ def test_command_lines_answer_with_the_inspection_results() -> None:
     assert "$rsp" in completions(at, "walk $rs")
     assert "entry_SYSCALL_64" in completions(at, "x entry_S")
     assert completions(at, "x 0 --root ") == ("kernel", "live", "user")
+    # break also completes the C functions the run's statements are inside; x does not
+    assert "__syscall_return_slowpath" in completions(at, "break __syscall_ret")  # v5.8
+    assert "__syscall_return_slowpath" not in completions(at, "x __syscall_ret")
