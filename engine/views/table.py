@@ -11,7 +11,7 @@ import unicodedata
 from typing import TextIO
 
 from engine.errors import escape
-from engine.i18n import N_, _, get_language, pgettext, tr
+from engine.i18n import N_, _, get_language, literal, msg, pgettext, tr
 from engine.trace import Door, Event, Step, Trace
 
 
@@ -187,6 +187,16 @@ def write_verdict(trace: Trace, out: TextIO) -> None:
     )
     if trace.handler:
         lines.append(f"{trace.c_entry}: " + escape("; ".join(tr(line) for line in trace.handler)))
+    for trip in trace.trips:  # a later round trip of the run (a signal handler's rt_sigreturn)
+        word = (trip.exit if english else EXIT_NAMES.get(trip.exit or "", trip.exit)) or "—"
+        said = msg(
+            "{exit} (the next round trip, from step {step}; failed check {check})",
+            step=trip.first_step + 1, exit=literal(word),
+            check=literal(trip.failed_check or "—"),
+        )  # fmt: skip
+        lines.append(f"{head('exit path:')}{escape(tr(said))}")
+        if trip.handler:
+            lines.append(f"{trace.c_entry}: " + escape("; ".join(tr(x) for x in trip.handler)))
     if trace.fault:
         lines.append(f"{head('fault:')}{escape(tr(trace.fault.describe()))}")
     if final is not None:
