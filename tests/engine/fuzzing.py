@@ -59,14 +59,14 @@ INSNS = (
     "mov %rax, (%rax)", "movabs $0x0a6f6c6c6568, %rax", "mov %rsp, %rsi", "ret", "call 1f",
     "lea 8(%rax,%rbx,8), %r8", "mov %gs:0x10, %rax", "swapgs", "wrmsr", "rdmsr",
     "mov %rax, %cr3", "loop 1b", "xchg %rax, %rax", "rep movsb", "lock", "movq %rax, %bogus",
-    "label:", "jmp label", "jmp .", "add $-38, %r15", "mov $-1, %rax",
+    "label:", "jmp label", "jmp .", "add $-38, %r15", "mov $-1, %rax", "h:", "ret",
 )  # fmt: skip
 # Statements starting with punctuation and then 1 made Keystone loop forever (#551).
 PUNCT = "!%&()*+,-./:<=>[\\]^|~"
 STRINGS = (
     "", "[/foo]", "[bold red]x[/]", "[/x]", "[link=file:///etc/passwd]x[/link]", "\x1b[2J",
     "\x07", "\x1b]0;title\x07", "a\nb", "\r", "\x00", "\u202e", "\x9b31m", "x" * 5000, "{",
-    '"', "\\", "é", "🙂", "$(rm -rf /)",
+    '"', "\\", "é", "🙂", "$(rm -rf /)", "NEED_RESCHED", "NOTIFY_RESUME", "label", "h",
 )  # fmt: skip
 NUMBERS = (
     0, 1, -1, 2, 7, 15, 39, 60, 0x1000, 0xFFF, 0x401000, 0x7FFFFFFFF000, 0x800000000000,
@@ -78,10 +78,12 @@ KEYS = (
     "memory", "kernel", "cpu", "paging", "pti", "pcid", "remove_checks", "rip", "code", "rsp",
     "rflags", "rax", "rcx", "r11", "fs_base", "gs_base", "set", "pid", "ip", "cx", "cs", "ss",
     "flags", "sp", "address", "size", "access", "exit", "failed_check", "fault", "fault_cpl",
-    "eflags", "uc_flags", "a\nb", "\x1b[2J", "[/x]", "",
+    "eflags", "uc_flags", "task", "signal", "kstack_offset", "tsc", "number", "handler",
+    "restorer", "siginfo", "a\nb", "\x1b[2J", "[/x]", "",
 )  # fmt: skip
 TABLES = ("[machine]", "[user]", "[handler]", "[handler.set]", "[sigframe]", "[expect]",
-          "[[memory]]", "[memory]", "[[user]]", "[user.code]", "[[x]]")  # fmt: skip
+          "[[memory]]", "[memory]", "[[user]]", "[user.code]", "[[x]]", "[task]", "[signal]",
+          "[[signal]]")  # fmt: skip
 
 
 def toml_string(s: str) -> str:

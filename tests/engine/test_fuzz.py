@@ -160,6 +160,22 @@ CORPUS: list[tuple[str, str, str]] = [
         ":2: memory[0].address: required key missing",
     ),
     ("none-words", 'name = "x"\n[user]\nrax = [1]\n', "expected an integer, got an array"),
+    (
+        "task-flag-escape",
+        'name = "x"\n[task]\nflags = ["\\u001b[2J"]\n',
+        "task.flags[0]: expected one of 'NOTIFY_RESUME', 'NEED_RESCHED', got '\\x1b[2J'",
+    ),
+    (
+        "signal-array",
+        'name = "x"\n[[signal]]\nnumber = 14\n',
+        "expected a table [signal], got an array",
+    ),
+    (
+        "signal-label-escape",
+        'name = "x"\n[user]\ncode = "syscall\\nh:\\nret"\n[signal]\nnumber = 14\n'
+        'handler = "\\u001b]0;t\\u0007"\nrestorer = "h"\n',
+        "no label '\\x1b]0;t\\x07' in the code",
+    ),
     ("table-words", 'name = "x"\nuser = 1\n', "expected a table [user], got an integer"),
     ("step-cap-max", 'name = "x"\nstep_cap = 1000000\n', "value 1000000 out of range 1..100000"),
     (
