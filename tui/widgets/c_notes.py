@@ -33,9 +33,10 @@ C_STATEMENT_NOTES: dict[str, str] = {
         "current_task pointer, then the task_struct, both in emulated memory."
     ),
     "enter.test": N_(
-        "Any entry work? SYSCALL_WORK_ENTER covers seccomp, ptrace (SYSCALL_TRACE, "
-        "SYSCALL_EMU), audit, tracepoints and syscall user dispatch. None is set: "
-        "syscall_trace_enter() is not called."
+        "Any entry work? SYSCALL_WORK_ENTER (v5.8: _TIF_WORK_SYSCALL_ENTRY, in the thread "
+        "flags) covers seccomp, ptrace (SYSCALL_TRACE, SYSCALL_EMU), audit and tracepoints "
+        "(6.1 and 6.12: syscall user dispatch too). None is set: syscall_trace_enter() is "
+        "not called."
     ),
     "ti": N_("current_thread_info(): the thread_info at the start of current's task_struct."),
     "check": N_(
@@ -92,8 +93,9 @@ C_STATEMENT_NOTES: dict[str, str] = {
     "prep": N_("Syscall-specific exit work, run once per system call with interrupts on."),
     "prep.work": N_("The task's syscall_work bits again, for the exit's one-time work."),
     "prep.test": N_(
-        "Any one-time exit work? SYSCALL_WORK_EXIT covers ptrace's report of the exit, audit "
-        "and tracepoints. None is set: syscall_exit_work() is not called."
+        "Any one-time exit work? SYSCALL_WORK_EXIT (v5.8: SYSCALL_EXIT_WORK_FLAGS) covers "
+        "ptrace's report of the exit, single-stepping, audit and tracepoints. None is set: "
+        "syscall_exit_work() (v5.8: syscall_slow_exit_work()) is not called."
     ),
     "irq.off": N_(
         "CLI: interrupts stay off until SYSRET or IRET, so no interrupt can queue new work "
@@ -105,9 +107,9 @@ C_STATEMENT_NOTES: dict[str, str] = {
         "NOTIFY_RESUME and the rest (the scenario's [task] flags set them)."
     ),
     "etump.test": N_(
-        "Any work before user mode? EXIT_TO_USER_MODE_WORK: SIGPENDING, NOTIFY_RESUME, "
-        "UPROBE, NEED_RESCHED, PATCH_PENDING, NOTIFY_SIGNAL. If none is set, the loop is "
-        "skipped."
+        "Any work before user mode? EXIT_TO_USER_MODE_WORK (v5.8: "
+        "EXIT_TO_USERMODE_LOOP_FLAGS): SIGPENDING, NOTIFY_RESUME, UPROBE, NEED_RESCHED, "
+        "PATCH_PENDING (and since 5.11 NOTIFY_SIGNAL). If none is set, the loop is skipped."
     ),
     "etump.loop": N_(
         "The exit loop runs until no work is left: each turn enables interrupts, does the "
