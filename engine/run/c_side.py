@@ -21,12 +21,11 @@ pending signal (engine.run.signal).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from engine.constants import ENOSYS, IF, MASK64, MSR_GS_BASE
+from engine.constants import ENOSYS, IF, MSR_GS_BASE
 from engine.kernel.c_source import (
     C_LINES,
     ENTRY_WORK,
@@ -38,8 +37,8 @@ from engine.kernel.c_source import (
     next_kstack_offset,
 )
 from engine.run.signal import deliver
+from engine.run.sink import Values
 from engine.run.syscalls import SYSCALL_NAMES, HandlerResult, PtRegs, do_syscall_64
-from engine.trace import CStatement
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
@@ -47,12 +46,9 @@ if TYPE_CHECKING:
 #: TS_COMPAT | TS_I386_REGS_POKED, which arch_exit_to_user_mode_prepare clears
 TS_CLEARED = 0x6
 
-#: The value pairs a statement shows: (name as the C writes it, value).
-Values = Sequence[tuple[str, int]]
-
 
 class CWalk:
-    """One system call's C side on one kernel: :meth:`run` steps through it."""
+    """One system call's C side on one kernel: :meth:`run_all` steps through it."""
 
     def __init__(self, run: Run, pt: PtRegs, nr: int, prefix: tuple[str, ...] = ()) -> None:
         """*nr* as do_syscall_64 takes it (an int on 6.1 and 6.12, the caller's low 32
@@ -102,20 +98,16 @@ class CWalk:
     def step(self, key: str, stack: tuple[str, ...], values: Values = (), text: str = "") -> None:
         """Statement *key* of this kernel's C begins, in *stack*, reading or writing
         *values*: what the caller does to the machine after this belongs to its step."""
-        if self.run.recording is None:
-            return  # a sweep keeps no steps: only what the statements do counts
-        file, line, source = self.lines[key]
-        st = CStatement(
-            key, file, line, self.prefix + stack, tuple((n, v & MASK64) for n, v in values)
-        )
-        self.run.sink.c_statement(st, text or source, source)
+        self.run.sink.c_statement(key, self.lines[key], self.prefix + stack, values, text)
 
     def body(self, stack: tuple[str, ...] | None, name: str) -> None:
         """The system call's own function, one step (none when *stack* is None: past the
         table no function runs), then the [handler.set] writes, as after any C entry."""
         if stack is not None:
-            st = CStatement("body", "", 0, self.prefix + stack, (("nr", self.nr),))
-            self.run.sink.c_statement(st, f"{name}(regs)", f"{name}(regs);")
+            where = ("", 0, f"{name}(regs);")  # the body's own source is not shown
+            self.run.sink.c_statement(
+                "body", where, self.prefix + stack, (("nr", self.nr),), f"{name}(regs)"
+            )
         res: HandlerResult = do_syscall_64(
             self.run.m, self.pt.cr3, self.nr, self.pt.base, self.run.sc.pid,
             self.run.pt_at_call, self.run.kernel.nr_syscalls,
@@ -317,7 +309,7 @@ class CWalk:
             return flags
         cleared = self.thread_flags() & ~bit
         self.step(call, (*loop, callee), (("thread_info.flags", cleared),))
-        self._write(self.task.flags, 8, cleared)
+        self.write_flags(cleared)
         return flags
 
     def _status(self, a: tuple[str, ...]) -> None:

@@ -140,10 +140,7 @@ class Run:
         self.eretu_pended_db = False
         #: the CPU context at CPL 3 right after entering user mode (ERETU returns to it)
         self.user_ctx: object | None = None
-        # Under FRED nothing decides between SYSRET and IRET: no check is tracked.
-        self.checks: list[CheckState] = initial_states(
-            machine.image.features.removed_checks, () if self.fred else self.kernel.checks
-        )
+        self.checks: list[CheckState] = self.initial_checks()
         self.failed_check: CheckName | None = None
         self.exit: ExitPath | None = None
         self.fault: Fault | None = None
@@ -218,11 +215,18 @@ class Run:
         i = next(i for i, s in enumerate(self.checks) if s.name == c.state.name)
         self.checks[i] = c.state
 
+    def initial_checks(self) -> list[CheckState]:
+        """The kernel's checks, none made yet (under FRED nothing decides between SYSRET
+        and IRET: no check is tracked)."""
+        return initial_states(
+            self.img.features.removed_checks, () if self.fred else self.kernel.checks
+        )
+
     def next_trip(self) -> None:
         """The first round trip is over and the run goes on in user mode (a delivered
         signal's handler runs): keep the first trip's results and start a fresh one."""
-        self.first_trip = self._trip(0)
-        self.checks = initial_states(self.img.features.removed_checks, self.kernel.checks)
+        self.first_trip = self.trip(0)
+        self.checks = self.initial_checks()
         self.failed_check = None
         self.exit = None
         self.syscall_hit = None
@@ -232,7 +236,8 @@ class Run:
         self.phase = Phase.USER
         self.again = True
 
-    def _trip(self, first_step: int) -> Trip:
+    def trip(self, first_step: int) -> Trip:
+        """The round trip under way, as it stands, begun at step *first_step*."""
         return Trip(
             first_step, self.exit, self.failed_check, tuple(self.checks), self.pt_at_call,
             self.pt_after_call, tuple(self.handler_lines),
@@ -391,9 +396,7 @@ class Run:
         else:
             self._syscall_trip()
             # the signal handler's restorer made a second SYSCALL (rt_sigreturn)
-            while self.again and self.syscall_hit is not None and not self.stopped:
-                if self.fault is not None:
-                    break
+            while self.again and self.syscall_hit is not None and self._ongoing():
                 self.second_trip_at = len(self.rec.steps)
                 self.again = False
                 self._syscall_trip()
@@ -401,6 +404,9 @@ class Run:
             # the ERETU model, then the CPU fetches the instruction it returned to
             rip = self.user_actions.eretu(self.eretu_at)
             self.emu(rip, count=1)
+
+    def _ongoing(self) -> bool:
+        return self.fault is None and not self.stopped
 
     def _syscall_trip(self) -> None:
         """The SYSCALL transition (modelled), then the kernel from the entry point."""
@@ -446,13 +452,11 @@ def build_trace(run: Run, final: Regs) -> Trace:
     """The record of *run*, ended with the machine in state *final*: the first round
     trip's exit, checks and pt_regs, and any later trip's in ``trips``."""
     sc = run.sc
-    first = run.first_trip
-    later: tuple[Trip, ...] = ()
-    if first is not None:
-        later = (run._trip(run.second_trip_at),)
-        run.exit, run.failed_check, run.checks = first.exit, first.failed_check, list(first.checks)
-        run.pt_at_call, run.pt_after_call = first.pt_regs_at_call, first.pt_regs_after_call
-        run.handler_lines = list(first.handler)
+    # what the run did last is a second trip's when there was one; the trace leads with
+    # the first
+    last = run.trip(run.second_trip_at)
+    first = run.first_trip or last
+    later = (last,) if run.first_trip is not None else ()
     return Trace(
         scenario=sc.name,
         path=sc.path,
@@ -463,13 +467,13 @@ def build_trace(run: Run, final: Regs) -> Trace:
         pcid=sc.machine.pcid,
         initial=run.initial or final,
         steps=tuple(run.rec.steps),
-        exit=run.exit,
-        failed_check=run.failed_check,
-        checks=tuple(run.checks),
+        exit=first.exit,
+        failed_check=first.failed_check,
+        checks=first.checks,
         fault=run.fault,
-        pt_regs_at_call=run.pt_at_call,
-        pt_regs_after_call=run.pt_after_call,
-        handler=tuple(run.handler_lines),
+        pt_regs_at_call=first.pt_regs_at_call,
+        pt_regs_after_call=first.pt_regs_after_call,
+        handler=first.handler,
         output=run.output,
         final=final,
         final_cpl=final.cpl,

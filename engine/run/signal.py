@@ -140,7 +140,7 @@ def deliver(walk: CWalk, loop: tuple[str, ...], name: str, flags: int) -> int:
     walk.write_flags(walk.thread_flags() & ~bit)
     walk.step("sig.handle", a)
     h = (*a, "handle_signal")
-    pt = PtRegs(run.m, walk.pt.cr3, walk.pt.base)
+    pt = walk.pt
     before = pt.read()
     walk.step("sig.restart", h, (("regs->orig_ax", before["orig_ax"]), ("regs->ax", before["ax"])))
     walk.step("sig.setup", h)

@@ -17,7 +17,7 @@ from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, Uc
 from unicorn import x86_const as X
 
 from engine.checks import describe, evaluate
-from engine.constants import ZF
+from engine.constants import MASK64, ZF
 from engine.i18n import N_, msg
 from engine.kernel.common_c import CCheck
 from engine.run.recorder import WORD, Pending, StepRecorder
@@ -35,6 +35,11 @@ from engine.trace import (
 
 if TYPE_CHECKING:
     from engine.run.roundtrip import Run
+
+#: A C statement's place in the kernel's tree: (file, line, the statement as written).
+CLine = tuple[str, int, str]
+#: The values a C statement shows: (name as the C writes it, value).
+Values = Sequence[tuple[str, int]]
 
 #: Picks, from the run active when a hook fires, the method the hook calls.
 Select = Callable[["Run"], Callable[..., Any]]
@@ -66,9 +71,12 @@ class StepSink(Protocol):
         """C conditions decided at the RET of a modelled C function at *address* (6.12's
         do_syscall_64 unless *side* names another); its verdict goes to RAX."""
 
-    def c_statement(self, st: CStatement, text: str, source: str) -> None:
+    def c_statement(self, key: str, where: CLine, stack: tuple[str, ...], values: Values,
+                    text: str) -> None:  # fmt: skip
         """A statement of do_syscall_64's C side begins (engine.run.c_side): what the walk
-        does next belongs to it.  *text* is the step's one-line form, *source* the line."""
+        does next belongs to it.  *where* is its (file, line, source) in the kernel's tree,
+        *stack* the calls it is inside, *values* what it reads and writes, *text* the
+        step's one-line form (the source when empty)."""
 
     def c_return(self) -> None:
         """do_syscall_64's C is done; its RET instruction runs next."""
@@ -265,7 +273,11 @@ class Recording:
         self.finish()
         self.pending = self.rec.begin(address, 1)
 
-    def c_statement(self, st: CStatement, text: str, source: str) -> None:
+    def c_statement(self, key: str, where: CLine, stack: tuple[str, ...], values: Values,
+                    text: str) -> None:  # fmt: skip
+        file, line, source = where
+        st = CStatement(key, file, line, stack, tuple((n, v & MASK64) for n, v in values))
+        text = text or source
         p = self.pending
         run = self.run
         if p is not None and p.kind is StepKind.INSTRUCTION:
@@ -325,8 +337,9 @@ class Sweep:
         if self.run.c_frame is not None:
             self.run.c_frame.restore_rsp()
 
-    def c_statement(self, st: CStatement, text: str, source: str) -> None:
-        pass
+    def c_statement(self, key: str, where: CLine, stack: tuple[str, ...], values: Values,
+                    text: str) -> None:  # fmt: skip
+        pass  # no steps: only what the statement does to the machine counts
 
     def c_return(self) -> None:
         pass

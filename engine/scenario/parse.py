@@ -628,7 +628,6 @@ def _signal(r: _Reader, data: dict[str, Any], user: _User) -> SignalConfig | Non
         raise r.fail("signal.number", f"{UNCATCHABLE[number]} ({number}) cannot be caught")
     if user.mode == "compat":
         raise r.fail("signal", "a 32-bit task's signal frame (ia32_setup_rt_frame) is not modelled")
-    assert user.code is not None
     labels = {
         line.text.removesuffix(":"): line.address
         for line in user.code.listing

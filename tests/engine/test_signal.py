@@ -59,7 +59,7 @@ def test_the_exit_takes_iret_to_the_handler_with_its_arguments(kernel: str) -> N
     assert f.cs == USER_CS and not f.rflags & TF
     assert (frame + 8) % 16 == 0 and fpstate % 64 == 0  # the handler starts as if called
     # RCX still holds the RIP after the syscall: the check that sent the exit to IRET
-    assert f.rcx == sc.code.syscall_return if sc.code else False
+    assert sc.code is not None and f.rcx == sc.code.syscall_return
 
 
 @pytest.mark.parametrize("kernel", FILES)
